@@ -1,0 +1,54 @@
+/**
+ * The one event stream a run emits. The ink UI, the plain logger and `--progress json` all consume it.
+ */
+
+export interface StageCounts {
+  stage: string;
+  /** Samples the stage has pulled from upstream. */
+  in: number;
+  /** Samples it has passed downstream (failed and dropped ones included: they still get recorded). */
+  out: number;
+  /** Samples this stage marked failed. */
+  failed: number;
+  /** Samples this stage marked dropped. */
+  dropped: number;
+  /** Samples out per second over the last few seconds. */
+  rateNow: number;
+  /** Samples out per second since the stage started. */
+  rateAvg: number;
+  /** Mean latency of the stage's last batches, for model stages that report it. */
+  batchLatencyMs?: number;
+}
+
+export interface LlmCounters {
+  stage: string;
+  inFlight: number;
+  requests: number;
+  retries: number;
+  cached: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+}
+
+export type PipelineEvent =
+  | { type: 'run-start'; runId: number; stages: string[]; total: number | null; resumed: number }
+  | { type: 'progress'; elapsedMs: number; total: number | null; stages: StageCounts[] }
+  | { type: 'sample-error'; stage: string; key: string; code: string; message: string }
+  | { type: 'llm'; counters: LlmCounters }
+  | { type: 'log'; level: 'info' | 'warn'; message: string }
+  | { type: 'aborting'; reason: string }
+  | { type: 'run-end'; elapsedMs: number; aborted: boolean; stages: StageCounts[]; summary: RunSummary };
+
+export interface RunSummary {
+  samples: { total: number; ok: number; failed: number; dropped: number };
+  failures: Record<string, number>;
+  exported: Record<string, number>;
+}
+
+/** Events a stage may emit itself; the runner adds counts and timing. */
+export type StageEvent =
+  | { type: 'sample-error'; key: string; code: string; message: string }
+  | { type: 'batch-latency'; ms: number }
+  | { type: 'llm'; counters: Omit<LlmCounters, 'stage'> }
+  | { type: 'log'; level: 'info' | 'warn'; message: string };

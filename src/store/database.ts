@@ -1,0 +1,55 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ConfigError } from '../core/errors.js';
+import { MIGRATIONS } from './migrations.js';
+
+export type Db = Database.Database;
+
+export interface OpenOptions {
+  /** Open without the right to write (for `inspect`); the database must exist and is never migrated. */
+  readonly?: boolean;
+}
+
+/** Open (creating if needed) a run database with WAL and the current schema. */
+export function openDatabase(path: string, options: OpenOptions = {}): Db {
+  if (options.readonly) {
+    let db: Db;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true });
+    } catch (err) {
+      throw new ConfigError(`run database "${path}": cannot open (${(err as Error).message})`, { cause: err });
+    }
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new ConfigError(`run database "${path}": schema version ${version} is newer than this vlcurate understands (${MIGRATIONS.length})`);
+    }
+    return db;
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  // NORMAL is durable across process kills in WAL mode (only an OS crash can lose the last commits).
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db, path);
+  return db;
+}
+
+function migrate(db: Db, path: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new ConfigError(`run database "${path}": schema version ${version} is newer than this vlcurate understands (${MIGRATIONS.length})`);
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}

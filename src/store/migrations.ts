@@ -1,0 +1,112 @@
+/**
+ * Schema migrations, applied in order; `PRAGMA user_version` holds how many have run.
+ * Never edit a shipped migration: add a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: the whole first schema.
+  `
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    recipe_json TEXT NOT NULL,
+    recipe_hash TEXT NOT NULL,
+    shard TEXT NOT NULL DEFAULT '0/1',
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL DEFAULT 'running' -- running | finished | aborted | crashed
+  );
+
+  CREATE TABLE samples (
+    key TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    image_ref TEXT NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    format TEXT,
+    byte_length INTEGER,
+    sha256 TEXT,
+    orientation INTEGER,
+    status TEXT NOT NULL,           -- ok | failed | dropped
+    error_code TEXT,
+    error_message TEXT,
+    error_stage TEXT,
+    drop_reason TEXT,
+    meta_json TEXT NOT NULL DEFAULT '{}',
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    updated_at TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX samples_status ON samples(status, error_code);
+  CREATE INDEX samples_sha256 ON samples(sha256);
+
+  CREATE TABLE captions (
+    id INTEGER PRIMARY KEY,
+    sample_key TEXT NOT NULL REFERENCES samples(key) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,           -- position among the sample's captions
+    origin TEXT NOT NULL,           -- web | annotation | synthetic
+    text TEXT NOT NULL,
+    issue TEXT,                     -- invalid_utf8, control_chars_removed, ...
+    usable INTEGER NOT NULL DEFAULT 1,
+    model TEXT,                     -- captioner that wrote a synthetic caption
+    itc REAL,
+    itm REAL,
+    kept INTEGER,                   -- null until a filter decides
+    reason TEXT,                    -- why kept or dropped
+    UNIQUE (sample_key, idx)
+  );
+  CREATE INDEX captions_scores ON captions(kept, itm, itc);
+
+  CREATE TABLE boxes (
+    id INTEGER PRIMARY KEY,
+    sample_key TEXT NOT NULL REFERENCES samples(key) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    original_json TEXT,             -- the box as the source gave it, with its frame
+    UNIQUE (sample_key, idx)
+  );
+
+  CREATE TABLE instructions (
+    id INTEGER PRIMARY KEY,
+    sample_key TEXT NOT NULL REFERENCES samples(key) ON DELETE CASCADE,
+    task TEXT NOT NULL,             -- conversation | detail | reasoning | stage1 | grounding | ...
+    variant INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,           -- ok | rejected | failed
+    reason TEXT,
+    conversations_json TEXT,
+    request_hash TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL,
+    UNIQUE (sample_key, task, variant)
+  );
+
+  CREATE TABLE llm_cache (
+    request_hash TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    request_json TEXT NOT NULL,
+    response_json TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE export_shards (
+    export_name TEXT NOT NULL,
+    shard_index INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    sample_count INTEGER NOT NULL,
+    byte_length INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    PRIMARY KEY (export_name, shard_index)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE exports (
+    export_name TEXT NOT NULL,
+    sample_key TEXT NOT NULL REFERENCES samples(key) ON DELETE CASCADE,
+    shard_index INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (export_name, sample_key)
+  ) WITHOUT ROWID;
+  CREATE INDEX exports_shard ON exports(export_name, shard_index);
+  `,
+];

@@ -1,0 +1,200 @@
+import type { RunSummary } from '../core/events.js';
+import type { Db } from './database.js';
+
+/** Counts per status, failure code and export: the `inspect stats --json` contract and the run summary. */
+export function runSummary(db: Db): RunSummary {
+  const samples = { total: 0, ok: 0, failed: 0, dropped: 0 };
+  for (const row of db.prepare('SELECT status, COUNT(*) AS n FROM samples GROUP BY status').all() as { status: string; n: number }[]) {
+    samples.total += row.n;
+    if (row.status === 'ok' || row.status === 'failed' || row.status === 'dropped') samples[row.status] += row.n;
+  }
+  const failures: Record<string, number> = {};
+  for (const row of db
+    .prepare(`SELECT error_code AS code, COUNT(*) AS n FROM samples WHERE status = 'failed' GROUP BY error_code ORDER BY n DESC, code`)
+    .all() as { code: string; n: number }[]) {
+    failures[row.code] = row.n;
+  }
+  const exported: Record<string, number> = {};
+  for (const row of db
+    .prepare('SELECT export_name AS name, COUNT(*) AS n FROM exports GROUP BY export_name ORDER BY export_name')
+    .all() as { name: string; n: number }[]) {
+    exported[row.name] = row.n;
+  }
+  return { samples, failures, exported };
+}
+
+export interface RunStats extends RunSummary {
+  dropReasons: Record<string, number>;
+  captions: {
+    total: number;
+    byOrigin: Record<string, number>;
+    issues: Record<string, number>;
+    kept: number;
+    rejected: number;
+    undecided: number;
+  };
+  scores: { itc: Quantiles | null; itm: Quantiles | null };
+  sources: Record<string, number>;
+  runs: { id: number; status: string; startedAt: string; finishedAt: string | null; shard: string }[];
+}
+
+export interface Quantiles {
+  count: number;
+  min: number;
+  p10: number;
+  p50: number;
+  p90: number;
+  max: number;
+  mean: number;
+}
+
+function countBy(db: Db, sql: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const row of db.prepare(sql).all() as { k: string | null; n: number }[]) out[row.k ?? '(none)'] = row.n;
+  return out;
+}
+
+/** Quantiles by OFFSET on the indexed column: no full sort in JavaScript, fast on large runs. */
+function quantiles(db: Db, column: 'itc' | 'itm'): Quantiles | null {
+  const agg = db
+    .prepare(`SELECT COUNT(${column}) AS n, MIN(${column}) AS lo, MAX(${column}) AS hi, AVG(${column}) AS mean FROM captions`)
+    .get() as { n: number; lo: number | null; hi: number | null; mean: number | null };
+  if (agg.n === 0) return null;
+  const at = db.prepare(`SELECT ${column} AS v FROM captions WHERE ${column} IS NOT NULL ORDER BY ${column} LIMIT 1 OFFSET ?`);
+  const q = (p: number) => (at.get(Math.min(agg.n - 1, Math.floor(p * (agg.n - 1)))) as { v: number }).v;
+  return { count: agg.n, min: agg.lo!, p10: q(0.1), p50: q(0.5), p90: q(0.9), max: agg.hi!, mean: agg.mean! };
+}
+
+export function runStats(db: Db): RunStats {
+  const captionCounts = db
+    .prepare(
+      `SELECT COUNT(*) AS total, SUM(kept = 1) AS kept, SUM(kept = 0) AS rejected, SUM(kept IS NULL) AS undecided FROM captions`,
+    )
+    .get() as { total: number; kept: number | null; rejected: number | null; undecided: number | null };
+  return {
+    ...runSummary(db),
+    dropReasons: countBy(db, `SELECT drop_reason AS k, COUNT(*) AS n FROM samples WHERE status = 'dropped' GROUP BY drop_reason ORDER BY n DESC`),
+    captions: {
+      total: captionCounts.total,
+      byOrigin: countBy(db, 'SELECT origin AS k, COUNT(*) AS n FROM captions GROUP BY origin ORDER BY origin'),
+      issues: countBy(db, 'SELECT issue AS k, COUNT(*) AS n FROM captions WHERE issue IS NOT NULL GROUP BY issue ORDER BY n DESC'),
+      kept: captionCounts.kept ?? 0,
+      rejected: captionCounts.rejected ?? 0,
+      undecided: captionCounts.undecided ?? 0,
+    },
+    scores: { itc: quantiles(db, 'itc'), itm: quantiles(db, 'itm') },
+    sources: countBy(db, 'SELECT source AS k, COUNT(*) AS n FROM samples GROUP BY source ORDER BY source'),
+    runs: db
+      .prepare('SELECT id, status, started_at AS startedAt, finished_at AS finishedAt, shard FROM runs ORDER BY id')
+      .all() as RunStats['runs'],
+  };
+}
+
+export interface SampleFilter {
+  status?: string;
+  /** Matches a failure code or a drop reason. */
+  reason?: string;
+  origin?: string;
+  minItm?: number;
+  maxItc?: number;
+  source?: string;
+  limit?: number;
+  order?: 'key' | 'itm' | '-itm' | 'itc' | '-itc' | 'updated';
+}
+
+export interface SampleRow {
+  key: string;
+  status: string;
+  error_code: string | null;
+  error_message: string | null;
+  drop_reason: string | null;
+  source: string;
+  width: number | null;
+  height: number | null;
+  best_itc: number | null;
+  best_itm: number | null;
+}
+
+const ORDERS: Record<NonNullable<SampleFilter['order']>, string> = {
+  key: 's.key',
+  itm: 'best_itm IS NULL, best_itm',
+  '-itm': 'best_itm IS NULL, best_itm DESC',
+  itc: 'best_itc IS NULL, best_itc',
+  '-itc': 'best_itc IS NULL, best_itc DESC',
+  updated: 's.updated_at DESC',
+};
+
+export function listSamples(db: Db, filter: SampleFilter): SampleRow[] {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.status) {
+    where.push('s.status = ?');
+    params.push(filter.status);
+  }
+  if (filter.reason) {
+    where.push('(s.error_code = ? OR s.drop_reason = ?)');
+    params.push(filter.reason, filter.reason);
+  }
+  if (filter.source) {
+    where.push('s.source = ?');
+    params.push(filter.source);
+  }
+  if (filter.origin) {
+    where.push('EXISTS (SELECT 1 FROM captions c WHERE c.sample_key = s.key AND c.origin = ?)');
+    params.push(filter.origin);
+  }
+  const having: string[] = [];
+  if (filter.minItm !== undefined) {
+    having.push('best_itm >= ?');
+    params.push(filter.minItm);
+  }
+  if (filter.maxItc !== undefined) {
+    having.push('best_itc <= ?');
+    params.push(filter.maxItc);
+  }
+  const sql = `
+    SELECT * FROM (
+      SELECT s.key, s.status, s.error_code, s.error_message, s.drop_reason, s.source, s.width, s.height, s.updated_at,
+             (SELECT MAX(itc) FROM captions c WHERE c.sample_key = s.key) AS best_itc,
+             (SELECT MAX(itm) FROM captions c WHERE c.sample_key = s.key) AS best_itm
+      FROM samples s ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    ) s ${having.length ? `WHERE ${having.join(' AND ')}` : ''}
+    ORDER BY ${ORDERS[filter.order ?? 'key']}
+    LIMIT ?`;
+  params.push(filter.limit ?? 50);
+  return (db.prepare(sql).all(...params) as (SampleRow & { updated_at?: string })[]).map(({ updated_at: _, ...row }) => row);
+}
+
+export interface SampleDetail {
+  sample: Record<string, unknown>;
+  captions: Record<string, unknown>[];
+  boxes: Record<string, unknown>[];
+  instructions: Record<string, unknown>[];
+  exports: { export_name: string; shard_index: number; position: number; path: string | null }[];
+}
+
+export function showSample(db: Db, key: string): SampleDetail | null {
+  const sample = db.prepare('SELECT * FROM samples WHERE key = ?').get(key) as Record<string, unknown> | undefined;
+  if (!sample) return null;
+  sample.meta = JSON.parse(String(sample.meta_json ?? '{}'));
+  delete sample.meta_json;
+  return {
+    sample,
+    captions: db
+      .prepare('SELECT idx, origin, text, issue, usable, model, itc, itm, kept, reason FROM captions WHERE sample_key = ? ORDER BY idx')
+      .all(key) as Record<string, unknown>[],
+    boxes: (db.prepare('SELECT idx, label, x1, y1, x2, y2, original_json FROM boxes WHERE sample_key = ? ORDER BY idx').all(key) as Record<string, unknown>[]).map(
+      ({ original_json, ...box }) => ({ ...box, original: original_json ? JSON.parse(String(original_json)) : null }),
+    ),
+    instructions: db
+      .prepare('SELECT task, variant, status, reason, conversations_json FROM instructions WHERE sample_key = ? ORDER BY task, variant')
+      .all(key) as Record<string, unknown>[],
+    exports: db
+      .prepare(
+        `SELECT e.export_name, e.shard_index, e.position, sh.path FROM exports e
+         LEFT JOIN export_shards sh ON sh.export_name = e.export_name AND sh.shard_index = e.shard_index
+         WHERE e.sample_key = ? ORDER BY e.export_name`,
+      )
+      .all(key) as SampleDetail['exports'],
+  };
+}

@@ -1,0 +1,22 @@
+import type { DecodedPair } from '../core/sample.js';
+import type { Stage } from '../core/stage.js';
+import { batch } from '../iter/batch.js';
+import type { RunStore } from './run-store.js';
+
+/**
+ * Commits samples to the run database in batched transactions and passes each sample on only after its
+ * batch is committed, so later stages (exports) never reference a sample the database lacks.
+ */
+export function createRecordStage(store: RunStore, runId: number, commitEvery: number): Stage<DecodedPair, DecodedPair> {
+  return {
+    name: 'record',
+    async *run(input, ctx) {
+      for await (const samples of batch(input, commitEvery)) {
+        const started = performance.now();
+        store.writeSamples(runId, samples);
+        ctx.emit({ type: 'batch-latency', ms: performance.now() - started });
+        yield* samples;
+      }
+    },
+  };
+}

@@ -1,0 +1,157 @@
+import type { Db } from './database.js';
+import { nowIso } from './database.js';
+import type { DecodedPair, SampleStatus } from '../core/sample.js';
+
+export interface ShardRecord {
+  exportName: string;
+  shardIndex: number;
+  path: string;
+  sampleCount: number;
+  byteLength: number;
+  sha256: string;
+}
+
+/**
+ * Writes and reads the state of a run. Every method that writes runs in one transaction, so a batch of
+ * samples or a finished shard is committed whole or not at all.
+ */
+export class RunStore {
+  private readonly upsertSample;
+  private readonly deleteCaptions;
+  private readonly insertCaption;
+  private readonly deleteBoxes;
+  private readonly insertBox;
+  private readonly insertShard;
+  private readonly insertExport;
+
+  constructor(readonly db: Db) {
+    this.upsertSample = db.prepare(`
+      INSERT INTO samples (key, source, image_ref, width, height, format, byte_length, sha256, orientation,
+                           status, error_code, error_message, error_stage, drop_reason, meta_json, run_id, updated_at)
+      VALUES (@key, @source, @imageRef, @width, @height, @format, @byteLength, @sha256, @orientation,
+              @status, @errorCode, @errorMessage, @errorStage, @dropReason, @metaJson, @runId, @now)
+      ON CONFLICT(key) DO UPDATE SET
+        source = excluded.source, image_ref = excluded.image_ref, width = excluded.width, height = excluded.height,
+        format = excluded.format, byte_length = excluded.byte_length, sha256 = excluded.sha256,
+        orientation = excluded.orientation, status = excluded.status, error_code = excluded.error_code,
+        error_message = excluded.error_message, error_stage = excluded.error_stage, drop_reason = excluded.drop_reason,
+        meta_json = excluded.meta_json, run_id = excluded.run_id, updated_at = excluded.updated_at`);
+    this.deleteCaptions = db.prepare('DELETE FROM captions WHERE sample_key = ?');
+    this.insertCaption = db.prepare(`
+      INSERT INTO captions (sample_key, idx, origin, text, issue, usable) VALUES (?, ?, ?, ?, ?, ?)`);
+    this.deleteBoxes = db.prepare('DELETE FROM boxes WHERE sample_key = ?');
+    this.insertBox = db.prepare(`
+      INSERT INTO boxes (sample_key, idx, label, x1, y1, x2, y2, original_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.insertShard = db.prepare(`
+      INSERT INTO export_shards (export_name, shard_index, path, sample_count, byte_length, sha256, finished_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?)`);
+    this.insertExport = db.prepare(`
+      INSERT INTO exports (export_name, sample_key, shard_index, position) VALUES (?, ?, ?, ?)`);
+  }
+
+  startRun(recipeJson: string, recipeHash: string, shard: string): number {
+    // A run row left 'running' belongs to a process that died; say so instead of leaving it ambiguous.
+    this.db.prepare(`UPDATE runs SET status = 'crashed' WHERE status = 'running'`).run();
+    const info = this.db
+      .prepare('INSERT INTO runs (recipe_json, recipe_hash, shard, started_at) VALUES (?, ?, ?, ?)')
+      .run(recipeJson, recipeHash, shard, nowIso());
+    return Number(info.lastInsertRowid);
+  }
+
+  finishRun(runId: number, status: 'finished' | 'aborted'): void {
+    this.db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE id = ?').run(status, nowIso(), runId);
+  }
+
+  /** Commit a batch of samples with their captions and boxes (replacing what an earlier attempt wrote). */
+  writeSamples(runId: number, samples: readonly DecodedPair[]): void {
+    const now = nowIso();
+    this.db.transaction(() => {
+      for (const s of samples) {
+        const status: SampleStatus = s.failure ? 'failed' : s.dropped ? 'dropped' : 'ok';
+        this.upsertSample.run({
+          key: s.key,
+          source: s.source,
+          imageRef: s.imageRef,
+          width: s.image?.width ?? null,
+          height: s.image?.height ?? null,
+          format: s.image?.format ?? null,
+          byteLength: s.image?.byteLength ?? s.imageBytes?.length ?? null,
+          sha256: s.image?.sha256 ?? null,
+          orientation: s.image?.orientation ?? null,
+          status,
+          errorCode: s.failure?.code ?? null,
+          errorMessage: s.failure?.message ?? null,
+          errorStage: s.failure?.stage ?? null,
+          dropReason: s.dropped?.reason ?? null,
+          metaJson: JSON.stringify(s.meta),
+          runId,
+          now,
+        });
+        this.deleteCaptions.run(s.key);
+        s.captions.forEach((c, idx) => this.insertCaption.run(s.key, idx, c.origin, c.text, c.issue, c.usable ? 1 : 0));
+        this.deleteBoxes.run(s.key);
+        s.boxes.forEach((b, idx) =>
+          this.insertBox.run(s.key, idx, b.label, ...b.box, b.original ? JSON.stringify(b.original) : null),
+        );
+      }
+    })();
+  }
+
+  /**
+   * Of `keys`, those that need no more work: failed or dropped, or ok and exported by every export in
+   * `exportNames`. Resume skips them before reading their images.
+   */
+  doneKeys(keys: readonly string[], exportNames: readonly string[]): Set<string> {
+    const done = new Set<string>();
+    if (keys.length === 0) return done;
+    const placeholders = keys.map(() => '?').join(',');
+    const rows = this.db
+      .prepare(
+        `SELECT s.key, s.status,
+                (SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${exportNames.map(() => '?').join(',') || "''"})) AS exported
+         FROM samples s WHERE s.key IN (${placeholders})`,
+      )
+      .all(...exportNames, ...keys) as { key: string; status: SampleStatus; exported: number }[];
+    for (const row of rows) {
+      if (row.status !== 'ok' || row.exported >= exportNames.length) done.add(row.key);
+    }
+    return done;
+  }
+
+  /** How many samples need no more work (see `doneKeys`), for the resume line at the start of a run. */
+  countDone(exportNames: readonly string[]): number {
+    const row = this.db
+      .prepare(
+        `SELECT COUNT(*) AS n FROM samples s WHERE s.status != 'ok' OR
+           (SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${exportNames.map(() => '?').join(',') || "''"})) >= ?`,
+      )
+      .get(...exportNames, exportNames.length) as { n: number };
+    return row.n;
+  }
+
+  /** Keys an export already holds, of those given. */
+  exportedKeys(exportName: string, keys: readonly string[]): Set<string> {
+    if (keys.length === 0) return new Set();
+    const rows = this.db
+      .prepare(`SELECT sample_key FROM exports WHERE export_name = ? AND sample_key IN (${keys.map(() => '?').join(',')})`)
+      .all(exportName, ...keys) as { sample_key: string }[];
+    return new Set(rows.map((r) => r.sample_key));
+  }
+
+  /** Record a finished shard and which samples it holds, in one transaction. */
+  recordShard(shard: ShardRecord, keys: readonly string[]): void {
+    this.db.transaction(() => {
+      this.insertShard.run(shard.exportName, shard.shardIndex, shard.path, shard.sampleCount, shard.byteLength, shard.sha256, nowIso());
+      keys.forEach((key, position) => this.insertExport.run(shard.exportName, key, shard.shardIndex, position));
+    })();
+  }
+
+  shards(exportName: string): ShardRecord[] {
+    return this.db
+      .prepare(
+        `SELECT export_name AS exportName, shard_index AS shardIndex, path, sample_count AS sampleCount,
+                byte_length AS byteLength, sha256 FROM export_shards WHERE export_name = ? ORDER BY shard_index`,
+      )
+      .all(exportName) as ShardRecord[];
+  }
+}

@@ -1,0 +1,124 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, type Db } from '../../src/store/database.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
+import { RunStore } from '../../src/store/run-store.js';
+import { runSummary, runStats, listSamples, showSample } from '../../src/store/queries.js';
+import type { DecodedPair } from '../../src/core/sample.js';
+
+function sample(key: string, extra: Partial<DecodedPair> = {}): DecodedPair {
+  return {
+    key,
+    source: 'src-0',
+    imageRef: `file:/x/${key}.jpg`,
+    imageBytes: Buffer.from('x'),
+    captions: [{ text: `caption of ${key}`, origin: 'web', issue: null, usable: true }],
+    boxes: [{ label: 'red circle', box: [1, 2, 11, 22], original: { frame: 'coco_xywh', values: [1, 2, 10, 20] } }],
+    meta: { url: `https://example.invalid/${key}` },
+    failure: null,
+    image: { width: 64, height: 48, format: 'jpeg', byteLength: 1, sha256: 'ab', orientation: 1 },
+    ...extra,
+  };
+}
+
+let dir: string;
+let db: Db;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vlc-store-'));
+  db = openDatabase(join(dir, 'nested', 'run.db'));
+});
+afterEach(() => {
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('run database', () => {
+  it('creates the schema at the current version in WAL mode', () => {
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((t) => t.name);
+    expect(tables).toEqual(['boxes', 'captions', 'export_shards', 'exports', 'instructions', 'llm_cache', 'runs', 'samples']);
+  });
+
+  it('reopening does not re-run migrations and keeps data', () => {
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    store.writeSamples(run, [sample('a')]);
+    db.close();
+    db = openDatabase(join(dir, 'nested', 'run.db'));
+    expect(runSummary(db).samples.total).toBe(1);
+  });
+
+  it('refuses a database from a newer vlcurate, naming both versions', () => {
+    db.pragma(`user_version = ${MIGRATIONS.length + 5}`);
+    db.close();
+    expect(() => (db = openDatabase(join(dir, 'nested', 'run.db')))).toThrow(/schema version \d+ is newer/);
+    db = new Database(':memory:');
+  });
+
+  it('writes samples with captions and boxes; rewriting a sample replaces them (resume is idempotent)', () => {
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    store.writeSamples(run, [sample('a'), sample('b', { failure: { code: 'image_truncated', message: 'cut', stage: 'decode' }, image: null })]);
+    store.writeSamples(run, [sample('a', { captions: [{ text: 'new', origin: 'web', issue: 'control_chars_removed', usable: true }] })]);
+    expect(runSummary(db)).toEqual({ samples: { total: 2, ok: 1, failed: 1, dropped: 0 }, failures: { image_truncated: 1 }, exported: {} });
+    const detail = showSample(db, 'a')!;
+    expect(detail.captions).toHaveLength(1);
+    expect(detail.captions[0]).toMatchObject({ text: 'new', issue: 'control_chars_removed' });
+    expect(detail.boxes[0]).toMatchObject({ label: 'red circle', x1: 1, y2: 22, original: { frame: 'coco_xywh', values: [1, 2, 10, 20] } });
+    expect(detail.sample.meta).toEqual({ url: 'https://example.invalid/a' });
+    expect(listSamples(db, { status: 'failed' })).toEqual([
+      expect.objectContaining({ key: 'b', status: 'failed', error_code: 'image_truncated', error_message: 'cut' }),
+    ]);
+  });
+
+  it('doneKeys: failed samples and samples exported everywhere are done; others are not', () => {
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    store.writeSamples(run, [sample('ok1'), sample('ok2'), sample('bad', { failure: { code: 'x', message: 'y', stage: 'decode' }, image: null })]);
+    store.recordShard({ exportName: 'wds', shardIndex: 0, path: 'wds-000000.tar', sampleCount: 1, byteLength: 10, sha256: 'cafe' }, ['ok1']);
+    expect([...store.doneKeys(['ok1', 'ok2', 'bad', 'unknown'], ['wds'])].sort()).toEqual(['bad', 'ok1']);
+    // With a second export, ok1 is not done until that export has it too.
+    expect([...store.doneKeys(['ok1', 'ok2', 'bad'], ['wds', 'llava'])].sort()).toEqual(['bad']);
+    // Without exports, an ingested ok sample is done.
+    expect([...store.doneKeys(['ok1', 'ok2'], [])].sort()).toEqual(['ok1', 'ok2']);
+    expect(store.countDone(['wds'])).toBe(2);
+    expect(runSummary(db).exported).toEqual({ wds: 1 });
+    expect(store.shards('wds')).toEqual([{ exportName: 'wds', shardIndex: 0, path: 'wds-000000.tar', sampleCount: 1, byteLength: 10, sha256: 'cafe' }]);
+  });
+
+  it('recordShard is all-or-nothing', () => {
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    store.writeSamples(run, [sample('a')]);
+    // 'ghost' is not a sample: the foreign key fails and the shard row must not stay behind.
+    expect(() => store.recordShard({ exportName: 'wds', shardIndex: 0, path: 'p', sampleCount: 2, byteLength: 1, sha256: 's' }, ['a', 'ghost'])).toThrow();
+    expect(store.shards('wds')).toEqual([]);
+    expect(store.exportedKeys('wds', ['a'])).toEqual(new Set());
+  });
+
+  it('marks runs left running by a dead process as crashed', () => {
+    const store = new RunStore(db);
+    const first = store.startRun('{}', 'h', '0/1');
+    const second = store.startRun('{}', 'h', '0/1');
+    store.finishRun(second, 'finished');
+    const runs = runStats(db).runs;
+    expect(runs.find((r) => r.id === first)!.status).toBe('crashed');
+    expect(runs.find((r) => r.id === second)!.status).toBe('finished');
+  });
+
+  it('stats give score quantiles from stored scores', () => {
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    store.writeSamples(run, Array.from({ length: 11 }, (_, i) => sample(`s${i}`)));
+    db.prepare('UPDATE captions SET itc = CAST(substr(sample_key, 2) AS REAL) / 10').run();
+    const stats = runStats(db);
+    expect(stats.scores.itc).toMatchObject({ count: 11, min: 0, p50: 0.5, max: 1 });
+    expect(stats.scores.itm).toBeNull();
+    expect(listSamples(db, { order: '-itc', limit: 2 }).map((r) => r.key)).toEqual(['s10', 's9']);
+    expect(listSamples(db, { maxItc: 0.15 }).map((r) => r.key).sort()).toEqual(['s0', 's1']);
+  });
+});
