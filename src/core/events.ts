@@ -46,9 +46,11 @@ export interface RunSummary {
   exported: Record<string, number>;
 }
 
-/** Events a stage may emit itself; the runner adds counts and timing. */
+/**
+ * Events a stage may emit itself; the runner adds counts and timing. Sample failures are not among them:
+ * a stage sets `failure` on the sample and the runner reports it, so each failure is reported once.
+ */
 export type StageEvent =
-  | { type: 'sample-error'; key: string; code: string; message: string }
   | { type: 'batch-latency'; ms: number }
   | { type: 'llm'; counters: Omit<LlmCounters, 'stage'> }
   | { type: 'log'; level: 'info' | 'warn'; message: string };

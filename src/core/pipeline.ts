@@ -48,8 +48,7 @@ export async function* runPipeline(spec: PipelineSpec): AsyncGenerator<PipelineE
       emit: (event: StageEvent) => {
         if (event.type === 'batch-latency') meter.recordLatency(event.ms);
         else if (event.type === 'llm') events.push({ type: 'llm', counters: { stage: stage.name, ...event.counters } });
-        else if (event.type === 'log') events.push(event);
-        else events.push({ type: 'sample-error', stage: stage.name, key: event.key, code: event.code, message: event.message });
+        else events.push(event);
       },
     };
     flowing = countOut(stage.run(countIn(flowing, meter), ctx), meter, stage.name, events);

@@ -1,0 +1,28 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { generateShapes } from '../datasets/shapes/index.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const CACHE = join(ROOT, 'bench', '.cache');
+
+/** A shapes dataset cached between benchmark runs (generation is not what we measure). */
+export async function cachedShapes(count: number, seed = 11): Promise<string> {
+  const out = join(CACHE, `shapes-${count}-${seed}`);
+  if (!existsSync(join(out, 'ground_truth.jsonl'))) {
+    mkdirSync(CACHE, { recursive: true });
+    await generateShapes({ out, count, noise: 0.4, seed });
+  }
+  return out;
+}
+
+/** Run a compiled bench script in a fresh node process and parse its one JSON line. */
+export function runChild<T>(script: string, args: string[]): T {
+  const stdout = execFileSync(process.execPath, [join(ROOT, 'dist', 'bench', script), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+}
+
+export function round(value: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}

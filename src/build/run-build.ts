@@ -1,0 +1,77 @@
+import { basename, extname, isAbsolute, join, dirname, resolve } from 'node:path';
+import type { LoadedRecipe } from '../config/recipe.js';
+import type { PipelineEvent } from '../core/events.js';
+import { runPipeline } from '../core/pipeline.js';
+import type { ShardSpec } from '../core/shard.js';
+import type { Stage } from '../core/stage.js';
+import type { Pair } from '../core/sample.js';
+import { concat } from '../iter/merge.js';
+import { openDatabase, type Db } from '../store/database.js';
+import { runSummary } from '../store/queries.js';
+import { createRecordStage } from '../store/record-stage.js';
+import { RunStore } from '../store/run-store.js';
+import { createSkipDoneStage } from '../store/skip-done-stage.js';
+import { createSource } from '../sources/registry.js';
+import type { SourceContext } from '../sources/source.js';
+import { createDecodeStage } from '../sources/decode.js';
+import { createExport } from '../export/registry.js';
+
+export interface BuildOptions {
+  shard: ShardSpec;
+  signal: AbortSignal;
+  tickMs?: number;
+}
+
+/** Resolve a recipe path against the recipe's folder. */
+export function resolvePath(baseDir: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(baseDir, path);
+}
+
+/** `run.db` -> `run-s1of4.db` when this process is one of several (`--shard I/N`). */
+export function shardedDbPath(path: string, shard: ShardSpec): string {
+  if (shard.count === 1) return path;
+  const ext = extname(path);
+  return join(dirname(path), `${basename(path, ext)}-s${shard.index}of${shard.count}${ext}`);
+}
+
+/**
+ * `vlcurate build`: sources -> resume filter -> decode -> record -> exports, streaming, with one event
+ * stream out. Re-running the same recipe resumes: finished samples are skipped before decoding, exports
+ * never write a sample twice.
+ */
+export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): AsyncGenerator<PipelineEvent> {
+  const { recipe, baseDir } = loaded;
+  const dbPath = shardedDbPath(resolvePath(baseDir, recipe.run.db), options.shard);
+  const db: Db = openDatabase(dbPath);
+  try {
+    const store = new RunStore(db);
+    const runId = store.startRun(JSON.stringify(recipe), loaded.hash, `${options.shard.index}/${options.shard.count}`);
+    const sources = recipe.sources.map((entry, i) => createSource(entry, i));
+    const ctx: SourceContext = { signal: options.signal, shard: options.shard, baseDir };
+    let total: number | null = 0;
+    for (const source of sources) {
+      const n = source.count ? await source.count(ctx) : null;
+      total = n === null || total === null ? null : total + n;
+    }
+    const exportNames = recipe.export.map((e) => e.name);
+    const stages: Stage<any, any>[] = [
+      createSkipDoneStage(store, exportNames),
+      createDecodeStage(recipe.decode),
+      createRecordStage(store, runId, recipe.run.commitEvery),
+      ...recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })),
+    ];
+    yield* runPipeline({
+      runId,
+      source: concat<Pair>(sources.map((s) => s.read(ctx))),
+      stages,
+      signal: options.signal,
+      total,
+      resumed: store.countDone(exportNames),
+      tickMs: options.tickMs,
+      summarize: () => runSummary(db),
+    });
+    store.finishRun(runId, options.signal.aborted ? 'aborted' : 'finished');
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import { runBuild } from '../../build/run-build.js';
+import { loadRecipe } from '../../config/recipe.js';
+import { parseShard } from '../../core/shard.js';
+import { ConfigError } from '../../core/errors.js';
+import type { RunSummary } from '../../core/events.js';
+import { EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLES_FAILED } from '../exit.js';
+import { abortOnSignals } from '../interrupt.js';
+import { createReporter, parseProgressMode } from '../progress/choose.js';
+
+export interface BuildCliOptions {
+  shard: string;
+  progress: string;
+  progressInterval?: string;
+  printRecipe?: boolean;
+}
+
+/** Run a recipe with a progress reporter; returns the exit code. */
+export async function buildCommand(recipePath: string, opts: BuildCliOptions): Promise<number> {
+  const loaded = loadRecipe(recipePath);
+  if (opts.printRecipe) {
+    process.stdout.write(`${JSON.stringify(loaded.recipe, null, 2)}\n`);
+    return EXIT_OK;
+  }
+  const shard = parseShard(opts.shard);
+  const tickMs = Number(opts.progressInterval ?? 500);
+  if (!Number.isInteger(tickMs) || tickMs < 10) {
+    throw new ConfigError(`--progress-interval: expected milliseconds, a whole number from 10 up, got "${opts.progressInterval}"`);
+  }
+  const reporter = createReporter(parseProgressMode(opts.progress));
+  const controller = new AbortController();
+  const release = abortOnSignals(controller);
+  let summary: RunSummary | null = null;
+  let aborted = false;
+  try {
+    for await (const event of runBuild(loaded, { shard, signal: controller.signal, tickMs })) {
+      reporter.onEvent(event);
+      if (event.type === 'run-end') {
+        summary = event.summary;
+        aborted = event.aborted;
+      }
+    }
+  } finally {
+    reporter.close();
+    release();
+  }
+  if (aborted) return EXIT_INTERRUPTED;
+  return summary && summary.samples.failed > 0 ? EXIT_SAMPLES_FAILED : EXIT_OK;
+}
+
+export function registerBuild(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('build')
+    .description('run a recipe: read sources, decode, record in the run database, export; re-running resumes')
+    .argument('<recipe>', 'recipe file (YAML or JSON)')
+    .option('--shard <I/N>', 'this process handles part I of N (0-based); N processes together cover every input once', '0/1')
+    .option('--progress <mode>', 'auto | tty | plain | json', 'auto')
+    .option('--progress-interval <ms>', 'how often progress events are emitted', '500')
+    .option('--print-recipe', 'print the resolved recipe with every default filled in, and exit')
+    .action(async (recipe: string, opts: BuildCliOptions) => setExit(await buildCommand(recipe, opts)));
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { ConfigError, VlcurateError } from '../core/errors.js';
+import { EXIT_CONFIG } from './exit.js';
+import { registerBuild } from './commands/build.js';
+import { registerInspect } from './commands/inspect.js';
+import { registerDatasets } from './commands/datasets.js';
+import { registerDemo } from './commands/demo.js';
+
+export function createProgram(setExit: (code: number) => void): Command {
+  const program = new Command('vlcurate')
+    .description('Build vision-language training data: ingest, filter, recaption, synthesize, export.')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerDemo(program, setExit);
+  registerBuild(program, setExit);
+  registerInspect(program);
+  registerDatasets(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  let exitCode = 0;
+  const program = createProgram((code) => (exitCode = code));
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors (already printed by commander) exit 2.
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_CONFIG;
+      return;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`vlcurate: ${err.message}\n`);
+      process.exitCode = EXIT_CONFIG;
+      return;
+    }
+    const code = err instanceof VlcurateError ? ` [${err.code}]` : '';
+    process.stderr.write(`vlcurate: internal error${code}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 70;
+    return;
+  }
+  process.exitCode = exitCode;
+}
+
+await main();

@@ -1,0 +1,38 @@
+import type { RunSummary, StageCounts } from '../../core/events.js';
+
+export function formatRate(perSecond: number): string {
+  if (perSecond >= 100) return `${Math.round(perSecond)}/s`;
+  if (perSecond >= 10) return `${perSecond.toFixed(1)}/s`;
+  return `${perSecond.toFixed(2)}/s`;
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** Remaining time from the first stage's pace, when the total is known. */
+export function estimateRemainingMs(stages: readonly StageCounts[], total: number | null, resumed: number): number | null {
+  const first = stages[0];
+  if (!first || total === null || first.rateAvg <= 0) return null;
+  const left = Math.max(0, total - resumed - first.out);
+  return (left / first.rateAvg) * 1000;
+}
+
+/** One stage as `name out (failed, dropped) rate`; `rate` is the recent pace while running, the average at the end. */
+export function formatStageCounts(s: StageCounts, rate: 'now' | 'avg' = 'now'): string {
+  const extra = [s.failed ? `${s.failed} failed` : '', s.dropped ? `${s.dropped} dropped` : ''].filter(Boolean).join(', ');
+  return `${s.stage} ${s.out}${extra ? ` (${extra})` : ''} ${formatRate(rate === 'now' ? s.rateNow : s.rateAvg)}`;
+}
+
+export function formatSummary(summary: RunSummary): string[] {
+  const { samples } = summary;
+  const lines = [`samples: ${samples.total} total, ${samples.ok} ok, ${samples.failed} failed, ${samples.dropped} dropped`];
+  const failures = Object.entries(summary.failures);
+  if (failures.length) lines.push(`failures: ${failures.map(([code, n]) => `${code} ${n}`).join(', ')}`);
+  const exported = Object.entries(summary.exported);
+  if (exported.length) lines.push(`exported: ${exported.map(([name, n]) => `${name} ${n}`).join(', ')}`);
+  return lines;
+}

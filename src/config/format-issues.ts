@@ -1,0 +1,54 @@
+import type { z } from 'zod';
+
+/** `sources[0].type` from a zod path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out.length === 0 ? String(part) : `.${String(part)}`;
+  }
+  return out || '(top level)';
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const json = JSON.stringify(value);
+  if (json === undefined) return String(value);
+  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let node: unknown = root;
+  for (const part of path) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<PropertyKey, unknown>)[part];
+  }
+  return node;
+}
+
+/**
+ * One line per problem, each naming the field, the value received and what was expected:
+ * `sources[0].type: expected one of "webdataset" | "coco", got "webdatset"`.
+ */
+export function formatIssues(error: z.ZodError, input: unknown): string[] {
+  return error.issues.map((issue) => {
+    const where = formatPath(issue.path);
+    const got = describeValue(valueAt(input, issue.path));
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        return `${where}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling; see the recipe reference)`;
+      case 'invalid_union':
+        if ('options' in issue && Array.isArray((issue as { options?: unknown[] }).options)) {
+          const options = (issue as unknown as { options: unknown[] }).options;
+          return `${where}: expected one of ${options.map((o) => JSON.stringify(o)).join(' | ')}, got ${got}`;
+        }
+        return `${where}: ${issue.message}, got ${got}`;
+      case 'invalid_type':
+        return `${where}: expected ${issue.expected}, got ${got}`;
+      case 'invalid_value':
+        return `${where}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(' | ')}, got ${got}`;
+      default:
+        return `${where}: ${issue.message.replace(/^Invalid input: /, '')}, got ${got}`;
+    }
+  });
+}

@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.js';
+import { sourceSchema } from '../sources/registry.js';
+import { decodeOptionsSchema } from '../sources/decode.js';
+import { exportSchema } from '../export/registry.js';
+import { formatIssues } from './format-issues.js';
+
+/**
+ * The recipe schema, composed from each stage's own options schema: every option and its default is
+ * declared once, next to the code that uses it. `vlcurate build RECIPE --print-recipe` shows the
+ * resolved recipe with all defaults filled in.
+ */
+export const runOptionsSchema = z
+  .object({
+    /** Run database; relative paths resolve against the recipe's folder. */
+    db: z.string().min(1).default('out/run.db'),
+    /** Folder for outputs that have no path of their own. */
+    out: z.string().min(1).default('out'),
+    /** Samples committed to the run database per transaction. */
+    commitEvery: z.number().int().min(1).default(64),
+  })
+  .strict();
+
+export const recipeSchema = z
+  .object({
+    run: runOptionsSchema.default(() => runOptionsSchema.parse({})),
+    sources: z.array(sourceSchema).min(1),
+    decode: decodeOptionsSchema.default(() => decodeOptionsSchema.parse({})),
+    export: z.array(exportSchema).default([]),
+  })
+  .strict();
+
+export type Recipe = z.infer<typeof recipeSchema>;
+
+export interface LoadedRecipe {
+  recipe: Recipe;
+  /** Folder relative paths resolve against. */
+  baseDir: string;
+  /** sha256 of the resolved recipe, stored with each run. */
+  hash: string;
+}
+
+/** Validate a recipe object; every problem is reported at once, each naming field, value and expectation. */
+export function parseRecipe(input: unknown, origin: string, baseDir: string): LoadedRecipe {
+  const result = recipeSchema.safeParse(input);
+  if (!result.success) {
+    const lines = formatIssues(result.error, input);
+    throw new ConfigError(`${origin}: invalid recipe\n  ${lines.join('\n  ')}`);
+  }
+  const recipe = result.data;
+  const names = new Set<string>();
+  const places = new Map<string, string>();
+  for (const exp of recipe.export) {
+    if (names.has(exp.name)) {
+      throw new ConfigError(`${origin}: export names must be unique, got "${exp.name}" twice (set \`name\` on each export)`);
+    }
+    names.add(exp.name);
+    // Two exports writing the same shard names into one folder would delete each other's shards on resume.
+    const place = `${resolve(baseDir, exp.out)}\0${exp.prefix ?? exp.name}`;
+    const other = places.get(place);
+    if (other) {
+      throw new ConfigError(`${origin}: exports "${other}" and "${exp.name}" write the same shard names into "${exp.out}"; give one another \`out\` or \`prefix\``);
+    }
+    places.set(place, exp.name);
+  }
+  const hash = createHash('sha256').update(JSON.stringify(recipe)).digest('hex');
+  return { recipe, baseDir, hash };
+}
+
+/** Read a YAML or JSON recipe file (JSON is YAML, so one parser reads both). */
+export function loadRecipe(path: string): LoadedRecipe {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`recipe "${path}": cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let input: unknown;
+  try {
+    input = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`recipe "${path}": not valid YAML or JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new ConfigError(`recipe "${path}": expected a mapping with at least \`sources\`, got ${Array.isArray(input) ? 'a list' : JSON.stringify(input)}`);
+  }
+  return parseRecipe(input, path, dirname(resolve(path)));
+}

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import { ConfigError } from '../core/errors.js';
+import type { Stage } from '../core/stage.js';
+import type { ExportContext } from './export-type.js';
+import type { ExportableSample } from './webdataset-sample.js';
+import { webdatasetExport } from './webdataset-export.js';
+
+/**
+ * Export formats by recipe `type`. Adding a format is one entry here: its `ExportType` (schema + factory);
+ * the recipe schema and the dispatch below follow from this list.
+ */
+const EXPORT_TYPES = [webdatasetExport] as const;
+
+/** The schemas of a tuple of export types, as a tuple (what `z.discriminatedUnion` wants). */
+type SchemasOf<Types extends readonly unknown[]> = { -readonly [K in keyof Types]: Types[K] extends { schema: infer S } ? S : never };
+type ExportSchemas = SchemasOf<typeof EXPORT_TYPES>;
+
+/** Recipe schema of one `export:` entry, discriminated on `type`. */
+export const exportSchema = z.discriminatedUnion(
+  'type',
+  EXPORT_TYPES.map((t) => t.schema) as unknown as ExportSchemas,
+);
+
+export type ExportOptions = z.output<typeof exportSchema>;
+
+/** Export type names, for help texts and error messages. */
+export const exportTypeNames: readonly string[] = EXPORT_TYPES.map((t) => t.type);
+
+/** Build the stage for one parsed `export:` entry. */
+export function createExport<T extends ExportableSample = ExportableSample>(
+  options: ExportOptions,
+  ctx: ExportContext,
+): Stage<T, T> {
+  const entry = EXPORT_TYPES.find((t) => t.type === options.type);
+  if (!entry) {
+    throw new ConfigError(
+      `export: Expected \`type\` to be one of ${exportTypeNames.join(', ')}, got ${JSON.stringify((options as { type: unknown }).type)}`,
+    );
+  }
+  // The entry was found by the same `type` the options were parsed with, so its factory takes these options.
+  const create = entry.create as <U extends ExportableSample>(options: ExportOptions, ctx: ExportContext) => Stage<U, U>;
+  return create<T>(options, ctx);
+}

@@ -1,0 +1,218 @@
+/**
+ * The `decode` stage: checks that every pair's bytes are a whole, readable raster image and records
+ * what it is (`ImageFacts`: size after EXIF orientation, format, sha256). Order of checks, cheapest
+ * first:
+ *
+ * 1. empty bytes -> `image_empty`
+ * 2. header (sharp metadata, no pixels decoded): unknown format -> `image_unsupported`; a vector or
+ *    document format (svg, pdf) -> `image_unsupported`; a damaged header -> `image_truncated` /
+ *    `image_corrupt`
+ * 3. claimed width x height over `maxPixels` -> `image_too_large`, before any pixel is decoded
+ *    (decompression bombs); sharp's `limitInputPixels` guards the decode too
+ * 4. a full decode of the pixel data (`failOn: 'truncated'`) -> `image_truncated` / `image_corrupt`.
+ *    Large images are decoded with a 1/8 shrink, which JPEG and WebP do while decoding (every
+ *    entropy-coded byte is still read, so truncation is still caught) and which keeps memory flat.
+ *
+ * Pairs that already failed pass through untouched, with `image: null`.
+ */
+import { createHash } from 'node:crypto';
+import sharp, { type Metadata } from 'sharp';
+import { z } from 'zod';
+import { formatIssues } from '../config/format-issues.js';
+import { ConfigError, describeError } from '../core/errors.js';
+import { failSample, type DecodedPair, type ImageFacts, type Pair } from '../core/sample.js';
+import type { Stage } from '../core/stage.js';
+import { mapConcurrent } from '../iter/map-concurrent.js';
+
+export const decodeOptionsSchema = z
+  .object({
+    /** Most pixels (width x height) an image may claim; default 89,478,485, PIL's MAX_IMAGE_PIXELS. */
+    maxPixels: z.number().int().positive().default(89_478_485),
+    /** Images decoded at once (sharp runs them on libuv's thread pool, 4 threads unless UV_THREADPOOL_SIZE says otherwise). */
+    concurrency: z.number().int().min(1).default(4),
+  })
+  .strict();
+
+export type DecodeOptions = z.infer<typeof decodeOptionsSchema>;
+
+export const DECODE_STAGE = 'decode';
+
+/** Formats accepted as training images. sharp reports AVIF and HEIC as `heif`. */
+const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif', 'jp2k', 'jxl']);
+
+/** Above this many pixels the check decodes with a 1/8 shrink instead of to full-size raw pixels. */
+const SHRINK_ABOVE_PIXELS = 1_000_000;
+
+export type DecodeResult = { ok: true; image: ImageFacts } | { ok: false; code: DecodeFailureCode; message: string };
+
+export type DecodeFailureCode =
+  | 'image_missing'
+  | 'image_empty'
+  | 'image_unsupported'
+  | 'image_truncated'
+  | 'image_too_large'
+  | 'image_corrupt';
+
+export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> = {}): Stage<Pair, DecodedPair> {
+  const parsed = decodeOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new ConfigError(`decode: ${formatIssues(parsed.error, options).join('; ')}`);
+  }
+  const { maxPixels, concurrency } = parsed.data;
+  return {
+    name: DECODE_STAGE,
+    run(input) {
+      return mapConcurrent(
+        input,
+        async (pair): Promise<DecodedPair> => {
+          if (pair.failure) return { ...pair, image: null };
+          const result = await decodeImage(pair.imageBytes, maxPixels);
+          if (result.ok) return { ...pair, image: result.image };
+          return { ...failSample(pair, DECODE_STAGE, result.code, result.message), image: null };
+        },
+        { concurrency },
+      );
+    },
+  };
+}
+
+/** Check one image; never throws. */
+export async function decodeImage(bytes: Buffer | null, maxPixels: number): Promise<DecodeResult> {
+  if (bytes === null) return { ok: false, code: 'image_missing', message: 'the source gave no image bytes' };
+  if (bytes.length === 0) return { ok: false, code: 'image_empty', message: 'the image is empty (0 bytes)' };
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+
+  let metadata: Metadata;
+  try {
+    // Header only: no pixel limit here, so an oversized image reports its claimed size for the check below.
+    metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    return classifyFailure(bytes, sniffFormat(bytes), err, 'its header cannot be read');
+  }
+
+  const format = metadata.format as string;
+  if (!RASTER_FORMATS.has(format)) {
+    return {
+      ok: false,
+      code: 'image_unsupported',
+      message: `${format} is not a raster image format accepted for training (accepted: ${[...RASTER_FORMATS].join(', ')})`,
+    };
+  }
+  const { width, height } = metadata;
+  if (!(width > 0 && height > 0)) {
+    return { ok: false, code: 'image_corrupt', message: `${format} header gives no usable size (${width}x${height})` };
+  }
+  if (width * height > maxPixels) {
+    return {
+      ok: false,
+      code: 'image_too_large',
+      message: `${format} claims ${width}x${height} = ${(width * height).toLocaleString('en-US')} pixels, more than maxPixels ${maxPixels.toLocaleString('en-US')}`,
+    };
+  }
+
+  try {
+    let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, sequentialRead: true });
+    if (width * height > SHRINK_ABOVE_PIXELS) {
+      pipeline = pipeline.resize(Math.ceil(width / 8), Math.ceil(height / 8), { fit: 'fill', kernel: 'nearest' });
+    }
+    await pipeline.raw().toBuffer();
+  } catch (err) {
+    return classifyFailure(bytes, format, err, 'its pixel data cannot be decoded');
+  }
+
+  const orientation = metadata.orientation !== undefined && metadata.orientation >= 1 && metadata.orientation <= 8 ? metadata.orientation : 1;
+  const swap = orientation >= 5;
+  return {
+    ok: true,
+    image: {
+      width: swap ? height : width,
+      height: swap ? width : height,
+      format,
+      byteLength: bytes.length,
+      sha256,
+      orientation,
+    },
+  };
+}
+
+function classifyFailure(
+  bytes: Buffer,
+  format: string | null,
+  err: unknown,
+  what: string,
+): { ok: false; code: DecodeFailureCode; message: string } {
+  const detail = firstLine(describeError(err));
+  if (/exceeds pixel limit/i.test(detail)) {
+    return { ok: false, code: 'image_too_large', message: `image is larger than maxPixels: ${detail}` };
+  }
+  if (format === null && /unsupported image format/i.test(detail)) {
+    return {
+      ok: false,
+      code: 'image_unsupported',
+      message: `not an image in any format sharp reads (${bytes.length} bytes, starting ${describeStart(bytes)})`,
+    };
+  }
+  const name = format ?? 'image';
+  const ending = truncationEvidence(bytes, format);
+  if (ending !== null || /premature end|truncated|unexpected end/i.test(detail)) {
+    return {
+      ok: false,
+      code: 'image_truncated',
+      message: `${name} data is cut off (${bytes.length} bytes${ending ? `, ${ending}` : ''}): ${detail}`,
+    };
+  }
+  return { ok: false, code: 'image_corrupt', message: `${name} is damaged, ${what}: ${detail}` };
+}
+
+/** Format from magic bytes, for messages when sharp cannot even read the header. */
+function sniffFormat(bytes: Buffer): string | null {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (bytes.length >= 8 && bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return 'png';
+  if (bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP') {
+    return 'webp';
+  }
+  if (bytes.length >= 6 && /^GIF8[79]a$/.test(bytes.toString('latin1', 0, 6))) return 'gif';
+  return null;
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const PNG_IEND = Buffer.from([0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+
+/**
+ * Why the container looks cut off, or null if its end looks whole: JPEG without an end-of-image
+ * marker, PNG without IEND, WebP shorter than its RIFF size, GIF without its trailer byte.
+ */
+function truncationEvidence(bytes: Buffer, format: string | null): string | null {
+  switch (format) {
+    case 'jpeg': {
+      // Some writers pad after EOI; look for the marker near the end.
+      const tail = bytes.subarray(Math.max(0, bytes.length - 64));
+      return tail.includes(Buffer.from([0xff, 0xd9])) ? null : 'no end-of-image marker';
+    }
+    case 'png': {
+      const tail = bytes.subarray(Math.max(0, bytes.length - 64));
+      return tail.includes(PNG_IEND) ? null : 'no IEND chunk';
+    }
+    case 'webp': {
+      if (bytes.length < 12) return 'shorter than a RIFF header';
+      const declared = bytes.readUInt32LE(4) + 8;
+      return declared > bytes.length ? `RIFF header declares ${declared} bytes` : null;
+    }
+    case 'gif':
+      return bytes.at(-1) === 0x3b ? null : 'no trailer byte';
+    default:
+      return null;
+  }
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n', 1)[0] ?? '';
+  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
+}
+
+function describeStart(bytes: Buffer): string {
+  const head = bytes.subarray(0, 8);
+  const hex = [...head].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  const text = head.toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  return `${hex} "${text}"`;
+}

@@ -1,0 +1,33 @@
+import type { z } from 'zod';
+import type { Pair } from '../core/sample.js';
+import type { ShardSpec } from '../core/shard.js';
+
+export interface SourceContext {
+  readonly signal: AbortSignal;
+  /** This process's share of the inputs; a reader yields only pairs whose key is `inShard`. */
+  readonly shard: ShardSpec;
+  /** Relative paths in the source options resolve against this folder (the recipe's folder). */
+  readonly baseDir: string;
+  /**
+   * Keys already finished in an earlier run. A reader may call it to skip reading image bytes for them
+   * (it must still not yield them). Returns the subset of `keys` that is done.
+   */
+  readonly isDone?: (keys: string[]) => Set<string>;
+}
+
+/** A configured source: yields pairs, each with a unique key, failures as data. */
+export interface Source {
+  /** Recipe name of this source (`name` option, or `<type>-<position>`). */
+  readonly name: string;
+  read(ctx: SourceContext): AsyncIterable<Pair>;
+  /** Number of pairs the source will yield for the whole input when cheaply known (for ETA); else null. */
+  count?(ctx: SourceContext): Promise<number | null>;
+}
+
+/** A registered source type: its recipe options schema and a factory. */
+export interface SourceType<Options extends { type: string }> {
+  readonly type: Options['type'];
+  /** zod schema of the recipe entry, including `type: z.literal(...)`. */
+  readonly schema: z.ZodType<Options>;
+  create(options: Options, name: string): Source;
+}

@@ -1,0 +1,323 @@
+/**
+ * WebDataset tar shards as img2dataset writes them: members `KEY.jpg|jpeg|png|webp`, `KEY.txt`,
+ * `KEY.json`, a sample's members consecutive. The key is the member path up to the first dot of its
+ * file name (a folder inside the tar stays part of the key, as in webdataset's own reader).
+ *
+ * Shards are read as streams (tar-stream over a file stream, gunzipped when the file is gzip), one
+ * sample in memory at a time. Problems are data, never exceptions: a missing or unreadable shard, a
+ * shard cut off mid-member, a sample without an image, an empty image member, bad JSON — each becomes
+ * a failed `Pair` with a specific code, and reading goes on with the next sample or shard.
+ */
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { extract, type Header } from 'tar-stream';
+import { z } from 'zod';
+import { describeError } from '../core/errors.js';
+import { inShard } from '../core/shard.js';
+import { isValidKey, toKey, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
+import { expandPatterns } from './brace.js';
+import { captionFromBytes, captionFromString } from './caption-text.js';
+import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
+import type { Source, SourceContext, SourceType } from './source.js';
+
+export const webdatasetOptionsSchema = z
+  .object({
+    type: z.literal('webdataset'),
+    name: sourceNameSchema.optional(),
+    /**
+     * Shard paths, relative to the recipe's folder: brace patterns (`data/shard-{000000..000009}.tar`),
+     * several joined with `::`, or a list of them.
+     */
+    paths: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    /** Prepended to every key (default none). */
+    keyPrefix: keyPrefixSchema.optional(),
+  })
+  .strict();
+
+export type WebdatasetOptions = z.infer<typeof webdatasetOptionsSchema>;
+
+/** Stage name recorded on failures this reader produces. */
+const STAGE = 'source';
+
+/** Member extensions (lower-cased, after the first dot of the file name) by role. */
+const IMAGE_EXTENSIONS = new Set(['jpg', 'jpeg', 'png', 'webp']);
+const CAPTION_EXTENSIONS = new Set(['txt', 'text', 'caption']);
+const JSON_EXTENSION = 'json';
+
+export const webdatasetSource = {
+  type: 'webdataset',
+  schema: webdatasetOptionsSchema,
+  create(options: WebdatasetOptions, name: string): Source {
+    return {
+      name,
+      read: (ctx) => readWebdataset(options, name, ctx),
+      count: async () => null,
+    };
+  },
+} satisfies SourceType<WebdatasetOptions>;
+
+/** Absolute shard paths for the options, in order. */
+export function shardPaths(options: Pick<WebdatasetOptions, 'paths'>, baseDir: string): string[] {
+  return expandPatterns(options.paths).map((p) => path.resolve(baseDir, p));
+}
+
+async function* readWebdataset(options: WebdatasetOptions, name: string, ctx: SourceContext): AsyncGenerator<Pair> {
+  for (const shard of shardPaths(options, ctx.baseDir)) {
+    if (ctx.signal.aborted) return;
+    yield* readShard(shard, { source: name, keyPrefix: options.keyPrefix ?? '', ctx });
+  }
+}
+
+export interface ShardEnv {
+  source: string;
+  keyPrefix: string;
+  ctx: SourceContext;
+}
+
+/** The members of one sample, gathered while reading. */
+interface Group {
+  /** Member path up to the first dot of the file name. */
+  prefix: string;
+  key: string;
+  /** Out of this process's shard or already done: members are read past, not kept. */
+  skip: boolean;
+  image: { member: string; bytes: Buffer } | null;
+  caption: Buffer | null;
+  json: Buffer | null;
+  failure: SampleFailure | null;
+}
+
+/** Read one shard, yielding its samples in order; never throws for bad data. */
+export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator<Pair> {
+  const shardFailure = (code: string, message: string): Pair | null => {
+    const key = `${env.keyPrefix}${toKey(path.basename(absPath))}__shard`;
+    if (!inShard(key, env.ctx.shard)) return null;
+    return {
+      key,
+      source: env.source,
+      imageRef: `tar:${absPath}`,
+      imageBytes: null,
+      captions: [],
+      boxes: [],
+      meta: { shard: absPath },
+      failure: { code, message, stage: STAGE },
+    };
+  };
+
+  const opened = await checkShardFile(absPath);
+  if ('code' in opened) {
+    const failed = shardFailure(opened.code, opened.message);
+    if (failed) yield failed;
+    return;
+  }
+
+  const file = createReadStream(absPath);
+  const tar = extract();
+  const input: Readable = opened.gzip ? file.pipe(createGunzip()) : file;
+  file.on('error', (err) => tar.destroy(err));
+  input.on('error', (err) => tar.destroy(err));
+  input.pipe(tar);
+
+  const seen = new Set<string>();
+  let group: Group | null = null;
+  let entries = 0;
+  let lastMember: string | null = null;
+  let reading: string | null = null;
+  try {
+    try {
+      for await (const entry of tar) {
+        entries++;
+        const header: Header = entry.header;
+        const member = header.name.replace(/^(\.\/)+/, '');
+        reading = member;
+        const split = header.type === 'file' || header.type === 'contiguous-file' ? splitMember(member) : null;
+        if (split === null) {
+          // Folders, links, files without an extension: nothing a sample is made of.
+          await drain(entry);
+        } else {
+          if (group === null || group.prefix !== split.prefix) {
+            if (group !== null) {
+              const done = finishGroup(group, absPath, env);
+              if (done) yield done;
+              if (env.ctx.signal.aborted) return;
+            }
+            group = startGroup(split.prefix, member, seen, env);
+          }
+          if (group.skip) await drain(entry);
+          else addMember(group, split.extension, member, await readAll(entry as AsyncIterable<Buffer>));
+        }
+        lastMember = member;
+        reading = null;
+      }
+    } catch (err) {
+      const { code, message } = describeReadError(err, absPath, entries, reading, lastMember);
+      if (group !== null && !group.skip) {
+        group.failure = { code, message, stage: STAGE };
+        const done = finishGroup(group, absPath, env);
+        if (done) yield done;
+      } else {
+        // Nothing of ours was being read: the shard-level record carries the problem.
+        const failed = shardFailure(code, message);
+        if (failed) yield failed;
+      }
+      return;
+    }
+    if (group !== null) {
+      const done = finishGroup(group, absPath, env);
+      if (done) yield done;
+    }
+  } finally {
+    file.destroy();
+    input.destroy();
+    tar.destroy();
+  }
+}
+
+/** Whether the shard can be opened, and whether it is gzip-compressed (`.tar.gz`). */
+async function checkShardFile(absPath: string): Promise<{ gzip: boolean } | { code: string; message: string }> {
+  try {
+    const info = await stat(absPath);
+    if (!info.isFile()) {
+      return { code: 'shard_unreadable', message: `shard ${absPath} is not a regular file` };
+    }
+    const handle = await open(absPath, 'r');
+    try {
+      const magic = Buffer.alloc(2);
+      const { bytesRead } = await handle.read(magic, 0, 2, 0);
+      return { gzip: bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b };
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { code: 'shard_missing', message: `shard ${absPath} does not exist` };
+    }
+    return { code: 'shard_unreadable', message: `shard ${absPath} cannot be read: ${describeError(err)}` };
+  }
+}
+
+/** `dir/000001.input_ids.npy` -> prefix `dir/000001`, extension `input_ids.npy`; null when no extension. */
+export function splitMember(member: string): { prefix: string; extension: string } | null {
+  const slash = member.lastIndexOf('/');
+  const base = member.slice(slash + 1);
+  const dot = base.indexOf('.');
+  if (dot <= 0 || dot === base.length - 1) return null;
+  return { prefix: member.slice(0, slash + 1) + base.slice(0, dot), extension: base.slice(dot + 1).toLowerCase() };
+}
+
+function startGroup(prefix: string, member: string, seen: Set<string>, env: ShardEnv): Group {
+  let key = env.keyPrefix + (isValidKey(prefix) ? prefix : toKey(prefix));
+  let failure: SampleFailure | null = null;
+  if (seen.has(key)) {
+    // Members of a sample must be consecutive; a key seen again gets its own failed record.
+    let n = 2;
+    while (seen.has(`${key}__dup${n}`)) n++;
+    failure = {
+      code: 'key_duplicate',
+      message: `key "${prefix}" appears again at member ${member}, apart from its earlier members`,
+      stage: STAGE,
+    };
+    key = `${key}__dup${n}`;
+  }
+  seen.add(key);
+  const skip = !inShard(key, env.ctx.shard) || (env.ctx.isDone?.([key]).has(key) ?? false);
+  return { prefix, key, skip, image: null, caption: null, json: null, failure };
+}
+
+function addMember(group: Group, extension: string, member: string, bytes: Buffer): void {
+  if (IMAGE_EXTENSIONS.has(extension)) {
+    group.image ??= { member, bytes };
+  } else if (CAPTION_EXTENSIONS.has(extension)) {
+    group.caption ??= bytes;
+  } else if (extension === JSON_EXTENSION) {
+    group.json ??= bytes;
+  }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function finishGroup(group: Group, absPath: string, env: ShardEnv): Pair | null {
+  if (group.skip) return null;
+  const fail = (code: string, message: string) => {
+    group.failure ??= { code, message, stage: STAGE };
+  };
+
+  let meta: Record<string, unknown> = {};
+  if (group.json !== null) {
+    try {
+      const parsed: unknown = JSON.parse(strictUtf8.decode(group.json));
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        fail('json_invalid', `${group.prefix}.json holds ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}, expected an object`);
+      } else {
+        meta = parsed as Record<string, unknown>;
+      }
+    } catch (err) {
+      fail('json_invalid', `${group.prefix}.json is not valid JSON: ${describeError(err)}`);
+    }
+  }
+  if (group.prefix !== group.key.slice(env.keyPrefix.length)) meta = { ...meta, originalKey: group.prefix };
+
+  const captions: Caption[] = [];
+  if (group.caption !== null) {
+    captions.push(captionFromBytes(group.caption, 'web'));
+  } else if (typeof meta['caption'] === 'string') {
+    captions.push(captionFromString(meta['caption'], 'web'));
+  }
+
+  let imageBytes: Buffer | null = null;
+  if (group.image === null) {
+    fail('image_missing', `sample ${group.prefix} in ${absPath} has no image member (.jpg, .jpeg, .png or .webp)`);
+  } else if (group.image.bytes.length === 0) {
+    fail('image_empty', `image member ${group.image.member} in ${absPath} is empty (0 bytes)`);
+  } else if (group.failure === null || group.failure.code === 'json_invalid' || group.failure.code === 'key_duplicate') {
+    imageBytes = group.image.bytes;
+  }
+
+  return {
+    key: group.key,
+    source: env.source,
+    imageRef: `tar:${absPath}#${group.image?.member ?? group.prefix}`,
+    imageBytes,
+    captions,
+    boxes: [],
+    meta,
+    failure: group.failure,
+  };
+}
+
+async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+}
+
+async function drain(stream: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of stream) {
+    // discard
+  }
+}
+
+function describeReadError(
+  err: unknown,
+  absPath: string,
+  entries: number,
+  reading: string | null,
+  lastMember: string | null,
+): { code: string; message: string } {
+  const text = describeError(err);
+  if (entries === 0) {
+    return { code: 'shard_unreadable', message: `shard ${absPath} is not a readable tar file: ${text}` };
+  }
+  const where = reading !== null ? `inside member ${reading}` : lastMember !== null ? `after member ${lastMember}` : 'at its start';
+  if (/unexpected end of (data|file)/i.test(text)) {
+    return { code: 'tar_truncated', message: `shard ${absPath} is cut off ${where}: ${text}` };
+  }
+  return { code: 'tar_corrupt', message: `shard ${absPath} is damaged ${where}: ${text}` };
+}

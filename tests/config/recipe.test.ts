@@ -1,0 +1,80 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadRecipe, parseRecipe } from '../../src/config/recipe.js';
+import { ConfigError } from '../../src/core/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'vlc-recipe-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function errorOf(input: unknown): string {
+  try {
+    parseRecipe(input, 'recipe.yaml', dir);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the recipe to be rejected');
+}
+
+describe('recipes', () => {
+  it('fills documented defaults', () => {
+    const { recipe, hash } = parseRecipe({ sources: [{ type: 'webdataset', paths: 'x.tar' }] }, 'r', dir);
+    expect(recipe.run).toEqual({ db: 'out/run.db', out: 'out', commitEvery: 64 });
+    expect(recipe.decode.maxPixels).toBe(89_478_485);
+    expect(recipe.export).toEqual([]);
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('a wrong source type names the field, the value and the choices', () => {
+    const message = errorOf({ sources: [{ type: 'webdatset', paths: 'x.tar' }] });
+    expect(message).toContain('sources[0].type');
+    expect(message).toContain('"webdatset"');
+    expect(message).toMatch(/"webdataset" \| "coco"/);
+  });
+
+  it('a wrong value type names field, value and expected type', () => {
+    const message = errorOf({ sources: [{ type: 'webdataset', paths: 'x.tar' }], run: { commitEvery: 'lots' } });
+    expect(message).toContain('run.commitEvery: expected number, got "lots"');
+  });
+
+  it('unknown fields are errors, not silently ignored', () => {
+    expect(errorOf({ sources: [{ type: 'webdataset', paths: 'x.tar', pathz: 'y' }] })).toMatch(/sources\[0\]: unknown field "pathz"/);
+    expect(errorOf({ sources: [{ type: 'webdataset', paths: 'x.tar' }], exprot: [] })).toMatch(/unknown field "exprot"/);
+  });
+
+  it('reports every problem at once', () => {
+    const message = errorOf({ sources: [], export: [{ type: 'webdataset', name: 'bad name!', out: 'o' }] });
+    expect(message).toContain('sources');
+    expect(message).toContain('export[0].name');
+  });
+
+  it('rejects duplicate export names', () => {
+    const message = errorOf({
+      sources: [{ type: 'webdataset', paths: 'x.tar' }],
+      export: [{ type: 'webdataset', out: 'a' }, { type: 'webdataset', out: 'b' }],
+    });
+    expect(message).toMatch(/export names must be unique, got "wds" twice/);
+  });
+
+  it('rejects two exports that would write the same shard names into one folder', () => {
+    const message = errorOf({
+      sources: [{ type: 'webdataset', paths: 'x.tar' }],
+      export: [{ type: 'webdataset', name: 'a', out: 'o', prefix: 'p' }, { type: 'webdataset', name: 'b', out: './o', prefix: 'p' }],
+    });
+    expect(message).toMatch(/exports "a" and "b" write the same shard names/);
+  });
+
+  it('loads YAML and JSON files; unreadable or malformed files name the file', () => {
+    writeFileSync(join(dir, 'r.yaml'), 'sources:\n  - { type: coco, captions: c.json, images: imgs/ }\n');
+    expect(loadRecipe(join(dir, 'r.yaml')).recipe.sources[0]).toMatchObject({ type: 'coco' });
+    writeFileSync(join(dir, 'r.json'), JSON.stringify({ sources: [{ type: 'webdataset', paths: ['a.tar', 'b.tar'] }] }));
+    expect(loadRecipe(join(dir, 'r.json')).baseDir).toBe(dir);
+    writeFileSync(join(dir, 'bad.yaml'), 'sources: [ { type: ');
+    expect(() => loadRecipe(join(dir, 'bad.yaml'))).toThrow(/bad\.yaml.*not valid YAML/);
+    expect(() => loadRecipe(join(dir, 'missing.yaml'))).toThrow(/missing\.yaml.*cannot read \(ENOENT\)/);
+    writeFileSync(join(dir, 'list.yaml'), '- a\n- b\n');
+    expect(() => loadRecipe(join(dir, 'list.yaml'))).toThrow(/expected a mapping/);
+  });
+});

@@ -1,0 +1,184 @@
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/core/errors.js';
+import type { StageEvent } from '../../src/core/events.js';
+import type { DecodedPair, Pair } from '../../src/core/sample.js';
+import { createDecodeStage, decodeImage, decodeOptionsSchema } from '../../src/sources/decode.js';
+import { makeImage, makeOrientedJpeg, makePngClaiming } from '../fixtures/make-webdataset.js';
+
+const LIMIT = 89_478_485;
+
+function pair(key: string, imageBytes: Buffer | null, failure: Pair['failure'] = null): Pair {
+  return { key, source: 'test', imageRef: `file:/x/${key}`, imageBytes, captions: [], boxes: [], meta: {}, failure };
+}
+
+async function runStage(pairs: Pair[], options = {}): Promise<{ out: DecodedPair[]; events: StageEvent[] }> {
+  const events: StageEvent[] = [];
+  async function* feed() {
+    yield* pairs;
+  }
+  const out: DecodedPair[] = [];
+  const stage = createDecodeStage(options);
+  for await (const p of stage.run(feed(), { signal: new AbortController().signal, emit: (e) => events.push(e) })) {
+    out.push(p);
+  }
+  return { out, events };
+}
+
+async function expectFailure(bytes: Buffer, code: string, maxPixels = LIMIT) {
+  const result = await decodeImage(bytes, maxPixels);
+  expect(result.ok, JSON.stringify(result)).toBe(false);
+  if (!result.ok) expect(result.code, result.message).toBe(code);
+  return result.ok ? '' : result.message;
+}
+
+let smallJpeg: Buffer;
+let largeJpeg: Buffer;
+
+beforeAll(async () => {
+  smallJpeg = await makeImage(64, 48, 'jpeg', 1);
+  largeJpeg = await makeImage(1600, 1200, 'jpeg', 2); // 1.9 MP: checked with the 1/8 shrink
+});
+
+describe('decodeImage', () => {
+  it('reports format, size, byte length and the sha256 of the original bytes', async () => {
+    for (const format of ['jpeg', 'png', 'webp'] as const) {
+      const bytes = await makeImage(30, 20, format, 3);
+      const result = await decodeImage(bytes, LIMIT);
+      expect(result).toEqual({
+        ok: true,
+        image: {
+          width: 30,
+          height: 20,
+          format,
+          byteLength: bytes.length,
+          sha256: createHash('sha256').update(bytes).digest('hex'),
+          orientation: 1,
+        },
+      });
+    }
+  });
+
+  it('accepts a large JPEG checked through shrink-on-load', async () => {
+    const result = await decodeImage(largeJpeg, LIMIT);
+    expect(result).toMatchObject({ ok: true, image: { width: 1600, height: 1200, format: 'jpeg' } });
+  });
+
+  it('swaps width and height for EXIF orientation 6 (and 5-8), not for 1-4', async () => {
+    const six = await decodeImage(await makeOrientedJpeg(40, 20, 6), LIMIT);
+    expect(six).toMatchObject({ ok: true, image: { width: 20, height: 40, orientation: 6 } });
+    for (const orientation of [5, 7, 8]) {
+      const result = await decodeImage(await makeOrientedJpeg(40, 20, orientation), LIMIT);
+      expect(result).toMatchObject({ ok: true, image: { width: 20, height: 40, orientation } });
+    }
+    for (const orientation of [2, 3, 4]) {
+      const result = await decodeImage(await makeOrientedJpeg(40, 20, orientation), LIMIT);
+      expect(result).toMatchObject({ ok: true, image: { width: 40, height: 20, orientation } });
+    }
+  });
+
+  it('empty bytes -> image_empty; no bytes -> image_missing', async () => {
+    expect(await expectFailure(Buffer.alloc(0), 'image_empty')).toMatch(/0 bytes/);
+    expect(await decodeImage(null, LIMIT)).toMatchObject({ ok: false, code: 'image_missing' });
+  });
+
+  it('text, HTML and random bytes named as images -> image_unsupported', async () => {
+    expect(await expectFailure(Buffer.from('hello, this is text\n'), 'image_unsupported')).toMatch(/"hello, t"/);
+    await expectFailure(Buffer.from('<!DOCTYPE html><html><body>404 Not Found</body></html>'), 'image_unsupported');
+    await expectFailure(Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7919) % 251)), 'image_unsupported');
+  });
+
+  it('SVG is not accepted as a training image -> image_unsupported', async () => {
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
+    expect(await expectFailure(svg, 'image_unsupported')).toMatch(/svg is not a raster image format/);
+  });
+
+  it('truncated small JPEG -> image_truncated', async () => {
+    const message = await expectFailure(smallJpeg.subarray(0, Math.floor(smallJpeg.length * 0.6)), 'image_truncated');
+    expect(message).toMatch(/jpeg data is cut off .*no end-of-image marker/);
+  });
+
+  it('truncation is still caught on the shrink-on-load path (large JPEG), even a few bytes short', async () => {
+    await expectFailure(largeJpeg.subarray(0, Math.floor(largeJpeg.length / 2)), 'image_truncated');
+    await expectFailure(largeJpeg.subarray(0, largeJpeg.length - 2), 'image_truncated');
+    await expectFailure(largeJpeg.subarray(0, largeJpeg.length - 500), 'image_truncated');
+  });
+
+  it('JPEG cut inside its header -> image_truncated', async () => {
+    await expectFailure(smallJpeg.subarray(0, 200), 'image_truncated');
+  });
+
+  it('truncated PNG and WebP -> image_truncated', async () => {
+    const png = await makeImage(200, 100, 'png', 4);
+    expect(await expectFailure(png.subarray(0, Math.floor(png.length / 2)), 'image_truncated')).toMatch(/no IEND/);
+    const webp = await makeImage(200, 100, 'webp', 5);
+    expect(await expectFailure(webp.subarray(0, Math.floor(webp.length / 2)), 'image_truncated')).toMatch(/RIFF header declares/);
+  });
+
+  it('a PNG with damaged pixel data but an intact end -> image_corrupt', async () => {
+    const png = Buffer.from(await makeImage(64, 64, 'png', 6));
+    const idat = png.indexOf('IDAT');
+    for (let i = idat + 8; i < idat + 200; i++) png[i] = png[i]! ^ 0x5a;
+    const message = await expectFailure(png, 'image_corrupt');
+    expect(message).toMatch(/^png is damaged/);
+  });
+
+  it('a PNG whose header claims 30000x30000 -> image_too_large, naming the size and limit', async () => {
+    const message = await expectFailure(await makePngClaiming(30_000, 30_000), 'image_too_large');
+    expect(message).toBe('png claims 30000x30000 = 900,000,000 pixels, more than maxPixels 89,478,485');
+  });
+
+  it('maxPixels is configurable', async () => {
+    await expectFailure(smallJpeg, 'image_too_large', 64 * 48 - 1);
+    expect((await decodeImage(smallJpeg, 64 * 48)).ok).toBe(true);
+  });
+});
+
+describe('decode stage', () => {
+  it('keeps order, passes failed pairs through untouched, and records failures on the sample', async () => {
+    const earlier = { code: 'image_missing', message: 'gone', stage: 'source' };
+    const input = [
+      pair('a', smallJpeg),
+      pair('b', null, earlier),
+      pair('c', Buffer.from('not an image')),
+      pair('d', await makeImage(10, 10, 'png', 7)),
+      pair('e', Buffer.alloc(0)),
+    ];
+    const { out, events } = await runStage(input, { concurrency: 3 });
+    expect(out.map((p) => p.key)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(out.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'image_missing', 'image_unsupported', 'ok', 'image_empty']);
+    expect(out[0]!.image).toMatchObject({ width: 64, height: 48, format: 'jpeg' });
+    expect(out[1]).toEqual({ ...input[1], image: null });
+    expect(out[2]!.failure!.stage).toBe('decode');
+    expect(out[2]!.image).toBeNull();
+    expect(out[3]!.image).toMatchObject({ width: 10, height: 10, format: 'png' });
+    // Failures are data on the sample; the pipeline runner reports them as events, so the stage emits none.
+    expect(events.filter((e) => e.type === 'log')).toEqual([]);
+    expect(out.filter((p) => p.failure?.stage === 'decode').map((p) => `${p.key}:${p.failure!.code}`)).toEqual(['c:image_unsupported', 'e:image_empty']);
+  });
+
+  it('runs many images with bounded concurrency and gets them all', async () => {
+    const images = await Promise.all(Array.from({ length: 40 }, (_, i) => makeImage(16 + i, 16, 'jpeg', i)));
+    const { out } = await runStage(images.map((bytes, i) => pair(`k${i}`, bytes)), { concurrency: 2 });
+    expect(out.map((p) => p.image?.width)).toEqual(images.map((_, i) => 16 + i));
+  });
+
+  it('has its defaults and rejects bad options with a ConfigError naming the option', () => {
+    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, concurrency: 4 });
+    expect(() => createDecodeStage({ concurrency: 0 })).toThrow(ConfigError);
+    expect(() => createDecodeStage({ concurrency: 0 })).toThrow(/concurrency/);
+    expect(() => createDecodeStage({ maxPixel: 5 } as never)).toThrow(/maxPixel/);
+  });
+
+  it('its name is decode', () => {
+    expect(createDecodeStage().name).toBe('decode');
+  });
+});
+
+describe('fixture sanity', () => {
+  it('the crafted PNG really claims 30000x30000 with a valid header CRC', async () => {
+    const meta = await sharp(await makePngClaiming(30_000, 30_000), { limitInputPixels: false }).metadata();
+    expect([meta.width, meta.height]).toEqual([30_000, 30_000]);
+  });
+});
