@@ -1,0 +1,163 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { makeGoodSamples, makeImage, makePngClaiming, sampleMembers, writeTar, type Member } from '../fixtures/make-webdataset.js';
+import { keysOf, readShardMembers, runCli } from './helpers.js';
+
+let dir: string;
+
+/** One shard with good samples and every kind of bad input the issue names, then a shard cut mid-member. */
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'vlc-cli-'));
+  const good = await makeGoodSamples(12);
+  const jpeg = await makeImage(64, 48, 'jpeg', 99);
+  const members: Member[] = [
+    ...good.slice(0, 4).flatMap(sampleMembers),
+    { name: 'trunc.jpg', data: jpeg.subarray(0, Math.floor(jpeg.length * 0.6)) },
+    { name: 'trunc.txt', data: 'a truncated photo' },
+    { name: 'zero.jpg', data: Buffer.alloc(0) },
+    { name: 'notimage.jpg', data: 'this is not an image at all, just text' },
+    { name: 'bomb.png', data: await makePngClaiming(30000, 30000) },
+    ...good.slice(4, 8).flatMap(sampleMembers),
+    { name: 'badutf8.jpg', data: await makeImage(20, 20, 'jpeg', 5) },
+    { name: 'badutf8.txt', data: Buffer.from([0x61, 0x20, 0xff, 0xfe, 0x62]) },
+    { name: 'ctrl.jpg', data: await makeImage(20, 20, 'jpeg', 6) },
+    { name: 'ctrl.txt', data: 'a red\u0007 circle\u202e here' },
+    ...good.slice(8, 12).flatMap(sampleMembers),
+  ];
+  await writeTar(join(dir, 'a.tar'), members);
+  const more = await makeGoodSamples(5, 100);
+  await writeTar(join(dir, 'b-full.tar'), more.flatMap(sampleMembers));
+  const full = readFileSync(join(dir, 'b-full.tar'));
+  writeFileSync(join(dir, 'b.tar'), full.subarray(0, full.length - 1500));
+  writeFileSync(
+    join(dir, 'recipe.yaml'),
+    stringify({
+      run: { db: 'out/run.db' },
+      sources: [{ type: 'webdataset', paths: ['a.tar', 'b.tar', 'missing.tar'] }],
+      export: [{ type: 'webdataset', out: 'out/wds', maxCount: 5 }],
+    }),
+  );
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('vlcurate build and inspect on bad input', () => {
+  it('records a specific error for each bad sample, keeps every good one, exits 1', async () => {
+    const result = await runCli(['build', join(dir, 'recipe.yaml'), '--progress', 'plain']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/samples: \d+ total/);
+
+    const failed = JSON.parse((await runCli(['inspect', join(dir, 'out/run.db'), 'samples', '--status', 'failed', '--json'])).stdout);
+    const codes = Object.fromEntries(failed.map((f: { key: string; error_code: string }) => [f.key, f.error_code]));
+    expect(codes).toMatchObject({
+      trunc: 'image_truncated',
+      zero: 'image_empty',
+      notimage: 'image_unsupported',
+      bomb: 'image_too_large',
+    });
+    expect(Object.values(codes)).toContain('tar_truncated');
+    expect(Object.values(codes)).toContain('shard_missing');
+    for (const f of failed) expect(f.error_message.length).toBeGreaterThan(10);
+    expect(failed.find((f: { key: string }) => f.key === 'bomb').error_message).toContain('30000x30000');
+
+    // Bad caption text is a caption-level issue: the image is kept, the caption marked.
+    const bad = JSON.parse((await runCli(['inspect', join(dir, 'out/run.db'), 'show', 'badutf8', '--json'])).stdout);
+    expect(bad.sample.status).toBe('ok');
+    expect(bad.captions[0]).toMatchObject({ issue: 'invalid_utf8', usable: 0 });
+    const ctrl = JSON.parse((await runCli(['inspect', join(dir, 'out/run.db'), 'show', 'ctrl', '--json'])).stdout);
+    expect(ctrl.captions[0]).toMatchObject({ issue: 'control_chars_removed', usable: 1, text: 'a red circle here' });
+
+    const stats = JSON.parse((await runCli(['inspect', join(dir, 'out/run.db'), 'stats', '--json'])).stdout);
+    const okKeys: string[] = JSON.parse(
+      (await runCli(['inspect', join(dir, 'out/run.db'), 'samples', '--status', 'ok', '--limit', '1000', '--json'])).stdout,
+    ).map((r: { key: string }) => r.key);
+    // Every good sample of a.tar, the two with bad caption text, and the samples of b.tar before the cut.
+    const goodA = (await makeGoodSamples(12)).map((g) => g.key);
+    const fromB = okKeys.filter((k) => k.startsWith('0000001')).sort();
+    expect(okKeys.sort()).toEqual([...goodA, ...fromB, 'badutf8', 'ctrl'].sort());
+    expect(fromB).toEqual(['000000100', '000000101', '000000102', '000000103'].slice(0, fromB.length));
+    expect(fromB.length).toBeGreaterThanOrEqual(3);
+    expect(stats.samples.failed).toBe(Object.keys(codes).length);
+    expect(stats.failures.image_truncated).toBe(1);
+    expect(stats.exported).toEqual({ wds: stats.samples.ok });
+
+    // The shards hold exactly the ok samples, checked with node-tar and GNU tar.
+    const members = await readShardMembers(join(dir, 'out/wds'));
+    expect(keysOf(members).sort()).toEqual(okKeys.sort());
+    const gnu = execFileSync('tar', ['-tvf', join(dir, 'out/wds/wds-000000.tar')], { encoding: 'utf8' });
+    expect(gnu).toMatch(/-rw-r--r--/);
+    // The badutf8 sample has no usable caption, so no .txt member.
+    expect(members.some((m) => m.member === 'badutf8.txt')).toBe(false);
+    expect(members.some((m) => m.member === 'ctrl.txt')).toBe(true);
+  });
+
+  it('inspect sql reads, refuses writes with a clear message, and shows tables', async () => {
+    const db = join(dir, 'out/run.db');
+    const read = await runCli(['inspect', db, 'sql', 'SELECT status, COUNT(*) AS n FROM samples GROUP BY status ORDER BY status', '--json']);
+    expect(read.code).toBe(0);
+    expect(JSON.parse(read.stdout).map((r: { status: string }) => r.status)).toEqual(['failed', 'ok']);
+    const write = await runCli(['inspect', db, 'sql', 'DELETE FROM samples']);
+    expect(write.code).toBe(2);
+    expect(write.stderr).toMatch(/read-only/);
+    const table = await runCli(['inspect', db, 'stats']);
+    expect(table.stdout).toMatch(/failures\s*\nname\s+count/);
+    const unknown = await runCli(['inspect', db, 'show', 'no-such-key']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no sample with key "no-such-key"');
+  });
+});
+
+describe('configuration errors exit 2 and name the field', () => {
+  it('a recipe with a wrong type', async () => {
+    writeFileSync(join(dir, 'bad.yaml'), stringify({ sources: [{ type: 'webdatset', paths: 'a.tar' }] }));
+    const result = await runCli(['build', join(dir, 'bad.yaml')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('sources[0].type: expected one of "webdataset" | "coco", got "webdatset"');
+  });
+
+  it('a bad flag value', async () => {
+    const result = await runCli(['build', join(dir, 'recipe.yaml'), '--shard', '3/2']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--shard');
+  });
+
+  it('an unknown command', async () => {
+    expect((await runCli(['frobnicate'])).code).toBe(2);
+  });
+});
+
+describe('vlcurate demo', () => {
+  it('leaves the data, its ground truth, the run database and the exports under --out', async () => {
+    const out = join(dir, 'demo');
+    const result = await runCli(['demo', '--out', out, '--count', '60', '--progress', 'plain']);
+    expect(result.code).toBe(0);
+    for (const path of ['run.db', 'recipe.yaml', 'data/ground_truth.jsonl', 'wds/manifest.json']) expect(existsSync(join(out, path))).toBe(true);
+    const stats = JSON.parse((await runCli(['inspect', join(out, 'run.db'), 'stats', '--json'])).stdout);
+    expect(stats.samples).toEqual({ total: 60, ok: 60, failed: 0, dropped: 0 });
+    expect(stats.exported).toEqual({ wds: 60 });
+  });
+});
+
+describe('--shard I/N', () => {
+  it('N processes together cover every input exactly once, each with its own database and shard names', async () => {
+    const out = join(dir, 'demo'); // made by the demo test above
+    const recipe = join(out, 'recipe.yaml');
+    const results = await Promise.all([0, 1, 2].map((i) => runCli(['build', recipe, '--shard', `${i}/3`, '--progress', 'plain'])));
+    expect(results.map((r) => r.code)).toEqual([0, 0, 0]);
+    const keysPerShard = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const stats = JSON.parse((await runCli(['inspect', join(out, `run-s${i}of3.db`), 'stats', '--json'])).stdout);
+        expect(stats.samples.total).toBeGreaterThan(5);
+        return keysOf((await readShardMembers(join(out, 'wds'))).filter((m) => m.shard.startsWith(`wds-s${i}of3-`)));
+      }),
+    );
+    const all = keysPerShard.flat();
+    expect(all).toHaveLength(60);
+    expect(new Set(all).size).toBe(60);
+    expect(existsSync(join(out, 'wds', 'manifest-s1of3.json'))).toBe(true);
+  });
+});
