@@ -119,6 +119,12 @@ export async function decodeImage(bytes: Buffer | null, maxPixels: number): Prom
   } catch (err) {
     return classifyFailure(bytes, format, err, 'its pixel data cannot be decoded');
   }
+  // libjpeg quietly invents an end marker when only the last bytes are missing, so the decode can succeed
+  // on a cut file (seen with shrink-on-load); check the container's own end too.
+  const cut = missingEnd(bytes, format);
+  if (cut !== null) {
+    return { ok: false, code: 'image_truncated', message: `${format} data is cut off (${bytes.length} bytes, ${cut}) though its pixels decoded` };
+  }
 
   const orientation = metadata.orientation !== undefined && metadata.orientation >= 1 && metadata.orientation <= 8 ? metadata.orientation : 1;
   const swap = orientation >= 5;
@@ -203,6 +209,24 @@ function truncationEvidence(bytes: Buffer, format: string | null): string | null
     default:
       return null;
   }
+}
+
+const JPEG_SOS = Buffer.from([0xff, 0xda]);
+const JPEG_EOI = Buffer.from([0xff, 0xd9]);
+
+/**
+ * After a successful decode: does the file lack its end? Stricter than `truncationEvidence` about where
+ * the end may be, so trailers after the image (camera metadata, MPF) are not mistaken for damage. A JPEG
+ * needs an end-of-image marker after its last scan (scan data cannot contain one); a PNG needs IEND.
+ */
+function missingEnd(bytes: Buffer, format: string): string | null {
+  if (format === 'jpeg') {
+    const lastScan = bytes.lastIndexOf(JPEG_SOS);
+    return lastScan >= 0 && bytes.lastIndexOf(JPEG_EOI) < lastScan ? 'no end-of-image marker after the last scan' : null;
+  }
+  if (format === 'png') return bytes.lastIndexOf(PNG_IEND) >= 0 ? null : 'no IEND chunk';
+  if (format === 'webp') return truncationEvidence(bytes, format);
+  return null;
 }
 
 function firstLine(text: string): string {

@@ -105,6 +105,14 @@ describe('decodeImage', () => {
     await expectFailure(largeJpeg.subarray(0, largeJpeg.length - 500), 'image_truncated');
   });
 
+  it('a JPEG or PNG with bytes trailing after its end (camera trailers) is not called truncated', async () => {
+    const trailer = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 31) % 256).filter((b) => b !== 0xff));
+    for (const image of [largeJpeg, smallJpeg, await makeImage(40, 30, 'png', 3)]) {
+      const result = await decodeImage(Buffer.concat([image, trailer]), 89_478_485);
+      expect(result.ok, JSON.stringify(result)).toBe(true);
+    }
+  });
+
   it('JPEG cut inside its header -> image_truncated', async () => {
     await expectFailure(smallJpeg.subarray(0, 200), 'image_truncated');
   });

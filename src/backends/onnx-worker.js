@@ -1,0 +1,127 @@
+// Worker-thread entry for OnnxSession (src/backends/onnx-session.ts). Plain JavaScript on purpose: Node
+// starts it directly with `new Worker(new URL('./onnx-worker.js', import.meta.url))`, both from the
+// TypeScript sources (vitest) and from the compiled `dist/src/backends/`, with no loader in between.
+// It owns one onnxruntime InferenceSession; `run()` blocks this thread only, never the main one.
+//
+// Protocol (types in onnx-session.ts):
+//   workerData                      { modelPath, options: { executionProvider, intraOpThreads, deviceId } }
+//   worker -> main, once            { kind: 'ready', inputs, outputs } | { kind: 'open-failed', reason, message }
+//   main -> worker                  { kind: 'run', id, feeds: { [name]: { type, dims, data } }, outputs }
+//   worker -> main                  { kind: 'result', id, outputs } | { kind: 'run-failed', id, message }
+//   main -> worker                  { kind: 'close' }  (the worker releases the session and exits)
+// Tensor buffers move both ways in transfer lists, so no tensor is copied between threads.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+
+import ort from 'onnxruntime-node';
+
+const require = createRequire(import.meta.url);
+
+/** Names of the shared libraries the CUDA execution provider loads at session creation. */
+function cudaProviderFiles() {
+  if (process.platform === 'win32') return ['onnxruntime_providers_cuda.dll', 'onnxruntime_providers_shared.dll'];
+  return ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'];
+}
+
+/** Why the CUDA provider cannot be used by this onnxruntime-node install, or null when it looks usable. */
+function cudaProblem() {
+  const listed = typeof ort.listSupportedBackends === 'function' ? ort.listSupportedBackends() : [];
+  if (!listed.some((b) => b.name === 'cuda')) {
+    return `this onnxruntime-node build (${process.platform}/${process.arch}) has no CUDA execution provider`;
+  }
+  const binDir = path.join(
+    path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch,
+  );
+  const missing = cudaProviderFiles().filter((f) => !existsSync(path.join(binDir, f)));
+  if (missing.length > 0) return `the CUDA provider files ${missing.join(', ')} are missing from ${binDir}`;
+  return null;
+}
+
+function describeValues(metadata) {
+  return metadata.map((m) => ({
+    name: m.name,
+    type: m.isTensor ? m.type : undefined,
+    shape: m.isTensor ? [...m.shape] : [],
+  }));
+}
+
+/** A typed array whose buffer can be moved to the other thread without copying anything else along. */
+function ownBuffer(data) {
+  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+  if (whole && !(typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer)) return data;
+  return data.slice();
+}
+
+async function open() {
+  const { modelPath, options } = workerData;
+  if (options.executionProvider === 'cuda') {
+    const problem = cudaProblem();
+    if (problem) return { kind: 'open-failed', reason: 'cuda-unavailable', message: problem };
+  }
+  const sessionOptions = {
+    executionProviders: options.executionProvider === 'cuda' ? [{ name: 'cuda', deviceId: options.deviceId }] : ['cpu'],
+    intraOpNumThreads: options.intraOpThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    enableCpuMemArena: true,
+    enableMemPattern: true,
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  };
+  try {
+    const session = await ort.InferenceSession.create(modelPath, sessionOptions);
+    return { kind: 'ready', session };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const reason = options.executionProvider === 'cuda' && /cuda|cudnn|cublas|provider/i.test(message)
+      ? 'cuda-unavailable'
+      : 'load';
+    return { kind: 'open-failed', reason, message };
+  }
+}
+
+const opened = await open();
+if (opened.kind !== 'ready') {
+  parentPort.postMessage(opened);
+} else {
+  const session = opened.session;
+  parentPort.postMessage({
+    kind: 'ready',
+    inputs: describeValues(session.inputMetadata),
+    outputs: describeValues(session.outputMetadata),
+  });
+
+  // Messages are handled one after another: runs in arrival order, and `close` only after them.
+  let queue = Promise.resolve();
+  parentPort.on('message', (msg) => {
+    queue = queue.then(() => handle(session, msg));
+  });
+}
+
+async function handle(session, msg) {
+  if (msg.kind === 'close') {
+    await session.release();
+    parentPort.close();
+    return;
+  }
+  if (msg.kind !== 'run') return;
+  try {
+    const feeds = {};
+    for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+    const results = await session.run(feeds, msg.outputs);
+    const outputs = {};
+    const transfer = [];
+    for (const name of msg.outputs) {
+      const value = results[name];
+      const data = ownBuffer(value.data);
+      outputs[name] = { type: value.type, dims: [...value.dims], data };
+      transfer.push(data.buffer);
+    }
+    parentPort.postMessage({ kind: 'result', id: msg.id, outputs }, transfer);
+  } catch (err) {
+    parentPort.postMessage({ kind: 'run-failed', id: msg.id, message: err instanceof Error ? err.message : String(err) });
+  }
+}

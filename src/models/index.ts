@@ -1,0 +1,13 @@
+export { ImagePreprocessor, loadPreprocessor, preprocessorConfigSchema } from './preprocess.js';
+export type { PixelBatch, PreprocessBatchOptions, PreprocessorConfig, ImagePreprocessorOptions } from './preprocess.js';
+export { TextTokenizer } from './tokenizer.js';
+export type { EncodeBatchOptions, Padding, TokenBatch, TextTokenizerOptions } from './tokenizer.js';
+export { ItcModel, loadItcModel } from './itc-model.js';
+export { ItmModel, loadItmModel } from './itm-model.js';
+export type { ItmImages, ItmScores } from './itm-model.js';
+export { cosineAt, cosineMatrix, embeddingShape, l2NormalizeRows } from './embeddings.js';
+export type { Embeddings } from './embeddings.js';
+export { MODEL_VARIANTS, onnxPath } from './model-files.js';
+export type { ModelVariant } from './model-files.js';
+export { modelConfigSchema } from './model-folder.js';
+export type { ModelConfig, ModelLoadOptions } from './model-folder.js';
