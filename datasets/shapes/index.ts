@@ -13,3 +13,4 @@ export { COLORS, COLOR_RGB, RELATIONS, SHAPES, SIZES, type ColorName, type Shape
 export { CATEGORIES } from './coco.js';
 export { sceneSvg, renderScene, JPEG_QUALITY } from './render.js';
 export { Rng } from './rng.js';
+export { captionIsCorrect, namedObjects, type NamedObject } from './judge.js';

@@ -16,6 +16,8 @@ export interface Caption {
   issue: string | null;
   /** False when the caption cannot be used as text (invalid bytes). An empty caption is usable but empty. */
   usable: boolean;
+  /** Captioner that wrote a synthetic caption (model folder or API model name). */
+  model?: string | null;
   /** Filter scores and verdict; absent until a filter stage has run. */
   itc?: number | null;
   itm?: number | null;

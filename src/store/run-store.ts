@@ -38,7 +38,8 @@ export class RunStore {
         meta_json = excluded.meta_json, run_id = excluded.run_id, updated_at = excluded.updated_at`);
     this.deleteCaptions = db.prepare('DELETE FROM captions WHERE sample_key = ?');
     this.insertCaption = db.prepare(`
-      INSERT INTO captions (sample_key, idx, origin, text, issue, usable) VALUES (?, ?, ?, ?, ?, ?)`);
+      INSERT INTO captions (sample_key, idx, origin, text, issue, usable, model, itc, itm, kept, reason)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.deleteBoxes = db.prepare('DELETE FROM boxes WHERE sample_key = ?');
     this.insertBox = db.prepare(`
       INSERT INTO boxes (sample_key, idx, label, x1, y1, x2, y2, original_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -88,7 +89,10 @@ export class RunStore {
           now,
         });
         this.deleteCaptions.run(s.key);
-        s.captions.forEach((c, idx) => this.insertCaption.run(s.key, idx, c.origin, c.text, c.issue, c.usable ? 1 : 0));
+        s.captions.forEach((c, idx) =>
+          this.insertCaption.run(s.key, idx, c.origin, c.text, c.issue, c.usable ? 1 : 0, c.model ?? null, c.itc ?? null, c.itm ?? null,
+            c.kept === undefined || c.kept === null ? null : c.kept ? 1 : 0, c.reason ?? null),
+        );
         this.deleteBoxes.run(s.key);
         s.boxes.forEach((b, idx) =>
           this.insertBox.run(s.key, idx, b.label, ...b.box, b.original ? JSON.stringify(b.original) : null),

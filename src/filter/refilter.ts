@@ -1,0 +1,64 @@
+import type { Db } from '../store/database.js';
+import { nowIso } from '../store/database.js';
+import { decideCaptions, NO_CAPTION_PASSED, type ResolvedPolicy, type ScoredCaption } from './policy.js';
+
+export interface RefilterSummary {
+  samples: number;
+  kept: number;
+  dropped: number;
+  /** Samples whose status changed (ok <-> dropped). */
+  changed: number;
+  captionsKept: number;
+  captionsRejected: number;
+}
+
+type Row = [key: string, status: string, origin: ScoredCaption['origin'], usable: number, empty: number, itc: number | null, itm: number | null, idx: number];
+
+/**
+ * Re-decide a run from its stored scores: no model runs. Failed samples are left alone; every other
+ * sample gets fresh verdicts and becomes ok or dropped. One transaction, so a crash changes nothing.
+ * Exports written earlier are not rewritten: re-export to apply the new decisions to shards.
+ */
+export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: boolean } = {}): RefilterSummary {
+  const rows = db
+    .prepare(
+      `SELECT c.sample_key, s.status, c.origin, c.usable, length(trim(c.text)) = 0, c.itc, c.itm, c.idx
+       FROM captions c JOIN samples s ON s.key = c.sample_key
+       WHERE s.status != 'failed' ORDER BY c.sample_key, c.idx`,
+    )
+    .raw()
+    .all() as Row[];
+  const updateCaption = db.prepare('UPDATE captions SET kept = ?, reason = ? WHERE sample_key = ? AND idx = ?');
+  const updateSample = db.prepare(`UPDATE samples SET status = ?, drop_reason = ?, updated_at = ? WHERE key = ?`);
+  const summary: RefilterSummary = { samples: 0, kept: 0, dropped: 0, changed: 0, captionsKept: 0, captionsRejected: 0 };
+  const now = nowIso();
+
+  const apply = () => {
+    for (let start = 0; start < rows.length; ) {
+      let end = start;
+      while (end < rows.length && rows[end]![0] === rows[start]![0]) end++;
+      const group = rows.slice(start, end);
+      const [key, status] = group[0]!;
+      const verdicts = decideCaptions(
+        group.map(([, , origin, usable, empty, itc, itm]) => ({ origin, text: empty ? '' : 'x', usable: usable === 1, itc, itm })),
+        policy,
+      );
+      let anyKept = false;
+      verdicts.forEach((v, i) => {
+        anyKept ||= v.kept;
+        if (v.kept) summary.captionsKept++;
+        else summary.captionsRejected++;
+        if (!options.dryRun) updateCaption.run(v.kept ? 1 : 0, v.reason, key, group[i]![7]);
+      });
+      const next = anyKept ? 'ok' : 'dropped';
+      summary.samples++;
+      if (anyKept) summary.kept++;
+      else summary.dropped++;
+      if (next !== status) summary.changed++;
+      if (!options.dryRun) updateSample.run(next, anyKept ? null : NO_CAPTION_PASSED, now, key);
+      start = end;
+    }
+  };
+  db.transaction(apply)();
+  return summary;
+}

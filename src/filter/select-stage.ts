@@ -1,0 +1,28 @@
+import type { DecodedPair } from '../core/sample.js';
+import type { Stage } from '../core/stage.js';
+import { decideCaptions, NO_CAPTION_PASSED, type ResolvedPolicy } from './policy.js';
+
+/**
+ * Applies the filter policy to each sample's scored captions: every caption gets `kept` and a reason;
+ * a sample with no kept caption is dropped (`no_caption_passed`), its scores still recorded.
+ */
+export function createSelectStage(policy: ResolvedPolicy, name = 'select'): Stage<DecodedPair, DecodedPair> {
+  return {
+    name,
+    async *run(input) {
+      for await (const sample of input) {
+        if (sample.failure || sample.dropped) {
+          yield sample;
+          continue;
+        }
+        const verdicts = decideCaptions(
+          sample.captions.map((c) => ({ origin: c.origin, text: c.text, usable: c.usable, itc: c.itc ?? null, itm: c.itm ?? null })),
+          policy,
+        );
+        const captions = sample.captions.map((c, i) => ({ ...c, kept: verdicts[i]!.kept, reason: verdicts[i]!.reason }));
+        const anyKept = verdicts.some((v) => v.kept);
+        yield { ...sample, captions, dropped: anyKept ? null : { reason: NO_CAPTION_PASSED, stage: name } };
+      }
+    },
+  };
+}
