@@ -1,5 +1,4 @@
 import { COLORS, SHAPES, SIZES } from './vocabulary.js';
-import type { GroundTruthRecord } from './generate.js';
 
 export interface NamedObject {
   size: string | null;
@@ -31,7 +30,7 @@ export function namedObjects(caption: string): NamedObject[] {
  * right colour and shape, name nothing else, and any size it gives must be right. Spatial relations are
  * not checked (the demo's noise never changes only a relation).
  */
-export function captionIsCorrect(caption: string, truth: Pick<GroundTruthRecord, 'objects'>): boolean {
+export function captionIsCorrect(caption: string, truth: { objects: readonly { shape: string; color: string; size: string }[] }): boolean {
   const named = namedObjects(caption);
   if (named.length !== truth.objects.length) return false;
   const remaining = [...truth.objects];
