@@ -15,6 +15,14 @@ import { createSource } from '../sources/registry.js';
 import type { SourceContext } from '../sources/source.js';
 import { createDecodeStage } from '../sources/decode.js';
 import { createExport } from '../export/registry.js';
+import { CaptionScorer } from '../filter/caption-scorer.js';
+import { createScoreStage } from '../filter/score-stage.js';
+import { createSelectStage } from '../filter/select-stage.js';
+import { needsRunLevelCuts, resolvePolicy } from '../filter/resolve-policy.js';
+import type { FilterOptions } from '../filter/filter-options.js';
+import { loadItcModel } from '../models/itc-model.js';
+import { loadItmModel } from '../models/itm-model.js';
+import { ConfigError } from '../core/errors.js';
 
 export interface BuildOptions {
   shard: ShardSpec;
@@ -43,6 +51,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   const { recipe, baseDir } = loaded;
   const dbPath = shardedDbPath(resolvePath(baseDir, recipe.run.db), options.shard);
   const db: Db = openDatabase(dbPath);
+  const cleanups: (() => unknown)[] = [];
   try {
     const store = new RunStore(db);
     const runId = store.startRun(JSON.stringify(recipe), loaded.hash, `${options.shard.index}/${options.shard.count}`);
@@ -54,9 +63,17 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       total = n === null || total === null ? null : total + n;
     }
     const exportNames = recipe.export.map((e) => e.name);
+    const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir) : null;
+    cleanups.push(() => scorer?.close());
     const stages: Stage<any, any>[] = [
       createSkipDoneStage(store, exportNames),
       createDecodeStage(recipe.decode),
+      ...(recipe.filter && scorer
+        ? [
+            createScoreStage(scorer, { name: 'filter', batchSize: recipe.filter.batchSize }),
+            createSelectStage(resolvePolicy(recipe.filter, null)),
+          ]
+        : []),
       createRecordStage(store, runId, recipe.run.commitEvery),
       ...recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })),
     ];
@@ -72,6 +89,20 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     });
     store.finishRun(runId, options.signal.aborted ? 'aborted' : 'finished');
   } finally {
+    for (const cleanup of cleanups) await cleanup();
     db.close();
   }
+}
+
+/** Load the filter's models once per build; paths resolve against the recipe's folder. */
+async function loadScorer(filter: FilterOptions, baseDir: string): Promise<CaptionScorer> {
+  if (needsRunLevelCuts(filter)) {
+    throw new ConfigError(
+      'filter: percentile and topFraction cuts are computed over the whole run; build with a `threshold` and then run ' +
+        '`vlcurate refilter RUN.db --itm-percentile P` (or --itc-top-fraction F) to re-decide from the stored scores',
+    );
+  }
+  const itc = filter.itc ? await loadItcModel(resolvePath(baseDir, filter.itc.model), { variant: filter.itc.variant }) : null;
+  const itm = filter.itm ? await loadItmModel(resolvePath(baseDir, filter.itm.model), { variant: filter.itm.variant }) : null;
+  return new CaptionScorer(itc, itm);
 }

@@ -6,6 +6,8 @@ import { registerBuild } from './commands/build.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerDatasets } from './commands/datasets.js';
 import { registerDemo } from './commands/demo.js';
+import { registerRefilter } from './commands/refilter.js';
+import { registerCalibrate } from './commands/calibrate.js';
 
 export function createProgram(setExit: (code: number) => void): Command {
   const program = new Command('vlcurate')
@@ -17,6 +19,8 @@ export function createProgram(setExit: (code: number) => void): Command {
   registerBuild(program, setExit);
   registerInspect(program);
   registerDatasets(program);
+  registerRefilter(program, setExit);
+  registerCalibrate(program);
   return program;
 }
 

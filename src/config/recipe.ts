@@ -7,6 +7,7 @@ import { ConfigError } from '../core/errors.js';
 import { sourceSchema } from '../sources/registry.js';
 import { decodeOptionsSchema } from '../sources/decode.js';
 import { exportSchema } from '../export/registry.js';
+import { filterOptionsSchema } from '../filter/filter-options.js';
 import { formatIssues } from './format-issues.js';
 
 /**
@@ -30,6 +31,8 @@ export const recipeSchema = z
     run: runOptionsSchema.default(() => runOptionsSchema.parse({})),
     sources: z.array(sourceSchema).min(1),
     decode: decodeOptionsSchema.default(() => decodeOptionsSchema.parse({})),
+    /** CapFilt filter: score captions with ITC and/or ITM and keep those that pass. Off when absent. */
+    filter: filterOptionsSchema.optional(),
     export: z.array(exportSchema).default([]),
   })
   .strict();

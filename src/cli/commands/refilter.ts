@@ -1,0 +1,117 @@
+import type { Command } from 'commander';
+import { ConfigError } from '../../core/errors.js';
+import { openDatabase } from '../../store/database.js';
+import { filterOptionsSchema, FILTER_POLICIES, DEFAULT_ITC_THRESHOLD, DEFAULT_ITM_THRESHOLD, type FilterPolicy } from '../../filter/filter-options.js';
+import type { ResolvedPolicy } from '../../filter/policy.js';
+import { refilterRun } from '../../filter/refilter.js';
+import { resolvePolicy, scorePercentile } from '../../filter/resolve-policy.js';
+import type { Db } from '../../store/database.js';
+import { EXIT_OK } from '../exit.js';
+
+interface RefilterFlags {
+  policy?: string;
+  itcThreshold?: string;
+  itmThreshold?: string;
+  itcPercentile?: string;
+  itmPercentile?: string;
+  itcTopFraction?: string;
+  itmTopFraction?: string;
+  topK?: string;
+  topKBy?: string;
+  preferWeb?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+function number(flag: string, value: string, lo: number, hi: number): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < lo || n > hi) throw new ConfigError(`${flag}: expected a number from ${lo} to ${hi}, got "${value}"`);
+  return n;
+}
+
+/** The policy the run was built with (its latest run's recipe), or BLIP/LAION defaults. */
+function recordedPolicy(db: Db): ResolvedPolicy {
+  const row = db.prepare('SELECT recipe_json FROM runs ORDER BY id DESC LIMIT 1').get() as { recipe_json: string } | undefined;
+  const filter = row ? (JSON.parse(row.recipe_json) as { filter?: unknown }).filter : undefined;
+  const parsed = filter ? filterOptionsSchema.safeParse(filter) : null;
+  if (parsed?.success) return resolvePolicy(parsed.data, db);
+  return { policy: 'both', itcThreshold: DEFAULT_ITC_THRESHOLD, itmThreshold: DEFAULT_ITM_THRESHOLD, topK: null, topKBy: 'itm', preferWeb: false };
+}
+
+/** Recorded policy with the flags laid over it; percentile flags resolve against the run's scores. */
+export function policyFromFlags(db: Db, flags: RefilterFlags): ResolvedPolicy {
+  const policy = recordedPolicy(db);
+  if (flags.policy !== undefined) {
+    if (!(FILTER_POLICIES as readonly string[]).includes(flags.policy)) {
+      throw new ConfigError(`--policy: expected one of ${FILTER_POLICIES.join(' | ')}, got "${flags.policy}"`);
+    }
+    policy.policy = flags.policy as FilterPolicy;
+  }
+  for (const score of ['itc', 'itm'] as const) {
+    const threshold = flags[`${score}Threshold`];
+    const percentile = flags[`${score}Percentile`];
+    const fraction = flags[`${score}TopFraction`];
+    const given = [threshold, percentile, fraction].filter((v) => v !== undefined).length;
+    if (given > 1) throw new ConfigError(`--${score}-threshold, --${score}-percentile, --${score}-top-fraction: give at most one`);
+    let cut: number | null | undefined;
+    if (threshold !== undefined) cut = number(`--${score}-threshold`, threshold, -1e9, 1e9);
+    if (percentile !== undefined) cut = scorePercentile(db, score, number(`--${score}-percentile`, percentile, 0, 100));
+    if (fraction !== undefined) cut = scorePercentile(db, score, 100 * (1 - number(`--${score}-top-fraction`, fraction, 0, 1)));
+    if (cut !== undefined) policy[`${score}Threshold`] = cut ?? Number.POSITIVE_INFINITY;
+  }
+  if (flags.topK !== undefined) {
+    const k = number('--top-k', flags.topK, 0, 1e6);
+    if (!Number.isInteger(k)) throw new ConfigError(`--top-k: expected a whole number (0 turns top-k off), got "${flags.topK}"`);
+    policy.topK = k === 0 ? null : k;
+  }
+  if (flags.topKBy !== undefined) {
+    if (flags.topKBy !== 'itc' && flags.topKBy !== 'itm') throw new ConfigError(`--top-k-by: expected itc | itm, got "${flags.topKBy}"`);
+    policy.topKBy = flags.topKBy;
+  }
+  if (flags.preferWeb !== undefined) policy.preferWeb = flags.preferWeb;
+  return policy;
+}
+
+export function registerRefilter(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('refilter')
+    .description('re-decide every caption from stored scores with new thresholds or policy (no inference)')
+    .argument('<db>', 'run database')
+    .option('--policy <policy>', FILTER_POLICIES.join(' | '))
+    .option('--itc-threshold <x>', 'keep captions with ITC cosine >= x')
+    .option('--itm-threshold <p>', 'keep captions with ITM p(match) >= p')
+    .option('--itc-percentile <p>', "cut at the run's p-th ITC percentile")
+    .option('--itm-percentile <p>', "cut at the run's p-th ITM percentile")
+    .option('--itc-top-fraction <f>', 'keep the best fraction f of ITC scores')
+    .option('--itm-top-fraction <f>', 'keep the best fraction f of ITM scores')
+    .option('--top-k <k>', 'keep at most k captions per image (0: no limit)')
+    .option('--top-k-by <score>', 'itc | itm')
+    .option('--prefer-web', 'keep a passing web caption alone')
+    .option('--no-prefer-web', 'keep passing web and synthetic captions alike')
+    .option('--dry-run', 'report what would change, change nothing')
+    .option('--json', 'machine-readable output')
+    .action((dbPath: string, flags: RefilterFlags) => {
+      const started = performance.now();
+      const db = openDatabase(dbPath);
+      try {
+        const policy = policyFromFlags(db, flags);
+        const summary = refilterRun(db, policy, { dryRun: flags.dryRun ?? false });
+        const seconds = (performance.now() - started) / 1000;
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify({ policy, ...summary, dryRun: flags.dryRun ?? false, seconds }, null, 2)}\n`);
+        } else {
+          const cut = (name: string, t: number | null) => (t === null ? '' : ` ${name} >= ${Math.round(t * 1000) / 1000}`);
+          process.stdout.write(
+            `policy ${policy.policy}:${cut('itc', policy.itcThreshold)}${cut('itm', policy.itmThreshold)}` +
+              `${policy.topK ? `, top ${policy.topK} by ${policy.topKBy}` : ''}${policy.preferWeb ? ', prefer web' : ''}\n` +
+              `${summary.samples} samples: ${summary.kept} kept, ${summary.dropped} dropped (${summary.changed} changed); ` +
+              `captions ${summary.captionsKept} kept, ${summary.captionsRejected} rejected${flags.dryRun ? ' [dry run: nothing written]' : ''} in ${seconds.toFixed(2)}s\n` +
+              (flags.dryRun ? '' : 'shards written earlier keep their samples: re-export to apply the new decisions\n'),
+          );
+        }
+      } finally {
+        db.close();
+      }
+      setExit(EXIT_OK);
+    });
+}
