@@ -7,10 +7,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { benchIngest } from './ingest.js';
+import { benchRefilter } from './refilter.js';
 import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   ingest: benchIngest,
+  refilter: () => benchRefilter(),
 };
 
 const wanted = process.argv.slice(2);

@@ -12,7 +12,18 @@ export interface RefilterSummary {
   captionsRejected: number;
 }
 
-type Row = [key: string, status: string, origin: ScoredCaption['origin'], usable: number, empty: number, itc: number | null, itm: number | null, idx: number];
+type Row = [
+  key: string,
+  status: string,
+  origin: ScoredCaption['origin'],
+  usable: number,
+  empty: number,
+  itc: number | null,
+  itm: number | null,
+  id: number,
+  kept: number | null,
+  reason: string | null,
+];
 
 /**
  * Re-decide a run from its stored scores: no model runs. Failed samples are left alone; every other
@@ -22,13 +33,14 @@ type Row = [key: string, status: string, origin: ScoredCaption['origin'], usable
 export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: boolean } = {}): RefilterSummary {
   const rows = db
     .prepare(
-      `SELECT c.sample_key, s.status, c.origin, c.usable, length(trim(c.text)) = 0, c.itc, c.itm, c.idx
+      `SELECT c.sample_key, s.status, c.origin, c.usable, length(trim(c.text)) = 0, c.itc, c.itm, c.id, c.kept, c.reason
        FROM captions c JOIN samples s ON s.key = c.sample_key
        WHERE s.status != 'failed' ORDER BY c.sample_key, c.idx`,
     )
     .raw()
     .all() as Row[];
-  const updateCaption = db.prepare('UPDATE captions SET kept = ?, reason = ? WHERE sample_key = ? AND idx = ?');
+  // Only rows whose verdict changes are written: a second refilter with a nearby threshold touches few rows.
+  const updateCaption = db.prepare('UPDATE captions SET kept = ?, reason = ? WHERE id = ?');
   const updateSample = db.prepare(`UPDATE samples SET status = ?, drop_reason = ?, updated_at = ? WHERE key = ?`);
   const summary: RefilterSummary = { samples: 0, kept: 0, dropped: 0, changed: 0, captionsKept: 0, captionsRejected: 0 };
   const now = nowIso();
@@ -48,14 +60,17 @@ export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: 
         anyKept ||= v.kept;
         if (v.kept) summary.captionsKept++;
         else summary.captionsRejected++;
-        if (!options.dryRun) updateCaption.run(v.kept ? 1 : 0, v.reason, key, group[i]![7]);
+        const [, , , , , , , id, kept, reason] = group[i]!;
+        if (!options.dryRun && (kept !== (v.kept ? 1 : 0) || reason !== v.reason)) updateCaption.run(v.kept ? 1 : 0, v.reason, id);
       });
       const next = anyKept ? 'ok' : 'dropped';
       summary.samples++;
       if (anyKept) summary.kept++;
       else summary.dropped++;
-      if (next !== status) summary.changed++;
-      if (!options.dryRun) updateSample.run(next, anyKept ? null : NO_CAPTION_PASSED, now, key);
+      if (next !== status) {
+        summary.changed++;
+        if (!options.dryRun) updateSample.run(next, anyKept ? null : NO_CAPTION_PASSED, now, key);
+      }
       start = end;
     }
   };
