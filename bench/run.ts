@@ -8,11 +8,13 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { benchIngest } from './ingest.js';
 import { benchRefilter } from './refilter.js';
+import { benchLlm } from './llm.js';
 import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   ingest: benchIngest,
   refilter: () => benchRefilter(),
+  llm: benchLlm,
 };
 
 const wanted = process.argv.slice(2);

@@ -65,6 +65,8 @@ function sampleJson(image: PlannedImage): string {
     width: image.scene.width,
     height: image.scene.height,
     status: 'success',
+    // Detections ride along as in detection-annotated shards; the web caption stays noisy.
+    boxes: image.scene.objects.map((o) => ({ label: `${o.color} ${o.shape}`, box: [...o.box] })),
   });
 }
 

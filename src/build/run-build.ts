@@ -23,11 +23,14 @@ import type { FilterOptions } from '../filter/filter-options.js';
 import { loadItcModel } from '../models/itc-model.js';
 import { loadItmModel } from '../models/itm-model.js';
 import { ConfigError } from '../core/errors.js';
+import { createSynthStage } from '../synth/synth-stage.js';
 
 export interface BuildOptions {
   shard: ShardSpec;
   signal: AbortSignal;
   tickMs?: number;
+  /** `--max-cost`: US dollars this run may spend on LLM requests (none when absent). */
+  maxCostUsd?: number | null;
 }
 
 /** Resolve a recipe path against the recipe's folder. */
@@ -75,6 +78,10 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
           ]
         : []),
       createRecordStage(store, runId, recipe.run.commitEvery),
+      // After record: instruction rows reference the samples table.
+      ...(recipe.synth
+        ? [createSynthStage(recipe.synth, { db, runId, signal: options.signal, maxCostUsd: options.maxCostUsd ?? null, baseDir })]
+        : []),
       ...recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })),
     ];
     yield* runPipeline({

@@ -8,6 +8,7 @@ import { registerDatasets } from './commands/datasets.js';
 import { registerDemo } from './commands/demo.js';
 import { registerRefilter } from './commands/refilter.js';
 import { registerCalibrate } from './commands/calibrate.js';
+import { registerEstimate } from './commands/estimate.js';
 
 export function createProgram(setExit: (code: number) => void): Command {
   const program = new Command('vlcurate')
@@ -21,6 +22,7 @@ export function createProgram(setExit: (code: number) => void): Command {
   registerDatasets(program);
   registerRefilter(program, setExit);
   registerCalibrate(program);
+  registerEstimate(program);
   return program;
 }
 

@@ -8,6 +8,7 @@ import { sourceSchema } from '../sources/registry.js';
 import { decodeOptionsSchema } from '../sources/decode.js';
 import { exportSchema } from '../export/registry.js';
 import { filterOptionsSchema } from '../filter/filter-options.js';
+import { synthOptionsSchema } from '../synth/synth-options.js';
 import { formatIssues } from './format-issues.js';
 
 /**
@@ -33,6 +34,8 @@ export const recipeSchema = z
     decode: decodeOptionsSchema.default(() => decodeOptionsSchema.parse({})),
     /** CapFilt filter: score captions with ITC and/or ITM and keep those that pass. Off when absent. */
     filter: filterOptionsSchema.optional(),
+    /** Instruction synthesis (LLaVA-style tasks; template tasks need no LLM). Off when absent. */
+    synth: synthOptionsSchema.optional(),
     export: z.array(exportSchema).default([]),
   })
   .strict();

@@ -72,6 +72,16 @@ export interface Pair {
   failure: SampleFailure | null;
   /** Set by a stage that decided not to keep the sample (e.g. no caption passed the filter). */
   dropped?: { reason: string; stage: string } | null;
+  /**
+   * Set when work on the sample is left for a later run (an LLM budget ran out, the run was interrupted):
+   * exports hold it back, so resuming finishes it and exports it once, complete.
+   */
+  deferred?: { reason: string; stage: string } | null;
+}
+
+/** Whether exports should write the sample now. */
+export function isExportable(sample: Pair): boolean {
+  return !sample.failure && !sample.dropped && !sample.deferred;
 }
 
 export interface ImageFacts {

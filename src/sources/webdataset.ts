@@ -17,7 +17,7 @@ import { extract, type Header } from 'tar-stream';
 import { z } from 'zod';
 import { describeError } from '../core/errors.js';
 import { inShard } from '../core/shard.js';
-import { isValidKey, toKey, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
+import { isValidKey, toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { expandPatterns } from './brace.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
@@ -282,10 +282,28 @@ function finishGroup(group: Group, absPath: string, env: ShardEnv): Pair | null 
     imageRef: `tar:${absPath}#${group.image?.member ?? group.prefix}`,
     imageBytes,
     captions,
-    boxes: [],
+    boxes: boxesFromMeta(meta),
     meta,
     failure: group.failure,
   };
+}
+
+const metaBoxSchema = z.object({ label: z.string().min(1), box: z.tuple([z.number(), z.number(), z.number(), z.number()]) });
+
+/**
+ * Boxes carried in `key.json` as `boxes: [{label, box: [x1, y1, x2, y2]}]` in pixels (our convention for
+ * detection-annotated shards; the shapes demo writes it). Entries that do not have that shape, or whose
+ * corners are out of order, are left out.
+ */
+function boxesFromMeta(meta: Record<string, unknown>): Box[] {
+  const raw = meta['boxes'];
+  if (!Array.isArray(raw)) return [];
+  return raw.flatMap((entry): Box[] => {
+    const parsed = metaBoxSchema.safeParse(entry);
+    if (!parsed.success) return [];
+    const [x1, y1, x2, y2] = parsed.data.box;
+    return x2 > x1 && y2 > y1 ? [{ label: parsed.data.label, box: [x1, y1, x2, y2] }] : [];
+  });
 }
 
 async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {

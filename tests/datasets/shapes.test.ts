@@ -359,6 +359,7 @@ describe('WebDataset shards', () => {
         width: SIZE,
         height: SIZE,
         status: 'success',
+        boxes: r.objects.map((o) => ({ label: `${o.color} ${o.shape}`, box: o.box })),
       });
     }
   });

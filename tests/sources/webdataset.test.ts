@@ -380,3 +380,23 @@ describe('webdataset source', () => {
     expect(count).toBe(60);
   });
 });
+
+describe('boxes in key.json', () => {
+  it('reads well-formed pixel boxes and leaves out malformed ones', async () => {
+    const { dir, cleanup } = await makeTempDir();
+    try {
+      const image = await makeImage(40, 30, 'jpeg', 1);
+      const json = { boxes: [{ label: 'red circle', box: [1, 2, 11, 12] }, { label: 'bad', box: [5, 5, 1, 1] }, { label: '', box: [0, 0, 1, 1] }, 'junk'] };
+      await writeTar(path.join(dir, 'b.tar'), [
+        { name: 'k.jpg', data: image },
+        { name: 'k.json', data: JSON.stringify(json) },
+      ]);
+      const source = webdatasetSource.create({ type: 'webdataset', paths: 'b.tar' }, 'w');
+      const pairs: Pair[] = [];
+      for await (const p of source.read({ signal: new AbortController().signal, shard: { index: 0, count: 1 }, baseDir: dir })) pairs.push(p);
+      expect(pairs[0]!.boxes).toEqual([{ label: 'red circle', box: [1, 2, 11, 12] }]);
+    } finally {
+      await cleanup();
+    }
+  });
+});

@@ -12,6 +12,7 @@ export interface BuildCliOptions {
   shard: string;
   progress: string;
   progressInterval?: string;
+  maxCost?: string;
   printRecipe?: boolean;
 }
 
@@ -27,13 +28,20 @@ export async function buildCommand(recipePath: string, opts: BuildCliOptions): P
   if (!Number.isInteger(tickMs) || tickMs < 10) {
     throw new ConfigError(`--progress-interval: expected milliseconds, a whole number from 10 up, got "${opts.progressInterval}"`);
   }
+  let maxCostUsd: number | null = null;
+  if (opts.maxCost !== undefined) {
+    maxCostUsd = Number(opts.maxCost);
+    if (opts.maxCost.trim() === '' || !Number.isFinite(maxCostUsd) || maxCostUsd < 0) {
+      throw new ConfigError(`--max-cost: expected US dollars, a number from 0 up, got "${opts.maxCost}"`);
+    }
+  }
   const reporter = createReporter(parseProgressMode(opts.progress));
   const controller = new AbortController();
   const release = abortOnSignals(controller);
   let summary: RunSummary | null = null;
   let aborted = false;
   try {
-    for await (const event of runBuild(loaded, { shard, signal: controller.signal, tickMs })) {
+    for await (const event of runBuild(loaded, { shard, signal: controller.signal, tickMs, maxCostUsd })) {
       reporter.onEvent(event);
       if (event.type === 'run-end') {
         summary = event.summary;
@@ -56,6 +64,7 @@ export function registerBuild(program: Command, setExit: (code: number) => void)
     .option('--shard <I/N>', 'this process handles part I of N (0-based); N processes together cover every input once', '0/1')
     .option('--progress <mode>', 'auto | tty | plain | json', 'auto')
     .option('--progress-interval <ms>', 'how often progress events are emitted', '500')
+    .option('--max-cost <usd>', 'stop starting LLM requests once this many US dollars are spent (resumable)')
     .option('--print-recipe', 'print the resolved recipe with every default filled in, and exit')
     .action(async (recipe: string, opts: BuildCliOptions) => setExit(await buildCommand(recipe, opts)));
 }

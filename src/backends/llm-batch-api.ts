@@ -1,0 +1,96 @@
+/**
+ * OpenAI Batch API calls through the SDK: upload a JSONL request file, create a batch, poll it, and
+ * download its output. Management calls are few, so each gets a short retry of its own (the SDK's
+ * retries stay off, as for chat requests).
+ */
+import type OpenAI from 'openai';
+import { toFile } from 'openai';
+import type { LlmError } from './llm-errors.js';
+import { retryDelay, sleep } from './llm-retry.js';
+
+export interface BatchStatus {
+  id: string;
+  /** validating | in_progress | finalizing | completed | failed | expired | cancelling | cancelled */
+  status: string;
+  outputFileId: string | null;
+  errorFileId: string | null;
+  counts: { total: number; completed: number; failed: number };
+  /** Errors the provider reported for the whole batch (e.g. a malformed line), one per line. */
+  errors: string[];
+}
+
+/** Batch states after which nothing more will happen. */
+export const BATCH_FINAL_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled']);
+
+const MANAGEMENT_ATTEMPTS = 4;
+
+export class LlmBatchApi {
+  constructor(
+    private readonly openai: OpenAI,
+    private readonly toLlmError: (err: unknown) => LlmError,
+  ) {}
+
+  private async retrying<T>(what: string, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call();
+      } catch (thrown) {
+        const err = this.toLlmError(thrown);
+        if (!err.isRetryable || attempt + 1 >= MANAGEMENT_ATTEMPTS) {
+          err.message = `${what}: ${err.message}`;
+          throw err;
+        }
+        await sleep(retryDelay(attempt, err.retryAfterMs, { retryBaseMs: 500, retryMaxMs: 10_000 }));
+      }
+    }
+  }
+
+  /** Upload a JSONL request file (`purpose: batch`); returns its file id. */
+  async upload(jsonl: string, filename: string): Promise<string> {
+    const file = await toFile(Buffer.from(jsonl, 'utf8'), filename, { type: 'application/jsonl' });
+    const created = await this.retrying('batch file upload', () => this.openai.files.create({ file, purpose: 'batch' }, { maxRetries: 0 }));
+    return created.id;
+  }
+
+  /** Start a batch over an uploaded file of chat completion requests. */
+  async create(inputFileId: string, metadata: Record<string, string> = {}): Promise<BatchStatus> {
+    const batch = await this.retrying('batch create', () =>
+      this.openai.batches.create(
+        { input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h', metadata },
+        { maxRetries: 0 },
+      ),
+    );
+    return toStatus(batch);
+  }
+
+  async retrieve(batchId: string): Promise<BatchStatus> {
+    return toStatus(await this.retrying('batch status', () => this.openai.batches.retrieve(batchId, { maxRetries: 0 })));
+  }
+
+  async cancel(batchId: string): Promise<BatchStatus> {
+    return toStatus(await this.retrying('batch cancel', () => this.openai.batches.cancel(batchId, { maxRetries: 0 })));
+  }
+
+  /** The text of a file (a batch's output or error JSONL). */
+  async content(fileId: string): Promise<string> {
+    return this.retrying('batch file download', async () => {
+      const response = await this.openai.files.content(fileId, { maxRetries: 0 });
+      return response.text();
+    });
+  }
+}
+
+function toStatus(batch: OpenAI.Batches.Batch): BatchStatus {
+  return {
+    id: batch.id,
+    status: batch.status,
+    outputFileId: batch.output_file_id ?? null,
+    errorFileId: batch.error_file_id ?? null,
+    counts: {
+      total: batch.request_counts?.total ?? 0,
+      completed: batch.request_counts?.completed ?? 0,
+      failed: batch.request_counts?.failed ?? 0,
+    },
+    errors: (batch.errors?.data ?? []).map((e) => [e.line !== undefined && e.line !== null ? `line ${e.line}` : '', e.code, e.message].filter(Boolean).join(': ')),
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * A captioner backed by an OpenAI-compatible vision chat model (a VLM served by vLLM, SGLang, Ollama or
+ * an API): each image goes as a data URL with the captioning prompt, and K captions come back from K
+ * requests with different seeds. Requests share the LLM client's limits, retries, budget and cache
+ * (an image already captioned with the same prompt and seed is never sent again).
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { LlmClient, type ChatRequest } from '../backends/llm-client.js';
+import { LlmError } from '../backends/llm-errors.js';
+import { llmOptionsSchema } from '../backends/llm-options.js';
+import type { Db } from '../store/database.js';
+import { LlmCache } from '../store/llm-cache.js';
+
+export const openaiCaptionerSchema = llmOptionsSchema
+  .extend({
+    type: z.literal('openai'),
+    /** Captions per image (K). Default 3. */
+    samples: z.number().int().min(1).default(3),
+    /** What the model is asked for each image. */
+    prompt: z.string().min(1).default('Write one short sentence that captions this image, naming the main objects, their colours and where they are. Reply with the caption only.'),
+    /** Most tokens per caption. Default 60. */
+    maxTokens: z.number().int().min(1).default(60),
+    /** Image detail level sent with the image (`low` is cheapest on OpenAI). Default `low`. */
+    detail: z.enum(['auto', 'low', 'high']).default('low'),
+  })
+  .strict();
+
+export type OpenAiCaptionerOptions = z.infer<typeof openaiCaptionerSchema>;
+
+export interface CaptionImage {
+  key: string;
+  bytes: Buffer;
+  /** e.g. `image/jpeg`, `image/png`. */
+  mime: string;
+}
+
+export interface ImageCaptions {
+  key: string;
+  captions: string[];
+  /** Requests that failed for good (their captions are missing from `captions`). */
+  errors: { seed: number; code: string; message: string }[];
+}
+
+export interface OpenAiCaptionerDeps {
+  /** Run database for the response cache. */
+  db?: Db;
+  client?: LlmClient;
+  env?: Record<string, string | undefined>;
+  maxCostUsd?: number | null;
+  minuteMs?: number;
+}
+
+/** A caption as a model writes it, made one plain line: quotes and a "Caption:" prefix removed. */
+export function cleanCaption(text: string): string {
+  let line = text.trim().split('\n').find((l) => l.trim() !== '') ?? '';
+  line = line.trim().replace(/^caption\s*:\s*/i, '');
+  line = line.replace(/^["'\u201c\u2018](.*)["'\u201d\u2019]$/, '$1');
+  return line.replace(/\s+/g, ' ').trim();
+}
+
+export class OpenAiCaptioner {
+  static readonly type = 'openai';
+  readonly client: LlmClient;
+  private readonly promptHash: string;
+
+  constructor(
+    readonly options: OpenAiCaptionerOptions,
+    deps: OpenAiCaptionerDeps = {},
+  ) {
+    const { type: _type, samples: _samples, prompt: _prompt, detail: _detail, ...llm } = options;
+    this.client =
+      deps.client ??
+      new LlmClient(llm, {
+        cache: deps.db ? new LlmCache(deps.db) : null,
+        env: deps.env,
+        maxCostUsd: deps.maxCostUsd ?? null,
+        minuteMs: deps.minuteMs,
+        optionPath: 'captioner',
+      });
+    this.promptHash = createHash('sha256').update(`captioner\0${options.prompt}`).digest('hex');
+  }
+
+  private request(image: CaptionImage, seed: number): ChatRequest {
+    return {
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: this.options.prompt },
+            { type: 'image_url', image_url: { url: `data:${image.mime};base64,${image.bytes.toString('base64')}`, detail: this.options.detail } },
+          ],
+        },
+      ],
+      parameters: { seed, max_tokens: this.options.maxTokens },
+      promptHash: this.promptHash,
+    };
+  }
+
+  /** K captions per image with the failures of each, all images and seeds concurrently within the client's limits. */
+  async captionDetailed(images: readonly CaptionImage[], k: number = this.options.samples, signal?: AbortSignal): Promise<ImageCaptions[]> {
+    return Promise.all(
+      images.map(async (image) => {
+        const results = await Promise.all(
+          Array.from({ length: k }, async (_, seed) => {
+            try {
+              const result = await this.client.complete(this.request(image, seed), { signal });
+              const caption = cleanCaption(result.text);
+              return caption === '' ? { seed, error: { code: 'empty_caption', message: 'the model answered with no text' } } : { seed, caption };
+            } catch (err) {
+              if (err instanceof LlmError) return { seed, error: { code: err.code, message: err.message } };
+              throw err;
+            }
+          }),
+        );
+        return {
+          key: image.key,
+          captions: results.flatMap((r) => ('caption' in r && r.caption !== undefined ? [r.caption] : [])),
+          errors: results.flatMap((r) => ('error' in r && r.error ? [{ seed: r.seed, ...r.error }] : [])),
+        };
+      }),
+    );
+  }
+
+  /** K captions per image (fewer where requests failed for good). */
+  async caption(images: readonly CaptionImage[], k: number = this.options.samples, signal?: AbortSignal): Promise<string[][]> {
+    return (await this.captionDetailed(images, k, signal)).map((r) => r.captions);
+  }
+}

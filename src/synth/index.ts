@@ -1,0 +1,12 @@
+export { createSynthStage, SYNTH_STAGE, type SynthStageDeps, type SynthesizedPair } from './synth-stage.js';
+export { synthOptionsSchema, synthBatchSchema, SYNTH_TASKS, type SynthOptions, type SynthTask } from './synth-options.js';
+export { buildContext, formatCoordinate, formatContextBox, sceneMessage, xywhToXyxy } from './context.js';
+export { parseQaBlocks, parseParagraph } from './parse-answer.js';
+export { findLeak } from './validate.js';
+export { ObjectVocabulary } from './object-nouns.js';
+export { loadTaskPrompt, loadInstructionList, buildMessages, defaultPromptsDir, type TaskPrompt, type LlmTaskName } from './prompts.js';
+export { formatRegion, formatGrounding, smartResize, REGION_FORMATS, type RegionFormat } from './region-format.js';
+export { stage1Sample, groundingSample, referringSample } from './template-tasks.js';
+export { BatchRunner } from './batch/batch-runner.js';
+export { writeBatchJsonl, parseBatchOutput, parseBatchRequests, batchRequestLine } from './batch/batch-file.js';
+export { demoSynth, DEMO_LLM_ENV } from './demo-synth.js';

@@ -1,0 +1,127 @@
+/**
+ * Region formats for grounding and referring samples:
+ *
+ * - `llava` (LLaVA-1.5): `[x1, y1, x2, y2]` normalised to [0, 1] with exactly 2 decimals, e.g.
+ *   `[0.12, 0.40, 0.56, 0.78]`; with `padToSquare`, relative to the image padded to a centred square
+ *   (LLaVA-1.5's `image_aspect_ratio: pad`).
+ * - `qwen2vl` (Qwen2-VL): `<|object_ref_start|>label<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>`,
+ *   integers in [0, 1000).
+ * - `qwenvl` (Qwen-VL): `<ref>label</ref><box>(x1,y1),(x2,y2)</box>`, integers in [0, 1000).
+ * - `qwen25vl` (Qwen2.5-VL): `{"bbox_2d": [x1, y1, x2, y2], "label": "..."}` in absolute pixels of the
+ *   image as the model sees it after `smart_resize` (factor 28, 3136 to 1,003,520 pixels).
+ * - `placeholder`: the exports' canonical form, `<region box="x1,y1,x2,y2">label</region>` (grounding
+ *   answers) or `<region box="x1,y1,x2,y2"/>` (referring questions), corners in pixels; each export
+ *   renders it in its own model family's format, so one run serves LLaVA and Qwen exports alike.
+ */
+import type { BoxXYXY } from '../core/sample.js';
+
+export const REGION_FORMATS = ['llava', 'qwen2vl', 'qwenvl', 'qwen25vl', 'placeholder'] as const;
+export type RegionFormat = (typeof REGION_FORMATS)[number];
+
+export interface RegionFrame {
+  width: number;
+  height: number;
+  /** `llava` only: normalise against the image padded to a square. */
+  padToSquare?: boolean;
+}
+
+/** Python's round(): halves go to the even neighbour. */
+function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const diff = x - floor;
+  if (Math.abs(diff - 0.5) < 1e-9) return floor % 2 === 0 ? floor : floor + 1;
+  return Math.round(x);
+}
+
+/** Qwen2-VL's `smart_resize`: the height and width the model resizes an image to. */
+export function smartResize(height: number, width: number, factor = 28, minPixels = 56 * 56, maxPixels = 28 * 28 * 1280): { height: number; width: number } {
+  let h = Math.max(factor, roundHalfEven(height / factor) * factor);
+  let w = Math.max(factor, roundHalfEven(width / factor) * factor);
+  if (h * w > maxPixels) {
+    const beta = Math.sqrt((height * width) / maxPixels);
+    h = Math.max(factor, Math.floor(height / beta / factor) * factor);
+    w = Math.max(factor, Math.floor(width / beta / factor) * factor);
+  } else if (h * w < minPixels) {
+    const beta = Math.sqrt(minPixels / (height * width));
+    h = Math.ceil((height * beta) / factor) * factor;
+    w = Math.ceil((width * beta) / factor) * factor;
+  }
+  return { height: h, width: w };
+}
+
+const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
+
+function llavaCorners(corners: BoxXYXY, frame: RegionFrame): number[] {
+  const [x1, y1, x2, y2] = corners;
+  if (!frame.padToSquare) return [x1 / frame.width, y1 / frame.height, x2 / frame.width, y2 / frame.height].map(clamp01);
+  const side = Math.max(frame.width, frame.height);
+  const dx = (side - frame.width) / 2;
+  const dy = (side - frame.height) / 2;
+  return [(x1 + dx) / side, (y1 + dy) / side, (x2 + dx) / side, (y2 + dy) / side].map(clamp01);
+}
+
+/** Qwen's [0, 1000) integer grid: floor(v * 1000), at most 999. */
+function thousandths(corners: BoxXYXY, frame: RegionFrame): [number, number, number, number] {
+  const [x1, y1, x2, y2] = corners;
+  const q = (v: number, size: number) => Math.min(999, Math.max(0, Math.floor((v / size) * 1000)));
+  return [q(x1, frame.width), q(y1, frame.height), q(x2, frame.width), q(y2, frame.height)];
+}
+
+function resizedPixels(corners: BoxXYXY, frame: RegionFrame): number[] {
+  const resized = smartResize(frame.height, frame.width);
+  const sx = resized.width / frame.width;
+  const sy = resized.height / frame.height;
+  const [x1, y1, x2, y2] = corners;
+  return [
+    Math.min(resized.width, Math.max(0, Math.round(x1 * sx))),
+    Math.min(resized.height, Math.max(0, Math.round(y1 * sy))),
+    Math.min(resized.width, Math.max(0, Math.round(x2 * sx))),
+    Math.min(resized.height, Math.max(0, Math.round(y2 * sy))),
+  ];
+}
+
+/** Pixel corners, clamped to the image (exports refuse a box outside it), at most 3 decimals. */
+function placeholderCorners(corners: BoxXYXY, frame: RegionFrame): string {
+  const [x1, y1, x2, y2] = corners;
+  const clamp = (v: number, size: number) => Math.min(size, Math.max(0, v));
+  return [clamp(x1, frame.width), clamp(y1, frame.height), clamp(x2, frame.width), clamp(y2, frame.height)].map((v) => String(Number(v.toFixed(3)))).join(',');
+}
+
+/** A region on its own (for a referring question): `[0.12, 0.40, 0.56, 0.78]`, `<|box_start|>(120,400),(560,780)<|box_end|>`, ... */
+export function formatRegion(format: RegionFormat, corners: BoxXYXY, frame: RegionFrame): string {
+  switch (format) {
+    case 'placeholder':
+      return `<region box="${placeholderCorners(corners, frame)}"/>`;
+    case 'llava':
+      return `[${llavaCorners(corners, frame).map((v) => v.toFixed(2)).join(', ')}]`;
+    case 'qwen2vl': {
+      const [x1, y1, x2, y2] = thousandths(corners, frame);
+      return `<|box_start|>(${x1},${y1}),(${x2},${y2})<|box_end|>`;
+    }
+    case 'qwenvl': {
+      const [x1, y1, x2, y2] = thousandths(corners, frame);
+      return `<box>(${x1},${y1}),(${x2},${y2})</box>`;
+    }
+    case 'qwen25vl':
+      return `[${resizedPixels(corners, frame).join(', ')}]`;
+  }
+}
+
+/** The answer that grounds `label` to its boxes (one or several instances). */
+export function formatGrounding(format: RegionFormat, label: string, boxes: readonly BoxXYXY[], frame: RegionFrame): string {
+  switch (format) {
+    case 'placeholder': {
+      const safe = label.replace(/[<>]/g, ' ').replace(/\s+/g, ' ').trim();
+      return boxes.map((corners) => `<region box="${placeholderCorners(corners, frame)}">${safe}</region>`).join(', ');
+    }
+    case 'llava':
+      return boxes.map((corners) => formatRegion('llava', corners, frame)).join(', ');
+    case 'qwen2vl':
+      return `<|object_ref_start|>${label}<|object_ref_end|>${boxes.map((corners) => formatRegion('qwen2vl', corners, frame)).join('')}`;
+    case 'qwenvl':
+      return `<ref>${label}</ref>${boxes.map((corners) => formatRegion('qwenvl', corners, frame)).join('')}`;
+    case 'qwen25vl':
+      // Spaced like Qwen2.5-VL's own answers: [{"bbox_2d": [x1, y1, x2, y2], "label": "cup"}]
+      return `[${boxes.map((corners) => `{"bbox_2d": [${resizedPixels(corners, frame).join(', ')}], "label": ${JSON.stringify(label)}}`).join(', ')}]`;
+  }
+}

@@ -1,0 +1,99 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { stringify } from 'yaml';
+import { estimateSynthesis, registerEstimate } from '../../src/cli/commands/estimate.js';
+import { parseRecipe, recipeSchema } from '../../src/config/recipe.js';
+import type { DecodedPair, Pair } from '../../src/core/sample.js';
+import { WHOLE } from '../../src/core/shard.js';
+import { createSource } from '../../src/sources/registry.js';
+import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stage.js';
+import { FakeLlmServer, promptTokensOf } from '../llm-server/server.js';
+import { createRun, drain } from './helpers.js';
+
+const SAMPLE_DATA = resolve(import.meta.dirname, '../../datasets/shapes-sample');
+const cocoSource = { type: 'coco', captions: 'coco/captions.json', instances: 'coco/instances.json', images: 'coco/images' };
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  vi.restoreAllMocks();
+});
+
+async function readPairs(): Promise<Pair[]> {
+  const loaded = parseRecipe({ sources: [cocoSource] }, 'test', SAMPLE_DATA);
+  const pairs: Pair[] = [];
+  for await (const pair of createSource(loaded.recipe.sources[0]!, 0).read({ signal: new AbortController().signal, shard: WHOLE, baseDir: SAMPLE_DATA })) pairs.push(pair);
+  return pairs;
+}
+
+describe('estimate', () => {
+  it('counts requests and tokens close to what a real run sends, and prices them', async () => {
+    const loaded = parseRecipe({ sources: [cocoSource] }, 'test', SAMPLE_DATA);
+    const synth = synthOptionsSchema.parse({
+      tasks: ['conversation', 'detail', 'stage1'],
+      samplesPerTask: 2,
+      llm: { baseURL: 'http://127.0.0.1:9/v1', model: 'm', price: { inputPerMTok: 1, outputPerMTok: 2 }, maxTokens: 500 },
+    });
+    const estimate = await estimateSynthesis(loaded, synth, { sample: 100 });
+    expect(estimate.samples).toBe(16);
+    expect(estimate.sampled).toBe(16);
+    expect(estimate.requests).toBe(16 * 2 * 2);
+    expect(estimate.tasks.conversation!.requests).toBe(32);
+    expect(estimate.templateTasks).toEqual(['stage1']);
+    expect(estimate.costUsd).toBeCloseTo((estimate.promptTokens * 1 + estimate.completionTokens * 2) / 1e6, 6);
+    expect(estimate.upperBoundCostUsd).toBeGreaterThan(estimate.costUsd);
+
+    // The same samples through the synth stage against the local server: the prompt tokens it counts.
+    const s = await FakeLlmServer.start();
+    cleanups.push(() => s.close());
+    const pairs: DecodedPair[] = (await readPairs()).map((p) => ({
+      ...p,
+      image: { width: 128, height: 128, format: 'jpeg', byteLength: 1, sha256: '', orientation: 1 },
+    }));
+    const r = createRun(pairs);
+    cleanups.push(r.cleanup);
+    const live = synthOptionsSchema.parse({ ...synth, llm: { ...synth.llm, baseURL: s.baseURL, rpm: 100_000, tpm: 100_000_000 } });
+    await drain(createSynthStage(live, { db: r.db, runId: r.runId }), pairs);
+    expect(s.requests).toHaveLength(estimate.requests);
+    const actual = s.requests.reduce((n, q) => n + promptTokensOf(q.body), 0);
+    expect(Math.abs(estimate.promptTokens - actual) / actual).toBeLessThan(0.05);
+  });
+
+  it('scales a partial sample to the whole count', async () => {
+    const loaded = parseRecipe({ sources: [cocoSource] }, 'test', SAMPLE_DATA);
+    const synth = synthOptionsSchema.parse({ tasks: ['reasoning'], llm: { baseURL: 'http://127.0.0.1:9/v1', model: 'm' } });
+    const estimate = await estimateSynthesis(loaded, synth, { sample: 4 });
+    expect(estimate.sampled).toBe(4);
+    expect(estimate.samples).toBe(16);
+    expect(estimate.requests).toBe(16);
+    expect(estimate.costUsd).toBe(0);
+  });
+
+  const wired = 'synth' in recipeSchema.shape;
+  it.skipIf(!wired)('`vlcurate estimate RECIPE --json` prints the estimate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vlc-estimate-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const recipe = join(dir, 'recipe.yaml');
+    writeFileSync(
+      recipe,
+      stringify({
+        sources: [{ ...cocoSource, captions: join(SAMPLE_DATA, cocoSource.captions), instances: join(SAMPLE_DATA, cocoSource.instances), images: join(SAMPLE_DATA, cocoSource.images) }],
+        synth: { tasks: ['detail'], llm: { baseURL: 'http://127.0.0.1:9/v1', model: 'm', price: { inputPerMTok: 0.15, outputPerMTok: 0.6 } } },
+      }),
+    );
+    const written: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    const program = new Command('vlcurate').exitOverride();
+    registerEstimate(program);
+    await program.parseAsync(['node', 'vlcurate', 'estimate', recipe, '--json']);
+    const printed = JSON.parse(written.join(''));
+    expect(printed).toMatchObject({ samples: 16, requests: 16, model: 'm' });
+    expect(printed.costUsd).toBeGreaterThan(0);
+  });
+});
