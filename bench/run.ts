@@ -9,12 +9,14 @@ import { join } from 'node:path';
 import { benchIngest } from './ingest.js';
 import { benchRefilter } from './refilter.js';
 import { benchLlm } from './llm.js';
+import { benchSources } from './sources.js';
 import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   ingest: benchIngest,
   refilter: () => benchRefilter(),
   llm: benchLlm,
+  sources: benchSources,
 };
 
 const wanted = process.argv.slice(2);

@@ -59,13 +59,20 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const store = new RunStore(db);
     const runId = store.startRun(JSON.stringify(recipe), loaded.hash, `${options.shard.index}/${options.shard.count}`);
     const sources = recipe.sources.map((entry, i) => createSource(entry, i));
-    const ctx: SourceContext = { signal: options.signal, shard: options.shard, baseDir };
+    const exportNames = recipe.export.map((e) => e.name);
+    const ctx: SourceContext = {
+      signal: options.signal,
+      shard: options.shard,
+      baseDir,
+      // Sources that know keys before reading images skip finished ones without reading or downloading.
+      isDone: (keys) => store.doneKeys(keys, exportNames),
+      downloadCacheDir: join(dirname(dbPath), 'downloads'),
+    };
     let total: number | null = 0;
     for (const source of sources) {
       const n = source.count ? await source.count(ctx) : null;
       total = n === null || total === null ? null : total + n;
     }
-    const exportNames = recipe.export.map((e) => e.name);
     const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir) : null;
     cleanups.push(() => scorer?.close());
     const stages: Stage<any, any>[] = [

@@ -5,3 +5,10 @@ export { createDecodeStage, decodeOptionsSchema, decodeImage, type DecodeOptions
 export { createSource, SOURCE_TYPES, sourceSchema, type SourceOptions } from './registry.js';
 export type { Source, SourceContext, SourceType } from './source.js';
 export { readShard, shardPaths, webdatasetOptionsSchema, webdatasetSource, type WebdatasetOptions } from './webdataset.js';
+export { csvSource, tsvSource } from './csv.js';
+export { jsonlSource } from './jsonl.js';
+export { parquetSource } from './parquet.js';
+export { folderSource } from './folder.js';
+export { llavaSource } from './llava-json.js';
+export { UrlFetcher, fetchOptionsSchema } from './url-fetcher.js';
+export { DownloadCache } from './download-cache.js';

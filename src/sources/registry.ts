@@ -5,10 +5,15 @@
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { cocoSource } from './coco.js';
+import { csvSource, tsvSource } from './csv.js';
+import { folderSource } from './folder.js';
+import { jsonlSource } from './jsonl.js';
+import { llavaSource } from './llava-json.js';
+import { parquetSource } from './parquet.js';
 import type { Source } from './source.js';
 import { webdatasetSource } from './webdataset.js';
 
-export const SOURCE_TYPES = [webdatasetSource, cocoSource] as const;
+export const SOURCE_TYPES = [webdatasetSource, cocoSource, jsonlSource, csvSource, tsvSource, parquetSource, folderSource, llavaSource] as const;
 
 type SourceTypes = typeof SOURCE_TYPES;
 type SchemasOf<T extends readonly { schema: unknown }[]> = { -readonly [K in keyof T]: T[K]['schema'] };

@@ -13,6 +13,8 @@ export interface SourceContext {
    * (it must still not yield them). Returns the subset of `keys` that is done.
    */
   readonly isDone?: (keys: string[]) => Set<string>;
+  /** Where URL sources keep downloaded images (content-addressed), so a resumed run never fetches twice. */
+  readonly downloadCacheDir?: string;
 }
 
 /** A configured source: yields pairs, each with a unique key, failures as data. */

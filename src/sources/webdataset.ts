@@ -154,15 +154,16 @@ export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator
       }
     } catch (err) {
       const { code, message } = describeReadError(err, absPath, entries, reading, lastMember);
-      if (group !== null && !group.skip) {
+      if (group === null) {
+        // No sample was being read: the shard-level record carries the problem.
+        const failed = shardFailure(code, message);
+        if (failed) yield failed;
+      } else if (!group.skip) {
         group.failure = { code, message, stage: STAGE };
         const done = finishGroup(group, absPath, env);
         if (done) yield done;
-      } else {
-        // Nothing of ours was being read: the shard-level record carries the problem.
-        const failed = shardFailure(code, message);
-        if (failed) yield failed;
       }
+      // A skipped sample cut off here belongs to another process's shard, or an earlier run recorded it.
       return;
     }
     if (group !== null) {

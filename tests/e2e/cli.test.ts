@@ -116,7 +116,7 @@ describe('configuration errors exit 2 and name the field', () => {
     writeFileSync(join(dir, 'bad.yaml'), stringify({ sources: [{ type: 'webdatset', paths: 'a.tar' }] }));
     const result = await runCli(['build', join(dir, 'bad.yaml')]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('sources[0].type: expected one of "webdataset" | "coco", got "webdatset"');
+    expect(result.stderr).toMatch(/sources\[0\]\.type: expected one of "webdataset" \| "coco" \| .*, got "webdatset"/);
   });
 
   it('a bad flag value', async () => {

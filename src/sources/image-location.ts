@@ -1,0 +1,101 @@
+/**
+ * Where a manifest or LLaVA record says an image is, and reading it from there: a local path (relative to
+ * an images folder), a `file:` URL, or an `http(s)://` URL that is downloaded.
+ *
+ * - `http://` / `https://` values must parse as URLs with a host, else `url_invalid`
+ * - any other scheme (`ftp:`, `s3:`, `data:`) is `url_invalid`; `file:` URLs are read as local paths
+ * - a path that cannot exist (a NUL byte) or a file that is missing, a folder, or unreadable is
+ *   `image_missing` (`image_unreadable` for permission and I/O errors)
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeError } from '../core/errors.js';
+import type { Pair } from '../core/sample.js';
+import type { Downloader } from './download-cache.js';
+import { DownloadAbortedError, parseHttpUrl } from './url-fetcher.js';
+
+export type ImageLocation =
+  | { kind: 'url'; url: string }
+  | { kind: 'file'; path: string }
+  | { kind: 'invalid'; code: 'url_invalid' | 'image_missing'; message: string; ref: string };
+
+/** Stage recorded on failures sources produce. */
+export const SOURCE_STAGE = 'source';
+
+const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]+):/;
+
+export function locateImage(raw: string, imagesDir: string): ImageLocation {
+  const value = raw.trim();
+  const scheme = SCHEME.exec(value)?.[1]?.toLowerCase();
+  if (scheme === 'http' || scheme === 'https') {
+    const parsed = parseHttpUrl(value);
+    return parsed.ok ? { kind: 'url', url: value } : { kind: 'invalid', code: 'url_invalid', message: parsed.message, ref: `url:${value}` };
+  }
+  if (scheme === 'file') {
+    try {
+      return { kind: 'file', path: fileURLToPath(value) };
+    } catch (err) {
+      return { kind: 'invalid', code: 'url_invalid', message: `${value} is not a usable file: URL: ${describeError(err)}`, ref: `url:${value}` };
+    }
+  }
+  if (scheme !== undefined) {
+    // Two letters or more, so not a Windows drive (`C:`).
+    return { kind: 'invalid', code: 'url_invalid', message: `only http:, https: and file: URLs can be read, got ${scheme}: in ${clip(value)}`, ref: `url:${value}` };
+  }
+  if (value.includes('\0')) {
+    return { kind: 'invalid', code: 'image_missing', message: `image path ${JSON.stringify(clip(value))} contains a NUL byte`, ref: `file:${value}` };
+  }
+  return { kind: 'file', path: path.resolve(imagesDir, value) };
+}
+
+/** The pair's imageRef before its image is read (what failures record). */
+export function locationRef(location: ImageLocation): string {
+  switch (location.kind) {
+    case 'url':
+      return `url:${location.url}`;
+    case 'file':
+      return `file:${location.path}`;
+    case 'invalid':
+      return location.ref;
+  }
+}
+
+/**
+ * Fill `pair.imageBytes` from `location`, or set its failure. Resolves to null when `signal` aborted the
+ * download (the pair is not finished and must not be yielded).
+ */
+export async function loadImage(
+  pair: Pair,
+  location: ImageLocation,
+  downloader: () => Downloader,
+  signal: AbortSignal,
+): Promise<Pair | null> {
+  const fail = (code: string, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
+  if (location.kind === 'invalid') return fail(location.code, location.message);
+  if (location.kind === 'file') {
+    try {
+      return { ...pair, imageRef: `file:${location.path}`, imageBytes: await readFile(location.path) };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'EINVAL') {
+        return fail('image_missing', `image file ${location.path} does not exist`);
+      }
+      if (code === 'EISDIR') return fail('image_missing', `image path ${location.path} is a folder, not a file`);
+      return fail('image_unreadable', `image file ${location.path} cannot be read: ${describeError(err)}`);
+    }
+  }
+  try {
+    const result = await downloader().download(location.url, signal);
+    if (!result.ok) return fail(result.code, result.message);
+    const meta = result.finalUrl === location.url ? pair.meta : { ...pair.meta, finalUrl: result.finalUrl };
+    return { ...pair, imageRef: result.path === null ? `url:${location.url}` : `file:${result.path}`, imageBytes: result.bytes, meta };
+  } catch (err) {
+    if (err instanceof DownloadAbortedError || signal.aborted) return null;
+    return fail('connection_failed', `downloading ${location.url} failed unexpectedly: ${describeError(err)}`);
+  }
+}
+
+function clip(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 197)}...` : text;
+}

@@ -1,0 +1,227 @@
+/**
+ * Reading image bytes back from the references sources record (`samples.image_ref`), so exports can be
+ * written again from a run database without the original source stage:
+ *
+ * - `tar:ABS_PATH#MEMBER`: a member of a WebDataset shard (plain or gzip-compressed tar),
+ * - `file:ABS_PATH`: a file.
+ *
+ * {@link loadImages} fills `imageBytes` for a stream of samples. Consecutive samples of the same tar are read
+ * in one pass over that tar (sort the stream by reference, as the export reader does, and each tar is
+ * scanned once); they come out in the tar's member order. A member or file that is missing, unreadable, or
+ * whose sha256 no longer matches the recorded one becomes a failure on that sample, never an exception.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { extract } from 'tar-stream';
+import { describeError } from '../core/errors.js';
+import type { ImageFacts, SampleFailure } from '../core/sample.js';
+
+export type ImageRef = { kind: 'tar'; path: string; member: string } | { kind: 'file'; path: string };
+
+/** Parse a reference; null when it is not one this module reads (e.g. a shard-level `tar:PATH` with no member). */
+export function parseImageRef(ref: string): ImageRef | null {
+  if (ref.startsWith('file:')) {
+    const path = ref.slice('file:'.length);
+    return path.length > 0 ? { kind: 'file', path } : null;
+  }
+  if (ref.startsWith('tar:')) {
+    const rest = ref.slice('tar:'.length);
+    const hash = rest.lastIndexOf('#');
+    if (hash <= 0 || hash === rest.length - 1) return null;
+    return { kind: 'tar', path: rest.slice(0, hash), member: rest.slice(hash + 1) };
+  }
+  return null;
+}
+
+/** What {@link loadImages} needs of a sample. */
+export interface ImageRefSample {
+  key: string;
+  imageRef: string;
+  imageBytes: Buffer | null;
+  failure: SampleFailure | null;
+  /** When present, the bytes read must have this sha256. */
+  image?: ImageFacts | null;
+  /** A sample held back from exports needs no bytes now. */
+  deferred?: unknown;
+}
+
+export interface LoadImagesOptions {
+  /** Most samples of one tar gathered before it is scanned (their metadata only). Default 10000. */
+  maxGroup?: number;
+  /** Files read at once for `file:` references. Default 8. */
+  concurrency?: number;
+  /** Check bytes against the recorded sha256 (`image.sha256`). Default true. */
+  verifySha256?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Stage name on failures recorded here. */
+const STAGE = 'image-ref';
+
+function failed<T extends ImageRefSample>(sample: T, code: string, message: string): T {
+  return { ...sample, imageBytes: null, failure: sample.failure ?? { code, message, stage: STAGE } };
+}
+
+function withBytes<T extends ImageRefSample>(sample: T, bytes: Buffer, verify: boolean): T {
+  const expected = sample.image?.sha256;
+  if (verify && expected) {
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== expected) {
+      return failed(sample, 'image_changed', `image ${sample.imageRef} no longer matches its recorded sha256 (${expected.slice(0, 12)}…)`);
+    }
+  }
+  return { ...sample, imageBytes: bytes };
+}
+
+/** Member names as the WebDataset reader records them (leading `./` removed). */
+function memberName(name: string): string {
+  return name.replace(/^(\.\/)+/, '');
+}
+
+async function isGzip(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const magic = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(magic, 0, 2, 0);
+    return bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readEntry(entry: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of entry) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/** Scan one tar once, yielding the group's samples as their members come by, then the missing ones failed. */
+async function* readTarGroup<T extends ImageRefSample>(path: string, group: readonly { sample: T; member: string }[], verify: boolean): AsyncGenerator<T> {
+  const wanted = new Map<string, T[]>();
+  for (const { sample, member } of group) {
+    const list = wanted.get(member);
+    if (list) list.push(sample);
+    else wanted.set(member, [sample]);
+  }
+  let gzip: boolean;
+  try {
+    gzip = await isGzip(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'shard_missing' : 'shard_unreadable';
+    for (const { sample } of group) yield failed(sample, code, `cannot read ${path}: ${describeError(err)}`);
+    return;
+  }
+  const file = createReadStream(path);
+  const tar = extract();
+  const input: Readable = gzip ? file.pipe(createGunzip()) : file;
+  file.on('error', (err) => tar.destroy(err));
+  input.on('error', (err) => tar.destroy(err));
+  input.pipe(tar);
+  try {
+    for await (const entry of tar) {
+      const name = memberName(entry.header.name);
+      const samples = wanted.get(name);
+      if (!samples) {
+        entry.resume();
+        continue;
+      }
+      wanted.delete(name);
+      const bytes = await readEntry(entry as AsyncIterable<Buffer>);
+      for (const sample of samples) yield withBytes(sample, bytes, verify);
+      if (wanted.size === 0) break;
+    }
+  } catch (err) {
+    for (const samples of wanted.values()) {
+      for (const sample of samples) yield failed(sample, 'shard_unreadable', `reading ${path}: ${describeError(err)}`);
+    }
+    return;
+  } finally {
+    file.destroy();
+    input.destroy();
+    tar.destroy();
+  }
+  for (const [member, samples] of wanted) {
+    for (const sample of samples) yield failed(sample, 'image_missing', `member ${member} is not in ${path}`);
+  }
+}
+
+async function readFileSample<T extends ImageRefSample>(sample: T, path: string, verify: boolean): Promise<T> {
+  try {
+    return withBytes(sample, await readFile(path), verify);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'image_missing' : 'image_unreadable';
+    return failed(sample, code, `cannot read ${path}: ${describeError(err)}`);
+  }
+}
+
+/**
+ * Fill `imageBytes` from each sample's `imageRef`. Samples that already have bytes, a failure, or are
+ * deferred pass through untouched. Order is kept except within a run of samples from one tar (tar member order).
+ */
+export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterable<T>, options: LoadImagesOptions = {}): AsyncGenerator<T> {
+  const maxGroup = options.maxGroup ?? 10_000;
+  const concurrency = options.concurrency ?? 8;
+  const verify = options.verifySha256 ?? true;
+  let tarPath: string | null = null;
+  let group: { sample: T; member: string }[] = [];
+  let files: Promise<T>[] = [];
+
+  async function* flushFiles(): AsyncGenerator<T> {
+    const pending = files;
+    files = [];
+    for (const p of pending) yield await p;
+  }
+  async function* flushTar(): AsyncGenerator<T> {
+    if (tarPath === null) return;
+    const path = tarPath;
+    const members = group;
+    tarPath = null;
+    group = [];
+    yield* readTarGroup(path, members, verify);
+  }
+
+  for await (const sample of samples) {
+    if (options.signal?.aborted) break;
+    if (sample.imageBytes || sample.failure || sample.deferred) {
+      yield* flushTar();
+      yield* flushFiles();
+      yield sample;
+      continue;
+    }
+    const ref = parseImageRef(sample.imageRef);
+    if (ref === null) {
+      yield* flushTar();
+      yield* flushFiles();
+      yield failed(sample, 'image_ref_invalid', `cannot read the image back from reference ${JSON.stringify(sample.imageRef)}`);
+      continue;
+    }
+    if (ref.kind === 'file') {
+      yield* flushTar();
+      files.push(readFileSample(sample, ref.path, verify));
+      if (files.length >= concurrency) yield* flushFiles();
+      continue;
+    }
+    yield* flushFiles();
+    if (tarPath !== null && (tarPath !== ref.path || group.length >= maxGroup)) yield* flushTar();
+    tarPath = ref.path;
+    group.push({ sample, member: ref.member });
+  }
+  yield* flushTar();
+  yield* flushFiles();
+}
+
+/** Read one image reference (a tar is scanned up to its member). */
+export async function readImageRef(ref: string): Promise<Buffer> {
+  const parsed = parseImageRef(ref);
+  if (!parsed) throw new Error(`cannot read the image back from reference ${JSON.stringify(ref)}`);
+  if (parsed.kind === 'file') return readFile(parsed.path);
+  const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, failure: null };
+  for await (const result of readTarGroup(parsed.path, [{ sample: probe, member: parsed.member }], false)) {
+    if (result.failure) throw new Error(result.failure.message);
+    return result.imageBytes!;
+  }
+  throw new Error(`member ${parsed.member} is not in ${parsed.path}`);
+}

@@ -1,0 +1,212 @@
+/**
+ * `type: llava`: an existing LLaVA-format file, `[{id, image, conversations: [{from, value}, ...]}, ...]`,
+ * so its images, captions and conversations can be re-scored, recaptioned or re-exported.
+ *
+ * - The file is streamed record by record (`json-records.ts`): memory holds one record, not the file (the
+ *   LLaVA-1.5 mix is over 1 GB). A JSON Lines file of the same records works too, and either may be gzipped.
+ * - Key: `keyPrefix` + the record's `id` (made to match `[A-Za-z0-9_-]+`, the original kept as
+ *   `meta.originalId`); a record without an id gets `<source name>_<index:09d>`. An id seen again gets
+ *   `__dup2`, `__dup3` (LLaVA mixes reuse ids across their parts; each record is kept).
+ * - Image: `image` resolved against `images`; a one-element list is accepted, more than one image is
+ *   `row_invalid` (one image per sample).
+ * - meta: the whole record, so `meta.conversations` keeps the conversation as it was.
+ * - Caption rule: when the conversation is exactly one human turn and one gpt answer, and the human turn
+ *   (without `<image>`) is a short request for a brief description (at most 20 words, naming one of
+ *   brief, briefly, concise, concisely, succinct, short, summary, summarize, summarise, compact, terse,
+ *   caption), the answer becomes a caption with origin `annotation`. That is the shape of LLaVA's stage-1
+ *   (brief-caption) data; longer descriptions and Q&A stay conversations only. `briefCaptions: false`
+ *   turns this off.
+ * - Text-only records (no `image`) have nothing for an image pipeline. `textOnly: skip` (default) leaves
+ *   them out and counts them (`source.skipped.textOnly`); `textOnly: fail` records each as a failed pair
+ *   with code `text_only`, so the run database lists them.
+ *
+ * Failures: `row_invalid` (a record that is not JSON or not an object, bad `conversations`, several
+ * images), `image_missing` / `image_unreadable`, `url_invalid` (an image given as a URL: LLaVA images are
+ * local files), `text_only` (with `textOnly: fail`). The file itself missing is a configuration error.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { describeError } from '../core/errors.js';
+import { toKey, type Caption, type Pair } from '../core/sample.js';
+import { captionFromString } from './caption-text.js';
+import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
+import { loadImage, locateImage, locationRef, SOURCE_STAGE } from './image-location.js';
+import { readJsonRecords, type JsonRecord } from './json-records.js';
+import { resolvePending, type Pending } from './pending-pairs.js';
+import type { Source, SourceContext, SourceType } from './source.js';
+import { openInput, stripBom } from './text-input.js';
+import type { Downloader } from './download-cache.js';
+
+export const llavaOptionsSchema = z
+  .object({
+    type: z.literal('llava'),
+    name: sourceNameSchema.optional(),
+    /** The LLaVA JSON (or JSONL) file, relative to the recipe's folder; may be gzipped. */
+    path: z.string().min(1),
+    /** Folder the records' `image` paths are relative to (relative to the recipe's folder). Default: the file's folder. */
+    images: z.string().min(1).optional(),
+    /** Prepended to every key (default none: ids are the keys). */
+    keyPrefix: keyPrefixSchema.optional(),
+    /** Records without an image: `skip` (default, counted) or `fail` (a failed pair each, code `text_only`). */
+    textOnly: z.enum(['skip', 'fail']).default('skip'),
+    /** Take the answer of a single-turn brief-description sample as a caption (see the file comment). Default true. */
+    briefCaptions: z.boolean().default(true),
+    /** Images read at once. Default 8. */
+    concurrency: z.number().int().min(1).default(8),
+  })
+  .strict();
+
+export type LlavaOptions = z.infer<typeof llavaOptionsSchema>;
+
+/** What the last `read()` left out. */
+export interface LlavaSkipped {
+  textOnly: number;
+}
+
+export type LlavaSource = Source & { readonly skipped: LlavaSkipped };
+
+export const llavaSource = {
+  type: 'llava',
+  schema: llavaOptionsSchema,
+  create(options: LlavaOptions, name: string): LlavaSource {
+    const skipped: LlavaSkipped = { textOnly: 0 };
+    return {
+      name,
+      skipped,
+      read: (ctx) => {
+        skipped.textOnly = 0;
+        return readLlava(options, name, ctx, skipped);
+      },
+      count: async () => null,
+    };
+  },
+} satisfies SourceType<LlavaOptions>;
+
+const conversationsSchema = z.array(z.looseObject({ from: z.string(), value: z.string() }));
+
+const BRIEF_WORDS = /\b(brief|briefly|concise|concisely|succinct|short|summary|summarize|summarise|compact|terse|caption)\b/i;
+
+/** The caption a record implies under the rule above, or null. */
+export function briefCaption(conversations: readonly { from: string; value: string }[]): string | null {
+  if (conversations.length !== 2) return null;
+  const [question, answer] = conversations as [{ from: string; value: string }, { from: string; value: string }];
+  if (question.from !== 'human' || answer.from !== 'gpt') return null;
+  const request = question.value.replace(/<image>/g, ' ').trim();
+  const words = request.split(/\s+/).filter((w) => w.length > 0);
+  if (words.length === 0 || words.length > 20 || !BRIEF_WORDS.test(request)) return null;
+  return answer.value;
+}
+
+async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContext, skipped: LlavaSkipped): AsyncGenerator<Pair> {
+  const file = path.resolve(ctx.baseDir, options.path);
+  const imagesDir = options.images === undefined ? path.dirname(file) : path.resolve(ctx.baseDir, options.images);
+  const stream = await openInput(file, 'llava path');
+  const prefix = options.keyPrefix ?? '';
+  const fallbackPrefix = `${options.keyPrefix ?? `${toKey(name)}_`}`;
+  const used = new Set<string>();
+  const noDownloads = (): Downloader => {
+    throw new Error('llava sources read local files only');
+  };
+
+  const failed = (key: string, record: JsonRecord, meta: Record<string, unknown>, code: string, problem: string, imageRef = `llava:${file}#${record.index}`): Pending => ({
+    key,
+    pair: {
+      key,
+      source: name,
+      imageRef,
+      imageBytes: null,
+      captions: [],
+      boxes: [],
+      meta,
+      failure: { code, message: `record ${record.index} (line ${record.line}) of ${file}: ${problem}`, stage: SOURCE_STAGE },
+    },
+  });
+
+  function toPending(record: JsonRecord): Pending | null {
+    const fallbackKey = `${fallbackPrefix}${String(record.index).padStart(9, '0')}`;
+    if (record.error !== null) return failed(fallbackKey, record, {}, 'row_invalid', record.error);
+    const value = record.value;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      return failed(fallbackKey, record, {}, 'row_invalid', `expected an object {id, image, conversations}, got ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
+    }
+    const item = value as Record<string, unknown>;
+    const meta: Record<string, unknown> = { ...item };
+
+    let key = fallbackKey;
+    const id = item['id'];
+    if ((typeof id === 'string' && id.trim().length > 0) || typeof id === 'number') {
+      const text = String(id);
+      key = prefix + toKey(text);
+      if (toKey(text) !== text) meta['originalId'] = text;
+    }
+    if (used.has(key)) {
+      let n = 2;
+      while (used.has(`${key}__dup${n}`)) n++;
+      key = `${key}__dup${n}`;
+      meta['originalId'] ??= String(id ?? '');
+    }
+    used.add(key);
+
+    let image = item['image'];
+    if (Array.isArray(image) && image.length === 1) image = image[0];
+    if (image === undefined || image === null || image === '' || (Array.isArray(image) && image.length === 0)) {
+      if (options.textOnly === 'skip') {
+        skipped.textOnly++;
+        return null;
+      }
+      return failed(key, record, meta, 'text_only', 'the record has no image (a text-only conversation)');
+    }
+    if (Array.isArray(image)) return failed(key, record, meta, 'row_invalid', `the record has ${image.length} images; one image per sample is supported`);
+    if (typeof image !== 'string') return failed(key, record, meta, 'row_invalid', `"image" holds ${typeof image}, expected a path`);
+
+    const conversations = conversationsSchema.safeParse(item['conversations'] ?? []);
+    if (!conversations.success) {
+      const issue = conversations.error.issues[0]!;
+      return failed(key, record, meta, 'row_invalid', `"conversations${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}": ${issue.message}`);
+    }
+
+    const location = locateImage(image, imagesDir);
+    if (location.kind === 'url') {
+      return failed(key, record, meta, 'url_invalid', `image ${location.url} is a URL; llava sources read local files under "images"`, locationRef(location));
+    }
+    const captions: Caption[] = [];
+    const brief = options.briefCaptions ? briefCaption(conversations.data) : null;
+    if (brief !== null) captions.push(captionFromString(brief, 'annotation'));
+    if (record.invalidUtf8) for (const [i, c] of captions.entries()) captions[i] = { ...c, issue: 'invalid_utf8', usable: false };
+
+    const pair: Pair = { key, source: name, imageRef: locationRef(location), imageBytes: null, captions, boxes: [], meta, failure: null };
+    return { key, load: (signal) => loadImage(pair, location, noDownloads, signal) };
+  }
+
+  async function* pending(): AsyncGenerator<Pending> {
+    let lastLine = 0;
+    try {
+      for await (const record of readJsonRecords(stripBom(stream))) {
+        if (ctx.signal.aborted) return;
+        lastLine = record.line;
+        const item = toPending(record);
+        if (item !== null) yield item;
+      }
+    } catch (err) {
+      // The stream itself broke (a gzip file cut off): one failed pair says where, and reading stops.
+      const key = `${fallbackPrefix}_unreadable`;
+      yield {
+        key,
+        pair: {
+          key,
+          source: name,
+          imageRef: `llava:${file}`,
+          imageBytes: null,
+          captions: [],
+          boxes: [],
+          meta: {},
+          failure: { code: 'manifest_unreadable', message: `${file}: cannot read past line ${lastLine}: ${describeError(err)}`, stage: SOURCE_STAGE },
+        },
+      };
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  yield* resolvePending(pending(), ctx, { concurrency: options.concurrency, ordered: true });
+}

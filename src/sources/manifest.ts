@@ -1,0 +1,280 @@
+/**
+ * Manifests: one row per image, from JSONL, CSV, TSV or Parquet (the row readers live in `jsonl.ts`,
+ * `csv.ts`, `parquet.ts`). This file turns rows into pairs, the same way for every format:
+ *
+ * - key: the `key` column (made to match `[A-Za-z0-9_-]+`, the original kept as `meta.originalKey`), or
+ *   `<keyPrefix><row:09d>` from the 0-based row number; `keyPrefix` defaults to `<source name>_`
+ * - image: the `image` column, a path (relative to `imagesDir`, default the manifest's folder), a `file:`
+ *   URL or an `http(s)://` URL, downloaded through the cache (`download` options)
+ * - captions: the `caption` column, a string or a list of strings; an empty caption is kept (empty, not an
+ *   error); absent or null means no caption
+ * - boxes: the `boxes` column (see `manifest-boxes.ts`)
+ * - meta: `row` (the row number), the `extra` columns as they are, and `url` / `finalUrl` for downloads
+ *
+ * Failures, each on its own pair so the run goes on:
+ * - `row_invalid`: the row is broken (not JSON, broken quoting, the wrong number of fields), or a column
+ *   it needs is missing or holds the wrong kind of value (an image column that is empty, bad boxes); the
+ *   message gives the row number, the line and every problem found
+ * - `key_duplicate`: the `key` column repeats a key (the pair gets `KEY__dupN`)
+ * - `url_invalid`, `image_missing`, and the download codes of `url-fetcher.ts`
+ * - `manifest_unreadable`: the file is damaged part-way (a gzip stream cut off, a Parquet row group that
+ *   does not decode); one pair keyed `<prefix>_unreadable_<n>` records where, and reading stops or skips on
+ *
+ * Sharding and resume are decided on the key before any image is read or downloaded.
+ */
+import path from 'node:path';
+import { toKey, type Box, type Caption, type CaptionOrigin, type Pair } from '../core/sample.js';
+import { inShard } from '../core/shard.js';
+import { captionFromBytes, captionFromString } from './caption-text.js';
+import { DownloadCache, Downloader } from './download-cache.js';
+import { toJsonValue } from './json-value.js';
+import { loadImage, locateImage, locationRef, SOURCE_STAGE, type ImageLocation } from './image-location.js';
+import { parseBoxes } from './manifest-boxes.js';
+import type { ManifestOptions } from './manifest-options.js';
+import { resolvePending, type Pending } from './pending-pairs.js';
+import type { Source, SourceContext } from './source.js';
+import { UrlFetcher } from './url-fetcher.js';
+
+/** One row as a format reader gives it. */
+export interface ManifestRow {
+  /** 0-based data row number (header and blank lines not counted): the default key. */
+  index: number;
+  /** 1-based line where the row starts, for text formats. */
+  line?: number;
+  /** A column's value; undefined when the row does not have the column. CSV values are bytes. */
+  get(column: string): unknown;
+  /** What is wrong with the row as a whole, or null. */
+  problem: string | null;
+  /** The row's text was not valid UTF-8 (JSONL): its captions are kept but marked unusable. */
+  invalidUtf8?: boolean;
+}
+
+/** A format's rows, or a damaged stretch of the file (yielded as a failed pair, then reading goes on). */
+export type RowItem = ManifestRow | { unreadable: string };
+
+/** What a format reader provides. */
+export interface RowReader {
+  /** Rows in file order. Throws `ConfigError` when the file cannot be opened or lacks a configured column. */
+  rows(absPath: string, signal: AbortSignal): AsyncIterable<RowItem>;
+  /** Number of rows when cheaply known (Parquet metadata); null otherwise. */
+  count?(absPath: string): Promise<number | null>;
+}
+
+/** Loads in flight per download slot: room for requests waiting on a busy host not to idle the others. */
+const WINDOW_PER_SLOT = 4;
+
+/** `<prefix><row:09d>`: the default key. */
+export function defaultRowKey(prefix: string, index: number): string {
+  return `${prefix}${String(index).padStart(9, '0')}`;
+}
+
+export function keyPrefixFor(options: Pick<ManifestOptions, 'keyPrefix'>, name: string): string {
+  return options.keyPrefix ?? `${toKey(name)}_`;
+}
+
+/** The download cache folder for these options and this context. */
+export function downloadCacheDir(options: ManifestOptions, ctx: SourceContext): string {
+  if (options.download.cacheDir !== undefined) return path.resolve(ctx.baseDir, options.download.cacheDir);
+  const fromBuild = ctx.downloadCacheDir;
+  return fromBuild ?? path.join(ctx.baseDir, '.vlcurate-downloads');
+}
+
+/** Build a `Source` for a manifest format. */
+export function manifestSource(options: ManifestOptions, name: string, reader: RowReader): Source {
+  return {
+    name,
+    read: (ctx) => readManifest(options, name, reader, ctx),
+    count: async (ctx) => {
+      if (options.key !== undefined || reader.count === undefined) return null;
+      const rows = await reader.count(path.resolve(ctx.baseDir, options.path));
+      if (rows === null) return null;
+      if (ctx.shard.count === 1) return rows;
+      const prefix = keyPrefixFor(options, name);
+      let inThisShard = 0;
+      for (let i = 0; i < rows; i++) if (inShard(defaultRowKey(prefix, i), ctx.shard)) inThisShard++;
+      return inThisShard;
+    },
+  };
+}
+
+export async function* readManifest(options: ManifestOptions, name: string, reader: RowReader, ctx: SourceContext): AsyncGenerator<Pair> {
+  const manifestPath = path.resolve(ctx.baseDir, options.path);
+  const imagesDir = options.imagesDir === undefined ? path.dirname(manifestPath) : path.resolve(ctx.baseDir, options.imagesDir);
+  const prefix = keyPrefixFor(options, name);
+  const origin: CaptionOrigin = options.captionOrigin;
+  let downloader: Downloader | null = null;
+  const getDownloader = (): Downloader => {
+    if (downloader === null) {
+      const { cache, cacheDir: _cacheDir, ...fetchOptions } = options.download;
+      downloader = new Downloader(new UrlFetcher(fetchOptions), cache ? new DownloadCache(downloadCacheDir(options, ctx)) : null);
+    }
+    return downloader;
+  };
+  const seenKeys = options.key === undefined ? null : new Set<string>();
+  let unreadable = 0;
+
+  async function* pending(): AsyncGenerator<Pending> {
+    for await (const item of reader.rows(manifestPath, ctx.signal)) {
+      if (ctx.signal.aborted) return;
+      if ('unreadable' in item) {
+        const key = `${prefix}_unreadable_${unreadable++}`;
+        yield {
+          key,
+          pair: {
+            key,
+            source: name,
+            imageRef: `manifest:${manifestPath}`,
+            imageBytes: null,
+            captions: [],
+            boxes: [],
+            meta: {},
+            failure: { code: 'manifest_unreadable', message: `${manifestPath}: ${item.unreadable}`, stage: SOURCE_STAGE },
+          },
+        };
+        continue;
+      }
+      yield rowToPending(item);
+    }
+  }
+
+  function rowToPending(row: ManifestRow): Pending {
+    const where = row.line === undefined ? `row ${row.index}` : `row ${row.index} (line ${row.line})`;
+    const problems: string[] = [];
+    const meta: Record<string, unknown> = { row: row.index };
+
+    // Key first: sharding and resume need nothing else.
+    let key = defaultRowKey(prefix, row.index);
+    let duplicate: string | null = null;
+    if (options.key !== undefined) {
+      const value = row.get(options.key);
+      const text = value === undefined || value === null ? '' : textOf(value).trim();
+      if (text.length === 0) {
+        problems.push(value === undefined ? `missing column "${options.key}" (key)` : `column "${options.key}" (key) is empty`);
+      } else {
+        // Keys from a column are used as they are; only an explicit keyPrefix is prepended.
+        key = `${options.keyPrefix ?? ''}${toKey(text)}`;
+        if (toKey(text) !== text) meta['originalKey'] = text;
+        if (seenKeys!.has(key)) {
+          let n = 2;
+          while (seenKeys!.has(`${key}__dup${n}`)) n++;
+          duplicate = `key "${text}" was already used by an earlier row`;
+          meta['originalKey'] = text;
+          key = `${key}__dup${n}`;
+        }
+        seenKeys!.add(key);
+      }
+    }
+    // The rest of the row is parsed in `load`, which runs only for rows in this shard and not done
+    // (`resolvePending` decides on the key), so skipping rows on resume costs little.
+    const finalKey = key;
+    const duplicateOf = duplicate;
+    return { key, load: (signal) => rowToPair(row, finalKey, where, meta, problems, duplicateOf, signal) };
+  }
+
+  function rowToPair(
+    row: ManifestRow,
+    key: string,
+    where: string,
+    meta: Record<string, unknown>,
+    problems: string[],
+    duplicate: string | null,
+    signal: AbortSignal,
+  ): Promise<Pair | null> | Pair {
+    const base: Pair = { key, source: name, imageRef: `manifest:${manifestPath}#${row.index}`, imageBytes: null, captions: [], boxes: [], meta, failure: null };
+    if (row.problem !== null) {
+      // The row as a whole is broken: its columns cannot be trusted, so say only that.
+      return { ...base, failure: { code: 'row_invalid', message: `${where} of ${manifestPath}: ${row.problem}`, stage: SOURCE_STAGE } };
+    }
+
+    let location: ImageLocation | null = null;
+    const imageValue = row.get(options.image);
+    if (imageValue === undefined) {
+      problems.push(`missing column "${options.image}" (image)`);
+    } else if (imageValue === null || (typeof imageValue !== 'object' && textOf(imageValue).trim().length === 0) || (Buffer.isBuffer(imageValue) && imageValue.length === 0)) {
+      problems.push(`column "${options.image}" (image) is empty`);
+    } else if (typeof imageValue === 'string' || Buffer.isBuffer(imageValue)) {
+      location = locateImage(textOf(imageValue), imagesDir);
+      if (location.kind === 'url') meta['url'] = location.url;
+    } else {
+      problems.push(`column "${options.image}" (image) holds ${describeKind(imageValue)}, expected a path or URL string`);
+    }
+
+    let captions: Caption[] = [];
+    if (options.caption !== undefined) {
+      const parsed = parseCaptions(row.get(options.caption), origin, row.invalidUtf8 === true);
+      if ('problem' in parsed) problems.push(`column "${options.caption}" (caption) ${parsed.problem}`);
+      else captions = parsed.captions;
+    }
+
+    let boxes: Box[] = [];
+    if (options.boxes !== undefined) {
+      const parsed = parseBoxes(row.get(options.boxes), options.boxFormat);
+      if ('problem' in parsed) problems.push(`column "${options.boxes}": ${parsed.problem}`);
+      else boxes = parsed.boxes;
+    }
+
+    for (const column of options.extra) {
+      const value = row.get(column);
+      if (value !== undefined) meta[column] = toJsonValue(Buffer.isBuffer(value) ? value.toString('utf8') : value);
+    }
+
+    const pair: Pair = { ...base, imageRef: location === null ? base.imageRef : locationRef(location), captions, boxes, meta };
+    if (problems.length > 0) {
+      return { ...pair, failure: { code: 'row_invalid', message: `${where} of ${manifestPath}: ${problems.join('; ')}`, stage: SOURCE_STAGE } };
+    }
+    if (duplicate !== null) {
+      return { ...pair, failure: { code: 'key_duplicate', message: `${where} of ${manifestPath}: ${duplicate}`, stage: SOURCE_STAGE } };
+    }
+    return loadImage(pair, location!, getDownloader, signal);
+  }
+
+  try {
+    yield* resolvePending(pending(), ctx, {
+      concurrency: options.download.concurrency * WINDOW_PER_SLOT,
+      ordered: options.order === 'input',
+    });
+  } finally {
+    (downloader as Downloader | null)?.fetcher.close();
+  }
+}
+
+/** Text of a scalar cell: bytes as UTF-8, numbers and booleans as written. */
+function textOf(value: unknown): string {
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (typeof value === 'string') return value;
+  return String(value);
+}
+
+function parseCaptions(value: unknown, origin: CaptionOrigin, invalidUtf8: boolean): { captions: Caption[] } | { problem: string } {
+  if (value === undefined || value === null) return { captions: [] };
+  const one = (item: unknown): Caption | null => {
+    if (Buffer.isBuffer(item)) return captionFromBytes(item, origin);
+    if (item instanceof Uint8Array) return captionFromBytes(item, origin);
+    if (typeof item === 'string') {
+      const caption = captionFromString(item, origin);
+      return invalidUtf8 ? { ...caption, issue: 'invalid_utf8', usable: false } : caption;
+    }
+    if (typeof item === 'number' || typeof item === 'bigint' || typeof item === 'boolean') return captionFromString(String(item), origin);
+    return null;
+  };
+  if (Array.isArray(value)) {
+    const captions: Caption[] = [];
+    for (const [i, item] of value.entries()) {
+      if (item === null || item === undefined) continue;
+      const caption = one(item);
+      if (caption === null) return { problem: `holds ${describeKind(item)} at position ${i}, expected strings` };
+      captions.push(caption);
+    }
+    return { captions };
+  }
+  const caption = one(value);
+  return caption === null ? { problem: `holds ${describeKind(value)}, expected a string or a list of strings` } : { captions: [caption] };
+}
+
+function describeKind(value: unknown): string {
+  if (value instanceof Uint8Array) return `binary data (${value.length} bytes)`;
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+

@@ -1,0 +1,91 @@
+/**
+ * Reading text inputs (JSONL, CSV, TSV, LLaVA JSON) as byte streams: plain or gzip-compressed (told by
+ * the file's first bytes, so `.gz` or not does not matter), never loaded whole.
+ */
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { ConfigError, describeError } from '../core/errors.js';
+
+/**
+ * Open `absPath` as a stream of bytes, gunzipped when it is gzip. A file that does not exist or cannot be
+ * opened is a configuration error naming `option` (e.g. `csv path`).
+ */
+export async function openInput(absPath: string, option: string): Promise<Readable> {
+  let gzip: boolean;
+  try {
+    const info = await stat(absPath);
+    if (!info.isFile()) throw new ConfigError(`${option}: expected a file, got "${absPath}", which is not a regular file`);
+    const handle = await open(absPath, 'r');
+    try {
+      const magic = Buffer.alloc(2);
+      const { bytesRead } = await handle.read(magic, 0, 2, 0);
+      gzip = bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ConfigError(`${option}: ${missing ? `file "${absPath}" does not exist` : `cannot read "${absPath}": ${describeError(err)}`}`, {
+      cause: err,
+    });
+  }
+  const file = createReadStream(absPath, { highWaterMark: 256 * 1024 });
+  if (!gzip) return file;
+  const gunzip = createGunzip();
+  file.on('error', (err) => gunzip.destroy(err));
+  gunzip.on('close', () => file.destroy());
+  return file.pipe(gunzip);
+}
+
+export interface Line {
+  /** The line's bytes without its `\n` (and without a `\r` before it). */
+  bytes: Buffer;
+  /** 1-based line number. */
+  line: number;
+}
+
+/** Split a byte stream into lines at `\n`; a final line without `\n` is yielded too. Blank lines are yielded. */
+export async function* readLines(chunks: AsyncIterable<Buffer>): AsyncGenerator<Line> {
+  let pending: Buffer[] = [];
+  let line = 0;
+  const take = (tail: Buffer): Buffer => {
+    const bytes = pending.length === 0 ? tail : Buffer.concat([...pending, tail]);
+    pending = [];
+    return bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.subarray(0, bytes.length - 1) : bytes;
+  };
+  for await (const chunk of chunks) {
+    let start = 0;
+    for (let end = chunk.indexOf(0x0a, start); end >= 0; end = chunk.indexOf(0x0a, start)) {
+      line++;
+      yield { bytes: take(chunk.subarray(start, end)), line };
+      start = end + 1;
+    }
+    if (start < chunk.length) pending.push(chunk.subarray(start));
+  }
+  if (pending.length > 0) {
+    line++;
+    yield { bytes: take(Buffer.alloc(0)), line };
+  }
+}
+
+/** Strip a UTF-8 byte order mark from the start of a stream. */
+export async function* stripBom(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let head: Buffer | null = Buffer.alloc(0);
+  for await (const chunk of chunks) {
+    if (head === null) {
+      yield chunk;
+      continue;
+    }
+    head = Buffer.concat([head, chunk]);
+    if (head.length < 3) continue;
+    yield head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? head.subarray(3) : head;
+    head = null;
+  }
+  if (head !== null && head.length > 0) {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    if (!bom.subarray(0, head.length).equals(head)) yield head;
+  }
+}

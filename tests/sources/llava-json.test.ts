@@ -1,0 +1,132 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/core/errors.js';
+import { briefCaption, llavaOptionsSchema, llavaSource } from '../../src/sources/llava-json.js';
+import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
+import { collect, context, sourceFrom } from './manifest-fixtures.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+const bytes = new Map<string, Buffer>();
+
+const human = (value: string) => ({ from: 'human', value });
+const gpt = (value: string) => ({ from: 'gpt', value });
+
+const RECORDS: unknown[] = [
+  { id: '000000033471', image: 'coco/000000033471.jpg', conversations: [human('<image>\nWhat are the colors of the bus?'), gpt('White and red.'), human('Anything else?'), gpt('No.')] },
+  { id: 'GCC_1', image: 'cc/GCC_1.jpg', conversations: [human('Give a brief description of the image.\n<image>'), gpt('a dog running on the beach')] },
+  { id: 'text-only-1', conversations: [human('Tell me a joke.'), gpt('No.')] },
+  { id: 'detail 2', image: 'cc/GCC_1.jpg', conversations: [human('<image>\nDescribe the image in detail.'), gpt('A long description.')] },
+  { id: 'missing', image: 'coco/nope.jpg', conversations: [human('<image>\nShort caption please.'), gpt('x')] },
+  { id: 'GCC_1', image: ['cc/GCC_1.jpg'], conversations: [] },
+  { id: 'multi', image: ['coco/000000033471.jpg', 'cc/GCC_1.jpg'], conversations: [] },
+  { id: 'badconv', image: 'cc/GCC_1.jpg', conversations: [{ from: 'human' }] },
+  { image: 'cc/GCC_1.jpg', conversations: [human('<image>\nSummarize the visual content of the image.'), gpt('  a beach ')] },
+];
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir('vlcurate-llava-'));
+  for (const [name, seed] of [
+    ['coco/000000033471.jpg', 1],
+    ['cc/GCC_1.jpg', 2],
+  ] as const) {
+    const image = await makeImage(16, 12, 'jpeg', seed);
+    bytes.set(name, image);
+    await mkdir(path.join(dir, 'images', path.dirname(name)), { recursive: true });
+    await writeFile(path.join(dir, 'images', name), image);
+  }
+  const text = `[\n${RECORDS.map((r) => JSON.stringify(r, null, 2)).join(',\n')}\n]`;
+  await writeFile(path.join(dir, 'llava.json'), text);
+  await writeFile(path.join(dir, 'llava.json.gz'), gzipSync(text));
+});
+
+afterAll(async () => {
+  await cleanup();
+});
+
+function llava(extra: Record<string, unknown> = {}) {
+  return sourceFrom({ type: 'llava', name: 'lv', path: 'llava.json', images: 'images', ...extra });
+}
+
+describe('llava source', () => {
+  it('yields one pair per image record keyed by id; text-only records are skipped and counted', async () => {
+    const source = llavaSource.create(llavaOptionsSchema.parse({ type: 'llava', path: 'llava.json', images: 'images' }), 'lv');
+    const pairs = await collect(source.read(context(dir)));
+    expect(pairs.map((p) => p.key)).toEqual(['000000033471', 'GCC_1', 'detail_2', 'missing', 'GCC_1__dup2', 'multi', 'badconv', 'lv_000000008']);
+    expect(source.skipped).toEqual({ textOnly: 1 });
+  });
+
+  it('keeps the conversations in meta and the image bytes; a brief-caption answer becomes an annotation caption', async () => {
+    const pairs = new Map((await collect(llava().read(context(dir)))).map((p) => [p.key, p]));
+    const vqa = pairs.get('000000033471')!;
+    expect(vqa.failure).toBeNull();
+    expect(Buffer.compare(vqa.imageBytes!, bytes.get('coco/000000033471.jpg')!)).toBe(0);
+    expect(vqa.meta['conversations']).toEqual((RECORDS[0] as { conversations: unknown }).conversations);
+    expect(vqa.captions).toEqual([]);
+    expect(pairs.get('GCC_1')!.captions).toEqual([{ text: 'a dog running on the beach', origin: 'annotation', issue: null, usable: true }]);
+    expect(pairs.get('detail_2')!.captions).toEqual([]);
+    expect(pairs.get('detail_2')!.meta['originalId']).toBe('detail 2');
+    expect(pairs.get('lv_000000008')!.captions.map((c) => c.text)).toEqual(['a beach']);
+    // A one-element image list is that image; a duplicate id keeps its record under __dup2.
+    expect(pairs.get('GCC_1__dup2')!.failure).toBeNull();
+    expect(pairs.get('GCC_1__dup2')!.meta['originalId']).toBe('GCC_1');
+  });
+
+  it('bad records fail alone: missing image, several images, bad conversations', async () => {
+    const pairs = new Map((await collect(llava().read(context(dir)))).map((p) => [p.key, p]));
+    expect(pairs.get('missing')!.failure).toMatchObject({ code: 'image_missing' });
+    expect(pairs.get('multi')!.failure).toMatchObject({ code: 'row_invalid' });
+    expect(pairs.get('multi')!.failure!.message).toMatch(/record 6 \(line \d+\).*2 images/);
+    expect(pairs.get('badconv')!.failure).toMatchObject({ code: 'row_invalid' });
+    expect(pairs.get('badconv')!.failure!.message).toContain('conversations[0].value');
+  });
+
+  it('textOnly: fail records text-only conversations as failures; briefCaptions: false turns the rule off', async () => {
+    const pairs = await collect(llava({ textOnly: 'fail', briefCaptions: false }).read(context(dir)));
+    const textOnly = pairs.find((p) => p.key === 'text-only-1')!;
+    expect(textOnly.failure).toMatchObject({ code: 'text_only' });
+    expect(pairs.every((p) => p.captions.length === 0)).toBe(true);
+  });
+
+  it('reads gzip and JSON Lines, and a broken record in the middle does not stop the file', async () => {
+    const gz = await collect(llava({ path: 'llava.json.gz' }).read(context(dir)));
+    expect(gz).toHaveLength(8);
+    await writeFile(
+      path.join(dir, 'mixed.jsonl'),
+      [JSON.stringify(RECORDS[1]), '{"id": "broken", "image": ', JSON.stringify({ ...(RECORDS[3] as object), id: 'after' })].join('\n'),
+    );
+    const pairs = await collect(llava({ path: 'mixed.jsonl' }).read(context(dir)));
+    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+      ['GCC_1', 'ok'],
+      ['lv_000000001', 'row_invalid'],
+      ['after', 'ok'],
+    ]);
+  });
+
+  it('shards cover every record once across N=3; isDone skips', async () => {
+    const all = (await collect(llava().read(context(dir)))).map((p) => p.key).sort();
+    const seen: string[] = [];
+    for (let index = 0; index < 3; index++) seen.push(...(await collect(llava().read(context(dir, {}, { index, count: 3 })))).map((p) => p.key));
+    expect(seen.sort()).toEqual(all);
+    const rest = await collect(llava().read(context(dir, { isDone: (keys) => new Set(keys.filter((k) => k.startsWith('GCC'))) })));
+    expect(rest.some((p) => p.key.startsWith('GCC'))).toBe(false);
+    expect(rest).toHaveLength(all.length - 2);
+  });
+
+  it('a missing file is a ConfigError', async () => {
+    await expect(collect(llava({ path: 'nope.json' }).read(context(dir)))).rejects.toThrow(ConfigError);
+  });
+});
+
+describe('briefCaption rule', () => {
+  it('takes single-turn brief-description answers only', () => {
+    expect(briefCaption([human('<image>\nDescribe the image concisely.'), gpt('a cat')])).toBe('a cat');
+    expect(briefCaption([human('Provide a short caption for this photo <image>'), gpt('a cat')])).toBe('a cat');
+    expect(briefCaption([human('<image>\nDescribe the image in detail.'), gpt('long')])).toBeNull();
+    expect(briefCaption([human('<image>\nWhat is the short man holding? Please answer in one word, be brief and precise about it.'), gpt('x')])).toBe('x');
+    expect(briefCaption([human('<image>\nbrief'), gpt('a'), human('more'), gpt('b')])).toBeNull();
+    expect(briefCaption([gpt('a'), human('brief')])).toBeNull();
+  });
+});
