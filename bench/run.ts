@@ -10,6 +10,7 @@ import { benchIngest } from './ingest.js';
 import { benchRefilter } from './refilter.js';
 import { benchLlm } from './llm.js';
 import { benchSources } from './sources.js';
+import { benchExport } from './export.js';
 import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -17,6 +18,7 @@ const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   refilter: () => benchRefilter(),
   llm: benchLlm,
   sources: benchSources,
+  export: benchExport,
 };
 
 const wanted = process.argv.slice(2);

@@ -4,11 +4,13 @@ import { ConfigError, VlcurateError } from '../core/errors.js';
 import { EXIT_CONFIG } from './exit.js';
 import { registerBuild } from './commands/build.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerReport } from './commands/report.js';
 import { registerDatasets } from './commands/datasets.js';
 import { registerDemo } from './commands/demo.js';
 import { registerRefilter } from './commands/refilter.js';
 import { registerCalibrate } from './commands/calibrate.js';
 import { registerEstimate } from './commands/estimate.js';
+import { registerExport } from './commands/export.js';
 
 export function createProgram(setExit: (code: number) => void): Command {
   const program = new Command('vlcurate')
@@ -19,10 +21,12 @@ export function createProgram(setExit: (code: number) => void): Command {
   registerDemo(program, setExit);
   registerBuild(program, setExit);
   registerInspect(program);
+  registerReport(program);
   registerDatasets(program);
   registerRefilter(program, setExit);
   registerCalibrate(program);
   registerEstimate(program);
+  registerExport(program, setExit);
   return program;
 }
 

@@ -4,12 +4,13 @@ import type { Stage } from '../core/stage.js';
 import type { ExportContext } from './export-type.js';
 import type { ExportableSample } from './webdataset-sample.js';
 import { webdatasetExport } from './webdataset-export.js';
+import { llavaExport, qwen25vlExport, qwen2vlExport } from './json-export.js';
 
 /**
  * Export formats by recipe `type`. Adding a format is one entry here: its `ExportType` (schema + factory);
  * the recipe schema and the dispatch below follow from this list.
  */
-const EXPORT_TYPES = [webdatasetExport] as const;
+const EXPORT_TYPES = [webdatasetExport, llavaExport, qwen2vlExport, qwen25vlExport] as const;
 
 /** The schemas of a tuple of export types, as a tuple (what `z.discriminatedUnion` wants). */
 type SchemasOf<Types extends readonly unknown[]> = { -readonly [K in keyof Types]: Types[K] extends { schema: infer S } ? S : never };

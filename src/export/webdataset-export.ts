@@ -11,6 +11,9 @@ import { syncDir, writeFileAtomically } from './durable-fs.js';
 import type { ExportContext, ExportType } from './export-type.js';
 import { parseSize } from './size.js';
 import { toWebDatasetSample, type ExportableSample } from './webdataset-sample.js';
+import { isExportable } from '../core/sample.js';
+import { conversationFields } from './conversation-options.js';
+import { WebDatasetConversations } from './webdataset-conversations.js';
 import { shardFileName, tmpName, WebDatasetWriter, type ShardInfo } from './webdataset-writer.js';
 
 /**
@@ -50,6 +53,11 @@ export const webdatasetExportSchema = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'Expected `prefix` to match [A-Za-z0-9_-]+')
     .optional(),
+  /**
+   * Conversations and token-level loss masks (see `webdataset-conversations.ts`): instruction records merged
+   * into `key.json`, and with `tokenizer` the `key.input_ids.npy` / `key.labels.npy` members.
+   */
+  ...conversationFields,
 });
 
 export type WebDatasetExportOptions = z.infer<typeof webdatasetExportSchema>;
@@ -218,10 +226,6 @@ function recordShard(store: RunStore, exportName: string, info: ShardInfo, keys:
   record.immediate();
 }
 
-function isExportable(sample: ExportableSample): boolean {
-  return !sample.failure && !sample.dropped;
-}
-
 export interface WebDatasetExportHooks {
   /**
    * Called after a shard is recorded in the store and before it is renamed. For tests that simulate a
@@ -231,7 +235,7 @@ export interface WebDatasetExportHooks {
 }
 
 /**
- * The stage `export:<name>`: writes every sample without `failure` and not `dropped` into WebDataset shards
+ * The stage `export:<name>`: writes every sample without `failure`, not `dropped` and not `deferred` into WebDataset shards
  * under `out`, and passes every sample on unchanged once it is in the current shard. When the input ends
  * (also after an abort, when the runner stops the source) it finishes the partial shard and rewrites the
  * manifest from the store.
@@ -272,6 +276,7 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
         });
       }
 
+      const conversations = await WebDatasetConversations.create(exportName, options, ctx);
       const writer = new WebDatasetWriter({
         dir,
         prefix,
@@ -279,6 +284,8 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
         maxCount,
         maxSize,
         onShardComplete: async (info, keys) => {
+          // Record outcomes (token counts) first: they count once the shard record marks the samples exported.
+          conversations.flush();
           recordShard(store, exportName, info, keys);
           await hooks.afterRecord?.(info);
         },
@@ -293,8 +300,11 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
           const written = new Set(writer.pendingKeys);
           for (const sample of group) {
             if (isExportable(sample) && !exported.has(sample.key) && !written.has(sample.key)) {
-              written.add(sample.key);
-              await writer.write(toWebDatasetSample(sample));
+              const prepared = conversations.prepare(sample);
+              if (prepared.ok) {
+                written.add(sample.key);
+                await writer.write(toWebDatasetSample(sample, prepared.extras ?? {}));
+              }
             }
             yield sample;
           }
@@ -309,6 +319,8 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
           // Input ended, or the consumer stopped early: what is in the open shard is complete, so keep it.
           await writer.close();
           await writeFileAtomically(join(dir, manifestName(shard)), `${JSON.stringify(buildManifest(store, exportName, prefix), null, 2)}\n`);
+          const stats = await conversations.finish(dir, shard);
+          if (stats) stageCtx.emit({ type: 'log', level: stats.failed > 0 ? 'warn' : 'info', message: conversations.describe(stats) });
         }
       }
     },

@@ -59,7 +59,11 @@ function canonical(value: unknown): unknown {
   return value;
 }
 
-export function sampleJson(sample: ExportableSample): SampleJson {
+/**
+ * @param extra fields appended to the JSON (conversations merged from instruction records, token counts);
+ *   they replace `sample.conversations` when they carry `conversations`.
+ */
+export function sampleJson(sample: ExportableSample, extra?: Readonly<Record<string, unknown>>): SampleJson {
   const image = sample.image;
   if (!image) throw new Error(`sample ${sample.key}: has no decoded image to export`);
   const json: SampleJson = {
@@ -82,17 +86,25 @@ export function sampleJson(sample: ExportableSample): SampleJson {
     meta: canonical(sample.meta),
   };
   if (sample.conversations !== undefined) json.conversations = canonical(sample.conversations);
+  if (extra) for (const [field, value] of Object.entries(extra)) (json as unknown as Record<string, unknown>)[field] = canonical(value);
   return json;
 }
 
+/** Additions to a sample's members: JSON fields and extra members (`input_ids.npy`, `labels.npy`). */
+export interface WebDatasetSampleExtras {
+  json?: Readonly<Record<string, unknown>>;
+  members?: readonly SampleMember[];
+}
+
 /** The members of one sample. Throws when the sample has no image (failed samples are never exported). */
-export function toWebDatasetSample(sample: ExportableSample): WebDatasetSample {
+export function toWebDatasetSample(sample: ExportableSample, extras: WebDatasetSampleExtras = {}): WebDatasetSample {
   if (!sample.image || !sample.imageBytes) {
     throw new Error(`sample ${sample.key}: has no image bytes to export`);
   }
   const members: SampleMember[] = [
     { ext: imageExtension(sample.image.format), data: sample.imageBytes },
-    { ext: 'json', data: Buffer.from(JSON.stringify(sampleJson(sample)), 'utf8') },
+    { ext: 'json', data: Buffer.from(JSON.stringify(sampleJson(sample, extras.json)), 'utf8') },
+    ...(extras.members ?? []),
   ];
   const caption = publishedCaption(sample.captions);
   if (caption) members.push({ ext: 'txt', data: Buffer.from(caption.text, 'utf8') });

@@ -2,6 +2,36 @@
  * Schema migrations, applied in order; `PRAGMA user_version` holds how many have run.
  * Never edit a shipped migration: add a new one.
  */
+/**
+ * Migration 2: what each export wrote per record (JSON exports rewrite their files from it) and the
+ * settings an export name was created with. `IF NOT EXISTS`: databases made before this was a migration
+ * already have the tables.
+ */
+export const EXPORT_RECORDS_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS export_configs (
+    export_name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    settings_json TEXT NOT NULL,     -- the options that decide what a record looks like
+    created_at TEXT NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE IF NOT EXISTS export_records (
+    export_name TEXT NOT NULL,
+    record_id TEXT NOT NULL,         -- KEY-TASK-VARIANT (JSON exports), KEY (WebDataset)
+    sample_key TEXT NOT NULL REFERENCES samples(key) ON DELETE CASCADE,
+    part TEXT NOT NULL,              -- output file: stage1, mixed, conversation, ... ('' for WebDataset)
+    seq INTEGER NOT NULL,            -- order of writing
+    status TEXT NOT NULL,            -- ok | failed | dropped
+    code TEXT,                       -- why failed or dropped
+    message TEXT,
+    record_json TEXT,                -- the exported record (JSON exports, status ok)
+    tokens INTEGER,                  -- sequence length with visual tokens, before truncation (when tokenized)
+    truncated INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (export_name, record_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS export_records_part ON export_records(export_name, part, seq);
+`;
+
 export const MIGRATIONS: readonly string[] = [
   // 1: the whole first schema.
   `
@@ -109,4 +139,5 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX exports_shard ON exports(export_name, shard_index);
   `,
+  EXPORT_RECORDS_SCHEMA,
 ];

@@ -7,7 +7,7 @@ afterEach(cleanup);
 
 describe('export registry', () => {
   it('parses entries by type and builds the matching stage', async () => {
-    expect(exportTypeNames).toEqual(['webdataset']);
+    expect(exportTypeNames).toEqual(['webdataset', 'llava', 'qwen2vl', 'qwen25vl']);
     const options = exportSchema.parse({ type: 'webdataset', name: 'w', out: 'shards', maxCount: 2 });
     const base = tempDir();
     const samples = await makePairs(3);

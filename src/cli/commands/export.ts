@@ -1,0 +1,261 @@
+/**
+ * `vlcurate export RUN.db --format webdataset|llava|qwen2vl|qwen25vl --out DIR [...]`: write an export again
+ * from a run database, without recomputing anything. Samples, captions (with scores and verdicts), boxes and
+ * accepted instruction samples come from the database; image bytes are read back from the references the
+ * sources recorded (each tar scanned once) and checked against their recorded sha256.
+ *
+ * The export is recorded in the database under `--name` (default: the format) like a build's exports, so
+ * running the same command again resumes it: samples already exported are skipped, and JSON files are
+ * rewritten from the stored records. `--fresh` forgets the export first. Different settings under the same
+ * name are refused (use another `--name`, or `--fresh`).
+ *
+ * Prints a summary (with `--json`, one JSON object: samples read/exported, image failures, records written,
+ * verified, failed and dropped with reasons, token statistics). Exit 0 when everything was exported, 1 when
+ * some samples or records failed, 2 for a usage or configuration error, 130 when interrupted.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { formatIssues } from '../../config/format-issues.js';
+import { ConfigError, describeError } from '../../core/errors.js';
+import type { StageEvent } from '../../core/events.js';
+import { WHOLE } from '../../core/shard.js';
+import type { StageContext } from '../../core/stage.js';
+import { createExport, exportSchema, exportTypeNames } from '../../export/registry.js';
+import type { ExportStats } from '../../export/export-stats.js';
+import type { InstructionExportable } from '../../export/instruction-records.js';
+import { takeUntilAborted } from '../../iter/take.js';
+import { loadImages } from '../../sources/image-ref.js';
+import { openDatabase } from '../../store/database.js';
+import { countExportSamples, readExportSamples } from '../../store/export-reader.js';
+import { ExportRecords } from '../../store/export-records.js';
+import { RunStore } from '../../store/run-store.js';
+import { EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLES_FAILED } from '../exit.js';
+import { abortOnSignals } from '../interrupt.js';
+
+export interface ExportCliOptions {
+  format: string;
+  out: string;
+  name?: string;
+  tokenizer?: string;
+  template?: string;
+  stage1Template?: string;
+  tasks?: string;
+  split?: string;
+  regionFormat?: string;
+  maxLength?: string;
+  overLength?: string;
+  system?: string;
+  imagePlaceholderId?: string;
+  maxCount?: string;
+  maxSize?: string;
+  fresh?: boolean;
+  json?: boolean;
+}
+
+/** The `--json` report. */
+export interface ExportReport {
+  export: string;
+  format: string;
+  out: string;
+  /** Samples read from the database (status ok). */
+  samplesRead: number;
+  /** Samples the export holds (this run and earlier ones). */
+  samplesExported: number;
+  /** Samples whose image could not be read back, by code. */
+  imageFailures: Record<string, number>;
+  /** Samples held back because their synthesis is unfinished (a later build resumes it). */
+  deferred: number;
+  /** Conversation exports: records, verification, token statistics (null for a plain WebDataset export). */
+  stats: ExportStats | null;
+  aborted: boolean;
+}
+
+/** Option field -> flag, for error messages. */
+const FLAGS: Readonly<Record<string, string>> = {
+  name: '--name',
+  out: '--out',
+  tokenizer: '--tokenizer',
+  template: '--template',
+  stage1Template: '--stage1-template',
+  tasks: '--tasks',
+  split: '--split',
+  regionFormat: '--region-format',
+  maxLength: '--max-length',
+  overLength: '--over-length',
+  system: '--system',
+  imagePlaceholderId: '--image-placeholder-id',
+  maxCount: '--max-count',
+  maxSize: '--max-size',
+};
+
+function integer(flag: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n)) throw new ConfigError(`${flag}: expected an integer, got "${value}"`);
+  return n;
+}
+
+/** Turn flags into the export's recipe options and validate them with its schema. */
+export function exportOptionsFromFlags(opts: ExportCliOptions): ReturnType<typeof exportSchema.parse> {
+  if (!exportTypeNames.includes(opts.format)) {
+    throw new ConfigError(`--format: expected one of ${exportTypeNames.join(' | ')}, got "${opts.format}"`);
+  }
+  // The name defaults to the format (not the recipe default `wds`, which a build's export may hold).
+  const raw: Record<string, unknown> = { type: opts.format, name: opts.name ?? opts.format, out: resolve(opts.out) };
+  if (opts.tokenizer !== undefined) raw.tokenizer = resolve(opts.tokenizer);
+  if (opts.template !== undefined) raw.template = opts.template;
+  if (opts.stage1Template !== undefined) raw.stage1Template = opts.stage1Template;
+  if (opts.tasks !== undefined) raw.tasks = opts.tasks.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
+  if (opts.split !== undefined) raw.split = opts.split;
+  if (opts.regionFormat !== undefined) raw.regionFormat = opts.regionFormat;
+  if (opts.maxLength !== undefined) raw.maxLength = integer('--max-length', opts.maxLength);
+  if (opts.overLength !== undefined) raw.overLength = opts.overLength;
+  if (opts.system !== undefined) raw.system = opts.system;
+  if (opts.imagePlaceholderId !== undefined) raw.imagePlaceholderId = integer('--image-placeholder-id', opts.imagePlaceholderId);
+  if (opts.maxCount !== undefined) raw.maxCount = integer('--max-count', opts.maxCount);
+  if (opts.maxSize !== undefined) raw.maxSize = opts.maxSize;
+  const parsed = exportSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = formatIssues(parsed.error, raw).map((line) => {
+      const field = /^([A-Za-z0-9]+)/.exec(line)?.[1];
+      const flag = field ? FLAGS[field] : undefined;
+      return flag ? line.replace(field!, flag) : line;
+    });
+    throw new ConfigError(`export ${opts.format}: ${lines.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export interface ExportIo {
+  /** Progress and problems (stderr). */
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Run an export from a run database; returns the exit code and the report. */
+export async function runExport(dbPath: string, opts: ExportCliOptions, io: ExportIo): Promise<{ code: number; report: ExportReport }> {
+  const options = exportOptionsFromFlags(opts);
+  if (!existsSync(dbPath)) throw new ConfigError(`run database "${dbPath}" does not exist`);
+  const db = openDatabase(dbPath);
+  try {
+    const store = new RunStore(db);
+    if (opts.fresh) new ExportRecords(db).reset(options.name);
+    // Samples an export holds are skipped: continuing one into another folder would write nothing there.
+    const elsewhere = store.shards(options.name).find((s) => dirname(s.path) !== options.out);
+    if (elsewhere) {
+      throw new ConfigError(
+        `export "${options.name}" in ${dbPath} was written to ${dirname(elsewhere.path)}, not ${options.out}; ` +
+          'give another --name, or --fresh to start it over',
+      );
+    }
+    const signal = io.signal ?? new AbortController().signal;
+    const total = countExportSamples(dbPath);
+    const stage = createExport<InstructionExportable>(options, { store, baseDir: process.cwd(), shard: WHOLE });
+    const ctx: StageContext = {
+      signal,
+      emit: (event: StageEvent) => {
+        if (event.type === 'log') io.log(`${event.level === 'warn' ? 'warning: ' : ''}${event.message}`);
+      },
+    };
+    const imageFailures: Record<string, number> = {};
+    let deferred = 0;
+    let read = 0;
+    let shown = 0;
+    let lastLine = performance.now();
+    const source = loadImages(takeUntilAborted(readExportSamples(dbPath), signal), { signal });
+    for await (const sample of stage.run(source, ctx)) {
+      read++;
+      if (sample.deferred) deferred++;
+      if (sample.failure) {
+        imageFailures[sample.failure.code] = (imageFailures[sample.failure.code] ?? 0) + 1;
+        if (shown++ < 10) io.log(`  ${sample.key}: ${sample.failure.code}: ${sample.failure.message}`);
+      }
+      if (performance.now() - lastLine > 2000) {
+        lastLine = performance.now();
+        io.log(`export ${options.name}: ${read}/${total} samples`);
+      }
+    }
+    const exported = (db.prepare('SELECT COUNT(*) AS n FROM exports WHERE export_name = ?').get(options.name) as { n: number }).n;
+    const statsPath = join(options.out, 'stats.json');
+    let stats: ExportStats | null = null;
+    if (existsSync(statsPath)) {
+      try {
+        const parsed = JSON.parse(readFileSync(statsPath, 'utf8')) as ExportStats;
+        if (parsed.export === options.name) stats = parsed;
+      } catch (err) {
+        io.log(`warning: cannot read ${statsPath}: ${describeError(err)}`);
+      }
+    }
+    const report: ExportReport = {
+      export: options.name,
+      format: options.type,
+      out: options.out,
+      samplesRead: read,
+      samplesExported: exported,
+      imageFailures,
+      deferred,
+      stats,
+      aborted: signal.aborted,
+    };
+    const failures = Object.values(imageFailures).reduce((a, b) => a + b, 0) + (stats?.failed ?? 0);
+    const code = signal.aborted ? EXIT_INTERRUPTED : failures > 0 ? EXIT_SAMPLES_FAILED : EXIT_OK;
+    return { code, report };
+  } finally {
+    db.close();
+  }
+}
+
+function describeReport(report: ExportReport): string[] {
+  const lines = [`export ${report.export} (${report.format}) -> ${report.out}: ${report.samplesRead} samples read, ${report.samplesExported} exported`];
+  const failures = Object.entries(report.imageFailures);
+  if (failures.length > 0) lines.push(`  images not read back: ${failures.map(([c, n]) => `${c} ${n}`).join(', ')}`);
+  if (report.deferred > 0) lines.push(`  ${report.deferred} samples held back: their synthesis is unfinished (resume the build first)`);
+  const s = report.stats;
+  if (s) {
+    lines.push(`  records: ${s.records} written${s.verified !== null ? `, ${s.verified} verified` : ''}, ${s.failed} failed, ${s.dropped} dropped, ${s.truncated} truncated`);
+    const reasons = Object.entries(s.reasons);
+    if (reasons.length > 0) lines.push(`  reasons: ${reasons.map(([c, n]) => `${c} ${n}`).join(', ')}`);
+    if (s.tokens) {
+      const t = s.tokens;
+      lines.push(`  tokens: min ${t.min}, p50 ${t.p50}, p90 ${t.p90}, p99 ${t.p99}, max ${t.max}${t.maxLength !== null ? `, ${t.overMaxLength} over ${t.maxLength}` : ''}`);
+    }
+  }
+  if (report.aborted) lines.push('  interrupted: run the same command again to finish');
+  return lines;
+}
+
+export function registerExport(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('export')
+    .description('write an export again from a run database (WebDataset, LLaVA or Qwen JSON), without recomputing anything')
+    .argument('<db>', 'run database')
+    .requiredOption('--format <format>', exportTypeNames.join(' | '))
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--name <name>', 'export name in the run database (default: the format); running again resumes it')
+    .option('--tokenizer <dir>', 'tokenizer folder (tokenizer.json, or vocab.json + merges.txt), or a tokenizer_config file in one')
+    .option('--template <name>', 'plain | vicuna_v1 | qwen2_vl | chat_template | a .jinja file')
+    .option('--stage1-template <name>', 'template for stage-1 (caption) records')
+    .option('--tasks <list>', 'comma-separated: conversation,detail,reasoning,grounding,referring,stage1')
+    .option('--split <mode>', 'JSON: mixed (one file + stage1) | task (one file per task)')
+    .option('--region-format <format>', 'llava | qwen2vl | qwenvl | qwen25vl')
+    .option('--max-length <n>', 'longest sequence in tokens, visual tokens included')
+    .option('--over-length <mode>', 'drop | truncate')
+    .option('--system <text>', 'system message for the template')
+    .option('--image-placeholder-id <id>', 'id of <image> in LLaVA templates (default -200)')
+    .option('--max-count <n>', 'WebDataset: samples per shard')
+    .option('--max-size <size>', 'WebDataset: bytes per shard (e.g. 1GB)')
+    .option('--fresh', 'forget this export in the database first and write it from scratch')
+    .option('--json', 'print the report as JSON')
+    .action(async (dbPath: string, opts: ExportCliOptions) => {
+      const controller = new AbortController();
+      const release = abortOnSignals(controller);
+      try {
+        const { code, report } = await runExport(dbPath, opts, { log: (line) => process.stderr.write(`${line}\n`), signal: controller.signal });
+        if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        else for (const line of describeReport(report)) process.stdout.write(`${line}\n`);
+        setExit(code);
+      } finally {
+        release();
+      }
+    });
+}

@@ -1,0 +1,96 @@
+/**
+ * One record, from stored turns to what an export writes: checked, regions rendered for the format, and —
+ * when a tokenizer is configured — tokenized with the template's loss mask, verified, and fitted to
+ * `maxLength`. Every problem is a result with a code, never an exception: the export records it on that
+ * record and goes on.
+ */
+import type { InstructionTask, Turn } from '../core/conversation.js';
+import type { ChatTokenizer } from '../tokenizers/chat-tokenizer.js';
+import { checkConversation, isProblem, type SourceRecord } from './instruction-records.js';
+import { RegionError, renderRegions, type RegionFormat } from './regions.js';
+import { fitLength, type OverLength } from './templates/fit-length.js';
+import type { SmartResizeOptions } from './templates/smart-resize.js';
+import { TemplateError, type ChatTemplate } from './templates/template.js';
+import { verifyMasks } from './templates/verify.js';
+
+export interface Tokenization {
+  tokenizer: ChatTokenizer;
+  /** Template for every task but stage 1. */
+  template: ChatTemplate;
+  /** Template for stage-1 records (LLaVA: `plain`). */
+  stage1Template: ChatTemplate;
+}
+
+export interface EncoderOptions {
+  regionFormat: RegionFormat;
+  /** `llava` regions relative to the image padded to a square. */
+  padToSquare?: boolean;
+  resize?: SmartResizeOptions;
+  tokenization?: Tokenization | null;
+  /** Longest sequence, visual tokens included; unset: no limit. */
+  maxLength?: number;
+  overLength: OverLength;
+}
+
+export interface EncodedTokens {
+  inputIds: Int32Array;
+  labels: Int32Array;
+  /** Length before truncation, visual tokens included. */
+  length: number;
+  truncated: boolean;
+}
+
+export type EncodedRecord =
+  | { status: 'ok'; conversations: Turn[]; hasImage: boolean; tokens: EncodedTokens | null }
+  /** `dropped`: over `maxLength` with `overLength: drop`; `failed`: anything else. `length` when it was tokenized. */
+  | { status: 'failed' | 'dropped'; code: string; message: string; length: number | null };
+
+export class ConversationEncoder {
+  constructor(private readonly options: EncoderOptions) {}
+
+  get tokenizer(): ChatTokenizer | null {
+    return this.options.tokenization?.tokenizer ?? null;
+  }
+
+  /** Check, render and (with a tokenizer) tokenize one record's turns for an image of this size. */
+  encode(task: InstructionTask, turns: readonly Turn[], image: { width: number; height: number } | null): EncodedRecord {
+    const tokenization = this.options.tokenization ?? null;
+    const checked = checkConversation(turns, (text) => tokenization?.tokenizer.findAddedToken(text) ?? null);
+    if (isProblem(checked)) return { status: 'failed', ...checked, length: null };
+    if (checked.hasImage && !image) {
+      return { status: 'failed', code: 'image_missing', message: 'the record has <image> but the sample has no image', length: null };
+    }
+    let conversations: Turn[];
+    try {
+      conversations = turns.map((t) => ({ from: t.from, value: renderRegions(t.value, this.options.regionFormat, image, { resize: this.options.resize, padToSquare: this.options.padToSquare }) }));
+    } catch (err) {
+      if (err instanceof RegionError) return { status: 'failed', code: err.code, message: err.message, length: null };
+      throw err;
+    }
+    if (!tokenization) return { status: 'ok', conversations, hasImage: checked.hasImage, tokens: null };
+
+    const template = task === 'stage1' ? tokenization.stage1Template : tokenization.template;
+    let tokenized;
+    try {
+      tokenized = template.tokenize({ conversations, image: checked.hasImage ? image : null });
+    } catch (err) {
+      if (err instanceof TemplateError) return { status: 'failed', code: err.code, message: `${template.name}: ${err.message}`, length: null };
+      throw err;
+    }
+    const length = tokenized.inputIds.length;
+    const verdict = verifyMasks(tokenized, tokenization.tokenizer);
+    if (!verdict.ok) return { status: 'failed', code: verdict.code, message: `${template.name}: ${verdict.message}`, length };
+    const fitted = fitLength(tokenized, this.options.maxLength, this.options.overLength);
+    if (!fitted.ok) return { status: fitted.code === 'over_length' ? 'dropped' : 'failed', code: fitted.code, message: fitted.message, length };
+    return {
+      status: 'ok',
+      conversations,
+      hasImage: checked.hasImage,
+      tokens: { inputIds: fitted.tokenized.inputIds, labels: fitted.tokenized.labels, length, truncated: fitted.truncated },
+    };
+  }
+
+  encodeRecord(record: SourceRecord, image: { width: number; height: number } | null): EncodedRecord {
+    return this.encode(record.task, record.conversations, image);
+  }
+}

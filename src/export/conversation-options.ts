@@ -1,0 +1,127 @@
+/**
+ * Options shared by every export that writes conversations (LLaVA/Qwen JSON, WebDataset with
+ * conversations), and loading the tokenizer and templates they name.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import type { InstructionTask } from '../core/conversation.js';
+import { ConfigError } from '../core/errors.js';
+import { ChatTokenizer } from '../tokenizers/chat-tokenizer.js';
+import type { EncoderOptions, Tokenization } from './conversation-encoder.js';
+import { ALL_TASKS } from './instruction-records.js';
+import { REGION_FORMATS, type RegionFormat } from './regions.js';
+import { createTemplate, isTemplateFile, type TemplateSettings } from './templates/registry.js';
+import { QWEN2_VL_MAX_PIXELS, QWEN2_VL_MIN_PIXELS } from './templates/smart-resize.js';
+
+export const taskSchema = z.enum(ALL_TASKS as [InstructionTask, ...InstructionTask[]]);
+
+/** Fields every conversation export accepts; each export type sets its own defaults around them. */
+export const conversationFields = {
+  /** Tasks whose records are written (`stage1` records come from captions when synthesis made none). */
+  tasks: z.array(taskSchema).min(1).optional(),
+  /** How regions in conversation text are written: llava | qwen2vl | qwenvl | qwen25vl. */
+  regionFormat: z.enum(REGION_FORMATS).optional(),
+  /** `llava` regions relative to the image padded to a square (LLaVA-1.5 `image_aspect_ratio: pad`). Default false. */
+  padToSquare: z.boolean().optional(),
+  /** Tokenizer folder (tokenizer.json, or vocab.json + merges.txt) or a tokenizer_config file in one. */
+  tokenizer: z.string().min(1).optional(),
+  /** plain | vicuna_v1 | qwen2_vl | chat_template | a .jinja file. Used with `tokenizer`. */
+  template: z.string().min(1).optional(),
+  /** Template for stage-1 records (LLaVA: plain). */
+  stage1Template: z.string().min(1).optional(),
+  /** Sentencepiece tokenizers: transformers' `legacy` flag; default from tokenizer_config.json, else true. */
+  legacy: z.boolean().optional(),
+  /** System message for vicuna_v1 / qwen2_vl / custom templates (null: none, where the template allows). */
+  system: z.string().nullable().optional(),
+  /** Id of the `<image>` placeholder in LLaVA templates. Default -200. */
+  imagePlaceholderId: z.number().int().optional(),
+  /** Longest sequence in tokens, visual tokens included. Default: no limit. */
+  maxLength: z.number().int().positive().optional(),
+  /** What happens to longer sequences: drop (default) or truncate. */
+  overLength: z.enum(['drop', 'truncate']).optional(),
+  /** Qwen2-VL image sizing (vision token counts, Qwen2.5-VL coordinates). Defaults 3136 and 1003520. */
+  minPixels: z.number().int().positive().optional(),
+  maxPixels: z.number().int().positive().optional(),
+} as const;
+
+export type ConversationOptions = { [K in keyof typeof conversationFields]?: z.output<(typeof conversationFields)[K]> };
+
+/** Defaults that depend on the export type. */
+export interface ConversationDefaults {
+  tasks: readonly InstructionTask[];
+  regionFormat: RegionFormat;
+  /** Template when a tokenizer is set; null: chosen from the tokenizer (qwen2_vl for ChatML vocabularies, else vicuna_v1). */
+  template: string | null;
+  /** Stage-1 template; null: `plain` for LLaVA-style templates, else the template itself. */
+  stage1Template: string | null;
+}
+
+const tokenizerCache = new Map<string, Promise<ChatTokenizer>>();
+
+/** Load a tokenizer once per process and path (several exports of one build may name the same one). */
+export function loadTokenizerCached(path: string, legacy: boolean | undefined): Promise<ChatTokenizer> {
+  const key = `${path}\0${legacy ?? ''}`;
+  let loading = tokenizerCache.get(key);
+  if (!loading) {
+    loading = ChatTokenizer.load(path, legacy === undefined ? {} : { legacy });
+    tokenizerCache.set(key, loading);
+    loading.catch(() => tokenizerCache.delete(key));
+  }
+  return loading;
+}
+
+export interface ResolvedConversationOptions {
+  tasks: ReadonlySet<InstructionTask>;
+  encoder: EncoderOptions;
+  /** Names of the templates in use, for the stats file. */
+  templateName: string | null;
+  stage1TemplateName: string | null;
+  tokenizerPath: string | null;
+}
+
+function resolvePath(baseDir: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(baseDir, path);
+}
+
+/** Load the tokenizer and templates the options name, and settle every default. */
+export async function resolveConversationOptions(
+  options: ConversationOptions,
+  defaults: ConversationDefaults,
+  baseDir: string,
+): Promise<ResolvedConversationOptions> {
+  const resize = { minPixels: options.minPixels ?? QWEN2_VL_MIN_PIXELS, maxPixels: options.maxPixels ?? QWEN2_VL_MAX_PIXELS };
+  const tasks = new Set(options.tasks ?? defaults.tasks);
+  let tokenization: Tokenization | null = null;
+  let templateName: string | null = null;
+  let stage1TemplateName: string | null = null;
+  let tokenizerPath: string | null = null;
+  if (options.tokenizer) {
+    tokenizerPath = resolvePath(baseDir, options.tokenizer);
+    const tokenizer = await loadTokenizerCached(tokenizerPath, options.legacy);
+    const templateOf = (name: string) => (isTemplateFile(name) ? resolvePath(baseDir, name) : name);
+    templateName = templateOf(options.template ?? defaults.template ?? (tokenizer.tokenId('<|im_start|>') !== undefined ? 'qwen2_vl' : 'vicuna_v1'));
+    stage1TemplateName = templateOf(
+      options.stage1Template ??
+        defaults.stage1Template ??
+        (templateName === 'vicuna_v1' || templateName === 'plain' ? 'plain' : templateName),
+    );
+    const settings: TemplateSettings = { resize };
+    if (options.system !== undefined) settings.system = options.system;
+    if (options.imagePlaceholderId !== undefined) settings.imagePlaceholderId = options.imagePlaceholderId;
+    const template = createTemplate(templateName, tokenizer, settings);
+    const stage1Template = stage1TemplateName === templateName ? template : createTemplate(stage1TemplateName, tokenizer, settings);
+    tokenization = { tokenizer, template, stage1Template };
+  } else if (options.template !== undefined) {
+    // A template without a tokenizer would silently do nothing.
+    throw new ConfigError('Expected `tokenizer` to be set when `template` is, got a template without a tokenizer');
+  }
+  const encoder: EncoderOptions = {
+    regionFormat: options.regionFormat ?? defaults.regionFormat,
+    padToSquare: options.padToSquare ?? false,
+    resize,
+    tokenization,
+    overLength: options.overLength ?? 'drop',
+  };
+  if (options.maxLength !== undefined) encoder.maxLength = options.maxLength;
+  return { tasks, encoder, templateName, stage1TemplateName, tokenizerPath };
+}

@@ -1,0 +1,71 @@
+/**
+ * The stats file of a conversation export (`stats.json`): records written, failed and dropped with their
+ * reasons, how many were tokenized and verified, and the sequence-length distribution. Computed from the
+ * store, so it covers every run of a resumed export, not only the last one.
+ */
+import type { ExportRecords } from '../store/export-records.js';
+import { lengthStats, type LengthStats } from './token-stats.js';
+
+export interface ExportStats {
+  export: string;
+  format: string;
+  tokenizer: string | null;
+  template: string | null;
+  stage1Template: string | null;
+  /** Records written (JSON: one per conversation; WebDataset: one per sample). */
+  records: number;
+  samples: number;
+  /** Written records whose loss mask passed the verifier; null without a tokenizer. */
+  verified: number | null;
+  failed: number;
+  dropped: number;
+  truncated: number;
+  /** Failed and dropped records by code. */
+  reasons: Record<string, number>;
+  /** Sequence lengths with visual tokens (before truncation); null without a tokenizer or records. */
+  tokens: LengthStats | null;
+}
+
+export interface ExportStatsInfo {
+  exportName: string;
+  format: string;
+  tokenizer: string | null;
+  template: string | null;
+  stage1Template: string | null;
+  maxLength: number | null;
+}
+
+export function exportStats(records: ExportRecords, info: ExportStatsInfo): ExportStats {
+  const summary = records.summary(info.exportName);
+  return {
+    export: info.exportName,
+    format: info.format,
+    tokenizer: info.tokenizer,
+    template: info.template,
+    stage1Template: info.stage1Template,
+    records: summary.records,
+    samples: summary.samples,
+    verified: info.tokenizer === null ? null : summary.verified,
+    failed: summary.failed,
+    dropped: summary.dropped,
+    truncated: summary.truncated,
+    reasons: summary.reasons,
+    tokens: info.tokenizer === null ? null : lengthStats(summary.lengths, info.maxLength),
+  };
+}
+
+/** One line for the run log: `export llava: 1200 records from 400 samples, 1190 verified, 10 failed (mask_mismatch 10)`. */
+export function describeStats(stats: ExportStats): string {
+  const parts = [`${stats.records} records from ${stats.samples} samples`];
+  if (stats.verified !== null) parts.push(`${stats.verified} verified`);
+  if (stats.failed > 0 || stats.dropped > 0) {
+    const reasons = Object.entries(stats.reasons)
+      .slice(0, 5)
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ');
+    parts.push(`${stats.failed} failed, ${stats.dropped} dropped (${reasons})`);
+  }
+  if (stats.truncated > 0) parts.push(`${stats.truncated} truncated`);
+  if (stats.tokens) parts.push(`tokens p50 ${stats.tokens.p50}, p99 ${stats.tokens.p99}, max ${stats.tokens.max}`);
+  return `export ${stats.export}: ${parts.join(', ')}`;
+}

@@ -1,0 +1,188 @@
+/**
+ * Conversations in WebDataset shards. A shard sample is one image, so the instruction records of the selected
+ * tasks are merged into one multi-turn conversation (records with the image first; `<image>` only in the
+ * very first human turn), written to `key.json` as `conversations`, with the record ids in
+ * `conversation_records`. With a tokenizer, the merged conversation is tokenized with the template and
+ * verified, and `key.input_ids.npy` / `key.labels.npy` (int32, .npy v1.0) are added; `key.json` then says
+ * `tokens: {count, truncated}`. A sample whose conversation cannot be tokenized, or that has none while a
+ * tokenizer is set, is left out of the shards with a recorded reason (a trainer reading `input_ids` would
+ * fail on it); without a tokenizer every sample is written as before.
+ *
+ * Defaults: tasks are every task but `stage1` (with template `plain`: only `stage1`); regions are written in
+ * the template's family style (`qwen2vl` for qwen2_vl, else `llava`).
+ */
+import { IMAGE_TOKEN, type InstructionTask, type Turn } from '../core/conversation.js';
+import type { ShardSpec } from '../core/shard.js';
+import { ExportRecords, type RecordRow } from '../store/export-records.js';
+import { ConversationEncoder } from './conversation-encoder.js';
+import { resolveConversationOptions, type ConversationOptions, type ResolvedConversationOptions } from './conversation-options.js';
+import { writeFileAtomically } from './durable-fs.js';
+import { describeStats, exportStats, type ExportStats } from './export-stats.js';
+import type { ExportContext } from './export-type.js';
+import { ALL_TASKS, checkConversation, collectRecords, isProblem, type InstructionExportable } from './instruction-records.js';
+import { int32Npy } from './npy.js';
+import type { WebDatasetSampleExtras } from './webdataset-sample.js';
+import type { SampleMember } from './webdataset-writer.js';
+
+export type PreparedConversation = { ok: true; extras: WebDatasetSampleExtras | null } | { ok: false; code: string; message: string };
+
+/** Option names that switch conversation handling on (besides samples that carry instructions). */
+const CONVERSATION_KEYS: readonly (keyof ConversationOptions)[] = [
+  'tasks',
+  'regionFormat',
+  'padToSquare',
+  'tokenizer',
+  'template',
+  'stage1Template',
+  'legacy',
+  'system',
+  'imagePlaceholderId',
+  'maxLength',
+  'overLength',
+  'minPixels',
+  'maxPixels',
+];
+
+/** Remove `<image>` (and one newline next to it) from a turn that is not the conversation's first. */
+function withoutImage(text: string): string {
+  return text.replace(`${IMAGE_TOKEN}\n`, '').replace(`\n${IMAGE_TOKEN}`, '').replace(IMAGE_TOKEN, '');
+}
+
+/** Merge records into one conversation: records with the image first, `<image>` kept only at the very start. */
+export function mergeConversations(records: readonly { conversations: readonly Turn[]; hasImage: boolean }[]): Turn[] {
+  const ordered = [...records.filter((r) => r.hasImage), ...records.filter((r) => !r.hasImage)];
+  const merged: Turn[] = [];
+  for (const record of ordered) {
+    record.conversations.forEach((turn, i) => {
+      merged.push({ from: turn.from, value: merged.length > 0 && i === 0 ? withoutImage(turn.value) : turn.value });
+    });
+  }
+  return merged;
+}
+
+export class WebDatasetConversations {
+  private rows: RecordRow[] = [];
+  private seq: number;
+
+  private constructor(
+    private readonly exportName: string,
+    private readonly resolved: ResolvedConversationOptions,
+    private readonly encoder: ConversationEncoder,
+    /** Null when no conversation option is set: nothing is recorded, samples are written as before. */
+    private readonly records: ExportRecords | null,
+    private readonly maxLength: number | null,
+  ) {
+    this.seq = records ? records.nextSeq(exportName) : 0;
+  }
+
+  static async create(exportName: string, options: ConversationOptions, ctx: ExportContext): Promise<WebDatasetConversations> {
+    const active = CONVERSATION_KEYS.some((k) => options[k] !== undefined);
+    const plain = options.template === 'plain';
+    const resolved = await resolveConversationOptions(
+      options,
+      {
+        tasks: plain ? ['stage1'] : ALL_TASKS.filter((t) => t !== 'stage1'),
+        regionFormat: 'llava',
+        template: null,
+        stage1Template: null,
+      },
+      ctx.baseDir,
+    );
+    // Regions follow the template's model family unless set.
+    if (options.regionFormat === undefined && resolved.templateName === 'qwen2_vl') resolved.encoder.regionFormat = 'qwen2vl';
+    let records: ExportRecords | null = null;
+    if (active) {
+      records = new ExportRecords(ctx.store.db);
+      records.claim(exportName, 'webdataset', {
+        ...Object.fromEntries(CONVERSATION_KEYS.map((k) => [k, options[k]])),
+        tasks: [...resolved.tasks],
+        tokenizer: resolved.tokenizerPath,
+        template: resolved.templateName,
+        stage1Template: resolved.stage1TemplateName,
+      });
+    }
+    return new WebDatasetConversations(exportName, resolved, new ConversationEncoder(resolved.encoder), records, options.maxLength ?? null);
+  }
+
+  private get tokenized(): boolean {
+    return this.resolved.encoder.tokenization != null;
+  }
+
+  private stage(row: Omit<RecordRow, 'seq' | 'part'>): void {
+    if (this.records) this.rows.push({ ...row, part: '', seq: this.seq++ });
+  }
+
+  /** The json fields and members a sample gets, or why it cannot be written. */
+  prepare(sample: InstructionExportable): PreparedConversation {
+    const image = sample.image ? { width: sample.image.width, height: sample.image.height } : null;
+    const sources = collectRecords(sample, this.resolved.tasks);
+    const valid: { id: string; task: InstructionTask; conversations: readonly Turn[]; hasImage: boolean }[] = [];
+    const findSpecial = (text: string) => this.encoder.tokenizer?.findAddedToken(text) ?? null;
+    for (const source of sources) {
+      const checked = checkConversation(source.conversations, findSpecial);
+      if (isProblem(checked)) {
+        this.stage({ recordId: source.id, sampleKey: sample.key, status: 'failed', code: checked.code, message: checked.message, recordJson: null, tokens: null, truncated: false });
+        continue;
+      }
+      valid.push({ id: source.id, task: source.task, conversations: source.conversations, hasImage: checked.hasImage });
+    }
+    const fail = (code: string, message: string, tokens: number | null = null, status: 'failed' | 'dropped' = 'failed'): PreparedConversation => {
+      this.stage({ recordId: sample.key, sampleKey: sample.key, status, code, message, recordJson: null, tokens, truncated: false });
+      return { ok: false, code, message };
+    };
+    if (valid.length === 0) {
+      if (this.tokenized) return fail('no_conversation', `no valid record of the tasks ${[...this.resolved.tasks].join(', ')} to tokenize`);
+      return { ok: true, extras: null };
+    }
+    const merged = mergeConversations(valid);
+    const task: InstructionTask = valid.every((r) => r.task === 'stage1') ? 'stage1' : valid[0]!.task;
+    const result = this.encoder.encode(task, merged, image);
+    if (result.status !== 'ok') return fail(result.code, result.message, result.length, result.status);
+    const json: Record<string, unknown> = { conversations: result.conversations, conversation_records: valid.map((r) => r.id) };
+    const members: SampleMember[] = [];
+    if (result.tokens) {
+      json.tokens = { count: result.tokens.inputIds.length, truncated: result.tokens.truncated };
+      members.push({ ext: 'input_ids.npy', data: int32Npy(result.tokens.inputIds) });
+      members.push({ ext: 'labels.npy', data: int32Npy(result.tokens.labels) });
+    }
+    this.stage({
+      recordId: sample.key,
+      sampleKey: sample.key,
+      status: 'ok',
+      code: null,
+      message: null,
+      recordJson: null,
+      tokens: result.tokens?.length ?? null,
+      truncated: result.tokens?.truncated ?? false,
+    });
+    return { ok: true, extras: { json, members } };
+  }
+
+  /** Store the outcomes staged so far. Called before a shard is recorded, and at the end. */
+  flush(): void {
+    if (!this.records || this.rows.length === 0) return;
+    this.records.upsert(this.exportName, this.rows);
+    this.rows = [];
+  }
+
+  /** Write `stats.json` beside the manifest (only when conversation options are set); returns the stats. */
+  async finish(dir: string, shard: ShardSpec): Promise<ExportStats | null> {
+    this.flush();
+    if (!this.records) return null;
+    const stats = exportStats(this.records, {
+      exportName: this.exportName,
+      format: 'webdataset',
+      tokenizer: this.resolved.tokenizerPath,
+      template: this.resolved.templateName,
+      stage1Template: this.resolved.stage1TemplateName,
+      maxLength: this.maxLength,
+    });
+    const name = shard.count > 1 ? `stats-s${shard.index}of${shard.count}.json` : 'stats.json';
+    await writeFileAtomically(`${dir}/${name}`, `${JSON.stringify(stats, null, 2)}\n`);
+    return stats;
+  }
+
+  describe(stats: ExportStats): string {
+    return describeStats(stats);
+  }
+}

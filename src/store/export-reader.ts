@@ -1,0 +1,221 @@
+/**
+ * Reading samples back from a run database for re-export (`vlcurate export`): every `ok` sample with its
+ * image facts, captions (with scores and verdicts), boxes and accepted instruction samples, as the records
+ * the export stages take. Nothing is recomputed; image bytes are not read here (`sources/image-ref.ts`).
+ * A sample whose synthesis was left unfinished (instruction rows failed with a resumable code, such as
+ * `budget_exhausted`) comes out `deferred`, so exports hold it back as the build does.
+ *
+ * Samples come ordered by image reference, then key, so samples of one tar arrive together and each tar is
+ * scanned once. The reader uses its own read-only connections (WAL lets them read while the export writes
+ * through the main one): one streams the ordered samples, the other fetches their rows in batches.
+ */
+import Database from 'better-sqlite3';
+import type { InstructionSample, InstructionTask } from '../core/conversation.js';
+import { ConfigError } from '../core/errors.js';
+import type { Box, Caption, CaptionOrigin } from '../core/sample.js';
+import type { InstructionExportable } from '../export/instruction-records.js';
+import { RESUMABLE_CODES } from '../backends/llm-errors.js';
+import { reasonCode } from './instruction-store.js';
+
+export interface ExportReaderOptions {
+  /** Samples whose rows are fetched together. Default 256. */
+  batchSize?: number;
+  /** Only these sources (`samples.source`). Default: all. */
+  sources?: readonly string[];
+}
+
+interface SampleRow {
+  key: string;
+  source: string;
+  image_ref: string;
+  width: number | null;
+  height: number | null;
+  format: string | null;
+  byte_length: number | null;
+  sha256: string | null;
+  orientation: number | null;
+  meta_json: string;
+}
+
+interface CaptionRow {
+  sample_key: string;
+  origin: string;
+  text: string;
+  issue: string | null;
+  usable: number;
+  itc: number | null;
+  itm: number | null;
+  kept: number | null;
+  reason: string | null;
+}
+
+interface BoxRow {
+  sample_key: string;
+  label: string;
+  x1: number;
+  y1: number;
+  x2: number;
+  y2: number;
+  original_json: string | null;
+}
+
+interface InstructionRow {
+  sample_key: string;
+  task: string;
+  variant: number;
+  status: string;
+  reason: string | null;
+  conversations_json: string | null;
+}
+
+function openReadonly(path: string): Database.Database {
+  try {
+    return new Database(path, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    throw new ConfigError(`run database "${path}": cannot open (${(err as Error).message})`, { cause: err });
+  }
+}
+
+function parseJson(text: string | null, fallback: unknown): unknown {
+  if (text === null) return fallback;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return fallback;
+  }
+}
+
+function groupBy<R extends { sample_key: string }>(rows: readonly R[]): Map<string, R[]> {
+  const out = new Map<string, R[]>();
+  for (const row of rows) {
+    const list = out.get(row.sample_key);
+    if (list) list.push(row);
+    else out.set(row.sample_key, [row]);
+  }
+  return out;
+}
+
+/** Count of `ok` samples the reader will yield (for progress). */
+export function countExportSamples(dbPath: string, options: ExportReaderOptions = {}): number {
+  const db = openReadonly(dbPath);
+  try {
+    const sources = options.sources ?? [];
+    const where = sources.length > 0 ? ` AND source IN (${sources.map(() => '?').join(',')})` : '';
+    return (db.prepare(`SELECT COUNT(*) AS n FROM samples WHERE status = 'ok'${where}`).get(...sources) as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** Stream the run's `ok` samples, ordered by image reference then key, with everything an export needs. */
+export async function* readExportSamples(dbPath: string, options: ExportReaderOptions = {}): AsyncGenerator<InstructionExportable> {
+  const batchSize = options.batchSize ?? 256;
+  const stream = openReadonly(dbPath);
+  const detail = openReadonly(dbPath);
+  let rows: IterableIterator<SampleRow> | null = null;
+  try {
+    const sources = options.sources ?? [];
+    const where = sources.length > 0 ? ` AND source IN (${sources.map(() => '?').join(',')})` : '';
+    rows = stream
+      .prepare(
+        `SELECT key, source, image_ref, width, height, format, byte_length, sha256, orientation, meta_json
+         FROM samples WHERE status = 'ok'${where} ORDER BY image_ref, key`,
+      )
+      .iterate(...sources) as IterableIterator<SampleRow>;
+    let batch: SampleRow[] = [];
+    const emit = (group: SampleRow[]): InstructionExportable[] => {
+      const keys = group.map((r) => r.key);
+      const marks = keys.map(() => '?').join(',');
+      const captions = groupBy(
+        detail
+          .prepare(
+            `SELECT sample_key, origin, text, issue, usable, itc, itm, kept, reason FROM captions
+             WHERE sample_key IN (${marks}) ORDER BY sample_key, idx`,
+          )
+          .all(...keys) as CaptionRow[],
+      );
+      const boxes = groupBy(
+        detail
+          .prepare(`SELECT sample_key, label, x1, y1, x2, y2, original_json FROM boxes WHERE sample_key IN (${marks}) ORDER BY sample_key, idx`)
+          .all(...keys) as BoxRow[],
+      );
+      const instructions = groupBy(
+        detail
+          .prepare(
+            `SELECT sample_key, task, variant, status, reason, conversations_json FROM instructions
+             WHERE sample_key IN (${marks}) ORDER BY sample_key, task, variant`,
+          )
+          .all(...keys) as InstructionRow[],
+      );
+      return group.map((row) => {
+        const sample: InstructionExportable = {
+          key: row.key,
+          source: row.source,
+          imageRef: row.image_ref,
+          imageBytes: null,
+          captions: (captions.get(row.key) ?? []).map(
+            (c): Caption => ({
+              text: c.text,
+              origin: c.origin as CaptionOrigin,
+              issue: c.issue,
+              usable: c.usable !== 0,
+              itc: c.itc,
+              itm: c.itm,
+              kept: c.kept === null ? null : c.kept !== 0,
+              reason: c.reason,
+            }),
+          ),
+          boxes: (boxes.get(row.key) ?? []).map((b): Box => {
+            const box: Box = { label: b.label, box: [b.x1, b.y1, b.x2, b.y2] };
+            const original = parseJson(b.original_json, null);
+            if (original) box.original = original as NonNullable<Box['original']>;
+            return box;
+          }),
+          meta: parseJson(row.meta_json, {}) as Record<string, unknown>,
+          failure: null,
+          image:
+            row.width !== null && row.height !== null && row.format !== null
+              ? {
+                  width: row.width,
+                  height: row.height,
+                  format: row.format,
+                  byteLength: row.byte_length ?? 0,
+                  sha256: row.sha256 ?? '',
+                  orientation: row.orientation ?? 1,
+                }
+              : null,
+        };
+        const rows = instructions.get(row.key) ?? [];
+        // Synthesis left for a later run (budget, interruption, rate limits): held back like the build does.
+        const unfinished = [...new Set(rows.filter((i) => i.status === 'failed').map((i) => reasonCode(i.reason) ?? ''))].filter((c) => RESUMABLE_CODES.has(c));
+        if (unfinished.length > 0) sample.deferred = { reason: `llm_unfinished: ${unfinished.join(', ')}`, stage: 'synth' };
+        const own = rows.filter((i) => i.status === 'ok');
+        if (own.length > 0) {
+          sample.instructions = own.map(
+            (i): InstructionSample => ({
+              sampleKey: i.sample_key,
+              task: i.task as InstructionTask,
+              variant: i.variant,
+              // A row whose JSON does not parse is handed on as is; the export's check fails that record.
+              conversations: parseJson(i.conversations_json, i.conversations_json) as InstructionSample['conversations'],
+            }),
+          );
+        }
+        return sample;
+      });
+    };
+    for (const row of rows) {
+      batch.push(row);
+      if (batch.length >= batchSize) {
+        const group = batch;
+        batch = [];
+        yield* emit(group);
+      }
+    }
+    if (batch.length > 0) yield* emit(batch);
+  } finally {
+    rows?.return?.();
+    stream.close();
+    detail.close();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Synthesis inside `vlcurate build`, against the local OpenAI-compatible server: a budget stops new
+ * requests, the unfinished samples are held back from the shards, and the next run finishes and exports
+ * them once, without paying again for any answer it already has.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { generateShapes } from '../../datasets/shapes/index.js';
+import { bodyHash, FakeLlmServer } from '../llm-server/server.js';
+import { readShardMembers, runCli } from './helpers.js';
+
+let dir: string;
+let server: FakeLlmServer;
+const COUNT = 24;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'vlc-synth-build-'));
+  server = await FakeLlmServer.start({ latencyMs: 20 });
+  await generateShapes({ out: join(dir, 'data'), count: COUNT, noise: 0, seed: 5 });
+  writeFileSync(
+    join(dir, 'recipe.yaml'),
+    stringify({
+      run: { db: 'out/run.db', commitEvery: 4 },
+      sources: [{ type: 'webdataset', paths: 'data/webdataset/shapes-000000.tar' }],
+      synth: {
+        tasks: ['conversation', 'stage1', 'grounding'],
+        concurrency: 4,
+        commitEvery: 2,
+        // A steep price, so a few cents of budget run out part-way.
+        llm: { baseURL: server.baseURL, model: 'test-model', concurrency: 2, price: { inputPerMTok: 1000, outputPerMTok: 1000 } },
+      },
+      export: [{ type: 'webdataset', out: 'out/wds', maxCount: 10 }],
+    }),
+  );
+});
+
+afterAll(async () => {
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function jsonMembers(members: { member: string }[]): string[] {
+  return members.filter((m) => m.member.endsWith('.json')).map((m) => m.member);
+}
+
+describe('build with synthesis', () => {
+  it('--max-cost holds unfinished samples back; the next run completes them without paying twice', async () => {
+    const first = await runCli(['build', join(dir, 'recipe.yaml'), '--progress', 'plain', '--max-cost', '2']);
+    expect(first.code).toBe(0);
+    const sentFirst = server.requests.length;
+    expect(sentFirst).toBeGreaterThan(0);
+    expect(sentFirst).toBeLessThan(COUNT);
+
+    const db = new Database(join(dir, 'out/run.db'), { readonly: true });
+    const budget = db.prepare(`SELECT COUNT(*) AS n FROM instructions WHERE reason LIKE 'budget_exhausted%'`).get() as { n: number };
+    const exportedFirst = (db.prepare('SELECT COUNT(*) AS n FROM exports').get() as { n: number }).n;
+    db.close();
+    expect(budget.n).toBeGreaterThan(0);
+    // Held back: exactly the samples whose conversation task did not finish.
+    expect(exportedFirst).toBe(COUNT - budget.n);
+    expect(jsonMembers(await readShardMembers(join(dir, 'out/wds')))).toHaveLength(exportedFirst);
+
+    const second = await runCli(['build', join(dir, 'recipe.yaml'), '--progress', 'plain']);
+    expect(second.code).toBe(0);
+    const members = jsonMembers(await readShardMembers(join(dir, 'out/wds')));
+    expect(members).toHaveLength(COUNT);
+    expect(new Set(members).size).toBe(COUNT);
+    // No request body was sent twice: answers from the first run came from the cache.
+    const hashes = server.requests.map((r) => bodyHash(r.body));
+    expect(new Set(hashes).size).toBe(hashes.length);
+
+    const after = new Database(join(dir, 'out/run.db'), { readonly: true });
+    const tasks = after.prepare(`SELECT task, status, COUNT(*) AS n FROM instructions GROUP BY task, status ORDER BY task`).all();
+    after.close();
+    expect(tasks).toEqual([
+      { task: 'conversation', status: 'ok', n: COUNT },
+      { task: 'grounding', status: 'ok', n: COUNT },
+      { task: 'stage1', status: 'ok', n: COUNT },
+    ]);
+  });
+});

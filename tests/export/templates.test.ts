@@ -1,0 +1,408 @@
+/**
+ * Chat templates and loss masks with the real Llama 2 and Qwen2 tokenizers. The built-in templates are
+ * checked against reference computations written here from the published training code:
+ * LLaVA's `preprocess_v1` / `preprocess_plain` (round lengths, `instruction_len - 2`, the non-legacy `-1`,
+ * `tokenizer_image_token`) and Qwen2-VL's finetuning preprocessing (each message tokenized whole, the first
+ * three tokens of an assistant message masked). The references tokenize with @huggingface/tokenizers
+ * directly on the unmodified files, splitting special tokens the way the slow tokenizers do.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Turn } from '../../src/core/conversation.js';
+import {
+  createTemplate,
+  fitLength,
+  IGNORE_INDEX,
+  TemplateError,
+  verifyMasks,
+  VICUNA_V1_SYSTEM,
+  type TokenizedConversation,
+} from '../../src/export/templates/index.js';
+import { assembleByteLevelBpe, parseMerges, QWEN2_VL_ADDED_TOKENS } from '../../src/tokenizers/assemble-bpe.js';
+import { ChatTokenizer } from '../../src/tokenizers/chat-tokenizer.js';
+import { LLAMA2, MISSING_TOKENIZERS, QWEN2, QWEN25_CONFIG, SKIP_REASON } from '../tokenizers/helpers.js';
+import { cleanup, tempDir } from './fixtures.js';
+
+afterEach(cleanup);
+
+interface RawTokenizer {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+}
+
+const human = (value: string): Turn => ({ from: 'human', value });
+const gpt = (value: string): Turn => ({ from: 'gpt', value });
+
+const ONE_ROUND: Turn[] = [human('<image>\nWhat is in the picture?'), gpt('A red circle on a white background.')];
+const THREE_ROUNDS: Turn[] = [
+  human('<image>\nWhat shape is it?'),
+  gpt('It is a circle.'),
+  human('What colour?'),
+  gpt('Red, with a thin black outline.'),
+  human('Is it large?'),
+  gpt('No, it is small: about 40 px across.'),
+];
+const TEXT_ONLY: Turn[] = [human('Name a primary colour.'), gpt('Blue.'), human('Another one?'), gpt('Yellow.')];
+const UNICODE: Turn[] = [
+  human('<image>\nDécris l’image, s’il te plaît. 这是什么？'),
+  gpt('Un cercle rouge — 一个红色的圆 🔴. Größe: ½ des Bildes.'),
+];
+
+/** Runs of trained positions, decoded. */
+function trainedTexts(t: TokenizedConversation, tok: ChatTokenizer): string[] {
+  const runs: number[][] = [];
+  t.labels.forEach((label, i) => {
+    if (label === IGNORE_INDEX) return;
+    const last = runs[runs.length - 1];
+    if (last && last[last.length - 1] === i - 1) last.push(i);
+    else runs.push([i]);
+  });
+  return runs.map((run) => tok.decode(run.map((i) => t.inputIds[i]!)));
+}
+
+describe.skipIf(MISSING_TOKENIZERS)(`LLaVA templates with the Llama 2 tokenizer — skipped when ${SKIP_REASON}`, () => {
+  let legacyTok: ChatTokenizer;
+  let modernTok: ChatTokenizer;
+  /** The unmodified tokenizer.json (its normalizer prepends ▁: sentencepiece's dummy prefix). */
+  let withPrefix: RawTokenizer;
+  /** The same without the Prepend normalizer: sentencepiece with add_dummy_prefix=False (non-legacy chunks). */
+  let withoutPrefix: RawTokenizer;
+
+  beforeAll(async () => {
+    legacyTok = await ChatTokenizer.load(LLAMA2);
+    modernTok = await ChatTokenizer.load(LLAMA2, { legacy: false });
+    const json = JSON.parse(readFileSync(join(LLAMA2, 'tokenizer.json'), 'utf8')) as Record<string, any>;
+    withPrefix = new Tokenizer(json, {}) as RawTokenizer;
+    const noPrefix = structuredClone(json);
+    noPrefix.normalizer = { type: 'Sequence', normalizers: [{ type: 'Replace', pattern: { String: ' ' }, content: '▁' }] };
+    withoutPrefix = new Tokenizer(noPrefix, {}) as RawTokenizer;
+  });
+
+  const BOS = 1;
+  const EOS = 2;
+  const IMAGE = -200;
+
+  /**
+   * `tokenizer(text).input_ids` of transformers' slow LlamaTokenizer: BOS, then the text split at `</s>`,
+   * each piece encoded by sentencepiece. legacy=True: every piece with the dummy prefix; legacy=False: only
+   * the start of the text.
+   */
+  function slowTokenize(text: string, legacy: boolean): number[] {
+    const ids = [BOS];
+    text.split('</s>').forEach((piece, i) => {
+      if (i > 0) ids.push(EOS);
+      if (piece.length === 0) return;
+      const raw = i === 0 || legacy ? withPrefix : withoutPrefix;
+      ids.push(...raw.encode(piece, { add_special_tokens: false }).ids);
+    });
+    return ids;
+  }
+
+  /** LLaVA's `tokenizer_image_token`. */
+  function tokenizerImageToken(prompt: string, legacy: boolean): number[] {
+    const chunks = prompt.split('<image>').map((c) => slowTokenize(c, legacy));
+    const ids: number[] = [];
+    let offset = 0;
+    if (chunks.length > 0 && chunks[0]!.length > 0 && chunks[0]![0] === BOS) {
+      offset = 1;
+      ids.push(BOS);
+    }
+    const withSeparators: number[][] = [];
+    chunks.forEach((chunk, i) => {
+      if (i > 0) withSeparators.push(new Array(offset + 1).fill(IMAGE));
+      withSeparators.push(chunk);
+    });
+    for (const x of withSeparators) ids.push(...x.slice(offset));
+    return ids;
+  }
+
+  /** LLaVA's `preprocess_v1` for one conversation (conv_vicuna_v1, SeparatorStyle.TWO). */
+  function llavaV1(turns: readonly Turn[], legacy: boolean): { inputIds: number[]; labels: number[]; mismatch: boolean } {
+    const hasImage = turns.some((t) => t.value.includes('<image>'));
+    let prompt = `${VICUNA_V1_SYSTEM} `;
+    turns.forEach((t, i) => {
+      prompt += `${t.from === 'human' ? 'USER' : 'ASSISTANT'}: ${t.value}${i % 2 === 0 ? ' ' : '</s>'}`;
+    });
+    const tok = (text: string) => (hasImage ? tokenizerImageToken(text, legacy) : slowTokenize(text, legacy));
+    const inputIds = tok(prompt);
+    const labels = [...inputIds];
+    const sep = ' ASSISTANT: ';
+    let cur = 1;
+    labels[0] = IGNORE_INDEX;
+    const rounds = prompt.split('</s>');
+    for (let i = 0; i < rounds.length; i++) {
+      const rou = rounds[i]!;
+      if (rou === '') break;
+      const parts = rou.split(sep);
+      if (parts.length !== 2) break;
+      parts[0] += sep;
+      let roundLen = tok(rou).length;
+      let instructionLen = tok(parts[0]!).length - 2;
+      if (i !== 0 && !legacy) {
+        roundLen -= 1;
+        instructionLen -= 1;
+      }
+      for (let k = cur; k < cur + instructionLen; k++) labels[k] = IGNORE_INDEX;
+      cur += roundLen;
+    }
+    for (let k = cur; k < labels.length; k++) labels[k] = IGNORE_INDEX;
+    const mismatch = cur !== inputIds.length;
+    return { inputIds, labels: mismatch ? labels.map(() => IGNORE_INDEX) : labels, mismatch };
+  }
+
+  /** LLaVA's `preprocess_plain`: `<image>` + caption + `\n`, the image part masked. */
+  function llavaPlain(caption: string, legacy: boolean): { inputIds: number[]; labels: number[] } {
+    const inputIds = tokenizerImageToken(`<image>${caption}\n`, legacy);
+    const masked = tokenizerImageToken('<image>', legacy).length;
+    return { inputIds, labels: inputIds.map((id, i) => (i < masked ? IGNORE_INDEX : id)) };
+  }
+
+  const cases: [string, Turn[]][] = [
+    ['one round with an image', ONE_ROUND],
+    ['three rounds with an image', THREE_ROUNDS],
+    ['two rounds without an image', TEXT_ONLY],
+    ['unicode (accents, CJK, emoji)', UNICODE],
+  ];
+
+  for (const legacy of [true, false]) {
+    for (const [what, turns] of cases) {
+      it(`vicuna_v1 equals LLaVA's preprocess_v1: ${what}, legacy=${legacy}`, () => {
+        const tok = legacy ? legacyTok : modernTok;
+        const reference = llavaV1(turns, legacy);
+        expect(reference.mismatch).toBe(false);
+        const hasImage = turns[0]!.value.includes('<image>');
+        const ours = createTemplate('vicuna_v1', tok).tokenize({ conversations: turns, image: hasImage ? { width: 64, height: 48 } : null });
+        expect(Array.from(ours.inputIds)).toEqual(reference.inputIds);
+        expect(Array.from(ours.labels)).toEqual(reference.labels);
+        expect(verifyMasks(ours, tok)).toEqual({ ok: true });
+        // The trained runs are exactly each answer (with the space after "ASSISTANT:") and </s>.
+        expect(trainedTexts(ours, tok)).toEqual(turns.filter((t) => t.from === 'gpt').map((t) => ` ${t.value}</s>`));
+      });
+    }
+  }
+
+  it('vicuna_v1 puts the image placeholder where LLaVA does: "USER: <image>\\n" is ..., ▁, -200, ▁, <0x0A>', () => {
+    const t = createTemplate('vicuna_v1', legacyTok).tokenize({ conversations: ONE_ROUND, image: { width: 64, height: 48 } });
+    const at = Array.from(t.inputIds).indexOf(IMAGE);
+    expect(Array.from(t.inputIds.slice(at - 2, at + 3))).toEqual([29901, 29871, IMAGE, 29871, 13]); // ":", "▁", image, "▁", "\n"
+    expect(t.imageRuns).toEqual([[at, at + 1]]);
+    const custom = createTemplate('vicuna_v1', legacyTok, { imagePlaceholderId: -1 }).tokenize({ conversations: ONE_ROUND, image: { width: 64, height: 48 } });
+    expect(Array.from(custom.inputIds).filter((id) => id < 0)).toEqual([-1]);
+  });
+
+  for (const legacy of [true, false]) {
+    it(`plain equals LLaVA's preprocess_plain (legacy=${legacy}), unicode caption included`, () => {
+      const tok = legacy ? legacyTok : modernTok;
+      for (const caption of ['A red circle on a white background.', 'Ein roter Kreis — 红色的圆 🔴']) {
+        const reference = llavaPlain(caption, legacy);
+        const ours = createTemplate('plain', tok).tokenize({ conversations: [human('<image>\nDescribe.'), gpt(caption)], image: { width: 64, height: 48 } });
+        expect(Array.from(ours.inputIds)).toEqual(reference.inputIds);
+        expect(Array.from(ours.labels)).toEqual(reference.labels);
+        expect(verifyMasks(ours, tok)).toEqual({ ok: true });
+        expect(trainedTexts(ours, tok)).toEqual([` ${caption}\n`]);
+      }
+    });
+  }
+
+  it('plain refuses a sample without an image and a multi-turn conversation', () => {
+    const plain = createTemplate('plain', legacyTok);
+    expect(() => plain.tokenize({ conversations: TEXT_ONLY.slice(0, 2), image: null })).toThrow(TemplateError);
+    expect(() => plain.tokenize({ conversations: THREE_ROUNDS, image: { width: 10, height: 10 } })).toThrow(/one human and one gpt/);
+  });
+
+  it('a custom .jinja template (Llama-2-chat style) masks by rendering turn by turn', () => {
+    const dir = tempDir();
+    const file = join(dir, 'llama2-chat.jinja');
+    writeFileSync(
+      file,
+      "{% for m in messages %}{% if m['role'] == 'user' %}{{ bos_token + '[INST] ' + m['content'] + ' [/INST]' }}" +
+        "{% else %}{{ ' ' + m['content'] + ' ' + eos_token }}{% endif %}{% endfor %}",
+    );
+    const template = createTemplate(file, legacyTok);
+    const t = template.tokenize({ conversations: THREE_ROUNDS, image: { width: 64, height: 48 } });
+    expect(verifyMasks(t, legacyTok)).toEqual({ ok: true });
+    expect(trainedTexts(t, legacyTok)).toEqual(THREE_ROUNDS.filter((x) => x.from === 'gpt').map((x) => ` ${x.value} </s>`));
+    // Each round starts with the BOS the template renders; the image is one placeholder id.
+    expect(Array.from(t.inputIds).filter((id) => id === BOS)).toHaveLength(3);
+    expect(Array.from(t.inputIds).filter((id) => id === IMAGE)).toHaveLength(1);
+  });
+});
+
+describe.skipIf(MISSING_TOKENIZERS)(`ChatML templates with the Qwen2 tokenizer — skipped when ${SKIP_REASON}`, () => {
+  let tok: ChatTokenizer;
+  let reference: RawTokenizer;
+
+  beforeAll(async () => {
+    tok = await ChatTokenizer.load(QWEN2);
+    const vocab = JSON.parse(readFileSync(join(QWEN2, 'vocab.json'), 'utf8')) as Record<string, number>;
+    const merges = parseMerges(readFileSync(join(QWEN2, 'merges.txt'), 'utf8'));
+    const added = [
+      { id: 151643, content: '<|endoftext|>', special: true },
+      { id: 151644, content: '<|im_start|>', special: true },
+      { id: 151645, content: '<|im_end|>', special: true },
+      ...QWEN2_VL_ADDED_TOKENS,
+    ];
+    reference = new Tokenizer(assembleByteLevelBpe(vocab, merges, added), {}) as RawTokenizer;
+  });
+
+  /**
+   * Qwen2-VL finetuning preprocessing: the system block masked; each message
+   * `<|im_start|>role\ncontent<|im_end|>\n` tokenized whole (special tokens split by the tokenizer);
+   * user messages masked, assistant messages trained except their first three tokens.
+   */
+  function qwenReference(turns: readonly Turn[], imagePads: number): { inputIds: number[]; labels: number[] } {
+    const inputIds: number[] = [];
+    const labels: number[] = [];
+    const system = reference.encode('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n').ids;
+    inputIds.push(...system);
+    labels.push(...system.map(() => IGNORE_INDEX));
+    for (const t of turns) {
+      const content = t.value.replace('<image>', `<|vision_start|>${'<|image_pad|>'.repeat(imagePads)}<|vision_end|>`);
+      const ids = reference.encode(`<|im_start|>${t.from === 'human' ? 'user' : 'assistant'}\n${content}<|im_end|>\n`).ids;
+      inputIds.push(...ids);
+      labels.push(...ids.map((id, i) => (t.from === 'human' || i < 3 ? IGNORE_INDEX : id)));
+    }
+    return { inputIds, labels };
+  }
+
+  // smart_resize test vectors: 480x640 -> 476x644 -> 391 tokens, 224x224 -> 64, 1080x1920 -> 728x1316 -> 1222.
+  const vectors: [number, number, number][] = [
+    [640, 480, 391],
+    [224, 224, 64],
+    [1920, 1080, 1222],
+  ];
+
+  for (const [width, height, pads] of vectors) {
+    it(`qwen2_vl expands a ${height}x${width} image to ${pads} image pads and equals the reference masks`, () => {
+      const t = createTemplate('qwen2_vl', tok).tokenize({ conversations: THREE_ROUNDS, image: { width, height } });
+      const ids = Array.from(t.inputIds);
+      expect(ids.filter((id) => id === 151655)).toHaveLength(pads);
+      const start = ids.indexOf(151652);
+      expect(ids[start + pads + 1]).toBe(151653);
+      expect(t.imageRuns).toEqual([[start, start + pads + 2]]);
+      const ref = qwenReference(THREE_ROUNDS, pads);
+      expect(ids).toEqual(ref.inputIds);
+      expect(Array.from(t.labels)).toEqual(ref.labels);
+      expect(verifyMasks(t, tok)).toEqual({ ok: true });
+    });
+  }
+
+  it('qwen2_vl masks text-only and unicode conversations like the reference', () => {
+    for (const turns of [TEXT_ONLY, UNICODE]) {
+      const image = turns === UNICODE ? { width: 640, height: 480 } : null;
+      const t = createTemplate('qwen2_vl', tok).tokenize({ conversations: turns, image });
+      const ref = qwenReference(turns, 391);
+      expect(Array.from(t.inputIds)).toEqual(ref.inputIds);
+      expect(Array.from(t.labels)).toEqual(ref.labels);
+      expect(trainedTexts(t, tok)).toEqual(turns.filter((x) => x.from === 'gpt').map((x) => `${x.value}<|im_end|>\n`));
+    }
+  });
+
+  it('chat_template from tokenizer_config.json (Qwen2-Instruct) gives exactly the qwen2_vl tokens and masks', () => {
+    const jinja = createTemplate('chat_template', tok);
+    const builtin = createTemplate('qwen2_vl', tok);
+    for (const turns of [THREE_ROUNDS, TEXT_ONLY, UNICODE]) {
+      const image = turns[0]!.value.includes('<image>') ? { width: 640, height: 480 } : null;
+      const a = jinja.tokenize({ conversations: turns, image });
+      const b = builtin.tokenize({ conversations: turns, image });
+      expect(Array.from(a.inputIds)).toEqual(Array.from(b.inputIds));
+      expect(Array.from(a.labels)).toEqual(Array.from(b.labels));
+      expect(verifyMasks(a, tok)).toEqual({ ok: true });
+    }
+  });
+
+  it("Qwen2.5's chat_template: its own system prompt, assistant content + <|im_end|>\\n trained", async () => {
+    const tok25 = await ChatTokenizer.load(QWEN25_CONFIG);
+    const t = createTemplate('chat_template', tok25).tokenize({ conversations: THREE_ROUNDS, image: { width: 224, height: 224 } });
+    expect(verifyMasks(t, tok25)).toEqual({ ok: true });
+    expect(tok25.decode(t.inputIds.subarray(0, 20))).toMatch(/^<\|im_start\|>system\nYou are Qwen, created by Alibaba Cloud/);
+    expect(trainedTexts(t, tok25)).toEqual(THREE_ROUNDS.filter((x) => x.from === 'gpt').map((x) => `${x.value}<|im_end|>\n`));
+    expect(Array.from(t.inputIds).filter((id) => id === 151655)).toHaveLength(64);
+  });
+
+  it('a system message can be set or left out', () => {
+    const custom = createTemplate('qwen2_vl', tok, { system: 'Be brief.' }).tokenize({ conversations: TEXT_ONLY, image: null });
+    expect(tok.decode(custom.inputIds.subarray(0, 8))).toBe('<|im_start|>system\nBe brief.<|im_end|>\n');
+    const none = createTemplate('qwen2_vl', tok, { system: null }).tokenize({ conversations: TEXT_ONLY, image: null });
+    expect(tok.decode(none.inputIds.subarray(0, 3))).toBe('<|im_start|>user\n');
+  });
+
+  it('an image with an extreme aspect ratio fails the sample, not the run', () => {
+    expect(() => createTemplate('qwen2_vl', tok).tokenize({ conversations: ONE_ROUND, image: { width: 30000, height: 100 } })).toThrow(TemplateError);
+  });
+});
+
+describe.skipIf(MISSING_TOKENIZERS)(`the verifier catches broken masks — skipped when ${SKIP_REASON}`, () => {
+  let tok: ChatTokenizer;
+  let good: TokenizedConversation;
+  beforeAll(async () => {
+    tok = await ChatTokenizer.load(LLAMA2);
+    good = createTemplate('vicuna_v1', tok).tokenize({ conversations: THREE_ROUNDS, image: { width: 64, height: 48 } });
+  });
+
+  const clone = (t: TokenizedConversation): TokenizedConversation => ({ ...t, inputIds: t.inputIds.slice(), labels: t.labels.slice() });
+  const firstTrained = (t: TokenizedConversation) => t.labels.findIndex((l) => l !== IGNORE_INDEX);
+
+  it('accepts the mask as built', () => {
+    expect(verifyMasks(good, tok)).toEqual({ ok: true });
+  });
+
+  it('rejects a mask shifted by one token (one prompt token trained, last answer token not)', () => {
+    const bad = clone(good);
+    const start = firstTrained(bad);
+    let end = start;
+    while (bad.labels[end] !== IGNORE_INDEX) end++;
+    bad.labels[start - 1] = bad.inputIds[start - 1]!;
+    bad.labels[end - 1] = IGNORE_INDEX;
+    const verdict = verifyMasks(bad, tok);
+    expect(verdict.ok).toBe(false);
+    expect(verdict.ok === false && verdict.message).toMatch(/turn 1: trained tokens decode to ": It is a circle\.", expected " It is a circle\.<\/s>"/);
+  });
+
+  it('rejects a mask that lost the first answer token', () => {
+    const bad = clone(good);
+    bad.labels[firstTrained(bad)] = IGNORE_INDEX;
+    expect(verifyMasks(bad, tok)).toMatchObject({ ok: false, code: 'mask_mismatch' });
+  });
+
+  it('rejects an all-masked sample (what LLaVA does silently on a length mismatch)', () => {
+    const bad = clone(good);
+    bad.labels.fill(IGNORE_INDEX);
+    expect(verifyMasks(bad, tok)).toEqual({ ok: false, code: 'mask_mismatch', message: '0 trained run(s) of tokens, expected 3 (one per assistant turn)' });
+  });
+
+  it('rejects a label that differs from its input id, and a trained image position', () => {
+    const wrongId = clone(good);
+    wrongId.labels[firstTrained(wrongId)] = 42;
+    expect(verifyMasks(wrongId, tok)).toMatchObject({ ok: false, message: expect.stringMatching(/differs from input id/) });
+    const image = clone(good);
+    const at = good.imageRuns[0]![0];
+    image.labels[at] = image.inputIds[at]!;
+    expect(verifyMasks(image, tok)).toMatchObject({ ok: false, message: expect.stringMatching(/image position/) });
+  });
+});
+
+describe.skipIf(MISSING_TOKENIZERS)(`maxLength — skipped when ${SKIP_REASON}`, () => {
+  it('drops or truncates, keeping the mask a prefix of the verified one', async () => {
+    const tok = await ChatTokenizer.load(LLAMA2);
+    const t = createTemplate('vicuna_v1', tok).tokenize({ conversations: THREE_ROUNDS, image: { width: 64, height: 48 } });
+    const n = t.inputIds.length;
+    expect(fitLength(t, n, 'drop')).toMatchObject({ ok: true, truncated: false });
+    expect(fitLength(t, n - 1, 'drop')).toMatchObject({ ok: false, code: 'over_length' });
+    const cut = fitLength(t, n - 5, 'truncate');
+    expect(cut.ok).toBe(true);
+    if (cut.ok) {
+      expect(cut.truncated).toBe(true);
+      expect(Array.from(cut.tokenized.inputIds)).toEqual(Array.from(t.inputIds.slice(0, n - 5)));
+      expect(Array.from(cut.tokenized.labels)).toEqual(Array.from(t.labels.slice(0, n - 5)));
+    }
+    const image = t.imageRuns[0]![0];
+    const firstAnswer = t.labels.findIndex((l) => l !== IGNORE_INDEX);
+    expect(fitLength(t, firstAnswer, 'truncate')).toMatchObject({ ok: false, code: 'truncated_no_target' });
+    const qwen = await ChatTokenizer.load(QWEN2);
+    const q = createTemplate('qwen2_vl', qwen).tokenize({ conversations: ONE_ROUND, image: { width: 640, height: 480 } });
+    expect(fitLength(q, q.imageRuns[0]![0] + 10, 'truncate')).toMatchObject({ ok: false, code: 'truncated_image' });
+    expect(image).toBeGreaterThan(0);
+  });
+});
