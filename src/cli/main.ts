@@ -10,6 +10,8 @@ import { registerRefilter } from './commands/refilter.js';
 import { registerCalibrate } from './commands/calibrate.js';
 import { registerEstimate } from './commands/estimate.js';
 import { registerExport } from './commands/export.js';
+import { registerScore } from './commands/score.js';
+import { registerCaption } from './commands/caption.js';
 
 export function createProgram(setExit: (code: number) => void): Command {
   const program = new Command('vlcurate')
@@ -25,6 +27,8 @@ export function createProgram(setExit: (code: number) => void): Command {
   registerCalibrate(program);
   registerEstimate(program);
   registerExport(program, setExit);
+  registerScore(program);
+  registerCaption(program);
   return program;
 }
 
