@@ -24,6 +24,13 @@ import { loadItcModel } from '../models/itc-model.js';
 import { loadItmModel } from '../models/itm-model.js';
 import { ConfigError } from '../core/errors.js';
 import { createSynthStage } from '../synth/synth-stage.js';
+import { decideCaptions, type ScoredCaption } from '../filter/policy.js';
+import type { Caption, DecodedPair } from '../core/sample.js';
+import type { Recipe } from '../config/recipe.js';
+import { createCaptionerStage, type CaptionBatch } from '../captioner/captioner-stage.js';
+import type { CaptionerOptions } from '../captioner/captioner-options.js';
+import { OnnxCaptioner, decodingFromRecipe } from '../captioner/onnx-captioner.js';
+import { OpenAiCaptioner } from '../captioner/openai-captioner.js';
 
 export interface BuildOptions {
   shard: ShardSpec;
@@ -75,15 +82,12 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     }
     const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir) : null;
     cleanups.push(() => scorer?.close());
+    const captioner = recipe.captioner ? await loadCaptioner(recipe.captioner, { baseDir, db, maxCostUsd: options.maxCostUsd ?? null }) : null;
+    cleanups.push(() => captioner?.close());
     const stages: Stage<any, any>[] = [
       createSkipDoneStage(store, exportNames),
       createDecodeStage(recipe.decode),
-      ...(recipe.filter && scorer
-        ? [
-            createScoreStage(scorer, { name: 'filter', batchSize: recipe.filter.batchSize }),
-            createSelectStage(resolvePolicy(recipe.filter, null)),
-          ]
-        : []),
+      ...capfiltStages(recipe, scorer, captioner),
       createRecordStage(store, runId, recipe.run.commitEvery),
       // After record: instruction rows reference the samples table.
       ...(recipe.synth
@@ -106,6 +110,61 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     for (const cleanup of cleanups) await cleanup();
     db.close();
   }
+}
+
+/**
+ * CapFilt, streaming: score the web captions, caption the images (all, or those whose own captions
+ * failed), score the new captions, then decide every caption with the policy.
+ */
+function capfiltStages(recipe: Recipe, scorer: CaptionScorer | null, captioner: LoadedCaptioner | null): Stage<DecodedPair, DecodedPair>[] {
+  const filter = recipe.filter;
+  const policy = filter && scorer ? resolvePolicy(filter, null) : null;
+  const stages: Stage<DecodedPair, DecodedPair>[] = [];
+  if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter', batchSize: filter.batchSize }));
+  if (captioner) {
+    const onlyFailed = policy !== null && filter?.recaption === 'web-failed';
+    const wants = (sample: DecodedPair) => !onlyFailed || !decideCaptions(sample.captions.map(asScored), policy!).some((v) => v.kept);
+    stages.push(createCaptionerStage(captioner.captionBatch, { model: captioner.model, batchSize: captioner.batchSize, wants }));
+    if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize }));
+  }
+  if (policy) stages.push(createSelectStage(policy));
+  return stages;
+}
+
+function asScored(c: Caption): ScoredCaption {
+  return { origin: c.origin, text: c.text, usable: c.usable, itc: c.itc ?? null, itm: c.itm ?? null };
+}
+
+interface LoadedCaptioner {
+  model: string;
+  batchSize: number;
+  captionBatch: CaptionBatch;
+  close(): Promise<void>;
+}
+
+async function loadCaptioner(
+  options: CaptionerOptions,
+  deps: { baseDir: string; db: Db; maxCostUsd: number | null },
+): Promise<LoadedCaptioner> {
+  if (options.type === 'onnx') {
+    const dir = resolvePath(deps.baseDir, options.model);
+    const captioner = await OnnxCaptioner.load(dir, { variant: options.variant });
+    const decoding = decodingFromRecipe(options);
+    return {
+      model: basename(dir),
+      batchSize: options.batchSize,
+      captionBatch: async (images) =>
+        (await captioner.caption(images.map((i) => i.bytes), { ...decoding, keys: images.map((i) => i.key) })).map((list) => list.map((c) => c.text)),
+      close: () => captioner.close(),
+    };
+  }
+  const captioner = new OpenAiCaptioner(options, { db: deps.db, maxCostUsd: deps.maxCostUsd });
+  return {
+    model: options.model,
+    batchSize: 8,
+    captionBatch: (images) => captioner.caption(images.map((i) => ({ key: i.key, bytes: i.bytes, mime: `image/${i.format}` }))),
+    close: async () => {},
+  };
 }
 
 /** Load the filter's models once per build; paths resolve against the recipe's folder. */

@@ -9,6 +9,7 @@ import { decodeOptionsSchema } from '../sources/decode.js';
 import { exportSchema } from '../export/registry.js';
 import { filterOptionsSchema } from '../filter/filter-options.js';
 import { synthOptionsSchema } from '../synth/synth-options.js';
+import { captionerOptionsSchema } from '../captioner/captioner-options.js';
 import { formatIssues } from './format-issues.js';
 
 /**
@@ -34,6 +35,8 @@ export const recipeSchema = z
     decode: decodeOptionsSchema.default(() => decodeOptionsSchema.parse({})),
     /** CapFilt filter: score captions with ITC and/or ITM and keep those that pass. Off when absent. */
     filter: filterOptionsSchema.optional(),
+    /** CapFilt captioner: K new captions per image, scored by the filter with the web ones. Off when absent. */
+    captioner: captionerOptionsSchema.optional(),
     /** Instruction synthesis (LLaVA-style tasks; template tasks need no LLM). Off when absent. */
     synth: synthOptionsSchema.optional(),
     export: z.array(exportSchema).default([]),

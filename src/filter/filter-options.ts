@@ -50,6 +50,11 @@ export const filterOptionsSchema = z
      * recaptions only stand in for web captions that failed.
      */
     preferWeb: z.boolean().default(false),
+    /**
+     * Which images the captioner writes for: `always` (BLIP's CapFilt), or `web-failed` (only images
+     * none of whose own captions passed; cheaper).
+     */
+    recaption: z.enum(['always', 'web-failed']).default('always'),
     /** Images per inference batch (captions of those images are scored together). */
     batchSize: z.number().int().min(1).default(32),
   })
