@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { benchIngest } from './ingest.js';
+import { benchModels } from './models.js';
 import { benchRefilter } from './refilter.js';
 import { benchLlm } from './llm.js';
 import { benchSources } from './sources.js';
@@ -15,6 +16,7 @@ import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   ingest: benchIngest,
+  models: benchModels,
   refilter: () => benchRefilter(),
   llm: benchLlm,
   sources: benchSources,
