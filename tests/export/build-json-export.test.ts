@@ -7,7 +7,7 @@ import { parseRecipe } from '../../src/config/recipe.js';
 import type { PipelineEvent } from '../../src/core/events.js';
 import type { ExportStats } from '../../src/export/export-stats.js';
 import { makeGoodSamples, sampleMembers, writeTar } from '../fixtures/make-webdataset.js';
-import { LLAMA2, MISSING_TOKENIZERS, SKIP_REASON } from '../tokenizers/helpers.js';
+import { llamaTokenizerDir, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, tempDir } from './fixtures.js';
 
 afterEach(cleanup);
@@ -20,7 +20,7 @@ async function build(dir: string, recipe: unknown): Promise<PipelineEvent[]> {
   return events;
 }
 
-describe.skipIf(MISSING_TOKENIZERS)(`build with conversation exports — skipped when ${SKIP_REASON}`, () => {
+describe(`build with conversation exports (${TOKENIZERS.llamaName})`, () => {
   it('writes a verified stage-1 LLaVA file next to the shards, and a re-run finds everything done', async () => {
     const dir = tempDir();
     const goods = await makeGoodSamples(5);
@@ -30,7 +30,7 @@ describe.skipIf(MISSING_TOKENIZERS)(`build with conversation exports — skipped
       sources: [{ type: 'webdataset', paths: 'shard.tar' }],
       export: [
         { type: 'webdataset', out: 'wds' },
-        { type: 'llava', out: 'llava', tokenizer: LLAMA2 },
+        { type: 'llava', out: 'llava', tokenizer: llamaTokenizerDir() },
       ],
     };
     const first = await build(dir, recipe);

@@ -15,7 +15,7 @@ import type { Turn } from '../../src/core/conversation.js';
 import { openDatabase } from '../../src/store/database.js';
 import { readExportSamples } from '../../src/store/export-reader.js';
 import { makeGoodSamples, sampleMembers, writeTar, type GoodSample } from '../fixtures/make-webdataset.js';
-import { MISSING_TOKENIZERS, QWEN2, SKIP_REASON } from '../tokenizers/helpers.js';
+import { qwenTokenizerDir, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, extractWithNodeTar, keyRuns, listWithNodeTar, tempDir } from './fixtures.js';
 import { parseNpy } from './npy.js';
 
@@ -143,7 +143,7 @@ describe('vlcurate export', () => {
     await expect(runExport(join(dir, 'nope.db'), { format: 'llava', out: dir }, quiet)).rejects.toThrow(/does not exist/);
   });
 
-  it.skipIf(MISSING_TOKENIZERS)(`registered as a command: WebDataset with a tokenizer, --json report — skipped when ${SKIP_REASON}`, async () => {
+  it(`registered as a command: WebDataset with a tokenizer (${TOKENIZERS.qwenName}), --json report`, async () => {
     const { dir, db, goods } = await built();
     const out = join(dir, 'wds');
     let exit = -1;
@@ -156,7 +156,7 @@ describe('vlcurate export', () => {
     });
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      await program.parseAsync(['node', 'vlcurate', 'export', db, '--format', 'webdataset', '--out', out, '--tokenizer', QWEN2, '--tasks', 'conversation,reasoning', '--json']);
+      await program.parseAsync(['node', 'vlcurate', 'export', db, '--format', 'webdataset', '--out', out, '--tokenizer', qwenTokenizerDir(), '--tasks', 'conversation,reasoning', '--json']);
     } finally {
       stdout.mockRestore();
       stderr.mockRestore();

@@ -10,7 +10,7 @@ import type { JsonManifest } from '../../src/export/json-export.js';
 import { regionPlaceholder } from '../../src/export/regions.js';
 import { createExport, exportSchema } from '../../src/export/registry.js';
 import type { RunStore } from '../../src/store/run-store.js';
-import { LLAMA2, MISSING_TOKENIZERS, SKIP_REASON } from '../tokenizers/helpers.js';
+import { llamaTokenizerDir, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { caption, cleanup, failedPair, makePair, openTestStore, runStage, sha256, sha256File, stageContext, tempDir } from './fixtures.js';
 
 afterEach(cleanup);
@@ -223,7 +223,7 @@ describe('Qwen-family JSON exports render regions in their own format', () => {
   });
 });
 
-describe.skipIf(MISSING_TOKENIZERS)(`LLaVA JSON export with a tokenizer — skipped when ${SKIP_REASON}`, () => {
+describe(`LLaVA JSON export with a tokenizer (${TOKENIZERS.llamaName})`, () => {
   it('verifies every record, reports token statistics, and drops what is over maxLength', async () => {
     const base = tempDir();
     const samples = (await makeSamples()).slice(0, 3);
@@ -235,7 +235,7 @@ describe.skipIf(MISSING_TOKENIZERS)(`LLaVA JSON export with a tokenizer — skip
       ],
     };
     const { store } = openTestStore(base, samples);
-    await runStage(exportStage(store, base, { tokenizer: LLAMA2, maxLength: 150 }), samples);
+    await runStage(exportStage(store, base, { tokenizer: llamaTokenizerDir(), maxLength: 150 }), samples);
     const stats = JSON.parse(readFileSync(join(base, 'llava', 'stats.json'), 'utf8')) as ExportStats;
     expect(stats.template).toBe('vicuna_v1');
     expect(stats.stage1Template).toBe('plain');

@@ -1,6 +1,7 @@
 /**
- * Chat templates and loss masks with the real Llama 2 and Qwen2 tokenizers. The built-in templates are
- * checked against reference computations written here from the published training code:
+ * Chat templates and loss masks with a sentencepiece-style (Llama) and a byte-level (Qwen2) tokenizer: the
+ * real Llama 2 and Qwen2 ones when present, else the mini fixtures (see tests/fixtures/tokenizers.ts).
+ * The built-in templates are checked against reference computations written here from the published training code:
  * LLaVA's `preprocess_v1` / `preprocess_plain` (round lengths, `instruction_len - 2`, the non-legacy `-1`,
  * `tokenizer_image_token`) and Qwen2-VL's finetuning preprocessing (each message tokenized whole, the first
  * three tokens of an assistant message masked). The references tokenize with @huggingface/tokenizers
@@ -20,9 +21,9 @@ import {
   VICUNA_V1_SYSTEM,
   type TokenizedConversation,
 } from '../../src/export/templates/index.js';
-import { assembleByteLevelBpe, parseMerges, QWEN2_VL_ADDED_TOKENS } from '../../src/tokenizers/assemble-bpe.js';
+import { assembleByteLevelBpe, parseMerges } from '../../src/tokenizers/assemble-bpe.js';
 import { ChatTokenizer } from '../../src/tokenizers/chat-tokenizer.js';
-import { LLAMA2, MISSING_TOKENIZERS, QWEN2, QWEN25_CONFIG, SKIP_REASON } from '../tokenizers/helpers.js';
+import { idsOf, llamaTokenizerDir, llamaVocab, qwenAddedIds, QWEN25_CONFIG, qwenTokenizerDir, REAL, REAL_SKIP_REASON, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, tempDir } from './fixtures.js';
 
 afterEach(cleanup);
@@ -61,7 +62,7 @@ function trainedTexts(t: TokenizedConversation, tok: ChatTokenizer): string[] {
   return runs.map((run) => tok.decode(run.map((i) => t.inputIds[i]!)));
 }
 
-describe.skipIf(MISSING_TOKENIZERS)(`LLaVA templates with the Llama 2 tokenizer — skipped when ${SKIP_REASON}`, () => {
+describe(`LLaVA templates with the ${TOKENIZERS.llamaName} tokenizer`, () => {
   let legacyTok: ChatTokenizer;
   let modernTok: ChatTokenizer;
   /** The unmodified tokenizer.json (its normalizer prepends ▁: sentencepiece's dummy prefix). */
@@ -70,9 +71,9 @@ describe.skipIf(MISSING_TOKENIZERS)(`LLaVA templates with the Llama 2 tokenizer 
   let withoutPrefix: RawTokenizer;
 
   beforeAll(async () => {
-    legacyTok = await ChatTokenizer.load(LLAMA2);
-    modernTok = await ChatTokenizer.load(LLAMA2, { legacy: false });
-    const json = JSON.parse(readFileSync(join(LLAMA2, 'tokenizer.json'), 'utf8')) as Record<string, any>;
+    legacyTok = await ChatTokenizer.load(llamaTokenizerDir());
+    modernTok = await ChatTokenizer.load(llamaTokenizerDir(), { legacy: false });
+    const json = JSON.parse(readFileSync(join(llamaTokenizerDir(), 'tokenizer.json'), 'utf8')) as Record<string, any>;
     withPrefix = new Tokenizer(json, {}) as RawTokenizer;
     const noPrefix = structuredClone(json);
     noPrefix.normalizer = { type: 'Sequence', normalizers: [{ type: 'Replace', pattern: { String: ' ' }, content: '▁' }] };
@@ -185,7 +186,10 @@ describe.skipIf(MISSING_TOKENIZERS)(`LLaVA templates with the Llama 2 tokenizer 
   it('vicuna_v1 puts the image placeholder where LLaVA does: "USER: <image>\\n" is ..., ▁, -200, ▁, <0x0A>', () => {
     const t = createTemplate('vicuna_v1', legacyTok).tokenize({ conversations: ONE_ROUND, image: { width: 64, height: 48 } });
     const at = Array.from(t.inputIds).indexOf(IMAGE);
-    expect(Array.from(t.inputIds.slice(at - 2, at + 3))).toEqual([29901, 29871, IMAGE, 29871, 13]); // ":", "▁", image, "▁", "\n"
+    const v = llamaVocab();
+    const around = Array.from(t.inputIds.slice(at - 2, at + 3));
+    expect(around).toEqual([...idsOf(v, [':', '▁']), IMAGE, ...idsOf(v, ['▁', '<0x0A>'])]);
+    if (REAL) expect(around).toEqual([29901, 29871, IMAGE, 29871, 13]);
     expect(t.imageRuns).toEqual([[at, at + 1]]);
     const custom = createTemplate('vicuna_v1', legacyTok, { imagePlaceholderId: -1 }).tokenize({ conversations: ONE_ROUND, image: { width: 64, height: 48 } });
     expect(Array.from(custom.inputIds).filter((id) => id < 0)).toEqual([-1]);
@@ -229,21 +233,22 @@ describe.skipIf(MISSING_TOKENIZERS)(`LLaVA templates with the Llama 2 tokenizer 
   });
 });
 
-describe.skipIf(MISSING_TOKENIZERS)(`ChatML templates with the Qwen2 tokenizer — skipped when ${SKIP_REASON}`, () => {
+describe(`ChatML templates with the ${TOKENIZERS.qwenName} tokenizer`, () => {
   let tok: ChatTokenizer;
   let reference: RawTokenizer;
+  /** Added token -> id, from the folder's tokenizer_config.json (Qwen2: 151643-151645, vision tokens 151646-151656). */
+  const added = qwenAddedIds();
+  const IMAGE_PAD = added['<|image_pad|>']!;
+  const VISION_START = added['<|vision_start|>']!;
+  const VISION_END = added['<|vision_end|>']!;
 
   beforeAll(async () => {
-    tok = await ChatTokenizer.load(QWEN2);
-    const vocab = JSON.parse(readFileSync(join(QWEN2, 'vocab.json'), 'utf8')) as Record<string, number>;
-    const merges = parseMerges(readFileSync(join(QWEN2, 'merges.txt'), 'utf8'));
-    const added = [
-      { id: 151643, content: '<|endoftext|>', special: true },
-      { id: 151644, content: '<|im_start|>', special: true },
-      { id: 151645, content: '<|im_end|>', special: true },
-      ...QWEN2_VL_ADDED_TOKENS,
-    ];
-    reference = new Tokenizer(assembleByteLevelBpe(vocab, merges, added), {}) as RawTokenizer;
+    const dir = qwenTokenizerDir();
+    tok = await ChatTokenizer.load(dir);
+    const vocab = JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as Record<string, number>;
+    const merges = parseMerges(readFileSync(join(dir, 'merges.txt'), 'utf8'));
+    const specials = Object.entries(added).map(([content, id]) => ({ id, content, special: true }));
+    reference = new Tokenizer(assembleByteLevelBpe(vocab, merges, specials), {}) as RawTokenizer;
   });
 
   /**
@@ -277,9 +282,9 @@ describe.skipIf(MISSING_TOKENIZERS)(`ChatML templates with the Qwen2 tokenizer �
     it(`qwen2_vl expands a ${height}x${width} image to ${pads} image pads and equals the reference masks`, () => {
       const t = createTemplate('qwen2_vl', tok).tokenize({ conversations: THREE_ROUNDS, image: { width, height } });
       const ids = Array.from(t.inputIds);
-      expect(ids.filter((id) => id === 151655)).toHaveLength(pads);
-      const start = ids.indexOf(151652);
-      expect(ids[start + pads + 1]).toBe(151653);
+      expect(ids.filter((id) => id === IMAGE_PAD)).toHaveLength(pads);
+      const start = ids.indexOf(VISION_START);
+      expect(ids[start + pads + 1]).toBe(VISION_END);
       expect(t.imageRuns).toEqual([[start, start + pads + 2]]);
       const ref = qwenReference(THREE_ROUNDS, pads);
       expect(ids).toEqual(ref.inputIds);
@@ -312,19 +317,23 @@ describe.skipIf(MISSING_TOKENIZERS)(`ChatML templates with the Qwen2 tokenizer �
     }
   });
 
-  it("Qwen2.5's chat_template: its own system prompt, assistant content + <|im_end|>\\n trained", async () => {
+  it.skipIf(!REAL)(`Qwen2.5's chat_template: its own system prompt, assistant content + <|im_end|>\\n trained — ${REAL ? 'real tokenizer' : REAL_SKIP_REASON}`, async () => {
     const tok25 = await ChatTokenizer.load(QWEN25_CONFIG);
     const t = createTemplate('chat_template', tok25).tokenize({ conversations: THREE_ROUNDS, image: { width: 224, height: 224 } });
     expect(verifyMasks(t, tok25)).toEqual({ ok: true });
     expect(tok25.decode(t.inputIds.subarray(0, 20))).toMatch(/^<\|im_start\|>system\nYou are Qwen, created by Alibaba Cloud/);
     expect(trainedTexts(t, tok25)).toEqual(THREE_ROUNDS.filter((x) => x.from === 'gpt').map((x) => `${x.value}<|im_end|>\n`));
-    expect(Array.from(t.inputIds).filter((id) => id === 151655)).toHaveLength(64);
+    expect(Array.from(t.inputIds).filter((id) => id === IMAGE_PAD)).toHaveLength(64);
   });
 
   it('a system message can be set or left out', () => {
     const custom = createTemplate('qwen2_vl', tok, { system: 'Be brief.' }).tokenize({ conversations: TEXT_ONLY, image: null });
-    expect(tok.decode(custom.inputIds.subarray(0, 8))).toBe('<|im_start|>system\nBe brief.<|im_end|>\n');
+    // The system block ends where the second <|im_start|> begins (Qwen2: 8 tokens).
+    const user = Array.from(custom.inputIds).indexOf(added['<|im_start|>']!, 1);
+    expect(tok.decode(custom.inputIds.subarray(0, user))).toBe('<|im_start|>system\nBe brief.<|im_end|>\n');
+    if (REAL) expect(user).toBe(8);
     const none = createTemplate('qwen2_vl', tok, { system: null }).tokenize({ conversations: TEXT_ONLY, image: null });
+    expect(none.inputIds[0]).toBe(added['<|im_start|>']);
     expect(tok.decode(none.inputIds.subarray(0, 3))).toBe('<|im_start|>user\n');
   });
 
@@ -333,11 +342,11 @@ describe.skipIf(MISSING_TOKENIZERS)(`ChatML templates with the Qwen2 tokenizer �
   });
 });
 
-describe.skipIf(MISSING_TOKENIZERS)(`the verifier catches broken masks — skipped when ${SKIP_REASON}`, () => {
+describe(`the verifier catches broken masks (${TOKENIZERS.llamaName})`, () => {
   let tok: ChatTokenizer;
   let good: TokenizedConversation;
   beforeAll(async () => {
-    tok = await ChatTokenizer.load(LLAMA2);
+    tok = await ChatTokenizer.load(llamaTokenizerDir());
     good = createTemplate('vicuna_v1', tok).tokenize({ conversations: THREE_ROUNDS, image: { width: 64, height: 48 } });
   });
 
@@ -383,9 +392,9 @@ describe.skipIf(MISSING_TOKENIZERS)(`the verifier catches broken masks — skipp
   });
 });
 
-describe.skipIf(MISSING_TOKENIZERS)(`maxLength — skipped when ${SKIP_REASON}`, () => {
+describe(`maxLength (${TOKENIZERS.llamaName}, ${TOKENIZERS.qwenName})`, () => {
   it('drops or truncates, keeping the mask a prefix of the verified one', async () => {
-    const tok = await ChatTokenizer.load(LLAMA2);
+    const tok = await ChatTokenizer.load(llamaTokenizerDir());
     const t = createTemplate('vicuna_v1', tok).tokenize({ conversations: THREE_ROUNDS, image: { width: 64, height: 48 } });
     const n = t.inputIds.length;
     expect(fitLength(t, n, 'drop')).toMatchObject({ ok: true, truncated: false });
@@ -400,7 +409,7 @@ describe.skipIf(MISSING_TOKENIZERS)(`maxLength — skipped when ${SKIP_REASON}`,
     const image = t.imageRuns[0]![0];
     const firstAnswer = t.labels.findIndex((l) => l !== IGNORE_INDEX);
     expect(fitLength(t, firstAnswer, 'truncate')).toMatchObject({ ok: false, code: 'truncated_no_target' });
-    const qwen = await ChatTokenizer.load(QWEN2);
+    const qwen = await ChatTokenizer.load(qwenTokenizerDir());
     const q = createTemplate('qwen2_vl', qwen).tokenize({ conversations: ONE_ROUND, image: { width: 640, height: 480 } });
     expect(fitLength(q, q.imageRuns[0]![0] + 10, 'truncate')).toMatchObject({ ok: false, code: 'truncated_image' });
     expect(image).toBeGreaterThan(0);

@@ -13,7 +13,7 @@ import { mergeConversations } from '../../src/export/webdataset-conversations.js
 import { createWebDatasetExport, webdatasetExportSchema } from '../../src/export/webdataset-export.js';
 import { ChatTokenizer } from '../../src/tokenizers/chat-tokenizer.js';
 import type { RunStore } from '../../src/store/run-store.js';
-import { LLAMA2, MISSING_TOKENIZERS, QWEN2, SKIP_REASON } from '../tokenizers/helpers.js';
+import { llamaTokenizerDir, qwenAddedIds, qwenTokenizerDir, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, extractWithNodeTar, keyRuns, listWithNodeTar, makePair, openTestStore, runStage, tempDir } from './fixtures.js';
 import { parseNpy } from './npy.js';
 
@@ -105,19 +105,21 @@ describe('WebDataset with conversations, no tokenizer', () => {
   });
 });
 
-describe.skipIf(MISSING_TOKENIZERS)(`WebDataset with input_ids.npy / labels.npy — skipped when ${SKIP_REASON}`, () => {
+describe(`WebDataset with input_ids.npy / labels.npy (${TOKENIZERS.llamaName}, ${TOKENIZERS.qwenName})`, () => {
   let qwen: ChatTokenizer;
   let llama: ChatTokenizer;
+  /** Added token -> id, from the Qwen folder's tokenizer_config.json (Qwen2: <|image_pad|> 151655). */
+  const added = qwenAddedIds();
   beforeAll(async () => {
-    qwen = await ChatTokenizer.load(QWEN2);
-    llama = await ChatTokenizer.load(LLAMA2);
+    qwen = await ChatTokenizer.load(qwenTokenizerDir());
+    llama = await ChatTokenizer.load(llamaTokenizerDir());
   });
 
   it('qwen2_vl: int32 .npy members whose masks train exactly the answers, image pads from smart_resize', async () => {
     const base = tempDir();
     const input = await samples();
     const { store } = openTestStore(base, input);
-    await runStage(wdsStage(store, base, { tokenizer: QWEN2 }), input);
+    await runStage(wdsStage(store, base, { tokenizer: qwenTokenizerDir() }), input);
     const { names, files } = readShards(join(base, 'wds'));
     // w3 has no conversation to tokenize: left out with a recorded reason.
     expect(keyRuns(names)).toEqual(['w1', 'w2']);
@@ -130,16 +132,20 @@ describe.skipIf(MISSING_TOKENIZERS)(`WebDataset with input_ids.npy / labels.npy 
     const json = JSON.parse(files.get('w1.json')!.toString('utf8')) as { tokens: { count: number; truncated: boolean }; width: number; height: number };
     expect(json.tokens).toEqual({ count: ids.values.length, truncated: false });
     // A 13x12 image: smart_resize scales it up to the least area, 56x84: 2 x 3 = 6 visual tokens.
-    expect(ids.values.filter((id) => id === 151655)).toHaveLength(6);
+    expect(ids.values.filter((id) => id === added['<|image_pad|>'])).toHaveLength(6);
     expect(trainedRuns(ids.values, labels.values, qwen)).toEqual([
       'Teal.<|im_end|>\n',
       'No — nothing at all, ünïcødé aside: 你好.<|im_end|>\n',
       'A flat teal square on its own.<|im_end|>\n',
     ]);
-    expect(qwen.decode(ids.values.slice(0, 11))).toBe('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n');
+    // The system block: up to the second <|im_start|> (Qwen2: 11 tokens).
+    expect(ids.values[0]).toBe(added['<|im_start|>']);
+    const user = ids.values.indexOf(added['<|im_start|>']!, 1);
+    expect(qwen.decode(ids.values.slice(0, user))).toBe('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n');
+    if (TOKENIZERS.kind === 'real') expect(user).toBe(11);
 
     const w2 = parseNpy(files.get('w2.input_ids.npy')!);
-    expect(w2.values).not.toContain(151652); // text-only: no vision tokens
+    expect(w2.values).not.toContain(added['<|vision_start|>']); // text-only: no vision tokens
 
     const stats = JSON.parse(readFileSync(join(base, 'wds', 'stats.json'), 'utf8')) as ExportStats;
     expect(stats).toMatchObject({ format: 'webdataset', template: 'qwen2_vl', records: 2, samples: 2, verified: 2, failed: 1, reasons: { no_conversation: 1 } });
@@ -151,7 +157,7 @@ describe.skipIf(MISSING_TOKENIZERS)(`WebDataset with input_ids.npy / labels.npy 
     const base = tempDir();
     const input = (await samples()).slice(0, 2);
     const { store } = openTestStore(base, input);
-    await runStage(wdsStage(store, base, { tokenizer: LLAMA2, template: 'vicuna_v1', maxLength: 90, overLength: 'truncate' }), input);
+    await runStage(wdsStage(store, base, { tokenizer: llamaTokenizerDir(), template: 'vicuna_v1', maxLength: 90, overLength: 'truncate' }), input);
     const { files } = readShards(join(base, 'wds'));
     const ids = parseNpy(files.get('w1.input_ids.npy')!).values;
     const labels = parseNpy(files.get('w1.labels.npy')!).values;
@@ -172,7 +178,7 @@ describe.skipIf(MISSING_TOKENIZERS)(`WebDataset with input_ids.npy / labels.npy 
     const base = tempDir();
     const input = await samples();
     const { store } = openTestStore(base, input);
-    await runStage(wdsStage(store, base, { tokenizer: LLAMA2, template: 'plain' }), input);
+    await runStage(wdsStage(store, base, { tokenizer: llamaTokenizerDir(), template: 'plain' }), input);
     const { files } = readShards(join(base, 'wds'));
     for (const key of ['w1', 'w2', 'w3']) {
       const ids = parseNpy(files.get(`${key}.input_ids.npy`)!).values;
