@@ -40,9 +40,9 @@ export const synthOptionsSchema = z
     maxAttempts: z.number().int().min(1).default(3),
     /**
      * Region format of grounding and referring samples: `llava`, `qwen2vl`, `qwenvl`, `qwen25vl`, or
-     * `placeholder` (pixel-corner `<region>` tags that each export renders in its own format). Default `llava`.
+     * `placeholder` (pixel-corner `<region>` tags that each export renders in its own format). Default `placeholder`, so one run serves every export format.
      */
-    regionFormat: z.enum(REGION_FORMATS).default('llava'),
+    regionFormat: z.enum(REGION_FORMATS).default('placeholder'),
     /** `llava` regions relative to the image padded to a square (LLaVA-1.5 `image_aspect_ratio: pad`). Default false. */
     padToSquare: z.boolean().default(false),
     /** Most question and answer turns in one grounding or referring sample. Default 10. */

@@ -63,10 +63,10 @@ describe('synth stage: template tasks', () => {
     expect(new InstructionStore(r.db).samplesFor('a')).toEqual(a.instructions);
   });
 
-  it('defaults to stage1 and grounding, in the LLaVA region format', () => {
+  it('defaults to stage1 and grounding, with placeholder regions each export renders', () => {
     const options = parse({});
     expect(options.tasks).toEqual(['stage1', 'grounding']);
-    expect(options.regionFormat).toBe('llava');
+    expect(options.regionFormat).toBe('placeholder');
     expect(() => synthOptionsSchema.parse({ tasks: ['stage1', 'stage1'] })).toThrow();
     expect(() => synthOptionsSchema.parse({ taks: [] })).toThrow();
   });
