@@ -12,6 +12,7 @@ import { benchRefilter } from './refilter.js';
 import { benchLlm } from './llm.js';
 import { benchSources } from './sources.js';
 import { benchExport } from './export.js';
+import { benchInspect } from './inspect.js';
 import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -21,6 +22,7 @@ const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   llm: benchLlm,
   sources: benchSources,
   export: benchExport,
+  inspect: () => benchInspect(),
 };
 
 const wanted = process.argv.slice(2);

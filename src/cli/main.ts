@@ -4,6 +4,7 @@ import { ConfigError, VlcurateError } from '../core/errors.js';
 import { EXIT_CONFIG } from './exit.js';
 import { registerBuild } from './commands/build.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerReport } from './commands/report.js';
 import { registerDatasets } from './commands/datasets.js';
 import { registerDemo } from './commands/demo.js';
 import { registerRefilter } from './commands/refilter.js';
@@ -22,6 +23,7 @@ export function createProgram(setExit: (code: number) => void): Command {
   registerDemo(program, setExit);
   registerBuild(program, setExit);
   registerInspect(program);
+  registerReport(program);
   registerDatasets(program);
   registerRefilter(program, setExit);
   registerCalibrate(program);

@@ -25,14 +25,20 @@ export function runSummary(db: Db): RunSummary {
 
 export interface RunStats extends RunSummary {
   dropReasons: Record<string, number>;
+  /** Failed samples per stage that failed them, by failure code: `{decode: {image_truncated: 3}}`. */
+  failuresByStage: Record<string, Record<string, number>>;
   captions: {
     total: number;
     byOrigin: Record<string, number>;
+    /** Verdicts per origin: `{synthetic: {kept, rejected, undecided}}`. */
+    verdictsByOrigin: Record<string, { kept: number; rejected: number; undecided: number }>;
     issues: Record<string, number>;
     kept: number;
     rejected: number;
     undecided: number;
   };
+  /** Instruction samples per task and status: `{conversation: {ok: 10, rejected: 1}}`. */
+  instructions: Record<string, Record<string, number>>;
   scores: { itc: Quantiles | null; itm: Quantiles | null };
   sources: Record<string, number>;
   runs: { id: number; status: string; startedAt: string; finishedAt: string | null; shard: string }[];
@@ -54,7 +60,7 @@ function countBy(db: Db, sql: string): Record<string, number> {
   return out;
 }
 
-/** Quantiles by OFFSET on the indexed column: no full sort in JavaScript, fast on large runs. */
+/** Quantiles by OFFSET on the score's index (migration 3): no sort, fast on large runs. */
 function quantiles(db: Db, column: 'itc' | 'itm'): Quantiles | null {
   const agg = db
     .prepare(`SELECT COUNT(${column}) AS n, MIN(${column}) AS lo, MAX(${column}) AS hi, AVG(${column}) AS mean FROM captions`)
@@ -65,23 +71,51 @@ function quantiles(db: Db, column: 'itc' | 'itm'): Quantiles | null {
   return { count: agg.n, min: agg.lo!, p10: q(0.1), p50: q(0.5), p90: q(0.9), max: agg.hi!, mean: agg.mean! };
 }
 
+/** Nested counts from `(a, b, n)` rows: `{a: {b: n}}`. */
+function countBy2(db: Db, sql: string): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const row of db.prepare(sql).all() as { a: string | null; b: string | null; n: number }[]) {
+    (out[row.a ?? '(none)'] ??= {})[row.b ?? '(none)'] = row.n;
+  }
+  return out;
+}
+
 export function runStats(db: Db): RunStats {
-  const captionCounts = db
+  // One pass over the (origin, kept) index gives every caption count.
+  const origins = db
     .prepare(
-      `SELECT COUNT(*) AS total, SUM(kept = 1) AS kept, SUM(kept = 0) AS rejected, SUM(kept IS NULL) AS undecided FROM captions`,
+      `SELECT origin, COUNT(*) AS n, SUM(kept = 1) AS kept, SUM(kept = 0) AS rejected, SUM(kept IS NULL) AS undecided
+       FROM captions GROUP BY origin ORDER BY origin`,
     )
-    .get() as { total: number; kept: number | null; rejected: number | null; undecided: number | null };
+    .all() as { origin: string; n: number; kept: number | null; rejected: number | null; undecided: number | null }[];
+  const byOrigin: Record<string, number> = {};
+  const verdictsByOrigin: RunStats['captions']['verdictsByOrigin'] = {};
+  const totals = { total: 0, kept: 0, rejected: 0, undecided: 0 };
+  for (const o of origins) {
+    byOrigin[o.origin] = o.n;
+    verdictsByOrigin[o.origin] = { kept: o.kept ?? 0, rejected: o.rejected ?? 0, undecided: o.undecided ?? 0 };
+    totals.total += o.n;
+    totals.kept += o.kept ?? 0;
+    totals.rejected += o.rejected ?? 0;
+    totals.undecided += o.undecided ?? 0;
+  }
   return {
     ...runSummary(db),
     dropReasons: countBy(db, `SELECT drop_reason AS k, COUNT(*) AS n FROM samples WHERE status = 'dropped' GROUP BY drop_reason ORDER BY n DESC`),
+    failuresByStage: countBy2(
+      db,
+      `SELECT error_stage AS a, error_code AS b, COUNT(*) AS n FROM samples WHERE status = 'failed' GROUP BY a, b ORDER BY a, n DESC`,
+    ),
     captions: {
-      total: captionCounts.total,
-      byOrigin: countBy(db, 'SELECT origin AS k, COUNT(*) AS n FROM captions GROUP BY origin ORDER BY origin'),
+      total: totals.total,
+      byOrigin,
+      verdictsByOrigin,
       issues: countBy(db, 'SELECT issue AS k, COUNT(*) AS n FROM captions WHERE issue IS NOT NULL GROUP BY issue ORDER BY n DESC'),
-      kept: captionCounts.kept ?? 0,
-      rejected: captionCounts.rejected ?? 0,
-      undecided: captionCounts.undecided ?? 0,
+      kept: totals.kept,
+      rejected: totals.rejected,
+      undecided: totals.undecided,
     },
+    instructions: countBy2(db, 'SELECT task AS a, status AS b, COUNT(*) AS n FROM instructions GROUP BY task, status ORDER BY task, status'),
     scores: { itc: quantiles(db, 'itc'), itm: quantiles(db, 'itm') },
     sources: countBy(db, 'SELECT source AS k, COUNT(*) AS n FROM samples GROUP BY source ORDER BY source'),
     runs: db
@@ -117,13 +151,18 @@ export interface SampleRow {
 
 const ORDERS: Record<NonNullable<SampleFilter['order']>, string> = {
   key: 's.key',
-  itm: 'best_itm IS NULL, best_itm',
-  '-itm': 'best_itm IS NULL, best_itm DESC',
-  itc: 'best_itc IS NULL, best_itc',
-  '-itc': 'best_itc IS NULL, best_itc DESC',
+  itm: 'b.best_itm IS NULL, b.best_itm',
+  '-itm': 'b.best_itm IS NULL, b.best_itm DESC',
+  itc: 'b.best_itc IS NULL, b.best_itc',
+  '-itc': 'b.best_itc IS NULL, b.best_itc DESC',
   updated: 's.updated_at DESC',
 };
 
+/**
+ * Samples matching a filter, with each one's best ITC and ITM. Filters and orders on the best scores read
+ * them from one grouped pass over the captions (in `(sample_key, idx)` index order, joined by key);
+ * otherwise the best scores are looked up only for the rows returned.
+ */
 export function listSamples(db: Db, filter: SampleFilter): SampleRow[] {
   const where: string[] = [];
   const params: unknown[] = [];
@@ -140,29 +179,40 @@ export function listSamples(db: Db, filter: SampleFilter): SampleRow[] {
     params.push(filter.source);
   }
   if (filter.origin) {
-    where.push('EXISTS (SELECT 1 FROM captions c WHERE c.sample_key = s.key AND c.origin = ?)');
+    where.push('EXISTS (SELECT 1 FROM captions c WHERE c.sample_key = s.key AND +c.origin = ?)');
     params.push(filter.origin);
   }
-  const having: string[] = [];
-  if (filter.minItm !== undefined) {
-    having.push('best_itm >= ?');
-    params.push(filter.minItm);
-  }
-  if (filter.maxItc !== undefined) {
-    having.push('best_itc <= ?');
-    params.push(filter.maxItc);
-  }
-  const sql = `
-    SELECT * FROM (
-      SELECT s.key, s.status, s.error_code, s.error_message, s.drop_reason, s.source, s.width, s.height, s.updated_at,
+  const order = filter.order ?? 'key';
+  const byScore = filter.minItm !== undefined || filter.maxItc !== undefined || !['key', 'updated'].includes(order);
+  const columns = 's.key, s.status, s.error_code, s.error_message, s.drop_reason, s.source, s.width, s.height';
+  let sql: string;
+  if (byScore) {
+    if (filter.minItm !== undefined) {
+      where.push('b.best_itm >= ?');
+      params.push(filter.minItm);
+    }
+    if (filter.maxItc !== undefined) {
+      where.push('b.best_itc <= ?');
+      params.push(filter.maxItc);
+    }
+    sql = `
+      SELECT ${columns}, b.best_itc, b.best_itm
+      FROM samples s
+      LEFT JOIN (SELECT sample_key, MAX(itc) AS best_itc, MAX(itm) AS best_itm FROM captions GROUP BY sample_key) b ON b.sample_key = s.key
+      ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY ${ORDERS[order]}, s.key
+      LIMIT ?`;
+  } else {
+    sql = `
+      SELECT ${columns},
              (SELECT MAX(itc) FROM captions c WHERE c.sample_key = s.key) AS best_itc,
              (SELECT MAX(itm) FROM captions c WHERE c.sample_key = s.key) AS best_itm
       FROM samples s ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-    ) s ${having.length ? `WHERE ${having.join(' AND ')}` : ''}
-    ORDER BY ${ORDERS[filter.order ?? 'key']}
-    LIMIT ?`;
+      ORDER BY ${ORDERS[order]}
+      LIMIT ?`;
+  }
   params.push(filter.limit ?? 50);
-  return (db.prepare(sql).all(...params) as (SampleRow & { updated_at?: string })[]).map(({ updated_at: _, ...row }) => row);
+  return db.prepare(sql).all(...params) as SampleRow[];
 }
 
 export interface SampleDetail {

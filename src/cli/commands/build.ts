@@ -6,7 +6,7 @@ import { ConfigError } from '../../core/errors.js';
 import type { RunSummary } from '../../core/events.js';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLES_FAILED } from '../exit.js';
 import { abortOnSignals } from '../interrupt.js';
-import { createReporter, parseProgressMode } from '../progress/choose.js';
+import { openReporter, parseProgressMode } from '../progress/choose.js';
 
 export interface BuildCliOptions {
   shard: string;
@@ -35,7 +35,7 @@ export async function buildCommand(recipePath: string, opts: BuildCliOptions): P
       throw new ConfigError(`--max-cost: expected US dollars, a number from 0 up, got "${opts.maxCost}"`);
     }
   }
-  const reporter = createReporter(parseProgressMode(opts.progress));
+  const reporter = await openReporter(parseProgressMode(opts.progress));
   const controller = new AbortController();
   const release = abortOnSignals(controller);
   let summary: RunSummary | null = null;

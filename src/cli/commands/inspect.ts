@@ -75,12 +75,30 @@ function inspectStats(dbPath: string, opts: InspectOptions): void {
     if (entries.length) print(`\n${title}\n${renderTable(entries.map(([name, count]) => ({ name, count })))}`);
   };
   section('sources', stats.sources);
+  const failureRows = Object.entries(stats.failuresByStage).flatMap(([stage, codes]) =>
+    Object.entries(codes).map(([code, count]) => ({ stage, code, count })),
+  );
   section('failures', stats.failures);
+  if (failureRows.length) print(`\nfailures by stage\n${renderTable(failureRows)}`);
   section('drop reasons', stats.dropReasons);
-  section('captions by origin', stats.captions.byOrigin);
+  const captionRows = Object.entries(stats.captions.byOrigin).map(([origin, count]) => ({
+    origin,
+    count,
+    ...(stats.captions.verdictsByOrigin[origin] ?? {}),
+  }));
+  if (captionRows.length) {
+    const { total, kept, rejected, undecided } = stats.captions;
+    captionRows.push({ origin: 'all', count: total, kept, rejected, undecided });
+    print(`\ncaptions\n${renderTable(captionRows)}`);
+  }
   section('caption issues', stats.captions.issues);
   const scoreRows = (['itc', 'itm'] as const).flatMap((name) => (stats.scores[name] ? [{ score: name, ...stats.scores[name] }] : []));
   if (scoreRows.length) print(`\nscores\n${renderTable(scoreRows)}`);
+  const instructionRows = Object.entries(stats.instructions).map(([task, counts]) => ({ task, ...counts }));
+  if (instructionRows.length) {
+    const statuses = [...new Set(instructionRows.flatMap((r) => Object.keys(r).filter((k) => k !== 'task')))].sort();
+    print(`\ninstructions\n${renderTable(instructionRows.map((r) => Object.fromEntries([['task', r.task], ...statuses.map((st) => [st, (r as Record<string, unknown>)[st] ?? 0])])))}`);
+  }
   section('exported', stats.exported);
 }
 

@@ -1,0 +1,5 @@
+export { buildReport, type ReportOptions, type ReportResult } from './build-report.js';
+export { collectReportData, type ReportData, type ReportDataOptions } from './report-data.js';
+export { renderReport } from './render-report.js';
+export { makeThumbnails, type Thumbnail, type ThumbnailOptions } from './thumbnails.js';
+export { fnv1a32, registerSampleHash } from './sample-hash.js';
