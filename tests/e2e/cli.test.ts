@@ -135,10 +135,12 @@ describe('vlcurate demo', () => {
     const out = join(dir, 'demo');
     const result = await runCli(['demo', '--out', out, '--count', '60', '--progress', 'plain']);
     expect(result.code).toBe(0);
-    for (const path of ['run.db', 'recipe.yaml', 'data/ground_truth.jsonl', 'wds/manifest.json']) expect(existsSync(join(out, path))).toBe(true);
+    for (const path of ['run.db', 'recipe.yaml', 'data/ground_truth.jsonl', 'wds/manifest.json', 'capfilt-quality.json']) expect(existsSync(join(out, path))).toBe(true);
     const stats = JSON.parse((await runCli(['inspect', join(out, 'run.db'), 'stats', '--json'])).stdout);
-    expect(stats.samples).toEqual({ total: 60, ok: 60, failed: 0, dropped: 0 });
-    expect(stats.exported).toEqual({ wds: 60 });
+    expect(stats.samples.total).toBe(60);
+    expect(stats.samples.failed).toBe(0);
+    // CapFilt may drop an image whose captions all fail; every kept one is exported.
+    expect(stats.exported.wds).toBe(stats.samples.ok);
   });
 });
 

@@ -1,0 +1,535 @@
+"""Training loops and test-split measurements for the shapes demo models."""
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data, nets
+from . import tokenizer as tok
+
+
+def log(msg: str) -> None:
+    print(f'[{time.strftime("%H:%M:%S")}] {msg}', flush=True)
+
+
+def pixels(split: data.Split, idx) -> torch.Tensor:
+    return torch.from_numpy(data.normalise(split.images[idx]))
+
+
+def text_batch(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    ids, mask = tok.batch(texts)
+    return torch.tensor(ids, dtype=torch.int64), torch.tensor(mask, dtype=torch.int64)
+
+
+def length_chunks(texts: list[str], chunk: int = 64) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Texts sorted by token count and cut into chunks, each padded only to its own longest:
+    `(positions in texts, input_ids, attention_mask)`. Saves the compute that padding to the longest text of
+    a whole batch would waste (shapes captions run from 6 to 26 tokens)."""
+    encoded = [tok.encode(t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    out = []
+    for s in range(0, len(order), chunk):
+        part = order[s:s + chunk]
+        width = max(len(encoded[i]) for i in part)
+        ids = [encoded[i] + [tok.PAD_ID] * (width - len(encoded[i])) for i in part]
+        mask = [[1] * len(encoded[i]) + [0] * (width - len(encoded[i])) for i in part]
+        out.append((torch.tensor(part), torch.tensor(ids, dtype=torch.int64), torch.tensor(mask, dtype=torch.int64)))
+    return out
+
+
+def schedule(opt: torch.optim.Optimizer, base_lr: float, step: int, total: int, warmup: int) -> None:
+    lr = base_lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+    for g in opt.param_groups:
+        g['lr'] = lr
+
+
+def make_optimizer(params, lr: float) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    other = [p for p in params if p.dim() < 2]
+    return torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05}, {'params': other, 'weight_decay': 0.0}], lr=lr)
+
+
+# ---- ITC -----------------------------------------------------------------------------------------------
+
+HARD_KINDS = ['colour', 'shape', 'size', 'exchange', 'relation']
+
+
+def hard_negative(rng: random.Random, split: data.Split, i: int) -> str:
+    for _ in range(8):
+        text = data.negative(rng, split, i, rng.choice(HARD_KINDS))
+        if text is not None:
+            return text
+    return data.negative(rng, split, i, 'mismatch') or ''
+
+
+def pretrain_trunk(train: data.Split, epochs: int, batch: int = 128, lr: float = 3e-3,
+                   seed: int = 0) -> tuple[nets.VisionTrunk, nets.DenseHead]:
+    """The shared CNN trunk, trained alone on the boxes: per 8 x 8 grid cell, the colour-shape pair under it
+    (or background) and its size. Object cells weigh 5 times a background cell, so the few cells that
+    carry an object are not drowned out."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    trunk, head = nets.VisionTrunk(), nets.DenseHead()
+    opt = make_optimizer([*trunk.parameters(), *head.parameters()], lr)
+    dense = [data.dense_targets(o, 128) for o in train.objects]
+    dense_cls = torch.from_numpy(np.stack([d[0] for d in dense]))
+    dense_size = torch.from_numpy(np.stack([d[1] for d in dense]))
+    background = len(data.COLORS) * len(data.SHAPES)
+    n = len(train.keys)
+    steps_per_epoch = n // batch
+    total = epochs * steps_per_epoch
+    step = 0
+    start = time.time()
+    trunk.train()
+    for epoch in range(epochs):
+        order = list(range(n))
+        rng.shuffle(order)
+        loss_sum = 0.0
+        for s in range(steps_per_epoch):
+            idx = np.array(order[s * batch:(s + 1) * batch])
+            cls_logits, size_logits = head(trunk(pixels(train, idx)))
+            target = dense_cls[idx]
+            weight = torch.where(target == background, 1.0, 5.0)
+            loss = (F.cross_entropy(cls_logits, target, reduction='none') * weight).sum() / weight.sum()
+            loss = loss + 0.5 * F.cross_entropy(size_logits, dense_size[idx], ignore_index=-1)
+            schedule(opt, lr, step, total, warmup=30)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum += loss.item()
+        log(f'trunk epoch {epoch + 1}/{epochs}: loss {loss_sum / steps_per_epoch:.4f} ({time.time() - start:.0f} s)')
+    trunk.eval()
+    head.eval()
+    for p in [*trunk.parameters(), *head.parameters()]:
+        p.requires_grad_(False)
+    return trunk, head
+
+
+@torch.no_grad()
+def eval_trunk(trunk: nets.VisionTrunk, head: nets.DenseHead, test: data.Split) -> dict:
+    """How well the frozen trunk knows each test object: the dense head's answer at the cell holding the
+    object's box centre (colour-shape pair; shape alone; size), by object size."""
+    cls, size = head(trunk_features(trunk, test))
+    cls, size = cls.argmax(1).numpy(), size.argmax(1).numpy()
+    counts: dict[str, list[int]] = {}
+    cell = 128 / data.GRID
+    for i, objects in enumerate(test.objects):
+        for o in objects:
+            x1, y1, x2, y2 = o['box']
+            gx, gy = min(data.GRID - 1, int((x1 + x2) / 2 / cell)), min(data.GRID - 1, int((y1 + y2) / 2 / cell))
+            want, got = data.pair_index(o['color'], o['shape']), int(cls[i, gy, gx])
+            c = counts.setdefault(o['size'], [0, 0, 0, 0])
+            c[0] += 1
+            c[1] += got == want
+            c[2] += got < 30 and got % len(data.SHAPES) == want % len(data.SHAPES)
+            c[3] += int(size[i, gy, gx]) == data.SIZES.index(o['size'])
+    return {f'{k}_objects': {'count': n, 'pair_accuracy': a / n, 'shape_accuracy': b / n, 'size_accuracy': z / n}
+            for k, (n, a, b, z) in sorted(counts.items())}
+
+
+def train_clip(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, batch: int = 128,
+               lr: float = 2e-3, seed: int = 0) -> nets.ClipModel:
+    """Contrastive loss over the batch (both directions) with one attribute-swap caption per image as an
+    extra, hard negative text; captions whose objects equal another image's are not counted as negatives
+    for it. The trunk is frozen (its features `feats` are computed once)."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    model = nets.ClipModel(tok.VOCAB_SIZE, tok.MAX_LENGTH)
+    frozen_copy(trunk, model.trunk)
+    opt = make_optimizer(model.parameters(), lr)
+    n = len(train.keys)
+    sigs = [data.signature(o) for o in train.objects]
+    sig_id = {s: k for k, s in enumerate(sorted(set(sigs)))}
+    image_sig = np.array([sig_id[s] for s in sigs])
+    steps_per_epoch = n // batch
+    total = epochs * steps_per_epoch
+    step = 0
+    model.train()
+    model.trunk.eval()
+    start = time.time()
+    for epoch in range(epochs):
+        order = list(range(n))
+        rng.shuffle(order)
+        sums = np.zeros(2)
+        for s in range(steps_per_epoch):
+            idx = np.array(order[s * batch:(s + 1) * batch])
+            pos = [rng.choice(train.captions[i]) for i in idx]
+            neg = [hard_negative(rng, train, i) for i in idx]
+            img = F.normalize(model.image_head(feats[idx]), dim=-1)
+            parts = length_chunks(pos + neg)
+            where = torch.cat([p for p, _, _ in parts])
+            txt = torch.cat([model.text(ids, mask) for _, ids, mask in parts])
+            txt = F.normalize(txt[torch.argsort(where)], dim=-1)
+            scale = model.logit_scale.exp().clamp(max=100)
+            logits = scale * img @ txt.t()  # [B, 2B]
+            # Positives of other images with the same objects are not negatives; nor are swaps that happen
+            # to name exactly another image's objects.
+            neg_sig = np.array([sig_id.get(data.text_signature(t), -1) for t in neg])
+            same = np.concatenate([image_sig[idx][:, None] == image_sig[idx][None, :],
+                                   image_sig[idx][:, None] == neg_sig[None, :]], axis=1)
+            np.fill_diagonal(same[:, :batch], False)
+            for r in range(batch):  # a swap is always a negative for its own image
+                same[r, batch + r] = False
+            blocked = torch.from_numpy(same)
+            labels = torch.arange(batch)
+            i2t = F.cross_entropy(logits.masked_fill(blocked, -1e4), labels)
+            t2i = F.cross_entropy(logits[:, :batch].t().masked_fill(blocked[:, :batch].t(), -1e4), labels)
+            loss = (i2t + t2i) / 2
+            schedule(opt, lr, step, total, warmup=50)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            sums += [i2t.item(), t2i.item()]
+        sums /= steps_per_epoch
+        log(f'clip epoch {epoch + 1}/{epochs}: i2t {sums[0]:.3f} t2i {sums[1]:.3f} '
+            f'scale {model.logit_scale.exp().item():.1f} ({time.time() - start:.0f} s)')
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def clip_embed_images(model: nets.ClipModel, split: data.Split, batch: int = 250) -> torch.Tensor:
+    return torch.cat([model.encode_image(pixels(split, np.arange(s, min(s + batch, len(split.keys)))))
+                      for s in range(0, len(split.keys), batch)])
+
+
+@torch.no_grad()
+def clip_embed_texts(model: nets.ClipModel, texts: list[str], batch: int = 500) -> torch.Tensor:
+    out = []
+    for s in range(0, len(texts), batch):
+        ids, mask = text_batch(texts[s:s + batch])
+        out.append(model.text(ids, mask))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def eval_clip(model: nets.ClipModel, test: data.Split) -> dict:
+    """Image-to-text recall@1 among 100 candidates: the test images in blocks of 100, each image against
+    the first ground-truth caption of every image in its block. Also text-to-image, and the mean cosine of
+    true, swapped and mismatched captions."""
+    img = F.normalize(clip_embed_images(model, test), dim=-1)
+    n = (len(test.keys) // 100) * 100
+    hits_i2t = hits_t2i = hits_i2t_any = 0
+    for c in range(5):
+        txt = F.normalize(clip_embed_texts(model, [caps[c] for caps in test.captions]), dim=-1)
+        for s in range(0, n, 100):
+            sim = img[s:s + 100] @ txt[s:s + 100].t()
+            hits_i2t += int((sim.argmax(1) == torch.arange(100)).sum())
+            hits_t2i += int((sim.argmax(0) == torch.arange(100)).sum())
+            # Lenient variant: the top caption names exactly this image's objects.
+            top = sim.argmax(1)
+            hits_i2t_any += sum(
+                data.signature(test.objects[s + int(top[r])]) == data.signature(test.objects[s + r]) for r in range(100))
+    # Distinct distractors: image i against its own caption c and caption c of the next 99 images (cyclic)
+    # whose objects differ from image i's, so that every distractor is false for the image.
+    sigs = [data.signature(o) for o in test.objects]
+    hits_distinct = 0
+    for c in range(5):
+        txt = F.normalize(clip_embed_texts(model, [caps[c] for caps in test.captions]), dim=-1)
+        sim = img @ txt.t()
+        for i in range(len(sigs)):
+            others = [j % len(sigs) for j in range(i + 1, i + len(sigs)) if sigs[j % len(sigs)] != sigs[i]][:99]
+            hits_distinct += bool(sim[i, i] > sim[i, others].max())
+    rng = random.Random(7)
+    true_t, swap_t, mis_t = [], [], []
+    for i in range(len(test.keys)):
+        true_t.append(test.captions[i][0])
+        swap_t.append(data.negative(rng, test, i, rng.choice(['colour', 'shape'])) or '')
+        mis_t.append(data.negative(rng, test, i, 'mismatch') or '')
+    cos = {}
+    for name, texts in [('true', true_t), ('swap', swap_t), ('mismatch', mis_t)]:
+        t = F.normalize(clip_embed_texts(model, texts), dim=-1)
+        cos[name] = (img * t).sum(1)
+    swap_auc = auc(torch.cat([cos['true'], cos['swap']]).numpy(), np.r_[np.ones(len(true_t)), np.zeros(len(swap_t))])
+    return {
+        'i2t_recall_at_1_of_100': hits_i2t / (5 * n),
+        'i2t_recall_at_1_of_100_same_objects': hits_i2t_any / (5 * n),
+        'i2t_recall_at_1_of_100_distinct_distractors': hits_distinct / (5 * len(sigs)),
+        't2i_recall_at_1_of_100': hits_t2i / (5 * n),
+        'mean_cosine_true': float(cos['true'].mean()),
+        'mean_cosine_swap': float(cos['swap'].mean()),
+        'mean_cosine_mismatch': float(cos['mismatch'].mean()),
+        'auc_true_vs_swap': swap_auc,
+    }
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC by the rank-sum formula (ties get average ranks)."""
+    order = np.argsort(scores, kind='mergesort')
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    pos = labels == 1
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@torch.no_grad()
+def trunk_features(trunk: nets.VisionTrunk, split: data.Split, batch: int = 250) -> torch.Tensor:
+    trunk.eval()
+    return torch.cat([trunk(pixels(split, np.arange(s, min(s + batch, len(split.keys)))))
+                      for s in range(0, len(split.keys), batch)])
+
+
+def frozen_copy(trunk: nets.VisionTrunk, into: nets.VisionTrunk) -> None:
+    into.load_state_dict(trunk.state_dict())
+    into.eval()
+    for p in into.parameters():
+        p.requires_grad_(False)
+
+
+# ---- ITM -----------------------------------------------------------------------------------------------
+
+ITM_NEGATIVES = {  # kind: weight
+    'mismatch': 0.1, 'colour': 0.2, 'shape': 0.2, 'size': 0.1, 'exchange': 0.1, 'relation': 0.25,
+    'boilerplate': 0.03, 'empty': 0.02,
+}
+
+
+def itm_negative(rng: random.Random, split: data.Split, i: int) -> str:
+    kinds, weights = zip(*ITM_NEGATIVES.items())
+    for _ in range(8):
+        text = data.negative(rng, split, i, rng.choices(kinds, weights)[0])
+        if text is not None:
+            return text
+    return data.negative(rng, split, i, 'mismatch') or ''
+
+
+_SIZE_IDS = {tok.TOKEN_ID[w]: w for w in data.SIZES}
+_COLOR_IDS = {tok.TOKEN_ID[w]: w for w in data.COLORS}
+_SHAPE_IDS = {tok.TOKEN_ID[w]: w for w in data.SHAPES}
+
+
+def phrase_targets(ids: torch.Tensor, objects: list[list[dict]]) -> torch.Tensor:
+    """[B,T] labels at the shape word of every "<size> <colour> <shape>" phrase: 1 when the image has
+    that object, 0 when not; -100 elsewhere."""
+    out = torch.full(ids.shape, -100, dtype=torch.int64)
+    rows = ids.tolist()
+    for b, row in enumerate(rows):
+        present = {(o['size'], o['color'], o['shape']) for o in objects[b]}
+        for t in range(2, len(row)):
+            if row[t] in _SHAPE_IDS and row[t - 1] in _COLOR_IDS and row[t - 2] in _SIZE_IDS:
+                out[b, t] = int((_SIZE_IDS[row[t - 2]], _COLOR_IDS[row[t - 1]], _SHAPE_IDS[row[t]]) in present)
+    return out
+
+
+def train_itm(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, batch: int = 64,
+              per_image: int = 4, positives: int = 1, lr: float = 2e-3, seed: int = 1) -> nets.ItmModel:
+    """Binary match / no-match over pairs, true and false weighted equally; per image 1 true caption and
+    3 negatives drawn from
+    mismatches, colour/shape/size swaps, colour exchanges between objects, relation swaps, boilerplate and
+    empty text. The vision trunk is frozen (its features `feats` are computed once); a training-only
+    head also learns, at the shape word of each object phrase, whether that object is in the image."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    model = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH)
+    frozen_copy(trunk, model.trunk)
+    opt = make_optimizer(model.parameters(), lr)
+    n = len(train.keys)
+    steps_per_epoch = n // batch
+    total = epochs * steps_per_epoch
+    step = 0
+    model.train()
+    model.trunk.eval()
+    start = time.time()
+    for epoch in range(epochs):
+        order = list(range(n))
+        rng.shuffle(order)
+        loss_sum = acc_sum = 0.0
+        for s in range(steps_per_epoch):
+            idx = order[s * batch:(s + 1) * batch]
+            texts, labels, rows = [], [], []
+            for r, i in enumerate(idx):
+                for k in range(per_image):
+                    match = k < positives
+                    texts.append(rng.choice(train.captions[i]) if match else itm_negative(rng, train, i))
+                    labels.append(1 if match else 0)
+                    rows.append(r)
+            image = model.image(feats[idx])
+            rows_t, y = torch.tensor(rows), torch.tensor(labels)
+            # Equal total weight for true and false captions whatever their counts.
+            weight = torch.where(y == 1, 0.5 * len(y) / max(1, int(y.sum())), 0.5 * len(y) / max(1, int((1 - y).sum())))
+            loss = torch.zeros(())
+            correct = 0
+            phrase_loss = torch.zeros(())
+            phrases = 0
+            for part, ids, mask in length_chunks(texts):
+                states = model.fuse_states(image, ids, mask, rows_t[part])
+                logits = model.head(states[:, 0])
+                loss = loss + (F.cross_entropy(logits, y[part], reduction='none') * weight[part]).sum()
+                correct += int((logits.argmax(1) == y[part]).sum())
+                target = phrase_targets(ids, [train.objects[idx[rows[k]]] for k in part.tolist()])
+                phrase_loss = phrase_loss + F.cross_entropy(model.phrase_head(states).reshape(-1, 2), target.reshape(-1),
+                                                            ignore_index=-100, reduction='sum')
+                phrases += int((target != -100).sum())
+            loss = loss / len(texts) + phrase_loss / max(1, phrases)
+            schedule(opt, lr, step, total, warmup=100)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum += loss.item()
+            acc_sum += correct / len(texts)
+        log(f'itm epoch {epoch + 1}/{epochs}: loss {loss_sum / steps_per_epoch:.4f} '
+            f'acc {acc_sum / steps_per_epoch:.4f} ({time.time() - start:.0f} s)')
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def itm_scores(model: nets.ItmModel, feats: torch.Tensor, rows: list[int], texts: list[str], batch: int = 500):
+    out = []
+    for s in range(0, len(texts), batch):
+        r = torch.tensor(rows[s:s + batch])
+        ids, mask = text_batch(texts[s:s + batch])
+        out.append(torch.softmax(model.fuse(model.image(feats[r]), ids, mask), dim=-1)[:, 1])
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
+    """ROC-AUC of p(match): every ground-truth caption of every test image (positives) against, per image,
+    one negative of each kind (our own swaps and mismatches), and separately the test split's own noisy web
+    captions (built by the dataset generator with --noise 1: mismatch, swap, boilerplate, empty)."""
+    feats = trunk_features(model.trunk, test)
+    rng = random.Random(11)
+    pos_rows, pos_texts = [], []
+    for i, caps in enumerate(test.captions):
+        pos_rows += [i] * len(caps)
+        pos_texts += caps
+    p_pos = itm_scores(model, feats, pos_rows, pos_texts)
+    result = {'positives': len(pos_texts), 'mean_p_true': float(p_pos.mean()),
+              'accuracy_true_at_0.5': float((p_pos >= 0.5).mean())}
+    all_neg = []
+    per_kind = {}
+    for kind in ['mismatch', 'colour', 'shape', 'size', 'exchange', 'relation', 'boilerplate', 'empty']:
+        rows, texts = [], []
+        for i in range(len(test.keys)):
+            t = data.negative(rng, test, i, kind)
+            if t is not None:
+                rows.append(i)
+                texts.append(t)
+        p = itm_scores(model, feats, rows, texts)
+        all_neg.append(p)
+        per_kind[kind] = {'count': len(texts), 'auc': auc(np.r_[p_pos, p], np.r_[np.ones(len(p_pos)), np.zeros(len(p))]),
+                          'rejected_at_0.5': float((p < 0.5).mean())}
+    neg = np.concatenate(all_neg)
+    result['auc_all_negatives'] = auc(np.r_[p_pos, neg], np.r_[np.ones(len(p_pos)), np.zeros(len(neg))])
+    core = np.concatenate([all_neg[0], all_neg[1], all_neg[2]])
+    result['auc_mismatch_colour_shape'] = auc(np.r_[p_pos, core], np.r_[np.ones(len(p_pos)), np.zeros(len(core))])
+    result['per_kind'] = per_kind
+    web_rows = [i for i, k in enumerate(test.noise) if k is not None]
+    web = itm_scores(model, feats, web_rows, [test.web_captions[i] for i in web_rows])
+    web_kinds = np.array([test.noise[i] for i in web_rows])
+    web_result = {}
+    for kind in ['mismatch', 'swap', 'boilerplate', 'empty']:
+        p = web[web_kinds == kind]
+        if len(p):
+            web_result[kind] = {'count': int(len(p)),
+                                'auc': auc(np.r_[p_pos, p], np.r_[np.ones(len(p_pos)), np.zeros(len(p))]),
+                                'rejected_at_0.5': float((p < 0.5).mean())}
+    ms = web[np.isin(web_kinds, ['mismatch', 'swap'])]
+    web_result['auc_mismatch_and_swap'] = auc(np.r_[p_pos, ms], np.r_[np.ones(len(p_pos)), np.zeros(len(ms))])
+    result['dataset_noise'] = web_result
+    return result
+
+
+# ---- captioner -----------------------------------------------------------------------------------------
+
+def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, batch: int = 64,
+                    lr: float = 2e-3, seed: int = 2) -> nets.Captioner:
+    """Teacher forcing on all five captions of each image: [BOS] words [EOS], loss on every next token."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    model = nets.Captioner(tok.VOCAB_SIZE, tok.MAX_LENGTH)
+    frozen_copy(trunk, model.trunk)
+    opt = make_optimizer(model.parameters(), lr)
+    n = len(train.keys)
+    steps_per_epoch = n // batch
+    total = epochs * steps_per_epoch
+    step = 0
+    model.train()
+    model.trunk.eval()
+    start = time.time()
+    for epoch in range(epochs):
+        order = list(range(n))
+        rng.shuffle(order)
+        loss_sum = 0.0
+        for s in range(steps_per_epoch):
+            idx = order[s * batch:(s + 1) * batch]
+            texts = [c for i in idx for c in train.captions[i]]
+            rows = torch.tensor([r for r, i in enumerate(idx) for _ in train.captions[i]])
+            image = model.image(feats[idx])
+            loss = torch.zeros(())
+            count = 0
+            for part, ids, mask in length_chunks(texts, 80):
+                logits, _ = model.decode(ids[:, :-1], image, None, rows[part])
+                target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+                loss = loss + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                              ignore_index=-100, reduction='sum')
+                count += int((target != -100).sum())
+            loss = loss / count
+            schedule(opt, lr, step, total, warmup=100)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum += loss.item()
+        log(f'captioner epoch {epoch + 1}/{epochs}: loss {loss_sum / steps_per_epoch:.4f} ({time.time() - start:.0f} s)')
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def greedy(model: nets.Captioner, enc: torch.Tensor, max_length: int = tok.MAX_LENGTH) -> list[list[int]]:
+    """Greedy decoding with the key/value cache; ids start with BOS and end with EOS (if produced)."""
+    b = enc.shape[0]
+    ids = torch.full((b, 1), tok.BOS_ID, dtype=torch.int64)
+    out = ids.clone()
+    past = [(torch.zeros(b, model.heads, 0, model.dim // model.heads),) * 2 for _ in range(model.layers)]
+    done = torch.zeros(b, dtype=torch.bool)
+    for _ in range(max_length - 1):
+        logits, past = model.decode(ids, enc, past)
+        nxt = logits[:, -1].argmax(-1)
+        nxt = torch.where(done, torch.full_like(nxt, tok.PAD_ID), nxt)
+        out = torch.cat([out, nxt[:, None]], dim=1)
+        done |= nxt == tok.EOS_ID
+        ids = nxt[:, None]
+        if bool(done.all()):
+            break
+    return [[int(t) for t in row if t != tok.PAD_ID] for row in out]
+
+
+@torch.no_grad()
+def eval_captioner(model: nets.Captioner, test: data.Split) -> dict:
+    """Share of greedy captions that name exactly the image's objects: the set of (colour, shape) pairs
+    parsed from the caption equals the ground truth's, each named once. Also with sizes, and the share of
+    captions that are word-for-word one of the five references."""
+    feats = trunk_features(model.trunk, test)
+    captions = []
+    for s in range(0, len(test.keys), 250):
+        captions += [tok.decode(ids) for ids in greedy(model, model.image(feats[s:s + 250]))]
+    exact = exact_sizes = verbatim = 0
+    for caption, objects, refs in zip(captions, test.objects, test.captions):
+        named = data.parse_objects(caption)
+        truth = sorted((o['color'], o['shape']) for o in objects)
+        exact += sorted((c, s) for _, c, s in named) == truth
+        exact_sizes += sorted(named) == sorted((o['size'], o['color'], o['shape']) for o in objects)
+        verbatim += caption in refs
+    n = len(captions)
+    return {'objects_exact': exact / n, 'objects_exact_with_size': exact_sizes / n, 'verbatim_reference': verbatim / n,
+            'examples': captions[:5]}
