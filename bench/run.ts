@@ -13,6 +13,7 @@ import { benchLlm } from './llm.js';
 import { benchSources } from './sources.js';
 import { benchExport } from './export.js';
 import { benchInspect } from './inspect.js';
+import { benchCapfilt } from './capfilt.js';
 import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -23,6 +24,7 @@ const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   sources: benchSources,
   export: benchExport,
   inspect: () => benchInspect(),
+  capfilt: benchCapfilt,
 };
 
 const wanted = process.argv.slice(2);
