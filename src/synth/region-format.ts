@@ -14,6 +14,7 @@
  *   renders it in its own model family's format, so one run serves LLaVA and Qwen exports alike.
  */
 import type { BoxXYXY } from '../core/sample.js';
+import { smartResize } from '../export/templates/smart-resize.js';
 
 export const REGION_FORMATS = ['llava', 'qwen2vl', 'qwenvl', 'qwen25vl', 'placeholder'] as const;
 export type RegionFormat = (typeof REGION_FORMATS)[number];
@@ -23,30 +24,6 @@ export interface RegionFrame {
   height: number;
   /** `llava` only: normalise against the image padded to a square. */
   padToSquare?: boolean;
-}
-
-/** Python's round(): halves go to the even neighbour. */
-function roundHalfEven(x: number): number {
-  const floor = Math.floor(x);
-  const diff = x - floor;
-  if (Math.abs(diff - 0.5) < 1e-9) return floor % 2 === 0 ? floor : floor + 1;
-  return Math.round(x);
-}
-
-/** Qwen2-VL's `smart_resize`: the height and width the model resizes an image to. */
-export function smartResize(height: number, width: number, factor = 28, minPixels = 56 * 56, maxPixels = 28 * 28 * 1280): { height: number; width: number } {
-  let h = Math.max(factor, roundHalfEven(height / factor) * factor);
-  let w = Math.max(factor, roundHalfEven(width / factor) * factor);
-  if (h * w > maxPixels) {
-    const beta = Math.sqrt((height * width) / maxPixels);
-    h = Math.max(factor, Math.floor(height / beta / factor) * factor);
-    w = Math.max(factor, Math.floor(width / beta / factor) * factor);
-  } else if (h * w < minPixels) {
-    const beta = Math.sqrt(minPixels / (height * width));
-    h = Math.ceil((height * beta) / factor) * factor;
-    w = Math.ceil((width * beta) / factor) * factor;
-  }
-  return { height: h, width: w };
 }
 
 const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
