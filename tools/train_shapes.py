@@ -4,18 +4,19 @@
     cd /work/main && npx tsc -p tsconfig.build.json   # the dataset generator is the vlcurate CLI
     /usr/bin/python3 tools/train_shapes.py            # Debian's python3-torch, python3-onnx
 
-Run time on the 2-core development machine (no GPU, torch 1.13 with OpenBLAS, 2 threads), defaults:
-about 8 to 9 minutes in all when the machine is otherwise idle — data 40 s (generate 8000 + 1000 scenes,
-decode, resize), ITC 4 min, ITM 1.5 min, captioner 2 min, measurement, export and checks 30 s. See
+Run time on the 2-core development machine (no GPU, torch 1.13 with OpenBLAS, 2 threads), defaults,
+machine otherwise idle: about 9.5 minutes — data 30 s (generate 8000 + 1000 scenes, decode, resize; kept
+for later runs), vision trunk 1.7 min, ITC 1.5 min, ITM 2.2 min, captioner 3.3 min, measurement, export
+and checks 20 s. Other jobs on the same cores slow it down a lot (17 minutes measured under load). See
 DEVELOPERS.md.
 
 What it does:
 1. generates the shapes train split (seed 1, 8000 images, --noise 0) and test split (seed 3, 1000 images,
    --noise 1 so that every web caption is a labelled mismatch / swap / boilerplate / empty) with
    `node dist/src/cli/main.js datasets shapes` into --data (kept between runs);
-2. trains shapes-clip (ITC dual encoder); its CNN vision trunk, trained with a dense auxiliary loss on the
-   boxes, is then copied frozen into shapes-itm (fusion encoder, hard negatives) and shapes-captioner
-   (encoder-decoder), whose other layers train on cached trunk features;
+2. trains a small CNN vision trunk on the boxes (a dense head names the object under each cell of an 8 x 8
+   grid), freezes it and caches its features, then trains on them the rest of shapes-clip (ITC dual
+   encoder), shapes-itm (fusion encoder, hard negatives) and shapes-captioner (encoder-decoder);
 3. measures all three on the test split, exports them to ONNX (opset 17) with their config, preprocessor,
    tokenizer and reference.json files, writes models/README.md with the figures;
 4. runs tools/verify_shapes_onnx.mjs (onnxruntime-node) to check the graphs against PyTorch.
@@ -63,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--trunk-epochs', type=int, default=8)
     p.add_argument('--clip-epochs', type=int, default=10)
     p.add_argument('--itm-epochs', type=int, default=6)
-    p.add_argument('--captioner-epochs', type=int, default=4)
+    p.add_argument('--captioner-epochs', type=int, default=8)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--skip-verify', action='store_true', help='do not run tools/verify_shapes_onnx.mjs')
     return p.parse_args()
@@ -127,6 +128,10 @@ def main() -> None:
     timings['captioner'] = time.time() - t
     cap_q = train.eval_captioner(cap, test_split)
     train.log(f'captioner test: {json.dumps(cap_q)}')
+
+    # PyTorch weights, for looking into the models later (not committed).
+    torch.save({'trunk': trunk.state_dict(), 'dense_head': dense_head.state_dict(), 'clip': clip.state_dict(),
+                'itm': itm.state_dict(), 'captioner': cap.state_dict()}, args.data / 'checkpoints.pt')
 
     t = time.time()
     picks = reference_picks(test_split)

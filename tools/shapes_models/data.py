@@ -240,3 +240,41 @@ def parse_objects(text: str) -> list[tuple[str, str, str]]:
 
 def text_signature(text: str) -> str:
     return '|'.join(sorted(' '.join(o) for o in parse_objects(text)))
+
+
+# ---- every true caption of a scene (mirrors datasets/shapes/captions.ts) -------------------------------
+
+def _relation(a: dict, b: dict, next_to: bool) -> str:
+    ax, ay = (a['box'][0] + a['box'][2]) / 2, (a['box'][1] + a['box'][3]) / 2
+    bx, by = (b['box'][0] + b['box'][2]) / 2, (b['box'][1] + b['box'][3]) / 2
+    dx, dy = ax - bx, ay - by
+    if abs(dx) >= abs(dy):
+        return 'next to' if next_to else ('to the left of' if dx < 0 else 'to the right of')
+    return 'above' if dy < 0 else 'below'
+
+
+_TEMPLATES = {
+    1: ['{a0}', '{a0} on a plain background', 'a picture of {a0}', 'an image of {a0}',
+        'there is {a0} in the picture', 'a single {b0}', 'a photo of {a0}'],
+    2: ['{a0} {r01} {a1}', 'there is {a0} {r01} {a1}', '{a0} with {a1} {r10} it',
+        'a picture of {a0} and {a1}', 'an image of {a0} and {a1}', '{a0} and {a1} on a plain background'],
+    3: ['{a0} {r01} {a1} and {a2} {r21} it', '{a0} with {a1} {r10} it and {a2} {r20} it',
+        '{a0}, {a1} and {a2}', 'a picture of {a0}, {a1} and {a2}', 'an image of {a0}, {a1} and {a2}',
+        '{a0}, {a1} and {a2} on a plain background'],
+}
+
+
+def true_captions(objects: list[dict]) -> set[str]:
+    """Every caption the dataset's templates can write for this scene (all object orders, with and
+    without "next to"): a generated caption in this set is fully right, relations included."""
+    from itertools import permutations
+    out = set()
+    for order in permutations(range(len(objects))):
+        objs = [objects[i] for i in order]
+        for next_to in (False, True):
+            fields = {f'a{i}': f"a {_phrase(o)}" for i, o in enumerate(objs)}
+            fields.update({f'b{i}': _phrase(o) for i, o in enumerate(objs)})
+            fields.update({f'r{i}{j}': _relation(objs[i], objs[j], next_to)
+                           for i in range(len(objs)) for j in range(len(objs)) if i != j})
+            out.update(t.format(**fields) for t in _TEMPLATES[len(objs)])
+    return out

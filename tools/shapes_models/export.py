@@ -132,7 +132,7 @@ def export_clip(model: nets.ClipModel, folder: Path, test: data.Split, picks: li
     write_json(folder / 'config.json', {
         'model_type': 'clip',
         'architectures': ['CLIPModel'],
-        '_vlcurate': 'shapes demo dual encoder trained by tools/train_shapes.py; the vision tower is a 4-layer CNN '
+        '_vlcurate': 'shapes demo dual encoder trained by tools/train_shapes.py; the vision tower is a 5-layer CNN '
                      '(8x8 grid of 8 px cells), not a ViT; see models/README.md',
         'projection_dim': 128,
         'logit_scale_init_value': math.log(20.0),

@@ -55,18 +55,7 @@ def make_optimizer(params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW([{'params': decay, 'weight_decay': 0.05}, {'params': other, 'weight_decay': 0.0}], lr=lr)
 
 
-# ---- ITC -----------------------------------------------------------------------------------------------
-
-HARD_KINDS = ['colour', 'shape', 'size', 'exchange', 'relation']
-
-
-def hard_negative(rng: random.Random, split: data.Split, i: int) -> str:
-    for _ in range(8):
-        text = data.negative(rng, split, i, rng.choice(HARD_KINDS))
-        if text is not None:
-            return text
-    return data.negative(rng, split, i, 'mismatch') or ''
-
+# ---- shared vision trunk ----------------------------------------------------------------------------
 
 def pretrain_trunk(train: data.Split, epochs: int, batch: int = 128, lr: float = 3e-3,
                    seed: int = 0) -> tuple[nets.VisionTrunk, nets.DenseHead]:
@@ -132,6 +121,33 @@ def eval_trunk(trunk: nets.VisionTrunk, head: nets.DenseHead, test: data.Split) 
             c[3] += int(size[i, gy, gx]) == data.SIZES.index(o['size'])
     return {f'{k}_objects': {'count': n, 'pair_accuracy': a / n, 'shape_accuracy': b / n, 'size_accuracy': z / n}
             for k, (n, a, b, z) in sorted(counts.items())}
+
+
+@torch.no_grad()
+def trunk_features(trunk: nets.VisionTrunk, split: data.Split, batch: int = 250) -> torch.Tensor:
+    trunk.eval()
+    return torch.cat([trunk(pixels(split, np.arange(s, min(s + batch, len(split.keys)))))
+                      for s in range(0, len(split.keys), batch)])
+
+
+def frozen_copy(trunk: nets.VisionTrunk, into: nets.VisionTrunk) -> None:
+    into.load_state_dict(trunk.state_dict())
+    into.eval()
+    for p in into.parameters():
+        p.requires_grad_(False)
+
+
+# ---- ITC -----------------------------------------------------------------------------------------------
+
+HARD_KINDS = ['colour', 'shape', 'size', 'exchange', 'relation']
+
+
+def hard_negative(rng: random.Random, split: data.Split, i: int) -> str:
+    for _ in range(8):
+        text = data.negative(rng, split, i, rng.choice(HARD_KINDS))
+        if text is not None:
+            return text
+    return data.negative(rng, split, i, 'mismatch') or ''
 
 
 def train_clip(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, batch: int = 128,
@@ -276,20 +292,6 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     pos = labels == 1
     n_pos, n_neg = pos.sum(), (~pos).sum()
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-@torch.no_grad()
-def trunk_features(trunk: nets.VisionTrunk, split: data.Split, batch: int = 250) -> torch.Tensor:
-    trunk.eval()
-    return torch.cat([trunk(pixels(split, np.arange(s, min(s + batch, len(split.keys)))))
-                      for s in range(0, len(split.keys), batch)])
-
-
-def frozen_copy(trunk: nets.VisionTrunk, into: nets.VisionTrunk) -> None:
-    into.load_state_dict(trunk.state_dict())
-    into.eval()
-    for p in into.parameters():
-        p.requires_grad_(False)
 
 
 # ---- ITM -----------------------------------------------------------------------------------------------
@@ -517,19 +519,21 @@ def greedy(model: nets.Captioner, enc: torch.Tensor, max_length: int = tok.MAX_L
 @torch.no_grad()
 def eval_captioner(model: nets.Captioner, test: data.Split) -> dict:
     """Share of greedy captions that name exactly the image's objects: the set of (colour, shape) pairs
-    parsed from the caption equals the ground truth's, each named once. Also with sizes, and the share of
-    captions that are word-for-word one of the five references."""
+    parsed from the caption equals the ground truth's, each named once. Also with sizes; fully correct
+    (one of the captions the dataset's templates can write for the scene, so relations are right too); and
+    word for word one of the image's five references."""
     feats = trunk_features(model.trunk, test)
     captions = []
     for s in range(0, len(test.keys), 250):
         captions += [tok.decode(ids) for ids in greedy(model, model.image(feats[s:s + 250]))]
-    exact = exact_sizes = verbatim = 0
+    exact = exact_sizes = verbatim = correct = 0
     for caption, objects, refs in zip(captions, test.objects, test.captions):
+        correct += caption in data.true_captions(objects)
         named = data.parse_objects(caption)
         truth = sorted((o['color'], o['shape']) for o in objects)
         exact += sorted((c, s) for _, c, s in named) == truth
         exact_sizes += sorted(named) == sorted((o['size'], o['color'], o['shape']) for o in objects)
         verbatim += caption in refs
     n = len(captions)
-    return {'objects_exact': exact / n, 'objects_exact_with_size': exact_sizes / n, 'verbatim_reference': verbatim / n,
-            'examples': captions[:5]}
+    return {'objects_exact': exact / n, 'objects_exact_with_size': exact_sizes / n, 'fully_correct': correct / n,
+            'verbatim_reference': verbatim / n, 'examples': captions[:5]}
