@@ -58,14 +58,13 @@ export async function benchCapfilt(): Promise<Record<string, unknown>> {
       const batch = images.slice(i, i + 16);
       const web = truth.slice(i, i + 16).map((t) => t.web_caption || 'image');
       // Filter the web captions, caption, filter the new captions: the model work CapFilt does per image.
-      const [ie] = await Promise.all([itc.encodeImages(batch), itc.encodeTexts(web)]);
+      await Promise.all([itc.encodeImages(batch), itc.encodeTexts(web)]);
       const enc = await itm.encodeImages(batch);
       await itm.scoreIndexed(enc, batch.map((_, j) => j), web);
       const caps = await cap.caption(batch, { k, strategy: 'nucleus', topP: 0.9, minLength: 3, maxLength: 24, keys: truth.slice(i, i + 16).map((t) => t.key) });
       const texts = caps.flatMap((c) => c.map((x) => x.text));
       await itc.encodeTexts(texts);
       await itm.scoreIndexed(enc, caps.flatMap((c, j) => c.map(() => j)), texts);
-      void ie;
     }
     const bareRate = (images.length * 1000) / (performance.now() - started);
     await Promise.all([itc.close(), itm.close(), cap.close()]);
