@@ -244,10 +244,13 @@ class Collecting implements ProgressReporter {
 }
 
 describe('choosing and loading the reporter', () => {
-  it('auto uses the ink UI only on an interactive terminal; tty always; plain and json never', () => {
+  it('auto uses the ink UI only on an interactive terminal outside CI; tty always; plain and json never', () => {
     expect(usesInteractiveUi('auto', { isTTY: true }, {})).toBe(true);
     expect(usesInteractiveUi('auto', { isTTY: false }, {})).toBe(false);
     expect(usesInteractiveUi('auto', { isTTY: true }, { TERM: 'dumb' })).toBe(false);
+    expect(usesInteractiveUi('auto', { isTTY: true }, { CI: 'true' })).toBe(false);
+    expect(usesInteractiveUi('auto', { isTTY: true }, { CI: 'false' })).toBe(true);
+    expect(usesInteractiveUi('tty', { isTTY: true }, { CI: 'true' })).toBe(true);
     expect(usesInteractiveUi('tty', { isTTY: false }, {})).toBe(true);
     expect(usesInteractiveUi('plain', { isTTY: true }, {})).toBe(false);
     expect(usesInteractiveUi('json', { isTTY: true }, {})).toBe(false);

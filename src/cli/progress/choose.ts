@@ -17,10 +17,19 @@ interface Terminal {
   isTTY?: boolean;
 }
 
-/** `tty` always; `auto` when stderr is an interactive terminal (not a pipe, a file, or TERM=dumb). */
+/**
+ * `tty` always; `auto` when stderr is an interactive terminal (not a pipe, a file, or TERM=dumb) outside CI.
+ * CI runners that give a pseudo-terminal keep only a log, and ink holds every frame back there (it
+ * draws once, at the end), so `auto` under `CI` prints plain lines instead.
+ */
 export function usesInteractiveUi(mode: ProgressMode, terminal: Terminal = process.stderr, env: NodeJS.ProcessEnv = process.env): boolean {
   if (mode === 'tty') return true;
-  return mode === 'auto' && terminal.isTTY === true && env.TERM !== 'dumb';
+  return mode === 'auto' && terminal.isTTY === true && env.TERM !== 'dumb' && !inCi(env);
+}
+
+/** `CI` (or `CONTINUOUS_INTEGRATION`) set to anything but `0` or `false`, as CI services do. */
+function inCi(env: NodeJS.ProcessEnv): boolean {
+  return ['CI', 'CONTINUOUS_INTEGRATION'].some((name) => env[name] !== undefined && env[name] !== '0' && env[name] !== 'false');
 }
 
 /**
