@@ -71,10 +71,13 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       signal: options.signal,
       shard: options.shard,
       baseDir,
-      // Sources that know keys before reading images skip finished ones without reading or downloading.
-      isDone: (keys) => store.doneKeys(keys, exportNames),
       downloadCacheDir: join(dirname(dbPath), 'downloads'),
     };
+    // Sources that know keys before reading images skip finished ones without reading or downloading.
+    const contextOf = (source: { name: string }): SourceContext => ({
+      ...ctx,
+      isDone: (keys) => store.doneKeys(keys, exportNames, source.name),
+    });
     let total: number | null = 0;
     for (const source of sources) {
       const n = source.count ? await source.count(ctx) : null;
@@ -97,7 +100,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     ];
     yield* runPipeline({
       runId,
-      source: concat<Pair>(sources.map((s) => s.read(ctx))),
+      source: concat<Pair>(sources.map((s) => s.read(contextOf(s)))),
       stages,
       signal: options.signal,
       total,

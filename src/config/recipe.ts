@@ -61,6 +61,16 @@ export function parseRecipe(input: unknown, origin: string, baseDir: string): Lo
     throw new ConfigError(`${origin}: invalid recipe\n  ${lines.join('\n  ')}`);
   }
   const recipe = result.data;
+  // A sample's source name says which source owns its key (see `store/key-collision.ts`).
+  const sourceNames = new Map<string, number>();
+  recipe.sources.forEach((source, i) => {
+    const name = source.name ?? `${source.type}-${i}`;
+    const other = sourceNames.get(name);
+    if (other !== undefined) {
+      throw new ConfigError(`${origin}: sources[${i}].name: source names must be unique, got "${name}", the name of sources[${other}] too`);
+    }
+    sourceNames.set(name, i);
+  });
   const names = new Set<string>();
   const places = new Map<string, string>();
   for (const exp of recipe.export) {

@@ -13,9 +13,9 @@ export function createRecordStage(store: RunStore, runId: number, commitEvery: n
     async *run(input, ctx) {
       for await (const samples of batch(input, commitEvery)) {
         const started = performance.now();
-        store.writeSamples(runId, samples);
+        const recorded = store.writeSamples(runId, samples);
         ctx.emit({ type: 'batch-latency', ms: performance.now() - started });
-        yield* samples;
+        yield* recorded;
       }
     },
   };

@@ -1,6 +1,7 @@
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
 import type { DecodedPair, SampleStatus } from '../core/sample.js';
+import { asCollision, collisionKey } from './key-collision.js';
 
 export interface ShardRecord {
   exportName: string;
@@ -11,12 +12,20 @@ export interface ShardRecord {
   sha256: string;
 }
 
+interface SampleProgress {
+  key: string;
+  source: string;
+  status: SampleStatus;
+  exported: number;
+}
+
 /**
  * Writes and reads the state of a run. Every method that writes runs in one transaction, so a batch of
  * samples or a finished shard is committed whole or not at all.
  */
 export class RunStore {
   private readonly upsertSample;
+  private readonly ownerOf;
   private readonly deleteCaptions;
   private readonly insertCaption;
   private readonly deleteBoxes;
@@ -35,7 +44,9 @@ export class RunStore {
         format = excluded.format, byte_length = excluded.byte_length, sha256 = excluded.sha256,
         orientation = excluded.orientation, status = excluded.status, error_code = excluded.error_code,
         error_message = excluded.error_message, error_stage = excluded.error_stage, drop_reason = excluded.drop_reason,
-        meta_json = excluded.meta_json, run_id = excluded.run_id, updated_at = excluded.updated_at`);
+        meta_json = excluded.meta_json, run_id = excluded.run_id, updated_at = excluded.updated_at
+      WHERE samples.source = excluded.source`);
+    this.ownerOf = db.prepare('SELECT source FROM samples WHERE key = ?').pluck();
     this.deleteCaptions = db.prepare('DELETE FROM captions WHERE sample_key = ?');
     this.insertCaption = db.prepare(`
       INSERT INTO captions (sample_key, idx, origin, text, issue, usable, model, itc, itm, kept, reason)
@@ -63,63 +74,92 @@ export class RunStore {
     this.db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE id = ?').run(status, nowIso(), runId);
   }
 
-  /** Commit a batch of samples with their captions and boxes (replacing what an earlier attempt wrote). */
-  writeSamples(runId: number, samples: readonly DecodedPair[]): void {
+  /**
+   * Commit a batch of samples with their captions and boxes (replacing what an earlier attempt from the
+   * same source wrote). Returns the samples as recorded: one whose key another source already owns comes
+   * back as a `key_duplicate` failure under its own key (see `key-collision.ts`).
+   */
+  writeSamples(runId: number, samples: readonly DecodedPair[]): DecodedPair[] {
     const now = nowIso();
-    this.db.transaction(() => {
-      for (const s of samples) {
-        const status: SampleStatus = s.failure ? 'failed' : s.dropped ? 'dropped' : 'ok';
-        this.upsertSample.run({
-          key: s.key,
-          source: s.source,
-          imageRef: s.imageRef,
-          width: s.image?.width ?? null,
-          height: s.image?.height ?? null,
-          format: s.image?.format ?? null,
-          byteLength: s.image?.byteLength ?? s.imageBytes?.length ?? null,
-          sha256: s.image?.sha256 ?? null,
-          orientation: s.image?.orientation ?? null,
-          status,
-          errorCode: s.failure?.code ?? null,
-          errorMessage: s.failure?.message ?? null,
-          errorStage: s.failure?.stage ?? null,
-          dropReason: s.dropped?.reason ?? null,
-          metaJson: JSON.stringify(s.meta),
-          runId,
-          now,
-        });
-        this.deleteCaptions.run(s.key);
-        s.captions.forEach((c, idx) =>
-          this.insertCaption.run(s.key, idx, c.origin, c.text, c.issue, c.usable ? 1 : 0, c.model ?? null, c.itc ?? null, c.itm ?? null,
-            c.kept === undefined || c.kept === null ? null : c.kept ? 1 : 0, c.reason ?? null),
-        );
-        this.deleteBoxes.run(s.key);
-        s.boxes.forEach((b, idx) =>
-          this.insertBox.run(s.key, idx, b.label, ...b.box, b.original ? JSON.stringify(b.original) : null),
-        );
+    return this.db.transaction(() => samples.map((s) => this.writeSample(runId, s, now)))();
+  }
+
+  private writeSample(runId: number, sample: DecodedPair, now: string): DecodedPair {
+    let s = sample;
+    if (!this.upsert(runId, s, now)) {
+      s = asCollision(sample, this.ownerOf.get(sample.key) as string);
+      if (!this.upsert(runId, s, now)) {
+        throw new Error(`samples: key "${s.key}" is taken by source "${String(this.ownerOf.get(s.key))}" as well; give the sources distinct \`keyPrefix\``);
       }
-    })();
+    }
+    this.deleteCaptions.run(s.key);
+    s.captions.forEach((c, idx) =>
+      this.insertCaption.run(s.key, idx, c.origin, c.text, c.issue, c.usable ? 1 : 0, c.model ?? null, c.itc ?? null, c.itm ?? null,
+        c.kept === undefined || c.kept === null ? null : c.kept ? 1 : 0, c.reason ?? null),
+    );
+    this.deleteBoxes.run(s.key);
+    s.boxes.forEach((b, idx) => this.insertBox.run(s.key, idx, b.label, ...b.box, b.original ? JSON.stringify(b.original) : null));
+    return s;
+  }
+
+  /** Insert or update one sample row; false when the key belongs to another source (nothing written). */
+  private upsert(runId: number, s: DecodedPair, now: string): boolean {
+    const status: SampleStatus = s.failure ? 'failed' : s.dropped ? 'dropped' : 'ok';
+    const info = this.upsertSample.run({
+      key: s.key,
+      source: s.source,
+      imageRef: s.imageRef,
+      width: s.image?.width ?? null,
+      height: s.image?.height ?? null,
+      format: s.image?.format ?? null,
+      byteLength: s.image?.byteLength ?? s.imageBytes?.length ?? null,
+      sha256: s.image?.sha256 ?? null,
+      orientation: s.image?.orientation ?? null,
+      status,
+      errorCode: s.failure?.code ?? null,
+      errorMessage: s.failure?.message ?? null,
+      errorStage: s.failure?.stage ?? null,
+      dropReason: s.dropped?.reason ?? null,
+      metaJson: JSON.stringify(s.meta),
+      runId,
+      now,
+    });
+    return info.changes > 0;
   }
 
   /**
    * Of `keys`, those that need no more work: failed or dropped, or ok and exported by every export in
-   * `exportNames`. Resume skips them before reading their images.
+   * `exportNames`. Resume skips them before reading their images. With `source`, a key another source
+   * owns is done when this source's colliding sample was recorded under its own key (`collisionKey`).
    */
-  doneKeys(keys: readonly string[], exportNames: readonly string[]): Set<string> {
+  doneKeys(keys: readonly string[], exportNames: readonly string[], source?: string): Set<string> {
     const done = new Set<string>();
     if (keys.length === 0) return done;
-    const placeholders = keys.map(() => '?').join(',');
-    const rows = this.db
-      .prepare(
-        `SELECT s.key, s.status,
-                (SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${exportNames.map(() => '?').join(',') || "''"})) AS exported
-         FROM samples s WHERE s.key IN (${placeholders})`,
-      )
-      .all(...exportNames, ...keys) as { key: string; status: SampleStatus; exported: number }[];
+    const rows = this.sampleProgress(keys, exportNames);
+    const finished = (row: SampleProgress) => row.status !== 'ok' || row.exported >= exportNames.length;
+    const collided: string[] = [];
     for (const row of rows) {
-      if (row.status !== 'ok' || row.exported >= exportNames.length) done.add(row.key);
+      if (source !== undefined && row.source !== source) collided.push(row.key);
+      else if (finished(row)) done.add(row.key);
+    }
+    if (collided.length > 0) {
+      const own = new Map(this.sampleProgress(collided.map((k) => collisionKey(k, source!)), exportNames).map((r) => [r.key, r]));
+      for (const key of collided) {
+        const row = own.get(collisionKey(key, source!));
+        if (row && finished(row)) done.add(key);
+      }
     }
     return done;
+  }
+
+  private sampleProgress(keys: readonly string[], exportNames: readonly string[]): SampleProgress[] {
+    return this.db
+      .prepare(
+        `SELECT s.key, s.source, s.status,
+                (SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${exportNames.map(() => '?').join(',') || "''"})) AS exported
+         FROM samples s WHERE s.key IN (${keys.map(() => '?').join(',')})`,
+      )
+      .all(...exportNames, ...keys) as SampleProgress[];
   }
 
   /** How many samples need no more work (see `doneKeys`), for the resume line at the start of a run. */

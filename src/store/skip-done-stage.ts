@@ -16,9 +16,23 @@ export function createSkipDoneStage(
     name: 'resume',
     async *run(input) {
       for await (const pairs of batch(input, lookupEvery)) {
-        const done = store.doneKeys(pairs.map((p) => p.key), exportNames);
-        for (const pair of pairs) if (!done.has(pair.key)) yield pair;
+        const done = new Set<Pair>();
+        for (const [source, group] of groupBySource(pairs)) {
+          const keys = store.doneKeys(group.map((p) => p.key), exportNames, source);
+          for (const pair of group) if (keys.has(pair.key)) done.add(pair);
+        }
+        for (const pair of pairs) if (!done.has(pair)) yield pair;
       }
     },
   };
+}
+
+function groupBySource(pairs: readonly Pair[]): Map<string, Pair[]> {
+  const groups = new Map<string, Pair[]>();
+  for (const pair of pairs) {
+    const group = groups.get(pair.source);
+    if (group) group.push(pair);
+    else groups.set(pair.source, [pair]);
+  }
+  return groups;
 }

@@ -1,0 +1,115 @@
+/**
+ * Two sources that yield the same keys (two img2dataset outputs both number from 000000000): the first
+ * source keeps its samples, the second's colliding samples become `key_duplicate` failures under keys of
+ * their own, nothing is overwritten or written twice, and a resumed run does no work again.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tar from 'tar';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runBuild } from '../../src/build/run-build.js';
+import { parseRecipe } from '../../src/config/recipe.js';
+import type { PipelineEvent } from '../../src/core/events.js';
+import { openDatabase } from '../../src/store/database.js';
+import { makeGoodSamples, sampleMembers, writeTar } from '../fixtures/make-webdataset.js';
+import { cleanup, tempDir } from '../export/fixtures.js';
+
+afterEach(cleanup);
+
+async function build(dir: string, recipe: unknown): Promise<PipelineEvent[]> {
+  const events: PipelineEvent[] = [];
+  const loaded = parseRecipe(recipe, 'test', dir);
+  for await (const event of runBuild(loaded, { shard: { index: 0, count: 1 }, signal: new AbortController().signal })) events.push(event);
+  return events;
+}
+
+/** Member names of every shard the export wrote, read back with node-tar. */
+async function shardMembers(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.tar')).sort()) {
+    await tar.list({ file: join(dir, file), onReadEntry: (entry) => names.push(entry.path) });
+  }
+  return names;
+}
+
+function rows(dir: string): { key: string; source: string; status: string; error_code: string | null; error_message: string | null }[] {
+  const db = openDatabase(join(dir, 'run.db'));
+  try {
+    return db.prepare('SELECT key, source, status, error_code, error_message FROM samples ORDER BY key').all() as ReturnType<typeof rows>;
+  } finally {
+    db.close();
+  }
+}
+
+async function twoOverlappingShards(dir: string): Promise<void> {
+  // a.tar holds keys 0..4, b.tar keys 3..7: 3 and 4 are in both.
+  await writeTar(join(dir, 'a.tar'), (await makeGoodSamples(5, 0)).flatMap(sampleMembers));
+  await writeTar(join(dir, 'b.tar'), (await makeGoodSamples(5, 3)).flatMap(sampleMembers));
+}
+
+describe('sources with the same keys', () => {
+  it('keep the first source`s samples and record the later ones as key_duplicate, once, across a resume', async () => {
+    const dir = tempDir();
+    await twoOverlappingShards(dir);
+    const recipe = {
+      run: { db: 'run.db' },
+      sources: [
+        { type: 'webdataset', paths: 'a.tar', name: 'laion' },
+        { type: 'webdataset', paths: 'b.tar', name: 'cc3m' },
+      ],
+      export: [{ type: 'webdataset', out: 'wds' }],
+    };
+    await build(dir, recipe);
+    const recorded = rows(dir);
+    expect(recorded.map((r) => `${r.key} ${r.source} ${r.status}`)).toEqual([
+      '000000000 laion ok',
+      '000000001 laion ok',
+      '000000002 laion ok',
+      '000000003 laion ok',
+      '000000003__cc3m cc3m failed',
+      '000000004 laion ok',
+      '000000004__cc3m cc3m failed',
+      '000000005 cc3m ok',
+      '000000006 cc3m ok',
+      '000000007 cc3m ok',
+    ]);
+    const duplicate = recorded.find((r) => r.key === '000000003__cc3m')!;
+    expect(duplicate.error_code).toBe('key_duplicate');
+    expect(duplicate.error_message).toBe(
+      'key "000000003" of source "cc3m" is already used by source "laion"; give the sources distinct `keyPrefix` to keep both',
+    );
+    const members = await shardMembers(join(dir, 'wds'));
+    const keys = members.filter((m) => m.endsWith('.json')).map((m) => m.split('.')[0]);
+    expect(keys.sort()).toEqual(['000000000', '000000001', '000000002', '000000003', '000000004', '000000005', '000000006', '000000007']);
+
+    // Resume: everything is done, including the two collisions; nothing is decoded or exported again.
+    const again = await build(dir, recipe);
+    const start = again.find((e) => e.type === 'run-start');
+    expect(start?.type === 'run-start' && start.resumed).toBe(10);
+    const decoded = again.filter((e) => e.type === 'progress' && e.stage === 'decode').at(-1);
+    expect(decoded?.type === 'progress' ? decoded.in : 0).toBe(0);
+    expect(rows(dir)).toEqual(recorded);
+    expect(await shardMembers(join(dir, 'wds'))).toEqual(members);
+  });
+
+  it('keep both with a keyPrefix on each source', async () => {
+    const dir = tempDir();
+    await twoOverlappingShards(dir);
+    await build(dir, {
+      run: { db: 'run.db' },
+      sources: [
+        { type: 'webdataset', paths: 'a.tar', keyPrefix: 'a_' },
+        { type: 'webdataset', paths: 'b.tar', keyPrefix: 'b_' },
+      ],
+    });
+    const recorded = rows(dir);
+    expect(recorded).toHaveLength(10);
+    expect(recorded.every((r) => r.status === 'ok')).toBe(true);
+  });
+
+  it('refuses two sources with one name, naming both', () => {
+    expect(() =>
+      parseRecipe({ sources: [{ type: 'webdataset', paths: 'a.tar', name: 'webdataset-1' }, { type: 'webdataset', paths: 'b.tar' }] }, 'r.yaml', '/'),
+    ).toThrow('r.yaml: sources[1].name: source names must be unique, got "webdataset-1", the name of sources[0] too');
+  });
+});
