@@ -86,8 +86,9 @@ describe('sources with the same keys', () => {
     const again = await build(dir, recipe);
     const start = again.find((e) => e.type === 'run-start');
     expect(start?.type === 'run-start' && start.resumed).toBe(10);
-    const decoded = again.filter((e) => e.type === 'progress' && e.stage === 'decode').at(-1);
-    expect(decoded?.type === 'progress' ? decoded.in : 0).toBe(0);
+    const end = again.find((e) => e.type === 'run-end');
+    expect(end?.type === 'run-end' && end.stages.find((s) => s.stage === 'decode')?.in).toBe(0);
+    expect(end?.type === 'run-end' && end.stages.find((s) => s.stage === 'read')?.out).toBe(0);
     expect(rows(dir)).toEqual(recorded);
     expect(await shardMembers(join(dir, 'wds'))).toEqual(members);
   });
