@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -9,6 +9,7 @@ import { parseRecipe, recipeSchema } from '../../src/config/recipe.js';
 import type { DecodedPair, Pair } from '../../src/core/sample.js';
 import { WHOLE } from '../../src/core/shard.js';
 import { createSource } from '../../src/sources/registry.js';
+import { runDatabases } from '../../src/store/synth-progress.js';
 import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stage.js';
 import { FakeLlmServer, promptTokensOf } from '../llm-server/server.js';
 import { createRun, drain } from './helpers.js';
@@ -70,6 +71,39 @@ describe('estimate', () => {
     expect(estimate.samples).toBe(16);
     expect(estimate.requests).toBe(16);
     expect(estimate.costUsd).toBe(0);
+  });
+
+  it('counts what the run database already answered as paid, and prices only the rest', async () => {
+    const s = await FakeLlmServer.start();
+    cleanups.push(() => s.close());
+    const pairs: DecodedPair[] = (await readPairs()).map((p) => ({
+      ...p,
+      image: { width: 128, height: 128, format: 'jpeg', byteLength: 1, sha256: '', orientation: 1 },
+    }));
+    const r = createRun(pairs);
+    cleanups.push(r.cleanup);
+    const llm = { baseURL: s.baseURL, model: 'm', price: { inputPerMTok: 1, outputPerMTok: 2 }, rpm: 100_000, tpm: 100_000_000 };
+    const synth = synthOptionsSchema.parse({ tasks: ['conversation', 'detail'], llm });
+    // An earlier run answered both tasks for 6 of the 16 images.
+    await drain(createSynthStage(synth, { db: r.db, runId: r.runId }), pairs.slice(0, 6));
+    const paid = r.db.prepare('SELECT SUM(cost_usd) FROM llm_cache').pluck().get() as number;
+    r.db.close();
+
+    const loaded = parseRecipe({ run: { db: r.dbPath }, sources: [cocoSource] }, 'test', SAMPLE_DATA);
+    const estimate = await estimateSynthesis(loaded, synth, { sample: 100 });
+    expect(estimate.tasks.conversation!).toMatchObject({ requests: 16, answered: 6 });
+    expect(estimate.tasks.detail!).toMatchObject({ requests: 16, answered: 6 });
+    expect(estimate.answered).toBe(12);
+    expect(estimate.spentUsd).toBeCloseTo(paid, 6);
+    expect(estimate.remainingCostUsd).toBeCloseTo(estimate.costUsd * (10 / 16), 5);
+    expect(estimate.remainingUpperBoundCostUsd).toBeCloseTo(estimate.upperBoundCostUsd * (10 / 16), 5);
+
+    // The databases of `--shard I/N` processes beside it count too.
+    copyFileSync(r.dbPath, join(r.dir, 'run-s1of2.db'));
+    expect(runDatabases(r.dbPath)).toEqual([join(r.dir, 'run-s1of2.db'), r.dbPath]);
+    const both = await estimateSynthesis(loaded, synth, { sample: 100 });
+    expect(both.answered).toBe(24);
+    expect(both.spentUsd).toBeCloseTo(2 * paid, 6);
   });
 
   const wired = 'synth' in recipeSchema.shape;

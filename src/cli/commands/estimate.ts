@@ -4,7 +4,8 @@
  * requests for the first `--sample` samples to measure prompt tokens (about four characters a token),
  * takes each task's completion length from its few-shot answers, and prices the total with the
  * recipe's price table. Retries and re-asks after rejected answers are not included; the upper bound
- * assumes every request is asked `maxAttempts` times and writes `maxTokens` tokens.
+ * assumes every request is asked `maxAttempts` times and writes `maxTokens` tokens. When the recipe's
+ * run database exists, requests it already answered are counted as paid, and the remaining cost is shown.
  */
 import type { Command } from 'commander';
 import { loadRecipe, type LoadedRecipe } from '../../config/recipe.js';
@@ -17,6 +18,7 @@ import { createSource } from '../../sources/registry.js';
 import { isLlmTask, taskContext } from '../../synth/llm-tasks.js';
 import { buildMessages, defaultPromptsDir, loadTaskPrompt, type LlmTaskName } from '../../synth/prompts.js';
 import { synthOptionsSchema, type SynthOptions } from '../../synth/synth-options.js';
+import { synthProgress } from '../../store/synth-progress.js';
 import { renderTable } from '../table.js';
 import { resolve } from 'node:path';
 
@@ -25,6 +27,10 @@ export interface TaskEstimate {
   promptTokens: number;
   completionTokens: number;
   costUsd: number;
+  /** Requests whose final answer the run database already holds (a resumed run reuses them). */
+  answered: number;
+  /** `costUsd` for the requests not answered yet. */
+  remainingCostUsd: number;
 }
 
 export interface SynthEstimate {
@@ -39,6 +45,12 @@ export interface SynthEstimate {
   costUsd: number;
   /** Every request asked `maxAttempts` times, each answer `maxTokens` long. */
   upperBoundCostUsd: number;
+  /** Requests already answered in the recipe's run database(s), and what their answers cost. */
+  answered: number;
+  spentUsd: number;
+  /** What the run still has to pay (estimated), and the upper bound of that. */
+  remainingCostUsd: number;
+  remainingUpperBoundCostUsd: number;
   tasks: Record<string, TaskEstimate>;
   /** Tasks made from templates, without requests. */
   templateTasks: string[];
@@ -104,8 +116,10 @@ export async function estimateSynthesis(loaded: LoadedRecipe, synth: SynthOption
 
   const scale = sampled > 0 ? samples / sampled : 0;
   const price = llm?.price ?? { inputPerMTok: 0, outputPerMTok: 0 };
+  const progress = synthProgress(resolve(loaded.baseDir, loaded.recipe.run.db));
   const tasks: Record<string, TaskEstimate> = {};
   let upperBound = 0;
+  let remainingUpperBound = 0;
   for (const task of llmTasks) {
     const sum = sums.get(task)!;
     const examples = prompts.get(task)!.examples;
@@ -113,15 +127,38 @@ export async function estimateSynthesis(loaded: LoadedRecipe, synth: SynthOption
     const requests = Math.round(sum.requests * scale);
     const promptTokens = Math.round(sum.promptTokens * scale);
     const completionTokens = Math.round(requests * Math.min(llm!.maxTokens, typical));
-    tasks[task] = { requests, promptTokens, completionTokens, costUsd: costUsd({ promptTokens, completionTokens }, price) };
-    upperBound += synth.maxAttempts * costUsd({ promptTokens, completionTokens: requests * llm!.maxTokens }, price);
+    const cost = costUsd({ promptTokens, completionTokens }, price);
+    const answered = Math.min(requests, progress.answered[task] ?? 0);
+    const left = requests > 0 ? (requests - answered) / requests : 0;
+    tasks[task] = { requests, promptTokens, completionTokens, costUsd: cost, answered, remainingCostUsd: cost * left };
+    const taskUpperBound = synth.maxAttempts * costUsd({ promptTokens, completionTokens: requests * llm!.maxTokens }, price);
+    upperBound += taskUpperBound;
+    remainingUpperBound += taskUpperBound * left;
   }
   const total = Object.values(tasks).reduce(
     (acc, t) => ({ requests: acc.requests + t.requests, promptTokens: acc.promptTokens + t.promptTokens, completionTokens: acc.completionTokens + t.completionTokens, costUsd: acc.costUsd + t.costUsd }),
     { requests: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 },
   );
-  for (const t of Object.values(tasks)) t.costUsd = roundUsd(t.costUsd);
-  return { model: llm?.model ?? null, samples, sampled, ...total, costUsd: roundUsd(total.costUsd), upperBoundCostUsd: roundUsd(upperBound), tasks, templateTasks };
+  const answered = Object.values(tasks).reduce((n, t) => n + t.answered, 0);
+  const remaining = Object.values(tasks).reduce((n, t) => n + t.remainingCostUsd, 0);
+  for (const t of Object.values(tasks)) {
+    t.costUsd = roundUsd(t.costUsd);
+    t.remainingCostUsd = roundUsd(t.remainingCostUsd);
+  }
+  return {
+    model: llm?.model ?? null,
+    samples,
+    sampled,
+    ...total,
+    costUsd: roundUsd(total.costUsd),
+    upperBoundCostUsd: roundUsd(upperBound),
+    answered,
+    spentUsd: roundUsd(progress.spentUsd),
+    remainingCostUsd: roundUsd(remaining),
+    remainingUpperBoundCostUsd: roundUsd(remainingUpperBound),
+    tasks,
+    templateTasks,
+  };
 }
 
 /** Dollars to a millionth, so printed figures carry no float noise. */
@@ -156,14 +193,29 @@ export function registerEstimate(program: Command): void {
       const rows = Object.entries(estimate.tasks).map(([task, t]) => ({
         task,
         requests: t.requests,
+        answered: t.answered,
         prompt_tokens: t.promptTokens,
         completion_tokens: t.completionTokens,
         cost_usd: t.costUsd,
+        remaining_usd: t.remainingCostUsd,
       }));
       if (rows.length > 0) {
-        rows.push({ task: 'total', requests: estimate.requests, prompt_tokens: estimate.promptTokens, completion_tokens: estimate.completionTokens, cost_usd: estimate.costUsd });
+        rows.push({
+          task: 'total',
+          requests: estimate.requests,
+          answered: estimate.answered,
+          prompt_tokens: estimate.promptTokens,
+          completion_tokens: estimate.completionTokens,
+          cost_usd: estimate.costUsd,
+          remaining_usd: estimate.remainingCostUsd,
+        });
         lines.push(renderTable(rows));
         lines.push(`upper bound (every request asked ${synth.maxAttempts}x at maxTokens): $${estimate.upperBoundCostUsd.toFixed(4)}; retries after errors are not included`);
+        if (estimate.answered > 0) {
+          lines.push(
+            `the run database already holds ${estimate.answered} answers ($${estimate.spentUsd.toFixed(4)} spent); a resumed run pays about $${estimate.remainingCostUsd.toFixed(4)} more (at most $${estimate.remainingUpperBoundCostUsd.toFixed(4)})`,
+          );
+        }
       } else {
         lines.push('no LLM tasks: nothing to pay for');
       }
