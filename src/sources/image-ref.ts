@@ -3,11 +3,13 @@
  * written again from a run database without the original source stage:
  *
  * - `tar:ABS_PATH#MEMBER`: a member of a WebDataset shard (plain or gzip-compressed tar),
- * - `file:ABS_PATH`: a file.
+ * - `file:ABS_PATH`: a file,
+ * - `parquet:ABS_PATH#row=N&column=NAME`: image bytes embedded in a Parquet cell (binary, or the `bytes`
+ *   of a `{bytes, path}` struct).
  *
- * {@link loadImages} fills `imageBytes` for a stream of samples. Consecutive samples of the same tar are read
- * in one pass over that tar (sort the stream by reference, as the export reader does, and each tar is
- * scanned once); they come out in the tar's member order. A member or file that is missing, unreadable, or
+ * {@link loadImages} fills `imageBytes` for a stream of samples. Consecutive samples of the same tar or
+ * Parquet file are read in one pass over it (sort the stream by reference, as the export reader does,
+ * and each file is scanned once); samples of a tar come out in the tar's member order. A member or file that is missing, unreadable, or
  * whose sha256 no longer matches the recorded one becomes a failure on that sample, never an exception.
  */
 import { createHash } from 'node:crypto';
@@ -17,12 +19,33 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { describeError } from '../core/errors.js';
+import { readParquetCells } from './parquet.js';
 import type { ImageFacts, SampleFailure } from '../core/sample.js';
 
-export type ImageRef = { kind: 'tar'; path: string; member: string } | { kind: 'file'; path: string };
+export type ImageRef =
+  | { kind: 'tar'; path: string; member: string }
+  | { kind: 'file'; path: string }
+  | { kind: 'parquet'; path: string; row: number; column: string };
+
+/** The reference of an image embedded in row `row` (0-based) of a Parquet file's `column`. */
+export function parquetImageRef(path: string, row: number, column: string): string {
+  return `parquet:${path}#row=${row}&column=${encodeURIComponent(column)}`;
+}
+
+const PARQUET_CELL = /#row=(\d+)&column=([^#&]+)$/;
 
 /** Parse a reference; null when it is not one this module reads (e.g. a shard-level `tar:PATH` with no member). */
 export function parseImageRef(ref: string): ImageRef | null {
+  if (ref.startsWith('parquet:')) {
+    const rest = ref.slice('parquet:'.length);
+    const cell = PARQUET_CELL.exec(rest);
+    if (cell === null || cell.index === 0) return null;
+    try {
+      return { kind: 'parquet', path: rest.slice(0, cell.index), row: Number(cell[1]), column: decodeURIComponent(cell[2]!) };
+    } catch {
+      return null;
+    }
+  }
   if (ref.startsWith('file:')) {
     const path = ref.slice('file:'.length);
     return path.length > 0 ? { kind: 'file', path } : null;
@@ -165,8 +188,8 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
   const maxGroup = options.maxGroup ?? 10_000;
   const concurrency = options.concurrency ?? 8;
   const verify = options.verifySha256 ?? true;
-  let tarPath: string | null = null;
-  let group: { sample: T; member: string }[] = [];
+  // Samples of one tar or Parquet file, waiting for one pass over it.
+  let group: { kind: 'tar' | 'parquet'; path: string; items: { sample: T; ref: ImageRef }[] } | null = null;
   let files: Promise<T>[] = [];
 
   async function* flushFiles(): AsyncGenerator<T> {
@@ -174,43 +197,60 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
     files = [];
     for (const p of pending) yield await p;
   }
-  async function* flushTar(): AsyncGenerator<T> {
-    if (tarPath === null) return;
-    const path = tarPath;
-    const members = group;
-    tarPath = null;
-    group = [];
-    yield* readTarGroup(path, members, verify);
+  async function* flushGroup(): AsyncGenerator<T> {
+    if (group === null) return;
+    const { kind, path, items } = group;
+    group = null;
+    if (kind === 'tar') yield* readTarGroup(path, items.map(({ sample, ref }) => ({ sample, member: (ref as { member: string }).member })), verify);
+    else yield* readParquetGroup(path, items.map(({ sample, ref }) => ({ sample, cell: ref as { row: number; column: string } })), verify);
   }
 
   for await (const sample of samples) {
     if (options.signal?.aborted) break;
     if (sample.imageBytes || sample.failure || sample.deferred) {
-      yield* flushTar();
+      yield* flushGroup();
       yield* flushFiles();
       yield sample;
       continue;
     }
     const ref = parseImageRef(sample.imageRef);
     if (ref === null) {
-      yield* flushTar();
+      yield* flushGroup();
       yield* flushFiles();
       yield failed(sample, 'image_ref_invalid', `cannot read the image back from reference ${JSON.stringify(sample.imageRef)}`);
       continue;
     }
     if (ref.kind === 'file') {
-      yield* flushTar();
+      yield* flushGroup();
       files.push(readFileSample(sample, ref.path, verify));
       if (files.length >= concurrency) yield* flushFiles();
       continue;
     }
     yield* flushFiles();
-    if (tarPath !== null && (tarPath !== ref.path || group.length >= maxGroup)) yield* flushTar();
-    tarPath = ref.path;
-    group.push({ sample, member: ref.member });
+    if (group !== null && (group.kind !== ref.kind || group.path !== ref.path || group.items.length >= maxGroup)) yield* flushGroup();
+    group ??= { kind: ref.kind, path: ref.path, items: [] };
+    group.items.push({ sample, ref });
   }
-  yield* flushTar();
+  yield* flushGroup();
   yield* flushFiles();
+}
+
+/** Read the cells of one Parquet file the group needs, one row group at a time; samples keep their order. */
+async function* readParquetGroup<T extends ImageRefSample>(path: string, group: readonly { sample: T; cell: { row: number; column: string } }[], verify: boolean): AsyncGenerator<T> {
+  let cells: Map<string, unknown>;
+  try {
+    cells = await readParquetCells(path, group.map((g) => g.cell));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' || /does not exist/.test(describeError(err)) ? 'image_missing' : 'image_unreadable';
+    for (const { sample } of group) yield failed(sample, code, `cannot read ${path}: ${describeError(err)}`);
+    return;
+  }
+  for (const { sample, cell } of group) {
+    const value = cells.get(`${cell.row}\0${cell.column}`);
+    const bytes = value instanceof Uint8Array ? value : (value as { bytes?: unknown } | null | undefined)?.bytes;
+    if (bytes instanceof Uint8Array && bytes.length > 0) yield withBytes(sample, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), verify);
+    else yield failed(sample, 'image_missing', `row ${cell.row} of ${path} has no image bytes in column "${cell.column}"`);
+  }
 }
 
 /** Read one image reference (a tar is scanned up to its member). */
@@ -218,6 +258,14 @@ export async function readImageRef(ref: string): Promise<Buffer> {
   const parsed = parseImageRef(ref);
   if (!parsed) throw new Error(`cannot read the image back from reference ${JSON.stringify(ref)}`);
   if (parsed.kind === 'file') return readFile(parsed.path);
+  if (parsed.kind === 'parquet') {
+    const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, failure: null };
+    for await (const result of readParquetGroup(parsed.path, [{ sample: probe, cell: parsed }], false)) {
+      if (result.failure) throw new Error(result.failure.message);
+      return result.imageBytes!;
+    }
+    throw new Error(`row ${parsed.row} of ${parsed.path} could not be read`);
+  }
   const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, failure: null };
   for await (const result of readTarGroup(parsed.path, [{ sample: probe, member: parsed.member }], false)) {
     if (result.failure) throw new Error(result.failure.message);

@@ -28,7 +28,10 @@ export const manifestFields = {
   name: sourceNameSchema.optional(),
   /** The manifest file, relative to the recipe's folder. Text formats may be gzip-compressed (`.gz`). */
   path: z.string().min(1),
-  /** Column holding the image: a path (relative to `imagesDir`), an `http(s)://` URL, or a `file:` URL. */
+  /**
+   * Column holding the image: a path (relative to `imagesDir`), an `http(s)://` URL, or a `file:` URL; in
+   * Parquet also the image bytes, or a `{bytes, path}` struct (see `image-cell.ts`).
+   */
   image: columnSchema,
   /** Column holding the caption: a string, or a list of strings for several captions. Optional. */
   caption: columnSchema.optional(),

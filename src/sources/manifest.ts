@@ -5,7 +5,8 @@
  * - key: the `key` column (made to match `[A-Za-z0-9_-]+`, the original kept as `meta.originalKey`), or
  *   `<keyPrefix><row:09d>` from the 0-based row number; `keyPrefix` defaults to `<source name>_`
  * - image: the `image` column, a path (relative to `imagesDir`, default the manifest's folder), a `file:`
- *   URL or an `http(s)://` URL, downloaded through the cache (`download` options)
+ *   URL or an `http(s)://` URL, downloaded through the cache (`download` options); in Parquet also the
+ *   image bytes themselves, or a Hugging Face `{bytes, path}` struct (`image-cell.ts`)
  * - captions: the `caption` column, a string or a list of strings; an empty caption is kept (empty, not an
  *   error); absent or null means no caption
  * - boxes: the `boxes` column (see `manifest-boxes.ts`)
@@ -28,7 +29,9 @@ import { inShard } from '../core/shard.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { DownloadCache, Downloader } from './download-cache.js';
 import { toJsonValue } from './json-value.js';
-import { loadImage, locateImage, locationRef, SOURCE_STAGE, type ImageLocation } from './image-location.js';
+import { bytesAsText, readImageCell } from './image-cell.js';
+import { loadImage, locationRef, SOURCE_STAGE, type ImageLocation } from './image-location.js';
+import { parquetImageRef } from './image-ref.js';
 import { parseBoxes } from './manifest-boxes.js';
 import type { ManifestOptions } from './manifest-options.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
@@ -187,16 +190,17 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     }
 
     let location: ImageLocation | null = null;
+    let embedded: Buffer | null = null;
     const imageValue = row.get(options.image);
-    if (imageValue === undefined) {
-      problems.push(`missing column "${options.image}" (image)`);
-    } else if (imageValue === null || (typeof imageValue !== 'object' && textOf(imageValue).trim().length === 0) || (Buffer.isBuffer(imageValue) && imageValue.length === 0)) {
-      problems.push(`column "${options.image}" (image) is empty`);
-    } else if (typeof imageValue === 'string' || Buffer.isBuffer(imageValue)) {
-      location = locateImage(textOf(imageValue), imagesDir);
-      if (location.kind === 'url') meta['url'] = location.url;
+    const cell = imageValue === undefined ? null : readImageCell(imageValue, options.image, imagesDir);
+    if (cell === null) problems.push(`missing column "${options.image}" (image)`);
+    else if (cell.kind === 'problem') problems.push(cell.problem);
+    else if (cell.kind === 'embedded') {
+      embedded = cell.bytes;
+      if (cell.path !== null) meta['imagePath'] = cell.path;
     } else {
-      problems.push(`column "${options.image}" (image) holds ${describeKind(imageValue)}, expected a path or URL string`);
+      location = cell.location;
+      if (location.kind === 'url') meta['url'] = location.url;
     }
 
     let captions: Caption[] = [];
@@ -215,16 +219,18 @@ export async function* readManifest(options: ManifestOptions, name: string, read
 
     for (const column of options.extra) {
       const value = row.get(column);
-      if (value !== undefined) meta[column] = toJsonValue(Buffer.isBuffer(value) ? value.toString('utf8') : value);
+      if (value !== undefined) meta[column] = toJsonValue(value instanceof Uint8Array ? (bytesAsText(value) ?? value) : value);
     }
 
-    const pair: Pair = { ...base, imageRef: location === null ? base.imageRef : locationRef(location), captions, boxes, meta };
+    const imageRef = embedded !== null ? parquetImageRef(manifestPath, row.index, options.image) : location !== null ? locationRef(location) : base.imageRef;
+    const pair: Pair = { ...base, imageRef, captions, boxes, meta };
     if (problems.length > 0) {
       return { ...pair, failure: { code: 'row_invalid', message: `${where} of ${manifestPath}: ${problems.join('; ')}`, stage: SOURCE_STAGE } };
     }
     if (duplicate !== null) {
       return { ...pair, failure: { code: 'key_duplicate', message: `${where} of ${manifestPath}: ${duplicate}`, stage: SOURCE_STAGE } };
     }
+    if (embedded !== null) return { ...pair, imageBytes: embedded };
     return loadImage(pair, location!, getDownloader, signal);
   }
 
@@ -240,7 +246,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
 
 /** Text of a scalar cell: bytes as UTF-8, numbers and booleans as written. */
 function textOf(value: unknown): string {
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.length).toString('utf8');
   if (typeof value === 'string') return value;
   return String(value);
 }

@@ -128,6 +128,8 @@ async function readRowGroup(file: AsyncBuffer, metadata: FileMetaData, columns: 
     rowStart,
     rowEnd,
     compressors: PARQUET_COMPRESSORS,
+    // Binary columns stay bytes (embedded images); columns annotated as strings still decode to strings.
+    utf8: false,
     onChunk: (chunk) => chunks.get(chunk.columnName)?.push({ rowStart: chunk.rowStart, data: chunk.columnData as ArrayLike<unknown> }),
   });
   const cursors = new Map<string, ColumnCursor>();
@@ -138,6 +140,38 @@ async function readRowGroup(file: AsyncBuffer, metadata: FileMetaData, columns: 
     cursors.set(column, new ColumnCursor(trimmed));
   }
   return cursors;
+}
+
+/**
+ * The values of the given cells (0-based row, column), keyed `row\0column`: each row group that holds one
+ * is decoded once, with only the columns asked for. Rows past the end are left out.
+ */
+export async function readParquetCells(absPath: string, cells: readonly { row: number; column: string }[]): Promise<Map<string, unknown>> {
+  const { file, metadata } = await openParquet(absPath);
+  const values = new Map<string, unknown>();
+  let groupStart = 0;
+  for (const rowGroup of metadata.row_groups) {
+    const groupEnd = groupStart + Number(rowGroup.num_rows);
+    const inGroup = cells.filter((c) => c.row >= groupStart && c.row < groupEnd);
+    if (inGroup.length > 0) {
+      const columns = await readRowGroup(file, metadata, [...new Set(inGroup.map((c) => c.column))], groupStart, groupEnd);
+      // Cursors read forward only: visit each column's rows in order.
+      for (const [column, cursor] of columns) {
+        const rows = [...new Set(inGroup.filter((c) => c.column === column).map((c) => c.row))].sort((a, b) => a - b);
+        let at = groupStart;
+        for (const row of rows) {
+          let value: unknown;
+          while (at <= row) {
+            value = cursor.next();
+            at++;
+          }
+          values.set(`${row}\0${column}`, value);
+        }
+      }
+    }
+    groupStart = groupEnd;
+  }
+  return values;
 }
 
 export const parquetSource = {
