@@ -20,8 +20,9 @@ export async function benchIngest(): Promise<Record<string, unknown>> {
   const data = await cachedShapes(10_000);
   const shards = readdirSync(join(data, 'webdataset')).filter((f) => f.endsWith('.tar')).map((f) => join(data, 'webdataset', f));
   const results: Record<string, unknown> = {};
-  for (const copies of [1, 10]) {
-    const work = join(CACHE, `ingest-x${copies}`);
+  // The third run repeats the first with `decode.dedup: exact` (no copies to find: the cost of looking).
+  for (const [copies, dedup] of [[1, false], [10, false], [1, true]] as const) {
+    const work = join(CACHE, `ingest-x${copies}${dedup ? '-dedup' : ''}`);
     rmSync(work, { recursive: true, force: true });
     mkdirSync(work, { recursive: true });
     const recipe = join(work, 'recipe.yaml');
@@ -30,13 +31,14 @@ export async function benchIngest(): Promise<Record<string, unknown>> {
       stringify({
         run: { db: join(work, 'run.db') },
         sources: Array.from({ length: copies }, (_, i) => ({ type: 'webdataset', name: `copy${i}`, paths: shards, keyPrefix: copies > 1 ? `c${i}_` : undefined })),
+        decode: { dedup: dedup ? 'exact' : 'off' },
         export: [{ type: 'webdataset', name: 'wds', out: join(work, 'wds'), maxCount: 5000 }],
       }),
     );
     const r = runChild<ChildResult>('build-child.js', [recipe]);
     const samples = r.summary.samples.total;
     const bytes = readdirSync(join(work, 'wds')).reduce((sum, f) => sum + statSync(join(work, 'wds', f)).size, 0);
-    results[`${samples}`] = {
+    results[`${samples}${dedup ? '-dedup' : ''}`] = {
       samples,
       exported: r.summary.exported.wds,
       seconds: round(r.elapsedMs / 1000, 2),
@@ -46,7 +48,12 @@ export async function benchIngest(): Promise<Record<string, unknown>> {
     };
     rmSync(work, { recursive: true, force: true });
   }
-  const small = results['10000'] as { peakRssMb: number };
+  const small = results['10000'] as { peakRssMb: number; samplesPerSecond: number };
   const large = results['100000'] as { peakRssMb: number };
-  return { ...results, rssRatio100kTo10k: round(large.peakRssMb / small.peakRssMb, 2) };
+  const dedup = results['10000-dedup'] as { samplesPerSecond: number };
+  return {
+    ...results,
+    rssRatio100kTo10k: round(large.peakRssMb / small.peakRssMb, 2),
+    dedupThroughputRatio: round(dedup.samplesPerSecond / small.samplesPerSecond, 2),
+  };
 }

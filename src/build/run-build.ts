@@ -14,6 +14,7 @@ import { createSkipDoneStage } from '../store/skip-done-stage.js';
 import { createSource } from '../sources/registry.js';
 import type { SourceContext } from '../sources/source.js';
 import { createDecodeStage } from '../sources/decode.js';
+import { createDedupStage } from '../store/dedup-stage.js';
 import { createExport } from '../export/registry.js';
 import { CaptionScorer } from '../filter/caption-scorer.js';
 import { createScoreStage } from '../filter/score-stage.js';
@@ -90,6 +91,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const stages: Stage<any, any>[] = [
       createSkipDoneStage(store, exportNames),
       createDecodeStage(recipe.decode),
+      ...(recipe.decode.dedup === 'exact' ? [createDedupStage(store)] : []),
       ...capfiltStages(recipe, scorer, captioner),
       createRecordStage(store, runId, recipe.run.commitEvery),
       // After record: instruction rows reference the samples table.

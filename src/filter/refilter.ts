@@ -26,8 +26,9 @@ type Row = [
 ];
 
 /**
- * Re-decide a run from its stored scores: no model runs. Failed samples are left alone; every other
- * sample gets fresh verdicts and becomes ok or dropped. One transaction, so a crash changes nothing.
+ * Re-decide a run from its stored scores: no model runs. Failed samples, and samples dropped for a reason
+ * other than their captions (a duplicate image), are left alone; every other sample gets fresh verdicts
+ * and becomes ok or dropped. One transaction, so a crash changes nothing.
  * Exports written earlier are not rewritten: re-export to apply the new decisions to shards.
  */
 export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: boolean } = {}): RefilterSummary {
@@ -35,10 +36,10 @@ export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: 
     .prepare(
       `SELECT c.sample_key, s.status, c.origin, c.usable, length(trim(c.text)) = 0, c.itc, c.itm, c.id, c.kept, c.reason
        FROM captions c JOIN samples s ON s.key = c.sample_key
-       WHERE s.status != 'failed' ORDER BY c.sample_key, c.idx`,
+       WHERE s.status = 'ok' OR s.drop_reason = ? ORDER BY c.sample_key, c.idx`,
     )
     .raw()
-    .all() as Row[];
+    .all(NO_CAPTION_PASSED) as Row[];
   // Only rows whose verdict changes are written: a second refilter with a nearby threshold touches few rows.
   const updateCaption = db.prepare('UPDATE captions SET kept = ?, reason = ? WHERE id = ?');
   const updateSample = db.prepare(`UPDATE samples SET status = ?, drop_reason = ?, updated_at = ? WHERE key = ?`);

@@ -30,6 +30,12 @@ export const decodeOptionsSchema = z
     maxPixels: z.number().int().positive().default(89_478_485),
     /** Images decoded at once (sharp runs them on libuv's thread pool, 4 threads unless UV_THREADPOOL_SIZE says otherwise). */
     concurrency: z.number().int().min(1).default(4),
+    /**
+     * `exact`: an image with the same bytes (sha256) as an earlier sample that was not dropped as a
+     * duplicate itself is dropped (`duplicate_image`, `meta.duplicateOf` names the first), before any
+     * model sees it. Its captions are not merged into the first. Default `off`.
+     */
+    dedup: z.enum(['off', 'exact']).default('off'),
   })
   .strict();
 

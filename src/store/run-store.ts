@@ -1,6 +1,7 @@
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
 import type { DecodedPair, SampleStatus } from '../core/sample.js';
+import { DUPLICATE_IMAGE } from './dedup-stage.js';
 import { asCollision, collisionKey } from './key-collision.js';
 
 export interface ShardRecord {
@@ -160,6 +161,28 @@ export class RunStore {
          FROM samples s WHERE s.key IN (${keys.map(() => '?').join(',')})`,
       )
       .all(...exportNames, ...keys) as SampleProgress[];
+  }
+
+  /**
+   * For each sha256, the keys of recorded samples with those image bytes that own them: not failed and
+   * not dropped as duplicates themselves (`dedup-stage.ts`), oldest first.
+   */
+  imageOwners(sha256s: readonly string[]): Map<string, string[]> {
+    const owners = new Map<string, string[]>();
+    if (sha256s.length === 0) return owners;
+    const rows = this.db
+      .prepare(
+        `SELECT sha256, key FROM samples
+         WHERE sha256 IN (${sha256s.map(() => '?').join(',')}) AND status != 'failed' AND drop_reason IS NOT '${DUPLICATE_IMAGE}'
+         ORDER BY updated_at, key`,
+      )
+      .all(...sha256s) as { sha256: string; key: string }[];
+    for (const { sha256, key } of rows) {
+      const list = owners.get(sha256);
+      if (list) list.push(key);
+      else owners.set(sha256, [key]);
+    }
+    return owners;
   }
 
   /** How many samples need no more work (see `doneKeys`), for the resume line at the start of a run. */

@@ -173,10 +173,11 @@ describe('decode stage', () => {
   });
 
   it('has its defaults and rejects bad options with a ConfigError naming the option', () => {
-    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, concurrency: 4 });
+    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, concurrency: 4, dedup: 'off' });
     expect(() => createDecodeStage({ concurrency: 0 })).toThrow(ConfigError);
     expect(() => createDecodeStage({ concurrency: 0 })).toThrow(/concurrency/);
     expect(() => createDecodeStage({ maxPixel: 5 } as never)).toThrow(/maxPixel/);
+    expect(() => createDecodeStage({ dedup: 'fuzzy' } as never)).toThrow(/dedup.*"off" \| "exact"|dedup.*off.*exact/);
   });
 
   it('its name is decode', () => {
