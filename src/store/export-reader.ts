@@ -14,6 +14,7 @@ import type { InstructionSample, InstructionTask } from '../core/conversation.js
 import { ConfigError } from '../core/errors.js';
 import type { Box, Caption, CaptionOrigin } from '../core/sample.js';
 import type { InstructionExportable } from '../export/instruction-records.js';
+import { groupBy } from '../iter/group-by.js';
 import { RESUMABLE_CODES } from '../backends/llm-errors.js';
 import { reasonCode } from './instruction-store.js';
 
@@ -85,15 +86,7 @@ function parseJson(text: string | null, fallback: unknown): unknown {
   }
 }
 
-function groupBy<R extends { sample_key: string }>(rows: readonly R[]): Map<string, R[]> {
-  const out = new Map<string, R[]>();
-  for (const row of rows) {
-    const list = out.get(row.sample_key);
-    if (list) list.push(row);
-    else out.set(row.sample_key, [row]);
-  }
-  return out;
-}
+const byKey = (row: { sample_key: string }) => row.sample_key;
 
 /** Count of `ok` samples the reader will yield (for progress). */
 export function countExportSamples(dbPath: string, options: ExportReaderOptions = {}): number {
@@ -133,11 +126,13 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
              WHERE sample_key IN (${marks}) ORDER BY sample_key, idx`,
           )
           .all(...keys) as CaptionRow[],
+        byKey,
       );
       const boxes = groupBy(
         detail
           .prepare(`SELECT sample_key, label, x1, y1, x2, y2, original_json FROM boxes WHERE sample_key IN (${marks}) ORDER BY sample_key, idx`)
           .all(...keys) as BoxRow[],
+        byKey,
       );
       const instructions = groupBy(
         detail
@@ -146,6 +141,7 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
              WHERE sample_key IN (${marks}) ORDER BY sample_key, task, variant`,
           )
           .all(...keys) as InstructionRow[],
+        byKey,
       );
       return group.map((row) => {
         const sample: InstructionExportable = {

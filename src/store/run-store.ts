@@ -1,6 +1,7 @@
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
 import type { DecodedPair, SampleStatus } from '../core/sample.js';
+import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from './dedup-stage.js';
 import { asCollision, collisionKey } from './key-collision.js';
 
@@ -177,11 +178,7 @@ export class RunStore {
          ORDER BY updated_at, key`,
       )
       .all(...sha256s) as { sha256: string; key: string }[];
-    for (const { sha256, key } of rows) {
-      const list = owners.get(sha256);
-      if (list) list.push(key);
-      else owners.set(sha256, [key]);
-    }
+    for (const [sha256, group] of groupBy(rows, (r) => r.sha256)) owners.set(sha256, group.map((r) => r.key));
     return owners;
   }
 

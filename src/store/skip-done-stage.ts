@@ -1,6 +1,7 @@
 import type { Pair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
+import { groupBy } from '../iter/group-by.js';
 import type { RunStore } from './run-store.js';
 
 /**
@@ -17,7 +18,7 @@ export function createSkipDoneStage(
     async *run(input) {
       for await (const pairs of batch(input, lookupEvery)) {
         const done = new Set<Pair>();
-        for (const [source, group] of groupBySource(pairs)) {
+        for (const [source, group] of groupBy(pairs, (p) => p.source)) {
           const keys = store.doneKeys(group.map((p) => p.key), exportNames, source);
           for (const pair of group) if (keys.has(pair.key)) done.add(pair);
         }
@@ -27,12 +28,3 @@ export function createSkipDoneStage(
   };
 }
 
-function groupBySource(pairs: readonly Pair[]): Map<string, Pair[]> {
-  const groups = new Map<string, Pair[]>();
-  for (const pair of pairs) {
-    const group = groups.get(pair.source);
-    if (group) group.push(pair);
-    else groups.set(pair.source, [pair]);
-  }
-  return groups;
-}

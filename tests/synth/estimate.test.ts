@@ -30,6 +30,19 @@ async function readPairs(): Promise<Pair[]> {
   return pairs;
 }
 
+/** The local LLM server, the sample data as decoded pairs, and a run database holding them. */
+async function liveRun(): Promise<{ s: FakeLlmServer; pairs: DecodedPair[]; r: ReturnType<typeof createRun> }> {
+  const s = await FakeLlmServer.start();
+  cleanups.push(() => s.close());
+  const pairs: DecodedPair[] = (await readPairs()).map((p) => ({
+    ...p,
+    image: { width: 128, height: 128, format: 'jpeg', byteLength: 1, sha256: '', orientation: 1 },
+  }));
+  const r = createRun(pairs);
+  cleanups.push(r.cleanup);
+  return { s, pairs, r };
+}
+
 describe('estimate', () => {
   it('counts requests and tokens close to what a real run sends, and prices them', async () => {
     const loaded = parseRecipe({ sources: [cocoSource] }, 'test', SAMPLE_DATA);
@@ -48,14 +61,7 @@ describe('estimate', () => {
     expect(estimate.upperBoundCostUsd).toBeGreaterThan(estimate.costUsd);
 
     // The same samples through the synth stage against the local server: the prompt tokens it counts.
-    const s = await FakeLlmServer.start();
-    cleanups.push(() => s.close());
-    const pairs: DecodedPair[] = (await readPairs()).map((p) => ({
-      ...p,
-      image: { width: 128, height: 128, format: 'jpeg', byteLength: 1, sha256: '', orientation: 1 },
-    }));
-    const r = createRun(pairs);
-    cleanups.push(r.cleanup);
+    const { s, pairs, r } = await liveRun();
     const live = synthOptionsSchema.parse({ ...synth, llm: { ...synth.llm, baseURL: s.baseURL, rpm: 100_000, tpm: 100_000_000 } });
     await drain(createSynthStage(live, { db: r.db, runId: r.runId }), pairs);
     expect(s.requests).toHaveLength(estimate.requests);
@@ -74,14 +80,7 @@ describe('estimate', () => {
   });
 
   it('counts what the run database already answered as paid, and prices only the rest', async () => {
-    const s = await FakeLlmServer.start();
-    cleanups.push(() => s.close());
-    const pairs: DecodedPair[] = (await readPairs()).map((p) => ({
-      ...p,
-      image: { width: 128, height: 128, format: 'jpeg', byteLength: 1, sha256: '', orientation: 1 },
-    }));
-    const r = createRun(pairs);
-    cleanups.push(r.cleanup);
+    const { s, pairs, r } = await liveRun();
     const llm = { baseURL: s.baseURL, model: 'm', price: { inputPerMTok: 1, outputPerMTok: 2 }, rpm: 100_000, tpm: 100_000_000 };
     const synth = synthOptionsSchema.parse({ tasks: ['conversation', 'detail'], llm });
     // An earlier run answered both tasks for 6 of the 16 images.
