@@ -87,20 +87,27 @@ describe('parity with PyTorch (reference.json)', () => {
 });
 
 describe('quality on the shapes test split (held with a margin)', () => {
-  it('ITC: image-to-text recall@1 among 100 candidates >= 0.85 (0.90 at training)', async () => {
+  it('ITC: image-to-text recall@1 among 100 candidates >= 0.95 (0.99 at training), strict form >= 0.85 (0.90)', async () => {
     const sample = truth.slice(0, 100);
     const imageEmbeds = await itc.encodeImages(sample.map((r) => images.get(r.key)!));
-    const textEmbeds = await itc.encodeTexts(sample.map((r) => r.captions[0]!));
+    const texts = sample.map((r) => r.captions[0]!);
+    const textEmbeds = await itc.encodeTexts(texts);
     const scores = itc.score(imageEmbeds, textEmbeds);
     let hits = 0;
-    sample.forEach((_, i) => {
+    let strictHits = 0;
+    sample.forEach((record, i) => {
       const row = scores.subarray(i * sample.length, (i + 1) * sample.length);
-      if (row.indexOf(Math.max(...row)) === i) hits++;
+      const top = row.indexOf(Math.max(...row));
+      // A hit: the top caption names exactly this image's objects (two scenes can share one caption).
+      if (captionIsCorrect(texts[top]!, record)) hits++;
+      // Strict: the top caption is the image's own, so ties between identical scenes count as misses.
+      if (top === i) strictHits++;
     });
-    expect(hits / sample.length).toBeGreaterThanOrEqual(0.85);
+    expect(hits / sample.length).toBeGreaterThanOrEqual(0.95);
+    expect(strictHits / sample.length).toBeGreaterThanOrEqual(0.85);
   });
 
-  it('ITM: ROC-AUC >= 0.95 for true captions vs mismatches and attribute swaps (0.97 at training)', async () => {
+  it('ITM: ROC-AUC >= 0.98 for true captions vs mismatches and attribute swaps (0.9998 at training)', async () => {
     const sample = truth.filter((r) => r.noise === 'mismatch' || r.noise === 'swap');
     const encoded = await itm.encodeImages(sample.map((r) => images.get(r.key)!));
     const index = sample.flatMap((_, i) => [i, i]);
@@ -108,13 +115,13 @@ describe('quality on the shapes test split (held with a margin)', () => {
     const { pMatch } = await itm.scoreIndexed(encoded, index, texts);
     const positives = sample.map((_, i) => pMatch[2 * i]!);
     const negatives = sample.map((_, i) => pMatch[2 * i + 1]!);
-    expect(auc(positives, negatives)).toBeGreaterThanOrEqual(0.95);
+    expect(auc(positives, negatives)).toBeGreaterThanOrEqual(0.98);
   });
 
-  it('captioner: >= 88% of greedy captions name exactly the right objects (97% at training)', async () => {
+  it('captioner: >= 90% of greedy captions name exactly the right objects (97.8% at training)', async () => {
     const sample = truth.slice(0, 100);
     const out = await captioner.caption(sample.map((r) => images.get(r.key)!), { strategy: 'greedy', k: 1, minLength: 0, maxLength: 30, repetitionPenalty: 1 });
     const correct = out.filter((c, i) => captionIsCorrect(c[0]!.text, sample[i]!)).length;
-    expect(correct / sample.length).toBeGreaterThanOrEqual(0.88);
+    expect(correct / sample.length).toBeGreaterThanOrEqual(0.9);
   });
 });
