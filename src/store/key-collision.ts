@@ -9,16 +9,19 @@ import { toKey } from '../core/sample.js';
 
 export const KEY_COLLISION_STAGE = 'record';
 
-/** The key a colliding sample is recorded under: deterministic, so a resumed run finds it again. */
-export function collisionKey(key: string, source: string): string {
-  return `${key}__${toKey(source)}`;
+/**
+ * The key a colliding sample is recorded under: deterministic, so a resumed run finds it again. `n` > 1
+ * only when that key is itself taken by yet another source (`KEY__source__2`, ...).
+ */
+export function collisionKey(key: string, source: string, n = 1): string {
+  return `${key}__${toKey(source)}${n > 1 ? `__${n}` : ''}`;
 }
 
 /** The colliding sample as a failure under its own key; the original's image and captions stay visible. */
-export function asCollision(sample: DecodedPair, owner: string): DecodedPair {
+export function asCollision(sample: DecodedPair, owner: string, n = 1): DecodedPair {
   return {
     ...sample,
-    key: collisionKey(sample.key, sample.source),
+    key: collisionKey(sample.key, sample.source, n),
     failure: {
       code: 'key_duplicate',
       message: `key "${sample.key}" of source "${sample.source}" is already used by source "${owner}"; give the sources distinct \`keyPrefix\` to keep both`,

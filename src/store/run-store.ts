@@ -89,9 +89,11 @@ export class RunStore {
   private writeSample(runId: number, sample: DecodedPair, now: string): DecodedPair {
     let s = sample;
     if (!this.upsert(runId, s, now)) {
-      s = asCollision(sample, this.ownerOf.get(sample.key) as string);
-      if (!this.upsert(runId, s, now)) {
-        throw new Error(`samples: key "${s.key}" is taken by source "${String(this.ownerOf.get(s.key))}" as well; give the sources distinct \`keyPrefix\``);
+      const owner = this.ownerOf.get(sample.key) as string;
+      // The colliding key may itself be another source's real key: then number it until one is free.
+      for (let n = 1; ; n++) {
+        s = asCollision(sample, owner, n);
+        if (this.upsert(runId, s, now)) break;
       }
     }
     this.deleteCaptions.run(s.key);

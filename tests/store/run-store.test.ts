@@ -90,6 +90,35 @@ describe('run database', () => {
     expect(store.shards('wds')).toEqual([{ exportName: 'wds', shardIndex: 0, path: 'wds-000000.tar', sampleCount: 1, byteLength: 10, sha256: 'cafe' }]);
   });
 
+  it('a key another source owns: the sample is recorded as key_duplicate under a key of its own, never over the owner', () => {
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    // Source a owns "k", and also a real key that looks like b's collision key.
+    store.writeSamples(run, [sample('k', { source: 'a' }), sample('k__b', { source: 'a' })]);
+    const [recorded] = store.writeSamples(run, [sample('k', { source: 'b', captions: [{ text: 'from b', origin: 'web', issue: null, usable: true }] })]);
+    expect(recorded!.key).toBe('k__b__2');
+    expect(recorded!.failure).toEqual({
+      code: 'key_duplicate',
+      message: 'key "k" of source "b" is already used by source "a"; give the sources distinct `keyPrefix` to keep both',
+      stage: 'record',
+    });
+    const rows = db.prepare('SELECT key, source, status FROM samples ORDER BY key').all();
+    expect(rows).toEqual([
+      { key: 'k', source: 'a', status: 'ok' },
+      { key: 'k__b', source: 'a', status: 'ok' },
+      { key: 'k__b__2', source: 'b', status: 'failed' },
+    ]);
+    // The owner's captions are untouched; the duplicate's are kept under its own key.
+    expect(db.prepare('SELECT sample_key, text FROM captions ORDER BY sample_key').all()).toEqual([
+      { sample_key: 'k', text: 'caption of k' },
+      { sample_key: 'k__b', text: 'caption of k__b' },
+      { sample_key: 'k__b__2', text: 'from b' },
+    ]);
+    // Writing it again (a resumed run) lands on the same rows.
+    store.writeSamples(run, [sample('k', { source: 'b' })]);
+    expect(db.prepare('SELECT COUNT(*) FROM samples').pluck().get()).toBe(3);
+  });
+
   it('recordShard is all-or-nothing', () => {
     const store = new RunStore(db);
     const run = store.startRun('{}', 'h', '0/1');
