@@ -393,25 +393,36 @@ describe(`the verifier catches broken masks (${TOKENIZERS.llamaName})`, () => {
 });
 
 describe(`maxLength (${TOKENIZERS.llamaName}, ${TOKENIZERS.qwenName})`, () => {
-  it('drops or truncates, keeping the mask a prefix of the verified one', async () => {
+  it('drops, or truncates after the last whole answer that fits (a prefix of the verified mask, ending in </s>)', async () => {
     const tok = await ChatTokenizer.load(llamaTokenizerDir());
     const t = createTemplate('vicuna_v1', tok).tokenize({ conversations: THREE_ROUNDS, image: { width: 64, height: 48 } });
     const n = t.inputIds.length;
     expect(fitLength(t, n, 'drop')).toMatchObject({ ok: true, truncated: false });
     expect(fitLength(t, n - 1, 'drop')).toMatchObject({ ok: false, code: 'over_length' });
-    const cut = fitLength(t, n - 5, 'truncate');
-    expect(cut.ok).toBe(true);
-    if (cut.ok) {
-      expect(cut.truncated).toBe(true);
-      expect(Array.from(cut.tokenized.inputIds)).toEqual(Array.from(t.inputIds.slice(0, n - 5)));
-      expect(Array.from(cut.tokenized.labels)).toEqual(Array.from(t.labels.slice(0, n - 5)));
+    // Ends of the trained runs: where each answer (with its </s>) stops.
+    const ends = Array.from(t.labels.keys()).filter((i) => t.labels[i] !== IGNORE_INDEX && (i + 1 === n || t.labels[i + 1] === IGNORE_INDEX)).map((i) => i + 1);
+    expect(ends).toHaveLength(3);
+    const eos = t.inputIds[ends[0]! - 1]!;
+    for (const limit of [n - 1, ends[1]! + 3, ends[1]!]) {
+      const cut = fitLength(t, limit, 'truncate');
+      expect(cut.ok).toBe(true);
+      if (cut.ok) {
+        // Two whole rounds stay; the third, which would be cut mid-answer, goes.
+        expect(cut.truncated).toBe(true);
+        expect(Array.from(cut.tokenized.inputIds)).toEqual(Array.from(t.inputIds.slice(0, ends[1]!)));
+        expect(Array.from(cut.tokenized.labels)).toEqual(Array.from(t.labels.slice(0, ends[1]!)));
+        expect(cut.tokenized.inputIds.at(-1)).toBe(eos);
+        expect(cut.tokenized.labels.at(-1)).toBe(eos);
+      }
     }
+    const one = fitLength(t, ends[1]! - 1, 'truncate');
+    expect(one.ok && one.tokenized.inputIds.length).toBe(ends[0]);
     const image = t.imageRuns[0]![0];
-    const firstAnswer = t.labels.findIndex((l) => l !== IGNORE_INDEX);
-    expect(fitLength(t, firstAnswer, 'truncate')).toMatchObject({ ok: false, code: 'truncated_no_target' });
+    expect(fitLength(t, ends[0]! - 1, 'truncate')).toMatchObject({ ok: false, code: 'truncated_no_target' });
     const qwen = await ChatTokenizer.load(qwenTokenizerDir());
     const q = createTemplate('qwen2_vl', qwen).tokenize({ conversations: ONE_ROUND, image: { width: 640, height: 480 } });
-    expect(fitLength(q, q.imageRuns[0]![0] + 10, 'truncate')).toMatchObject({ ok: false, code: 'truncated_image' });
+    // A limit inside the image's tokens leaves no whole answer (and a cut never lands inside an image).
+    expect(fitLength(q, q.imageRuns[0]![0] + 10, 'truncate')).toMatchObject({ ok: false, code: 'truncated_no_target' });
     expect(image).toBeGreaterThan(0);
   });
 });

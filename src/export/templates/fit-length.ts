@@ -1,8 +1,10 @@
 /**
  * Keeping sequences within `maxLength` tokens (visual tokens included). A longer sequence is either dropped,
- * or truncated at the end. Truncation cuts `input_ids` and `labels` at the same position, so the mask stays
- * the verified mask's prefix; it fails the sample when the cut would leave no trained token, or fall inside
- * an image's tokens (the model would get fewer image positions than features).
+ * or truncated. Truncation keeps whole rounds: it cuts right after the last trained run (an answer with
+ * its terminator, e.g. `</s>` or `<|im_end|>\n`) that fits, so no sample teaches the model to stop in the
+ * middle of an answer. `input_ids` and `labels` are cut at the same position, so the mask stays the verified
+ * mask's prefix. The sample fails when not even the first answer fits (`truncated_no_target`), or when the
+ * cut would fall inside an image's tokens (`truncated_image`: fewer image positions than features).
  */
 import { IGNORE_INDEX, type TokenizedConversation } from './template.js';
 
@@ -16,23 +18,34 @@ export function fitLength(tokenized: TokenizedConversation, maxLength: number | 
   const length = tokenized.inputIds.length;
   if (maxLength === undefined || length <= maxLength) return { ok: true, tokenized, truncated: false };
   if (mode === 'drop') return { ok: false, code: 'over_length', message: `${length} tokens, over maxLength ${maxLength}` };
-  for (const [start, end] of tokenized.imageRuns) {
-    if (start < maxLength && end > maxLength) {
-      return { ok: false, code: 'truncated_image', message: `truncating ${length} tokens to ${maxLength} would cut the image's tokens ${start}-${end}` };
-    }
+  const cut = lastAnswerEnd(tokenized.labels, maxLength);
+  if (cut === 0) {
+    return { ok: false, code: 'truncated_no_target', message: `truncating ${length} tokens to ${maxLength} leaves no whole answer` };
   }
-  const labels = tokenized.labels.slice(0, maxLength);
-  if (!labels.some((l) => l !== IGNORE_INDEX)) {
-    return { ok: false, code: 'truncated_no_target', message: `truncating ${length} tokens to ${maxLength} leaves no trained token` };
+  for (const [start, end] of tokenized.imageRuns) {
+    if (start < cut && end > cut) {
+      return { ok: false, code: 'truncated_image', message: `truncating ${length} tokens to ${cut} would cut the image's tokens ${start}-${end}` };
+    }
   }
   return {
     ok: true,
     truncated: true,
     tokenized: {
-      inputIds: tokenized.inputIds.slice(0, maxLength),
-      labels,
+      inputIds: tokenized.inputIds.slice(0, cut),
+      labels: tokenized.labels.slice(0, cut),
       spans: tokenized.spans,
-      imageRuns: tokenized.imageRuns.filter(([start]) => start < maxLength),
+      imageRuns: tokenized.imageRuns.filter(([start]) => start < cut),
     },
   };
+}
+
+/** End (exclusive) of the last run of trained positions that ends within `limit`; 0 when none does. */
+function lastAnswerEnd(labels: Int32Array, limit: number): number {
+  let best = 0;
+  for (let i = 1; i <= limit; i++) {
+    const trainedBefore = labels[i - 1] !== IGNORE_INDEX;
+    const trainedHere = i < labels.length && labels[i] !== IGNORE_INDEX;
+    if (trainedBefore && !trainedHere) best = i;
+  }
+  return best;
 }
