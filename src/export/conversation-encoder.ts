@@ -55,7 +55,8 @@ export class ConversationEncoder {
   /** Check, render and (with a tokenizer) tokenize one record's turns for an image of this size. */
   encode(task: InstructionTask, turns: readonly Turn[], image: { width: number; height: number } | null): EncodedRecord {
     const tokenization = this.options.tokenization ?? null;
-    const checked = checkConversation(turns, (text) => tokenization?.tokenizer.findAddedToken(text) ?? null);
+    const grounding = task === 'grounding' || task === 'referring';
+    const checked = checkConversation(turns, (text) => tokenization?.tokenizer.findAddedToken(text) ?? null, grounding);
     if (isProblem(checked)) return { status: 'failed', ...checked, length: null };
     if (checked.hasImage && !image) {
       return { status: 'failed', code: 'image_missing', message: 'the record has <image> but the sample has no image', length: null };

@@ -91,8 +91,9 @@ export function collectRecords(sample: InstructionExportable, tasks: ReadonlySet
 const SPECIAL_LIKE = /<\|[A-Za-z0-9_]+\|>/;
 
 /**
- * Qwen grounding tokens belong in the text: synthesis writes them with `regionFormat: qwen2vl`, and the
- * `qwen2vl` region format renders them. They are the only special-token strings a turn may hold.
+ * Qwen grounding tokens belong in the text of grounding and referring samples only: synthesis writes
+ * them there with `regionFormat: qwen2vl` (the export's `qwen2vl` region format renders them after this
+ * check). In any other turn (a web caption, an LLM answer) they are untrusted text and refused.
  */
 export const GROUNDING_TOKENS: readonly string[] = ['<|object_ref_start|>', '<|object_ref_end|>', '<|box_start|>', '<|box_end|>', '<|quad_start|>', '<|quad_end|>'];
 
@@ -110,11 +111,13 @@ function countOf(text: string, needle: string): number {
 
 /**
  * Check a record's turns. Returns whether it has an image, or the problem. `findSpecial` finds a
- * special-token string of the configured tokenizer in a text (null: none).
+ * special-token string of the configured tokenizer in a text (null: none); `allowGroundingTokens` for
+ * grounding and referring samples (see {@link GROUNDING_TOKENS}).
  */
 export function checkConversation(
   turns: unknown,
   findSpecial: (text: string) => string | null = () => null,
+  allowGroundingTokens = false,
 ): { hasImage: boolean } | RecordProblem {
   if (!Array.isArray(turns)) return { code: 'conversation_invalid', message: 'the record\'s conversations are not a list of turns' };
   if (turns.length === 0) return { code: 'conversation_empty', message: 'the record has no turns' };
@@ -133,7 +136,7 @@ export function checkConversation(
     const n = countOf(turn.value, IMAGE_TOKEN);
     if (n > 0 && i !== 0) return { code: 'image_token_position', message: `turn ${i} has ${IMAGE_TOKEN}; it may only be in the first human turn` };
     images += n;
-    const plain = withoutGroundingTokens(turn.value);
+    const plain = allowGroundingTokens ? withoutGroundingTokens(turn.value) : turn.value;
     const special = findSpecial(plain) ?? SPECIAL_LIKE.exec(plain)?.[0] ?? null;
     if (special !== null) return { code: 'text_special_token', message: `turn ${i} contains the special token ${JSON.stringify(special)}` };
   }

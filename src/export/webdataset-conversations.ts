@@ -119,7 +119,7 @@ export class WebDatasetConversations {
     const valid: { id: string; task: InstructionTask; conversations: readonly Turn[]; hasImage: boolean }[] = [];
     const findSpecial = (text: string) => this.encoder.tokenizer?.findAddedToken(text) ?? null;
     for (const source of sources) {
-      const checked = checkConversation(source.conversations, findSpecial);
+      const checked = checkConversation(source.conversations, findSpecial, source.task === 'grounding' || source.task === 'referring');
       if (isProblem(checked)) {
         this.stage({ recordId: source.id, sampleKey: sample.key, status: 'failed', code: checked.code, message: checked.message, recordJson: null, tokens: null, truncated: false });
         continue;

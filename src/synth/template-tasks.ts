@@ -65,10 +65,13 @@ export function stage1Sample(input: TemplateInput, lists: InstructionLists, opti
   return { ok: true, conversations: toTurns([{ question: instruction, answer: text }]) };
 }
 
+/** Markup a box label must not carry into a sample: special tokens, region placeholders, the image token. */
+const LABEL_MARKUP = /<\|[A-Za-z0-9_]+\|>|<\/?region\b|<image>/i;
+
 function usableBoxes(input: TemplateInput): { label: string; corners: BoxXYXY }[] {
   return input.boxes
     .map((box) => ({ label: cleanText(box.label, 100), corners: box.box }))
-    .filter(({ label, corners: [x1, y1, x2, y2] }) => label !== '' && x2 > x1 && y2 > y1);
+    .filter(({ label, corners: [x1, y1, x2, y2] }) => label !== '' && !LABEL_MARKUP.test(label) && x2 > x1 && y2 > y1);
 }
 
 function fill(template: string, values: Record<string, string>): string {

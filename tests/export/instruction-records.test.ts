@@ -25,9 +25,12 @@ describe('conversation checks', () => {
     expect(code([h('<image>\n<image>\nQ'), g('A')])).toBe('image_token_count');
     expect(code([h('<image>\nQ'), g('A<|im_end|>')])).toBe('text_special_token');
     expect(checkConversation([h('<image>\nQ'), g('A </s> B')], (t) => (t.includes('</s>') ? '</s>' : null))).toMatchObject({ code: 'text_special_token' });
-    // Qwen grounding tokens are the exception: synthesis may write them (regionFormat qwen2vl).
-    expect(checkConversation([h('<image>\nWhere?'), g('<|object_ref_start|>cat<|object_ref_end|><|box_start|>(1,2),(3,4)<|box_end|>')])).toEqual({ hasImage: true });
-    expect(code([h('<image>\nQ'), g('<|box_start|>(1,2),(3,4)<|box_end|><|vision_start|>')])).toBe('text_special_token');
+    // Qwen grounding tokens are the exception in grounding and referring samples: synthesis writes them
+    // there (regionFormat qwen2vl). Anywhere else (a web caption, an LLM answer) they are refused.
+    const grounded = [h('<image>\nWhere?'), g('<|object_ref_start|>cat<|object_ref_end|><|box_start|>(1,2),(3,4)<|box_end|>')];
+    expect(checkConversation(grounded, undefined, true)).toEqual({ hasImage: true });
+    expect(checkConversation(grounded)).toMatchObject({ code: 'text_special_token' });
+    expect(checkConversation([h('<image>\nQ'), g('<|box_start|>(1,2),(3,4)<|box_end|><|vision_start|>')], undefined, true)).toMatchObject({ code: 'text_special_token' });
   });
 });
 
