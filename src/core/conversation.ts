@@ -10,8 +10,11 @@ export interface Turn {
   value: string;
 }
 
-/** LLM-written tasks, and tasks derived from templates without an LLM. */
-export type InstructionTask = 'conversation' | 'detail' | 'reasoning' | 'stage1' | 'grounding' | 'referring';
+/**
+ * LLM-written tasks, tasks derived from templates without an LLM, and `imported`: a conversation a source
+ * brought with the image (a record of an existing LLaVA file), kept as it was.
+ */
+export type InstructionTask = 'imported' | 'conversation' | 'detail' | 'reasoning' | 'stage1' | 'grounding' | 'referring';
 
 export const IMAGE_TOKEN = '<image>';
 

@@ -4,6 +4,8 @@
  * with `failure` set so the store records it; stages pass such samples through untouched.
  */
 
+import type { Turn } from './conversation.js';
+
 export type CaptionOrigin = 'web' | 'annotation' | 'synthetic';
 
 export interface Caption {
@@ -69,6 +71,8 @@ export interface Pair {
   boxes: Box[];
   /** Extra fields from the source (img2dataset json, COCO image record), stored as JSON. */
   meta: Record<string, unknown>;
+  /** A conversation the source brought (an existing LLaVA record): recorded and exported as task `imported`. */
+  conversations?: Turn[];
   failure: SampleFailure | null;
   /** Set by a stage that decided not to keep the sample (e.g. no caption passed the filter). */
   dropped?: { reason: string; stage: string } | null;

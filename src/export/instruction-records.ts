@@ -12,7 +12,7 @@ import { stableHash } from '../core/shard.js';
 import type { ExportableSample } from './webdataset-sample.js';
 
 /** Every task, in the order records are written. */
-export const ALL_TASKS: readonly InstructionTask[] = ['conversation', 'detail', 'reasoning', 'grounding', 'referring', 'stage1'];
+export const ALL_TASKS: readonly InstructionTask[] = ['imported', 'conversation', 'detail', 'reasoning', 'grounding', 'referring', 'stage1'];
 
 /** A sample as exports of conversations see it: decoded, perhaps with synthesized instruction samples. */
 export type InstructionExportable = ExportableSample & WithInstructions;
@@ -72,6 +72,10 @@ export function stage1Record(sample: InstructionExportable): SourceRecord | null
 export function collectRecords(sample: InstructionExportable, tasks: ReadonlySet<InstructionTask>): SourceRecord[] {
   const order = (task: InstructionTask) => ALL_TASKS.indexOf(task);
   const chosen: InstructionSample[] = (sample.instructions ?? []).filter((i) => tasks.has(i.task));
+  // During a build the source's own conversation rides on the sample; read back, it is an instruction row.
+  if (tasks.has('imported') && sample.conversations?.length && !chosen.some((i) => i.task === 'imported')) {
+    chosen.push({ sampleKey: sample.key, task: 'imported', variant: 0, conversations: sample.conversations });
+  }
   chosen.sort((a, b) => order(a.task) - order(b.task) || a.variant - b.variant);
   const records: SourceRecord[] = chosen.map((i) => ({
     id: recordId(sample.key, i.task, i.variant),

@@ -10,6 +10,9 @@
  * - Image: `image` resolved against `images`; a one-element list is accepted, more than one image is
  *   `row_invalid` (one image per sample).
  * - meta: the whole record, so `meta.conversations` keeps the conversation as it was.
+ * - Conversations: a record's conversation is recorded as an instruction sample of task `imported` (turns
+ *   as they are; exports check them like any other), except a brief-description record's, which becomes
+ *   the caption below.
  * - Caption rule: when the conversation is exactly one human turn and one gpt answer, and the human turn
  *   (without `<image>`) is a short request for a brief description (at most 20 words, naming one of
  *   brief, briefly, concise, concisely, succinct, short, summary, summarize, summarise, compact, terse,
@@ -27,6 +30,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { describeError } from '../core/errors.js';
+import type { Turn } from '../core/conversation.js';
 import { toKey, type Caption, type Pair } from '../core/sample.js';
 import { captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
@@ -174,7 +178,10 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     if (brief !== null) captions.push(captionFromString(brief, 'annotation'));
     if (record.invalidUtf8) for (const [i, c] of captions.entries()) captions[i] = { ...c, issue: 'invalid_utf8', usable: false };
 
+    // A brief-description record lives on as its caption (stage 1 is made from it); any other
+    // conversation is imported whole, so exports can write it again.
     const pair: Pair = { key, source: name, imageRef: locationRef(location), imageBytes: null, captions, boxes: [], meta, failure: null };
+    if (brief === null && conversations.data.length > 0) pair.conversations = conversations.data.map((t) => ({ from: t.from, value: t.value }) as Turn);
     return { key, load: (signal) => loadImage(pair, location, noDownloads, signal) };
   }
 

@@ -30,7 +30,7 @@ export function reasonCode(reason: string | null): string | null {
 }
 
 /** The order samples of one image are listed in: LLM tasks, then template tasks. */
-const TASK_ORDER: readonly InstructionTask[] = ['conversation', 'detail', 'reasoning', 'stage1', 'grounding', 'referring'];
+const TASK_ORDER: readonly InstructionTask[] = ['imported', 'conversation', 'detail', 'reasoning', 'stage1', 'grounding', 'referring'];
 
 export class InstructionStore {
   private readonly upsert;

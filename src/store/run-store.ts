@@ -3,6 +3,7 @@ import { nowIso } from './database.js';
 import type { DecodedPair, SampleStatus } from '../core/sample.js';
 import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from './dedup-stage.js';
+import { InstructionStore } from './instruction-store.js';
 import { asCollision, collisionKey } from './key-collision.js';
 
 export interface ShardRecord {
@@ -34,6 +35,7 @@ export class RunStore {
   private readonly insertBox;
   private readonly insertShard;
   private readonly insertExport;
+  private readonly instructions: InstructionStore;
 
   constructor(readonly db: Db) {
     this.upsertSample = db.prepare(`
@@ -49,6 +51,7 @@ export class RunStore {
         meta_json = excluded.meta_json, run_id = excluded.run_id, updated_at = excluded.updated_at
       WHERE samples.source = excluded.source`);
     this.ownerOf = db.prepare('SELECT source FROM samples WHERE key = ?').pluck();
+    this.instructions = new InstructionStore(db);
     this.deleteCaptions = db.prepare('DELETE FROM captions WHERE sample_key = ?');
     this.insertCaption = db.prepare(`
       INSERT INTO captions (sample_key, idx, origin, text, issue, usable, model, itc, itm, kept, reason)
@@ -103,6 +106,12 @@ export class RunStore {
     );
     this.deleteBoxes.run(s.key);
     s.boxes.forEach((b, idx) => this.insertBox.run(s.key, idx, b.label, ...b.box, b.original ? JSON.stringify(b.original) : null));
+    if (s.conversations && s.conversations.length > 0) {
+      // Checked like every instruction sample when exported; recorded as the source gave it.
+      this.instructions.write([
+        { sampleKey: s.key, task: 'imported', variant: 0, status: 'ok', reason: null, conversations: s.conversations, requestHash: null, attempts: 1 },
+      ]);
+    }
     return s;
   }
 

@@ -63,7 +63,7 @@ describe('toWebDatasetSample', () => {
   });
 
   it('adds synthesized conversations to the json when present', async () => {
-    const pair = { ...(await makePair('k5', 7)), conversations: [{ from: 'human', value: '<image>\nWhat?' }] };
+    const pair = { ...(await makePair('k5', 7)), conversations: [{ from: 'human' as const, value: '<image>\nWhat?' }] };
     expect(sampleJson(pair).conversations).toEqual([{ from: 'human', value: '<image>\nWhat?' }]);
     expect(Object.keys(sampleJson(pair)).at(-1)).toBe('conversations');
   });

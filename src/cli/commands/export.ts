@@ -235,7 +235,7 @@ export function registerExport(program: Command, setExit: (code: number) => void
     .option('--tokenizer <dir>', 'tokenizer folder (tokenizer.json, or vocab.json + merges.txt), or a tokenizer_config file in one')
     .option('--template <name>', 'plain | vicuna_v1 | qwen2_vl | chat_template | a .jinja file')
     .option('--stage1-template <name>', 'template for stage-1 (caption) records')
-    .option('--tasks <list>', 'comma-separated: conversation,detail,reasoning,grounding,referring,stage1')
+    .option('--tasks <list>', 'comma-separated: imported,conversation,detail,reasoning,grounding,referring,stage1')
     .option('--split <mode>', 'JSON: mixed (one file + stage1) | task (one file per task)')
     .option('--region-format <format>', 'llava | qwen2vl | qwenvl | qwen25vl')
     .option('--max-length <n>', 'longest sequence in tokens, visual tokens included')
