@@ -3,7 +3,8 @@ import type { SampleMember, WebDatasetSample } from './webdataset-writer.js';
 
 /**
  * How a `DecodedPair` becomes WebDataset members:
- * - `key.<ext>`: the original image bytes, untouched; `<ext>` from the decoded format ({@link imageExtension}),
+ * - `key.<ext>`: the image bytes as given (the exports turn EXIF-rotated images upright first,
+ *   `upright-image.ts`); `<ext>` from the decoded format ({@link imageExtension}),
  * - `key.txt`: the published caption (the first kept one; omitted when there is none),
  * - `key.json`: everything known about the sample ({@link SampleJson}), keys in a fixed order.
  */
