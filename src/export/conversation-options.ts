@@ -11,7 +11,7 @@ import type { EncoderOptions, Tokenization } from './conversation-encoder.js';
 import { ALL_TASKS } from './instruction-records.js';
 import { REGION_FORMATS, type RegionFormat } from './regions.js';
 import { createTemplate, isTemplateFile, type TemplateSettings } from './templates/registry.js';
-import { QWEN2_VL_MAX_PIXELS, QWEN2_VL_MIN_PIXELS } from './templates/smart-resize.js';
+import { resolveVisionPixels, type VisionPixels } from './templates/vision-pixels.js';
 
 export const taskSchema = z.enum(ALL_TASKS as [InstructionTask, ...InstructionTask[]]);
 
@@ -39,7 +39,10 @@ export const conversationFields = {
   maxLength: z.number().int().positive().optional(),
   /** What happens to longer sequences: drop (default) or truncate. */
   overLength: z.enum(['drop', 'truncate']).optional(),
-  /** Qwen2-VL image sizing (vision token counts, Qwen2.5-VL coordinates). Defaults 3136 and 1003520. */
+  /**
+   * Qwen2-VL image sizing (vision token counts, Qwen2.5-VL coordinates): must match the trainer's image
+   * processor. Default: the tokenizer folder's `preprocessor_config.json`, else 3136 and 1003520.
+   */
   minPixels: z.number().int().positive().optional(),
   maxPixels: z.number().int().positive().optional(),
 } as const;
@@ -77,6 +80,8 @@ export interface ResolvedConversationOptions {
   templateName: string | null;
   stage1TemplateName: string | null;
   tokenizerPath: string | null;
+  /** Qwen2-VL image sizing in use, and where it came from. */
+  visionPixels: VisionPixels;
 }
 
 function resolvePath(baseDir: string, path: string): string {
@@ -89,14 +94,14 @@ export async function resolveConversationOptions(
   defaults: ConversationDefaults,
   baseDir: string,
 ): Promise<ResolvedConversationOptions> {
-  const resize = { minPixels: options.minPixels ?? QWEN2_VL_MIN_PIXELS, maxPixels: options.maxPixels ?? QWEN2_VL_MAX_PIXELS };
+  const tokenizerPath = options.tokenizer ? resolvePath(baseDir, options.tokenizer) : null;
+  const visionPixels = resolveVisionPixels(options, tokenizerPath);
+  const resize = { minPixels: visionPixels.minPixels, maxPixels: visionPixels.maxPixels };
   const tasks = new Set(options.tasks ?? defaults.tasks);
   let tokenization: Tokenization | null = null;
   let templateName: string | null = null;
   let stage1TemplateName: string | null = null;
-  let tokenizerPath: string | null = null;
-  if (options.tokenizer) {
-    tokenizerPath = resolvePath(baseDir, options.tokenizer);
+  if (tokenizerPath !== null) {
     const tokenizer = await loadTokenizerCached(tokenizerPath, options.legacy);
     const templateOf = (name: string) => (isTemplateFile(name) ? resolvePath(baseDir, name) : name);
     templateName = templateOf(options.template ?? defaults.template ?? (tokenizer.tokenId('<|im_start|>') !== undefined ? 'qwen2_vl' : 'vicuna_v1'));
@@ -123,5 +128,5 @@ export async function resolveConversationOptions(
     overLength: options.overLength ?? 'drop',
   };
   if (options.maxLength !== undefined) encoder.maxLength = options.maxLength;
-  return { tasks, encoder, templateName, stage1TemplateName, tokenizerPath };
+  return { tasks, encoder, templateName, stage1TemplateName, tokenizerPath, visionPixels };
 }

@@ -3,6 +3,7 @@
  * reasons, how many were tokenized and verified, and the sequence-length distribution. Computed from the
  * store, so it covers every run of a resumed export, not only the last one.
  */
+import type { VisionPixels } from './templates/vision-pixels.js';
 import type { ExportRecords } from '../store/export-records.js';
 import { lengthStats, type LengthStats } from './token-stats.js';
 
@@ -24,6 +25,8 @@ export interface ExportStats {
   reasons: Record<string, number>;
   /** Sequence lengths with visual tokens (before truncation); null without a tokenizer or records. */
   tokens: LengthStats | null;
+  /** The `smart_resize` pixel bounds used for Qwen2-VL image tokens and Qwen2.5-VL coordinates: the trainer's processor must use the same. */
+  visionPixels: VisionPixels;
 }
 
 export interface ExportStatsInfo {
@@ -33,6 +36,7 @@ export interface ExportStatsInfo {
   template: string | null;
   stage1Template: string | null;
   maxLength: number | null;
+  visionPixels: VisionPixels;
 }
 
 export function exportStats(records: ExportRecords, info: ExportStatsInfo): ExportStats {
@@ -51,6 +55,7 @@ export function exportStats(records: ExportRecords, info: ExportStatsInfo): Expo
     truncated: summary.truncated,
     reasons: summary.reasons,
     tokens: info.tokenizer === null ? null : lengthStats(summary.lengths, info.maxLength),
+    visionPixels: info.visionPixels,
   };
 }
 

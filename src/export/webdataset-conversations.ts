@@ -176,6 +176,7 @@ export class WebDatasetConversations {
       template: this.resolved.templateName,
       stage1Template: this.resolved.stage1TemplateName,
       maxLength: this.maxLength,
+      visionPixels: this.resolved.visionPixels,
     });
     const name = shard.count > 1 ? `stats-s${shard.index}of${shard.count}.json` : 'stats.json';
     await writeFileAtomically(`${dir}/${name}`, `${JSON.stringify(stats, null, 2)}\n`);

@@ -1,5 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { qwenImageTokenCount, roundHalfEven, smartResize } from '../../src/export/templates/smart-resize.js';
+import { resolveVisionPixels } from '../../src/export/templates/vision-pixels.js';
 
 describe('smart_resize (Qwen2-VL)', () => {
   it('matches the published test vectors', () => {
@@ -36,5 +40,34 @@ describe('smart_resize (Qwen2-VL)', () => {
 
   it('refuses an aspect ratio over 200', () => {
     expect(() => smartResize(10, 2500)).toThrow(/aspect ratio/);
+  });
+});
+
+describe('smart_resize bounds of an export', () => {
+  const folder = (config?: unknown): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'vlc-pixels-'));
+    made.push(dir);
+    if (config !== undefined) writeFileSync(join(dir, 'preprocessor_config.json'), typeof config === 'string' ? config : JSON.stringify(config));
+    return dir;
+  };
+  const made: string[] = [];
+  afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it('come from the options, else the model folder`s preprocessor_config.json, else the defaults', () => {
+    // Qwen2-VL-7B-Instruct's own processor: max_pixels 12845056, so a 1080x1920 image keeps far more tokens.
+    const qwen = folder({ min_pixels: 3136, max_pixels: 12845056, patch_size: 14, merge_size: 2 });
+    const fromModel = resolveVisionPixels({}, qwen);
+    expect(fromModel).toEqual({ minPixels: 3136, maxPixels: 12845056, from: 'preprocessor_config.json' });
+    expect(qwenImageTokenCount(1080, 1920, fromModel)).toBe(2691);
+    expect(resolveVisionPixels({}, folder({ size: { shortest_edge: 3136, longest_edge: 12845056 } }))).toMatchObject({ maxPixels: 12845056 });
+    expect(resolveVisionPixels({ maxPixels: 200_000 }, qwen)).toEqual({ minPixels: 3136, maxPixels: 200_000, from: 'options' });
+    expect(resolveVisionPixels({}, folder())).toEqual({ minPixels: 3136, maxPixels: 28 * 28 * 1280, from: 'defaults' });
+    expect(resolveVisionPixels({}, null)).toMatchObject({ from: 'defaults' });
+  });
+
+  it('refuse a bad preprocessor_config.json, naming the file, the field and the value', () => {
+    expect(() => resolveVisionPixels({}, folder({ max_pixels: 'lots' }))).toThrow(/preprocessor_config\.json: max_pixels expected a positive whole number, got "lots"/);
+    expect(() => resolveVisionPixels({}, folder('{oops'))).toThrow(/preprocessor_config\.json: not valid JSON/);
+    expect(() => resolveVisionPixels({ minPixels: 5000, maxPixels: 4000 }, null)).toThrow(/minPixels 5000 is larger than maxPixels 4000/);
   });
 });
