@@ -70,4 +70,28 @@ describe('CapFilt kill -9 and resume', () => {
     expect(new Set(keys).size).toBe(keys.length);
     expect([...keys].sort()).toEqual([...onceKeys].sort());
   });
+
+  it('a second Ctrl-C quits at once, by the signal, without a native abort; the run resumes', async () => {
+    writeFileSync(join(dir, 'twice.yaml'), stringify(recipe('twice/run.db', 'twice/wds')));
+    let sent = 0;
+    const r = await runCli(['build', join(dir, 'twice.yaml'), '--progress', 'json', '--progress-interval', '20'], {
+      onStdoutLine: (line, child) => {
+        // Interrupt while the models are busy: once to stop gracefully, then again before that finishes.
+        if (sent === 0 && line.includes('"type":"progress"') && line.includes('"stage":"captioner"')) {
+          sent = 1;
+          child.kill('SIGINT');
+          setTimeout(() => child.exitCode === null && child.kill('SIGINT'), 50);
+        }
+      },
+    });
+    expect(sent).toBe(1);
+    // Either the second signal ended it (the default action: 128 + 2 in a shell), or the graceful stop won the race.
+    expect(r.signal === 'SIGINT' || r.code === 130).toBe(true);
+    expect(r.stderr).not.toMatch(/terminate called|Napi::Error|core dumped/);
+    const resumed = await runCli(['build', join(dir, 'twice.yaml'), '--progress', 'plain']);
+    expect(resumed.code).toBe(0);
+    const keys = (await readShardMembers(join(dir, 'twice/wds'))).filter((m) => m.member.endsWith('.json')).map((m) => m.member);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys.length).toBeGreaterThan(0);
+  });
 });
