@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { ConfigError, VlcurateError } from '../core/errors.js';
+import { describeEnvironmentError } from './environment-error.js';
 import { EXIT_CONFIG } from './exit.js';
 import { registerBuild } from './commands/build.js';
 import { registerInspect } from './commands/inspect.js';
@@ -35,6 +36,11 @@ export function createProgram(setExit: (code: number) => void): Command {
 }
 
 async function main(): Promise<void> {
+  // Output piped into `head` and closed early: stop quietly, as other command-line tools do.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   let exitCode = 0;
   const program = createProgram((code) => (exitCode = code));
   try {
@@ -47,6 +53,12 @@ async function main(): Promise<void> {
     }
     if (err instanceof ConfigError) {
       process.stderr.write(`vlcurate: ${err.message}\n`);
+      process.exitCode = EXIT_CONFIG;
+      return;
+    }
+    const environment = describeEnvironmentError(err);
+    if (environment !== null) {
+      process.stderr.write(`vlcurate: ${environment}\n`);
       process.exitCode = EXIT_CONFIG;
       return;
     }

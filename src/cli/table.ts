@@ -10,7 +10,8 @@ export function renderTable(rows: readonly Record<string, unknown>[], columns?: 
     return flat.length > maxWidth ? `${flat.slice(0, maxWidth - 1)}…` : flat;
   };
   const cells = rows.map((row) => cols.map((c) => cell(row[c])));
-  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  // A loop, not Math.max(...): spreading a column of 100k+ rows overflows the call stack.
+  const widths = cols.map((c, i) => cells.reduce((width, r) => Math.max(width, r[i]!.length), c.length));
   const numeric = cols.map((c) => rows.every((row) => row[c] === null || row[c] === undefined || typeof row[c] === 'number'));
   const line = (values: string[]) =>
     values.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd();

@@ -27,8 +27,13 @@ export interface Calibration {
 
 /** Evenly spaced thresholds over the observed score range, plus the exact cut points that matter. */
 function candidateThresholds(scores: readonly number[], steps: number): number[] {
-  const lo = Math.min(...scores);
-  const hi = Math.max(...scores);
+  // Loops, not Math.min(...scores): spreading a run's worth of scores overflows the call stack.
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const score of scores) {
+    if (score < lo) lo = score;
+    if (score > hi) hi = score;
+  }
   if (lo === hi) return [lo];
   return Array.from({ length: steps + 1 }, (_, i) => lo + ((hi - lo) * i) / steps);
 }

@@ -1,11 +1,11 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { makeGoodSamples, makeImage, makePngClaiming, sampleMembers, writeTar, type Member } from '../fixtures/make-webdataset.js';
-import { keysOf, readShardMembers, runCli } from './helpers.js';
+import { CLI, keysOf, readShardMembers, runCli } from './helpers.js';
 
 let dir: string;
 
@@ -127,6 +127,27 @@ describe('configuration errors exit 2 and name the field', () => {
 
   it('an unknown command', async () => {
     expect((await runCli(['frobnicate'])).code).toBe(2);
+  });
+
+  it('a path that cannot be written, or a file that is not a database: one line naming it, exit 2', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'not a folder');
+    const mkdir = await runCli(['datasets', 'shapes', '--out', join(file, 'x'), '--count', '3']);
+    expect(mkdir.code).toBe(2);
+    expect(mkdir.stderr).toBe(`vlcurate: cannot create the folder "${join(file, 'x', 'webdataset')}": a part of the path is a file, not a folder\n`);
+    const notDb = await runCli(['inspect', join(dir, 'recipe.yaml'), 'stats']);
+    expect(notDb.code).toBe(2);
+    expect(notDb.stderr).toMatch(/^vlcurate: file is not a database: the run database path points at a file that is not a SQLite database\n$/);
+  });
+});
+
+describe('output piped into a command that stops reading', () => {
+  it('ends quietly (no EPIPE stack)', () => {
+    const rows = 'WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 200000) SELECT x FROM n';
+    const db = JSON.stringify(join(dir, 'out/run.db'));
+    const r = spawnSync('bash', ['-c', `node ${JSON.stringify(CLI)} inspect ${db} sql "${rows}" | head -c 10 >/dev/null; echo "rc=\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    expect(r.stdout).toBe('rc=0\n');
+    expect(r.stderr).toBe('');
   });
 });
 

@@ -24,6 +24,14 @@ describe('calibrate', () => {
     expect(result.rows[0]).toMatchObject({ threshold: 0.1, kept: 7 });
   });
 
+  it('handles a run-sized score list (300k) without spreading it into a call', () => {
+    const pairs = Array.from({ length: 300_000 }, (_, i) => ({ score: (i % 1000) / 1000, match: i % 1000 >= 500 }));
+    const result = calibrate(pairs, 0.99);
+    expect(result.rows[0]!.threshold).toBe(0);
+    expect(result.rows.at(-1)!.threshold).toBeCloseTo(0.999);
+    expect(result.pick!.recall).toBe(1);
+  });
+
   it('no cut reaches an impossible target; empty input is empty', () => {
     expect(calibrate([{ score: 0.5, match: false }], 0.9).pick).toBeNull();
     expect(calibrate([], 0.9)).toMatchObject({ pairs: 0, rows: [], pick: null });
