@@ -2,10 +2,12 @@
  * Checks on parsed answers. Leakage rejects: the answer (or a question) talks about where its knowledge
  * came from — captions, descriptions, annotations, boxes, coordinates — instead of about the image.
  * Unsupported objects only flag: an answer naming an object that no caption or box label mentions is
- * kept, with the nouns noted in its reason.
+ * kept, with the nouns noted in its reason. Refusals ("I'm sorry, I can't see the image") reject too, as
+ * `refusal`, ahead of any leak they contain: see `refusal.ts`.
  */
 import type { Rejection } from './parse-answer.js';
 import type { ObjectVocabulary } from './object-nouns.js';
+import { findRefusal } from './refusal.js';
 
 interface LeakRule {
   code: string;
@@ -34,8 +36,13 @@ const LEAK_RULES: readonly LeakRule[] = [
   { code: 'leak_source', pattern: /<\s*\/?\s*scene\s*>/i },
 ];
 
-/** The first leak in a text, or null. */
+/**
+ * The first reason to reject a text, or null: a refusal, else the first leak. Every LLM task checks its
+ * texts here, so a refusal takes the same reject-and-retry path as a leak.
+ */
 export function findLeak(text: string, evidence: ObjectVocabulary | null = null): Rejection | null {
+  const refusal = findRefusal(text);
+  if (refusal) return refusal;
   for (const rule of LEAK_RULES) {
     const match = rule.pattern.exec(text);
     if (!match) continue;
@@ -45,7 +52,7 @@ export function findLeak(text: string, evidence: ObjectVocabulary | null = null)
   return null;
 }
 
-/** Leaks in any of several texts (every question and answer of a conversation). */
+/** Refusals or leaks in any of several texts (every question and answer of a conversation). */
 export function findLeakIn(texts: readonly string[], evidence: ObjectVocabulary | null = null): Rejection | null {
   for (const text of texts) {
     const leak = findLeak(text, evidence);
