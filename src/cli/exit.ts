@@ -1,6 +1,22 @@
+import type { RunSummary } from '../core/events.js';
+
 /** Exit codes (DESIGN.md): 0 success, 1 finished but some samples failed, 2 usage or configuration error. */
 export const EXIT_OK = 0;
 export const EXIT_SAMPLES_FAILED = 1;
 export const EXIT_CONFIG = 2;
 /** Conventional code for a run stopped by Ctrl-C (128 + SIGINT). */
 export const EXIT_INTERRUPTED = 130;
+
+/**
+ * 1 when samples failed, or when synthesis got no usable answer for some instruction samples (request
+ * errors): a run whose LLM was unreachable must not look like a success. Samples held back on purpose
+ * (`--max-cost` reached, Ctrl-C) do not count: the next run finishes them.
+ */
+export function exitCodeOf(summary: RunSummary | null): number {
+  if (!summary) return EXIT_OK;
+  if (summary.samples.failed > 0) return EXIT_SAMPLES_FAILED;
+  const synthesis = summary.synthesis;
+  if (!synthesis) return EXIT_OK;
+  const onPurpose = (synthesis.reasons['budget_exhausted'] ?? 0) + (synthesis.reasons['aborted'] ?? 0);
+  return synthesis.failed - onPurpose > 0 ? EXIT_SAMPLES_FAILED : EXIT_OK;
+}

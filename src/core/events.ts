@@ -44,6 +44,19 @@ export interface RunSummary {
   samples: { total: number; ok: number; failed: number; dropped: number };
   failures: Record<string, number>;
   exported: Record<string, number>;
+  /** Instruction samples (synthesis), when the run has any. */
+  synthesis?: InstructionSummary;
+}
+
+export interface InstructionSummary {
+  ok: number;
+  /** Every attempt's answer was rejected (reason recorded). */
+  rejected: number;
+  /** No usable answer came back (request errors); `retriable` of them a later run asks again. */
+  failed: number;
+  retriable: number;
+  /** Rejected and failed ones by reason code. */
+  reasons: Record<string, number>;
 }
 
 /**

@@ -1,4 +1,5 @@
-import type { RunSummary } from '../core/events.js';
+import { RESUMABLE_CODES } from '../backends/llm-errors.js';
+import type { InstructionSummary, RunSummary } from '../core/events.js';
 import type { Db } from './database.js';
 
 /** Counts per status, failure code and export: the `inspect stats --json` contract and the run summary. */
@@ -20,7 +21,30 @@ export function runSummary(db: Db): RunSummary {
     .all() as { name: string; n: number }[]) {
     exported[row.name] = row.n;
   }
-  return { samples, failures, exported };
+  const instructions = instructionSummary(db);
+  return instructions ? { samples, failures, exported, synthesis: instructions } : { samples, failures, exported };
+}
+
+/** Counts of the instructions table by status and reason code; undefined when it is empty. */
+function instructionSummary(db: Db): InstructionSummary | undefined {
+  const rows = db
+    .prepare(
+      `SELECT status, CASE WHEN instr(reason, ':') > 0 THEN trim(substr(reason, 1, instr(reason, ':') - 1)) ELSE reason END AS code, COUNT(*) AS n
+       FROM instructions GROUP BY status, code ORDER BY n DESC, code`,
+    )
+    .all() as { status: string; code: string | null; n: number }[];
+  if (rows.length === 0) return undefined;
+  const summary: InstructionSummary = { ok: 0, rejected: 0, failed: 0, retriable: 0, reasons: {} };
+  for (const { status, code, n } of rows) {
+    if (status === 'ok') summary.ok += n;
+    else if (status === 'rejected' || status === 'failed') {
+      summary[status] += n;
+      if (status === 'failed' && code !== null && RESUMABLE_CODES.has(code)) summary.retriable += n;
+      const key = code ?? status;
+      summary.reasons[key] = (summary.reasons[key] ?? 0) + n;
+    }
+  }
+  return summary;
 }
 
 export interface RunStats extends RunSummary {

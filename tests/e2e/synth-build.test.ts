@@ -83,3 +83,26 @@ describe('build with synthesis', () => {
     ]);
   });
 });
+
+describe('build with an LLM that never answers', () => {
+  it('says so in the summary and exits 1; the samples are held back for a later run', async () => {
+    // A port that was listening a moment ago and is closed now: every request is refused.
+    const gone = await FakeLlmServer.start();
+    const baseURL = gone.baseURL;
+    await gone.close();
+    const recipe = join(dir, 'dead.yaml');
+    writeFileSync(
+      recipe,
+      stringify({
+        run: { db: 'dead/run.db' },
+        sources: [{ type: 'webdataset', paths: 'data/webdataset/shapes-000000.tar' }],
+        synth: { tasks: ['detail', 'stage1'], llm: { baseURL, model: 'test-model', maxRetries: 1, timeoutMs: 2000 } },
+        export: [{ type: 'webdataset', out: 'dead/wds' }],
+      }),
+    );
+    const r = await runCli(['build', recipe, '--progress', 'plain']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`samples: ${COUNT} total, ${COUNT} ok, 0 failed, 0 dropped`);
+    expect(r.stderr).toContain(`instructions: ${COUNT} ok, 0 rejected, ${COUNT} failed (connection_error ${COUNT}); a later run asks ${COUNT} again`);
+  });
+});

@@ -4,7 +4,7 @@ import { loadRecipe } from '../../config/recipe.js';
 import { parseShard } from '../../core/shard.js';
 import { ConfigError } from '../../core/errors.js';
 import type { RunSummary } from '../../core/events.js';
-import { EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLES_FAILED } from '../exit.js';
+import { EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from '../exit.js';
 import { abortOnSignals } from '../interrupt.js';
 import { openReporter, parseProgressMode } from '../progress/choose.js';
 
@@ -53,7 +53,7 @@ export async function buildCommand(recipePath: string, opts: BuildCliOptions): P
     release();
   }
   if (aborted) return EXIT_INTERRUPTED;
-  return summary && summary.samples.failed > 0 ? EXIT_SAMPLES_FAILED : EXIT_OK;
+  return exitCodeOf(summary);
 }
 
 export function registerBuild(program: Command, setExit: (code: number) => void): void {

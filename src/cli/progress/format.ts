@@ -34,5 +34,16 @@ export function formatSummary(summary: RunSummary): string[] {
   if (failures.length) lines.push(`failures: ${failures.map(([code, n]) => `${code} ${n}`).join(', ')}`);
   const exported = Object.entries(summary.exported);
   if (exported.length) lines.push(`exported: ${exported.map(([name, n]) => `${name} ${n}`).join(', ')}`);
+  const instructions = formatInstructions(summary);
+  if (instructions) lines.push(instructions);
   return lines;
+}
+
+/** `instructions: 40 ok, 2 rejected, 15 failed (connection_error 15, bad_format 2); a later run asks 15 again`, or null. */
+export function formatInstructions(summary: RunSummary): string | null {
+  const i = summary.synthesis;
+  if (!i) return null;
+  const reasons = Object.entries(i.reasons).slice(0, 5).map(([code, n]) => `${code} ${n}`).join(', ');
+  const retry = i.retriable > 0 ? `; a later run asks ${i.retriable} again` : '';
+  return `instructions: ${i.ok} ok, ${i.rejected} rejected, ${i.failed} failed${reasons ? ` (${reasons})` : ''}${retry}`;
 }

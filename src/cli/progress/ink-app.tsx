@@ -8,7 +8,7 @@
 import { useEffect, useState } from 'react';
 import { Box, Text, useStdout } from 'ink';
 import type { StageCounts } from '../../core/events.js';
-import { formatDuration } from './format.js';
+import { formatDuration, formatInstructions } from './format.js';
 import { etaMs, fractionDone, stageRows, type ProgressView } from './ink-model.js';
 import { formatCount, formatRateCell, progressBar, stageDetail } from './ink-format.js';
 
@@ -186,6 +186,7 @@ function Summary({ view }: { view: ProgressView }) {
   const { samples, failures, exported } = end.summary;
   const failureText = Object.entries(failures).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
   const exportText = Object.entries(exported).map(([name, n]) => `${name} ${formatCount(n)}`).join(', ');
+  const instructionText = formatInstructions(end.summary);
   return (
     <Box flexDirection="column" marginTop={1}>
       <Text wrap="truncate-end">
@@ -201,6 +202,7 @@ function Summary({ view }: { view: ProgressView }) {
       </Text>
       {failureText ? <Text wrap="truncate-end">{`failures: ${failureText}`}</Text> : null}
       {exportText ? <Text wrap="truncate-end">{`exported: ${exportText}`}</Text> : null}
+      {instructionText ? <Text wrap="truncate-end">{instructionText}</Text> : null}
       {end.aborted ? (
         <Text color="yellow" wrap="truncate-end">
           interrupted: run the same command again to resume
