@@ -1,15 +1,25 @@
 /**
  * COCO annotation files: `captions_*.json` and/or `instances_*.json` plus a folder of images.
  *
- * The annotation JSON is read and checked once (zod; a file that is not COCO-shaped is a configuration
- * error naming the file and the field); image bytes are read one sample at a time as pairs are pulled.
+ * The annotation JSON is read once. Only a file that is not COCO at all (not JSON, not an object, `images`,
+ * `annotations` or `categories` not lists) is a configuration error naming the file and the field; every
+ * entry in those lists is checked on its own. Image bytes are read one sample at a time as pairs are pulled.
  * Caption annotations become captions with origin `annotation`; instance annotations become boxes in
- * `[x1, y1, x2, y2]` pixels with COCO's own `[x, y, w, h]` kept as `original`.
+ * `[x1, y1, x2, y2]` pixels, clipped to the image (at 0, and at the image record's width and height when
+ * given), with COCO's own `[x, y, w, h]` kept unclipped as `original`.
  *
- * Failures are data: a missing image file (`image_missing`), annotations that name an image id the
- * files do not list (`annotation_unknown_image`, one record per such id, keyed `coco_orphan_<id>`),
- * an instance whose category is not listed (`annotation_unknown_category`), a box with a negative size
- * (`annotation_invalid_box`).
+ * Failures are data, each message naming the entry (`images[3]`, `annotations[7] (id 42)`) and its file:
+ * - a bad `images` entry (not an object, bad id, file_name, width or height): that image, `row_invalid`;
+ * - an image id listed again (in one file, or in both files with another file_name): the later entry is
+ *   its own failed pair, `key_duplicate`; the id's annotations stay with the first;
+ * - a bad annotation of a known image fails that image: `annotation_invalid_box` for a bbox that is not 4
+ *   numbers, has a width or height of 0 or less, or lies entirely outside the image;
+ *   `annotation_unknown_category`; `row_invalid` for other wrong fields (caption, id, category_id);
+ * - annotations naming an image id no `images` list has: `annotation_unknown_image`, one record per such
+ *   id, keyed `coco_orphan_<id>`; annotations with no usable image_id: one `row_invalid` record listing
+ *   them, keyed `coco_orphan_invalid_image_id`;
+ * - a missing image file: `image_missing`.
+ * The first failure of an image is the one recorded.
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -45,48 +55,34 @@ export type CocoOptions = z.infer<typeof cocoOptionsSchema>;
 
 const STAGE = 'source';
 
-// COCO uses integer ids; some exports use strings. Both are accepted and compared as text.
-const idSchema = z.union([z.number().int(), z.string().min(1)]);
-
-const imageRecordSchema = z.looseObject({
-  id: idSchema,
-  file_name: z.string().min(1),
-  width: z.number().optional(),
-  height: z.number().optional(),
-});
-
-const captionAnnotationSchema = z.looseObject({
-  id: idSchema.optional(),
-  image_id: idSchema,
-  caption: z.string(),
-});
-
-const instanceAnnotationSchema = z.looseObject({
-  id: idSchema.optional(),
-  image_id: idSchema,
-  category_id: idSchema,
-  bbox: z.tuple([z.number(), z.number(), z.number(), z.number()]),
-});
-
-const categorySchema = z.looseObject({ id: idSchema, name: z.string() });
-
+// Only the file's outline is checked up front: a file without these lists is not COCO at all. Each image,
+// annotation and category is checked on its own, so one bad entry fails one sample, not the run.
 const captionsFileSchema = z.looseObject({
-  images: z.array(imageRecordSchema),
-  annotations: z.array(captionAnnotationSchema),
+  images: z.array(z.unknown()),
+  annotations: z.array(z.unknown()),
 });
 
 const instancesFileSchema = z.looseObject({
-  images: z.array(imageRecordSchema),
-  annotations: z.array(instanceAnnotationSchema),
-  categories: z.array(categorySchema),
+  images: z.array(z.unknown()),
+  annotations: z.array(z.unknown()),
+  categories: z.array(z.unknown()),
 });
 
-type ImageRecord = z.infer<typeof imageRecordSchema>;
+interface CocoFile {
+  option: 'captions' | 'instances';
+  /** `captions file "/abs/captions.json"`, for messages. */
+  label: string;
+  images: unknown[];
+}
 
 /** One image with everything the annotation files say about it. */
 interface CocoEntry {
   key: string;
-  record: ImageRecord;
+  /** Null when the `images` entry has no usable `file_name`. */
+  fileName: string | null;
+  width: number | undefined;
+  height: number | undefined;
+  meta: Record<string, unknown>;
   captions: Caption[];
   boxes: Box[];
   failure: SampleFailure | null;
@@ -100,10 +96,17 @@ interface Orphan {
   annotations: { file: string; ids: string[] }[];
 }
 
+/** Annotations whose `image_id` is missing or not an id, so no image can carry their failure. */
+interface Unattached {
+  key: string;
+  problems: string[];
+}
+
 export interface CocoIndex {
   imagesDir: string;
   entries: CocoEntry[];
   orphans: Orphan[];
+  unattached: Unattached | null;
 }
 
 export const cocoSource = {
@@ -128,6 +131,7 @@ export const cocoSource = {
         let n = 0;
         for (const entry of index.entries) if (inShard(entry.key, ctx.shard)) n++;
         for (const orphan of index.orphans) if (inShard(orphan.key, ctx.shard)) n++;
+        if (index.unattached !== null && inShard(index.unattached.key, ctx.shard)) n++;
         return n;
       },
     };
@@ -173,25 +177,45 @@ async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: 
       },
     };
   }
+
+  const unattached = index.unattached;
+  if (unattached === null || !inShard(unattached.key, ctx.shard) || ctx.signal.aborted) return;
+  if (ctx.isDone?.([unattached.key]).has(unattached.key)) return;
+  const { problems } = unattached;
+  const shown = problems.slice(0, 10).join('; ');
+  const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
+  yield {
+    key: unattached.key,
+    source,
+    imageRef: '',
+    imageBytes: null,
+    captions: [],
+    boxes: [],
+    meta: { annotations: problems.length },
+    failure: failure(
+      'row_invalid',
+      `${problems.length} annotation${problems.length === 1 ? ' has' : 's have'} no usable image_id, so no image can carry ${problems.length === 1 ? 'it' : 'them'}: ${shown}${more}`,
+    ),
+  };
 }
 
 async function entryToPair(entry: CocoEntry, imagesDir: string, source: string): Promise<Pair> {
-  const imagePath = path.resolve(imagesDir, entry.record.file_name);
+  const imagePath = entry.fileName === null ? null : path.resolve(imagesDir, entry.fileName);
   const pair: Pair = {
     key: entry.key,
     source,
-    imageRef: `file:${imagePath}`,
+    imageRef: imagePath === null ? '' : `file:${imagePath}`,
     imageBytes: null,
     // Copies: the index is shared by every read, and later stages may annotate what they receive.
     captions: entry.captions.map((caption) => ({ ...caption })),
     boxes: entry.boxes.map((box) => ({ ...box, box: [...box.box] as Box['box'] })),
-    meta: { ...entry.record },
+    meta: { ...entry.meta },
     failure: entry.failure,
   };
-  if (pair.failure) return pair;
+  if (pair.failure || imagePath === null) return pair;
   const relative = path.relative(imagesDir, imagePath);
   if (relative.startsWith('..') || path.isAbsolute(relative)) {
-    return fail(pair, 'image_path_invalid', `file_name "${entry.record.file_name}" points outside the images folder ${imagesDir}`);
+    return fail(pair, 'image_path_invalid', `file_name "${entry.fileName}" points outside the images folder ${imagesDir}`);
   }
   try {
     return { ...pair, imageBytes: await readFile(imagePath) };
@@ -231,28 +255,19 @@ export async function loadCocoIndex(options: CocoOptions, baseDir: string): Prom
   const captionsFile = captionsPath === null ? null : await readCocoJson(captionsPath, 'captions', captionsFileSchema);
   const instancesFile =
     instancesPath === null ? null : await readCocoJson(instancesPath, 'instances', instancesFileSchema);
+  const captionsLabel = `captions file "${captionsPath}"`;
+  const instancesLabel = `instances file "${instancesPath}"`;
 
-  // Images from both files, first mention wins, in file order.
-  const images = new Map<string, CocoEntry>();
-  const usedKeys = new Set<string>();
-  for (const record of [...(captionsFile?.images ?? []), ...(instancesFile?.images ?? [])]) {
-    const id = String(record.id);
-    if (images.has(id)) continue;
-    const entry: CocoEntry = {
-      key: uniqueKey(keyPrefix + toKey(stripExtension(record.file_name)), id, usedKeys),
-      record,
-      captions: [],
-      boxes: [],
-      failure: null,
-    };
-    images.set(id, entry);
-  }
+  const files: CocoFile[] = [];
+  if (captionsFile !== null) files.push({ option: 'captions', label: captionsLabel, images: captionsFile.images });
+  if (instancesFile !== null) files.push({ option: 'instances', label: instancesLabel, images: instancesFile.images });
+  const { entries, byId, usedKeys } = indexImages(files, keyPrefix);
 
   const orphans = new Map<string, Orphan>();
-  const orphan = (imageId: string, file: string, annotationId: string | undefined): void => {
+  const orphan = (imageId: string, file: string, annotationId: string): void => {
     let found = orphans.get(imageId);
     if (found === undefined) {
-      found = { key: `${keyPrefix}coco_orphan_${toKey(imageId)}`, imageId, annotations: [] };
+      found = { key: '', imageId, annotations: [] };
       orphans.set(imageId, found);
     }
     let group = found.annotations.find((a) => a.file === file);
@@ -260,55 +275,280 @@ export async function loadCocoIndex(options: CocoOptions, baseDir: string): Prom
       group = { file, ids: [] };
       found.annotations.push(group);
     }
-    group.ids.push(annotationId ?? '(no id)');
+    group.ids.push(annotationId);
+  };
+  const unattached: string[] = [];
+
+  /** The image an annotation belongs to, or null when it was recorded as orphaned or unattached. */
+  const owner = (raw: unknown, where: string, option: string, expected: string): CocoEntry | null => {
+    if (!isRecord(raw)) {
+      unattached.push(`${where}: expected an object ${expected}, got ${describe(raw)}`);
+      return null;
+    }
+    if (!isId(raw['image_id'])) {
+      unattached.push(`${where}: image_id: expected ${ID_EXPECTED}, got ${describe(raw['image_id'])}`);
+      return null;
+    }
+    const imageId = String(raw['image_id']);
+    const entry = byId.get(imageId);
+    if (entry === undefined) orphan(imageId, option, annotationName(raw['id']));
+    return entry ?? null;
   };
 
   if (captionsFile !== null) {
-    for (const annotation of captionsFile.annotations) {
-      const imageId = String(annotation.image_id);
-      const entry = images.get(imageId);
-      if (entry === undefined) {
-        orphan(imageId, 'captions', annotation.id === undefined ? undefined : String(annotation.id));
+    for (const [i, raw] of captionsFile.annotations.entries()) {
+      const where = annotationWhere(i, raw, captionsLabel);
+      const entry = owner(raw, where, 'captions', '{image_id, caption}');
+      if (entry === null || !isRecord(raw)) continue;
+      const problems = idProblems(raw);
+      const caption = raw['caption'];
+      if (typeof caption !== 'string') problems.push(`caption: expected a string, got ${describe(caption)}`);
+      if (problems.length > 0 || typeof caption !== 'string') {
+        entry.failure ??= failure('row_invalid', `${where}: ${problems.join('; ')}`);
         continue;
       }
-      entry.captions.push(captionFromString(annotation.caption, 'annotation'));
+      entry.captions.push(captionFromString(caption, 'annotation'));
     }
   }
 
   if (instancesFile !== null) {
-    const categories = new Map<string, string>();
-    for (const category of instancesFile.categories) categories.set(String(category.id), category.name);
-    for (const annotation of instancesFile.annotations) {
-      const imageId = String(annotation.image_id);
-      const annotationId = annotation.id === undefined ? '(no id)' : String(annotation.id);
-      const entry = images.get(imageId);
-      if (entry === undefined) {
-        orphan(imageId, 'instances', annotationId);
+    const { names, broken } = readCategories(instancesFile.categories);
+    for (const [i, raw] of instancesFile.annotations.entries()) {
+      const where = annotationWhere(i, raw, instancesLabel);
+      const entry = owner(raw, where, 'instances', '{image_id, category_id, bbox}');
+      if (entry === null || !isRecord(raw)) continue;
+      const problems = idProblems(raw);
+      if (!isId(raw['category_id'])) {
+        problems.push(`category_id: expected ${ID_EXPECTED}, got ${describe(raw['category_id'])}`);
+      }
+      const bbox = raw['bbox'];
+      if (!isBbox(bbox) || problems.length > 0) {
+        // A bad bbox alone is a box problem; with other wrong fields the annotation as a whole is bad.
+        const code = problems.length === 0 ? 'annotation_invalid_box' : 'row_invalid';
+        if (!isBbox(bbox)) problems.push(`bbox: expected [x, y, width, height] as 4 finite numbers, got ${describe(bbox)}`);
+        entry.failure ??= failure(code, `${where}: ${problems.join('; ')}`);
         continue;
       }
-      const label = categories.get(String(annotation.category_id));
+      const categoryId = String(raw['category_id']);
+      const label = names.get(categoryId);
       if (label === undefined) {
-        entry.failure ??= {
-          code: 'annotation_unknown_category',
-          message: `instance annotation ${annotationId} has category_id ${annotation.category_id}, which is not in "categories" of ${instancesPath}`,
-          stage: STAGE,
-        };
+        const why = broken.get(categoryId);
+        entry.failure ??= failure(
+          'annotation_unknown_category',
+          `${where}: category_id ${categoryId} ${why === undefined ? 'is not in "categories"' : `has no usable entry in "categories": ${why}`}`,
+        );
         continue;
       }
-      const [x, y, w, h] = annotation.bbox;
-      if (w < 0 || h < 0) {
-        entry.failure ??= {
-          code: 'annotation_invalid_box',
-          message: `instance annotation ${annotationId} has bbox [${annotation.bbox.join(', ')}] with a negative size`,
-          stage: STAGE,
-        };
+      const box = clipBox(bbox, entry.width, entry.height);
+      if ('problem' in box) {
+        entry.failure ??= failure('annotation_invalid_box', `${where}: ${box.problem}`);
         continue;
       }
-      entry.boxes.push({ label, box: [x, y, x + w, y + h], original: { frame: 'coco_xywh', values: [x, y, w, h] } });
+      entry.boxes.push({ label, box: box.box, original: { frame: 'coco_xywh', values: [...bbox] } });
     }
   }
 
-  return { imagesDir, entries: [...images.values()], orphans: [...orphans.values()] };
+  // Keys after the images' own, so an orphan never takes a key an image would have had.
+  for (const found of orphans.values()) {
+    found.key = uniqueKey(`${keyPrefix}coco_orphan_${toKey(found.imageId)}`, found.imageId, usedKeys);
+  }
+  return {
+    imagesDir,
+    entries,
+    orphans: [...orphans.values()],
+    unattached:
+      unattached.length === 0
+        ? null
+        : { key: uniqueKey(`${keyPrefix}coco_orphan_invalid_image_id`, 'annotations', usedKeys), problems: unattached },
+  };
+}
+
+/**
+ * Images from all files, in file order. An id listed with the same file_name in both files is one image
+ * (COCO's captions and instances files share their `images`); an id used again is a `key_duplicate`.
+ */
+function indexImages(
+  files: CocoFile[],
+  keyPrefix: string,
+): { entries: CocoEntry[]; byId: Map<string, CocoEntry>; usedKeys: Set<string> } {
+  const entries: CocoEntry[] = [];
+  const byId = new Map<string, CocoEntry>();
+  const firstWhere = new Map<string, string>();
+  const slots: { entry: CocoEntry; base: string; id: string; first: boolean }[] = [];
+  const listedBefore = new Set<string>();
+
+  for (const file of files) {
+    const occurrences = new Map<string, number>();
+    const listedHere: string[] = [];
+    for (const [i, raw] of file.images.entries()) {
+      const image = checkImage(raw);
+      // The n-th listing of the same image in an earlier file is that image again, not a duplicate.
+      const identity = image.id === null ? `raw ${JSON.stringify(raw)}` : `id ${image.id} ${JSON.stringify(image.fileNameValue)}`;
+      const n = (occurrences.get(identity) ?? 0) + 1;
+      occurrences.set(identity, n);
+      const listing = `${identity} #${n}`;
+      listedHere.push(listing);
+      if (listedBefore.has(listing)) continue;
+
+      const where = `images[${i}] of ${file.label}`;
+      const entry: CocoEntry = {
+        key: '',
+        fileName: image.fileName,
+        width: image.width,
+        height: image.height,
+        meta: isRecord(raw) ? { ...raw } : {},
+        captions: [],
+        boxes: [],
+        failure: null,
+      };
+      const first = image.id !== null && !byId.has(image.id);
+      if (image.id !== null && !first) {
+        const owner = byId.get(image.id)!;
+        const ownerName = owner.fileName === null ? '' : `, "${owner.fileName}"`;
+        entry.failure = failure(
+          'key_duplicate',
+          `${where}: image id ${image.id} repeats (first at ${firstWhere.get(image.id)}${ownerName}); its annotations stay with the first`,
+        );
+      } else if (image.problems.length > 0) {
+        entry.failure = failure('row_invalid', `${where}: ${image.problems.join('; ')}`);
+      }
+      if (image.id !== null && first) {
+        byId.set(image.id, entry);
+        firstWhere.set(image.id, where);
+      }
+      const base =
+        image.fileName !== null
+          ? stripExtension(image.fileName)
+          : image.id !== null
+            ? `coco_image_${image.id}`
+            : `coco_${file.option}_images_${i}`;
+      slots.push({ entry, base, id: image.id ?? `${file.option}_images_${i}`, first });
+      entries.push(entry);
+    }
+    for (const listing of listedHere) listedBefore.add(listing);
+  }
+
+  // First listings of an id take their keys first, so a bad or repeated entry never shifts a good image's key.
+  const usedKeys = new Set<string>();
+  for (const pass of [true, false]) {
+    for (const slot of slots) {
+      if (slot.first === pass) slot.entry.key = uniqueKey(keyPrefix + toKey(slot.base), slot.id, usedKeys);
+    }
+  }
+  return { entries, byId, usedKeys };
+}
+
+// COCO uses integer ids; some exports use strings. Both are accepted and compared as text.
+const ID_EXPECTED = 'an integer or a non-empty string';
+
+function isId(value: unknown): value is number | string {
+  return (typeof value === 'number' && Number.isInteger(value)) || (typeof value === 'string' && value.length > 0);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function isBbox(value: unknown): value is [number, number, number, number] {
+  return Array.isArray(value) && value.length === 4 && value.every((v) => typeof v === 'number' && Number.isFinite(v));
+}
+
+interface CheckedImage {
+  id: string | null;
+  fileName: string | null;
+  /** `file_name` as given, valid or not: tells two listings of one id apart. */
+  fileNameValue: unknown;
+  width: number | undefined;
+  height: number | undefined;
+  problems: string[];
+}
+
+function checkImage(raw: unknown): CheckedImage {
+  if (!isRecord(raw)) {
+    const problem = `expected an object {id, file_name}, got ${describe(raw)}`;
+    return { id: null, fileName: null, fileNameValue: undefined, width: undefined, height: undefined, problems: [problem] };
+  }
+  const problems: string[] = [];
+  const { id, file_name: fileName, width, height } = raw;
+  if (!isId(id)) problems.push(`id: expected ${ID_EXPECTED}, got ${describe(id)}`);
+  const fileNameOk = typeof fileName === 'string' && fileName.length > 0;
+  if (!fileNameOk) problems.push(`file_name: expected a non-empty string, got ${describe(fileName)}`);
+  const size = (field: string, value: unknown): number | undefined => {
+    if (value === undefined) return undefined;
+    if (typeof value === 'number' && Number.isFinite(value) && value > 0) return value;
+    problems.push(`${field}: expected a number above 0, got ${describe(value)}`);
+    return undefined;
+  };
+  return {
+    id: isId(id) ? String(id) : null,
+    fileName: fileNameOk ? fileName : null,
+    fileNameValue: fileName,
+    width: size('width', width),
+    height: size('height', height),
+    problems,
+  };
+}
+
+/** Category names by id, and why an entry that names an id cannot be used. */
+function readCategories(list: unknown[]): { names: Map<string, string>; broken: Map<string, string> } {
+  const names = new Map<string, string>();
+  const broken = new Map<string, string>();
+  for (const [i, raw] of list.entries()) {
+    // An entry without a usable id cannot be referred to; annotations then name an unknown category.
+    if (!isRecord(raw) || !isId(raw['id'])) continue;
+    const id = String(raw['id']);
+    if (typeof raw['name'] === 'string') names.set(id, raw['name']);
+    else broken.set(id, `categories[${i}].name: expected a string, got ${describe(raw['name'])}`);
+  }
+  return { names, broken };
+}
+
+/** `annotations[3] (id 17) of captions file "..."`. */
+function annotationWhere(index: number, raw: unknown, label: string): string {
+  const id = isRecord(raw) && isId(raw['id']) ? ` (id ${raw['id']})` : '';
+  return `annotations[${index}]${id} of ${label}`;
+}
+
+function annotationName(id: unknown): string {
+  return id === undefined ? '(no id)' : isId(id) ? String(id) : describe(id);
+}
+
+function idProblems(raw: Record<string, unknown>): string[] {
+  const id = raw['id'];
+  return id === undefined || isId(id) ? [] : [`id: expected ${ID_EXPECTED}, got ${describe(id)}`];
+}
+
+/**
+ * COCO `[x, y, w, h]` to corners, clipped to the image: at 0 always, at the far edge when the image record
+ * gives its size. The caller keeps the box as given in `original`, so a clipped box shows as one.
+ */
+function clipBox(
+  bbox: [number, number, number, number],
+  width: number | undefined,
+  height: number | undefined,
+): { box: Box['box'] } | { problem: string } {
+  const [x, y, w, h] = bbox;
+  const given = `bbox [${bbox.join(', ')}]`;
+  if (!(w > 0 && h > 0)) return { problem: `${given} has a width or height of 0 or less (width ${w}, height ${h})` };
+  const x1 = Math.max(x, 0);
+  const y1 = Math.max(y, 0);
+  const x2 = width === undefined ? x + w : Math.min(x + w, width);
+  const y2 = height === undefined ? y + h : Math.min(y + h, height);
+  if (x2 <= x1 || y2 <= y1) {
+    return { problem: `${given} lies entirely outside the ${width ?? '?'}x${height ?? '?'} image` };
+  }
+  return { box: [x1, y1, x2, y2] };
+}
+
+function failure(code: string, message: string): SampleFailure {
+  return { code, message, stage: STAGE };
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const json = JSON.stringify(value);
+  if (json === undefined) return String(value);
+  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
 }
 
 async function readCocoJson<T>(file: string, option: string, schema: z.ZodType<T>): Promise<T> {

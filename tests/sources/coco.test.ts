@@ -214,6 +214,272 @@ describe('coco source', () => {
     expect(pairs[0]!.imageBytes).toBeNull();
   });
 
+  describe('bad entries fail only their own sample', () => {
+    const good = images.slice(0, 2);
+    const captionsPath = () => `captions file "${path.join(dir, 'entries-captions.json')}"`;
+    const instancesPath = () => `instances file "${path.join(dir, 'entries-instances.json')}"`;
+
+    async function read(extra: Record<string, unknown>): Promise<Pair[]> {
+      const src = source(extra);
+      const pairs = await collect(src.read(context()));
+      // Every recorded failure is counted too, so progress and sharding still add up.
+      expect(await src.count!(context())).toBe(pairs.length);
+      return pairs;
+    }
+
+    it('a caption that is not a string -> row_invalid on its image, naming the annotation; the rest export', async () => {
+      await writeJson('entries-captions.json', {
+        images: good,
+        annotations: [
+          { id: 11, image_id: 1, caption: 12345 },
+          { id: 12, image_id: 1, caption: 'still read' },
+          { id: 13, image_id: 2, caption: 'Two dogs.' },
+          { image_id: 2, caption: 'no id is fine' },
+        ],
+      });
+      const pairs = await read({ captions: 'entries-captions.json' });
+      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+        ['000000000001', 'row_invalid'],
+        ['000000000002', null],
+      ]);
+      expect(pairs[0]!.failure!.message).toBe(
+        `annotations[0] (id 11) of ${captionsPath()}: caption: expected a string, got 12345`,
+      );
+      expect(pairs[1]!.captions.map((c) => c.text)).toEqual(['Two dogs.', 'no id is fine']);
+      expect(Buffer.compare(pairs[1]!.imageBytes!, imageBytes.get('000000000002.jpg')!)).toBe(0);
+    });
+
+    it('a bbox that is not 4 numbers -> annotation_invalid_box; other wrong fields -> row_invalid', async () => {
+      await writeJson('entries-instances.json', {
+        images: [...good, images[3]],
+        categories: [{ id: 1, name: 'cat' }],
+        annotations: [
+          { id: 1, image_id: 1, category_id: 1, bbox: 'nope' },
+          { id: 2, image_id: 2, category_id: 1, bbox: [1, 2, 3, 4] },
+          { id: 3, image_id: 2, category_id: 1, bbox: [1, 2, 3] },
+          { id: 4, image_id: 4, category_id: null, bbox: [1, 2, 3, 4], area: 12 },
+          { id: { bad: true }, image_id: 4, category_id: 1, bbox: [1, 2, 3, 4] },
+        ],
+      });
+      const pairs = await read({ instances: 'entries-instances.json' });
+      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+        ['000000000001', 'annotation_invalid_box'],
+        ['000000000002', 'annotation_invalid_box'],
+        ['sub_dir_four', 'row_invalid'],
+      ]);
+      expect(pairs[0]!.failure!.message).toBe(
+        `annotations[0] (id 1) of ${instancesPath()}: bbox: expected [x, y, width, height] as 4 finite numbers, got "nope"`,
+      );
+      expect(pairs[1]!.failure!.message).toContain('annotations[2] (id 3)');
+      expect(pairs[1]!.failure!.message).toContain('got [1,2,3]');
+      // Good boxes of a failed image are still on record.
+      expect(pairs[1]!.boxes.map((b) => b.box)).toEqual([[1, 2, 4, 6]]);
+      expect(pairs[2]!.failure!.message).toBe(
+        `annotations[3] (id 4) of ${instancesPath()}: category_id: expected an integer or a non-empty string, got null`,
+      );
+    });
+
+    it('annotations without a usable image_id -> one row_invalid record listing them; images are unaffected', async () => {
+      await writeJson('entries-captions.json', {
+        images: good,
+        annotations: [
+          { id: 11, caption: 'no image id' },
+          { id: 12, image_id: 1, caption: 'fine' },
+          42,
+          { id: 14, image_id: 1.5, caption: 'fractional id' },
+          { id: 15, image_id: 99, caption: 'unknown image' },
+        ],
+      });
+      const pairs = await read({ captions: 'entries-captions.json' });
+      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+        ['000000000001', null],
+        ['000000000002', null],
+        ['coco_orphan_99', 'annotation_unknown_image'],
+        ['coco_orphan_invalid_image_id', 'row_invalid'],
+      ]);
+      expect(pairs[0]!.captions.map((c) => c.text)).toEqual(['fine']);
+      const unattached = pairs[3]!;
+      expect(unattached.imageBytes).toBeNull();
+      expect(unattached.meta).toEqual({ annotations: 3 });
+      expect(unattached.failure!.message).toBe(
+        `3 annotations have no usable image_id, so no image can carry them: ` +
+          `annotations[0] (id 11) of ${captionsPath()}: image_id: expected an integer or a non-empty string, got nothing; ` +
+          `annotations[2] of ${captionsPath()}: expected an object {image_id, caption}, got 42; ` +
+          `annotations[3] (id 14) of ${captionsPath()}: image_id: expected an integer or a non-empty string, got 1.5`,
+      );
+    });
+
+    it('a bad images entry -> row_invalid for that image only; its annotations stay with it', async () => {
+      await writeJson('entries-captions.json', {
+        images: [
+          images[0],
+          { id: 2, file_name: 5 },
+          { id: null, file_name: 'sub dir/four.png' },
+          'not an image',
+          { id: 5, file_name: '000000000002.jpg', width: -1, height: 30 },
+        ],
+        annotations: [
+          { id: 11, image_id: 1, caption: 'good' },
+          { id: 12, image_id: 2, caption: 'of the image without a file name' },
+        ],
+      });
+      const pairs = await read({ captions: 'entries-captions.json' });
+      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+        ['000000000001', null],
+        ['coco_image_2', 'row_invalid'],
+        ['sub_dir_four', 'row_invalid'],
+        ['coco_captions_images_3', 'row_invalid'],
+        ['000000000002', 'row_invalid'],
+      ]);
+      expect(pairs[0]!.imageBytes).not.toBeNull();
+      const messages = pairs.slice(1).map((p) => p.failure!.message);
+      expect(messages).toEqual([
+        `images[1] of ${captionsPath()}: file_name: expected a non-empty string, got 5`,
+        `images[2] of ${captionsPath()}: id: expected an integer or a non-empty string, got null`,
+        `images[3] of ${captionsPath()}: expected an object {id, file_name}, got "not an image"`,
+        `images[4] of ${captionsPath()}: width: expected a number above 0, got -1`,
+      ]);
+      // Image 2 is known, so its caption is not an orphan.
+      expect(pairs[1]!.captions.map((c) => c.text)).toEqual(['of the image without a file name']);
+      expect(pairs[1]!.imageRef).toBe('');
+      expect(pairs[2]!.imageRef).toBe(`file:${path.join(dir, 'images', 'sub dir', 'four.png')}`);
+    });
+
+    it('a repeated image id -> key_duplicate for the later entry; annotations stay with the first', async () => {
+      await writeJson('entries-captions.json', {
+        images: [
+          images[0],
+          { id: 1, file_name: 'four.png' },
+          images[0],
+          { id: 2, file_name: 'zz.jpg' },
+          { id: 2, file_name: '000000000002.jpg' },
+          { id: 3, file_name: 'four.png' },
+        ],
+        annotations: [
+          { id: 11, image_id: 1, caption: 'cat' },
+          { id: 12, image_id: 2, caption: 'dog' },
+        ],
+      });
+      const pairs = await read({ captions: 'entries-captions.json' });
+      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+        ['000000000001', null],
+        // Keys of first listings are given first: image 3 keeps `four`, the repeat of id 1 gets `four_1`.
+        ['four_1', 'key_duplicate'],
+        ['000000000001_1', 'key_duplicate'],
+        ['zz', 'image_missing'],
+        ['000000000002', 'key_duplicate'],
+        ['four', 'image_missing'],
+      ]);
+      expect(pairs[1]!.failure!.message).toBe(
+        `images[1] of ${captionsPath()}: image id 1 repeats (first at images[0] of ${captionsPath()}, "000000000001.jpg"); its annotations stay with the first`,
+      );
+      expect(pairs[0]!.captions.map((c) => c.text)).toEqual(['cat']);
+      expect(pairs[1]!.captions).toEqual([]);
+      expect(pairs[3]!.captions.map((c) => c.text)).toEqual(['dog']);
+      expect(pairs[4]!.imageBytes).toBeNull();
+      expect(pairs[4]!.imageRef).toBe(`file:${path.join(dir, 'images', '000000000002.jpg')}`);
+    });
+
+    it('the same images list in both files is one set of images; a repeat in both is recorded once', async () => {
+      const list = [images[0], images[1], { id: 1, file_name: 'sub dir/four.png' }];
+      await writeJson('entries-captions.json', { images: list, annotations: [{ id: 11, image_id: 1, caption: 'cat' }] });
+      await writeJson('entries-instances.json', {
+        images: [...list, { id: 2, file_name: 'other.jpg' }],
+        categories: [{ id: 1, name: 'cat' }],
+        annotations: [{ id: 21, image_id: 1, category_id: 1, bbox: [1, 1, 5, 5] }],
+      });
+      const pairs = await read({ captions: 'entries-captions.json', instances: 'entries-instances.json' });
+      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+        ['000000000001', null],
+        ['000000000002', null],
+        ['sub_dir_four', 'key_duplicate'],
+        ['other', 'key_duplicate'],
+      ]);
+      expect(pairs[0]!.captions).toHaveLength(1);
+      expect(pairs[0]!.boxes).toHaveLength(1);
+      expect(pairs[3]!.failure!.message).toBe(
+        `images[3] of ${instancesPath()}: image id 2 repeats (first at images[1] of ${captionsPath()}, "000000000002.jpg"); its annotations stay with the first`,
+      );
+    });
+
+    it('a category entry without a name -> annotation_unknown_category saying why', async () => {
+      await writeJson('entries-instances.json', {
+        images: good,
+        categories: [{ id: 1, name: 'cat' }, { id: 2 }, 'junk'],
+        annotations: [
+          { id: 1, image_id: 1, category_id: 2, bbox: [1, 1, 5, 5] },
+          { id: 2, image_id: 2, category_id: 1, bbox: [1, 1, 5, 5] },
+        ],
+      });
+      const pairs = await read({ instances: 'entries-instances.json' });
+      expect(pairs.map((p) => p.failure?.code ?? null)).toEqual(['annotation_unknown_category', null]);
+      expect(pairs[0]!.failure!.message).toBe(
+        `annotations[0] (id 1) of ${instancesPath()}: category_id 2 has no usable entry in "categories": categories[1].name: expected a string, got nothing`,
+      );
+    });
+  });
+
+  describe('boxes are checked against the image', () => {
+    let boxDir: string;
+    const sized = (id: number, extra: Record<string, unknown> = {}) => ({ id, file_name: `${id}.jpg`, width: 128, height: 64, ...extra });
+
+    beforeAll(async () => {
+      boxDir = path.join(dir, 'box-images');
+      await mkdir(boxDir, { recursive: true });
+      for (let id = 1; id <= 7; id++) await writeFile(path.join(boxDir, `${id}.jpg`), await makeImage(128, 64, 'jpeg', id));
+    });
+
+    it('clips boxes to the image, keeps the box as given, and fails zero-size and outside boxes', async () => {
+      await writeJson('box-instances.json', {
+        images: [
+          sized(1),
+          sized(2),
+          sized(3),
+          sized(4),
+          { id: 5, file_name: '5.jpg' },
+          { id: 6, file_name: '6.jpg' },
+          sized(7),
+        ],
+        categories: [{ id: 1, name: 'cat' }],
+        annotations: [
+          { id: 1, image_id: 1, category_id: 1, bbox: [-10, 5, 500, 5] },
+          { id: 2, image_id: 1, category_id: 1, bbox: [100, 50, 28, 14] },
+          { id: 3, image_id: 2, category_id: 1, bbox: [10, 5, 0, 5] },
+          { id: 4, image_id: 3, category_id: 1, bbox: [10, 5, 5, -2] },
+          { id: 5, image_id: 4, category_id: 1, bbox: [200, 5, 10, 5] },
+          { id: 6, image_id: 5, category_id: 1, bbox: [-5, -5, 300, 10] },
+          { id: 7, image_id: 6, category_id: 1, bbox: [-20, 0, 10, 10] },
+          { id: 8, image_id: 7, category_id: 1, bbox: [128, 0, 10, 10] },
+        ],
+      });
+      const pairs = await collect(source({ instances: 'box-instances.json', images: 'box-images' }).read(context()));
+      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+        ['1', null],
+        ['2', 'annotation_invalid_box'],
+        ['3', 'annotation_invalid_box'],
+        ['4', 'annotation_invalid_box'],
+        ['5', null],
+        ['6', 'annotation_invalid_box'],
+        ['7', 'annotation_invalid_box'],
+      ]);
+      expect(pairs[0]!.boxes).toEqual([
+        { label: 'cat', box: [0, 5, 128, 10], original: { frame: 'coco_xywh', values: [-10, 5, 500, 5] } },
+        { label: 'cat', box: [100, 50, 128, 64], original: { frame: 'coco_xywh', values: [100, 50, 28, 14] } },
+      ]);
+      expect(pairs[0]!.imageBytes).not.toBeNull();
+      const where = (i: number, id: number) => `annotations[${i}] (id ${id}) of instances file "${path.join(dir, 'box-instances.json')}"`;
+      expect(pairs[1]!.failure!.message).toBe(`${where(2, 3)}: bbox [10, 5, 0, 5] has a width or height of 0 or less (width 0, height 5)`);
+      expect(pairs[2]!.failure!.message).toBe(`${where(3, 4)}: bbox [10, 5, 5, -2] has a width or height of 0 or less (width 5, height -2)`);
+      expect(pairs[3]!.failure!.message).toBe(`${where(4, 5)}: bbox [200, 5, 10, 5] lies entirely outside the 128x64 image`);
+      // Without a size in the record, only the image's own origin is known.
+      expect(pairs[4]!.boxes).toEqual([
+        { label: 'cat', box: [0, 0, 295, 5], original: { frame: 'coco_xywh', values: [-5, -5, 300, 10] } },
+      ]);
+      expect(pairs[5]!.failure!.message).toBe(`${where(6, 7)}: bbox [-20, 0, 10, 10] lies entirely outside the ?x? image`);
+      expect(pairs[6]!.failure!.message).toContain('bbox [128, 0, 10, 10] lies entirely outside the 128x64 image');
+    });
+  });
+
   describe('configuration errors', () => {
     async function readError(extra: Record<string, unknown>): Promise<Error> {
       try {
@@ -224,16 +490,21 @@ describe('coco source', () => {
       throw new Error('expected the read to fail');
     }
 
-    it('malformed COCO json -> ConfigError naming the file and the field', async () => {
-      await writeJson('not-coco.json', {
-        images: [{ id: 1, file_name: 'a.jpg' }],
-        annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: 'oops' }],
-        categories: [],
-      });
+    it('a file that is not COCO at all -> ConfigError naming the file and the field', async () => {
+      await writeJson('not-coco.json', { images: [{ id: 1, file_name: 'a.jpg' }], annotations: {}, categories: [] });
       const err = await readError({ instances: 'not-coco.json' });
       expect(err).toBeInstanceOf(ConfigError);
       expect(err.message).toContain(path.join(dir, 'not-coco.json'));
-      expect(err.message).toContain('annotations[0].bbox');
+      expect(err.message).toContain('annotations: expected array');
+
+      await writeJson('a-list.json', [{ id: 1, file_name: 'a.jpg' }]);
+      const list = await readError({ captions: 'a-list.json' });
+      expect(list).toBeInstanceOf(ConfigError);
+      expect(list.message).toMatch(/a-list\.json" is not in COCO format: \(top level\): expected object/);
+
+      await writeJson('no-categories.json', { images: [], annotations: [] });
+      const noCategories = await readError({ instances: 'no-categories.json' });
+      expect(noCategories.message).toContain('categories: expected array');
     });
 
     it('a missing required list -> ConfigError naming the field', async () => {
