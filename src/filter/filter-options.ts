@@ -6,15 +6,25 @@ import { z } from 'zod';
  * may be set. Run-level cuts are computed over every caption the run scored, so they are decided after
  * scoring (see `resolveCuts`).
  */
-const cutFields = {
-  /** Model folder (see README "Model folder layouts"). */
-  model: z.string().min(1),
-  /** `fp32` (default), `fp16` or `quantized` weights. */
-  variant: z.enum(['fp32', 'fp16', 'quantized']).default('fp32'),
-  threshold: z.number().optional(),
-  percentile: z.number().min(0).max(100).optional(),
-  topFraction: z.number().gt(0).max(1).optional(),
-};
+function cutFields(scoreRange: { min: number; max: number; what: string }) {
+  return {
+    /** Model folder (see README "Model folder layouts"). */
+    model: z.string().min(1),
+    /** `fp32` (default), `fp16` or `quantized` weights. */
+    variant: z.enum(['fp32', 'fp16', 'quantized']).default('fp32'),
+    // A cut outside the score's range keeps everything or nothing: surely a mistake.
+    threshold: z
+      .number()
+      .min(scoreRange.min, `expected a threshold from ${scoreRange.min} to ${scoreRange.max} (${scoreRange.what})`)
+      .max(scoreRange.max, `expected a threshold from ${scoreRange.min} to ${scoreRange.max} (${scoreRange.what})`)
+      .optional(),
+    percentile: z.number().min(0).max(100).optional(),
+    topFraction: z.number().gt(0).max(1).optional(),
+  };
+}
+
+export const ITC_RANGE = { min: -1, max: 1, what: 'a cosine similarity' };
+export const ITM_RANGE = { min: 0, max: 1, what: 'a probability' };
 
 function oneCut(value: { threshold?: number | undefined; percentile?: number | undefined; topFraction?: number | undefined }): boolean {
   return [value.threshold, value.percentile, value.topFraction].filter((v) => v !== undefined).length <= 1;
@@ -22,9 +32,9 @@ function oneCut(value: { threshold?: number | undefined; percentile?: number | u
 const ONE_CUT = { message: 'set at most one of threshold, percentile, topFraction' };
 
 /** ITC (cosine of a dual encoder). Default cut: threshold 0.28 (LAION's cut for CLIP ViT-B/32). */
-export const itcFilterSchema = z.strictObject(cutFields).refine(oneCut, ONE_CUT);
+export const itcFilterSchema = z.strictObject(cutFields(ITC_RANGE)).refine(oneCut, ONE_CUT);
 /** ITM (p(match) of a fusion encoder). Default cut: threshold 0.5 (BLIP's CapFilt). */
-export const itmFilterSchema = z.strictObject(cutFields).refine(oneCut, ONE_CUT);
+export const itmFilterSchema = z.strictObject(cutFields(ITM_RANGE)).refine(oneCut, ONE_CUT);
 
 export const DEFAULT_ITC_THRESHOLD = 0.28;
 export const DEFAULT_ITM_THRESHOLD = 0.5;

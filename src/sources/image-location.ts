@@ -6,6 +6,7 @@
  * - any other scheme (`ftp:`, `s3:`, `data:`) is `url_invalid`; `file:` URLs are read as local paths
  * - a path that cannot exist (a NUL byte) or a file that is missing, a folder, or unreadable is
  *   `image_missing` (`image_unreadable` for permission and I/O errors)
+ * - a relative path that leads out of the images folder (`../x.jpg`) is `image_path_invalid`
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import { DownloadAbortedError, parseHttpUrl } from './url-fetcher.js';
 export type ImageLocation =
   | { kind: 'url'; url: string }
   | { kind: 'file'; path: string }
-  | { kind: 'invalid'; code: 'url_invalid' | 'image_missing'; message: string; ref: string };
+  | { kind: 'invalid'; code: 'url_invalid' | 'image_missing' | 'image_path_invalid'; message: string; ref: string };
 
 /** Stage recorded on failures sources produce. */
 export const SOURCE_STAGE = 'source';
@@ -46,7 +47,16 @@ export function locateImage(raw: string, imagesDir: string): ImageLocation {
   if (value.includes('\0')) {
     return { kind: 'invalid', code: 'image_missing', message: `image path ${JSON.stringify(clip(value))} contains a NUL byte`, ref: `file:${value}` };
   }
-  return { kind: 'file', path: path.resolve(imagesDir, value) };
+  const resolved = path.resolve(imagesDir, value);
+  // A relative path is relative to the images folder and stays in it: `../../etc/passwd` is refused (as
+  // COCO file names are). An absolute path or `file:` URL is an explicit choice of the manifest's author.
+  if (!path.isAbsolute(value)) {
+    const inside = path.relative(imagesDir, resolved);
+    if (inside.startsWith('..') || path.isAbsolute(inside)) {
+      return { kind: 'invalid', code: 'image_path_invalid', message: `image path ${JSON.stringify(clip(value))} points outside the images folder ${imagesDir}`, ref: `file:${resolved}` };
+    }
+  }
+  return { kind: 'file', path: resolved };
 }
 
 /** The pair's imageRef before its image is read (what failures record). */

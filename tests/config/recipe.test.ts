@@ -39,6 +39,21 @@ describe('recipes', () => {
     expect(message).toContain('run.commitEvery: expected number, got "lots"');
   });
 
+  it('a union names what it takes; a message that says what it got says it once', () => {
+    expect(errorOf({ sources: [{ type: 'webdataset' }] })).toContain('sources[0].paths: expected string or array, got nothing');
+    expect(errorOf({ sources: [{ type: 'webdataset', paths: 42 }] })).toContain('sources[0].paths: expected string or array, got 42');
+    const lengths = errorOf({ sources: [{ type: 'webdataset', paths: 'x.tar' }], captioner: { type: 'onnx', model: 'm', minLength: 40, maxLength: 10 } });
+    expect(lengths).toMatch(/captioner\.minLength: [^\n]*got 40$/m);
+    expect(lengths).not.toMatch(/got 40, got 40/);
+  });
+
+  it('score thresholds outside the score`s range are refused, naming the range', () => {
+    const itm = errorOf({ sources: [{ type: 'webdataset', paths: 'x.tar' }], filter: { itm: { model: 'm', threshold: 1.5 } } });
+    expect(itm).toContain('filter.itm.threshold: expected a threshold from 0 to 1 (a probability), got 1.5');
+    const itc = errorOf({ sources: [{ type: 'webdataset', paths: 'x.tar' }], filter: { itc: { model: 'm', threshold: 5 } } });
+    expect(itc).toContain('filter.itc.threshold: expected a threshold from -1 to 1 (a cosine similarity), got 5');
+  });
+
   it('unknown fields are errors, not silently ignored', () => {
     expect(errorOf({ sources: [{ type: 'webdataset', paths: 'x.tar', pathz: 'y' }] })).toMatch(/sources\[0\]: unknown field "pathz"/);
     expect(errorOf({ sources: [{ type: 'webdataset', paths: 'x.tar' }], exprot: [] })).toMatch(/unknown field "exprot"/);

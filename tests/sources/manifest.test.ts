@@ -314,5 +314,18 @@ describe('manifest images as paths', () => {
     expect(pairs[2]!.imageRef).toBe(`file:${path.join(dir, 'nested', 'local.jpg')}`);
     expect(pairs[3]!.failure).toMatchObject({ code: 'image_missing' });
   });
+
+  it('a relative path that leads out of the images folder is image_path_invalid, and nothing is read', async () => {
+    await writeFile(path.join(dir, 'escape.jsonl'), [{ image: '../m.csv' }, { image: 'sub/../../imgs/a.jpg' }].map((r) => JSON.stringify(r)).join('\n'));
+    const pairs = await collect(sourceFrom({ type: 'jsonl', path: 'escape.jsonl', image: 'image', imagesDir: 'imgs', order: 'input' }).read(context(dir)));
+    expect(pairs[0]!.failure).toEqual({
+      code: 'image_path_invalid',
+      message: `image path "../m.csv" points outside the images folder ${path.join(dir, 'imgs')}`,
+      stage: 'source',
+    });
+    expect(pairs[0]!.imageBytes).toBeNull();
+    // `sub/../../imgs/a.jpg` lands back in imgs/: inside after all, and read.
+    expect(pairs[1]!.failure).toBeNull();
+  });
 });
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/errors.js';
 import { openDatabase } from '../../store/database.js';
-import { filterOptionsSchema, FILTER_POLICIES, DEFAULT_ITC_THRESHOLD, DEFAULT_ITM_THRESHOLD, type FilterPolicy } from '../../filter/filter-options.js';
+import { filterOptionsSchema, FILTER_POLICIES, DEFAULT_ITC_THRESHOLD, DEFAULT_ITM_THRESHOLD, ITC_RANGE, ITM_RANGE, type FilterPolicy } from '../../filter/filter-options.js';
 import type { ResolvedPolicy } from '../../filter/policy.js';
 import { refilterRun } from '../../filter/refilter.js';
 import { resolvePolicy, scorePercentile } from '../../filter/resolve-policy.js';
@@ -54,7 +54,8 @@ export function policyFromFlags(db: Db, flags: RefilterFlags): ResolvedPolicy {
     const given = [threshold, percentile, fraction].filter((v) => v !== undefined).length;
     if (given > 1) throw new ConfigError(`--${score}-threshold, --${score}-percentile, --${score}-top-fraction: give at most one`);
     let cut: number | null | undefined;
-    if (threshold !== undefined) cut = number(`--${score}-threshold`, threshold, -1e9, 1e9);
+    const range = score === 'itc' ? ITC_RANGE : ITM_RANGE;
+    if (threshold !== undefined) cut = number(`--${score}-threshold`, threshold, range.min, range.max);
     if (percentile !== undefined) cut = scorePercentile(db, score, number(`--${score}-percentile`, percentile, 0, 100));
     if (fraction !== undefined) cut = scorePercentile(db, score, 100 * (1 - number(`--${score}-top-fraction`, fraction, 0, 1)));
     if (cut !== undefined) policy[`${score}Threshold`] = cut ?? Number.POSITIVE_INFINITY;
