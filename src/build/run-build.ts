@@ -15,7 +15,7 @@ import { createSource } from '../sources/registry.js';
 import type { SourceContext } from '../sources/source.js';
 import { createDecodeStage } from '../sources/decode.js';
 import { createDedupStage } from '../store/dedup-stage.js';
-import { createExport } from '../export/registry.js';
+import { checkExport, createExport } from '../export/registry.js';
 import { CaptionScorer } from '../filter/caption-scorer.js';
 import { createScoreStage } from '../filter/score-stage.js';
 import { createSelectStage } from '../filter/select-stage.js';
@@ -23,7 +23,7 @@ import { needsRunLevelCuts, resolvePolicy } from '../filter/resolve-policy.js';
 import type { FilterOptions } from '../filter/filter-options.js';
 import { loadItcModel } from '../models/itc-model.js';
 import { loadItmModel } from '../models/itm-model.js';
-import { ConfigError } from '../core/errors.js';
+import { ConfigError, inField } from '../core/errors.js';
 import { createSynthStage } from '../synth/synth-stage.js';
 import { decideCaptions, type ScoredCaption } from '../filter/policy.js';
 import type { Caption, DecodedPair } from '../core/sample.js';
@@ -65,7 +65,6 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   const cleanups: (() => unknown)[] = [];
   try {
     const store = new RunStore(db);
-    const runId = store.startRun(JSON.stringify(recipe), loaded.hash, `${options.shard.index}/${options.shard.count}`);
     const sources = recipe.sources.map((entry, i) => createSource(entry, i));
     const exportNames = recipe.export.map((e) => e.name);
     const ctx: SourceContext = {
@@ -80,14 +79,19 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       isDone: (keys) => store.doneKeys(keys, exportNames, source.name),
     });
     let total: number | null = 0;
-    for (const source of sources) {
-      const n = source.count ? await source.count(ctx) : null;
+    for (const [i, source] of sources.entries()) {
+      const n = source.count ? await inField(`sources[${i}]`, () => source.count!(ctx)) : null;
       total = n === null || total === null ? null : total + n;
     }
+    for (const [i, entry] of recipe.export.entries()) await inField(`export[${i}]`, () => checkExport(entry, baseDir));
     const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir) : null;
     cleanups.push(() => scorer?.close());
-    const captioner = recipe.captioner ? await loadCaptioner(recipe.captioner, { baseDir, db, maxCostUsd: options.maxCostUsd ?? null }) : null;
+    const captioner = recipe.captioner
+      ? await inField('captioner.model', () => loadCaptioner(recipe.captioner!, { baseDir, db, maxCostUsd: options.maxCostUsd ?? null }))
+      : null;
     cleanups.push(() => captioner?.close());
+    // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
+    const runId = store.startRun(JSON.stringify(recipe), loaded.hash, `${options.shard.index}/${options.shard.count}`);
     const stages: Stage<any, any>[] = [
       createSkipDoneStage(store, exportNames),
       createDecodeStage(recipe.decode),
@@ -102,7 +106,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     ];
     yield* runPipeline({
       runId,
-      source: concat<Pair>(sources.map((s) => s.read(contextOf(s)))),
+      source: concat<Pair>(sources.map((s, i) => inFieldStream(`sources[${i}]`, s.read(contextOf(s))))),
       stages,
       signal: options.signal,
       total,
@@ -114,6 +118,25 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   } finally {
     for (const cleanup of cleanups) await cleanup();
     db.close();
+  }
+}
+
+/** A source's pairs; a configuration error met while reading (a missing file) names the recipe entry. */
+async function* inFieldStream<T>(field: string, items: AsyncIterable<T>): AsyncGenerator<T> {
+  const iterator = items[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      const next = await inField(field, () => iterator.next());
+      if (next.done) {
+        finished = true;
+        return;
+      }
+      yield next.value;
+    }
+  } finally {
+    // Stopped early (Ctrl-C, an error downstream): let the source close its files and connections.
+    if (!finished) await iterator.return?.();
   }
 }
 
@@ -180,7 +203,8 @@ async function loadScorer(filter: FilterOptions, baseDir: string): Promise<Capti
         '`vlcurate refilter RUN.db --itm-percentile P` (or --itc-top-fraction F) to re-decide from the stored scores',
     );
   }
-  const itc = filter.itc ? await loadItcModel(resolvePath(baseDir, filter.itc.model), { variant: filter.itc.variant }) : null;
-  const itm = filter.itm ? await loadItmModel(resolvePath(baseDir, filter.itm.model), { variant: filter.itm.variant }) : null;
+  const { itc: itcOptions, itm: itmOptions } = filter;
+  const itc = itcOptions ? await inField('filter.itc.model', () => loadItcModel(resolvePath(baseDir, itcOptions.model), { variant: itcOptions.variant })) : null;
+  const itm = itmOptions ? await inField('filter.itm.model', () => loadItmModel(resolvePath(baseDir, itmOptions.model), { variant: itmOptions.variant })) : null;
   return new CaptionScorer(itc, itm);
 }

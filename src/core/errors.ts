@@ -18,6 +18,19 @@ export class ConfigError extends VlcurateError {
 }
 
 /**
+ * Run `work`; a ConfigError it throws is thrown again with the recipe field it concerns in front, so a
+ * message from deep inside (a model folder, a tokenizer) still says which part of the recipe to fix.
+ */
+export async function inField<T>(field: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof ConfigError && !err.message.startsWith(`${field}`)) throw new ConfigError(`${field}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/**
  * One sample could not be processed. Thrown inside a stage's per-sample work and turned into a recorded
  * failure on that sample; never stops the run.
  */

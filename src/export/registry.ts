@@ -4,7 +4,9 @@ import type { Stage } from '../core/stage.js';
 import type { ExportContext } from './export-type.js';
 import type { ExportableSample } from './webdataset-sample.js';
 import { webdatasetExport } from './webdataset-export.js';
-import { llavaExport, qwen25vlExport, qwen2vlExport } from './json-export.js';
+import { JSON_EXPORT_DEFAULTS, llavaExport, qwen25vlExport, qwen2vlExport } from './json-export.js';
+import { resolveConversationOptions } from './conversation-options.js';
+import { ALL_TASKS } from './instruction-records.js';
 
 /**
  * Export formats by recipe `type`. Adding a format is one entry here: its `ExportType` (schema + factory);
@@ -26,6 +28,16 @@ export type ExportOptions = z.output<typeof exportSchema>;
 
 /** Export type names, for help texts and error messages. */
 export const exportTypeNames: readonly string[] = EXPORT_TYPES.map((t) => t.type);
+
+/**
+ * Load what an export needs before any sample is read (its tokenizer, its templates), so a wrong
+ * `template` or `tokenizer` stops the build at once rather than after the first batch. Loads are cached,
+ * so the export's own start costs nothing more.
+ */
+export async function checkExport(options: ExportOptions, baseDir: string): Promise<void> {
+  const defaults = options.type === 'webdataset' ? { tasks: ALL_TASKS, regionFormat: 'llava' as const, template: null, stage1Template: null } : JSON_EXPORT_DEFAULTS[options.type];
+  await resolveConversationOptions(options, defaults, baseDir);
+}
 
 /** Build the stage for one parsed `export:` entry. */
 export function createExport<T extends ExportableSample = ExportableSample>(
