@@ -165,6 +165,23 @@ describe('vlcurate demo', () => {
   });
 });
 
+describe('vlcurate demo run again with other settings', () => {
+  it('starts over instead of resuming a database made from other scenes', async () => {
+    const out = join(dir, 'demo-again');
+    expect((await runCli(['demo', '--out', out, '--count', '12', '--progress', 'plain'])).code).toBe(0);
+    const same = await runCli(['demo', '--out', out, '--count', '12', '--progress', 'plain']);
+    expect(same.stderr).not.toContain('starting over');
+    expect(same.stderr).toMatch(/resuming \(12 already done\)/);
+    const other = await runCli(['demo', '--out', out, '--count', '16', '--progress', 'plain']);
+    expect(other.code).toBe(0);
+    expect(other.stderr).toContain(`${out} holds a demo made with other settings ({"count":12,"noise":0.4,"seed":2}); starting over`);
+    const stats = JSON.parse((await runCli(['inspect', join(out, 'run.db'), 'stats', '--json'])).stdout);
+    expect(stats.samples.total).toBe(16);
+    expect((await runCli(['demo', '--out', join(dir, 'demo-bad'), '--progress', 'fancy'])).code).toBe(2);
+    expect(existsSync(join(dir, 'demo-bad', 'data'))).toBe(false);
+  });
+});
+
 describe('--shard I/N', () => {
   it('N processes together cover every input exactly once, each with its own database and shard names', async () => {
     const out = join(dir, 'demo'); // made by the demo test above

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { evaluateSelections, generateShapes, readGroundTruth, SPLIT_SEEDS, type SelectionQuality } from '../../../datasets/shapes/index.js';
@@ -7,6 +7,7 @@ import { ConfigError } from '../../core/errors.js';
 import { packageRoot } from '../../core/package-root.js';
 import { openDatabase } from '../../store/database.js';
 import { demoSynth } from '../../synth/demo-synth.js';
+import { parseProgressMode } from '../progress/choose.js';
 import { renderTable } from '../table.js';
 import { buildCommand } from './build.js';
 
@@ -82,16 +83,37 @@ export function formatQualityTable(rows: SelectionQuality[]): string {
   );
 }
 
+/** What the demo made under its folder, removed when it starts over. */
+const DEMO_OUTPUTS = ['data', 'run.db', 'run.db-wal', 'run.db-shm', 'wds', 'llava', 'recipe.yaml', 'capfilt-quality.json', 'downloads'];
+
+/**
+ * The generator gives a key other scenes for another `--count` or `--noise`, so a run database made with
+ * other settings would be resumed against the wrong data (and the quality table measured against the
+ * wrong ground truth): then the demo starts over. The settings are kept in `demo.json`.
+ */
+function startOverIfChanged(out: string, settings: { count: number; noise: number; seed: number }): void {
+  const stamp = join(out, 'demo.json');
+  const wanted = JSON.stringify(settings);
+  const before = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : null;
+  if (before !== wanted && (before !== null || existsSync(join(out, 'run.db')))) {
+    process.stderr.write(`${out} holds a demo made with other settings (${before ?? 'unknown'}); starting over\n`);
+    for (const name of DEMO_OUTPUTS) rmSync(join(out, name), { recursive: true, force: true });
+  }
+  writeFileSync(stamp, `${wanted}\n`);
+}
+
 export async function demoCommand(opts: DemoOptions): Promise<number> {
   const out = resolve(opts.out);
   const count = Number(opts.count);
   if (!Number.isInteger(count) || count < 1) throw new ConfigError(`--count: expected a whole number from 1 and up, got "${opts.count}"`);
   const noise = Number(opts.noise);
   if (!(noise >= 0 && noise <= 1)) throw new ConfigError(`--noise: expected a number from 0 to 1, got "${opts.noise}"`);
+  parseProgressMode(opts.progress);
   for (const name of ['shapes-clip', 'shapes-itm', 'shapes-captioner']) {
     if (!existsSync(join(DEMO_MODELS, name, 'config.json'))) throw new ConfigError(`demo: the bundled model ${join(DEMO_MODELS, name)} is missing`);
   }
   mkdirSync(out, { recursive: true });
+  startOverIfChanged(out, { count, noise, seed: SPLIT_SEEDS.demo });
   process.stderr.write(`generating ${count} shapes scenes (demo split, ${Math.round(noise * 100)}% noisy web captions) in ${join(out, 'data')}\n`);
   const summary = await generateShapes({ out: join(out, 'data'), count, noise, seed: SPLIT_SEEDS.demo });
   const synth = demoSynth(process.env);
