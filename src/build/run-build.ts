@@ -92,8 +92,9 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     cleanups.push(() => captioner?.close());
     // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
     const runId = store.startRun(JSON.stringify(recipe), loaded.hash, `${options.shard.index}/${options.shard.count}`);
+    const reuseRuns = recipe.filter || recipe.captioner ? store.runsWithSettings(capfiltSettings, capfiltSettings(recipe as unknown as Record<string, unknown>)) : [];
     const stages: Stage<any, any>[] = [
-      createSkipDoneStage(store, exportNames),
+      createSkipDoneStage(store, exportNames, { reuseRuns }),
       createDecodeStage(recipe.decode),
       ...(recipe.decode.dedup === 'exact' ? [createDedupStage(store)] : []),
       ...capfiltStages(recipe, scorer, captioner),
@@ -119,6 +120,11 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     for (const cleanup of cleanups) await cleanup();
     db.close();
   }
+}
+
+/** The parts of a recipe that decide a sample's captions and scores: equal ones may reuse recorded work. */
+function capfiltSettings(recipe: Record<string, unknown>): string {
+  return JSON.stringify([recipe['sources'], recipe['decode'], recipe['filter'] ?? null, recipe['captioner'] ?? null]);
 }
 
 /** A source's pairs; a configuration error met while reading (a missing file) names the recipe entry. */
@@ -151,7 +157,9 @@ function capfiltStages(recipe: Recipe, scorer: CaptionScorer | null, captioner: 
   if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter', batchSize: filter.batchSize }));
   if (captioner) {
     const onlyFailed = policy !== null && filter?.recaption === 'web-failed';
-    const wants = (sample: DecodedPair) => !onlyFailed || !decideCaptions(sample.captions.map(asScored), policy!).some((v) => v.kept);
+    // A sample resumed with its recorded captions already has the captioner's: never caption it twice.
+    const wants = (sample: DecodedPair) =>
+      !sample.captions.some((c) => c.origin === 'synthetic') && (!onlyFailed || !decideCaptions(sample.captions.map(asScored), policy!).some((v) => v.kept));
     stages.push(createCaptionerStage(captioner.captionBatch, { model: captioner.model, batchSize: captioner.batchSize, wants }));
     if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize }));
   }

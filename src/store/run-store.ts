@@ -1,6 +1,6 @@
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
-import type { DecodedPair, SampleStatus } from '../core/sample.js';
+import type { Caption, CaptionOrigin, DecodedPair, SampleStatus } from '../core/sample.js';
 import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from './dedup-stage.js';
 import { InstructionStore } from './instruction-store.js';
@@ -191,6 +191,40 @@ export class RunStore {
       .all(...sha256s) as { sha256: string; key: string }[];
     for (const [sha256, group] of groupBy(rows, (r) => r.sha256)) owners.set(sha256, group.map((r) => r.key));
     return owners;
+  }
+
+  /**
+   * Captions (with scores) an earlier run recorded for ok samples of `source`, for resuming without
+   * inference: only from runs in `runIds` (those whose filter and captioner settings equal this run's).
+   */
+  recordedCaptions(keys: readonly string[], source: string, runIds: readonly number[]): Map<string, Caption[]> {
+    const found = new Map<string, Caption[]>();
+    if (keys.length === 0 || runIds.length === 0) return found;
+    const rows = this.db
+      .prepare(
+        `SELECT c.sample_key, c.origin, c.text, c.issue, c.usable, c.model, c.itc, c.itm
+         FROM captions c JOIN samples s ON s.key = c.sample_key
+         WHERE s.status = 'ok' AND s.source = ? AND s.run_id IN (${runIds.map(() => '?').join(',')})
+           AND c.sample_key IN (${keys.map(() => '?').join(',')})
+         ORDER BY c.sample_key, c.idx`,
+      )
+      .all(source, ...runIds, ...keys) as { sample_key: string; origin: CaptionOrigin; text: string; issue: string | null; usable: number; model: string | null; itc: number | null; itm: number | null }[];
+    for (const [key, group] of groupBy(rows, (r) => r.sample_key)) {
+      found.set(key, group.map((r) => ({ text: r.text, origin: r.origin, issue: r.issue, usable: r.usable === 1, model: r.model, itc: r.itc, itm: r.itm })));
+    }
+    return found;
+  }
+
+  /** Runs whose recipe gives `sameAs` for its parts that decide captions (filter, captioner, decode). */
+  runsWithSettings(settingsOf: (recipe: Record<string, unknown>) => string, sameAs: string): number[] {
+    const runs = this.db.prepare('SELECT id, recipe_json FROM runs').all() as { id: number; recipe_json: string }[];
+    return runs.filter((r) => {
+      try {
+        return settingsOf(JSON.parse(r.recipe_json) as Record<string, unknown>) === sameAs;
+      } catch {
+        return false;
+      }
+    }).map((r) => r.id);
   }
 
   /** How many samples need no more work (see `doneKeys`), for the resume line at the start of a run. */
