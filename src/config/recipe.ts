@@ -64,7 +64,8 @@ export function parseRecipe(input: unknown, origin: string, baseDir: string): Lo
   // A sample's source name says which source owns its key (see `store/key-collision.ts`).
   const sourceNames = new Map<string, number>();
   recipe.sources.forEach((source, i) => {
-    const name = source.name ?? `${source.type}-${i}`;
+    // The default name is filled in, so `--print-recipe` and the stored recipe show it.
+    const name = (source.name ??= `${source.type}-${i}`);
     const other = sourceNames.get(name);
     if (other !== undefined) {
       throw new ConfigError(`${origin}: sources[${i}].name: source names must be unique, got "${name}", the name of sources[${other}] too`);

@@ -101,6 +101,9 @@ describe('inspect samples filters', () => {
     const nan = await runCli(['inspect', run.db, 'samples', '--min-itm', 'high']);
     expect(nan.code).toBe(2);
     expect(nan.stderr).toContain('--min-itm: expected a number, got "high"');
+    const origin = await runCli(['inspect', run.db, 'samples', '--origin', 'human']);
+    expect(origin.code).toBe(2);
+    expect(origin.stderr).toContain('--origin: expected one of web | annotation | synthetic, got "human"');
   });
 });
 

@@ -111,7 +111,11 @@ function inspectSamples(dbPath: string, opts: InspectOptions): void {
     filter.status = opts.status;
   }
   if (typeof opts.reason === 'string') filter.reason = opts.reason;
-  if (typeof opts.origin === 'string') filter.origin = opts.origin;
+  if (typeof opts.origin === 'string') {
+    const origins = ['web', 'annotation', 'synthetic'];
+    if (!origins.includes(opts.origin)) throw new ConfigError(`--origin: expected one of ${origins.join(' | ')}, got "${opts.origin}"`);
+    filter.origin = opts.origin;
+  }
   if (typeof opts.source === 'string') filter.source = opts.source;
   if (typeof opts.minItm === 'string') filter.minItm = parseNumber('--min-itm', opts.minItm);
   if (typeof opts.maxItc === 'string') filter.maxItc = parseNumber('--max-itc', opts.maxItc);
