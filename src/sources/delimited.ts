@@ -59,9 +59,12 @@ export async function* parseDelimited(chunks: AsyncIterable<Buffer>, options: De
     fields.push(parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0]! : Buffer.concat(parts));
     parts = [];
   };
-  const endRecord = () => {
+  /** `lastLine`: the line the record ends on. */
+  const endRecord = (lastLine: number) => {
     endField();
     const blank = fields.length === 1 && fields[0]!.length === 0 && !sawQuote;
+    // A broken quote swallows the lines after it: say how far, so the rows that seem missing are found.
+    if (problem !== null && lastLine > recordLine) problem += `; this record runs from line ${recordLine} to line ${lastLine}, so those lines are part of it`;
     if (!blank) records.push({ fields, line: recordLine, problem });
     fields = [];
     problem = null;
@@ -112,7 +115,7 @@ export async function* parseDelimited(chunks: AsyncIterable<Buffer>, options: De
             state = State.FieldStart;
           } else {
             line++;
-            endRecord();
+            endRecord(line - 1);
             if (c === CR) skipLf = true;
           }
           break;
@@ -145,7 +148,7 @@ export async function* parseDelimited(chunks: AsyncIterable<Buffer>, options: De
             i++;
           } else if (c === LF || c === CR) {
             line++;
-            endRecord();
+            endRecord(line - 1);
             if (c === CR) skipLf = true;
             i++;
           } else {
@@ -163,9 +166,9 @@ export async function* parseDelimited(chunks: AsyncIterable<Buffer>, options: De
   }
   if (state === State.Quoted) {
     problem ??= `field ${fields.length + 1} opens a quote on line ${quotedLine} that is never closed before the end of the file`;
-    endRecord();
+    endRecord(recordLine); // the message already says it runs to the end
   } else if (state !== State.FieldStart || fields.length > 0) {
-    endRecord();
+    endRecord(line);
   }
   yield* records;
 }

@@ -64,6 +64,14 @@ describe('parseDelimited', () => {
     expect(records[2]!.problem).toMatch(/opens a quote on line 3 that is never closed/);
   });
 
+  it('a stray quote that swallows the next lines says which lines it took', async () => {
+    const records = await parse('key,caption\nc1,ok\nc2,"oops\nc3,fine\nc4,"x\ny"\nc5,last\n');
+    expect(records.map((r) => r.line)).toEqual([1, 2, 3, 6, 7]);
+    expect(records[2]!.problem).toBe(
+      'field 2 has text after its closing quote (a quote inside a quoted field must be doubled); this record runs from line 3 to line 5, so those lines are part of it',
+    );
+  });
+
   it('TSV with quoting off reads quotes as text', async () => {
     const records = await parse('"quoted\tstart\n', 4, '\t', null);
     expect(records.map((r) => r.fields)).toEqual([['"quoted', 'start']]);
