@@ -37,6 +37,14 @@ export class RegionError extends Error {
 
 type Corners = [number, number, number, number];
 
+/**
+ * Qwen's [0, 1000) grid: floor(v / size * 1000), at most 999. Multiplying first, and a hair of tolerance,
+ * keep an exact tenth an exact tenth: 12.6 of 126 px is 100, where (12.6 / 126) * 1000 gives 99.99999.
+ */
+export function qwenGrid(v: number, size: number): number {
+  return Math.min(999, Math.max(0, Math.floor((v * 1000) / size + 1e-9)));
+}
+
 /** The canonical placeholder for a region (pixel corners; label optional). */
 export function regionPlaceholder(box: readonly [number, number, number, number], label?: string): string {
   if (label !== undefined && /[<>]/.test(label)) throw new RegionError(`region label ${JSON.stringify(label)} contains "<" or ">"`);
@@ -98,11 +106,9 @@ class Renderer {
     return `[${values.map((v) => clamp(v).toFixed(2)).join(', ')}]`;
   }
 
-  /** Qwen's [0, 1000) grid: floor(v / size * 1000), at most 999. */
   private thousandths([x1, y1, x2, y2]: Corners): string {
     const { width: w, height: h } = this.image;
-    const q = (v: number, size: number) => Math.min(999, Math.max(0, Math.floor((v / size) * 1000)));
-    return `(${q(x1, w)},${q(y1, h)}),(${q(x2, w)},${q(y2, h)})`;
+    return `(${qwenGrid(x1, w)},${qwenGrid(y1, h)}),(${qwenGrid(x2, w)},${qwenGrid(y2, h)})`;
   }
 
   private resizedPixels([x1, y1, x2, y2]: Corners): number[] {

@@ -14,6 +14,7 @@
  *   renders it in its own model family's format, so one run serves LLaVA and Qwen exports alike.
  */
 import type { BoxXYXY } from '../core/sample.js';
+import { qwenGrid } from '../export/regions.js';
 import { smartResize } from '../export/templates/smart-resize.js';
 
 export const REGION_FORMATS = ['llava', 'qwen2vl', 'qwenvl', 'qwen25vl', 'placeholder'] as const;
@@ -37,11 +38,10 @@ function llavaCorners(corners: BoxXYXY, frame: RegionFrame): number[] {
   return [(x1 + dx) / side, (y1 + dy) / side, (x2 + dx) / side, (y2 + dy) / side].map(clamp01);
 }
 
-/** Qwen's [0, 1000) integer grid: floor(v * 1000), at most 999. */
+/** Qwen's [0, 1000) integer grid (`qwenGrid`). */
 function thousandths(corners: BoxXYXY, frame: RegionFrame): [number, number, number, number] {
   const [x1, y1, x2, y2] = corners;
-  const q = (v: number, size: number) => Math.min(999, Math.max(0, Math.floor((v / size) * 1000)));
-  return [q(x1, frame.width), q(y1, frame.height), q(x2, frame.width), q(y2, frame.height)];
+  return [qwenGrid(x1, frame.width), qwenGrid(y1, frame.height), qwenGrid(x2, frame.width), qwenGrid(y2, frame.height)];
 }
 
 function resizedPixels(corners: BoxXYXY, frame: RegionFrame): number[] {

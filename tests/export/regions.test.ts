@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BoxXYXY } from '../../src/core/sample.js';
-import { REGION_FORMATS as EXPORT_FORMATS, RegionError, regionPlaceholder, renderRegions } from '../../src/export/regions.js';
+import { REGION_FORMATS as EXPORT_FORMATS, RegionError, regionPlaceholder, qwenGrid, renderRegions } from '../../src/export/regions.js';
 import { formatGrounding, formatRegion } from '../../src/synth/region-format.js';
 
 const IMAGE = { width: 640, height: 480 };
@@ -64,5 +64,14 @@ describe('region placeholders', () => {
     expect(() => renderRegions(`<region box="1,2,3,4>x</region> ${QUESTION}`, 'llava', IMAGE)).toThrow(RegionError);
     expect(() => renderRegions('<region box="0,0,700,10"/>', 'llava', IMAGE)).toThrow(/inside the 640x480 image/);
     expect(() => renderRegions('<region box="0,0,7,10"/>', 'llava', null)).toThrow(/without an image/);
+  });
+
+  it('the Qwen grid keeps exact tenths exact (no floating-point 99 for 100)', () => {
+    expect(qwenGrid(12.6, 126)).toBe(100);
+    expect(qwenGrid(0.7, 7)).toBe(100);
+    expect(qwenGrid(63, 126)).toBe(500);
+    expect(qwenGrid(126, 126)).toBe(999);
+    expect(qwenGrid(-3, 126)).toBe(0);
+    expect(qwenGrid(12.59, 126)).toBe(99);
   });
 });
