@@ -34,16 +34,16 @@ export async function benchCapfilt(): Promise<Record<string, unknown>> {
     mkdirSync(work, { recursive: true });
     const recipe = join(work, 'recipe.yaml');
     const captioner = { type: 'onnx', model: join(models, 'shapes-captioner'), samples: k, strategy: 'nucleus', topP: 0.9, minLength: 3, maxLength: 24, batchSize: 16 };
-    writeFileSync(
-      recipe,
+    const recipeWith = (exports: unknown[]) =>
       stringify({
         run: { db: join(work, 'run.db') },
         sources: [{ type: 'webdataset', paths: shard }],
         filter: { itc: { model: join(models, 'shapes-clip'), threshold: 0.3 }, itm: { model: join(models, 'shapes-itm') }, batchSize: 16 },
         captioner,
-        export: [{ type: 'webdataset', out: join(work, 'wds') }],
-      }),
-    );
+        export: exports,
+      });
+    const wds = { type: 'webdataset', out: join(work, 'wds') };
+    writeFileSync(recipe, recipeWith([wds]));
     // The shard holds 1000 samples; time the whole build and scale to per-image rates.
     const pipeline = runChild<ChildResult>('build-child.js', [recipe]);
     const pipelineRate = (pipeline.summary.samples.total * 1000) / pipeline.elapsedMs;
@@ -51,16 +51,7 @@ export async function benchCapfilt(): Promise<Record<string, unknown>> {
     let addExport: { seconds: number; ratioToFirstBuild: number } | null = null;
     if (k === 5) {
       const again = join(work, 'recipe-more.yaml');
-      writeFileSync(
-        again,
-        stringify({
-          run: { db: join(work, 'run.db') },
-          sources: [{ type: 'webdataset', paths: shard }],
-          filter: { itc: { model: join(models, 'shapes-clip'), threshold: 0.3 }, itm: { model: join(models, 'shapes-itm') }, batchSize: 16 },
-          captioner,
-          export: [{ type: 'webdataset', out: join(work, 'wds') }, { type: 'llava', name: 'llava', out: join(work, 'llava') }],
-        }),
-      );
+      writeFileSync(again, recipeWith([wds, { type: 'llava', name: 'llava', out: join(work, 'llava') }]));
       const more = runChild<ChildResult>('build-child.js', [again]);
       addExport = { seconds: round(more.elapsedMs / 1000, 2), ratioToFirstBuild: round(more.elapsedMs / pipeline.elapsedMs, 3) };
     }
