@@ -15,6 +15,8 @@ import { createSource } from '../sources/registry.js';
 import type { SourceContext } from '../sources/source.js';
 import { createDecodeStage } from '../sources/decode.js';
 import { createDedupStage } from '../store/dedup-stage.js';
+import { createReuseStage } from '../store/reuse-stage.js';
+import { folderFingerprint } from '../store/folder-fingerprint.js';
 import { checkExport, createExport } from '../export/registry.js';
 import { CaptionScorer } from '../filter/caption-scorer.js';
 import { createScoreStage } from '../filter/score-stage.js';
@@ -90,13 +92,16 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       ? await inField('captioner.model', () => loadCaptioner(recipe.captioner!, { baseDir, db, maxCostUsd: options.maxCostUsd ?? null }))
       : null;
     cleanups.push(() => captioner?.close());
+    // Stored with the run: a retrained model in place of the old one must not count as the same settings.
+    const stored = { ...recipe, modelFingerprints: modelFingerprints(recipe, baseDir) };
+    const reuseRuns = recipe.filter || recipe.captioner ? store.runsWithSettings(capfiltSettings, capfiltSettings(stored)) : [];
     // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
-    const runId = store.startRun(JSON.stringify(recipe), loaded.hash, `${options.shard.index}/${options.shard.count}`);
-    const reuseRuns = recipe.filter || recipe.captioner ? store.runsWithSettings(capfiltSettings, capfiltSettings(recipe as unknown as Record<string, unknown>)) : [];
+    const runId = store.startRun(JSON.stringify(stored), loaded.hash, `${options.shard.index}/${options.shard.count}`);
     const stages: Stage<any, any>[] = [
-      createSkipDoneStage(store, exportNames, { reuseRuns }),
+      createSkipDoneStage(store, exportNames),
       createDecodeStage(recipe.decode),
       ...(recipe.decode.dedup === 'exact' ? [createDedupStage(store)] : []),
+      ...(reuseRuns.length > 0 ? [createReuseStage(store, reuseRuns)] : []),
       ...capfiltStages(recipe, scorer, captioner),
       createRecordStage(store, runId, recipe.run.commitEvery),
       // After record: instruction rows reference the samples table.
@@ -122,9 +127,21 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   }
 }
 
-/** The parts of a recipe that decide a sample's captions and scores: equal ones may reuse recorded work. */
-function capfiltSettings(recipe: Record<string, unknown>): string {
-  return JSON.stringify([recipe['sources'], recipe['decode'], recipe['filter'] ?? null, recipe['captioner'] ?? null]);
+/** The parts of a stored recipe that decide a sample's captions and scores: equal ones may reuse recorded work. */
+function capfiltSettings(stored: Record<string, unknown>): string {
+  return JSON.stringify([stored['sources'], stored['decode'], stored['filter'] ?? null, stored['captioner'] ?? null, stored['modelFingerprints'] ?? null]);
+}
+
+/** Each local model folder of the filter and captioner as the sizes and times of its files. */
+function modelFingerprints(recipe: Recipe, baseDir: string): Record<string, string> {
+  const folders: Record<string, string | undefined> = {
+    itc: recipe.filter?.itc?.model,
+    itm: recipe.filter?.itm?.model,
+    captioner: recipe.captioner?.type === 'onnx' ? recipe.captioner.model : undefined,
+  };
+  const out: Record<string, string> = {};
+  for (const [role, folder] of Object.entries(folders)) if (folder) out[role] = folderFingerprint(resolvePath(baseDir, folder));
+  return out;
 }
 
 /** A source's pairs; a configuration error met while reading (a missing file) names the recipe entry. */

@@ -4,7 +4,7 @@
  * is recorded as failed (`key_duplicate`) under a key of its own, so nothing is overwritten or lost, and
  * the message says how to keep both: a `keyPrefix` per source.
  */
-import type { DecodedPair } from '../core/sample.js';
+import type { Pair } from '../core/sample.js';
 import { toKey } from '../core/sample.js';
 
 export const KEY_COLLISION_STAGE = 'record';
@@ -18,7 +18,7 @@ export function collisionKey(key: string, source: string, n = 1): string {
 }
 
 /** The colliding sample as a failure under its own key; the original's image and captions stay visible. */
-export function asCollision(sample: DecodedPair, owner: string, n = 1): DecodedPair {
+export function asCollision<T extends Pair>(sample: T, owner: string, n = 1): T {
   return {
     ...sample,
     key: collisionKey(sample.key, sample.source, n),

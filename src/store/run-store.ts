@@ -194,25 +194,47 @@ export class RunStore {
   }
 
   /**
-   * Captions (with scores) an earlier run recorded for ok samples of `source`, for resuming without
-   * inference: only from runs in `runIds` (those whose filter and captioner settings equal this run's).
+   * The image sha256 and captions (with scores) an earlier run recorded for ok samples of `source`, for
+   * resuming without inference: only from runs in `runIds` (see `reuse-stage.ts`).
    */
-  recordedCaptions(keys: readonly string[], source: string, runIds: readonly number[]): Map<string, Caption[]> {
-    const found = new Map<string, Caption[]>();
+  recordedWork(keys: readonly string[], source: string, runIds: readonly number[]): Map<string, { sha256: string | null; captions: Caption[] }> {
+    const found = new Map<string, { sha256: string | null; captions: Caption[] }>();
     if (keys.length === 0 || runIds.length === 0) return found;
     const rows = this.db
       .prepare(
-        `SELECT c.sample_key, c.origin, c.text, c.issue, c.usable, c.model, c.itc, c.itm
+        `SELECT c.sample_key, s.sha256, c.origin, c.text, c.issue, c.usable, c.model, c.itc, c.itm
          FROM captions c JOIN samples s ON s.key = c.sample_key
          WHERE s.status = 'ok' AND s.source = ? AND s.run_id IN (${runIds.map(() => '?').join(',')})
            AND c.sample_key IN (${keys.map(() => '?').join(',')})
          ORDER BY c.sample_key, c.idx`,
       )
-      .all(source, ...runIds, ...keys) as { sample_key: string; origin: CaptionOrigin; text: string; issue: string | null; usable: number; model: string | null; itc: number | null; itm: number | null }[];
+      .all(source, ...runIds, ...keys) as {
+      sample_key: string;
+      sha256: string | null;
+      origin: CaptionOrigin;
+      text: string;
+      issue: string | null;
+      usable: number;
+      model: string | null;
+      itc: number | null;
+      itm: number | null;
+    }[];
     for (const [key, group] of groupBy(rows, (r) => r.sample_key)) {
-      found.set(key, group.map((r) => ({ text: r.text, origin: r.origin, issue: r.issue, usable: r.usable === 1, model: r.model, itc: r.itc, itm: r.itm })));
+      const captions = group.map((r) => ({ text: r.text, origin: r.origin, issue: r.issue, usable: r.usable === 1, model: r.model, itc: r.itc, itm: r.itm }));
+      found.set(key, { sha256: group[0]!.sha256, captions });
     }
     return found;
+  }
+
+  /** Of `keys`, those recorded by a source other than `source`, with that owner (see `key-collision.ts`). */
+  otherOwners(keys: readonly string[], source: string): Map<string, string> {
+    const owners = new Map<string, string>();
+    if (keys.length === 0) return owners;
+    const rows = this.db
+      .prepare(`SELECT key, source FROM samples WHERE source != ? AND key IN (${keys.map(() => '?').join(',')})`)
+      .all(source, ...keys) as { key: string; source: string }[];
+    for (const row of rows) owners.set(row.key, row.source);
+    return owners;
   }
 
   /** Runs whose recipe gives `sameAs` for its parts that decide captions (filter, captioner, decode). */

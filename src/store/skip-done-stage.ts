@@ -1,45 +1,52 @@
-import type { Caption, Pair } from '../core/sample.js';
+import type { Pair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import { groupBy } from '../iter/group-by.js';
+import { asCollision } from './key-collision.js';
 import type { RunStore } from './run-store.js';
 
 /**
  * Resume: drops pairs an earlier run already finished (failed, dropped, or exported everywhere) before
- * any image is decoded. A pair an earlier run recorded but did not export everywhere (killed before its
- * export batch, or an export added to the recipe) gets that run's captions and scores back when the run
- * used the same CapFilt settings (`reuseRuns`): the filter and captioner stages then have nothing left
- * to compute for it. Looks keys up in batches, so memory does not grow with the size of the run.
+ * any image is decoded. A pair whose key another source already claimed (recorded, or passed here moments
+ * ago and not recorded yet) becomes its `key_duplicate` failure here, so no model works on it and dedup
+ * never takes it for an original. Looks keys up in batches, so memory does not grow with the run.
  */
-export function createSkipDoneStage(
-  store: RunStore,
-  exportNames: readonly string[],
-  options: { reuseRuns?: readonly number[]; lookupEvery?: number } = {},
-): Stage<Pair, Pair> {
-  const reuseRuns = options.reuseRuns ?? [];
+export function createSkipDoneStage(store: RunStore, exportNames: readonly string[], lookupEvery = 256): Stage<Pair, Pair> {
   return {
     name: 'resume',
     async *run(input) {
-      for await (const pairs of batch(input, options.lookupEvery ?? 256)) {
+      const recent = new Map<string, string>(); // key -> source, for keys not recorded yet; oldest first
+      const claim = (key: string, source: string) => {
+        recent.set(key, source);
+        if (recent.size > RECENT_WINDOW) recent.delete(recent.keys().next().value!);
+      };
+      for await (const pairs of batch(input, lookupEvery)) {
         const done = new Set<Pair>();
-        const recorded = new Map<Pair, Caption[]>();
+        const recorded = new Map<Pair, string>();
         for (const [source, group] of groupBy(pairs, (p) => p.source)) {
-          const keys = store.doneKeys(group.map((p) => p.key), exportNames, source);
-          for (const pair of group) if (keys.has(pair.key)) done.add(pair);
-          const left = group.filter((p) => !done.has(p));
-          const captions = store.recordedCaptions(left.map((p) => p.key), source, reuseRuns);
-          for (const pair of left) {
-            const found = captions.get(pair.key);
-            if (found) recorded.set(pair, found);
+          const keys = group.map((p) => p.key);
+          const finished = store.doneKeys(keys, exportNames, source);
+          const owners = store.otherOwners(keys, source);
+          for (const pair of group) {
+            if (finished.has(pair.key)) done.add(pair);
+            else if (owners.has(pair.key)) recorded.set(pair, owners.get(pair.key)!);
           }
         }
         for (const pair of pairs) {
           if (done.has(pair)) continue;
-          const captions = recorded.get(pair);
-          yield captions ? { ...pair, captions } : pair;
+          const passed = recent.get(pair.key);
+          const owner = recorded.get(pair) ?? (passed !== undefined && passed !== pair.source ? passed : undefined);
+          if (owner !== undefined && !pair.failure) {
+            yield asCollision(pair, owner);
+            continue;
+          }
+          if (passed === undefined) claim(pair.key, pair.source);
+          yield pair;
         }
       }
     },
   };
 }
 
+/** Keys passed but maybe not recorded yet: far more than the stages between here and `record` hold. */
+const RECENT_WINDOW = 16_384;

@@ -99,4 +99,27 @@ describe('decode.dedup: exact', () => {
     expect(summary.samples).toBe(3);
     expect(rows(other).filter((r) => r.drop_reason === 'duplicate_image')).toHaveLength(3);
   });
+
+  it('a sample failed as another source`s key is no original: the next copy of its image is kept', async () => {
+    const dir = tempDir();
+    const [img0, img1] = await makeGoodSamples(2);
+    const as = (key: string, from: GoodSample): GoodSample => ({ ...from, key, json: { ...from.json, key } });
+    await writeTar(join(dir, 'a.tar'), sampleMembers(as('k0', img0!)));
+    await writeTar(join(dir, 'b.tar'), sampleMembers(as('k0', img1!)));
+    await writeTar(join(dir, 'c.tar'), sampleMembers(as('k9', img1!)));
+    await build(dir, {
+      run: { db: 'run.db' },
+      sources: ['a', 'b', 'c'].map((name) => ({ type: 'webdataset', name, paths: `${name}.tar` })),
+      decode: { dedup: 'exact' },
+      export: [{ type: 'webdataset', out: 'wds' }],
+    });
+    const db = openDatabase(join(dir, 'run.db'), { readonly: true });
+    const got = db.prepare('SELECT key, source, status, error_code, drop_reason FROM samples ORDER BY key').all();
+    db.close();
+    expect(got).toEqual([
+      { key: 'k0', source: 'a', status: 'ok', error_code: null, drop_reason: null },
+      { key: 'k0__b', source: 'b', status: 'failed', error_code: 'key_duplicate', drop_reason: null },
+      { key: 'k9', source: 'c', status: 'ok', error_code: null, drop_reason: null },
+    ]);
+  });
 });

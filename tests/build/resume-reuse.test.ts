@@ -3,7 +3,7 @@
  * to the recipe afterwards) is resumed with its recorded captions and scores: no model runs for it again,
  * unless the CapFilt settings changed.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +41,11 @@ async function build(input: Record<string, unknown>): Promise<StageCounts[]> {
 }
 
 function captions(): unknown[] {
-  const db = openDatabase(join(dir, 'run.db'), { readonly: true });
+  return captionsOf('run.db');
+}
+
+function captionsOf(file: string): unknown[] {
+  const db = openDatabase(join(dir, file), { readonly: true });
   try {
     return db.prepare('SELECT sample_key, idx, origin, text, itc, itm, kept FROM captions ORDER BY sample_key, idx').all();
   } finally {
@@ -65,5 +69,21 @@ describe('resuming recorded CapFilt work', () => {
     // Three captions per image instead of two: recorded work no longer applies, so the models run.
     const changed = await build(recipe(3, [{ type: 'webdataset', name: 'wds3', out: 'wds3' }]));
     expect(worked(changed, 'captioner')).toBe(true);
+  });
+
+  it('new images under the same keys (a re-downloaded shard) are captioned and scored afresh', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'vlc-reuse-other-'));
+    try {
+      await build({ ...recipe(2, []), run: { db: 'swap.db' } });
+      const before = captionsOf('swap.db');
+      // The same file name and keys, other scenes.
+      await generateShapes({ out: other, count: 24, noise: 0.4, seed: 12 });
+      copyFileSync(join(other, 'webdataset', 'shapes-000000.tar'), join(dir, 'data', 'webdataset', 'shapes-000000.tar'));
+      const again = await build({ ...recipe(2, [{ type: 'webdataset', name: 'swapped', out: 'swapped' }]), run: { db: 'swap.db' } });
+      expect(worked(again, 'captioner')).toBe(true);
+      expect(captionsOf('swap.db')).not.toEqual(before);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 });
