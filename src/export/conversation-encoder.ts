@@ -85,7 +85,8 @@ export class ConversationEncoder {
     if (!fitted.ok) return { status: fitted.code === 'over_length' ? 'dropped' : 'failed', code: fitted.code, message: fitted.message, length };
     return {
       status: 'ok',
-      conversations,
+      // A truncated record keeps, in its text too, only the whole rounds its tokens keep.
+      conversations: fitted.truncated ? conversations.slice(0, 2 * fitted.answers) : conversations,
       hasImage: checked.hasImage,
       tokens: { inputIds: fitted.tokenized.inputIds, labels: fitted.tokenized.labels, length, truncated: fitted.truncated },
     };

@@ -170,8 +170,11 @@ describe(`WebDataset with input_ids.npy / labels.npy (${TOKENIZERS.llamaName}, $
     const runs = trainedRuns(ids, labels, llama);
     expect(runs[0]).toBe(' Teal.</s>');
     expect(runs.every((run) => run.endsWith('</s>'))).toBe(true);
-    const json = JSON.parse(files.get('w1.json')!.toString('utf8')) as { tokens: { count: number; truncated: boolean } };
+    const json = JSON.parse(files.get('w1.json')!.toString('utf8')) as { tokens: { count: number; truncated: boolean }; conversations: { from: string; value: string }[] };
     expect(json.tokens).toEqual({ count: ids.length, truncated: true });
+    // The text keeps the same whole rounds as the tokens, ending with the last kept answer.
+    expect(json.conversations).toHaveLength(2 * runs.length);
+    expect(` ${json.conversations.at(-1)!.value}</s>`).toBe(runs.at(-1));
     const stats = JSON.parse(readFileSync(join(base, 'wds', 'stats.json'), 'utf8')) as ExportStats;
     expect(stats.truncated).toBe(1);
     expect(stats.tokens!.overMaxLength).toBe(1);

@@ -11,14 +11,16 @@ import { IGNORE_INDEX, type TokenizedConversation } from './template.js';
 export type OverLength = 'drop' | 'truncate';
 
 export type FitResult =
-  | { ok: true; tokenized: TokenizedConversation; truncated: boolean }
+  /** `answers`: how many answers (trained runs) the kept tokens hold; all of them when not truncated. */
+  | { ok: true; tokenized: TokenizedConversation; truncated: boolean; answers: number }
   | { ok: false; code: 'over_length' | 'truncated_no_target' | 'truncated_image'; message: string };
 
 export function fitLength(tokenized: TokenizedConversation, maxLength: number | undefined, mode: OverLength): FitResult {
   const length = tokenized.inputIds.length;
-  if (maxLength === undefined || length <= maxLength) return { ok: true, tokenized, truncated: false };
+  if (maxLength === undefined || length <= maxLength) return { ok: true, tokenized, truncated: false, answers: answerEnds(tokenized.labels, length).length };
   if (mode === 'drop') return { ok: false, code: 'over_length', message: `${length} tokens, over maxLength ${maxLength}` };
-  const cut = lastAnswerEnd(tokenized.labels, maxLength);
+  const ends = answerEnds(tokenized.labels, maxLength);
+  const cut = ends.at(-1) ?? 0;
   if (cut === 0) {
     return { ok: false, code: 'truncated_no_target', message: `truncating ${length} tokens to ${maxLength} leaves no whole answer` };
   }
@@ -30,6 +32,7 @@ export function fitLength(tokenized: TokenizedConversation, maxLength: number | 
   return {
     ok: true,
     truncated: true,
+    answers: ends.length,
     tokenized: {
       inputIds: tokenized.inputIds.slice(0, cut),
       labels: tokenized.labels.slice(0, cut),
@@ -39,13 +42,13 @@ export function fitLength(tokenized: TokenizedConversation, maxLength: number | 
   };
 }
 
-/** End (exclusive) of the last run of trained positions that ends within `limit`; 0 when none does. */
-function lastAnswerEnd(labels: Int32Array, limit: number): number {
-  let best = 0;
-  for (let i = 1; i <= limit; i++) {
+/** Ends (exclusive) of the runs of trained positions (one per answer) that end within `limit`. */
+function answerEnds(labels: Int32Array, limit: number): number[] {
+  const ends: number[] = [];
+  for (let i = 1; i <= Math.min(limit, labels.length); i++) {
     const trainedBefore = labels[i - 1] !== IGNORE_INDEX;
     const trainedHere = i < labels.length && labels[i] !== IGNORE_INDEX;
-    if (trainedBefore && !trainedHere) best = i;
+    if (trainedBefore && !trainedHere) ends.push(i);
   }
-  return best;
+  return ends;
 }
