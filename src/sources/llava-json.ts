@@ -14,9 +14,10 @@
  *   as they are; exports check them like any other), except a brief-description record's, which becomes
  *   the caption below.
  * - Caption rule: when the conversation is exactly one human turn and one gpt answer, and the human turn
- *   (without `<image>`) is a short request for a brief description (at most 20 words, naming one of
- *   brief, briefly, concise, concisely, succinct, short, summary, summarize, summarise, compact, terse,
- *   caption), the answer becomes a caption with origin `annotation`. That is the shape of LLaVA's stage-1
+ *   (without `<image>`) is a short request (at most 20 words) to describe the image as a whole (describe,
+ *   summarize, a caption for it, what the image shows, ...) briefly (brief, concise, succinct, short,
+ *   compact, terse, in a few words, in one sentence, ...), the answer becomes a caption with origin
+ *   `annotation`. That is the shape of LLaVA's stage-1
  *   (brief-caption) data; longer descriptions and Q&A stay conversations only. `briefCaptions: false`
  *   turns this off.
  * - Text-only records (no `image`) have nothing for an image pipeline. `textOnly: skip` (default) leaves
@@ -30,8 +31,9 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { describeError } from '../core/errors.js';
-import type { Turn } from '../core/conversation.js';
+import { IMAGE_TOKEN, type Turn } from '../core/conversation.js';
 import { toKey, type Caption, type Pair } from '../core/sample.js';
+import { loadInstructionList } from '../synth/prompts.js';
 import { captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
 import { loadImage, locateImage, locationRef, SOURCE_STAGE } from './image-location.js';
@@ -88,7 +90,11 @@ export const llavaSource = {
 
 const conversationsSchema = z.array(z.looseObject({ from: z.string(), value: z.string() }));
 
-const BRIEF_WORDS = /\b(brief|briefly|concise|concisely|succinct|short|summary|summarize|summarise|compact|terse|caption)\b/i;
+/** The request asks for a description of the image as a whole, not about something in it. */
+const DESCRIBE =
+  /\b(describe|description|explain|explanation|interpretation|account|narrative|overview|summar(?:y|ize|ise)|sum (?:it )?up)\b|\b(?:write|give|provide|generate|create|suggest|add)\b[^.?!]{0,30}\bcaption\b|\bcaption (?:for|of) (?:this|the|that)\b|\bwhat (?:does|do) (?:this|the|that) (?:image|picture|photo|photograph) show\b|\bwhat(?: is|'s) (?:in|shown in) (?:this|the|that) (?:image|picture|photo|photograph)\b/i;
+/** ...and a short one. */
+const BRIEF = /\b(brief|briefly|concise|concisely|succinct|succinctly|short|compact|terse|caption|summar(?:y|ize|ise)|sum (?:it )?up|in a few words|in one (?:sentence|line)|one-line)\b/i;
 
 /** The caption a record implies under the rule above, or null. */
 export function briefCaption(conversations: readonly { from: string; value: string }[]): string | null {
@@ -97,8 +103,32 @@ export function briefCaption(conversations: readonly { from: string; value: stri
   if (question.from !== 'human' || answer.from !== 'gpt') return null;
   const request = question.value.replace(/<image>/g, ' ').trim();
   const words = request.split(/\s+/).filter((w) => w.length > 0);
-  if (words.length === 0 || words.length > 20 || !BRIEF_WORDS.test(request)) return null;
-  return answer.value;
+  if (words.length === 0 || words.length > 20) return null;
+  // vlcurate's own stage-1 requests, exactly (a file it wrote is read back as it was made).
+  if (ownBriefRequests().has(normalise(request))) return answer.value;
+  // "What is the short man holding? Be brief." is a question about the scene: its answer is no caption.
+  return DESCRIBE.test(request) && BRIEF.test(request) ? answer.value : null;
+}
+
+/**
+ * A record with an image whose turns never say `<image>` is still about that image: the token goes at the
+ * start of the first human turn (where LLaVA puts it), so the export does not make it a text-only sample.
+ */
+function withImageToken(turns: Turn[]): Turn[] {
+  if (turns.some((t) => t.value.includes(IMAGE_TOKEN))) return turns;
+  const first = turns.findIndex((t) => t.from === 'human');
+  if (first < 0) return turns;
+  return turns.map((t, i) => (i === first ? { ...t, value: `${IMAGE_TOKEN}\n${t.value}` } : t));
+}
+
+let ownBrief: Set<string> | null = null;
+function ownBriefRequests(): Set<string> {
+  ownBrief ??= new Set(loadInstructionList('brief').map(normalise));
+  return ownBrief;
+}
+
+function normalise(text: string): string {
+  return text.toLowerCase().replace(/\s+/g, ' ').trim();
 }
 
 async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContext, skipped: LlavaSkipped): AsyncGenerator<Pair> {
@@ -181,7 +211,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     // A brief-description record lives on as its caption (stage 1 is made from it); any other
     // conversation is imported whole, so exports can write it again.
     const pair: Pair = { key, source: name, imageRef: locationRef(location), imageBytes: null, captions, boxes: [], meta, failure: null };
-    if (brief === null && conversations.data.length > 0) pair.conversations = conversations.data.map((t) => ({ from: t.from, value: t.value }) as Turn);
+    if (brief === null && conversations.data.length > 0) pair.conversations = withImageToken(conversations.data.map((t) => ({ from: t.from, value: t.value }) as Turn));
     return { key, load: (signal) => loadImage(pair, location, noDownloads, signal) };
   }
 

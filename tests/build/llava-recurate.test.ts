@@ -23,6 +23,7 @@ const RECORDS = [
   { id: 'chat', image: 'a.jpg', conversations: [human('<image>\nWhat colour is the bus?'), gpt('Red.'), human('How many wheels?'), gpt('Four.')] },
   { id: 'brief', image: 'b.jpg', conversations: [human('<image>\nGive a brief description of the image.'), gpt('a bus on a street')] },
   { id: 'late-image', image: 'a.jpg', conversations: [human('Hello?'), gpt('Hi.'), human('<image>\nAnd this?'), gpt('A bus.')] },
+  { id: 'no-token', image: 'b.jpg', conversations: [human('How many wheels?'), gpt('Four.')] },
 ];
 
 interface LlavaRecord {
@@ -53,11 +54,14 @@ describe('a llava source', () => {
     expect(db.prepare(`SELECT sample_key, task, status FROM instructions WHERE task = 'imported' ORDER BY sample_key`).all()).toEqual([
       { sample_key: 'chat', task: 'imported', status: 'ok' },
       { sample_key: 'late-image', task: 'imported', status: 'ok' },
+      { sample_key: 'no-token', task: 'imported', status: 'ok' },
     ]);
     db.close();
 
     const built = JSON.parse(readFileSync(join(dir, 'llava', 'llava-mixed.json'), 'utf8')) as LlavaRecord[];
-    expect(built.map((r) => r.id)).toEqual(['chat-imported-0']);
+    expect(built.map((r) => r.id)).toEqual(['chat-imported-0', 'no-token-imported-0']);
+    // A record with an image but no <image> in its text gets the token where LLaVA puts it.
+    expect(built[1]).toMatchObject({ image: 'no-token.jpg', conversations: [human('<image>\nHow many wheels?'), gpt('Four.')] });
     expect(built[0]!.conversations).toEqual(RECORDS[0]!.conversations);
     expect(built[0]!.image).toBe('chat.jpg');
     expect(readFileSync(join(dir, 'llava', 'images', 'chat.jpg')).length).toBeGreaterThan(0);
@@ -75,7 +79,7 @@ describe('a llava source', () => {
 
     const out = join(dir, 'again');
     const { report } = await runExport(join(dir, 'run.db'), { format: 'llava', name: 'again', out }, { log: () => undefined });
-    expect(report.samplesExported).toBe(2); // late-image has no record that passes the checks
+    expect(report.samplesExported).toBe(3); // late-image has no record that passes the checks
     const again = JSON.parse(readFileSync(join(out, 'again-mixed.json'), 'utf8')) as LlavaRecord[];
     expect(again).toEqual(built);
   });

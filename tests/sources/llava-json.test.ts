@@ -125,7 +125,26 @@ describe('briefCaption rule', () => {
     expect(briefCaption([human('<image>\nDescribe the image concisely.'), gpt('a cat')])).toBe('a cat');
     expect(briefCaption([human('Provide a short caption for this photo <image>'), gpt('a cat')])).toBe('a cat');
     expect(briefCaption([human('<image>\nDescribe the image in detail.'), gpt('long')])).toBeNull();
-    expect(briefCaption([human('<image>\nWhat is the short man holding? Please answer in one word, be brief and precise about it.'), gpt('x')])).toBe('x');
+    // Questions about the scene are not descriptions, however briefly they ask to be answered.
+    expect(briefCaption([human('<image>\nWhat is the short man holding? Please answer in one word, be brief and precise about it.'), gpt('x')])).toBeNull();
+    expect(briefCaption([human('<image>\nWhat color is the short bar on the right?'), gpt('Yellow.')])).toBeNull();
+    expect(briefCaption([human('<image>\nWhat does the caption under the photo say?'), gpt('It says SALE.')])).toBeNull();
+    // LLaVA's own stage-1 requests, and ours.
+    for (const request of [
+      'Provide a brief description of the given image.',
+      'Offer a succinct explanation of the picture presented.',
+      'Summarize the visual content of the image.',
+      'Present a compact description of the photo\'s key features.',
+      'Write a terse but informative summary of the picture.',
+      'What does this picture show? Answer briefly.',
+      'Describe the image in a few words.',
+      'Sum up the image in one sentence.',
+      'Write a short line that could go under this picture.',
+      'What is this a picture of? Keep it short.',
+      'Name the main content of the image in one line.',
+    ]) {
+      expect(briefCaption([human(`<image>\n${request}`), gpt('a cat')]), request).toBe('a cat');
+    }
     expect(briefCaption([human('<image>\nbrief'), gpt('a'), human('more'), gpt('b')])).toBeNull();
     expect(briefCaption([gpt('a'), human('brief')])).toBeNull();
   });
