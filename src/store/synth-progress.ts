@@ -14,6 +14,8 @@ export interface SynthProgress {
   answered: Record<string, number>;
   /** Dollars the cached answers cost. */
   spentUsd: number;
+  /** Samples that will never be synthesized: failed or dropped (a duplicate, no caption kept, ...). */
+  settledSamples: number;
 }
 
 /** The run database at `path` and the sharded ones beside it (`run-s0of4.db`, ...) that exist. */
@@ -27,7 +29,7 @@ export function runDatabases(path: string): string[] {
 }
 
 export function synthProgress(path: string): SynthProgress {
-  const progress: SynthProgress = { databases: runDatabases(path), answered: {}, spentUsd: 0 };
+  const progress: SynthProgress = { databases: runDatabases(path), answered: {}, spentUsd: 0, settledSamples: 0 };
   for (const file of progress.databases) {
     const db = openDatabase(file, { readonly: true });
     try {
@@ -35,6 +37,7 @@ export function synthProgress(path: string): SynthProgress {
       const rows = db.prepare(`SELECT task, COUNT(*) AS n FROM instructions WHERE status IN ('ok', 'rejected') GROUP BY task`).all() as { task: string; n: number }[];
       for (const { task, n } of rows) progress.answered[task] = (progress.answered[task] ?? 0) + n;
       progress.spentUsd += (db.prepare('SELECT COALESCE(SUM(cost_usd), 0) FROM llm_cache').pluck().get() as number) ?? 0;
+      progress.settledSamples += db.prepare(`SELECT COUNT(*) FROM samples WHERE status != 'ok'`).pluck().get() as number;
     } finally {
       db.close();
     }

@@ -10,6 +10,7 @@ import type { DecodedPair, Pair } from '../../src/core/sample.js';
 import { WHOLE } from '../../src/core/shard.js';
 import { createSource } from '../../src/sources/registry.js';
 import { runDatabases } from '../../src/store/synth-progress.js';
+import { openDatabase } from '../../src/store/database.js';
 import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stage.js';
 import { FakeLlmServer, promptTokensOf } from '../llm-server/server.js';
 import { createRun, drain } from './helpers.js';
@@ -97,11 +98,19 @@ describe('estimate', () => {
     expect(estimate.remainingCostUsd).toBeCloseTo(estimate.costUsd * (10 / 16), 5);
     expect(estimate.remainingUpperBoundCostUsd).toBeCloseTo(estimate.upperBoundCostUsd * (10 / 16), 5);
 
+    // Failed or dropped samples never reach synthesis: nothing is left to pay for them.
+    const edit = openDatabase(r.dbPath);
+    edit.prepare(`UPDATE samples SET status = 'dropped', drop_reason = 'duplicate_image' WHERE key IN (?, ?)`).run(pairs[10]!.key, pairs[11]!.key);
+    edit.close();
+    const fewer = await estimateSynthesis(loaded, synth, { sample: 100 });
+    expect(fewer.remainingCostUsd).toBeCloseTo(fewer.costUsd * (8 / 16), 5);
+
     // The databases of `--shard I/N` processes beside it count too.
     copyFileSync(r.dbPath, join(r.dir, 'run-s1of2.db'));
     expect(runDatabases(r.dbPath)).toEqual([join(r.dir, 'run-s1of2.db'), r.dbPath]);
     const both = await estimateSynthesis(loaded, synth, { sample: 100 });
     expect(both.answered).toBe(24);
+    expect(both.remainingCostUsd).toBe(0);
     expect(both.spentUsd).toBeCloseTo(2 * paid, 6);
   });
 

@@ -129,7 +129,9 @@ export async function estimateSynthesis(loaded: LoadedRecipe, synth: SynthOption
     const completionTokens = Math.round(requests * Math.min(llm!.maxTokens, typical));
     const cost = costUsd({ promptTokens, completionTokens }, price);
     const answered = Math.min(requests, progress.answered[task] ?? 0);
-    const left = requests > 0 ? (requests - answered) / requests : 0;
+    // Failed and dropped samples never reach synthesis: their requests will not be sent either.
+    const settled = Math.min(requests, answered + progress.settledSamples * synth.samplesPerTask);
+    const left = requests > 0 ? (requests - settled) / requests : 0;
     tasks[task] = { requests, promptTokens, completionTokens, costUsd: cost, answered, remainingCostUsd: cost * left };
     const taskUpperBound = synth.maxAttempts * costUsd({ promptTokens, completionTokens: requests * llm!.maxTokens }, price);
     upperBound += taskUpperBound;
@@ -211,7 +213,7 @@ export function registerEstimate(program: Command): void {
         });
         lines.push(renderTable(rows));
         lines.push(`upper bound (every request asked ${synth.maxAttempts}x at maxTokens): $${estimate.upperBoundCostUsd.toFixed(4)}; retries after errors are not included`);
-        if (estimate.answered > 0) {
+        if (estimate.remainingCostUsd < estimate.costUsd) {
           lines.push(
             `the run database already holds ${estimate.answered} answers ($${estimate.spentUsd.toFixed(4)} spent); a resumed run pays about $${estimate.remainingCostUsd.toFixed(4)} more (at most $${estimate.remainingUpperBoundCostUsd.toFixed(4)})`,
           );
