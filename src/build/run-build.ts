@@ -97,6 +97,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const reuseRuns = recipe.filter || recipe.captioner ? store.runsWithSettings(capfiltSettings, capfiltSettings(stored)) : [];
     // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
     const runId = store.startRun(JSON.stringify(stored), loaded.hash, `${options.shard.index}/${options.shard.count}`);
+    store.forgetKeyCollisions();
     const stages: Stage<any, any>[] = [
       createSkipDoneStage(store, exportNames),
       createDecodeStage(recipe.decode),

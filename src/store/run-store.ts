@@ -4,7 +4,7 @@ import type { Caption, CaptionOrigin, DecodedPair, SampleStatus } from '../core/
 import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from './dedup-stage.js';
 import { InstructionStore } from './instruction-store.js';
-import { asCollision, collisionKey } from './key-collision.js';
+import { asCollision, collisionKey, KEY_COLLISION_STAGE } from './key-collision.js';
 
 export interface ShardRecord {
   exportName: string;
@@ -224,6 +224,15 @@ export class RunStore {
       found.set(key, { sha256: group[0]!.sha256, captions });
     }
     return found;
+  }
+
+  /**
+   * Forget the records of samples that lost their key to another source. A build makes them again while
+   * the sources still collide, and once the recipe gives the sources distinct `keyPrefix`es they stop
+   * haunting the run's failure counts.
+   */
+  forgetKeyCollisions(): number {
+    return this.db.prepare(`DELETE FROM samples WHERE error_code = 'key_duplicate' AND error_stage = ?`).run(KEY_COLLISION_STAGE).changes;
   }
 
   /** Of `keys`, those recorded by a source other than `source`, with that owner (see `key-collision.ts`). */

@@ -82,15 +82,30 @@ describe('sources with the same keys', () => {
     const keys = members.filter((m) => m.endsWith('.json')).map((m) => m.split('.')[0]);
     expect(keys.sort()).toEqual(['000000000', '000000001', '000000002', '000000003', '000000004', '000000005', '000000006', '000000007']);
 
-    // Resume: everything is done, including the two collisions; nothing is decoded or exported again.
+    // Resume: every sample is done; only the two collisions are read again (their records are remade each
+    // build, so they go away once the sources get distinct prefixes), and nothing is exported again.
     const again = await build(dir, recipe);
     const start = again.find((e) => e.type === 'run-start');
-    expect(start?.type === 'run-start' && start.resumed).toBe(10);
+    expect(start?.type === 'run-start' && start.resumed).toBe(8);
     const end = again.find((e) => e.type === 'run-end');
-    expect(end?.type === 'run-end' && end.stages.find((s) => s.stage === 'decode')?.in).toBe(0);
-    expect(end?.type === 'run-end' && end.stages.find((s) => s.stage === 'read')?.out).toBe(0);
+    expect(end?.type === 'run-end' && end.stages.find((s) => s.stage === 'read')?.out).toBe(2);
+    expect(end?.type === 'run-end' && end.stages.find((s) => s.stage === 'record')?.in).toBe(2);
     expect(rows(dir)).toEqual(recorded);
     expect(await shardMembers(join(dir, 'wds'))).toEqual(members);
+
+    // Taking the message's advice: with a prefix on the second source its samples are kept, and the
+    // collision records are gone.
+    await build(dir, { ...recipe, sources: [recipe.sources[0], { ...recipe.sources[1], keyPrefix: 'cc3m_' }] });
+    const fixed = rows(dir);
+    expect(fixed.filter((r) => r.status === 'failed')).toEqual([]);
+    // (The unprefixed keys it recorded before stay: a new prefix makes new keys.)
+    expect(fixed.filter((r) => r.source === 'cc3m' && r.key.startsWith('cc3m_')).map((r) => r.key)).toEqual([
+      'cc3m_000000003',
+      'cc3m_000000004',
+      'cc3m_000000005',
+      'cc3m_000000006',
+      'cc3m_000000007',
+    ]);
   });
 
   it('keep both with a keyPrefix on each source', async () => {
