@@ -71,6 +71,19 @@ export function decideCaptions(captions: readonly ScoredCaption[], p: ResolvedPo
       });
     }
   }
+  // One text once: a captioner often repeats itself, and the repeats would take the places of other
+  // captions (topK) and train the same words twice. The best-scored copy stays.
+  const seen = new Map<string, number>();
+  captions
+    .map((c, i) => ({ i, score: c[p.topKBy] ?? Number.NEGATIVE_INFINITY }))
+    .filter(({ i }) => verdicts[i]!.kept)
+    .sort((a, b) => b.score - a.score || a.i - b.i)
+    .forEach(({ i }) => {
+      const text = captions[i]!.text.trim().replace(/\s+/g, ' ').toLowerCase();
+      const first = seen.get(text);
+      if (first === undefined) seen.set(text, i);
+      else verdicts[i] = { kept: false, reason: `same text as caption ${first + 1}` };
+    });
   if (p.topK !== null) {
     const key = p.topKBy;
     const ranked = captions

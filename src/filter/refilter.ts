@@ -17,7 +17,7 @@ type Row = [
   status: string,
   origin: ScoredCaption['origin'],
   usable: number,
-  empty: number,
+  text: string,
   itc: number | null,
   itm: number | null,
   id: number,
@@ -34,7 +34,7 @@ type Row = [
 export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: boolean } = {}): RefilterSummary {
   const rows = db
     .prepare(
-      `SELECT c.sample_key, s.status, c.origin, c.usable, length(trim(c.text)) = 0, c.itc, c.itm, c.id, c.kept, c.reason
+      `SELECT c.sample_key, s.status, c.origin, c.usable, c.text, c.itc, c.itm, c.id, c.kept, c.reason
        FROM captions c JOIN samples s ON s.key = c.sample_key
        WHERE s.status = 'ok' OR s.drop_reason = ? ORDER BY c.sample_key, c.idx`,
     )
@@ -53,7 +53,7 @@ export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: 
       const group = rows.slice(start, end);
       const [key, status] = group[0]!;
       const verdicts = decideCaptions(
-        group.map(([, , origin, usable, empty, itc, itm]) => ({ origin, text: empty ? '' : 'x', usable: usable === 1, itc, itm })),
+        group.map(([, , origin, usable, text, itc, itm]) => ({ origin, text, usable: usable === 1, itc, itm })),
         policy,
       );
       let anyKept = false;

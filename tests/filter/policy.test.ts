@@ -4,7 +4,8 @@ import { filterOptionsSchema } from '../../src/filter/filter-options.js';
 import { resolvePolicy } from '../../src/filter/resolve-policy.js';
 
 const base: ResolvedPolicy = { policy: 'both', itcThreshold: 0.28, itmThreshold: 0.5, topK: null, topKBy: 'itm', preferWeb: false };
-const cap = (origin: ScoredCaption['origin'], itc: number | null, itm: number | null, text = 'a caption'): ScoredCaption => ({ origin, text, usable: true, itc, itm });
+let made = 0;
+const cap = (origin: ScoredCaption['origin'], itc: number | null, itm: number | null, text = `caption ${made++}`): ScoredCaption => ({ origin, text, usable: true, itc, itm });
 
 describe('decideCaptions', () => {
   it('both: must pass each cut; reasons carry the numbers', () => {
@@ -14,6 +15,19 @@ describe('decideCaptions', () => {
       { kept: false, reason: 'itc 0.2 < 0.28, itm 0.9 >= 0.5' },
       { kept: false, reason: 'itc 0.3 >= 0.28, itm 0.1 < 0.5' },
     ]);
+  });
+
+  it('identical texts are kept once, the best-scored copy, so topK keeps K different captions', () => {
+    const captions = [
+      cap('synthetic', 0.5, 0.7, 'a large orange circle'),
+      cap('synthetic', 0.5, 0.9, 'A large  orange circle '),
+      cap('synthetic', 0.5, 0.8, 'a small blue star'),
+      cap('web', 0.5, 0.6, 'an orange ball'),
+    ];
+    const verdicts = decideCaptions(captions, { ...base, topK: 2, topKBy: 'itm' });
+    expect(verdicts.map((v) => v.kept)).toEqual([false, true, true, false]);
+    expect(verdicts[0]!.reason).toBe('same text as caption 2');
+    expect(verdicts[3]!.reason).toBe('rank 3 of 3 by itm, topK 2');
   });
 
   it('either, itc, itm', () => {
