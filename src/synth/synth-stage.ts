@@ -60,6 +60,9 @@ const COMMIT_WAIT_MS = 500;
 
 const TASK_ORDER = new Map<string, number>(SYNTH_TASKS.map((task, i) => [task, i]));
 
+/** Failed requests reported as they happen, before the rest wait for the summary. */
+const SHOWN_FAILURES = 3;
+
 export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): Stage<DecodedPair, SynthesizedPair> {
   const llmTasks = options.tasks.filter(isLlmTask);
   if (llmTasks.length > 0 && !options.llm && !deps.client) {
@@ -155,6 +158,16 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
       }
       const signal = local.signal;
       const unsubscribe = client?.onCounters((counters) => ctx.emit({ type: 'llm', counters })) ?? (() => undefined);
+      // The first few failed requests are said at once (the run may take long; the summary comes last).
+      let failuresShown = 0;
+      const noteFailures = (rows: readonly InstructionRow[]) => {
+        for (const row of rows) {
+          if (row.status !== 'failed' || failuresShown >= SHOWN_FAILURES || reasonCode(row.reason) === 'budget_exhausted') continue;
+          failuresShown++;
+          const more = failuresShown === SHOWN_FAILURES ? ' (further failures only in the summary and the run database)' : '';
+          ctx.emit({ type: 'log', level: 'warn', message: `synth: ${row.task} of ${row.sampleKey} failed: ${row.reason}${more}` });
+        }
+      };
       let budgetWarned = false;
       const noteBudget = () => {
         if (!budgetWarned && client?.budgetExhausted()) {
@@ -187,6 +200,7 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
               return done.sample;
             });
             store.write(rows);
+            noteFailures(rows);
             noteBudget();
             yield* out;
           }
@@ -202,7 +216,9 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
           { concurrency: options.concurrency, ordered: false },
         );
         for await (const group of timedBatches(processed, options.commitEvery, COMMIT_WAIT_MS)) {
-          store.write(group.flatMap((g) => g.rows));
+          const rows = group.flatMap((g) => g.rows);
+          store.write(rows);
+          noteFailures(rows);
           noteBudget();
           for (const g of group) yield g.sample;
         }

@@ -104,5 +104,8 @@ describe('build with an LLM that never answers', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`samples: ${COUNT} total, ${COUNT} ok, 0 failed, 0 dropped`);
     expect(r.stderr).toContain(`instructions: ${COUNT} ok, 0 rejected, ${COUNT} failed (connection_error ${COUNT}); a later run asks ${COUNT} again`);
+    // The first failures are said while the run goes on, not only in the summary.
+    expect(r.stderr.match(/^warning: synth: detail of \w+ failed: connection_error: /gm)).toHaveLength(3);
+    expect(r.stderr.indexOf('warning: synth: detail of')).toBeLessThan(r.stderr.indexOf('instructions:'));
   });
 });
