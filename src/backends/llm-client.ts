@@ -121,6 +121,21 @@ type Completion = z.infer<typeof completionSchema>;
 
 const COUNTERS_EVERY_MS = 200;
 
+/**
+ * The API key from the variable `apiKeyEnv` names (null when none is named). A named variable that is
+ * unset is a configuration error, checked before a run starts as well as here.
+ */
+export function apiKeyOf(options: Pick<LlmOptions, 'apiKeyEnv'>, path: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (options.apiKeyEnv === undefined) return null;
+  const value = env[options.apiKeyEnv];
+  if (value === undefined || value === '') {
+    throw new ConfigError(
+      `${path}.apiKeyEnv: the environment variable ${options.apiKeyEnv} is not set (it should hold the API key; omit apiKeyEnv for a local server that needs none)`,
+    );
+  }
+  return value;
+}
+
 export class LlmClient {
   readonly options: LlmOptions;
   readonly batch: LlmBatchApi;
@@ -141,13 +156,8 @@ export class LlmClient {
     const path = deps.optionPath ?? 'synth.llm';
     let apiKey = 'none';
     this.secret = null;
-    if (options.apiKeyEnv !== undefined) {
-      const value = env[options.apiKeyEnv];
-      if (value === undefined || value === '') {
-        throw new ConfigError(
-          `${path}.apiKeyEnv: the environment variable ${options.apiKeyEnv} is not set (it should hold the API key; omit apiKeyEnv for a local server that needs none)`,
-        );
-      }
+    const value = apiKeyOf(options, path, env);
+    if (value !== null) {
       apiKey = value;
       this.secret = value;
     }

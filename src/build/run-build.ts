@@ -17,6 +17,7 @@ import { createDecodeStage } from '../sources/decode.js';
 import { createDedupStage } from '../store/dedup-stage.js';
 import { createReuseStage } from '../store/reuse-stage.js';
 import { folderFingerprint } from '../store/folder-fingerprint.js';
+import { apiKeyOf } from '../backends/llm-client.js';
 import { checkExport, createExport } from '../export/registry.js';
 import { CaptionScorer } from '../filter/caption-scorer.js';
 import { createScoreStage } from '../filter/score-stage.js';
@@ -86,6 +87,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       total = n === null || total === null ? null : total + n;
     }
     for (const [i, entry] of recipe.export.entries()) await inField(`export[${i}]`, () => checkExport(entry, baseDir));
+    if (recipe.synth?.llm) apiKeyOf(recipe.synth.llm, 'synth.llm');
     const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir) : null;
     cleanups.push(() => scorer?.close());
     const captioner = recipe.captioner

@@ -47,6 +47,10 @@ describe('configuration errors met while loading', () => {
       [{ sources: [source], filter: { itc: { model: 'no-such-model', threshold: 0.3 } } }, /^filter\.itc\.model: Missing model config: .*no-such-model\/config\.json does not exist/],
       [{ sources: [source], captioner: { type: 'onnx', model: 'nope' } }, /^captioner\.model: /],
       [{ sources: [source, { type: 'parquet', path: 'missing.parquet', image: 'url' }] }, /^sources\[1\]: parquet path: file ".*missing\.parquet" does not exist/],
+      [
+        { sources: [source], synth: { tasks: ['detail'], llm: { baseURL: 'http://127.0.0.1:9/v1', model: 'm', apiKeyEnv: 'VLCURATE_TEST_UNSET_KEY' } } },
+        /^synth\.llm\.apiKeyEnv: the environment variable VLCURATE_TEST_UNSET_KEY is not set/,
+      ],
     ];
     for (const [recipe, message] of cases) {
       const { error, events } = await failure(dir, recipe);
