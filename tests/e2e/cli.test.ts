@@ -1,7 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { makeGoodSamples, makeImage, makePngClaiming, sampleMembers, writeTar, type Member } from '../fixtures/make-webdataset.js';
@@ -162,6 +163,27 @@ describe('vlcurate demo', () => {
     expect(stats.samples.failed).toBe(0);
     // CapFilt may drop an image whose captions all fail; every kept one is exported.
     expect(stats.exported.wds).toBe(stats.samples.ok);
+  });
+});
+
+describe('vlcurate calibrate', () => {
+  it('matches labels to run keys through --key-prefix, and says so when keys do not match', async () => {
+    const out = join(dir, 'demo'); // made by the demo test above
+    const prefixed = join(dir, 'prefixed.db');
+    copyFileSync(join(out, 'run.db'), prefixed);
+    const db = new Database(prefixed);
+    db.pragma('foreign_keys = OFF');
+    db.exec(`UPDATE captions SET sample_key = 'p_' || sample_key; UPDATE samples SET key = 'p_' || key;`);
+    db.close();
+    const labels = join(out, 'data', 'ground_truth.jsonl');
+    const plain = await runCli(['calibrate', join(out, 'run.db'), '--labels', labels, '--json']);
+    expect(plain.code).toBe(0);
+    const missing = await runCli(['calibrate', prefixed, '--labels', labels]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('if the source had a keyPrefix, pass it as --key-prefix');
+    const withPrefix = await runCli(['calibrate', prefixed, '--labels', labels, '--key-prefix', 'p_', '--json']);
+    expect(withPrefix.code).toBe(0);
+    expect(JSON.parse(withPrefix.stdout).pairs).toBe(JSON.parse(plain.stdout).pairs);
   });
 });
 

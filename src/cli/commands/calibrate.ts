@@ -11,6 +11,7 @@ interface CalibrateFlags {
   score: string;
   targetPrecision: string;
   steps: string;
+  keyPrefix?: string;
   json?: boolean;
 }
 
@@ -58,6 +59,7 @@ export function registerCalibrate(program: Command): void {
     .option('--score <name>', 'itc | itm', 'itm')
     .option('--target-precision <p>', 'precision the picked threshold must reach', '0.95')
     .option('--steps <n>', 'rows in the table', '20')
+    .option('--key-prefix <p>', "the source's keyPrefix: run keys are the labels' keys with it in front")
     .option('--json', 'machine-readable output')
     .action((dbPath: string, flags: CalibrateFlags) => {
       if (flags.score !== 'itc' && flags.score !== 'itm') throw new ConfigError(`--score: expected itc | itm, got "${flags.score}"`);
@@ -73,15 +75,24 @@ export function registerCalibrate(program: Command): void {
         const rows = db
           .prepare(`SELECT sample_key AS key, text, ${flags.score} AS score FROM captions WHERE ${flags.score} IS NOT NULL AND usable = 1`)
           .all() as { key: string; text: string; score: number }[];
+        const prefix = flags.keyPrefix ?? '';
         for (const row of rows) {
-          const match = judge(row.key, row.text);
+          if (!row.key.startsWith(prefix)) {
+            unlabelled++;
+            continue;
+          }
+          const match = judge(row.key.slice(prefix.length), row.text);
           if (match === undefined) unlabelled++;
           else labelled.push({ score: row.score, match });
         }
       } finally {
         db.close();
       }
-      if (labelled.length === 0) throw new ConfigError(`--labels "${flags.labels}": no scored caption in ${dbPath} has a label (keys must match)`);
+      if (labelled.length === 0) {
+        throw new ConfigError(
+          `--labels "${flags.labels}": no scored caption in ${dbPath} has a label (keys must match; if the source had a keyPrefix, pass it as --key-prefix)`,
+        );
+      }
       const result = calibrate(labelled, target, steps);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ score: flags.score, unlabelled, ...result }, null, 2)}\n`);
