@@ -148,5 +148,7 @@ describe('inspect stats', () => {
     expect(result.stdout).toMatch(/boxes\nidx\s+label\s+x1\s+y1\s+x2\s+y2/);
     expect(result.stdout).toMatch(/instructions\ntask\s+variant\s+status\s+reason\n[- ]+\nconversation\s+0\s+ok/);
     expect(result.stdout).toMatch(/exports\nexport_name\s+shard_index\s+position\s+path\n[- ]+\nwds\s+0\s+\d+\s+\S+wds-000000\.tar/);
+    // The source's metadata (img2dataset json, COCO record, duplicateOf, ...) on one line.
+    expect(result.stdout).toMatch(/^meta {5}\{.*\}$/m);
   });
 });

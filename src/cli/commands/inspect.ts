@@ -139,6 +139,8 @@ function inspectShow(dbPath: string, key: string, opts: InspectOptions): void {
   print(`image    ${sample.image_ref}`);
   if (sample.width) print(`         ${sample.width}x${sample.height} ${sample.format}, ${sample.byte_length} bytes, orientation ${sample.orientation}, sha256 ${sample.sha256}`);
   print(`source   ${sample.source}`);
+  const meta = JSON.stringify(sample.meta ?? {});
+  if (meta !== '{}') print(`meta     ${meta.length > 400 ? `${meta.slice(0, 399)}…` : meta}`);
   print(`\ncaptions\n${renderTable(detail.captions, ['idx', 'origin', 'itc', 'itm', 'kept', 'reason', 'issue', 'text'], 80)}`);
   if (detail.boxes.length) print(`\nboxes\n${renderTable(detail.boxes, ['idx', 'label', 'x1', 'y1', 'x2', 'y2'])}`);
   if (detail.instructions.length) print(`\ninstructions\n${renderTable(detail.instructions, ['task', 'variant', 'status', 'reason'])}`);
