@@ -95,7 +95,10 @@ describe('vlcurate export', () => {
     const out = join(dir, 'llava');
     await runExport(db, { format: 'llava', out, tasks: 'stage1' }, quiet);
     await expect(runExport(db, { format: 'llava', out, tasks: 'conversation' }, quiet)).rejects.toThrow(ConfigError);
+    expect(readdirSync(join(out, 'images'))).toHaveLength(6);
     const fresh = await runExport(db, { format: 'llava', out, tasks: 'conversation', fresh: true }, quiet);
+    // Starting over leaves only the images of what it writes now (one conversation record).
+    expect(readdirSync(join(out, 'images'))).toHaveLength(1);
     expect(fresh.report.stats).toMatchObject({ records: 1, failed: 1 });
     expect(readdirSync(out).filter((f) => f.endsWith('.json')).sort()).toEqual(['llava-mixed.json', 'manifest.json', 'stats.json']);
   });

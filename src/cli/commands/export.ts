@@ -13,7 +13,7 @@
  * verified, failed and dropped with reasons, token statistics). Exit 0 when everything was exported, 1 when
  * some samples or records failed, 2 for a usage or configuration error, 130 when interrupted.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatIssues } from '../../config/format-issues.js';
@@ -139,7 +139,11 @@ export async function runExport(dbPath: string, opts: ExportCliOptions, io: Expo
   const db = openDatabase(dbPath);
   try {
     const store = new RunStore(db);
-    if (opts.fresh) new ExportRecords(db).reset(options.name);
+    if (opts.fresh) {
+      new ExportRecords(db).reset(options.name);
+      // The images a JSON export copied belong to it: starting over must not leave samples it now leaves out.
+      if (options.type !== 'webdataset') rmSync(join(options.out, 'images'), { recursive: true, force: true });
+    }
     // Samples an export holds are skipped: continuing one into another folder would write nothing there.
     const elsewhere = store.shards(options.name).find((s) => dirname(s.path) !== options.out);
     if (elsewhere) {
