@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { describeValue } from '../core/describe-value.js';
 
 /** `sources[0].type` from a zod path. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -10,12 +11,6 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(top level)';
 }
 
-function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const json = JSON.stringify(value);
-  if (json === undefined) return String(value);
-  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
-}
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   let node: unknown = root;

@@ -16,6 +16,7 @@ import { isExportable } from '../core/sample.js';
 import { conversationFields } from './conversation-options.js';
 import { WebDatasetConversations } from './webdataset-conversations.js';
 import { shardFileName, tmpName, WebDatasetWriter, type ShardInfo } from './webdataset-writer.js';
+import { escapeRegExp } from '../core/escape-regexp.js';
 
 /**
  * WebDataset export stage with exactly-once output across crashes and re-runs.
@@ -95,9 +96,6 @@ export interface RecoveryReport {
   nextIndex: number;
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
 
 /** Matches this prefix's shard files and captures the index and the `.tmp` suffix. */
 function shardPattern(prefix: string): RegExp {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 
 import { ConfigError } from '../core/errors.js';
+import { describeValue } from '../core/describe-value.js';
 
 /** Which copy of a model's weights to load: `onnx/<name>.onnx`, `<name>_fp16.onnx` or `<name>_quantized.onnx`. */
 export type ModelVariant = 'fp32' | 'fp16' | 'quantized';
@@ -47,11 +48,6 @@ function valueAt(root: unknown, keys: readonly PropertyKey[]): unknown {
   return value;
 }
 
-function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const json = JSON.stringify(value);
-  return json.length > 120 ? `${json.slice(0, 117)}...` : json;
-}
 
 /** Validate `raw` against `schema`; on failure a ConfigError naming the file, the field and its value. */
 export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, file: string): z.output<S> {
@@ -60,7 +56,7 @@ export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, file: 
   const issue = result.error.issues[0]!;
   const field = issue.path.map(String).join('.') || '(top level)';
   throw new ConfigError(
-    `${file}: field \`${field}\` ${issue.message.replace(/^Invalid input: /, '')}, got ${describeValue(valueAt(raw, issue.path))}`,
+    `${file}: field \`${field}\` ${issue.message.replace(/^Invalid input: /, '')}, got ${describeValue(valueAt(raw, issue.path), 120)}`,
   );
 }
 

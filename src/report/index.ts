@@ -2,4 +2,4 @@ export { buildReport, type ReportOptions, type ReportResult } from './build-repo
 export { collectReportData, type ReportData, type ReportDataOptions } from './report-data.js';
 export { renderReport } from './render-report.js';
 export { makeThumbnails, type Thumbnail, type ThumbnailOptions } from './thumbnails.js';
-export { fnv1a32, registerSampleHash } from './sample-hash.js';
+export { registerSampleHash } from './sample-hash.js';

@@ -3,6 +3,7 @@
  * so a bad entry fails one sample with a message naming the field, the value and what was expected.
  */
 import type { Box } from '../core/sample.js';
+import { describeValue } from '../core/describe-value.js';
 
 // COCO uses integer ids; some exports use strings. Both are accepted and compared as text.
 export const ID_EXPECTED = 'an integer or a non-empty string';
@@ -31,18 +32,18 @@ export interface CheckedImage {
 
 export function checkImage(raw: unknown): CheckedImage {
   if (!isRecord(raw)) {
-    const problem = `expected an object {id, file_name}, got ${describe(raw)}`;
+    const problem = `expected an object {id, file_name}, got ${describeValue(raw)}`;
     return { id: null, fileName: null, fileNameValue: undefined, width: undefined, height: undefined, problems: [problem] };
   }
   const problems: string[] = [];
   const { id, file_name: fileName, width, height } = raw;
-  if (!isId(id)) problems.push(`id: expected ${ID_EXPECTED}, got ${describe(id)}`);
+  if (!isId(id)) problems.push(`id: expected ${ID_EXPECTED}, got ${describeValue(id)}`);
   const fileNameOk = typeof fileName === 'string' && fileName.length > 0;
-  if (!fileNameOk) problems.push(`file_name: expected a non-empty string, got ${describe(fileName)}`);
+  if (!fileNameOk) problems.push(`file_name: expected a non-empty string, got ${describeValue(fileName)}`);
   const size = (field: string, value: unknown): number | undefined => {
     if (value === undefined) return undefined;
     if (typeof value === 'number' && Number.isFinite(value) && value > 0) return value;
-    problems.push(`${field}: expected a number above 0, got ${describe(value)}`);
+    problems.push(`${field}: expected a number above 0, got ${describeValue(value)}`);
     return undefined;
   };
   return {
@@ -64,7 +65,7 @@ export function readCategories(list: unknown[]): { names: Map<string, string>; b
     if (!isRecord(raw) || !isId(raw['id'])) continue;
     const id = String(raw['id']);
     if (typeof raw['name'] === 'string') names.set(id, raw['name']);
-    else broken.set(id, `categories[${i}].name: expected a string, got ${describe(raw['name'])}`);
+    else broken.set(id, `categories[${i}].name: expected a string, got ${describeValue(raw['name'])}`);
   }
   return { names, broken };
 }
@@ -76,12 +77,12 @@ export function annotationWhere(index: number, raw: unknown, label: string): str
 }
 
 export function annotationName(id: unknown): string {
-  return id === undefined ? '(no id)' : isId(id) ? String(id) : describe(id);
+  return id === undefined ? '(no id)' : isId(id) ? String(id) : describeValue(id);
 }
 
 export function idProblems(raw: Record<string, unknown>): string[] {
   const id = raw['id'];
-  return id === undefined || isId(id) ? [] : [`id: expected ${ID_EXPECTED}, got ${describe(id)}`];
+  return id === undefined || isId(id) ? [] : [`id: expected ${ID_EXPECTED}, got ${describeValue(id)}`];
 }
 
 /**
@@ -106,9 +107,3 @@ export function clipBox(
   return { box: [x1, y1, x2, y2] };
 }
 
-export function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const json = JSON.stringify(value);
-  if (json === undefined) return String(value);
-  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
-}

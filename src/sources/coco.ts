@@ -29,9 +29,10 @@ import { ConfigError, describeError } from '../core/errors.js';
 import { toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
 import { captionFromString } from './caption-text.js';
-import { annotationName, annotationWhere, checkImage, clipBox, describe, ID_EXPECTED, idProblems, isBbox, isId, isRecord, readCategories } from './coco-entries.js';
+import { annotationName, annotationWhere, checkImage, clipBox, ID_EXPECTED, idProblems, isBbox, isId, isRecord, readCategories } from './coco-entries.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
 import type { Source, SourceContext, SourceType } from './source.js';
+import { describeValue } from '../core/describe-value.js';
 
 export const cocoOptionsSchema = z
   .object({
@@ -283,11 +284,11 @@ export async function loadCocoIndex(options: CocoOptions, baseDir: string): Prom
   /** The image an annotation belongs to, or null when it was recorded as orphaned or unattached. */
   const owner = (raw: unknown, where: string, option: string, expected: string): CocoEntry | null => {
     if (!isRecord(raw)) {
-      unattached.push(`${where}: expected an object ${expected}, got ${describe(raw)}`);
+      unattached.push(`${where}: expected an object ${expected}, got ${describeValue(raw)}`);
       return null;
     }
     if (!isId(raw['image_id'])) {
-      unattached.push(`${where}: image_id: expected ${ID_EXPECTED}, got ${describe(raw['image_id'])}`);
+      unattached.push(`${where}: image_id: expected ${ID_EXPECTED}, got ${describeValue(raw['image_id'])}`);
       return null;
     }
     const imageId = String(raw['image_id']);
@@ -303,7 +304,7 @@ export async function loadCocoIndex(options: CocoOptions, baseDir: string): Prom
       if (entry === null || !isRecord(raw)) continue;
       const problems = idProblems(raw);
       const caption = raw['caption'];
-      if (typeof caption !== 'string') problems.push(`caption: expected a string, got ${describe(caption)}`);
+      if (typeof caption !== 'string') problems.push(`caption: expected a string, got ${describeValue(caption)}`);
       if (problems.length > 0 || typeof caption !== 'string') {
         entry.failure ??= failure('row_invalid', `${where}: ${problems.join('; ')}`);
         continue;
@@ -320,13 +321,13 @@ export async function loadCocoIndex(options: CocoOptions, baseDir: string): Prom
       if (entry === null || !isRecord(raw)) continue;
       const problems = idProblems(raw);
       if (!isId(raw['category_id'])) {
-        problems.push(`category_id: expected ${ID_EXPECTED}, got ${describe(raw['category_id'])}`);
+        problems.push(`category_id: expected ${ID_EXPECTED}, got ${describeValue(raw['category_id'])}`);
       }
       const bbox = raw['bbox'];
       if (!isBbox(bbox) || problems.length > 0) {
         // A bad bbox alone is a box problem; with other wrong fields the annotation as a whole is bad.
         const code = problems.length === 0 ? 'annotation_invalid_box' : 'row_invalid';
-        if (!isBbox(bbox)) problems.push(`bbox: expected [x, y, width, height] as 4 finite numbers, got ${describe(bbox)}`);
+        if (!isBbox(bbox)) problems.push(`bbox: expected [x, y, width, height] as 4 finite numbers, got ${describeValue(bbox)}`);
         entry.failure ??= failure(code, `${where}: ${problems.join('; ')}`);
         continue;
       }

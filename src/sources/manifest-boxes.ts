@@ -7,6 +7,7 @@
  * kept (`original.frame: 'coco_xywh'`). Anything else is a problem naming the element and what is wrong.
  */
 import type { Box } from '../core/sample.js';
+import { describeValue } from '../core/describe-value.js';
 
 export type BoxFormat = 'xyxy' | 'coco';
 
@@ -23,43 +24,32 @@ export function parseBoxes(value: unknown, format: BoxFormat): { boxes: Box[] } 
       return { problem: `boxes is not valid JSON: ${(err as Error).message}` };
     }
   }
-  if (!Array.isArray(list)) return { problem: `boxes: expected a list of {label, box} objects, got ${describe(list)}` };
+  if (!Array.isArray(list)) return { problem: `boxes: expected a list of {label, box} objects, got ${describeValue(list)}` };
   const boxes: Box[] = [];
   for (const [i, element] of list.entries()) {
     if (element === null || typeof element !== 'object' || Array.isArray(element)) {
-      return { problem: `boxes[${i}]: expected an object {label, box}, got ${describe(element)}` };
+      return { problem: `boxes[${i}]: expected an object {label, box}, got ${describeValue(element)}` };
     }
     const record = element as Record<string, unknown>;
     const label = record['label'];
     if (typeof label !== 'string' || label.trim().length === 0) {
-      return { problem: `boxes[${i}].label: expected a non-empty string, got ${describe(label)}` };
+      return { problem: `boxes[${i}].label: expected a non-empty string, got ${describeValue(label)}` };
     }
     const field = record['box'] !== undefined ? 'box' : 'bbox';
     const raw = record[field];
     const values = Array.isArray(raw) ? raw.map((v) => (typeof v === 'bigint' ? Number(v) : v)) : null;
     if (values === null || values.length !== 4 || !values.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-      return { problem: `boxes[${i}].${field}: expected 4 finite numbers, got ${describe(raw)}` };
+      return { problem: `boxes[${i}].${field}: expected 4 finite numbers, got ${describeValue(raw)}` };
     }
     const [a, b, c, d] = values as [number, number, number, number];
     if (format === 'coco') {
-      if (c < 0 || d < 0) return { problem: `boxes[${i}].${field}: [x, y, width, height] has a negative size: ${describe(raw)}` };
+      if (c < 0 || d < 0) return { problem: `boxes[${i}].${field}: [x, y, width, height] has a negative size: ${describeValue(raw)}` };
       boxes.push({ label, box: [a, b, a + c, b + d], original: { frame: 'coco_xywh', values: [a, b, c, d] } });
     } else {
-      if (c < a || d < b) return { problem: `boxes[${i}].${field}: [x1, y1, x2, y2] needs x2 >= x1 and y2 >= y1, got ${describe(raw)}` };
+      if (c < a || d < b) return { problem: `boxes[${i}].${field}: [x1, y1, x2, y2] needs x2 >= x1 and y2 >= y1, got ${describeValue(raw)}` };
       boxes.push({ label, box: [a, b, c, d] });
     }
   }
   return { boxes };
 }
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? Number(v) : v));
-  } catch {
-    json = undefined;
-  }
-  const text = json ?? String(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}

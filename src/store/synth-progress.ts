@@ -6,6 +6,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { openDatabase } from './database.js';
+import { escapeRegExp } from '../core/escape-regexp.js';
 
 export interface SynthProgress {
   /** Run databases read (the recipe's, and `-sIofN` ones beside it). */
@@ -45,6 +46,3 @@ export function synthProgress(path: string): SynthProgress {
   return progress;
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}

@@ -24,6 +24,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { ConfigError } from '../core/errors.js';
 import { assembleByteLevelBpe, parseMerges, QWEN2_VL_ADDED_TOKENS, type AddedTokenSpec } from './assemble-bpe.js';
 import { byteLevelDecoder } from './byte-level.js';
+import { escapeRegExp } from '../core/escape-regexp.js';
 
 /**
  * The part of @huggingface/tokenizers' `Tokenizer` used here (its bundled .d.ts files import each other
@@ -409,6 +410,3 @@ export class ChatTokenizer {
   }
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}

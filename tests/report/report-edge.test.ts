@@ -10,7 +10,7 @@ import type { DecodedPair } from '../../src/core/sample.js';
 import { buildReport } from '../../src/report/build-report.js';
 import { histogramSvg } from '../../src/report/histogram-svg.js';
 import type { ScoreHistogram } from '../../src/report/report-data.js';
-import { fnv1a32 } from '../../src/report/sample-hash.js';
+import { stableHash as fnv1a32 } from '../../src/core/shard.js';
 import { openDatabase } from '../../src/store/database.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { makeImage } from '../fixtures/make-webdataset.js';

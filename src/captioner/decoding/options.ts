@@ -11,6 +11,7 @@
 import { z } from 'zod';
 
 import { ConfigError } from '../../core/errors.js';
+import { describeValue } from '../../core/describe-value.js';
 
 export const STRATEGIES = ['greedy', 'beam', 'nucleus'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
@@ -129,10 +130,6 @@ export function crossFieldProblems(
   return problems;
 }
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  return JSON.stringify(value) ?? String(value);
-}
 
 /**
  * Fill in defaults and check `input`. Throws a ConfigError such as
@@ -148,7 +145,7 @@ export function resolveDecoding(input: DecodingInput = {}): DecodingOptions {
       }
       const value = (input as Record<string, unknown>)[String(issue.path[0])];
       const expected = issue.message.replace(/^expected /, '').replace(/^Invalid input: expected /, '');
-      return `Expected \`${field || 'options'}\` to be ${expected}, got ${describe(value)}`;
+      return `Expected \`${field || 'options'}\` to be ${expected}, got ${describeValue(value, Infinity)}`;
     });
     throw new ConfigError(lines.join('; '));
   }
