@@ -2,20 +2,8 @@ import { describe, expect, it } from 'vitest';
 
 import { beamSearch, type BeamOptions } from '../../src/captioner/decoding/beam-search.js';
 import { greedyDecode } from '../../src/captioner/decoding/greedy.js';
-import { ScriptedModel } from './scripted-model.js';
+import { chain, EOS, ScriptedModel, setup, START } from './scripted-model.js';
 
-// Tokens: 0 EOS, 1..4 words, 5 start. Greedy takes word 1 (0.55) and ends with 1 3 (p = 0.55 * 0.34);
-// beam search finds 2 EOS (p = 0.45 * 0.95), far more likely.
-const EOS = 0;
-const START = 5;
-const chain = {
-  [START]: { 1: 0.55, 2: 0.45 },
-  1: { 3: 0.34, 4: 0.33, [EOS]: 0.33 },
-  2: { [EOS]: 0.95, 1: 0.05 },
-  3: { [EOS]: 1 },
-  4: { [EOS]: 1 },
-};
-const setup = { prefix: [START], eosIds: [EOS] };
 const base: BeamOptions = { numBeams: 2, lengthPenalty: 1, earlyStopping: false, repetitionPenalty: 1, minLength: 0, maxLength: 10, k: 1 };
 
 describe('beam search', () => {

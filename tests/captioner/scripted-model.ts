@@ -47,3 +47,18 @@ export class ScriptedModel implements StepModel {
     });
   }
 }
+
+/**
+ * The chain both decoding test files use. Tokens: 0 EOS, 1..4 words, 5 start. Greedy takes word 1 (0.55)
+ * and ends with 1 3 (p = 0.55 * 0.34); beam search finds 2 EOS (p = 0.45 * 0.95), far more likely.
+ */
+export const EOS = 0;
+export const START = 5;
+export const chain = {
+  [START]: { 1: 0.55, 2: 0.45 },
+  1: { 3: 0.34, 4: 0.33, [EOS]: 0.33 },
+  2: { [EOS]: 0.95, 1: 0.05 },
+  3: { [EOS]: 1 },
+  4: { [EOS]: 1 },
+};
+export const setup = { prefix: [START], eosIds: [EOS] };

@@ -4,7 +4,7 @@ import { greedyDecode } from '../../src/captioner/decoding/greedy.js';
 import { applyRepetitionPenalty, argmax, blockTokens, logSoftmax, processLogits } from '../../src/captioner/decoding/logits.js';
 import { nucleus, nucleusDecode, sampleToken, softmax, warpLogits } from '../../src/captioner/decoding/nucleus.js';
 import { createStream, type RandomStream } from '../../src/captioner/decoding/rng.js';
-import { ScriptedModel } from './scripted-model.js';
+import { chain, EOS, ScriptedModel, setup, START } from './scripted-model.js';
 
 const f64 = (values: number[]) => Float64Array.from(values);
 const noWarp = { topP: 1, topK: 0, temperature: 1 };
@@ -168,17 +168,6 @@ describe('seeded streams', () => {
   });
 });
 
-// Tokens: 0 EOS, 1..4 words, 5 start.
-const EOS = 0;
-const START = 5;
-const chain = {
-  [START]: { 1: 0.55, 2: 0.45 },
-  1: { 3: 0.34, 4: 0.33, [EOS]: 0.33 },
-  2: { [EOS]: 0.95, 1: 0.05 },
-  3: { [EOS]: 1 },
-  4: { [EOS]: 1 },
-};
-const setup = { prefix: [START], eosIds: [EOS] };
 const loop = { repetitionPenalty: 1, minLength: 0, maxLength: 10 };
 
 describe('greedy decoding', () => {
