@@ -149,20 +149,12 @@ function modelFingerprints(recipe: Recipe, baseDir: string): Record<string, stri
 
 /** A source's pairs; a configuration error met while reading (a missing file) names the recipe entry. */
 async function* inFieldStream<T>(field: string, items: AsyncIterable<T>): AsyncGenerator<T> {
-  const iterator = items[Symbol.asyncIterator]();
-  let finished = false;
+  // Errors downstream never come back through `yield`, so what this catches is the source's own.
   try {
-    for (;;) {
-      const next = await inField(field, () => iterator.next());
-      if (next.done) {
-        finished = true;
-        return;
-      }
-      yield next.value;
-    }
-  } finally {
-    // Stopped early (Ctrl-C, an error downstream): let the source close its files and connections.
-    if (!finished) await iterator.return?.();
+    yield* items;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(`${field}: ${err.message}`, { cause: err });
+    throw err;
   }
 }
 

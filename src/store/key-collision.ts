@@ -13,7 +13,7 @@ export const KEY_COLLISION_STAGE = 'record';
  * The key a colliding sample is recorded under: deterministic, so a resumed run finds it again. `n` > 1
  * only when that key is itself taken by yet another source (`KEY__source__2`, ...).
  */
-export function collisionKey(key: string, source: string, n = 1): string {
+function collisionKey(key: string, source: string, n = 1): string {
   return `${key}__${toKey(source)}${n > 1 ? `__${n}` : ''}`;
 }
 

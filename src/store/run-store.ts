@@ -4,7 +4,7 @@ import type { Caption, CaptionOrigin, DecodedPair, SampleStatus } from '../core/
 import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from './dedup-stage.js';
 import { InstructionStore } from './instruction-store.js';
-import { asCollision, collisionKey, KEY_COLLISION_STAGE } from './key-collision.js';
+import { asCollision, KEY_COLLISION_STAGE } from './key-collision.js';
 
 export interface ShardRecord {
   exportName: string;
@@ -142,27 +142,26 @@ export class RunStore {
 
   /**
    * Of `keys`, those that need no more work: failed or dropped, or ok and exported by every export in
-   * `exportNames`. Resume skips them before reading their images. With `source`, a key another source
-   * owns is done when this source's colliding sample was recorded under its own key (`collisionKey`).
+   * `exportNames`. Resume skips them before reading their images. With `source`, only that source's
+   * records count: a key another source recorded is not this source's work (see `resumeState`).
    */
   doneKeys(keys: readonly string[], exportNames: readonly string[], source?: string): Set<string> {
+    return this.resumeState(keys, exportNames, source).done;
+  }
+
+  /**
+   * One lookup for resume: the keys that need no more work (`doneKeys`), and the keys another source than
+   * `source` already recorded, with that owner (this source's sample becomes a `key_duplicate`).
+   */
+  resumeState(keys: readonly string[], exportNames: readonly string[], source?: string): { done: Set<string>; owners: Map<string, string> } {
     const done = new Set<string>();
-    if (keys.length === 0) return done;
-    const rows = this.sampleProgress(keys, exportNames);
-    const finished = (row: SampleProgress) => row.status !== 'ok' || row.exported >= exportNames.length;
-    const collided: string[] = [];
-    for (const row of rows) {
-      if (source !== undefined && row.source !== source) collided.push(row.key);
-      else if (finished(row)) done.add(row.key);
+    const owners = new Map<string, string>();
+    if (keys.length === 0) return { done, owners };
+    for (const row of this.sampleProgress(keys, exportNames)) {
+      if (source !== undefined && row.source !== source) owners.set(row.key, row.source);
+      else if (row.status !== 'ok' || row.exported >= exportNames.length) done.add(row.key);
     }
-    if (collided.length > 0) {
-      const own = new Map(this.sampleProgress(collided.map((k) => collisionKey(k, source!)), exportNames).map((r) => [r.key, r]));
-      for (const key of collided) {
-        const row = own.get(collisionKey(key, source!));
-        if (row && finished(row)) done.add(key);
-      }
-    }
-    return done;
+    return { done, owners };
   }
 
   private sampleProgress(keys: readonly string[], exportNames: readonly string[]): SampleProgress[] {
@@ -233,17 +232,6 @@ export class RunStore {
    */
   forgetKeyCollisions(): number {
     return this.db.prepare(`DELETE FROM samples WHERE error_code = 'key_duplicate' AND error_stage = ?`).run(KEY_COLLISION_STAGE).changes;
-  }
-
-  /** Of `keys`, those recorded by a source other than `source`, with that owner (see `key-collision.ts`). */
-  otherOwners(keys: readonly string[], source: string): Map<string, string> {
-    const owners = new Map<string, string>();
-    if (keys.length === 0) return owners;
-    const rows = this.db
-      .prepare(`SELECT key, source FROM samples WHERE source != ? AND key IN (${keys.map(() => '?').join(',')})`)
-      .all(source, ...keys) as { key: string; source: string }[];
-    for (const row of rows) owners.set(row.key, row.source);
-    return owners;
   }
 
   /** Runs whose recipe gives `sameAs` for its parts that decide captions (filter, captioner, decode). */

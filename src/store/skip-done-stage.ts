@@ -24,9 +24,7 @@ export function createSkipDoneStage(store: RunStore, exportNames: readonly strin
         const done = new Set<Pair>();
         const recorded = new Map<Pair, string>();
         for (const [source, group] of groupBy(pairs, (p) => p.source)) {
-          const keys = group.map((p) => p.key);
-          const finished = store.doneKeys(keys, exportNames, source);
-          const owners = store.otherOwners(keys, source);
+          const { done: finished, owners } = store.resumeState(group.map((p) => p.key), exportNames, source);
           for (const pair of group) {
             if (finished.has(pair.key)) done.add(pair);
             else if (owners.has(pair.key)) recorded.set(pair, owners.get(pair.key)!);
