@@ -169,9 +169,7 @@ function capfiltStages(recipe: Recipe, scorer: CaptionScorer | null, captioner: 
   if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter', batchSize: filter.batchSize }));
   if (captioner) {
     const onlyFailed = policy !== null && filter?.recaption === 'web-failed';
-    // A sample resumed with its recorded captions already has the captioner's: never caption it twice.
-    const wants = (sample: DecodedPair) =>
-      !sample.captions.some((c) => c.origin === 'synthetic') && (!onlyFailed || !decideCaptions(sample.captions.map(asScored), policy!).some((v) => v.kept));
+    const wants = (sample: DecodedPair) => !onlyFailed || !decideCaptions(sample.captions.map(asScored), policy!).some((v) => v.kept);
     stages.push(createCaptionerStage(captioner.captionBatch, { model: captioner.model, batchSize: captioner.batchSize, wants }));
     if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize }));
   }

@@ -29,7 +29,9 @@ export function createCaptionerStage(captionBatch: CaptionBatch, options: Captio
   };
 
   const run = async (samples: DecodedPair[], emit: (ms: number) => void): Promise<DecodedPair[]> => {
-    const chosen = samples.flatMap((s, i) => (!s.failure && !s.dropped && s.image && s.imageBytes && options.wants(s) ? [i] : []));
+    // A sample that already has synthetic captions (resumed with its recorded ones) is never captioned twice.
+    const captioned = (s: DecodedPair) => s.captions.some((c) => c.origin === 'synthetic');
+    const chosen = samples.flatMap((s, i) => (!s.failure && !s.dropped && s.image && s.imageBytes && !captioned(s) && options.wants(s) ? [i] : []));
     if (chosen.length === 0) return samples;
     const images = chosen.map((i) => ({ key: samples[i]!.key, bytes: samples[i]!.imageBytes!, format: samples[i]!.image!.format }));
     const started = performance.now();
