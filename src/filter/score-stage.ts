@@ -4,7 +4,8 @@ import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
 import { unbatch } from '../iter/batch.js';
-import type { CaptionScorer, ScoreRequest } from './caption-scorer.js';
+import { describeError, SampleError } from '../core/errors.js';
+import type { CaptionScorer, ScoreRequest, ScoreResult } from './caption-scorer.js';
 
 /** Captions the filter has not scored yet and can score (usable, non-empty text). */
 function needsScore(c: Caption): boolean {
@@ -25,19 +26,20 @@ export function createScoreStage(scorer: CaptionScorer, options: { name: string;
     if (work.length === 0) return out;
     const started = performance.now();
     const requests: ScoreRequest[] = work.map((w) => ({ image: w.sample.imageBytes!, texts: w.todo.map((j) => w.sample.captions[j]!.text) }));
-    let results;
+    let results: (ScoreResult | { error: unknown })[];
     try {
       results = await scorer.score(requests);
     } catch (batchError) {
-      // One bad image must not sink its batch: score the samples one by one to find it.
-      results = await Promise.all(requests.map(async (r) => (await scorer.score([r]).catch(() => null))?.[0] ?? null));
-      if (results.every((r) => r === null)) throw batchError;
+      // One bad image must not sink its batch: score the samples one by one to find it, keeping each one's error.
+      results = await Promise.all(requests.map((r) => scorer.score([r]).then((one) => one[0]!, (error: unknown) => ({ error }))));
+      // Every image failing, none for a reason of its own (a SampleError), is the models' fault: stop the run.
+      if (results.every((r) => 'error' in r && !(r.error instanceof SampleError))) throw batchError;
     }
     emit(performance.now() - started);
     work.forEach((w, k) => {
-      const result = results[k];
-      if (!result) {
-        out[w.i] = failSample(out[w.i]!, options.name, 'score_failed', 'the filter models could not score this image (it failed alone, so its batch was scored without it)');
+      const result = results[k]!;
+      if ('error' in result) {
+        out[w.i] = failSample(out[w.i]!, options.name, 'score_failed', `the filter models could not score this image: ${describeError(result.error)}`);
         return;
       }
       const captions = out[w.i]!.captions.slice();

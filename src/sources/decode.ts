@@ -5,8 +5,9 @@
  *
  * 1. empty bytes -> `image_empty`
  * 2. header (sharp metadata, no pixels decoded): unknown format -> `image_unsupported`; a vector or
- *    document format (svg, pdf) -> `image_unsupported`; a damaged header -> `image_truncated` /
- *    `image_corrupt`
+ *    document format (svg, pdf) -> `image_unsupported`; a header sharp cannot read whose size fields
+ *    (`claimed-size.ts`) claim more than `maxPixels` -> `image_too_large`; other damaged headers ->
+ *    `image_truncated` / `image_corrupt`
  * 3. claimed width x height over `maxPixels` -> `image_too_large`, before any pixel is decoded
  *    (decompression bombs); sharp's `limitInputPixels` guards the decode too
  * 4. a full decode of the pixel data (`failOn: 'truncated'`) -> `image_truncated` / `image_corrupt`.
@@ -23,6 +24,7 @@ import { ConfigError, describeError } from '../core/errors.js';
 import { failSample, type DecodedPair, type ImageFacts, type Pair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
+import { claimedSize } from './claimed-size.js';
 
 export const decodeOptionsSchema = z
   .object({
@@ -93,7 +95,13 @@ export async function decodeImage(bytes: Buffer | null, maxPixels: number): Prom
     // Header only: no pixel limit here, so an oversized image reports its claimed size for the check below.
     metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
-    return classifyFailure(bytes, sniffFormat(bytes), err, 'its header cannot be read');
+    const sniffed = sniffFormat(bytes);
+    // A bomb cut off after its size fields is reported by the size it claims: that, not the cut, is why it is refused.
+    const claimed = claimedSize(bytes, sniffed);
+    if (claimed !== null && claimed.width * claimed.height > maxPixels) {
+      return tooLarge(`${sniffed} header`, claimed.width, claimed.height, maxPixels, ` (and the file cannot be read: ${firstLine(describeError(err))})`);
+    }
+    return classifyFailure(bytes, sniffed, err, 'its header cannot be read');
   }
 
   const format = metadata.format as string;
@@ -108,13 +116,7 @@ export async function decodeImage(bytes: Buffer | null, maxPixels: number): Prom
   if (!(width > 0 && height > 0)) {
     return { ok: false, code: 'image_corrupt', message: `${format} header gives no usable size (${width}x${height})` };
   }
-  if (width * height > maxPixels) {
-    return {
-      ok: false,
-      code: 'image_too_large',
-      message: `${format} claims ${width}x${height} = ${(width * height).toLocaleString('en-US')} pixels, more than maxPixels ${maxPixels.toLocaleString('en-US')}`,
-    };
-  }
+  if (width * height > maxPixels) return tooLarge(format, width, height, maxPixels);
 
   try {
     let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, sequentialRead: true });
@@ -145,6 +147,11 @@ export async function decodeImage(bytes: Buffer | null, maxPixels: number): Prom
       orientation,
     },
   };
+}
+
+function tooLarge(what: string, width: number, height: number, maxPixels: number, more = ''): { ok: false; code: 'image_too_large'; message: string } {
+  const pixels = (width * height).toLocaleString('en-US');
+  return { ok: false, code: 'image_too_large', message: `${what} claims ${width}x${height} = ${pixels} pixels, more than maxPixels ${maxPixels.toLocaleString('en-US')}${more}` };
 }
 
 function classifyFailure(

@@ -137,6 +137,28 @@ describe('decodeImage', () => {
     expect(message).toBe('png claims 30000x30000 = 900,000,000 pixels, more than maxPixels 89,478,485');
   });
 
+  it('a GIF bomb whose header is readable but whose data is cut off -> image_too_large, not image_truncated', async () => {
+    // The shape of Pillow's Tests/images/decompression_bomb.gif (44 bytes): a 32x32 screen, then a frame of
+    // 65535x1321 placed at top 65280, so the canvas is 65535x66601; the file ends inside the frame's data.
+    // Built here byte by byte (our own bytes, same layout), so the test needs no copy of Pillow's file.
+    const u16 = (v: number) => [v & 0xff, v >> 8];
+    const bomb = Buffer.from([
+      ...Buffer.from('GIF89a', 'latin1'),
+      ...u16(32), ...u16(32), 0xf1, 0, 0, // logical screen: 32x32, global colour table of 4 entries
+      ...[0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255], // the 4 colours
+      0x21, 0xf9, 4, 0, 0, 0, 0, 0, // graphic control extension
+      0x2c, ...u16(0), ...u16(65280), ...u16(65535), ...u16(1321), 0, // image descriptor
+      2, // LZW minimum code size; the data stops here
+    ]);
+    expect(bomb.length).toBeLessThan(64);
+    const message = await expectFailure(bomb, 'image_too_large');
+    expect(message).toMatch(/65535x66601/);
+    expect(message).toMatch(/maxPixels 89,478,485/);
+    // A GIF of ordinary size cut off the same way is still truncated.
+    const gif = await sharp({ create: { width: 300, height: 200, channels: 3, background: 'red' } }).gif().toBuffer();
+    await expectFailure(gif.subarray(0, gif.length - 20), 'image_truncated');
+  });
+
   it('maxPixels is configurable', async () => {
     await expectFailure(smallJpeg, 'image_too_large', 64 * 48 - 1);
     expect((await decodeImage(smallJpeg, 64 * 48)).ok).toBe(true);
