@@ -297,12 +297,21 @@ export class LlmClient {
           this.stats.requests++;
           this.changed();
           let raw: unknown;
+          // The SDK's own timeout ends once the headers are in; ours covers the body too (a server may
+          // send headers and then stall).
+          const deadline = new AbortController();
+          const timer = setTimeout(() => deadline.abort(), this.options.timeoutMs);
           try {
             raw = await this.openai.chat.completions.create(prepared.body as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming, {
               maxRetries: 0,
               timeout: this.options.timeoutMs,
+              signal: deadline.signal,
             });
+          } catch (err) {
+            if (deadline.signal.aborted) throw new LlmTimeoutError(`no complete answer within ${this.options.timeoutMs} ms`, { cause: err });
+            throw err;
           } finally {
+            clearTimeout(timer);
             this.stats.inFlight--;
             this.changed();
           }
@@ -415,6 +424,11 @@ export class LlmClient {
       return errorForStatus(thrown.status, `HTTP ${thrown.status}: ${detail}`, { retryAfterMs: retryAfterMs(headers ?? null), cause: thrown });
     }
     if (thrown instanceof SyntaxError) return new LlmBadResponseError(`the server answered with malformed JSON (${message})`, { cause: thrown });
+    // Reading the body failed after the headers came: undici's fetch says `TypeError: terminated`, the
+    // socket error as its cause (the SDK wraps only failures before the headers).
+    if (thrown instanceof TypeError && thrown.message === 'terminated') {
+      return new LlmConnectionError(`the connection closed before the whole answer arrived (${this.scrub(describeError(thrown.cause ?? thrown))})`, { cause: thrown });
+    }
     if (thrown instanceof Error && thrown.name === 'AbortError') return new LlmAbortError();
     throw thrown;
   }

@@ -158,6 +158,39 @@ describe('LlmClient', () => {
     expect(always.requests).toHaveLength(2);
   });
 
+  it('retries a 200 whose body breaks off before Content-Length is reached (a dropped connection, not a crash)', async () => {
+    const s = await server({ script: (r) => (r.index < 2 ? { kind: 'cut', missingBytes: 500 } : undefined) });
+    const client = new LlmClient(options(s.baseURL));
+    const result = await client.complete(request());
+    expect(result.text).toContain('Answer:');
+    expect(s.requests).toHaveLength(3);
+    expect(client.counters().retries).toBe(2);
+    // Every answer cut: the request fails for good with the connection code, as data.
+    const always = await server({ script: () => ({ kind: 'cut' }) });
+    const err = await failure(new LlmClient(options(always.baseURL, { maxRetries: 1 })).complete(request()));
+    expect(err.code).toBe('connection_error');
+    expect(err.isRetryable).toBe(true);
+    expect(err.message).toMatch(/closed before the whole answer arrived/);
+    expect(always.requests).toHaveLength(2);
+  });
+
+  it('times out a body that stalls after the headers (timeoutMs covers the whole request)', async () => {
+    const s = await server({ script: (r) => (r.index === 0 ? { kind: 'stall' } : undefined) });
+    const client = new LlmClient(options(s.baseURL, { timeoutMs: 400 }));
+    const started = performance.now();
+    const result = await client.complete(request());
+    expect(result.text).toContain('Answer:');
+    expect(s.requests).toHaveLength(2);
+    // The second request was sent once the first one's 400 ms had run out, not when the server gave up.
+    expect(s.requests[1]!.at - s.requests[0]!.at).toBeGreaterThanOrEqual(390);
+    expect(performance.now() - started).toBeLessThan(5000);
+    const always = await server({ script: () => ({ kind: 'stall' }) });
+    const err = await failure(new LlmClient(options(always.baseURL, { timeoutMs: 200, maxRetries: 1 })).complete(request()));
+    expect(err.code).toBe('timeout');
+    expect(err.message).toContain('200 ms');
+    expect(always.requests).toHaveLength(2);
+  });
+
   it('treats finish_reason length and content_filter as failures, without blind retries, and caches them', async () => {
     const s = await server({
       script: (r) => ({ kind: 'answer', content: 'Question:\nWhat', finishReason: r.body.seed === 1 ? 'length' : 'content_filter' }),

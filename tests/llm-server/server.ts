@@ -5,7 +5,8 @@
  * a caption for an image), reports usage, records every request with its arrival time, and can be
  * scripted per request: latency, HTTP errors with headers (429 + Retry-After), hanging until the client
  * gives up, dropped connections, malformed bodies, truncated (`length`) or filtered answers, leaking or
- * adversarial content. It also enforces an optional requests-per-window limit like a real provider, and
+ * adversarial content, and bodies that break off (a `Content-Length` promising more than is sent before
+ * the socket is destroyed) or stall after the headers. It also enforces an optional requests-per-window limit like a real provider, and
  * implements the minimal `/v1/files` and `/v1/batches` endpoints that batch mode uses.
  */
 import { createHash } from 'node:crypto';
@@ -41,7 +42,11 @@ export type Behaviour =
   | { kind: 'status'; status: number; headers?: Record<string, string>; body?: unknown; latencyMs?: number }
   | { kind: 'hang' }
   | { kind: 'drop' }
-  | { kind: 'malformed'; text?: string; contentType?: string };
+  | { kind: 'malformed'; text?: string; contentType?: string }
+  /** A 200 whose `Content-Length` promises `missingBytes` (default 500) more than is sent; then the socket is destroyed. */
+  | { kind: 'cut'; missingBytes?: number }
+  /** A 200 with headers and the first part of the body, then nothing (until the client gives up). */
+  | { kind: 'stall' };
 
 export interface FakeServerOptions {
   /** Delay before every answer, in milliseconds. */
@@ -276,8 +281,8 @@ export class FakeLlmServer {
   /** What to send for one chat request (live or batch). */
   private respond(request: ReceivedRequest): { behaviour: Behaviour; completion?: object } {
     const behaviour = this.script?.(request) ?? { kind: 'answer' };
-    if (behaviour.kind !== 'answer') return { behaviour };
-    const content = behaviour.content ?? defaultAnswer(request.body);
+    if (behaviour.kind !== 'answer' && behaviour.kind !== 'cut' && behaviour.kind !== 'stall') return { behaviour };
+    const content = (behaviour.kind === 'answer' ? behaviour.content : undefined) ?? defaultAnswer(request.body);
     const promptTokens = promptTokensOf(request.body);
     const completionTokens = tokensOf(content);
     const completion = {
@@ -285,8 +290,8 @@ export class FakeLlmServer {
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
       model: request.body.model,
-      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: behaviour.finishReason ?? 'stop' }],
-      ...(behaviour.noUsage ? {} : { usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } }),
+      choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: (behaviour.kind === 'answer' && behaviour.finishReason) || 'stop' }],
+      ...(behaviour.kind === 'answer' && behaviour.noUsage ? {} : { usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } }),
     };
     return { behaviour, completion };
   }
@@ -311,6 +316,15 @@ export class FakeLlmServer {
     }
     const latency = 'latencyMs' in behaviour && behaviour.latencyMs !== undefined ? behaviour.latencyMs : this.latencyMs;
     if (latency > 0) await new Promise((resolve) => setTimeout(resolve, latency));
+    if (behaviour.kind === 'cut' || behaviour.kind === 'stall') {
+      const whole = Buffer.from(JSON.stringify(completion ?? { choices: [] }));
+      const missing = behaviour.kind === 'cut' ? (behaviour.missingBytes ?? 500) : 0;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(whole.length + missing) });
+      // Half the body reaches the client, so it is past the headers and reading when the fault comes.
+      res.write(whole.subarray(0, Math.floor(whole.length / 2)));
+      if (behaviour.kind === 'cut') setTimeout(() => res.socket?.destroy(), 20);
+      return;
+    }
     if (behaviour.kind === 'malformed') {
       res.writeHead(200, { 'content-type': behaviour.contentType ?? 'application/json' });
       res.end(behaviour.text ?? '{"choices": [{"message": {"content": "cut');
