@@ -15,10 +15,19 @@ export const llmPriceSchema = z
 
 export type LlmPrice = z.infer<typeof llmPriceSchema>;
 
+function isHttpUrl(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const { protocol, hostname } = new URL(value);
+  return (protocol === 'http:' || protocol === 'https:') && hostname !== '';
+}
+
 export const llmOptionsSchema = z
   .object({
-    /** Base URL of an OpenAI-compatible API, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1` (vLLM). */
-    baseURL: z.url(),
+    /**
+     * Base URL of an OpenAI-compatible API, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`
+     * (vLLM). Only http and https: the SDK would hand any other scheme (`file:`, `ftp:`) to fetch.
+     */
+    baseURL: z.string().refine(isHttpUrl, { message: 'expected an http:// or https:// URL' }),
     /** Model name as the server knows it. */
     model: z.string().min(1),
     /**
