@@ -86,7 +86,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       const n = source.count ? await inField(`sources[${i}]`, () => source.count!(ctx)) : null;
       total = n === null || total === null ? null : total + n;
     }
-    for (const [i, entry] of recipe.export.entries()) await inField(`export[${i}]`, () => checkExport(entry, baseDir));
+    for (const [i, entry] of recipe.export.entries()) await inField(`export[${i}]`, () => checkExport(entry, baseDir, store));
     if (recipe.synth?.llm) apiKeyOf(recipe.synth.llm, 'synth.llm');
     const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir) : null;
     cleanups.push(() => scorer?.close());

@@ -79,11 +79,12 @@ export function parseRecipe(input: unknown, origin: string, baseDir: string): Lo
       throw new ConfigError(`${origin}: export names must be unique, got "${exp.name}" twice (set \`name\` on each export)`);
     }
     names.add(exp.name);
-    // Two exports writing the same shard names into one folder would delete each other's shards on resume.
-    const place = `${resolve(baseDir, exp.out)}\0${exp.prefix ?? exp.name}`;
+    // One folder per export: two in one folder would be read together by a loader globbing it, overwrite
+    // each other's manifest.json and, for JSON exports, share images/ (see export/export-folder.ts).
+    const place = resolve(baseDir, exp.out);
     const other = places.get(place);
     if (other) {
-      throw new ConfigError(`${origin}: exports "${other}" and "${exp.name}" write the same shard names into "${exp.out}"; give one another \`out\` or \`prefix\``);
+      throw new ConfigError(`${origin}: exports "${other}" and "${exp.name}" both write into "${exp.out}"; give each export an \`out\` folder of its own`);
     }
     places.set(place, exp.name);
   }

@@ -35,6 +35,7 @@ import { uprightImage } from './upright-image.js';
 import { ALL_TASKS, collectRecords, type InstructionExportable } from './instruction-records.js';
 import { writeJsonArrayFile, type JsonArrayFileInfo } from './json-array-file.js';
 import { manifestName } from './webdataset-export.js';
+import { assertOwnFolder } from './export-folder.js';
 import { imageExtension } from './webdataset-sample.js';
 
 export const JSON_EXPORT_TYPES = ['llava', 'qwen2vl', 'qwen25vl'] as const;
@@ -127,6 +128,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
   return {
     name: `export:${exportName}`,
     async *run(input: AsyncIterable<T>, stageCtx: StageContext): AsyncGenerator<T> {
+      assertOwnFolder({ dir, exportName, prefix, store: ctx.store }, { flags: false });
       const resolved = await resolveConversationOptions(options, defaults, ctx.baseDir);
       const encoder = new ConversationEncoder(resolved.encoder);
       const records = new ExportRecords(ctx.store.db);

@@ -7,6 +7,9 @@ import { webdatasetExport } from './webdataset-export.js';
 import { JSON_EXPORT_DEFAULTS, llavaExport, qwen25vlExport, qwen2vlExport } from './json-export.js';
 import { resolveConversationOptions } from './conversation-options.js';
 import { ALL_TASKS } from './instruction-records.js';
+import { assertOwnFolder } from './export-folder.js';
+import type { RunStore } from '../store/run-store.js';
+import { resolve } from 'node:path';
 
 /**
  * Export formats by recipe `type`. Adding a format is one entry here: its `ExportType` (schema + factory);
@@ -32,9 +35,11 @@ export const exportTypeNames: readonly string[] = EXPORT_TYPES.map((t) => t.type
 /**
  * Load what an export needs before any sample is read (its tokenizer, its templates), so a wrong
  * `template` or `tokenizer` stops the build at once rather than after the first batch. Loads are cached,
- * so the export's own start costs nothing more.
+ * so the export's own start costs nothing more. With the store, also refuse an `out` folder that holds
+ * another export's files (`export-folder.ts`).
  */
-export async function checkExport(options: ExportOptions, baseDir: string): Promise<void> {
+export async function checkExport(options: ExportOptions, baseDir: string, store?: RunStore): Promise<void> {
+  if (store) assertOwnFolder({ dir: resolve(baseDir, options.out), exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: false });
   const defaults = options.type === 'webdataset' ? { tasks: ALL_TASKS, regionFormat: 'llava' as const, template: null, stage1Template: null } : JSON_EXPORT_DEFAULTS[options.type];
   await resolveConversationOptions(options, defaults, baseDir);
 }

@@ -17,6 +17,7 @@ import { conversationFields } from './conversation-options.js';
 import { WebDatasetConversations } from './webdataset-conversations.js';
 import { shardFileName, tmpName, WebDatasetWriter, type ShardInfo } from './webdataset-writer.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
+import { assertOwnFolder } from './export-folder.js';
 
 /**
  * WebDataset export stage with exactly-once output across crashes and re-runs.
@@ -254,6 +255,7 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
   return {
     name: `export:${exportName}`,
     async *run(input: AsyncIterable<T>, stageCtx: StageContext): AsyncGenerator<T> {
+      assertOwnFolder({ dir, exportName, prefix: options.prefix ?? options.name, store }, { flags: false });
       await mkdir(dir, { recursive: true });
       const recovery = await recoverShards({ dir, prefix, exportName, store });
       if (recovery.renamed.length > 0 || recovery.deleted.length > 0) {

@@ -87,12 +87,17 @@ describe('recipes', () => {
     expect(message).toMatch(/export names must be unique, got "wds" twice/);
   });
 
-  it('rejects two exports that would write the same shard names into one folder', () => {
+  it('rejects two exports in one folder, whatever their prefixes', () => {
     const message = errorOf({
       sources: [{ type: 'webdataset', paths: 'x.tar' }],
       export: [{ type: 'webdataset', name: 'a', out: 'o', prefix: 'p' }, { type: 'webdataset', name: 'b', out: './o', prefix: 'p' }],
     });
-    expect(message).toMatch(/exports "a" and "b" write the same shard names/);
+    expect(message).toMatch(/exports "a" and "b" both write into "\.\/o"/);
+    const prefixes = errorOf({
+      sources: [{ type: 'webdataset', paths: 'x.tar' }],
+      export: [{ type: 'webdataset', name: 'a', out: 'o', prefix: 'p' }, { type: 'webdataset', name: 'b', out: 'o', prefix: 'q' }],
+    });
+    expect(prefixes).toMatch(/exports "a" and "b" both write into "o"; give each export an `out` folder of its own/);
   });
 
   it('loads YAML and JSON files; unreadable or malformed files name the file', () => {

@@ -22,6 +22,7 @@ import type { StageEvent } from '../../core/events.js';
 import { WHOLE } from '../../core/shard.js';
 import type { StageContext } from '../../core/stage.js';
 import { createExport, exportSchema, exportTypeNames } from '../../export/registry.js';
+import { assertOwnFolder } from '../../export/export-folder.js';
 import type { ExportStats } from '../../export/export-stats.js';
 import type { InstructionExportable } from '../../export/instruction-records.js';
 import { takeUntilAborted } from '../../iter/take.js';
@@ -139,6 +140,8 @@ export async function runExport(dbPath: string, opts: ExportCliOptions, io: Expo
   const db = openDatabase(dbPath);
   try {
     const store = new RunStore(db);
+    // Before anything is changed (--fresh included): this folder must not hold another export's files.
+    assertOwnFolder({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: true });
     if (opts.fresh) {
       new ExportRecords(db).reset(options.name);
       // The images a JSON export copied belong to it: starting over must not leave samples it now leaves out.
