@@ -13,14 +13,20 @@
  * | format     | group of `label` (one or more boxes)                                    | bare box |
  * |------------|-------------------------------------------------------------------------|----------|
  * | `llava`    | `[0.12, 0.34, 0.56, 0.78], [...]` (fractions, 2 decimals; the question names the label) | `[0.12, 0.34, 0.56, 0.78]` |
- * | `qwen2vl`  | `<\|object_ref_start\|>label<\|object_ref_end\|><\|box_start\|>(x1,y1),(x2,y2)<\|box_end\|>...` ([0, 1000)) | `<\|box_start\|>(x1,y1),(x2,y2)<\|box_end\|>` |
+ * | `qwen2vl`  | `<\|object_ref_start\|>label<\|object_ref_end\|><\|box_start\|>(x1,y1),(x2,y2)<\|box_end\|>...` ([0, 1000]) | `<\|box_start\|>(x1,y1),(x2,y2)<\|box_end\|>` |
  * | `qwenvl`   | `<ref>label</ref><box>(x1,y1),(x2,y2)</box>...` ([0, 1000))             | `<box>(x1,y1),(x2,y2)</box>` |
  * | `qwen25vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "label"}, ...]` (pixels of the smart-resized image) | `[x1, y1, x2, y2]` |
  *
  * `llava` with `padToSquare` measures against the image padded to a centred square (LLaVA-1.5's
  * `image_aspect_ratio: pad`).
+ *
+ * The Qwen2-VL and Qwen2.5-VL numbers are those of Qwen's own conversion notebook
+ * (`qwen-vl-finetune/tools/process_bbox.ipynb`): `convert_to_qwen2vl_format` writes `round(x / w * 1000)`
+ * clamped to [0, 1000], `convert_to_qwen25vl_format` writes `round(x * (resized_w / w))` clamped to
+ * [0, resized_w - 1], both with Python's `round` (half to even, on the binary value). Qwen-VL (`qwenvl`)
+ * keeps its [0, 1000) grid, `floor(x / w * 1000)` at most 999.
  */
-import { smartResize, type SmartResizeOptions } from './templates/smart-resize.js';
+import { roundHalfEven, smartResize, type SmartResizeOptions } from './templates/smart-resize.js';
 
 export const REGION_FORMATS = ['llava', 'qwen2vl', 'qwenvl', 'qwen25vl'] as const;
 export type RegionFormat = (typeof REGION_FORMATS)[number];
@@ -38,11 +44,33 @@ export class RegionError extends Error {
 type Corners = [number, number, number, number];
 
 /**
- * Qwen's [0, 1000) grid: floor(v / size * 1000), at most 999. Multiplying first, and a hair of tolerance,
+ * Qwen-VL's [0, 1000) grid: floor(v / size * 1000), at most 999. Multiplying first, and a hair of tolerance,
  * keep an exact tenth an exact tenth: 12.6 of 126 px is 100, where (12.6 / 126) * 1000 gives 99.99999.
  */
 export function qwenGrid(v: number, size: number): number {
   return Math.min(999, Math.max(0, Math.floor((v * 1000) / size + 1e-9)));
+}
+
+/**
+ * Qwen2-VL's grid, as `convert_to_qwen2vl_format` computes it: `round(v / size * 1000)` in this order of
+ * operations (the same double as Python's), ties to even, clamped to [0, 1000].
+ */
+export function qwen2vlGrid(v: number, size: number): number {
+  return Math.min(1000, Math.max(0, roundHalfEven((v / size) * 1000)));
+}
+
+/**
+ * Qwen2.5-VL's corners in pixels of the `smart_resize`d image, as `convert_to_qwen25vl_format` computes
+ * them: `round(v * (resized / size))`, ties to even, clamped to [0, resized - 1]. Throws a RangeError for
+ * an image `smart_resize` refuses.
+ */
+export function qwen25vlCorners(corners: readonly [number, number, number, number], image: { width: number; height: number }, resize?: SmartResizeOptions): [number, number, number, number] {
+  const resized = smartResize(image.height, image.width, resize);
+  const scaleX = resized.width / image.width;
+  const scaleY = resized.height / image.height;
+  const px = (v: number, scale: number, limit: number) => Math.min(limit - 1, Math.max(0, roundHalfEven(v * scale)));
+  const [x1, y1, x2, y2] = corners;
+  return [px(x1, scaleX, resized.width), px(y1, scaleY, resized.height), px(x2, scaleX, resized.width), px(y2, scaleY, resized.height)];
 }
 
 /** The canonical placeholder for a region (pixel corners; label optional). */
@@ -83,8 +111,6 @@ export interface RenderRegionOptions {
 
 /** Renders boxes for one format and image. */
 class Renderer {
-  private resized: ImageSize | null = null;
-
   constructor(
     private readonly format: RegionFormat,
     private readonly image: ImageSize,
@@ -106,23 +132,17 @@ class Renderer {
     return `[${values.map((v) => clamp(v).toFixed(2)).join(', ')}]`;
   }
 
-  private thousandths([x1, y1, x2, y2]: Corners): string {
+  private thousandths([x1, y1, x2, y2]: Corners, grid: (v: number, size: number) => number): string {
     const { width: w, height: h } = this.image;
-    return `(${qwenGrid(x1, w)},${qwenGrid(y1, h)}),(${qwenGrid(x2, w)},${qwenGrid(y2, h)})`;
+    return `(${grid(x1, w)},${grid(y1, h)}),(${grid(x2, w)},${grid(y2, h)})`;
   }
 
-  private resizedPixels([x1, y1, x2, y2]: Corners): number[] {
-    const { width: w, height: h } = this.image;
-    if (!this.resized) {
-      try {
-        this.resized = smartResize(h, w, this.options.resize);
-      } catch (err) {
-        throw new RegionError(`qwen25vl coordinates: ${(err as Error).message}`);
-      }
+  private resizedPixels(corners: Corners): number[] {
+    try {
+      return qwen25vlCorners(corners, this.image, this.options.resize);
+    } catch (err) {
+      throw new RegionError(`qwen25vl coordinates: ${(err as Error).message}`);
     }
-    const { width: rw, height: rh } = this.resized;
-    const px = (v: number, scale: number, limit: number) => Math.min(limit, Math.max(0, Math.round(v * scale)));
-    return [px(x1, rw / w, rw), px(y1, rh / h, rh), px(x2, rw / w, rw), px(y2, rh / h, rh)];
   }
 
   bare(corners: Corners): string {
@@ -130,9 +150,9 @@ class Renderer {
       case 'llava':
         return this.llava(corners);
       case 'qwen2vl':
-        return `<|box_start|>${this.thousandths(corners)}<|box_end|>`;
+        return `<|box_start|>${this.thousandths(corners, qwen2vlGrid)}<|box_end|>`;
       case 'qwenvl':
-        return `<box>${this.thousandths(corners)}</box>`;
+        return `<box>${this.thousandths(corners, qwenGrid)}</box>`;
       case 'qwen25vl':
         return `[${this.resizedPixels(corners).join(', ')}]`;
     }

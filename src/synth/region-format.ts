@@ -5,17 +5,17 @@
  *   `[0.12, 0.40, 0.56, 0.78]`; with `padToSquare`, relative to the image padded to a centred square
  *   (LLaVA-1.5's `image_aspect_ratio: pad`).
  * - `qwen2vl` (Qwen2-VL): `<|object_ref_start|>label<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>`,
- *   integers in [0, 1000).
+ *   integers in [0, 1000] as Qwen's conversion notebook rounds them (`qwen2vlGrid`).
  * - `qwenvl` (Qwen-VL): `<ref>label</ref><box>(x1,y1),(x2,y2)</box>`, integers in [0, 1000).
  * - `qwen25vl` (Qwen2.5-VL): `{"bbox_2d": [x1, y1, x2, y2], "label": "..."}` in absolute pixels of the
- *   image as the model sees it after `smart_resize` (factor 28, 3136 to 1,003,520 pixels).
+ *   image as the model sees it after `smart_resize` (factor 28, 3136 to 1,003,520 pixels), as Qwen's
+ *   conversion notebook rounds and clamps them (`qwen25vlCorners`).
  * - `placeholder`: the exports' canonical form, `<region box="x1,y1,x2,y2">label</region>` (grounding
  *   answers) or `<region box="x1,y1,x2,y2"/>` (referring questions), corners in pixels; each export
  *   renders it in its own model family's format, so one run serves LLaVA and Qwen exports alike.
  */
 import type { BoxXYXY } from '../core/sample.js';
-import { qwenGrid } from '../export/regions.js';
-import { smartResize } from '../export/templates/smart-resize.js';
+import { qwen25vlCorners, qwen2vlGrid, qwenGrid } from '../export/regions.js';
 
 export const REGION_FORMATS = ['llava', 'qwen2vl', 'qwenvl', 'qwen25vl', 'placeholder'] as const;
 export type RegionFormat = (typeof REGION_FORMATS)[number];
@@ -38,23 +38,14 @@ function llavaCorners(corners: BoxXYXY, frame: RegionFrame): number[] {
   return [(x1 + dx) / side, (y1 + dy) / side, (x2 + dx) / side, (y2 + dy) / side].map(clamp01);
 }
 
-/** Qwen's [0, 1000) integer grid (`qwenGrid`). */
-function thousandths(corners: BoxXYXY, frame: RegionFrame): [number, number, number, number] {
+/** Corners on a 1000-step grid: Qwen2-VL's (`qwen2vlGrid`) or Qwen-VL's (`qwenGrid`). */
+function thousandths(corners: BoxXYXY, frame: RegionFrame, grid: (v: number, size: number) => number): [number, number, number, number] {
   const [x1, y1, x2, y2] = corners;
-  return [qwenGrid(x1, frame.width), qwenGrid(y1, frame.height), qwenGrid(x2, frame.width), qwenGrid(y2, frame.height)];
+  return [grid(x1, frame.width), grid(y1, frame.height), grid(x2, frame.width), grid(y2, frame.height)];
 }
 
 function resizedPixels(corners: BoxXYXY, frame: RegionFrame): number[] {
-  const resized = smartResize(frame.height, frame.width);
-  const sx = resized.width / frame.width;
-  const sy = resized.height / frame.height;
-  const [x1, y1, x2, y2] = corners;
-  return [
-    Math.min(resized.width, Math.max(0, Math.round(x1 * sx))),
-    Math.min(resized.height, Math.max(0, Math.round(y1 * sy))),
-    Math.min(resized.width, Math.max(0, Math.round(x2 * sx))),
-    Math.min(resized.height, Math.max(0, Math.round(y2 * sy))),
-  ];
+  return qwen25vlCorners(corners, frame);
 }
 
 /** Pixel corners, clamped to the image (exports refuse a box outside it), at most 3 decimals. */
@@ -72,11 +63,11 @@ export function formatRegion(format: RegionFormat, corners: BoxXYXY, frame: Regi
     case 'llava':
       return `[${llavaCorners(corners, frame).map((v) => v.toFixed(2)).join(', ')}]`;
     case 'qwen2vl': {
-      const [x1, y1, x2, y2] = thousandths(corners, frame);
+      const [x1, y1, x2, y2] = thousandths(corners, frame, qwen2vlGrid);
       return `<|box_start|>(${x1},${y1}),(${x2},${y2})<|box_end|>`;
     }
     case 'qwenvl': {
-      const [x1, y1, x2, y2] = thousandths(corners, frame);
+      const [x1, y1, x2, y2] = thousandths(corners, frame, qwenGrid);
       return `<box>(${x1},${y1}),(${x2},${y2})</box>`;
     }
     case 'qwen25vl':

@@ -194,7 +194,7 @@ describe('Qwen-family JSON exports render regions in their own format', () => {
     };
   }
 
-  it('qwen2vl: <|object_ref_start|>...<|box_start|>(x1,y1),(x2,y2)<|box_end|> with integers in [0, 1000)', async () => {
+  it('qwen2vl: <|object_ref_start|>...<|box_start|>(x1,y1),(x2,y2)<|box_end|> with integers in [0, 1000]', async () => {
     const base = tempDir();
     const sample = await grounding();
     const { store } = openTestStore(base, [sample]);

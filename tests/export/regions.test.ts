@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BoxXYXY } from '../../src/core/sample.js';
-import { REGION_FORMATS as EXPORT_FORMATS, RegionError, regionPlaceholder, qwenGrid, renderRegions } from '../../src/export/regions.js';
+import { REGION_FORMATS as EXPORT_FORMATS, RegionError, regionPlaceholder, qwen25vlCorners, qwen2vlGrid, qwenGrid, renderRegions } from '../../src/export/regions.js';
 import { formatGrounding, formatRegion } from '../../src/synth/region-format.js';
 
 const IMAGE = { width: 640, height: 480 };
@@ -24,11 +24,11 @@ describe('region placeholders', () => {
     expect(renderRegions(QUESTION, 'llava', IMAGE, { padToSquare: true })).toBe('What is in [0.63, 0.13, 1.00, 0.88]?');
   });
 
-  it('Qwen2-VL: object_ref + box tokens, integers in [0, 1000)', () => {
+  it('Qwen2-VL: object_ref + box tokens, integers in [0, 1000] as the conversion notebook writes them', () => {
     expect(renderRegions(ANSWER, 'qwen2vl', IMAGE)).toBe(
-      '<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(100,100),(500,500)<|box_end|><|box_start|>(625,0),(999,999)<|box_end|>',
+      '<|object_ref_start|>red circle<|object_ref_end|><|box_start|>(100,100),(500,500)<|box_end|><|box_start|>(625,0),(1000,1000)<|box_end|>',
     );
-    expect(renderRegions(QUESTION, 'qwen2vl', IMAGE)).toBe('What is in <|box_start|>(625,0),(999,999)<|box_end|>?');
+    expect(renderRegions(QUESTION, 'qwen2vl', IMAGE)).toBe('What is in <|box_start|>(625,0),(1000,1000)<|box_end|>?');
   });
 
   it('Qwen-VL: <ref>/<box>', () => {
@@ -37,12 +37,12 @@ describe('region placeholders', () => {
 
   it('Qwen2.5-VL: bbox_2d in pixels of the smart-resized image (640x480 -> 644x476)', () => {
     const rendered = renderRegions(ANSWER, 'qwen25vl', IMAGE);
-    expect(rendered).toBe('[{"bbox_2d": [64, 48, 322, 238], "label": "red circle"}, {"bbox_2d": [403, 0, 644, 476], "label": "red circle"}]');
+    expect(rendered).toBe('[{"bbox_2d": [64, 48, 322, 238], "label": "red circle"}, {"bbox_2d": [403, 0, 643, 475], "label": "red circle"}]');
     expect(JSON.parse(rendered)).toEqual([
       { bbox_2d: [64, 48, 322, 238], label: 'red circle' },
-      { bbox_2d: [403, 0, 644, 476], label: 'red circle' },
+      { bbox_2d: [403, 0, 643, 475], label: 'red circle' },
     ]);
-    expect(renderRegions(QUESTION, 'qwen25vl', IMAGE)).toBe('What is in [403, 0, 644, 476]?');
+    expect(renderRegions(QUESTION, 'qwen25vl', IMAGE)).toBe('What is in [403, 0, 643, 475]?');
   });
 
   it('renders exactly what synthesis writes when it renders a format itself', () => {
@@ -73,5 +73,41 @@ describe('region placeholders', () => {
     expect(qwenGrid(126, 126)).toBe(999);
     expect(qwenGrid(-3, 126)).toBe(0);
     expect(qwenGrid(12.59, 126)).toBe(99);
+  });
+
+  /**
+   * Expected values computed with Python 3.11 from Qwen's conversion notebook, QwenLM/Qwen3-VL
+   * qwen-vl-finetune/tools/process_bbox.ipynb (commit 96588727e44c78b25ba03ea03b8e12f7e64fd0da), cell 3
+   * `convert_to_qwen2vl_format`: `round(x1 / w * 1000)`, then `max(0, min(x, 1000))`.
+   */
+  it('Qwen2-VL grid: round(x / w * 1000) with Python ties to even on the binary value, clamped to [0, 1000]', () => {
+    const notebook = (box: [number, number, number, number], h: number, w: number) => [qwen2vlGrid(box[0], w), qwen2vlGrid(box[1], h), qwen2vlGrid(box[2], w), qwen2vlGrid(box[3], h)];
+    // The notebook's own example: convert_to_qwen2vl_format([146, 137, 615, 415], 428, 640).
+    expect(notebook([146, 137, 615, 415], 428, 640)).toEqual([228, 320, 961, 970]);
+    // 1/2000*1000 = 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 3.5 -> 4 (floor gave 0, 1, 2, 3).
+    expect(notebook([1, 3, 5, 7], 2000, 2000)).toEqual([0, 2, 2, 4]);
+    // 1/80*1000 is exactly 12.5 -> 12; the far edge is 1000, not 999.
+    expect(notebook([1, 1, 80, 80], 80, 80)).toEqual([12, 12, 1000, 1000]);
+    // The doubles Python sees: 33.3/100*1000 = 332.99999999999994 -> 333; 66.65 -> 666.5000000000001 -> 667;
+    // 99.95 -> 999.5 -> 1000; 0.05 -> 0.5 -> 0; 0.7/7*1000 = 99.99999999999999 -> 100.
+    expect(notebook([33.3, 66.65, 99.95, 0.05], 100, 100)).toEqual([333, 667, 1000, 0]);
+    expect(notebook([0.7, 0.7, 7, 7], 7, 7)).toEqual([100, 100, 1000, 1000]);
+    expect(notebook([120, 200, 360, 420], 480, 640)).toEqual([188, 417, 562, 875]);
+    expect(qwen2vlGrid(-3, 126)).toBe(0);
+    expect(qwen2vlGrid(130, 126)).toBe(1000);
+  });
+
+  /**
+   * From the same notebook, cell 5 `convert_to_qwen25vl_format(bbox, orig_height, orig_width)`: the image's
+   * `smart_resize` size, `round(x1 * (new_width / orig_width))`, then `max(0, min(x, new_width - 1))`.
+   */
+  it('Qwen2.5-VL corners: Python ties to even and the edge clamped to resized - 1', () => {
+    // The notebook's own example (428x640 -> 420x644).
+    expect(qwen25vlCorners([146, 137, 615, 415], { width: 640, height: 428 })).toEqual([147, 134, 619, 407]);
+    // 128x128 -> 140x140, scale 1.09375: 48 -> 52.5 -> 52 (Math.round: 53); 128 -> 140 -> clamped to 139.
+    expect(qwen25vlCorners([48, 48, 128, 128], { width: 128, height: 128 })).toEqual([52, 52, 139, 139]);
+    expect(qwen25vlCorners([47.5, 3.2, 100.123, 127.9], { width: 128, height: 128 })).toEqual([52, 4, 110, 139]);
+    expect(qwen25vlCorners([120, 200, 360, 420], { width: 640, height: 480 })).toEqual([121, 198, 362, 416]);
+    expect(qwen25vlCorners([400, 0, 640, 480], { width: 640, height: 480 })).toEqual([403, 0, 643, 475]);
   });
 });

@@ -28,12 +28,13 @@ describe('region formats', () => {
     expect(formatRegion('llava', [0, 0, 640, 480], { ...frame, padToSquare: true })).toBe('[0.00, 0.13, 1.00, 0.88]');
   });
 
-  it('Qwen2-VL and Qwen-VL: integers in [0, 1000)', () => {
+  it('Qwen2-VL: round(x / w * 1000) in [0, 1000] (Qwen\'s process_bbox.ipynb); Qwen-VL: floor in [0, 1000)', () => {
+    // convert_to_qwen2vl_format([120, 200, 360, 420], 480, 640) = [188, 417, 562, 875] (Python 3.11).
     expect(formatGrounding('qwen2vl', 'dog', [[120, 200, 360, 420]], frame)).toBe(
-      '<|object_ref_start|>dog<|object_ref_end|><|box_start|>(187,416),(562,875)<|box_end|>',
+      '<|object_ref_start|>dog<|object_ref_end|><|box_start|>(188,417),(562,875)<|box_end|>',
     );
     expect(formatGrounding('qwenvl', 'dog', [[120, 200, 360, 420]], frame)).toBe('<ref>dog</ref><box>(187,416),(562,875)</box>');
-    expect(formatRegion('qwen2vl', [0, 0, 640, 480], frame)).toBe('<|box_start|>(0,0),(999,999)<|box_end|>');
+    expect(formatRegion('qwen2vl', [0, 0, 640, 480], frame)).toBe('<|box_start|>(0,0),(1000,1000)<|box_end|>');
     expect(formatGrounding('qwenvl', 'cup', [[0, 0, 64, 48], [320, 240, 640, 480]], frame)).toBe('<ref>cup</ref><box>(0,0),(100,100)</box><box>(500,500),(999,999)</box>');
   });
 
@@ -50,7 +51,9 @@ describe('region formats', () => {
     expect(smartResize(224, 224)).toEqual({ height: 224, width: 224 });
     expect(smartResize(1080, 1920)).toEqual({ height: 728, width: 1316 });
     expect(smartResize(10, 10)).toEqual({ height: 56, width: 56 });
-    expect(formatGrounding('qwen25vl', 'dog', [[120, 200, 360, 420]], frame)).toBe('[{"bbox_2d": [121, 198, 362, 417], "label": "dog"}]');
+    // convert_to_qwen25vl_format([120, 200, 360, 420], 480, 640) = [121, 198, 362, 416] (Python 3.11):
+    // 420 * 476/480 = 416.5 rounds to even.
+    expect(formatGrounding('qwen25vl', 'dog', [[120, 200, 360, 420]], frame)).toBe('[{"bbox_2d": [121, 198, 362, 416], "label": "dog"}]');
   });
 });
 
@@ -92,7 +95,7 @@ describe('template tasks', () => {
     const referring = referringSample(input(cocoPair('c')), lists, { ...options, regionFormat: 'qwen2vl' });
     expect(referring.ok).toBe(true);
     if (!referring.ok) return;
-    const dogTurn = referring.conversations.findIndex((t) => t.value.includes('<|box_start|>(187,416),(562,875)<|box_end|>'));
+    const dogTurn = referring.conversations.findIndex((t) => t.value.includes('<|box_start|>(188,417),(562,875)<|box_end|>'));
     expect(dogTurn).toBeGreaterThanOrEqual(0);
     expect(referring.conversations[dogTurn + 1]).toEqual({ from: 'gpt', value: 'dog' });
     expect(groundingSample(input(emptyPair('e')), lists, options)).toMatchObject({ ok: false, code: 'no_boxes' });
