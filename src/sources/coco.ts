@@ -12,9 +12,11 @@
  * - a bad `images` entry (not an object, bad id, file_name, width or height): that image, `row_invalid`;
  * - an image id listed again (in one file, or in both files with another file_name): the later entry is
  *   its own failed pair, `key_duplicate`; the id's annotations stay with the first;
- * - a bad annotation of a known image fails that image: `annotation_invalid_box` for a bbox that is not 4
- *   numbers, has a width or height of 0 or less, or lies entirely outside the image;
- *   `annotation_unknown_category`; `row_invalid` for other wrong fields (caption, id, category_id);
+ * - a bad annotation of a known image is left out of it, and the image goes on with its other captions and
+ *   boxes; each such annotation is listed on the sample as `meta.droppedAnnotations: [{code, message}]`:
+ *   `annotation_invalid_box` for a bbox that is not 4 numbers, has a width or height of 0 or less, or lies
+ *   entirely outside the image; `annotation_unknown_category`; `row_invalid` for other wrong fields
+ *   (caption, id, category_id);
  * - annotations naming an image id no `images` list has: `annotation_unknown_image`, one record per such
  *   id, keyed `coco_orphan_<id>`; annotations with no usable image_id: one `row_invalid` record listing
  *   them, keyed `coco_orphan_invalid_image_id`;
@@ -87,7 +89,15 @@ interface CocoEntry {
   meta: Record<string, unknown>;
   captions: Caption[];
   boxes: Box[];
+  /** Annotations of this image left out, each with its code and message (`meta.droppedAnnotations`). */
+  dropped: DroppedAnnotation[];
   failure: SampleFailure | null;
+}
+
+/** An annotation left out of its image: `annotation_unknown_category`, `annotation_invalid_box` or `row_invalid`. */
+export interface DroppedAnnotation {
+  code: string;
+  message: string;
 }
 
 /** Annotations pointing at an image id that no `images` list has. */
@@ -211,7 +221,7 @@ async function entryToPair(entry: CocoEntry, imagesDir: string, source: string):
     // Copies: the index is shared by every read, and later stages may annotate what they receive.
     captions: entry.captions.map((caption) => ({ ...caption })),
     boxes: entry.boxes.map((box) => ({ ...box, box: [...box.box] as Box['box'] })),
-    meta: { ...entry.meta },
+    meta: entry.dropped.length > 0 ? { ...entry.meta, droppedAnnotations: entry.dropped.map((d) => ({ ...d })) } : { ...entry.meta },
     failure: entry.failure,
   };
   if (pair.failure || imagePath === null) return pair;
@@ -306,7 +316,7 @@ export async function loadCocoIndex(options: CocoOptions, baseDir: string): Prom
       const caption = raw['caption'];
       if (typeof caption !== 'string') problems.push(`caption: expected a string, got ${describeValue(caption)}`);
       if (problems.length > 0 || typeof caption !== 'string') {
-        entry.failure ??= failure('row_invalid', `${where}: ${problems.join('; ')}`);
+        entry.dropped.push({ code: 'row_invalid', message: `${where}: ${problems.join('; ')}` });
         continue;
       }
       entry.captions.push(captionFromString(caption, 'annotation'));
@@ -328,22 +338,22 @@ export async function loadCocoIndex(options: CocoOptions, baseDir: string): Prom
         // A bad bbox alone is a box problem; with other wrong fields the annotation as a whole is bad.
         const code = problems.length === 0 ? 'annotation_invalid_box' : 'row_invalid';
         if (!isBbox(bbox)) problems.push(`bbox: expected [x, y, width, height] as 4 finite numbers, got ${describeValue(bbox)}`);
-        entry.failure ??= failure(code, `${where}: ${problems.join('; ')}`);
+        entry.dropped.push({ code, message: `${where}: ${problems.join('; ')}` });
         continue;
       }
       const categoryId = String(raw['category_id']);
       const label = names.get(categoryId);
       if (label === undefined) {
         const why = broken.get(categoryId);
-        entry.failure ??= failure(
-          'annotation_unknown_category',
-          `${where}: category_id ${categoryId} ${why === undefined ? 'is not in "categories"' : `has no usable entry in "categories": ${why}`}`,
-        );
+        entry.dropped.push({
+          code: 'annotation_unknown_category',
+          message: `${where}: category_id ${categoryId} ${why === undefined ? 'is not in "categories"' : `has no usable entry in "categories": ${why}`}`,
+        });
         continue;
       }
       const box = clipBox(bbox, entry.width, entry.height);
       if ('problem' in box) {
-        entry.failure ??= failure('annotation_invalid_box', `${where}: ${box.problem}`);
+        entry.dropped.push({ code: 'annotation_invalid_box', message: `${where}: ${box.problem}` });
         continue;
       }
       entry.boxes.push({ label, box: box.box, original: { frame: 'coco_xywh', values: [...bbox] } });
@@ -401,6 +411,7 @@ function indexImages(
         meta: isRecord(raw) ? { ...raw } : {},
         captions: [],
         boxes: [],
+        dropped: [],
         failure: null,
       };
       const first = image.id !== null && !byId.has(image.id);

@@ -27,6 +27,12 @@ async function collect(iterable: AsyncIterable<Pair>): Promise<Pair[]> {
   return out;
 }
 
+/** The annotations a pair left out, as `[code, message]`. */
+function dropped(pair: Pair): [string, string][] {
+  const list = (pair.meta['droppedAnnotations'] ?? []) as { code: string; message: string }[];
+  return list.map((d) => [d.code, d.message]);
+}
+
 async function writeJson(name: string, value: unknown): Promise<void> {
   await writeFile(path.join(dir, name), typeof value === 'string' ? value : JSON.stringify(value));
 }
@@ -181,18 +187,35 @@ describe('coco source', () => {
     }
   });
 
-  it('unknown categories and negative box sizes fail only their image', async () => {
+  it('an unknown category or a negative box size drops that annotation only; the image keeps its captions and good boxes', async () => {
     await writeJson('bad-instances.json', {
       images: images.slice(0, 2),
       categories: [{ id: 1, name: 'cat' }],
       annotations: [
         { id: 1, image_id: 1, category_id: 5, bbox: [0, 0, 1, 1] },
         { id: 2, image_id: 2, category_id: 1, bbox: [0, 0, -3, 1] },
+        { id: 3, image_id: 1, category_id: 1, bbox: [2, 2, 4, 4] },
       ],
     });
-    const pairs = await collect(source({ instances: 'bad-instances.json' }).read(context()));
-    expect(pairs.map((p) => p.failure?.code)).toEqual(['annotation_unknown_category', 'annotation_invalid_box']);
-    expect(pairs[0]!.failure!.message).toContain('category_id 5');
+    const pairs = await collect(source({ captions: 'captions.json', instances: 'bad-instances.json' }).read(context()));
+    const [one, two] = pairs;
+    expect(one!.key).toBe('000000000001');
+    expect(one!.failure).toBeNull();
+    expect(one!.imageBytes).not.toBeNull();
+    expect(one!.captions.map((c) => c.text)).toEqual(['A cat sitting on a mat.', 'a cat on a mat']);
+    expect(one!.boxes).toEqual([{ label: 'cat', box: [2, 2, 6, 6], original: { frame: 'coco_xywh', values: [2, 2, 4, 4] } }]);
+    const file = `instances file "${path.join(dir, 'bad-instances.json')}"`;
+    expect(dropped(one!)).toEqual([['annotation_unknown_category', `annotations[0] (id 1) of ${file}: category_id 5 is not in "categories"`]]);
+    expect(two!.failure).toBeNull();
+    expect(two!.boxes).toEqual([]);
+    expect(dropped(two!)).toEqual([
+      ['annotation_invalid_box', `annotations[1] (id 2) of ${file}: bbox [0, 0, -3, 1] has a width or height of 0 or less (width -3, height 1)`],
+    ]);
+    // The image record's own fields stay as they were; an image with nothing dropped gets no extra field.
+    expect(one!.meta).toMatchObject({ id: 1, file_name: '000000000001.jpg', license: 3 });
+    const clean = await collect(source({ instances: 'instances.json' }).read(context()));
+    expect(clean.filter((p) => !p.failure).every((p) => !('droppedAnnotations' in p.meta))).toBe(true);
+    expect(clean.filter((p) => !p.failure).length).toBeGreaterThan(0);
   });
 
   it('keys stay unique when two files share a name up to the extension', async () => {
@@ -227,7 +250,7 @@ describe('coco source', () => {
       return pairs;
     }
 
-    it('a caption that is not a string -> row_invalid on its image, naming the annotation; the rest export', async () => {
+    it('a caption that is not a string is dropped as row_invalid, naming the annotation; the rest of the image stays', async () => {
       await writeJson('entries-captions.json', {
         images: good,
         annotations: [
@@ -239,17 +262,16 @@ describe('coco source', () => {
       });
       const pairs = await read({ captions: 'entries-captions.json' });
       expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
-        ['000000000001', 'row_invalid'],
+        ['000000000001', null],
         ['000000000002', null],
       ]);
-      expect(pairs[0]!.failure!.message).toBe(
-        `annotations[0] (id 11) of ${captionsPath()}: caption: expected a string, got 12345`,
-      );
+      expect(dropped(pairs[0]!)).toEqual([['row_invalid', `annotations[0] (id 11) of ${captionsPath()}: caption: expected a string, got 12345`]]);
+      expect(pairs[0]!.captions.map((c) => c.text)).toEqual(['still read']);
       expect(pairs[1]!.captions.map((c) => c.text)).toEqual(['Two dogs.', 'no id is fine']);
       expect(Buffer.compare(pairs[1]!.imageBytes!, imageBytes.get('000000000002.jpg')!)).toBe(0);
     });
 
-    it('a bbox that is not 4 numbers -> annotation_invalid_box; other wrong fields -> row_invalid', async () => {
+    it('a bbox that is not 4 numbers is dropped as annotation_invalid_box; other wrong fields as row_invalid', async () => {
       await writeJson('entries-instances.json', {
         images: [...good, images[3]],
         categories: [{ id: 1, name: 'cat' }],
@@ -263,20 +285,22 @@ describe('coco source', () => {
       });
       const pairs = await read({ instances: 'entries-instances.json' });
       expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
-        ['000000000001', 'annotation_invalid_box'],
-        ['000000000002', 'annotation_invalid_box'],
-        ['sub_dir_four', 'row_invalid'],
+        ['000000000001', null],
+        ['000000000002', null],
+        ['sub_dir_four', null],
       ]);
-      expect(pairs[0]!.failure!.message).toBe(
-        `annotations[0] (id 1) of ${instancesPath()}: bbox: expected [x, y, width, height] as 4 finite numbers, got "nope"`,
-      );
-      expect(pairs[1]!.failure!.message).toContain('annotations[2] (id 3)');
-      expect(pairs[1]!.failure!.message).toContain('got [1,2,3]');
-      // Good boxes of a failed image are still on record.
+      expect(dropped(pairs[0]!)).toEqual([
+        ['annotation_invalid_box', `annotations[0] (id 1) of ${instancesPath()}: bbox: expected [x, y, width, height] as 4 finite numbers, got "nope"`],
+      ]);
+      expect(dropped(pairs[1]!).map(([code]) => code)).toEqual(['annotation_invalid_box']);
+      expect(dropped(pairs[1]!)[0]![1]).toContain('annotations[2] (id 3)');
+      expect(dropped(pairs[1]!)[0]![1]).toContain('got [1,2,3]');
       expect(pairs[1]!.boxes.map((b) => b.box)).toEqual([[1, 2, 4, 6]]);
-      expect(pairs[2]!.failure!.message).toBe(
+      expect(dropped(pairs[2]!).map(([code]) => code)).toEqual(['row_invalid', 'row_invalid']);
+      expect(dropped(pairs[2]!)[0]![1]).toBe(
         `annotations[3] (id 4) of ${instancesPath()}: category_id: expected an integer or a non-empty string, got null`,
       );
+      expect(pairs[2]!.boxes).toEqual([]);
     });
 
     it('annotations without a usable image_id -> one row_invalid record listing them; images are unaffected', async () => {
@@ -402,7 +426,7 @@ describe('coco source', () => {
       );
     });
 
-    it('a category entry without a name -> annotation_unknown_category saying why', async () => {
+    it('an annotation whose category entry has no name is dropped as annotation_unknown_category, saying why', async () => {
       await writeJson('entries-instances.json', {
         images: good,
         categories: [{ id: 1, name: 'cat' }, { id: 2 }, 'junk'],
@@ -412,10 +436,14 @@ describe('coco source', () => {
         ],
       });
       const pairs = await read({ instances: 'entries-instances.json' });
-      expect(pairs.map((p) => p.failure?.code ?? null)).toEqual(['annotation_unknown_category', null]);
-      expect(pairs[0]!.failure!.message).toBe(
-        `annotations[0] (id 1) of ${instancesPath()}: category_id 2 has no usable entry in "categories": categories[1].name: expected a string, got nothing`,
-      );
+      expect(pairs.map((p) => p.failure?.code ?? null)).toEqual([null, null]);
+      expect(dropped(pairs[0]!)).toEqual([
+        [
+          'annotation_unknown_category',
+          `annotations[0] (id 1) of ${instancesPath()}: category_id 2 has no usable entry in "categories": categories[1].name: expected a string, got nothing`,
+        ],
+      ]);
+      expect(pairs[1]!.boxes).toHaveLength(1);
     });
   });
 
@@ -429,7 +457,7 @@ describe('coco source', () => {
       for (let id = 1; id <= 7; id++) await writeFile(path.join(boxDir, `${id}.jpg`), await makeImage(128, 64, 'jpeg', id));
     });
 
-    it('clips boxes to the image, keeps the box as given, and fails zero-size and outside boxes', async () => {
+    it('clips boxes to the image, keeps the box as given, and drops zero-size and outside boxes', async () => {
       await writeJson('box-instances.json', {
         images: [
           sized(1),
@@ -453,14 +481,14 @@ describe('coco source', () => {
         ],
       });
       const pairs = await collect(source({ instances: 'box-instances.json', images: 'box-images' }).read(context()));
-      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
-        ['1', null],
-        ['2', 'annotation_invalid_box'],
-        ['3', 'annotation_invalid_box'],
-        ['4', 'annotation_invalid_box'],
-        ['5', null],
-        ['6', 'annotation_invalid_box'],
-        ['7', 'annotation_invalid_box'],
+      expect(pairs.map((p) => [p.key, p.failure?.code ?? null, dropped(p).map(([code]) => code)])).toEqual([
+        ['1', null, []],
+        ['2', null, ['annotation_invalid_box']],
+        ['3', null, ['annotation_invalid_box']],
+        ['4', null, ['annotation_invalid_box']],
+        ['5', null, []],
+        ['6', null, ['annotation_invalid_box']],
+        ['7', null, ['annotation_invalid_box']],
       ]);
       expect(pairs[0]!.boxes).toEqual([
         { label: 'cat', box: [0, 5, 128, 10], original: { frame: 'coco_xywh', values: [-10, 5, 500, 5] } },
@@ -468,15 +496,15 @@ describe('coco source', () => {
       ]);
       expect(pairs[0]!.imageBytes).not.toBeNull();
       const where = (i: number, id: number) => `annotations[${i}] (id ${id}) of instances file "${path.join(dir, 'box-instances.json')}"`;
-      expect(pairs[1]!.failure!.message).toBe(`${where(2, 3)}: bbox [10, 5, 0, 5] has a width or height of 0 or less (width 0, height 5)`);
-      expect(pairs[2]!.failure!.message).toBe(`${where(3, 4)}: bbox [10, 5, 5, -2] has a width or height of 0 or less (width 5, height -2)`);
-      expect(pairs[3]!.failure!.message).toBe(`${where(4, 5)}: bbox [200, 5, 10, 5] lies entirely outside the 128x64 image`);
+      expect(dropped(pairs[1]!)[0]![1]).toBe(`${where(2, 3)}: bbox [10, 5, 0, 5] has a width or height of 0 or less (width 0, height 5)`);
+      expect(dropped(pairs[2]!)[0]![1]).toBe(`${where(3, 4)}: bbox [10, 5, 5, -2] has a width or height of 0 or less (width 5, height -2)`);
+      expect(dropped(pairs[3]!)[0]![1]).toBe(`${where(4, 5)}: bbox [200, 5, 10, 5] lies entirely outside the 128x64 image`);
       // Without a size in the record, only the image's own origin is known.
       expect(pairs[4]!.boxes).toEqual([
         { label: 'cat', box: [0, 0, 295, 5], original: { frame: 'coco_xywh', values: [-5, -5, 300, 10] } },
       ]);
-      expect(pairs[5]!.failure!.message).toBe(`${where(6, 7)}: bbox [-20, 0, 10, 10] lies entirely outside the ?x? image`);
-      expect(pairs[6]!.failure!.message).toContain('bbox [128, 0, 10, 10] lies entirely outside the 128x64 image');
+      expect(dropped(pairs[5]!)[0]![1]).toBe(`${where(6, 7)}: bbox [-20, 0, 10, 10] lies entirely outside the ?x? image`);
+      expect(dropped(pairs[6]!)[0]![1]).toContain('bbox [128, 0, 10, 10] lies entirely outside the 128x64 image');
     });
   });
 
