@@ -48,12 +48,15 @@ export function parseJsonBytes(bytes: Buffer): { value: unknown; error: string |
   }
 }
 
+/** How the records are laid out: one JSON array, or JSON Lines. */
+export type JsonLayout = 'array' | 'lines';
+
 /**
  * Records of a JSON array, or of JSON Lines when the input does not start with `[` (one value per line,
  * so a broken line costs only itself). `index` counts records from 0; `line` is the 1-based line where
- * the record starts.
+ * the record starts. `onLayout` hears which layout was found before the first record is yielded.
  */
-export async function* readJsonRecords(chunks: AsyncIterable<Buffer>): AsyncGenerator<JsonRecord> {
+export async function* readJsonRecords(chunks: AsyncIterable<Buffer>, onLayout?: (layout: JsonLayout) => void): AsyncGenerator<JsonRecord> {
   const iterator = chunks[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let first: number | undefined;
@@ -67,6 +70,7 @@ export async function* readJsonRecords(chunks: AsyncIterable<Buffer>): AsyncGene
     yield* head;
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
   }
+  onLayout?.(first === OPEN_BRACKET ? 'array' : 'lines');
   if (first === OPEN_BRACKET) {
     yield* readArrayRecords(replay());
     return;

@@ -24,20 +24,22 @@
  *   them out and counts them (`source.skipped.textOnly`); `textOnly: fail` records each as a failed pair
  *   with code `text_only`, so the run database lists them.
  *
- * Failures: `row_invalid` (a record that is not JSON or not an object, bad `conversations`, several
- * images), `image_missing` / `image_unreadable`, `url_invalid` (an image given as a URL: LLaVA images are
- * local files), `text_only` (with `textOnly: fail`). The file itself missing is a configuration error.
+ * Failures: `row_invalid` (a record that is not JSON, not an object, an object with neither `image` nor
+ * `conversations`, bad `conversations`, several images), `image_missing` / `image_unreadable`, `url_invalid`
+ * (an image given as a URL: LLaVA images are local files), `text_only` (with `textOnly: fail`). The file
+ * itself missing, or holding no records at all (one JSON object such as `{"data": [...]}`, a bare value,
+ * JSON over several lines that is not a list), is a configuration error.
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { describeError } from '../core/errors.js';
+import { ConfigError, describeError } from '../core/errors.js';
 import { IMAGE_TOKEN, type Turn } from '../core/conversation.js';
 import { toKey, type Caption, type Pair } from '../core/sample.js';
 import { loadInstructionList } from '../synth/prompts.js';
 import { captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
 import { loadImage, locateImage, locationRef, SOURCE_STAGE } from './image-location.js';
-import { readJsonRecords, type JsonRecord } from './json-records.js';
+import { readJsonRecords, type JsonLayout, type JsonRecord } from './json-records.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 import { openInput, stripBom } from './text-input.js';
@@ -164,6 +166,9 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
       return failed(fallbackKey, record, {}, 'row_invalid', `expected an object {id, image, conversations}, got ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
     }
     const item = value as Record<string, unknown>;
+    if (!isLlavaRecord(item)) {
+      return failed(fallbackKey, record, {}, 'row_invalid', `expected an object {id, image, conversations}, got one with neither "image" nor "conversations" (${describeKeys(item)})`);
+    }
     const meta: Record<string, unknown> = { ...item };
 
     let key = fallbackKey;
@@ -217,14 +222,36 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
 
   async function* pending(): AsyncGenerator<Pending> {
     let lastLine = 0;
+    let layout: JsonLayout = 'lines';
+    // The first two records are held until they show the file is a list or JSON Lines of records at all.
+    let lead: JsonRecord[] | null = [];
     try {
-      for await (const record of readJsonRecords(stripBom(stream))) {
+      for await (const record of readJsonRecords(stripBom(stream), (found) => (layout = found))) {
         if (ctx.signal.aborted) return;
         lastLine = record.line;
+        if (lead !== null) {
+          lead.push(record);
+          if (lead.length < 2) continue;
+          checkDocument(lead, layout, file);
+          for (const held of lead) {
+            const item = toPending(held);
+            if (item !== null) yield item;
+          }
+          lead = null;
+          continue;
+        }
         const item = toPending(record);
         if (item !== null) yield item;
       }
+      if (lead !== null) {
+        checkDocument(lead, layout, file);
+        for (const held of lead) {
+          const item = toPending(held);
+          if (item !== null) yield item;
+        }
+      }
     } catch (err) {
+      if (err instanceof ConfigError) throw err;
       // The stream itself broke (a gzip file cut off): one failed pair says where, and reading stops.
       const key = `${fallbackPrefix}_unreadable`;
       yield {
@@ -246,4 +273,46 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
   }
 
   yield* resolvePending(pending(), ctx, { concurrency: options.concurrency, ordered: true });
+}
+
+/** A LLaVA record has an image, a conversation, or both; an object with neither is something else. */
+function isLlavaRecord(item: Record<string, unknown>): boolean {
+  return 'image' in item || 'conversations' in item;
+}
+
+function describeKeys(item: Record<string, unknown>): string {
+  const keys = Object.keys(item);
+  if (keys.length === 0) return 'an empty object';
+  const shown = keys.slice(0, 5).map((k) => JSON.stringify(k)).join(', ');
+  return `keys ${shown}${keys.length > 5 ? `, ... (${keys.length} in all)` : ''}`;
+}
+
+const EXPECTED_LAYOUT =
+  'expected a JSON list of LLaVA records [{"id", "image", "conversations"}, ...] or JSON Lines with one record per line';
+
+/**
+ * A file that is not records at all is a configuration error, not a run of failed rows: one JSON object
+ * (a wrapper such as `{"data": [...]}`: LLaVA files are plain lists, and no wrapper convention exists to
+ * follow), a bare value, or JSON written over several lines without being a list (its first two lines do
+ * not parse, which a JSON Lines file with a broken line does not show).
+ */
+function checkDocument(lead: readonly JsonRecord[], layout: JsonLayout, file: string): void {
+  if (layout !== 'lines') return;
+  const [first, second] = lead;
+  if (first === undefined) return;
+  if (second !== undefined) {
+    if (first.error !== null && second.error !== null) {
+      throw new ConfigError(
+        `llava path: "${file}" is neither a JSON list nor JSON Lines: its first two lines (${first.line} and ${second.line}) are not JSON values ` +
+          `(one JSON object written over several lines?); ${EXPECTED_LAYOUT}`,
+      );
+    }
+    return;
+  }
+  if (first.error !== null) return;
+  const value = first.value;
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && isLlavaRecord(value as Record<string, unknown>)) return;
+  const what =
+    value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? `one JSON object (${describeKeys(value as Record<string, unknown>)})` : `a JSON ${typeof value}`;
+  throw new ConfigError(`llava path: "${file}" holds ${what} and no LLaVA records; ${EXPECTED_LAYOUT}`);
 }

@@ -126,6 +126,18 @@ describe('configuration errors exit 2 and name the field', () => {
     expect(result.stderr).toContain('--shard');
   });
 
+  it('a llava file holding a JSON object instead of a list: one line naming the source entry, the file and what was expected', async () => {
+    writeFileSync(join(dir, 'wrapped.json'), JSON.stringify({ data: [{ id: 'x', image: 'x.jpg', conversations: [] }] }));
+    writeFileSync(join(dir, 'llava-object.yaml'), stringify({ run: { db: 'out-llava-object/run.db' }, sources: [{ type: 'llava', path: 'wrapped.json' }] }));
+    const result = await runCli(['build', join(dir, 'llava-object.yaml'), '--progress', 'plain']);
+    expect(result.code).toBe(2);
+    // The plain progress log says the run started; the error is the one line after it.
+    expect(result.stderr.split('\n').slice(1).join('\n')).toBe(
+      `vlcurate: sources[0]: llava path: "${join(dir, 'wrapped.json')}" holds one JSON object (keys "data") and no LLaVA records; ` +
+        'expected a JSON list of LLaVA records [{"id", "image", "conversations"}, ...] or JSON Lines with one record per line\n',
+    );
+  });
+
   it('an unknown command', async () => {
     expect((await runCli(['frobnicate'])).code).toBe(2);
   });

@@ -118,6 +118,46 @@ describe('llava source', () => {
   it('a missing file is a ConfigError', async () => {
     await expect(collect(llava({ path: 'nope.json' }).read(context(dir)))).rejects.toThrow(ConfigError);
   });
+
+  it('a file holding one JSON object, a bare value, or an object written over lines is a ConfigError naming the file', async () => {
+    const inner = { id: 'GCC_1', image: 'cc/GCC_1.jpg', conversations: [] };
+    const cases: [string, string, RegExp][] = [
+      // `json.dump(obj, f)` writes one line: read as JSON Lines, it is one record that is no LLaVA record.
+      ['wrapped.json', JSON.stringify({ data: [inner] }), /holds one JSON object \(keys "data"\) and no LLaVA records; expected a JSON list/],
+      ['pretty.json', JSON.stringify({ data: [inner] }, null, 2), /is neither a JSON list nor JSON Lines: its first two lines \(1 and 2\) are not JSON values/],
+      ['empty-object.json', '{}', /holds one JSON object \(an empty object\)/],
+      ['string.json', '"hello"', /holds a JSON string and no LLaVA records/],
+      ['number.json', '\n\n42\n', /holds a JSON number/],
+    ];
+    for (const [name, text, message] of cases) {
+      await writeFile(path.join(dir, name), text);
+      const error = await collect(llava({ path: name }).read(context(dir))).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(error, name).toBeInstanceOf(ConfigError);
+      expect((error as Error).message, name).toMatch(message);
+      expect((error as Error).message, name).toContain(`llava path: "${path.join(dir, name)}"`);
+    }
+  });
+
+  it('a JSON Lines file with a broken first line, or one record, still reads; a record with neither image nor conversations is row_invalid', async () => {
+    const good = JSON.stringify({ id: 'GCC_1', image: 'cc/GCC_1.jpg', conversations: [] });
+    await writeFile(path.join(dir, 'broken-first.jsonl'), `{"id": "x", "ima\n${good}\n`);
+    expect((await collect(llava({ path: 'broken-first.jsonl' }).read(context(dir)))).map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+      ['lv_000000000', 'row_invalid'],
+      ['GCC_1', 'ok'],
+    ]);
+    await writeFile(path.join(dir, 'one.jsonl'), good);
+    expect((await collect(llava({ path: 'one.jsonl' }).read(context(dir)))).map((p) => p.key)).toEqual(['GCC_1']);
+    await writeFile(path.join(dir, 'stray.jsonl'), `${good}\n{"data": [1]}\n`);
+    const pairs = await collect(llava({ path: 'stray.jsonl' }).read(context(dir)));
+    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+      ['GCC_1', 'ok'],
+      ['lv_000000001', 'row_invalid'],
+    ]);
+    expect(pairs[1]!.failure!.message).toContain('neither "image" nor "conversations" (keys "data")');
+  });
 });
 
 describe('briefCaption rule', () => {
