@@ -152,3 +152,43 @@ describe('inspect stats', () => {
     expect(result.stdout).toMatch(/^meta {5}\{.*\}$/m);
   });
 });
+
+describe('inspect sql on queries that fail at run time', () => {
+  it('SQLite runtime errors, ATTACH and DETACH: one line each, exit 2, no stack', async () => {
+    const other = join(dir, 'other.db');
+    openDatabase(other).close();
+    const cases: [string, string][] = [
+      ["SELECT load_extension('libc.so.6')", 'vlcurate: sql: not authorized (inspect sql cannot load extensions)\n'],
+      ['SELECT zeroblob(2000000000)', 'vlcurate: sql: string or blob too big (a value is larger than SQLite allows) [SQLITE_TOOBIG]\n'],
+      ['SELECT abs(-9223372036854775808)', 'vlcurate: sql: integer overflow\n'],
+      [`ATTACH '${join(dir, 'nope.db')}' AS x`, 'vlcurate: sql: ATTACH is not allowed: inspect sql reads the run database it is given; to query another database, inspect that one\n'],
+      // An existing database attached "worked" (an empty table) and was no use: one statement per call.
+      [`/* a comment */ attach '${other}' AS x`, 'vlcurate: sql: ATTACH is not allowed: inspect sql reads the run database it is given; to query another database, inspect that one\n'],
+      ['DETACH main', 'vlcurate: sql: DETACH is not allowed: inspect sql reads the run database it is given; to query another database, inspect that one\n'],
+    ];
+    for (const [query, message] of cases) {
+      const result = await runCli(['inspect', run.db, 'sql', query]);
+      expect({ query, code: result.code, stderr: result.stderr, stdout: result.stdout }).toEqual({ query, code: 2, stderr: message, stdout: '' });
+    }
+  });
+
+  it('a blob is shown by its size; a table stops at 10000 rows and says so; --json streams every row', async () => {
+    const blob = await runCli(['inspect', run.db, 'sql', 'SELECT zeroblob(3) AS b, 7 AS n', '--json']);
+    expect(blob.code).toBe(0);
+    expect(JSON.parse(blob.stdout)).toEqual([{ b: '<blob 3 bytes>', n: 7 }]);
+    const count = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 10005) SELECT x FROM c';
+    const table = await runCli(['inspect', run.db, 'sql', count]);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2 + 10_000);
+    expect(lines.at(-1)!.trim()).toBe('10000');
+    expect(table.stderr).toBe('vlcurate: sql: the first 10000 rows are shown; add a LIMIT, or use --json for all of them\n');
+    const json = await runCli(['inspect', run.db, 'sql', count, '--json']);
+    expect(json.code).toBe(0);
+    const rows = JSON.parse(json.stdout) as { x: number }[];
+    expect(rows).toHaveLength(10_005);
+    expect(rows.at(-1)).toEqual({ x: 10_005 });
+    const none = await runCli(['inspect', run.db, 'sql', 'SELECT key FROM samples WHERE 0', '--json']);
+    expect(JSON.parse(none.stdout)).toEqual([]);
+  });
+});

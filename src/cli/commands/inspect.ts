@@ -3,6 +3,7 @@ import { ConfigError } from '../../core/errors.js';
 import { openDatabase } from '../../store/database.js';
 import { listSamples, runStats, showSample, type SampleFilter } from '../../store/queries.js';
 import { renderTable } from '../table.js';
+import { inspectSql } from './inspect-sql.js';
 
 function print(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -58,7 +59,7 @@ export function registerInspect(program: Command): void {
           return inspectShow(dbPath, arg, opts);
         case 'sql':
           if (!arg) throw new ConfigError('inspect sql: expected a query after "sql", e.g. "SELECT COUNT(*) FROM samples"');
-          return inspectSql(dbPath, arg, opts);
+          return inspectSql(dbPath, arg, opts.json === true);
         default:
           throw new ConfigError(`inspect: expected one of ${VIEWS.join(' | ')} after the database, got "${view}"`);
       }
@@ -145,25 +146,4 @@ function inspectShow(dbPath: string, key: string, opts: InspectOptions): void {
   if (detail.boxes.length) print(`\nboxes\n${renderTable(detail.boxes, ['idx', 'label', 'x1', 'y1', 'x2', 'y2'])}`);
   if (detail.instructions.length) print(`\ninstructions\n${renderTable(detail.instructions, ['task', 'variant', 'status', 'reason'])}`);
   if (detail.exports.length) print(`\nexports\n${renderTable(detail.exports, ['export_name', 'shard_index', 'position', 'path'])}`);
-}
-
-function inspectSql(dbPath: string, query: string, opts: InspectOptions): void {
-  const rows = withDb(dbPath, (db) => {
-    let statement;
-    try {
-      statement = db.prepare(query);
-    } catch (err) {
-      throw new ConfigError(`sql: ${(err as Error).message}`);
-    }
-    if (!statement.readonly) {
-      throw new ConfigError('sql: this connection is read-only; only statements that read (SELECT, read-only PRAGMA) are allowed');
-    }
-    if (!statement.reader) {
-      statement.run();
-      return [];
-    }
-    return statement.all() as Record<string, unknown>[];
-  });
-  if (opts.json) return print(JSON.stringify(rows, null, 2));
-  print(renderTable(rows, undefined, 80));
 }
