@@ -1,6 +1,7 @@
 import type { Db } from '../store/database.js';
 import { nowIso } from '../store/database.js';
 import { decideCaptions, NO_CAPTION_PASSED, type ResolvedPolicy, type ScoredCaption } from './policy.js';
+import { recordRefilter, type RefilterEntry } from './refilter-log.js';
 
 export interface RefilterSummary {
   samples: number;
@@ -28,10 +29,15 @@ type Row = [
 /**
  * Re-decide a run from its stored scores: no model runs. Failed samples, and samples dropped for a reason
  * other than their captions (a duplicate image), are left alone; every other sample gets fresh verdicts
- * and becomes ok or dropped. One transaction, so a crash changes nothing.
- * Exports written earlier are not rewritten: re-export to apply the new decisions to shards.
+ * and becomes ok or dropped. One transaction, so a crash changes nothing. Unless a dry run, the refilter is
+ * recorded in that transaction (`refilter-log.ts`): its policy is then the one in force.
+ * Exports written earlier are not rewritten here: the next `export` or `build` brings them to the kept samples.
  */
-export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: boolean } = {}): RefilterSummary {
+export function refilterRun(
+  db: Db,
+  policy: ResolvedPolicy,
+  options: { dryRun?: boolean; flags?: RefilterEntry['flags'] } = {},
+): RefilterSummary {
   const rows = db
     .prepare(
       `SELECT c.sample_key, s.status, c.origin, c.usable, c.text, c.itc, c.itm, c.id, c.kept, c.reason
@@ -73,6 +79,10 @@ export function refilterRun(db: Db, policy: ResolvedPolicy, options: { dryRun?: 
         if (!options.dryRun) updateSample.run(next, anyKept ? null : NO_CAPTION_PASSED, now, key);
       }
       start = end;
+    }
+    if (!options.dryRun) {
+      const runId = (db.prepare('SELECT MAX(id) FROM runs').pluck().get() as number | null) ?? null;
+      recordRefilter(db, { at: now, runId, flags: options.flags ?? {}, policy, ...summary });
     }
   };
   db.transaction(apply)();

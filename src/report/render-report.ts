@@ -2,7 +2,8 @@
  * The report page: one self-contained HTML document (inline CSS, inline SVG, images as `data:` URLs, and a
  * Content-Security-Policy that forbids every network request).
  */
-import type { FailureGroup, Gallery, GalleryInstruction, GallerySample, ReportData, ScoreSweep } from './report-data.js';
+import { cutOf, type FailureGroup, type Gallery, type GalleryInstruction, type GallerySample, type ReportData, type ScoreSweep } from './report-data.js';
+import type { ResolvedPolicy } from '../filter/policy.js';
 import type { Thumbnail } from './thumbnails.js';
 import { histogramSvg, SERIES } from './histogram-svg.js';
 import { fmtCount, fmtPercent, fmtScore, html, raw, type Html } from './html.js';
@@ -126,22 +127,39 @@ function scoreQuantiles(data: ReportData): Html | '' {
   )}</tbody></table></div>`;
 }
 
+/** `policy both, ITC ≥ 0.3, ITM ≥ 0.5, top 2 by itm, prefer web`. */
+export function describePolicy(p: ResolvedPolicy): string {
+  const itc = cutOf(p, 'itc');
+  const itm = cutOf(p, 'itm');
+  return [
+    `policy ${p.policy}`,
+    itc !== null ? `ITC ≥ ${fmtCut(itc)}` : null,
+    itm !== null ? `ITM ≥ ${fmtCut(itm)}` : null,
+    p.topK !== null ? `top ${p.topK} by ${p.topKBy}` : null,
+    p.preferWeb ? 'prefer web' : null,
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
+const fmtCut = (x: number) => String(Math.round(x * 10000) / 10000);
+
+/** The decisions in force and where they came from: the recipe, or a refilter (when, which flags). */
+function decisionsText(d: ReportData['decisions']): Html {
+  if (!d) return html`Filter: none in the recipe, nothing refiltered.`;
+  if (d.source === 'recipe') return html`Filter decisions in force: <b>${describePolicy(d.policy)}</b>, from the recipe of run ${d.runId ?? '?'}.`;
+  const r = d.refilter!;
+  return html`Filter decisions in force: <b>${describePolicy(d.policy)}</b>, from <code>${r.command}</code> at ${r.at} (${fmtCount(r.changed)} samples changed)${
+    d.recipe ? html`; the recipe says ${describePolicy(d.recipe)}` : ''
+  }.`;
+}
+
 function summarySection(data: ReportData): Html {
   const run = data.run;
-  const filter = run?.filter;
-  const filterText = filter
-    ? [
-        filter.policy ? `policy ${filter.policy}` : null,
-        filter.itcThreshold !== null ? `ITC ≥ ${filter.itcThreshold}` : null,
-        filter.itmThreshold !== null ? `ITM ≥ ${filter.itmThreshold}` : null,
-        filter.topK !== null ? `top ${filter.topK}` : null,
-      ]
-        .filter(Boolean)
-        .join(', ')
-    : 'no filter in the recipe';
   return html`<section id="summary"><h2>Run summary</h2>
 ${tiles(data)}
-${run ? html`<p class="muted">Latest run ${run.id} (${run.status}, shard ${run.shard}), started ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}; ${data.stats.runs.length} run(s) in this database. Filter: ${filterText}.</p>` : ''}
+${run ? html`<p class="muted">Latest run ${run.id} (${run.status}, shard ${run.shard}), started ${run.startedAt}${run.finishedAt ? `, finished ${run.finishedAt}` : ''}; ${data.stats.runs.length} run(s) in this database.</p>` : ''}
+<p id="decisions">${decisionsText(data.decisions)}</p>
 <div class="tables">
 ${countTable('Samples by source', data.stats.sources, data.stats.samples.total)}
 ${countTable('Drop reasons', data.stats.dropReasons, data.stats.samples.dropped)}
@@ -155,7 +173,7 @@ ${scoreQuantiles(data)}
 function sweepTable(s: ScoreSweep): Html {
   return html`<div><h3>${s.score.toUpperCase()} alone</h3><table><thead><tr><th class="num">threshold</th><th class="num">captions kept</th><th class="num">%</th><th class="num">images with a kept caption</th><th class="num">%</th></tr></thead><tbody>${s.rows.map(
     (r) =>
-      html`<tr class="${r.current ? 'current' : ''}"><td class="num">≥ ${Number(r.threshold.toFixed(4))}${r.current ? ' (run)' : ''}</td><td class="num">${fmtCount(
+      html`<tr class="${r.current ? 'current' : ''}"><td class="num">≥ ${Number(r.threshold.toFixed(4))}${r.current ? ' (in force)' : ''}</td><td class="num">${fmtCount(
         r.captionsKept,
       )}</td><td class="num">${fmtPercent(r.captionsKept, s.captions)}</td><td class="num">${fmtCount(r.imagesKept)}</td><td class="num">${fmtPercent(
         r.imagesKept,
@@ -169,7 +187,7 @@ function scoresSection(data: ReportData): Html {
     return html`<section id="scores"><h2>Scores</h2><p class="muted">No caption has a filter score yet (the recipe has no <code>filter</code>, or it has not run).</p></section>`;
   }
   return html`<section id="scores"><h2>Score histograms</h2>
-<p class="muted">Captions by score, stacked by verdict: ${SERIES.map((s) => html`<span class="swatch" style="background:${s.color}"></span>${s.label} `)}. The dashed line is the run's cut.</p>
+<p class="muted">Captions by score, stacked by verdict: ${SERIES.map((s) => html`<span class="swatch" style="background:${s.color}"></span>${s.label} `)}. The dashed line is the cut in force (see the run summary for where it comes from).</p>
 <div class="charts">${data.histograms.map((h) => html`<div class="chart">${histogramSvg(h)}</div>`)}</div>
 <h2 id="sweep" style="margin-top:22px">Threshold sweep</h2>
 <p class="muted">What one score's threshold alone would keep (other rules of the policy, such as top-K, aside): re-decide a run without inference with <code>vlcurate refilter</code>.</p>

@@ -7,6 +7,9 @@ import type { Turn } from '../core/conversation.js';
 import type { Db } from '../store/database.js';
 import { runStats, type RunStats } from '../store/queries.js';
 import { registerSampleHash, SAMPLE_HASH } from './sample-hash.js';
+import type { ResolvedPolicy } from '../filter/policy.js';
+import { policyInForce } from '../filter/policy-in-force.js';
+import { describeFlags } from '../filter/refilter-log.js';
 
 export type ScoreName = 'itc' | 'itm';
 
@@ -120,14 +123,27 @@ export interface RunInfo {
   startedAt: string;
   finishedAt: string | null;
   shard: string;
-  filter: { policy: string | null; itcThreshold: number | null; itmThreshold: number | null; topK: number | null } | null;
   sources: string[];
   exports: string[];
+}
+
+/** The caption decisions in force (`filter/policy-in-force.ts`) and where they came from. */
+export interface Decisions {
+  policy: ResolvedPolicy;
+  source: 'recipe' | 'refilter';
+  /** The recipe's run (source recipe), or the run whose recipe the refilter was laid over. */
+  runId: number | null;
+  /** The refilter that decided: when, with which flags, how many samples it changed. */
+  refilter: { id: number; at: string; command: string; changed: number } | null;
+  /** The latest run's recipe's own policy, shown beside a refilter's (null without a filter). */
+  recipe: ResolvedPolicy | null;
 }
 
 export interface ReportData {
   stats: RunStats;
   run: RunInfo | null;
+  /** Null when no run has a filter and nothing was refiltered. */
+  decisions: Decisions | null;
   histograms: ScoreHistogram[];
   sweeps: ScoreSweep[];
   galleries: Gallery[];
@@ -160,11 +176,6 @@ function latestRun(db: Db): RunInfo | null {
   } catch {
     // A run row without a readable recipe still has its facts.
   }
-  const filter = recipe.filter as Record<string, unknown> | undefined;
-  const cut = (name: ScoreName) => {
-    const c = filter?.[name] as Record<string, unknown> | undefined;
-    return num(c?.threshold);
-  };
   const list = (value: unknown, field: string) =>
     Array.isArray(value) ? value.map((v) => String((v as Record<string, unknown>)?.[field] ?? (v as Record<string, unknown>)?.type ?? '?')) : [];
   return {
@@ -173,17 +184,32 @@ function latestRun(db: Db): RunInfo | null {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     shard: row.shard,
-    filter: filter
-      ? {
-          policy: typeof filter.policy === 'string' ? filter.policy : null,
-          itcThreshold: cut('itc'),
-          itmThreshold: cut('itm'),
-          topK: num(filter.topK),
-        }
-      : null,
     sources: list(recipe.sources, 'name'),
     exports: list(recipe.export, 'name'),
   };
+}
+
+function decisionsInForce(db: Db): Decisions | null {
+  const inForce = policyInForce(db);
+  if (!inForce) return null;
+  const { source } = inForce;
+  return {
+    policy: inForce.policy,
+    source: source.kind,
+    runId: source.kind === 'recipe' ? source.runId : source.refilter.runId,
+    refilter:
+      source.kind === 'refilter'
+        ? { id: source.refilter.id, at: source.refilter.at, command: `vlcurate refilter ${describeFlags(source.refilter.flags)}`.trim(), changed: source.refilter.changed }
+        : null,
+    recipe: inForce.recipe,
+  };
+}
+
+/** The cut a score has under a policy: none when the policy does not look at that score. */
+export function cutOf(policy: ResolvedPolicy, score: ScoreName): number | null {
+  const cut = score === 'itc' ? (policy.policy === 'itm' ? null : policy.itcThreshold) : policy.policy === 'itc' ? null : policy.itmThreshold;
+  // An infinite cut (a percentile over a run without scores) keeps nothing and has no place on an axis.
+  return cut !== null && Number.isFinite(cut) ? cut : null;
 }
 
 /** A round number of width `step` below `x` / above `x`. */
@@ -429,13 +455,15 @@ export function collectReportData(db: Db, options: ReportDataOptions = {}): Repo
   const maxGallery = options.maxGallery ?? 48;
   const bins = options.bins ?? 40;
   const run = latestRun(db);
+  const decisions = decisionsInForce(db);
   const histograms = (['itc', 'itm'] as const)
-    .map((s) => histogram(db, s, bins, s === 'itc' ? (run?.filter?.itcThreshold ?? null) : (run?.filter?.itmThreshold ?? null)))
+    .map((s) => histogram(db, s, bins, decisions ? cutOf(decisions.policy, s) : null))
     .filter((h): h is ScoreHistogram => h !== null);
   const loader = new SampleLoader(db);
   return {
     stats: runStats(db),
     run,
+    decisions,
     histograms,
     sweeps: histograms.map((h) => sweep(db, h)),
     galleries: [

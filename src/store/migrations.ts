@@ -148,4 +148,19 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX IF NOT EXISTS captions_itc ON captions(itc);
   CREATE INDEX IF NOT EXISTS captions_origin ON captions(origin, kept);
   `,
+  // 4: each refilter (see store/refilter-log.ts), so builds, exports and the report know which decisions
+  // are in force and where they came from.
+  `
+  CREATE TABLE IF NOT EXISTS refilters (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    run_id INTEGER,                  -- the latest run then: its recipe's filter is what the flags were laid over
+    flags_json TEXT NOT NULL,        -- the flags given, as {"--itm-threshold": "0.7"}
+    policy_json TEXT NOT NULL,       -- the resolved policy that decided (run-level cuts as numbers)
+    samples INTEGER NOT NULL,
+    kept INTEGER NOT NULL,
+    dropped INTEGER NOT NULL,
+    changed INTEGER NOT NULL
+  );
+  `,
 ];

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/errors.js';
 import { openDatabase } from '../../store/database.js';
-import { filterOptionsSchema, FILTER_POLICIES, DEFAULT_ITC_THRESHOLD, DEFAULT_ITM_THRESHOLD, ITC_RANGE, ITM_RANGE, type FilterPolicy } from '../../filter/filter-options.js';
+import { FILTER_POLICIES, ITC_RANGE, ITM_RANGE, type FilterPolicy } from '../../filter/filter-options.js';
 import type { ResolvedPolicy } from '../../filter/policy.js';
+import { DEFAULT_POLICY, policyInForce } from '../../filter/policy-in-force.js';
 import { refilterRun } from '../../filter/refilter.js';
-import { resolvePolicy, scorePercentile } from '../../filter/resolve-policy.js';
+import type { RefilterEntry } from '../../filter/refilter-log.js';
+import { scorePercentile } from '../../filter/resolve-policy.js';
 import type { Db } from '../../store/database.js';
 import { EXIT_OK } from '../exit.js';
 
@@ -29,18 +31,12 @@ function number(flag: string, value: string, lo: number, hi: number): number {
   return n;
 }
 
-/** The policy the run was built with (its latest run's recipe), or BLIP/LAION defaults. */
-function recordedPolicy(db: Db): ResolvedPolicy {
-  const row = db.prepare('SELECT recipe_json FROM runs ORDER BY id DESC LIMIT 1').get() as { recipe_json: string } | undefined;
-  const filter = row ? (JSON.parse(row.recipe_json) as { filter?: unknown }).filter : undefined;
-  const parsed = filter ? filterOptionsSchema.safeParse(filter) : null;
-  if (parsed?.success) return resolvePolicy(parsed.data, db);
-  return { policy: 'both', itcThreshold: DEFAULT_ITC_THRESHOLD, itmThreshold: DEFAULT_ITM_THRESHOLD, topK: null, topKBy: 'itm', preferWeb: false };
-}
-
-/** Recorded policy with the flags laid over it; percentile flags resolve against the run's scores. */
+/**
+ * The policy in force (the latest refilter's, else the recipe's, else BLIP/LAION defaults) with the flags
+ * laid over it; percentile flags resolve against the run's scores.
+ */
 export function policyFromFlags(db: Db, flags: RefilterFlags): ResolvedPolicy {
-  const policy = recordedPolicy(db);
+  const policy = { ...(policyInForce(db)?.policy ?? DEFAULT_POLICY) };
   if (flags.policy !== undefined) {
     if (!(FILTER_POLICIES as readonly string[]).includes(flags.policy)) {
       throw new ConfigError(`--policy: expected one of ${FILTER_POLICIES.join(' | ')}, got "${flags.policy}"`);
@@ -73,6 +69,16 @@ export function policyFromFlags(db: Db, flags: RefilterFlags): ResolvedPolicy {
   return policy;
 }
 
+/** The decision flags as given, for the record (`--itm-threshold 0.7`): output flags left out. */
+function givenFlags(flags: RefilterFlags): RefilterEntry['flags'] {
+  const out: RefilterEntry['flags'] = {};
+  for (const [name, value] of Object.entries(flags)) {
+    if (name === 'dryRun' || name === 'json' || value === undefined) continue;
+    out[`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`] = value as string | boolean;
+  }
+  return out;
+}
+
 export function registerRefilter(program: Command, setExit: (code: number) => void): void {
   program
     .command('refilter')
@@ -96,7 +102,7 @@ export function registerRefilter(program: Command, setExit: (code: number) => vo
       const db = openDatabase(dbPath);
       try {
         const policy = policyFromFlags(db, flags);
-        const summary = refilterRun(db, policy, { dryRun: flags.dryRun ?? false });
+        const summary = refilterRun(db, policy, { dryRun: flags.dryRun ?? false, flags: givenFlags(flags) });
         const seconds = (performance.now() - started) / 1000;
         if (flags.json) {
           process.stdout.write(`${JSON.stringify({ policy, ...summary, dryRun: flags.dryRun ?? false, seconds }, null, 2)}\n`);
