@@ -8,6 +8,7 @@ import type { InstructionTask } from '../core/conversation.js';
 import { ConfigError } from '../core/errors.js';
 import { ChatTokenizer } from '../tokenizers/chat-tokenizer.js';
 import type { EncoderOptions, Tokenization } from './conversation-encoder.js';
+import type { ExportStats } from './export-stats.js';
 import { ALL_TASKS } from './instruction-records.js';
 import { REGION_FORMATS, type RegionFormat } from './regions.js';
 import { createTemplate, isTemplateFile, type TemplateSettings } from './templates/registry.js';
@@ -21,7 +22,10 @@ export const conversationFields = {
   tasks: z.array(taskSchema).min(1).optional(),
   /** How regions in conversation text are written: llava | qwen2vl | qwenvl | qwen25vl. */
   regionFormat: z.enum(REGION_FORMATS).optional(),
-  /** `llava` regions relative to the image padded to a square (LLaVA-1.5 `image_aspect_ratio: pad`). Default false. */
+  /**
+   * `llava` regions relative to the image padded to a centred square, as LLaVA-1.5 trains
+   * (`image_aspect_ratio: pad`). Default true; false: fractions of the image itself.
+   */
   padToSquare: z.boolean().optional(),
   /** Tokenizer folder (tokenizer.json, or vocab.json + merges.txt) or a tokenizer_config file in one. */
   tokenizer: z.string().min(1).optional(),
@@ -82,6 +86,9 @@ export interface ResolvedConversationOptions {
   tokenizerPath: string | null;
   /** Qwen2-VL image sizing in use, and where it came from. */
   visionPixels: VisionPixels;
+  /** Region format and frame, and the tokenizer's `legacy` mode, for the stats file. */
+  regions: ExportStats['regions'];
+  legacy: ExportStats['legacy'];
 }
 
 function resolvePath(baseDir: string, path: string): string {
@@ -122,11 +129,26 @@ export async function resolveConversationOptions(
   }
   const encoder: EncoderOptions = {
     regionFormat: options.regionFormat ?? defaults.regionFormat,
-    padToSquare: options.padToSquare ?? false,
+    padToSquare: options.padToSquare ?? true,
     resize,
     tokenization,
     overLength: options.overLength ?? 'drop',
   };
   if (options.maxLength !== undefined) encoder.maxLength = options.maxLength;
-  return { tasks, encoder, templateName, stage1TemplateName, tokenizerPath, visionPixels };
+  const tokenizer = tokenization?.tokenizer ?? null;
+  return {
+    tasks,
+    encoder,
+    templateName,
+    stage1TemplateName,
+    tokenizerPath,
+    visionPixels,
+    regions: regionSettings(encoder),
+    legacy: tokenizer?.legacyFrom ? { value: tokenizer.legacy, from: tokenizer.legacyFrom } : null,
+  };
+}
+
+/** The region format and, for `llava`, its frame (an export may change its format after resolving, so call again then). */
+export function regionSettings(encoder: EncoderOptions): ExportStats['regions'] {
+  return { format: encoder.regionFormat, padToSquare: encoder.regionFormat === 'llava' ? (encoder.padToSquare ?? true) : null };
 }

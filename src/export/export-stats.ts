@@ -3,6 +3,8 @@
  * reasons, how many were tokenized and verified, and the sequence-length distribution. Computed from the
  * store, so it covers every run of a resumed export, not only the last one.
  */
+import type { LegacySource } from '../tokenizers/chat-tokenizer.js';
+import type { RegionFormat } from './regions.js';
 import type { VisionPixels } from './templates/vision-pixels.js';
 import type { ExportRecords } from '../store/export-records.js';
 import { lengthStats, type LengthStats } from './token-stats.js';
@@ -27,6 +29,14 @@ export interface ExportStats {
   tokens: LengthStats | null;
   /** The `smart_resize` pixel bounds used for Qwen2-VL image tokens and Qwen2.5-VL coordinates: the trainer's processor must use the same. */
   visionPixels: VisionPixels;
+  /**
+   * How regions are written: the format, and for `llava` the frame the fractions are of (`padToSquare`
+   * true: the image padded to a centred square, as LLaVA-1.5 trains with `image_aspect_ratio: pad`; false:
+   * the image itself); null for other formats.
+   */
+  regions: { format: RegionFormat; padToSquare: boolean | null };
+  /** The sentencepiece (Llama) tokenizer's `legacy` mode the masks were made with, and its source; null without one. */
+  legacy: { value: boolean; from: LegacySource } | null;
 }
 
 export interface ExportStatsInfo {
@@ -37,6 +47,8 @@ export interface ExportStatsInfo {
   stage1Template: string | null;
   maxLength: number | null;
   visionPixels: VisionPixels;
+  regions: ExportStats['regions'];
+  legacy: ExportStats['legacy'];
 }
 
 export function exportStats(records: ExportRecords, info: ExportStatsInfo): ExportStats {
@@ -56,7 +68,19 @@ export function exportStats(records: ExportRecords, info: ExportStatsInfo): Expo
     reasons: summary.reasons,
     tokens: info.tokenizer === null ? null : lengthStats(summary.lengths, info.maxLength),
     visionPixels: info.visionPixels,
+    regions: info.regions,
+    legacy: info.legacy,
   };
+}
+
+/** The settings a trainer must share, for the summary: `llava boxes in the padded square frame, legacy true (default)`. */
+export function describeSettings(stats: Pick<ExportStats, 'regions' | 'legacy'>): string[] {
+  const parts: string[] = [];
+  if (stats.regions?.format === 'llava') {
+    parts.push(stats.regions.padToSquare ? 'llava boxes in the padded square frame (padToSquare)' : 'llava boxes in the image frame (padToSquare: false)');
+  }
+  if (stats.legacy) parts.push(`tokenizer legacy ${stats.legacy.value} (${stats.legacy.from})`);
+  return parts;
 }
 
 /** One line for the run log: `export llava: 1200 records from 400 samples, 1190 verified, 10 failed (mask_mismatch 10)`. */
@@ -72,5 +96,6 @@ export function describeStats(stats: ExportStats): string {
   }
   if (stats.truncated > 0) parts.push(`${stats.truncated} truncated`);
   if (stats.tokens) parts.push(`tokens p50 ${stats.tokens.p50}, p99 ${stats.tokens.p99}, max ${stats.tokens.max}`);
+  parts.push(...describeSettings(stats));
   return `export ${stats.export}: ${parts.join(', ')}`;
 }

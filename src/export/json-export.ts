@@ -253,6 +253,8 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
             stage1Template: resolved.stage1TemplateName,
             maxLength: options.maxLength ?? null,
             visionPixels: resolved.visionPixels,
+            regions: resolved.regions,
+            legacy: resolved.legacy,
           });
           await writeFileAtomically(join(dir, statsName(ctx)), `${JSON.stringify(stats, null, 2)}\n`);
           stageCtx.emit({ type: 'log', level: stats.failed > 0 ? 'warn' : 'info', message: describeStats(stats) });

@@ -12,13 +12,13 @@
  *
  * | format     | group of `label` (one or more boxes)                                    | bare box |
  * |------------|-------------------------------------------------------------------------|----------|
- * | `llava`    | `[0.12, 0.34, 0.56, 0.78], [...]` (fractions, 2 decimals; the question names the label) | `[0.12, 0.34, 0.56, 0.78]` |
+ * | `llava`    | `[0.12, 0.34, 0.56, 0.78], [...]` (fractions as Python's `round(x, 2)` writes them; the question names the label) | `[0.12, 0.4, 0.56, 1.0]` |
  * | `qwen2vl`  | `<\|object_ref_start\|>label<\|object_ref_end\|><\|box_start\|>(x1,y1),(x2,y2)<\|box_end\|>...` ([0, 1000]) | `<\|box_start\|>(x1,y1),(x2,y2)<\|box_end\|>` |
  * | `qwenvl`   | `<ref>label</ref><box>(x1,y1),(x2,y2)</box>...` ([0, 1000))             | `<box>(x1,y1),(x2,y2)</box>` |
  * | `qwen25vl` | `[{"bbox_2d": [x1, y1, x2, y2], "label": "label"}, ...]` (pixels of the smart-resized image) | `[x1, y1, x2, y2]` |
  *
- * `llava` with `padToSquare` measures against the image padded to a centred square (LLaVA-1.5's
- * `image_aspect_ratio: pad`).
+ * `llava` measures against the image padded to a centred square by default (`padToSquare`, LLaVA-1.5's
+ * `image_aspect_ratio: pad`): see {@link llavaBox}.
  *
  * The Qwen2-VL and Qwen2.5-VL numbers are those of Qwen's own conversion notebook
  * (`qwen-vl-finetune/tools/process_bbox.ipynb`): `convert_to_qwen2vl_format` writes `round(x / w * 1000)`
@@ -26,6 +26,7 @@
  * [0, resized_w - 1], both with Python's `round` (half to even, on the binary value). Qwen-VL (`qwenvl`)
  * keeps its [0, 1000) grid, `floor(x / w * 1000)` at most 999.
  */
+import { formatPythonRound, pythonRound } from '../core/python-float.js';
 import { roundHalfEven, smartResize, type SmartResizeOptions } from './templates/smart-resize.js';
 
 export const REGION_FORMATS = ['llava', 'qwen2vl', 'qwenvl', 'qwen25vl'] as const;
@@ -73,10 +74,36 @@ export function qwen25vlCorners(corners: readonly [number, number, number, numbe
   return [px(x1, scaleX, resized.width), px(y1, scaleY, resized.height), px(x2, scaleX, resized.width), px(y2, scaleY, resized.height)];
 }
 
+/**
+ * A LLaVA-1.5 box `[x1, y1, x2, y2]`: corners as fractions of the frame, clamped to [0, 1], written as
+ * Python's `repr(round(v, 2))` writes them (`0.4`, `1.0`, `0.12` for 0.125), which is how LLaVA-1.5's
+ * grounding data reads.
+ *
+ * The frame, with `padToSquare` (the default): the image as LLaVA-1.5 trains on it with
+ * `--image_aspect_ratio pad`, pasted into a `max(w, h)` square at `expand2square`'s integer offsets
+ * (`(w - h) // 2` down for a wide image, `(h - w) // 2` right for a tall one; LLaVA's llava/mm_utils.py).
+ * Without it: the image itself (fractions of its width and height), for a trainer that stretches the
+ * image to a square (`image_aspect_ratio: square`) or keeps its shape.
+ */
+export function llavaBox([x1, y1, x2, y2]: readonly [number, number, number, number], image: { width: number; height: number }, padToSquare = true): string {
+  const { width: w, height: h } = image;
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  let values: number[];
+  if (padToSquare) {
+    const side = Math.max(w, h);
+    const dx = Math.floor((side - w) / 2);
+    const dy = Math.floor((side - h) / 2);
+    values = [(x1 + dx) / side, (y1 + dy) / side, (x2 + dx) / side, (y2 + dy) / side];
+  } else {
+    values = [x1 / w, y1 / h, x2 / w, y2 / h];
+  }
+  return `[${values.map((v) => formatPythonRound(clamp(v), 2)).join(', ')}]`;
+}
+
 /** The canonical placeholder for a region (pixel corners; label optional). */
 export function regionPlaceholder(box: readonly [number, number, number, number], label?: string): string {
   if (label !== undefined && /[<>]/.test(label)) throw new RegionError(`region label ${JSON.stringify(label)} contains "<" or ">"`);
-  const corners = box.map((v) => String(Number(v.toFixed(3)))).join(',');
+  const corners = box.map((v) => String(pythonRound(v, 3))).join(',');
   return label === undefined ? `<region box="${corners}"/>` : `<region box="${corners}">${label}</region>`;
 }
 
@@ -105,7 +132,7 @@ function parseBox(text: string, image: ImageSize): Corners {
 export interface RenderRegionOptions {
   /** Qwen2.5-VL resize settings (coordinates are in the resized image). */
   resize?: SmartResizeOptions;
-  /** `llava`: fractions of the image padded to a centred square. Default false. */
+  /** `llava`: fractions of the image padded to a centred square ({@link llavaBox}). Default true. */
   padToSquare?: boolean;
 }
 
@@ -117,19 +144,8 @@ class Renderer {
     private readonly options: RenderRegionOptions,
   ) {}
 
-  private llava([x1, y1, x2, y2]: Corners): string {
-    const { width: w, height: h } = this.image;
-    const clamp = (v: number) => Math.min(1, Math.max(0, v));
-    let values: number[];
-    if (this.options.padToSquare) {
-      const side = Math.max(w, h);
-      const dx = (side - w) / 2;
-      const dy = (side - h) / 2;
-      values = [(x1 + dx) / side, (y1 + dy) / side, (x2 + dx) / side, (y2 + dy) / side];
-    } else {
-      values = [x1 / w, y1 / h, x2 / w, y2 / h];
-    }
-    return `[${values.map((v) => clamp(v).toFixed(2)).join(', ')}]`;
+  private llava(corners: Corners): string {
+    return llavaBox(corners, this.image, this.options.padToSquare ?? true);
   }
 
   private thousandths([x1, y1, x2, y2]: Corners, grid: (v: number, size: number) => number): string {

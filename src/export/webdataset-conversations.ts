@@ -15,7 +15,7 @@ import { IMAGE_TOKEN, type InstructionTask, type Turn } from '../core/conversati
 import type { ShardSpec } from '../core/shard.js';
 import { ExportRecords, type RecordRow } from '../store/export-records.js';
 import { ConversationEncoder } from './conversation-encoder.js';
-import { resolveConversationOptions, type ConversationOptions, type ResolvedConversationOptions } from './conversation-options.js';
+import { regionSettings, resolveConversationOptions, type ConversationOptions, type ResolvedConversationOptions } from './conversation-options.js';
 import { writeFileAtomically } from './durable-fs.js';
 import { describeStats, exportStats, type ExportStats } from './export-stats.js';
 import type { ExportContext } from './export-type.js';
@@ -89,7 +89,10 @@ export class WebDatasetConversations {
       ctx.baseDir,
     );
     // Regions follow the template's model family unless set.
-    if (options.regionFormat === undefined && resolved.templateName === 'qwen2_vl') resolved.encoder.regionFormat = 'qwen2vl';
+    if (options.regionFormat === undefined && resolved.templateName === 'qwen2_vl') {
+      resolved.encoder.regionFormat = 'qwen2vl';
+      resolved.regions = regionSettings(resolved.encoder);
+    }
     let records: ExportRecords | null = null;
     if (active) {
       records = new ExportRecords(ctx.store.db);
@@ -177,6 +180,8 @@ export class WebDatasetConversations {
       stage1Template: this.resolved.stage1TemplateName,
       maxLength: this.maxLength,
       visionPixels: this.resolved.visionPixels,
+      regions: this.resolved.regions,
+      legacy: this.resolved.legacy,
     });
     const name = shard.count > 1 ? `stats-s${shard.index}of${shard.count}.json` : 'stats.json';
     await writeFileAtomically(`${dir}/${name}`, `${JSON.stringify(stats, null, 2)}\n`);

@@ -8,6 +8,7 @@
  * `<scene>` delimiters the prompt wraps the context in, so a caption cannot close the data block or
  * start a new one; whatever it says stays inside it.
  */
+import { formatPythonRound } from '../core/python-float.js';
 import { publishedCaption, type Box, type BoxXYXY, type Caption } from '../core/sample.js';
 
 /** Most captions put in a context (COCO has five per image). */
@@ -34,15 +35,12 @@ export function boxCorners(box: Box): BoxXYXY {
 }
 
 /**
- * A normalised coordinate as text: clamped to [0, 1], rounded to 3 decimals, trailing zeros dropped,
- * whole numbers written with one decimal as Python prints floats (`0.0`, `1.0`).
+ * A normalised coordinate as text: clamped to [0, 1] and written as Python's `repr(round(v, 3))` writes it
+ * (exact value rounded half to even, trailing zeros dropped, `0.0`, `1.0`): the same rule as LLaVA boxes
+ * in the exports (2 decimals there), so context and answers read alike.
  */
 export function formatCoordinate(value: number): string {
-  const clamped = Math.min(1, Math.max(0, value));
-  const rounded = Math.round(clamped * 1000) / 1000;
-  if (Number.isInteger(rounded)) return `${rounded}.0`;
-  // `String` never prints trailing zeros; values in (0, 1) with 3 decimals never use exponent form.
-  return String(rounded);
+  return formatPythonRound(Math.min(1, Math.max(0, value)), 3);
 }
 
 export function normaliseBox(corners: BoxXYXY, width: number, height: number): BoxXYXY {

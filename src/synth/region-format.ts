@@ -1,9 +1,9 @@
 /**
  * Region formats for grounding and referring samples:
  *
- * - `llava` (LLaVA-1.5): `[x1, y1, x2, y2]` normalised to [0, 1] with exactly 2 decimals, e.g.
- *   `[0.12, 0.40, 0.56, 0.78]`; with `padToSquare`, relative to the image padded to a centred square
- *   (LLaVA-1.5's `image_aspect_ratio: pad`).
+ * - `llava` (LLaVA-1.5): `[x1, y1, x2, y2]` normalised to [0, 1] as Python's `round(v, 2)` writes them, e.g.
+ *   `[0.12, 0.4, 0.56, 1.0]`; by default relative to the image padded to a centred square (LLaVA-1.5's
+ *   `image_aspect_ratio: pad`), with `padToSquare: false` to the image itself (`llavaBox` in export/regions.ts).
  * - `qwen2vl` (Qwen2-VL): `<|object_ref_start|>label<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>`,
  *   integers in [0, 1000] as Qwen's conversion notebook rounds them (`qwen2vlGrid`).
  * - `qwenvl` (Qwen-VL): `<ref>label</ref><box>(x1,y1),(x2,y2)</box>`, integers in [0, 1000).
@@ -14,8 +14,9 @@
  *   answers) or `<region box="x1,y1,x2,y2"/>` (referring questions), corners in pixels; each export
  *   renders it in its own model family's format, so one run serves LLaVA and Qwen exports alike.
  */
+import { pythonRound } from '../core/python-float.js';
 import type { BoxXYXY } from '../core/sample.js';
-import { qwen25vlCorners, qwen2vlGrid, qwenGrid } from '../export/regions.js';
+import { llavaBox, qwen25vlCorners, qwen2vlGrid, qwenGrid } from '../export/regions.js';
 
 export const REGION_FORMATS = ['llava', 'qwen2vl', 'qwenvl', 'qwen25vl', 'placeholder'] as const;
 export type RegionFormat = (typeof REGION_FORMATS)[number];
@@ -23,19 +24,8 @@ export type RegionFormat = (typeof REGION_FORMATS)[number];
 export interface RegionFrame {
   width: number;
   height: number;
-  /** `llava` only: normalise against the image padded to a square. */
+  /** `llava` only: normalise against the image padded to a square (default true). */
   padToSquare?: boolean;
-}
-
-const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
-
-function llavaCorners(corners: BoxXYXY, frame: RegionFrame): number[] {
-  const [x1, y1, x2, y2] = corners;
-  if (!frame.padToSquare) return [x1 / frame.width, y1 / frame.height, x2 / frame.width, y2 / frame.height].map(clamp01);
-  const side = Math.max(frame.width, frame.height);
-  const dx = (side - frame.width) / 2;
-  const dy = (side - frame.height) / 2;
-  return [(x1 + dx) / side, (y1 + dy) / side, (x2 + dx) / side, (y2 + dy) / side].map(clamp01);
 }
 
 /** Corners on a 1000-step grid: Qwen2-VL's (`qwen2vlGrid`) or Qwen-VL's (`qwenGrid`). */
@@ -52,7 +42,7 @@ function resizedPixels(corners: BoxXYXY, frame: RegionFrame): number[] {
 function placeholderCorners(corners: BoxXYXY, frame: RegionFrame): string {
   const [x1, y1, x2, y2] = corners;
   const clamp = (v: number, size: number) => Math.min(size, Math.max(0, v));
-  return [clamp(x1, frame.width), clamp(y1, frame.height), clamp(x2, frame.width), clamp(y2, frame.height)].map((v) => String(Number(v.toFixed(3)))).join(',');
+  return [clamp(x1, frame.width), clamp(y1, frame.height), clamp(x2, frame.width), clamp(y2, frame.height)].map((v) => String(pythonRound(v, 3))).join(',');
 }
 
 /** A region on its own (for a referring question): `[0.12, 0.40, 0.56, 0.78]`, `<|box_start|>(120,400),(560,780)<|box_end|>`, ... */
@@ -61,7 +51,7 @@ export function formatRegion(format: RegionFormat, corners: BoxXYXY, frame: Regi
     case 'placeholder':
       return `<region box="${placeholderCorners(corners, frame)}"/>`;
     case 'llava':
-      return `[${llavaCorners(corners, frame).map((v) => v.toFixed(2)).join(', ')}]`;
+      return llavaBox(corners, frame, frame.padToSquare ?? true);
     case 'qwen2vl': {
       const [x1, y1, x2, y2] = thousandths(corners, frame, qwen2vlGrid);
       return `<|box_start|>(${x1},${y1}),(${x2},${y2})<|box_end|>`;

@@ -43,8 +43,11 @@ export const synthOptionsSchema = z
      * `placeholder` (pixel-corner `<region>` tags that each export renders in its own format). Default `placeholder`, so one run serves every export format.
      */
     regionFormat: z.enum(REGION_FORMATS).default('placeholder'),
-    /** `llava` regions relative to the image padded to a square (LLaVA-1.5 `image_aspect_ratio: pad`). Default false. */
-    padToSquare: z.boolean().default(false),
+    /**
+     * `llava` regions relative to the image padded to a centred square, as LLaVA-1.5 trains
+     * (`image_aspect_ratio: pad`). Default true; false: fractions of the image itself.
+     */
+    padToSquare: z.boolean().default(true),
     /** Most question and answer turns in one grounding or referring sample. Default 10. */
     maxRegions: z.number().int().min(1).default(10),
     /** Seed of every random choice (instructions, region order, request seeds). Default 0. */

@@ -51,6 +51,9 @@ export interface ChatTokenizerOptions {
   legacy?: boolean;
 }
 
+/** Where a sentencepiece tokenizer's `legacy` flag came from: the export's option, its config, or transformers' default (true). */
+export type LegacySource = 'options' | 'tokenizer_config.json' | 'default';
+
 type TokenValue = string | { content: string } | null | undefined;
 
 /** Words remembered by the word-by-word sentencepiece path. */
@@ -163,6 +166,8 @@ export class ChatTokenizer {
     readonly addBos: boolean,
     /** See {@link ChatTokenizerOptions.legacy}; always false for byte-level tokenizers. */
     readonly legacy: boolean,
+    /** Where `legacy` came from (null for byte-level tokenizers, which have no such mode). */
+    readonly legacyFrom: LegacySource | null,
     /** `chat_template` of tokenizer_config.json, when it has a single string template. */
     readonly chatTemplate: string | null,
     /** Added tokens this loader supplied because the folder lacked them (see {@link QWEN2_VL_ADDED_TOKENS}). */
@@ -277,8 +282,10 @@ export class ChatTokenizer {
       addBos = isObject(single[0]) && 'SpecialToken' in single[0];
     }
     const legacy = style === 'sentencepiece' ? (options.legacy ?? config.legacy ?? true) : false;
+    const legacyFrom: LegacySource | null =
+      style !== 'sentencepiece' ? null : options.legacy !== undefined ? 'options' : typeof config.legacy === 'boolean' ? 'tokenizer_config.json' : 'default';
     const chatTemplate = typeof config.chat_template === 'string' ? config.chat_template : null;
-    const tokenizer = new ChatTokenizer(hf, source, style, added, bosToken, eosToken, addBos && bosToken !== null, legacy, chatTemplate, implied);
+    const tokenizer = new ChatTokenizer(hf, source, style, added, bosToken, eosToken, addBos && bosToken !== null, legacy, legacyFrom, chatTemplate, implied);
     for (const [name, token] of [
       ['bos_token', bosToken],
       ['eos_token', eosToken],

@@ -15,7 +15,7 @@ import type { Turn } from '../../src/core/conversation.js';
 import { openDatabase } from '../../src/store/database.js';
 import { readExportSamples } from '../../src/store/export-reader.js';
 import { makeGoodSamples, sampleMembers, writeTar, type GoodSample } from '../fixtures/make-webdataset.js';
-import { qwenTokenizerDir, TOKENIZERS } from '../fixtures/tokenizers.js';
+import { llamaTokenizerDir, qwenTokenizerDir, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, extractWithNodeTar, keyRuns, listWithNodeTar, tempDir } from './fixtures.js';
 import { parseNpy } from './npy.js';
 
@@ -144,6 +144,15 @@ describe('vlcurate export', () => {
     await expect(runExport(db, { format: 'llava', out: dir, split: 'sideways' }, quiet)).rejects.toThrow(/--split/);
     await expect(runExport(db, { format: 'llava', out: dir, maxLength: 'long' }, quiet)).rejects.toThrow(/--max-length: expected an integer/);
     await expect(runExport(join(dir, 'nope.db'), { format: 'llava', out: dir }, quiet)).rejects.toThrow(/does not exist/);
+    await expect(runExport(db, { format: 'llava', out: dir, padToSquare: 'yes' }, quiet)).rejects.toThrow(/--pad-to-square: expected true or false, got "yes"/);
+    await expect(runExport(db, { format: 'llava', out: dir, legacy: '0' }, quiet)).rejects.toThrow(/--legacy: expected true or false, got "0"/);
+  });
+
+  it('--pad-to-square false and --legacy reach the export and its stats', async () => {
+    const { dir, db } = await built();
+    const out = join(dir, 'flat');
+    const { report } = await runExport(db, { format: 'llava', out, tasks: 'stage1', padToSquare: 'false', legacy: 'false', tokenizer: llamaTokenizerDir() }, quiet);
+    expect(report.stats).toMatchObject({ regions: { format: 'llava', padToSquare: false }, legacy: { value: false, from: 'options' } });
   });
 
   it(`registered as a command: WebDataset with a tokenizer (${TOKENIZERS.qwenName}), --json report`, async () => {

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InstructionSample, Turn } from '../../src/core/conversation.js';
 import { ConfigError } from '../../src/core/errors.js';
@@ -10,7 +11,7 @@ import type { JsonManifest } from '../../src/export/json-export.js';
 import { regionPlaceholder } from '../../src/export/regions.js';
 import { createExport, exportSchema } from '../../src/export/registry.js';
 import type { RunStore } from '../../src/store/run-store.js';
-import { llamaTokenizerDir, TOKENIZERS } from '../fixtures/tokenizers.js';
+import { llamaTokenizerDir, MINI_LLAMA_NONLEGACY_CONFIG, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { caption, cleanup, failedPair, makePair, openTestStore, runStage, sha256, sha256File, stageContext, tempDir } from './fixtures.js';
 
 afterEach(cleanup);
@@ -113,11 +114,15 @@ describe('LLaVA JSON export', () => {
     for (const f of manifest.files) expect(sha256File(join(dir, f.path))).toBe(f.sha256);
     const stats = JSON.parse(readFileSync(join(dir, 'stats.json'), 'utf8')) as ExportStats;
     expect(stats).toMatchObject({ records: 6, samples: 3, verified: null, failed: 1, dropped: 0, reasons: { conversation_alternation: 1 }, tokens: null });
+    // The settings the trainer must share: LLaVA-1.5's padded frame by default; no tokenizer, no `legacy`.
+    expect(stats.regions).toEqual({ format: 'llava', padToSquare: true });
+    expect(stats.legacy).toBeNull();
     const failure = store.db.prepare("SELECT record_id, code, message FROM export_records WHERE status = 'failed'").get() as Record<string, string>;
     expect(failure).toMatchObject({ record_id: 'b2-conversation-0', code: 'conversation_alternation' });
     expect(failure.message).toMatch(/turn 0 is from gpt, expected human/);
     expect(store.exportedKeys('llava', ['a1', 'b2', 'c3', 'd4', 'e5'])).toEqual(new Set(['a1', 'b2', 'c3']));
     expect(events.some((e) => e.type === 'log' && /6 records from 3 samples, 1 failed/.test(e.message))).toBe(true);
+    expect(events.some((e) => e.type === 'log' && /llava boxes in the padded square frame \(padToSquare\)/.test(e.message))).toBe(true);
   });
 
   it('writes each record exactly once across an interrupted run and a crash', async () => {
@@ -176,6 +181,64 @@ describe('LLaVA JSON export', () => {
     await runStage(exportStage(store, base, { split: 'mixed' }), samples);
     await expect(runStage(exportStage(store, base, { split: 'task' }), samples)).rejects.toThrow(ConfigError);
     await expect(runStage(exportStage(store, base, { split: 'task' }), samples)).rejects.toThrow(/split: "mixed" -> "task"/);
+  });
+});
+
+describe('LLaVA-1.5 boxes: the padded square frame by default, stated in stats.json', () => {
+  /** A 101x50 image (wide, odd difference) with one grounding record covering the whole image. */
+  async function wide(): Promise<InstructionExportable> {
+    const bytes = await sharp({ create: { width: 101, height: 50, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toBuffer();
+    const pair = await makePair('w1', 7);
+    return {
+      ...pair,
+      imageBytes: bytes,
+      image: { ...pair.image!, width: 101, height: 50, byteLength: bytes.length, sha256: sha256(bytes) },
+      instructions: [instruction('w1', 'grounding', [h('<image>\nWhere is the red area?'), g(regionPlaceholder([0, 0, 101, 50], 'red area'))])],
+    };
+  }
+
+  // haotian-liu/LLaVA llava/mm_utils.py:152-163 and llava/train/train.py:702-715 (commit c121f04): with
+  // `image_aspect_ratio: pad` the trainer pastes the image at (0, (101 - 50) // 2 = 25) into a 101x101 square
+  // when it loads it. So the box is [0, 25/101, 1, 75/101] = [0, 0.2475, 1, 0.7426] -> Python round: 0.25, 0.74.
+  it('writes fractions of the padded square, leaves the image file as it is, and says so in stats.json', async () => {
+    const base = tempDir();
+    const sample = await wide();
+    const { store } = openTestStore(base, [sample]);
+    const events: StageEvent[] = [];
+    await runStage(exportStage(store, base, { tasks: ['grounding'] }), [sample], events);
+    const [record] = readRecords(join(base, 'llava', 'llava-mixed.json'));
+    expect(record!.conversations[1]!.value).toBe('[0.0, 0.25, 1.0, 0.74]');
+    // LLaVA pads at train time: the exported image is the original, unpadded bytes.
+    const exported = readFileSync(join(base, 'llava', 'images', 'w1.png'));
+    expect(sha256(exported)).toBe(sample.image!.sha256);
+    expect(await sharp(exported).metadata()).toMatchObject({ width: 101, height: 50 });
+    const stats = JSON.parse(readFileSync(join(base, 'llava', 'stats.json'), 'utf8')) as ExportStats;
+    expect(stats.regions).toEqual({ format: 'llava', padToSquare: true });
+  });
+
+  it('padToSquare: false writes fractions of the image itself, and stats.json says so', async () => {
+    const base = tempDir();
+    const sample = await wide();
+    const { store } = openTestStore(base, [sample]);
+    const events: StageEvent[] = [];
+    await runStage(exportStage(store, base, { tasks: ['grounding'], padToSquare: false }), [sample], events);
+    const [record] = readRecords(join(base, 'llava', 'llava-mixed.json'));
+    expect(record!.conversations[1]!.value).toBe('[0.0, 0.0, 1.0, 1.0]');
+    const stats = JSON.parse(readFileSync(join(base, 'llava', 'stats.json'), 'utf8')) as ExportStats;
+    expect(stats.regions).toEqual({ format: 'llava', padToSquare: false });
+    expect(events.some((e) => e.type === 'log' && /llava boxes in the image frame \(padToSquare: false\)/.test(e.message))).toBe(true);
+  });
+
+  it('a Qwen export has no LLaVA frame', async () => {
+    const base = tempDir();
+    const sample = await wide();
+    const { store } = openTestStore(base, [sample]);
+    await runStage(
+      createExport<InstructionExportable>(exportSchema.parse({ type: 'qwen2vl', out: 'q', tasks: ['grounding'] }), { store, baseDir: base, shard: { index: 0, count: 1 } }),
+      [sample],
+    );
+    const stats = JSON.parse(readFileSync(join(base, 'q', 'stats.json'), 'utf8')) as ExportStats;
+    expect(stats.regions).toEqual({ format: 'qwen2vl', padToSquare: null });
   });
 });
 
@@ -239,6 +302,9 @@ describe(`LLaVA JSON export with a tokenizer (${TOKENIZERS.llamaName})`, () => {
     const stats = JSON.parse(readFileSync(join(base, 'llava', 'stats.json'), 'utf8')) as ExportStats;
     expect(stats.template).toBe('vicuna_v1');
     expect(stats.stage1Template).toBe('plain');
+    // Neither tokenizer config says `legacy`: transformers' default (true) was used, and stats.json says so.
+    expect(stats.legacy).toEqual({ value: true, from: 'default' });
+    expect(stats.regions).toEqual({ format: 'llava', padToSquare: true });
     expect(stats.reasons).toEqual({ conversation_alternation: 1, text_special_token: 1, over_length: 1 });
     expect(stats.records).toBe(6);
     expect(stats.verified).toBe(6);
@@ -250,5 +316,21 @@ describe(`LLaVA JSON export with a tokenizer (${TOKENIZERS.llamaName})`, () => {
     const mixed = readRecords(join(base, 'llava', 'llava-mixed.json')).map((r) => r.id);
     expect(mixed).not.toContain('c3-conversation-0');
     expect(mixed).not.toContain('c3-detail-0');
+  });
+
+  it("records the tokenizer's legacy mode and where it came from: its config, or the export's option", async () => {
+    for (const [options, expected] of [
+      [{ tokenizer: MINI_LLAMA_NONLEGACY_CONFIG }, { value: false, from: 'tokenizer_config.json' }],
+      [{ tokenizer: MINI_LLAMA_NONLEGACY_CONFIG, legacy: true }, { value: true, from: 'options' }],
+    ] as const) {
+      const base = tempDir();
+      const samples = (await makeSamples()).slice(0, 1);
+      const { store } = openTestStore(base, samples);
+      const events: StageEvent[] = [];
+      await runStage(exportStage(store, base, options), samples, events);
+      const stats = JSON.parse(readFileSync(join(base, 'llava', 'stats.json'), 'utf8')) as ExportStats;
+      expect(stats.legacy).toEqual(expected);
+      expect(events.some((e) => e.type === 'log' && e.message.includes(`tokenizer legacy ${expected.value} (${expected.from})`))).toBe(true);
+    }
   });
 });

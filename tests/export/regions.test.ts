@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BoxXYXY } from '../../src/core/sample.js';
-import { REGION_FORMATS as EXPORT_FORMATS, RegionError, regionPlaceholder, qwen25vlCorners, qwen2vlGrid, qwenGrid, renderRegions } from '../../src/export/regions.js';
+import { REGION_FORMATS as EXPORT_FORMATS, RegionError, llavaBox, regionPlaceholder, qwen25vlCorners, qwen2vlGrid, qwenGrid, renderRegions } from '../../src/export/regions.js';
 import { formatGrounding, formatRegion } from '../../src/synth/region-format.js';
 
 const IMAGE = { width: 640, height: 480 };
@@ -17,11 +17,28 @@ describe('region placeholders', () => {
     expect(() => regionPlaceholder([1, 2, 3, 4], 'a<b')).toThrow(RegionError);
   });
 
-  it('LLaVA-1.5: fractions with two decimals, plain or padded to a square', () => {
-    expect(renderRegions(ANSWER, 'llava', IMAGE)).toBe('[0.10, 0.10, 0.50, 0.50], [0.63, 0.00, 1.00, 1.00]');
-    expect(renderRegions(QUESTION, 'llava', IMAGE)).toBe('What is in [0.63, 0.00, 1.00, 1.00]?');
-    // 640x480 padded to 640x640: 80 px added above.
-    expect(renderRegions(QUESTION, 'llava', IMAGE, { padToSquare: true })).toBe('What is in [0.63, 0.13, 1.00, 0.88]?');
+  // Expected values computed from the upstream definitions, not from this code: haotian-liu/LLaVA
+  // llava/mm_utils.py lines 152-163 (commit c121f0432da27facab705978f83c4ada465e46fd) `expand2square`
+  // pastes a wide image at (0, (w - h) // 2) and a tall one at ((h - w) // 2, 0) into a max(w, h) square;
+  // each fraction is then written as Python's repr(round(v, 2)) (LLaVA issue #606 for the frame).
+  it('LLaVA-1.5: fractions of the padded square by default, written as Python rounds them', () => {
+    // 640x480 padded to 640x640: 80 px added above. B = [400, 0, 640, 480] -> [0.625, 0.125, 1.0, 0.875]:
+    // the exact ties 0.625 and 0.125 go to even (0.62, 0.12), 0.875 to 0.88.
+    expect(renderRegions(QUESTION, 'llava', IMAGE)).toBe('What is in [0.62, 0.12, 1.0, 0.88]?');
+    expect(renderRegions(QUESTION, 'llava', IMAGE, { padToSquare: true })).toBe('What is in [0.62, 0.12, 1.0, 0.88]?');
+    expect(renderRegions(ANSWER, 'llava', IMAGE)).toBe('[0.1, 0.2, 0.5, 0.5], [0.62, 0.12, 1.0, 0.88]');
+    // The image's own frame, on request.
+    expect(renderRegions(ANSWER, 'llava', IMAGE, { padToSquare: false })).toBe('[0.1, 0.1, 0.5, 0.5], [0.62, 0.0, 1.0, 1.0]');
+  });
+
+  it('LLaVA-1.5: expand2square offsets are whole pixels ((w - h) // 2), for wide and tall images', () => {
+    // 101x50: pasted 25 px down (not 25.5): [0, 25/101, 1, 75/101] = [0, 0.2475, 1, 0.7426] -> 0.25, 0.74
+    // (a 25.5 px offset would give 0.7475 -> 0.75).
+    expect(renderRegions('<region box="0,0,101,50"/>', 'llava', { width: 101, height: 50 })).toBe('[0.0, 0.25, 1.0, 0.74]');
+    expect(renderRegions('<region box="0,0,50,101"/>', 'llava', { width: 50, height: 101 })).toBe('[0.25, 0.0, 0.74, 1.0]');
+    expect(llavaBox([0, 0, 101, 50], { width: 101, height: 50 }, false)).toBe('[0.0, 0.0, 1.0, 1.0]');
+    // A square image is its own padded frame.
+    expect(llavaBox([10, 20, 30, 40], { width: 80, height: 80 })).toBe(llavaBox([10, 20, 30, 40], { width: 80, height: 80 }, false));
   });
 
   it('Qwen2-VL: object_ref + box tokens, integers in [0, 1000] as the conversion notebook writes them', () => {

@@ -7,7 +7,10 @@ describe('context builder', () => {
     expect(formatCoordinate(0.24)).toBe('0.24');
     expect(formatCoordinate(0.2400001)).toBe('0.24');
     expect(formatCoordinate(0.12345)).toBe('0.123');
-    expect(formatCoordinate(0.1235)).toBe('0.124');
+    // Python's repr(round(v, 3)): the double 0.1235 is 0.12349999...; exact ties go to even.
+    expect(formatCoordinate(0.1235)).toBe('0.123');
+    expect(formatCoordinate(0.1875)).toBe('0.188');
+    expect(formatCoordinate(0.5625)).toBe('0.562');
     expect(formatCoordinate(0.5)).toBe('0.5');
     expect(formatCoordinate(1)).toBe('1.0');
     expect(formatCoordinate(0)).toBe('0.0');
@@ -30,7 +33,7 @@ describe('context builder', () => {
         'a large orange circle and a small yellow square on a plain background',
         '',
         'yellow square: [0.344, 0.273, 0.508, 0.438]',
-        'orange circle: [0.664, 0.063, 0.961, 0.359]',
+        'orange circle: [0.664, 0.062, 0.961, 0.359]', // 8/128 = 0.0625, an exact tie: to even
       ].join('\n'),
     );
   });
@@ -39,7 +42,7 @@ describe('context builder', () => {
     expect(xywhToXyxy([120, 200, 240, 220])).toEqual([120, 200, 360, 420]);
     const sample = cocoPair('c');
     const ctx = buildContext({ ...sample, width: 640, height: 480 }, { boxes: true });
-    expect(ctx.boxLines).toEqual(['dog: [0.188, 0.417, 0.563, 0.875]', 'frisbee: [0.469, 0.313, 0.563, 0.396]']);
+    expect(ctx.boxLines).toEqual(['dog: [0.188, 0.417, 0.562, 0.875]', 'frisbee: [0.469, 0.312, 0.562, 0.396]']);
   });
 
   it('gives the conversation task captions only', () => {

@@ -20,12 +20,13 @@ function imageTokens(turns: { value: string }[]): number {
 }
 
 describe('region formats', () => {
-  const frame = { width: 640, height: 480 };
-  it('LLaVA-1.5: normalised, exactly 2 decimals', () => {
+  const frame = { width: 640, height: 480, padToSquare: false };
+  it('LLaVA-1.5: normalised, written as Python rounds to 2 decimals', () => {
     expect(formatRegion('llava', [120, 200, 360, 420], frame)).toBe('[0.19, 0.42, 0.56, 0.88]');
-    expect(formatRegion('llava', [0, 0, 640, 480], frame)).toBe('[0.00, 0.00, 1.00, 1.00]');
-    // Padded to a centred 640x640 square: y shifts by 80.
-    expect(formatRegion('llava', [0, 0, 640, 480], { ...frame, padToSquare: true })).toBe('[0.00, 0.13, 1.00, 0.88]');
+    expect(formatRegion('llava', [0, 0, 640, 480], frame)).toBe('[0.0, 0.0, 1.0, 1.0]');
+    // Padded to a centred 640x640 square (the default): 80 px above, [0, 0.125, 1, 0.875] -> 0.12 (tie to even), 0.88.
+    expect(formatRegion('llava', [0, 0, 640, 480], { ...frame, padToSquare: true })).toBe('[0.0, 0.12, 1.0, 0.88]');
+    expect(formatRegion('llava', [0, 0, 640, 480], { width: 640, height: 480 })).toBe('[0.0, 0.12, 1.0, 0.88]');
   });
 
   it('Qwen2-VL: round(x / w * 1000) in [0, 1000] (Qwen\'s process_bbox.ipynb); Qwen-VL: floor in [0, 1000)', () => {
@@ -90,7 +91,7 @@ describe('template tasks', () => {
     const answers = Object.fromEntries(
       [0, 2].map((i) => [grounding.conversations[i]!.value.includes('frisbee') ? 'frisbee' : 'dog', grounding.conversations[i + 1]!.value]),
     );
-    expect(answers).toEqual({ dog: '[0.19, 0.42, 0.56, 0.88]', frisbee: '[0.47, 0.31, 0.56, 0.40]' });
+    expect(answers).toEqual({ dog: '[0.19, 0.42, 0.56, 0.88]', frisbee: '[0.47, 0.31, 0.56, 0.4]' });
 
     const referring = referringSample(input(cocoPair('c')), lists, { ...options, regionFormat: 'qwen2vl' });
     expect(referring.ok).toBe(true);
@@ -107,7 +108,7 @@ describe('template tasks', () => {
       { label: 'cup', box: [64, 64, 128, 128] },
     ]);
     const result = groundingSample(input(twoCups), lists, options);
-    expect(result.ok && result.conversations[1]!.value).toBe('[0.00, 0.00, 0.50, 0.50], [0.50, 0.50, 1.00, 1.00]');
+    expect(result.ok && result.conversations[1]!.value).toBe('[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]');
   });
 
   it('leaves out boxes whose labels carry special tokens, region tags or <image> (labels are untrusted)', () => {

@@ -23,7 +23,7 @@ import { WHOLE } from '../../core/shard.js';
 import type { StageContext } from '../../core/stage.js';
 import { createExport, exportSchema, exportTypeNames } from '../../export/registry.js';
 import { assertOwnFolder } from '../../export/export-folder.js';
-import type { ExportStats } from '../../export/export-stats.js';
+import { describeSettings, type ExportStats } from '../../export/export-stats.js';
 import type { InstructionExportable } from '../../export/instruction-records.js';
 import { takeUntilAborted } from '../../iter/take.js';
 import { loadImages } from '../../sources/image-ref.js';
@@ -44,6 +44,8 @@ export interface ExportCliOptions {
   tasks?: string;
   split?: string;
   regionFormat?: string;
+  padToSquare?: string;
+  legacy?: string;
   maxLength?: string;
   overLength?: string;
   system?: string;
@@ -82,6 +84,8 @@ const FLAGS: Readonly<Record<string, string>> = {
   tasks: '--tasks',
   split: '--split',
   regionFormat: '--region-format',
+  padToSquare: '--pad-to-square',
+  legacy: '--legacy',
   maxLength: '--max-length',
   overLength: '--over-length',
   system: '--system',
@@ -89,6 +93,12 @@ const FLAGS: Readonly<Record<string, string>> = {
   maxCount: '--max-count',
   maxSize: '--max-size',
 };
+
+function boolean(flag: string, value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new ConfigError(`${flag}: expected true or false, got "${value}"`);
+}
 
 function integer(flag: string, value: string): number {
   const n = Number(value);
@@ -109,6 +119,8 @@ export function exportOptionsFromFlags(opts: ExportCliOptions): ReturnType<typeo
   if (opts.tasks !== undefined) raw.tasks = opts.tasks.split(',').map((t) => t.trim()).filter((t) => t.length > 0);
   if (opts.split !== undefined) raw.split = opts.split;
   if (opts.regionFormat !== undefined) raw.regionFormat = opts.regionFormat;
+  if (opts.padToSquare !== undefined) raw.padToSquare = boolean('--pad-to-square', opts.padToSquare);
+  if (opts.legacy !== undefined) raw.legacy = boolean('--legacy', opts.legacy);
   if (opts.maxLength !== undefined) raw.maxLength = integer('--max-length', opts.maxLength);
   if (opts.overLength !== undefined) raw.overLength = opts.overLength;
   if (opts.system !== undefined) raw.system = opts.system;
@@ -226,6 +238,8 @@ function describeReport(report: ExportReport): string[] {
       const t = s.tokens;
       lines.push(`  tokens: min ${t.min}, p50 ${t.p50}, p90 ${t.p90}, p99 ${t.p99}, max ${t.max}${t.maxLength !== null ? `, ${t.overMaxLength} over ${t.maxLength}` : ''}`);
     }
+    const settings = describeSettings(s);
+    if (settings.length > 0) lines.push(`  trainer must match: ${settings.join(', ')}`);
   }
   if (report.aborted) lines.push('  interrupted: run the same command again to finish');
   return lines;
@@ -245,6 +259,8 @@ export function registerExport(program: Command, setExit: (code: number) => void
     .option('--tasks <list>', 'comma-separated: imported,conversation,detail,reasoning,grounding,referring,stage1')
     .option('--split <mode>', 'JSON: mixed (one file + stage1) | task (one file per task)')
     .option('--region-format <format>', 'llava | qwen2vl | qwenvl | qwen25vl')
+    .option('--pad-to-square <bool>', 'llava boxes: true (default) fractions of the image padded to a square, as LLaVA-1.5 trains (image_aspect_ratio pad); false: of the image itself')
+    .option('--legacy <bool>', "Llama tokenizers: transformers' legacy flag; must equal the trainer's (default: tokenizer_config.json, else true)")
     .option('--max-length <n>', 'longest sequence in tokens, visual tokens included')
     .option('--over-length <mode>', 'drop | truncate')
     .option('--system <text>', 'system message for the template')
