@@ -105,7 +105,7 @@ async function* countIn<T>(input: AsyncIterable<T>, meter: StageMeter): AsyncGen
 async function* countOut(
   output: AsyncIterable<Countable>,
   meter: StageMeter,
-  /** Null for the source: every failure it yields is its own. */
+  /** Null for the source: every failure and drop it yields is its own. */
   stage: string | null,
   events: Channel<PipelineEvent>,
 ): AsyncGenerator<Countable> {
@@ -114,7 +114,7 @@ async function* countOut(
     if (item.failure && (stage === null || item.failure.stage === stage)) {
       meter.failed++;
       events.push({ type: 'sample-error', stage: meter.stage, key: item.key, code: item.failure.code, message: item.failure.message });
-    } else if (item.dropped && item.dropped.stage === stage) {
+    } else if (item.dropped && (stage === null || item.dropped.stage === stage)) {
       meter.dropped++;
     }
     yield item;

@@ -101,7 +101,7 @@ export interface ImageFacts {
 }
 
 export interface DecodedPair extends Pair {
-  /** Null exactly when `failure` is set. */
+  /** Null when `failure` is set, or when a source dropped the pair before reading an image (a text-only record). */
   image: ImageFacts | null;
 }
 

@@ -14,7 +14,8 @@
  *    Large images are decoded with a 1/8 shrink, which JPEG and WebP do while decoding (every
  *    entropy-coded byte is still read, so truncation is still caught) and which keeps memory flat.
  *
- * Pairs that already failed pass through untouched, with `image: null`.
+ * Pairs that already failed, or that a source dropped without image bytes, pass through untouched, with
+ * `image: null`.
  */
 import { createHash } from 'node:crypto';
 import sharp, { type Metadata } from 'sharp';
@@ -73,7 +74,8 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
       return mapConcurrent(
         input,
         async (pair): Promise<DecodedPair> => {
-          if (pair.failure) return { ...pair, image: null };
+          // Failed pairs, and pairs a source dropped before reading an image (text-only records), pass through.
+          if (pair.failure || (pair.dropped && pair.imageBytes === null)) return { ...pair, image: null };
           const result = await decodeImage(pair.imageBytes, maxPixels);
           if (result.ok) return { ...pair, image: result.image };
           return { ...failSample(pair, DECODE_STAGE, result.code, result.message), image: null };

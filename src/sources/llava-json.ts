@@ -20,9 +20,10 @@
  *   `annotation`. That is the shape of LLaVA's stage-1
  *   (brief-caption) data; longer descriptions and Q&A stay conversations only. `briefCaptions: false`
  *   turns this off.
- * - Text-only records (no `image`) have nothing for an image pipeline. `textOnly: skip` (default) leaves
- *   them out and counts them (`source.skipped.textOnly`); `textOnly: fail` records each as a failed pair
- *   with code `text_only`, so the run database lists them.
+ * - Text-only records (no `image`) have nothing for an image pipeline, but they are part of the input, so
+ *   every count shows them. `textOnly: skip` (default) records each as a dropped sample (reason `text_only`,
+ *   meta: the record without its conversation, which can be long and is not used); `textOnly: fail`
+ *   records each as a failed pair with code `text_only` (the run exits 1).
  *
  * Failures: `row_invalid` (a record that is not JSON, not an object, an object with neither `image` nor
  * `conversations`, bad `conversations`, several images), `image_missing` / `image_unreadable`, `url_invalid`
@@ -55,7 +56,7 @@ export const llavaOptionsSchema = z
     images: z.string().min(1).optional(),
     /** Prepended to every key (default none: ids are the keys). */
     keyPrefix: keyPrefixSchema.optional(),
-    /** Records without an image: `skip` (default, counted) or `fail` (a failed pair each, code `text_only`). */
+    /** Records without an image: `skip` (default: a dropped sample each, reason `text_only`) or `fail` (a failed pair each, code `text_only`). */
     textOnly: z.enum(['skip', 'fail']).default('skip'),
     /** Take the answer of a single-turn brief-description sample as a caption (see the file comment). Default true. */
     briefCaptions: z.boolean().default(true),
@@ -66,25 +67,13 @@ export const llavaOptionsSchema = z
 
 export type LlavaOptions = z.infer<typeof llavaOptionsSchema>;
 
-/** What the last `read()` left out. */
-export interface LlavaSkipped {
-  textOnly: number;
-}
-
-export type LlavaSource = Source & { readonly skipped: LlavaSkipped };
-
 export const llavaSource = {
   type: 'llava',
   schema: llavaOptionsSchema,
-  create(options: LlavaOptions, name: string): LlavaSource {
-    const skipped: LlavaSkipped = { textOnly: 0 };
+  create(options: LlavaOptions, name: string): Source {
     return {
       name,
-      skipped,
-      read: (ctx) => {
-        skipped.textOnly = 0;
-        return readLlava(options, name, ctx, skipped);
-      },
+      read: (ctx) => readLlava(options, name, ctx),
       count: async () => null,
     };
   },
@@ -133,7 +122,7 @@ function normalise(text: string): string {
   return text.toLowerCase().replace(/\s+/g, ' ').trim();
 }
 
-async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContext, skipped: LlavaSkipped): AsyncGenerator<Pair> {
+async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContext): AsyncGenerator<Pair> {
   const file = path.resolve(ctx.baseDir, options.path);
   const imagesDir = options.images === undefined ? path.dirname(file) : path.resolve(ctx.baseDir, options.images);
   const stream = await openInput(file, 'llava path');
@@ -158,7 +147,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     },
   });
 
-  function toPending(record: JsonRecord): Pending | null {
+  function toPending(record: JsonRecord): Pending {
     const fallbackKey = `${fallbackPrefix}${String(record.index).padStart(9, '0')}`;
     if (record.error !== null) return failed(fallbackKey, record, {}, 'row_invalid', record.error);
     const value = record.value;
@@ -190,8 +179,9 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     if (Array.isArray(image) && image.length === 1) image = image[0];
     if (image === undefined || image === null || image === '' || (Array.isArray(image) && image.length === 0)) {
       if (options.textOnly === 'skip') {
-        skipped.textOnly++;
-        return null;
+        const { conversations: _conversations, ...rest } = meta;
+        const pair: Pair = { key, source: name, imageRef: `llava:${file}#${record.index}`, imageBytes: null, captions: [], boxes: [], meta: rest, failure: null };
+        return { key, pair: { ...pair, dropped: { reason: 'text_only', stage: SOURCE_STAGE } } };
       }
       return failed(key, record, meta, 'text_only', 'the record has no image (a text-only conversation)');
     }
@@ -233,22 +223,15 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
           lead.push(record);
           if (lead.length < 2) continue;
           checkDocument(lead, layout, file);
-          for (const held of lead) {
-            const item = toPending(held);
-            if (item !== null) yield item;
-          }
+          for (const held of lead) yield toPending(held);
           lead = null;
           continue;
         }
-        const item = toPending(record);
-        if (item !== null) yield item;
+        yield toPending(record);
       }
       if (lead !== null) {
         checkDocument(lead, layout, file);
-        for (const held of lead) {
-          const item = toPending(held);
-          if (item !== null) yield item;
-        }
+        for (const held of lead) yield toPending(held);
       }
     } catch (err) {
       if (err instanceof ConfigError) throw err;

@@ -51,11 +51,15 @@ function llava(extra: Record<string, unknown> = {}) {
 }
 
 describe('llava source', () => {
-  it('yields one pair per image record keyed by id; text-only records are skipped and counted', async () => {
+  it('yields one pair per record keyed by id; a text-only record is a dropped pair (text_only) without its conversation', async () => {
     const source = llavaSource.create(llavaOptionsSchema.parse({ type: 'llava', path: 'llava.json', images: 'images' }), 'lv');
     const pairs = await collect(source.read(context(dir)));
-    expect(pairs.map((p) => p.key)).toEqual(['000000033471', 'GCC_1', 'detail_2', 'missing', 'GCC_1__dup2', 'multi', 'badconv', 'lv_000000008']);
-    expect(source.skipped).toEqual({ textOnly: 1 });
+    expect(pairs.map((p) => p.key)).toEqual(['000000033471', 'GCC_1', 'text-only-1', 'detail_2', 'missing', 'GCC_1__dup2', 'multi', 'badconv', 'lv_000000008']);
+    const textOnly = pairs[2]!;
+    expect(textOnly).toMatchObject({ failure: null, imageBytes: null, dropped: { reason: 'text_only', stage: 'source' }, meta: { id: 'text-only-1' } });
+    expect(textOnly.meta).not.toHaveProperty('conversations');
+    expect(textOnly.conversations).toBeUndefined();
+    expect(pairs.filter((p) => p.dropped)).toHaveLength(1);
   });
 
   it('keeps the conversations in meta and the image bytes; a brief-caption answer becomes an annotation caption', async () => {
@@ -92,7 +96,7 @@ describe('llava source', () => {
 
   it('reads gzip and JSON Lines, and a broken record in the middle does not stop the file', async () => {
     const gz = await collect(llava({ path: 'llava.json.gz' }).read(context(dir)));
-    expect(gz).toHaveLength(8);
+    expect(gz).toHaveLength(9);
     await writeFile(
       path.join(dir, 'mixed.jsonl'),
       [JSON.stringify(RECORDS[1]), '{"id": "broken", "image": ', JSON.stringify({ ...(RECORDS[3] as object), id: 'after' })].join('\n'),
