@@ -75,6 +75,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       shard: options.shard,
       baseDir,
       downloadCacheDir: join(dirname(dbPath), 'downloads'),
+      maxFileBytes: recipe.decode.maxBytes,
     };
     // Sources that know keys before reading images skip finished ones without reading or downloading.
     const contextOf = (source: { name: string }): SourceContext => ({

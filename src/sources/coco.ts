@@ -30,6 +30,7 @@ import { formatIssues } from '../config/format-issues.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
+import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from './local-file.js';
 import { captionFromString } from './caption-text.js';
 import { annotationName, annotationWhere, checkImage, clipBox, ID_EXPECTED, idProblems, isBbox, isId, isRecord, readCategories } from './coco-entries.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
@@ -162,7 +163,7 @@ async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: 
     for (const entry of chunk) {
       if (ctx.signal.aborted) return;
       if (done.has(entry.key)) continue;
-      yield await entryToPair(entry, index.imagesDir, source);
+      yield await entryToPair(entry, index.imagesDir, source, ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES);
     }
   }
 
@@ -211,7 +212,7 @@ async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: 
   };
 }
 
-async function entryToPair(entry: CocoEntry, imagesDir: string, source: string): Promise<Pair> {
+async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, maxBytes: number): Promise<Pair> {
   const imagePath = entry.fileName === null ? null : path.resolve(imagesDir, entry.fileName);
   const pair: Pair = {
     key: entry.key,
@@ -229,15 +230,9 @@ async function entryToPair(entry: CocoEntry, imagesDir: string, source: string):
   if (relative.startsWith('..') || path.isAbsolute(relative)) {
     return fail(pair, 'image_path_invalid', `file_name "${entry.fileName}" points outside the images folder ${imagesDir}`);
   }
-  try {
-    return { ...pair, imageBytes: await readFile(imagePath) };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return fail(pair, 'image_missing', `image file ${imagePath} does not exist`);
-    }
-    return fail(pair, 'image_unreadable', `image file ${imagePath} cannot be read: ${describeError(err)}`);
-  }
+  const read = await readLocalFile(imagePath, { maxBytes, what: 'image file' });
+  if (!read.ok) return fail(pair, imageFileCode(read.problem), read.message);
+  return { ...pair, imageBytes: read.bytes };
 }
 
 function fail(pair: Pair, code: string, message: string): Pair {

@@ -3,7 +3,7 @@
  * what it is (`ImageFacts`: size after EXIF orientation, format, sha256). Order of checks, cheapest
  * first:
  *
- * 1. empty bytes -> `image_empty`
+ * 1. empty bytes -> `image_empty`; more than `maxBytes` -> `image_too_large`
  * 2. header (sharp metadata, no pixels decoded): unknown format -> `image_unsupported`; a vector or
  *    document format (svg, pdf) -> `image_unsupported`; a header sharp cannot read whose size fields
  *    (`claimed-size.ts`) claim more than `maxPixels` -> `image_too_large`; other damaged headers ->
@@ -26,11 +26,18 @@ import { failSample, type DecodedPair, type ImageFacts, type Pair } from '../cor
 import type { Stage } from '../core/stage.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
 import { claimedSize } from './claimed-size.js';
+import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
 
 export const decodeOptionsSchema = z
   .object({
     /** Most pixels (width x height) an image may claim; default 89,478,485, PIL's MAX_IMAGE_PIXELS. */
     maxPixels: z.number().int().positive().default(89_478_485),
+    /**
+     * Most bytes one image file, tar member or sidecar may have; larger ones are refused from their size,
+     * before any byte is read (`image_too_large`). Default 64 MiB. URL downloads have their own
+     * `download.maxBytes`.
+     */
+    maxBytes: z.number().int().positive().default(DEFAULT_MAX_FILE_BYTES),
     /** Images decoded at once (sharp runs them on libuv's thread pool, 4 threads unless UV_THREADPOOL_SIZE says otherwise). */
     concurrency: z.number().int().min(1).default(4),
     /**
@@ -67,7 +74,7 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
   if (!parsed.success) {
     throw new ConfigError(`decode: ${formatIssues(parsed.error, options).join('; ')}`);
   }
-  const { maxPixels, concurrency } = parsed.data;
+  const { maxPixels, maxBytes, concurrency } = parsed.data;
   return {
     name: DECODE_STAGE,
     run(input) {
@@ -76,7 +83,7 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
         async (pair): Promise<DecodedPair> => {
           // Failed pairs, and pairs a source dropped before reading an image (text-only records), pass through.
           if (pair.failure || (pair.dropped && pair.imageBytes === null)) return { ...pair, image: null };
-          const result = await decodeImage(pair.imageBytes, maxPixels);
+          const result = await decodeImage(pair.imageBytes, maxPixels, maxBytes);
           if (result.ok) return { ...pair, image: result.image };
           return { ...failSample(pair, DECODE_STAGE, result.code, result.message), image: null };
         },
@@ -87,9 +94,13 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
 }
 
 /** Check one image; never throws. */
-export async function decodeImage(bytes: Buffer | null, maxPixels: number): Promise<DecodeResult> {
+export async function decodeImage(bytes: Buffer | null, maxPixels: number, maxBytes = DEFAULT_MAX_FILE_BYTES): Promise<DecodeResult> {
   if (bytes === null) return { ok: false, code: 'image_missing', message: 'the source gave no image bytes' };
   if (bytes.length === 0) return { ok: false, code: 'image_empty', message: 'the image is empty (0 bytes)' };
+  // Sources read no more than this; bytes from elsewhere (a Parquet cell, a download) are held to it too.
+  if (bytes.length > maxBytes) {
+    return { ok: false, code: 'image_too_large', message: `the image is ${bytes.length.toLocaleString('en-US')} bytes, more than decode.maxBytes ${maxBytes.toLocaleString('en-US')}` };
+  }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
 
   let metadata: Metadata;

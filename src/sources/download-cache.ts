@@ -19,6 +19,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { readLocalFile } from './local-file.js';
 import type { DownloadFailureCode, FetchResult, UrlFetcher } from './url-fetcher.js';
 
 /** What the `.json` record holds. */
@@ -100,13 +101,12 @@ export class DownloadCache {
     }
     if (record.url !== url) return null; // a hash collision is not going to happen, but never serve another URL
     if (!record.ok) return { record, bytes: null };
-    try {
-      const bytes = await readFile(blob);
-      if (bytes.length !== record.byteLength || createHash('sha256').update(bytes).digest('hex') !== record.sha256) return null;
-      return { record, bytes };
-    } catch {
-      return null;
-    }
+    // At most the recorded size: a blob replaced by something else (a larger file, a FIFO) is not read.
+    const read = await readLocalFile(blob, { maxBytes: record.byteLength, what: 'cached download' });
+    if (!read.ok) return null;
+    const bytes = read.bytes;
+    if (bytes.length !== record.byteLength || createHash('sha256').update(bytes).digest('hex') !== record.sha256) return null;
+    return { record, bytes };
   }
 
   async putSuccess(url: string, result: { bytes: Buffer; finalUrl: string; status: number; contentType: string | null }): Promise<string> {

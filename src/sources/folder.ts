@@ -16,10 +16,12 @@
  *   in traversal order keeps its extension (`a_png`), then gets `__2`, `__3`.
  * - meta: the sidecar JSON's fields, and `path` (the relative path).
  *
- * Failures: `json_invalid` (a sidecar that is not a JSON object), `image_missing` (the file vanished
- * since the listing), `image_unreadable`. The folder itself missing is a configuration error.
+ * Failures: `json_invalid` (a sidecar that is not a JSON object, or not a regular file), `caption_unreadable`
+ * (a `.txt` sidecar that is not a regular file or is over `decode.maxBytes`), `image_missing` (the file
+ * vanished since the listing), `image_unreadable` (not a regular file), `image_too_large` (over
+ * `decode.maxBytes`). The folder itself missing is a configuration error.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, describeError } from '../core/errors.js';
@@ -28,6 +30,7 @@ import { inShard } from '../core/shard.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
 import { SOURCE_STAGE } from './image-location.js';
+import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from './local-file.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 
@@ -143,15 +146,16 @@ export async function* listFolder(options: FolderOptions, baseDir: string): Asyn
 }
 
 async function* readFolder(options: FolderOptions, name: string, ctx: SourceContext): AsyncGenerator<Pair> {
+  const maxBytes = ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   async function* pending(): AsyncGenerator<Pending> {
     for await (const entry of listFolder(options, ctx.baseDir)) {
-      yield { key: entry.key, load: () => loadEntry(entry, name, options.captionOrigin) };
+      yield { key: entry.key, load: () => loadEntry(entry, name, options.captionOrigin, maxBytes) };
     }
   }
   yield* resolvePending(pending(), ctx, { concurrency: options.concurrency, ordered: true });
 }
 
-async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'annotation'): Promise<Pair> {
+async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'annotation', maxBytes: number): Promise<Pair> {
   const pair: Pair = {
     key: entry.key,
     source,
@@ -166,8 +170,10 @@ async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'an
 
   let meta: Record<string, unknown> = {};
   if (entry.json !== null) {
+    const read = await readLocalFile(entry.json, { maxBytes, what: 'sidecar' });
+    if (!read.ok) return fail('json_invalid', read.message);
     try {
-      const parsed: unknown = JSON.parse(await readFile(entry.json, 'utf8'));
+      const parsed: unknown = JSON.parse(read.bytes.toString('utf8'));
       if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
         return fail('json_invalid', `sidecar ${entry.json} holds ${Array.isArray(parsed) ? 'a list' : JSON.stringify(parsed)}, expected an object`);
       }
@@ -181,11 +187,10 @@ async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'an
   const captions: Caption[] = [];
   let txtMissing = false;
   if (entry.txt !== null) {
-    try {
-      captions.push(captionFromBytes(await readFile(entry.txt), origin));
-    } catch {
-      txtMissing = true; // vanished since the listing: fall back to the JSON caption
-    }
+    const read = await readLocalFile(entry.txt, { maxBytes, what: 'sidecar' });
+    if (read.ok) captions.push(captionFromBytes(read.bytes, origin));
+    else if (read.problem === 'missing') txtMissing = true; // vanished since the listing: fall back to the JSON caption
+    else return fail('caption_unreadable', read.message);
   }
   if (entry.txt === null || txtMissing) {
     const fromJson = meta['caption'];
@@ -194,11 +199,7 @@ async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'an
   }
   pair.captions = captions;
 
-  try {
-    return { ...pair, imageBytes: await readFile(entry.absolute) };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return fail('image_missing', `image file ${entry.absolute} no longer exists`);
-    return fail('image_unreadable', `image file ${entry.absolute} cannot be read: ${describeError(err)}`);
-  }
+  const read = await readLocalFile(entry.absolute, { maxBytes, what: 'image file' });
+  if (!read.ok) return fail(imageFileCode(read.problem), read.message);
+  return { ...pair, imageBytes: read.bytes };
 }

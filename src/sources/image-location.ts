@@ -4,16 +4,17 @@
  *
  * - `http://` / `https://` values must parse as URLs with a host, else `url_invalid`
  * - any other scheme (`ftp:`, `s3:`, `data:`) is `url_invalid`; `file:` URLs are read as local paths
- * - a path that cannot exist (a NUL byte) or a file that is missing, a folder, or unreadable is
- *   `image_missing` (`image_unreadable` for permission and I/O errors)
+ * - a path that cannot exist (a NUL byte) or a file that is missing or a folder is `image_missing`; a
+ *   FIFO, a device or a socket (only regular files are read: `local-file.ts`), a permission or I/O error
+ *   is `image_unreadable`; a file over `decode.maxBytes` is `image_too_large`, refused from its size
  * - a relative path that leads out of the images folder (`../x.jpg`) is `image_path_invalid`
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeError } from '../core/errors.js';
 import type { Pair } from '../core/sample.js';
 import type { Downloader } from './download-cache.js';
+import { imageFileCode, readLocalFile } from './local-file.js';
 import { DownloadAbortedError, parseHttpUrl } from './url-fetcher.js';
 
 export type ImageLocation =
@@ -71,6 +72,11 @@ export function locationRef(location: ImageLocation): string {
   }
 }
 
+/** How local image files are read: at most `maxBytes` each (`decode.maxBytes`). */
+export interface LocalReads {
+  maxBytes: number;
+}
+
 /**
  * Fill `pair.imageBytes` from `location`, or set its failure. Resolves to null when `signal` aborted the
  * download (the pair is not finished and must not be yielded).
@@ -80,20 +86,14 @@ export async function loadImage(
   location: ImageLocation,
   downloader: () => Downloader,
   signal: AbortSignal,
+  reads: LocalReads,
 ): Promise<Pair | null> {
   const fail = (code: string, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
   if (location.kind === 'invalid') return fail(location.code, location.message);
   if (location.kind === 'file') {
-    try {
-      return { ...pair, imageRef: `file:${location.path}`, imageBytes: await readFile(location.path) };
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'EINVAL') {
-        return fail('image_missing', `image file ${location.path} does not exist`);
-      }
-      if (code === 'EISDIR') return fail('image_missing', `image path ${location.path} is a folder, not a file`);
-      return fail('image_unreadable', `image file ${location.path} cannot be read: ${describeError(err)}`);
-    }
+    const read = await readLocalFile(location.path, { maxBytes: reads.maxBytes, what: 'image file' });
+    if (!read.ok) return fail(imageFileCode(read.problem), read.message);
+    return { ...pair, imageRef: `file:${location.path}`, imageBytes: read.bytes };
   }
   try {
     const result = await downloader().download(location.url, signal);

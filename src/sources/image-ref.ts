@@ -13,12 +13,11 @@
  * whose sha256 no longer matches the recorded one becomes a failure on that sample, never an exception.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { describeError } from '../core/errors.js';
+import { DEFAULT_MAX_FILE_BYTES, imageFileCode, openRegularStream, readLocalFile } from './local-file.js';
 import { readParquetCells } from './parquet.js';
 import type { ImageFacts, SampleFailure } from '../core/sample.js';
 
@@ -78,6 +77,11 @@ export interface LoadImagesOptions {
   concurrency?: number;
   /** Check bytes against the recorded sha256 (`image.sha256`). Default true. */
   verifySha256?: boolean;
+  /**
+   * Most bytes read for one image (a file or a tar member); an image recorded larger than this may still
+   * be as large as it was recorded. Default 64 MiB (`decode.maxBytes`'s default).
+   */
+  maxBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -104,42 +108,45 @@ function memberName(name: string): string {
   return name.replace(/^(\.\/)+/, '');
 }
 
-async function isGzip(path: string): Promise<boolean> {
-  const handle = await open(path, 'r');
-  try {
-    const magic = Buffer.alloc(2);
-    const { bytesRead } = await handle.read(magic, 0, 2, 0);
-    return bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
-  } finally {
-    await handle.close();
-  }
-}
-
 async function readEntry(entry: AsyncIterable<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of entry) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
 
+async function drain(entry: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of entry) {
+    // discard
+  }
+}
+
+/** Most bytes read for a sample: the limit, or its recorded size when that is larger. */
+function limitFor(sample: ImageRefSample, maxBytes: number): number {
+  return Math.max(maxBytes, sample.image?.byteLength ?? 0);
+}
+
 /** Scan one tar once, yielding the group's samples as their members come by, then the missing ones failed. */
-async function* readTarGroup<T extends ImageRefSample>(path: string, group: readonly { sample: T; member: string }[], verify: boolean): AsyncGenerator<T> {
+async function* readTarGroup<T extends ImageRefSample>(
+  path: string,
+  group: readonly { sample: T; member: string }[],
+  verify: boolean,
+  maxBytes: number,
+): AsyncGenerator<T> {
   const wanted = new Map<string, T[]>();
   for (const { sample, member } of group) {
     const list = wanted.get(member);
     if (list) list.push(sample);
     else wanted.set(member, [sample]);
   }
-  let gzip: boolean;
-  try {
-    gzip = await isGzip(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'shard_missing' : 'shard_unreadable';
-    for (const { sample } of group) yield failed(sample, code, `cannot read ${path}: ${describeError(err)}`);
+  const opened = await openRegularStream(path, 'shard');
+  if (!opened.ok) {
+    const code = opened.problem === 'missing' ? 'shard_missing' : 'shard_unreadable';
+    for (const { sample } of group) yield failed(sample, code, opened.message);
     return;
   }
-  const file = createReadStream(path);
+  const file = opened.stream;
   const tar = extract();
-  const input: Readable = gzip ? file.pipe(createGunzip()) : file;
+  const input: Readable = opened.gzip ? file.pipe(createGunzip()) : file;
   file.on('error', (err) => tar.destroy(err));
   input.on('error', (err) => tar.destroy(err));
   input.pipe(tar);
@@ -152,8 +159,17 @@ async function* readTarGroup<T extends ImageRefSample>(path: string, group: read
         continue;
       }
       wanted.delete(name);
-      const bytes = await readEntry(entry as AsyncIterable<Buffer>);
-      for (const sample of samples) yield withBytes(sample, bytes, verify);
+      // The size is in the header: a member over the limit is read past, never buffered.
+      const size = entry.header.size ?? 0;
+      const limit = Math.max(...samples.map((sample) => limitFor(sample, maxBytes)));
+      if (size > limit) {
+        await drain(entry as AsyncIterable<Buffer>);
+        const message = `member ${name} of ${path} is ${size.toLocaleString('en-US')} bytes, more than decode.maxBytes ${limit.toLocaleString('en-US')}`;
+        for (const sample of samples) yield failed(sample, 'image_too_large', message);
+      } else {
+        const bytes = await readEntry(entry as AsyncIterable<Buffer>);
+        for (const sample of samples) yield withBytes(sample, bytes, verify);
+      }
       if (wanted.size === 0) break;
     }
   } catch (err) {
@@ -171,13 +187,9 @@ async function* readTarGroup<T extends ImageRefSample>(path: string, group: read
   }
 }
 
-async function readFileSample<T extends ImageRefSample>(sample: T, path: string, verify: boolean): Promise<T> {
-  try {
-    return withBytes(sample, await readFile(path), verify);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'image_missing' : 'image_unreadable';
-    return failed(sample, code, `cannot read ${path}: ${describeError(err)}`);
-  }
+async function readFileSample<T extends ImageRefSample>(sample: T, path: string, verify: boolean, maxBytes: number): Promise<T> {
+  const read = await readLocalFile(path, { maxBytes: limitFor(sample, maxBytes), what: 'image file' });
+  return read.ok ? withBytes(sample, read.bytes, verify) : failed(sample, imageFileCode(read.problem), read.message);
 }
 
 /**
@@ -188,6 +200,7 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
   const maxGroup = options.maxGroup ?? 10_000;
   const concurrency = options.concurrency ?? 8;
   const verify = options.verifySha256 ?? true;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
   // Samples of one tar or Parquet file, waiting for one pass over it.
   let group: { kind: 'tar' | 'parquet'; path: string; items: { sample: T; ref: ImageRef }[] } | null = null;
   let files: Promise<T>[] = [];
@@ -201,7 +214,7 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
     if (group === null) return;
     const { kind, path, items } = group;
     group = null;
-    if (kind === 'tar') yield* readTarGroup(path, items.map(({ sample, ref }) => ({ sample, member: (ref as { member: string }).member })), verify);
+    if (kind === 'tar') yield* readTarGroup(path, items.map(({ sample, ref }) => ({ sample, member: (ref as { member: string }).member })), verify, maxBytes);
     else yield* readParquetGroup(path, items.map(({ sample, ref }) => ({ sample, cell: ref as { row: number; column: string } })), verify);
   }
 
@@ -222,7 +235,7 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
     }
     if (ref.kind === 'file') {
       yield* flushGroup();
-      files.push(readFileSample(sample, ref.path, verify));
+      files.push(readFileSample(sample, ref.path, verify, maxBytes));
       if (files.length >= concurrency) yield* flushFiles();
       continue;
     }
@@ -253,11 +266,15 @@ async function* readParquetGroup<T extends ImageRefSample>(path: string, group: 
   }
 }
 
-/** Read one image reference (a tar is scanned up to its member). */
-export async function readImageRef(ref: string): Promise<Buffer> {
+/** Read one image reference (a tar is scanned up to its member), at most `maxBytes` bytes. */
+export async function readImageRef(ref: string, maxBytes = DEFAULT_MAX_FILE_BYTES): Promise<Buffer> {
   const parsed = parseImageRef(ref);
   if (!parsed) throw new Error(`cannot read the image back from reference ${JSON.stringify(ref)}`);
-  if (parsed.kind === 'file') return readFile(parsed.path);
+  if (parsed.kind === 'file') {
+    const read = await readLocalFile(parsed.path, { maxBytes, what: 'image file' });
+    if (!read.ok) throw new Error(read.message);
+    return read.bytes;
+  }
   if (parsed.kind === 'parquet') {
     const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, failure: null };
     for await (const result of readParquetGroup(parsed.path, [{ sample: probe, cell: parsed }], false)) {
@@ -267,7 +284,7 @@ export async function readImageRef(ref: string): Promise<Buffer> {
     throw new Error(`row ${parsed.row} of ${parsed.path} could not be read`);
   }
   const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, failure: null };
-  for await (const result of readTarGroup(parsed.path, [{ sample: probe, member: parsed.member }], false)) {
+  for await (const result of readTarGroup(parsed.path, [{ sample: probe, member: parsed.member }], false, maxBytes)) {
     if (result.failure) throw new Error(result.failure.message);
     return result.imageBytes!;
   }

@@ -41,6 +41,7 @@ import { captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
 import { loadImage, locateImage, locationRef, SOURCE_STAGE } from './image-location.js';
 import { readJsonRecords, type JsonLayout, type JsonRecord } from './json-records.js';
+import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 import { openInput, stripBom } from './text-input.js';
@@ -129,6 +130,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
   const prefix = options.keyPrefix ?? '';
   const fallbackPrefix = `${options.keyPrefix ?? `${toKey(name)}_`}`;
   const used = new Set<string>();
+  const reads = { maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
   const noDownloads = (): Downloader => {
     throw new Error('llava sources read local files only');
   };
@@ -207,7 +209,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     // conversation is imported whole, so exports can write it again.
     const pair: Pair = { key, source: name, imageRef: locationRef(location), imageBytes: null, captions, boxes: [], meta, failure: null };
     if (brief === null && conversations.data.length > 0) pair.conversations = withImageToken(conversations.data.map((t) => ({ from: t.from, value: t.value }) as Turn));
-    return { key, load: (signal) => loadImage(pair, location, noDownloads, signal) };
+    return { key, load: (signal) => loadImage(pair, location, noDownloads, signal, reads) };
   }
 
   async function* pending(): AsyncGenerator<Pending> {

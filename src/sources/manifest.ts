@@ -31,6 +31,7 @@ import { DownloadCache, Downloader } from './download-cache.js';
 import { toJsonValue } from './json-value.js';
 import { bytesAsText, readImageCell } from './image-cell.js';
 import { loadImage, locationRef, SOURCE_STAGE, type ImageLocation } from './image-location.js';
+import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
 import { parquetImageRef } from './image-ref.js';
 import { parseBoxes } from './manifest-boxes.js';
 import type { ManifestOptions } from './manifest-options.js';
@@ -113,6 +114,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     }
     return downloader;
   };
+  const reads = { maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
   const seenKeys = options.key === undefined ? null : new Set<string>();
   let unreadable = 0;
 
@@ -231,7 +233,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
       return { ...pair, failure: { code: 'key_duplicate', message: `${where} of ${manifestPath}: ${duplicate}`, stage: SOURCE_STAGE } };
     }
     if (embedded !== null) return { ...pair, imageBytes: embedded };
-    return loadImage(pair, location!, getDownloader, signal);
+    return loadImage(pair, location!, getDownloader, signal, reads);
   }
 
   try {

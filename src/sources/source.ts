@@ -15,6 +15,11 @@ export interface SourceContext {
   readonly isDone?: (keys: string[]) => Set<string>;
   /** Where URL sources keep downloaded images (content-addressed), so a resumed run never fetches twice. */
   readonly downloadCacheDir?: string;
+  /**
+   * Most bytes one local file or tar member may have (`decode.maxBytes`); larger ones are never read into
+   * memory. Default `DEFAULT_MAX_FILE_BYTES` (64 MiB).
+   */
+  readonly maxFileBytes?: number;
 }
 
 /** A configured source: yields pairs, each with a unique key, failures as data. */

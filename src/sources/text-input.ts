@@ -2,38 +2,28 @@
  * Reading text inputs (JSONL, CSV, TSV, LLaVA JSON) as byte streams: plain or gzip-compressed (told by
  * the file's first bytes, so `.gz` or not does not matter), never loaded whole.
  */
-import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { ConfigError, describeError } from '../core/errors.js';
+import { ConfigError } from '../core/errors.js';
+import { openRegularStream } from './local-file.js';
 
 /**
  * Open `absPath` as a stream of bytes, gunzipped when it is gzip. A file that does not exist or cannot be
  * opened is a configuration error naming `option` (e.g. `csv path`).
  */
 export async function openInput(absPath: string, option: string): Promise<Readable> {
-  let gzip: boolean;
-  try {
-    const info = await stat(absPath);
-    if (!info.isFile()) throw new ConfigError(`${option}: expected a file, got "${absPath}", which is not a regular file`);
-    const handle = await open(absPath, 'r');
-    try {
-      const magic = Buffer.alloc(2);
-      const { bytesRead } = await handle.read(magic, 0, 2, 0);
-      gzip = bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new ConfigError(`${option}: ${missing ? `file "${absPath}" does not exist` : `cannot read "${absPath}": ${describeError(err)}`}`, {
-      cause: err,
-    });
+  const opened = await openRegularStream(absPath, 'file');
+  if (!opened.ok) {
+    const why =
+      opened.problem === 'missing'
+        ? `file "${absPath}" does not exist`
+        : opened.problem === 'folder' || opened.problem === 'not_a_file'
+          ? `expected a file, got "${absPath}", which is not a regular file`
+          : opened.message;
+    throw new ConfigError(`${option}: ${why}`);
   }
-  const file = createReadStream(absPath, { highWaterMark: 256 * 1024 });
-  if (!gzip) return file;
+  const file = opened.stream;
+  if (!opened.gzip) return file;
   const gunzip = createGunzip();
   file.on('error', (err) => gunzip.destroy(err));
   gunzip.on('close', () => file.destroy());

@@ -5,11 +5,11 @@
  *
  * Shards are read as streams (tar-stream over a file stream, gunzipped when the file is gzip), one
  * sample in memory at a time. Problems are data, never exceptions: a missing or unreadable shard, a
- * shard cut off mid-member, a sample without an image, an empty image member, bad JSON — each becomes
- * a failed `Pair` with a specific code, and reading goes on with the next sample or shard.
+ * shard cut off mid-member, a sample without an image, an empty image member, bad JSON, a member larger
+ * than `decode.maxBytes` (`image_too_large` for the image, `member_too_large` for another member: read
+ * past from the size in its header, never buffered) — each becomes a failed `Pair` with a specific code,
+ * and reading goes on with the next sample or shard.
  */
-import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -21,6 +21,7 @@ import { isValidKey, toKey, type Box, type Caption, type Pair, type SampleFailur
 import { expandPatterns } from './brace.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
+import { DEFAULT_MAX_FILE_BYTES, openRegularStream } from './local-file.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 
 export const webdatasetOptionsSchema = z
@@ -107,14 +108,15 @@ export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator
     };
   };
 
-  const opened = await checkShardFile(absPath);
-  if ('code' in opened) {
-    const failed = shardFailure(opened.code, opened.message);
+  const opened = await openRegularStream(absPath, 'shard');
+  if (!opened.ok) {
+    const failed = shardFailure(opened.problem === 'missing' ? 'shard_missing' : 'shard_unreadable', opened.message);
     if (failed) yield failed;
     return;
   }
+  const maxBytes = env.ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
 
-  const file = createReadStream(absPath);
+  const file = opened.stream;
   const tar = extract();
   const input: Readable = opened.gzip ? file.pipe(createGunzip()) : file;
   file.on('error', (err) => tar.destroy(err));
@@ -146,8 +148,22 @@ export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator
             }
             group = startGroup(split.prefix, member, seen, env);
           }
-          if (group.skip) await drain(entry);
-          else addMember(group, split.extension, member, await readAll(entry as AsyncIterable<Buffer>));
+          const size = header.size ?? 0;
+          if (group.skip) {
+            await drain(entry);
+          } else if (size > maxBytes) {
+            // The size is in the header: a member over the limit is read past, never buffered.
+            await drain(entry);
+            const image = IMAGE_EXTENSIONS.has(split.extension);
+            group.failure ??= {
+              code: image ? 'image_too_large' : 'member_too_large',
+              message: `member ${member} of ${absPath} is ${size.toLocaleString('en-US')} bytes, more than decode.maxBytes ${maxBytes.toLocaleString('en-US')}; it was not read`,
+              stage: STAGE,
+            };
+            if (image) group.image ??= { member, bytes: Buffer.alloc(0) };
+          } else {
+            addMember(group, split.extension, member, await readAll(entry as AsyncIterable<Buffer>));
+          }
         }
         lastMember = member;
         reading = null;
@@ -174,29 +190,6 @@ export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator
     file.destroy();
     input.destroy();
     tar.destroy();
-  }
-}
-
-/** Whether the shard can be opened, and whether it is gzip-compressed (`.tar.gz`). */
-async function checkShardFile(absPath: string): Promise<{ gzip: boolean } | { code: string; message: string }> {
-  try {
-    const info = await stat(absPath);
-    if (!info.isFile()) {
-      return { code: 'shard_unreadable', message: `shard ${absPath} is not a regular file` };
-    }
-    const handle = await open(absPath, 'r');
-    try {
-      const magic = Buffer.alloc(2);
-      const { bytesRead } = await handle.read(magic, 0, 2, 0);
-      return { gzip: bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b };
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { code: 'shard_missing', message: `shard ${absPath} does not exist` };
-    }
-    return { code: 'shard_unreadable', message: `shard ${absPath} cannot be read: ${describeError(err)}` };
   }
 }
 

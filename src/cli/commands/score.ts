@@ -7,7 +7,6 @@
  * given (plus `"itc_probability"` for a SigLIP ITC model); for several texts, an array with one such
  * object per text, in order, each with its `"text"` first: `[{"text": "...", "itc": ..., "itm": ...}, ...]`.
  */
-import { readFile } from 'node:fs/promises';
 
 import type { Command } from 'commander';
 
@@ -16,6 +15,7 @@ import { checkVariant, MODEL_VARIANTS, type ModelVariant } from '../../models/mo
 import { loadItcModel } from '../../models/itc-model.js';
 import { loadItmModel } from '../../models/itm-model.js';
 import { renderTable } from '../table.js';
+import { DEFAULT_MAX_FILE_BYTES, readLocalFile } from '../../sources/local-file.js';
 
 interface ScoreFlags {
   itc?: string;
@@ -36,13 +36,10 @@ export interface TextScores {
 /** Read the file named by an `--image` flag; a missing or unreadable file is a ConfigError naming the flag. */
 export async function readImageFlag(file: string | undefined, flag = '--image'): Promise<Buffer> {
   if (file === undefined || file === '') throw new ConfigError(`${flag}: expected an image file, got nothing`);
-  try {
-    return await readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message;
-    throw new ConfigError(`${flag}: expected an image file, got ${JSON.stringify(file)} (${why})`, { cause: err });
-  }
+  const read = await readLocalFile(file, { maxBytes: DEFAULT_MAX_FILE_BYTES, what: 'image file' });
+  if (read.ok) return read.bytes;
+  const why = read.problem === 'missing' ? 'no such file' : read.problem === 'folder' ? 'it is a folder' : read.message;
+  throw new ConfigError(`${flag}: expected an image file, got ${JSON.stringify(file)} (${why})`);
 }
 
 /** Turn an image that cannot be decoded into a ConfigError naming the flag and file (it is a command-line input). */
