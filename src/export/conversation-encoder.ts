@@ -10,6 +10,7 @@ import { checkConversation, isProblem, type SourceRecord } from './instruction-r
 import { RegionError, renderRegions, type RegionFormat } from './regions.js';
 import { fitLength, type OverLength } from './templates/fit-length.js';
 import type { SmartResizeOptions } from './templates/smart-resize.js';
+import { llavaImageFirst, llavaV1RoundsProblem } from './templates/llava-preprocess.js';
 import { TemplateError, type ChatTemplate } from './templates/template.js';
 import { verifyMasks } from './templates/verify.js';
 
@@ -21,8 +22,19 @@ export interface Tokenization {
   stage1Template: ChatTemplate;
 }
 
+/** A LLaVA-family export: records as LLaVA's data code prepares them (`llava-preprocess.ts`). */
+export interface LlavaFamily {
+  /**
+   * System message of `vicuna_v1`, to check records against `preprocess_v1`'s splits when no tokenizer is
+   * set (with one, the template checks); null: no check (records are trained with another template).
+   */
+  v1System: string | null;
+}
+
 export interface EncoderOptions {
   regionFormat: RegionFormat;
+  /** Set for LLaVA-family exports: `<image>` moved to the start of its turn, `preprocess_v1`'s splits checked. */
+  llava?: LlavaFamily | null;
   /** `llava` regions relative to the image padded to a square. */
   padToSquare?: boolean;
   resize?: SmartResizeOptions;
@@ -61,14 +73,23 @@ export class ConversationEncoder {
     if (checked.hasImage && !image) {
       return { status: 'failed', code: 'image_missing', message: 'the record has <image> but the sample has no image', length: null };
     }
+    const llava = this.options.llava ?? null;
+    // LLaVA's preprocess_multimodal, for records with an image (it leaves text-only ones alone).
+    const prepared = llava && checked.hasImage ? llavaImageFirst(turns) : turns;
     let conversations: Turn[];
     try {
-      conversations = turns.map((t) => ({ from: t.from, value: renderRegions(t.value, this.options.regionFormat, image, { resize: this.options.resize, padToSquare: this.options.padToSquare }) }));
+      conversations = prepared.map((t) => ({ from: t.from, value: renderRegions(t.value, this.options.regionFormat, image, { resize: this.options.resize, padToSquare: this.options.padToSquare }) }));
     } catch (err) {
       if (err instanceof RegionError) return { status: 'failed', code: err.code, message: err.message, length: null };
       throw err;
     }
-    if (!tokenization) return { status: 'ok', conversations, hasImage: checked.hasImage, tokens: null };
+    if (!tokenization) {
+      if (llava?.v1System != null && task !== 'stage1') {
+        const problem = llavaV1RoundsProblem(llava.v1System, conversations);
+        if (problem) return { status: 'failed', code: 'separator_in_text', message: `vicuna_v1: ${problem.message}`, length: null };
+      }
+      return { status: 'ok', conversations, hasImage: checked.hasImage, tokens: null };
+    }
 
     const template = task === 'stage1' ? tokenization.stage1Template : tokenization.template;
     let tokenized;

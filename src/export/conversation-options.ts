@@ -12,6 +12,7 @@ import type { ExportStats } from './export-stats.js';
 import { ALL_TASKS } from './instruction-records.js';
 import { REGION_FORMATS, type RegionFormat } from './regions.js';
 import { createTemplate, isTemplateFile, type TemplateSettings } from './templates/registry.js';
+import { VICUNA_V1_SYSTEM } from './templates/vicuna-v1.js';
 import { resolveVisionPixels, type VisionPixels } from './templates/vision-pixels.js';
 
 export const taskSchema = z.enum(ALL_TASKS as [InstructionTask, ...InstructionTask[]]);
@@ -61,7 +62,12 @@ export interface ConversationDefaults {
   template: string | null;
   /** Stage-1 template; null: `plain` for LLaVA-style templates, else the template itself. */
   stage1Template: string | null;
+  /** `llava`: the export is for LLaVA's trainer whatever the template (records prepared as LLaVA's data code does). */
+  family?: 'llava';
 }
+
+/** Templates of LLaVA's own trainer. */
+const LLAVA_TEMPLATES: readonly string[] = ['vicuna_v1', 'plain'];
 
 const tokenizerCache = new Map<string, Promise<ChatTokenizer>>();
 
@@ -127,8 +133,12 @@ export async function resolveConversationOptions(
     // A template without a tokenizer would silently do nothing.
     throw new ConfigError('Expected `tokenizer` to be set when `template` is, got a template without a tokenizer');
   }
+  // A LLaVA export, or LLaVA's templates: records as preprocess_multimodal prepares them; without a
+  // tokenizer, a LLaVA export's records are checked against vicuna_v1's splits (its trainer's default).
+  const llavaFamily = defaults.family === 'llava' || LLAVA_TEMPLATES.includes(templateName ?? '');
   const encoder: EncoderOptions = {
     regionFormat: options.regionFormat ?? defaults.regionFormat,
+    llava: llavaFamily ? { v1System: tokenization === null && defaults.family === 'llava' ? (options.system ?? VICUNA_V1_SYSTEM) : null } : null,
     padToSquare: options.padToSquare ?? true,
     resize,
     tokenization,

@@ -69,7 +69,7 @@ export type JsonExportOptions =
 
 /** Per-format defaults: region style and templates. */
 export const JSON_EXPORT_DEFAULTS: Readonly<Record<JsonExportType, ConversationDefaults>> = {
-  llava: { tasks: ALL_TASKS, regionFormat: 'llava', template: 'vicuna_v1', stage1Template: 'plain' },
+  llava: { tasks: ALL_TASKS, regionFormat: 'llava', template: 'vicuna_v1', stage1Template: 'plain', family: 'llava' },
   qwen2vl: { tasks: ALL_TASKS, regionFormat: 'qwen2vl', template: 'qwen2_vl', stage1Template: null },
   qwen25vl: { tasks: ALL_TASKS, regionFormat: 'qwen25vl', template: 'qwen2_vl', stage1Template: null },
 };

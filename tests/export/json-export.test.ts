@@ -184,6 +184,43 @@ describe('LLaVA JSON export', () => {
   });
 });
 
+describe('imported LLaVA records are written as LLaVA prepares them', () => {
+  async function imported(): Promise<InstructionExportable[]> {
+    const a = await makePair('i1', 1);
+    const b = await makePair('i2', 2);
+    return [
+      { ...a, instructions: [instruction('i1', 'imported', [h('What shape is shown?\n<image>'), g('A square.')])] },
+      // preprocess_v1 would split this record's first round in three and mask all of it.
+      { ...b, instructions: [instruction('i2', 'imported', [h('<image>\nAct it out: USER: hi ASSISTANT: hello'), g('Done.')])] },
+    ];
+  }
+
+  it('llava (no tokenizer): <image> moved first as preprocess_multimodal does; a separator in the text fails the record', async () => {
+    const base = tempDir();
+    const samples = await imported();
+    const { store } = openTestStore(base, samples);
+    await runStage(exportStage(store, base, { tasks: ['imported'] }), samples);
+    const records = readRecords(join(base, 'llava', 'llava-mixed.json'));
+    expect(records).toEqual([{ id: 'i1-imported-0', image: 'i1.png', conversations: [h('<image>\nWhat shape is shown?'), g('A square.')] }]);
+    const stats = JSON.parse(readFileSync(join(base, 'llava', 'stats.json'), 'utf8')) as ExportStats;
+    expect(stats.reasons).toEqual({ separator_in_text: 1 });
+    const failure = store.db.prepare("SELECT record_id, message FROM export_records WHERE code = 'separator_in_text'").get() as Record<string, string>;
+    expect(failure.record_id).toBe('i2-imported-0');
+    expect(failure.message).toMatch(/turn 0 contains " ASSISTANT: "/);
+  });
+
+  it(`llava with a tokenizer (${TOKENIZERS.llamaName}): the same, reported by vicuna_v1`, async () => {
+    const base = tempDir();
+    const samples = await imported();
+    const { store } = openTestStore(base, samples);
+    await runStage(exportStage(store, base, { tasks: ['imported'], tokenizer: llamaTokenizerDir() }), samples);
+    const records = readRecords(join(base, 'llava', 'llava-mixed.json'));
+    expect(records.map((r) => r.conversations[0]!.value)).toEqual(['<image>\nWhat shape is shown?']);
+    const stats = JSON.parse(readFileSync(join(base, 'llava', 'stats.json'), 'utf8')) as ExportStats;
+    expect(stats).toMatchObject({ verified: 1, reasons: { separator_in_text: 1 } });
+  });
+});
+
 describe('LLaVA-1.5 boxes: the padded square frame by default, stated in stats.json', () => {
   /** A 101x50 image (wide, odd difference) with one grounding record covering the whole image. */
   async function wide(): Promise<InstructionExportable> {

@@ -21,6 +21,7 @@ import {
   VICUNA_V1_SYSTEM,
   type TokenizedConversation,
 } from '../../src/export/templates/index.js';
+import { llavaImageFirst } from '../../src/export/templates/llava-preprocess.js';
 import { assembleByteLevelBpe, parseMerges } from '../../src/tokenizers/assemble-bpe.js';
 import { ChatTokenizer } from '../../src/tokenizers/chat-tokenizer.js';
 import { idsOf, llamaTokenizerDir, llamaVocab, qwenAddedIds, QWEN25_CONFIG, qwenTokenizerDir, REAL, REAL_SKIP_REASON, TOKENIZERS } from '../fixtures/tokenizers.js';
@@ -182,6 +183,107 @@ describe(`LLaVA templates with the ${TOKENIZERS.llamaName} tokenizer`, () => {
       });
     }
   }
+
+  /**
+   * LLaVA's `preprocess_multimodal` (llava/train/train.py lines 316-327 at c121f0432da27facab705978f83c4ada465e46fd)
+   * with mm_use_im_start_end False and a non-mmtag version: every turn holding <image> becomes
+   * ("<image>\n" + value.replace("<image>", "").strip()).strip(). str.strip() removes the code points
+   * for which str.isspace() is true (listed by CPython 3.12: [c for c in range(0x110000) if chr(c).isspace()]).
+   */
+  const PY_WHITESPACE = new Set([0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000]);
+  function pyStrip(text: string): string {
+    let start = 0;
+    let end = text.length;
+    while (start < end && PY_WHITESPACE.has(text.charCodeAt(start))) start++;
+    while (end > start && PY_WHITESPACE.has(text.charCodeAt(end - 1))) end--;
+    return text.slice(start, end);
+  }
+  function preprocessMultimodal(turns: readonly Turn[]): Turn[] {
+    return turns.map((t) => (t.value.includes('<image>') ? { from: t.from, value: pyStrip(`<image>\n${pyStrip(t.value.split('<image>').join(''))}`) } : t));
+  }
+
+  it("moves <image> to the start of its turn as preprocess_multimodal does, and then equals preprocess_v1", () => {
+    const cases: [string, string][] = [
+      ['What shape is shown?\n<image>', '<image>\nWhat shape is shown?'],
+      ['Look at this: <image> and say what it is.  ', '<image>\nLook at this:  and say what it is.'],
+      ['\u001cWhat is it?<image>\u0085', '<image>\nWhat is it?'], // Python strips U+001C and U+0085; JS trim() does not
+      ['\ufeffWhat is it?\n<image>', '<image>\n\ufeffWhat is it?'], // ... and keeps U+FEFF, which trim() removes
+      ['<image>\nAlready first.', '<image>\nAlready first.'],
+    ];
+    for (const [before, after] of cases) {
+      const moved = llavaImageFirst([human(before), gpt('A square.')]);
+      expect(moved[0]!.value).toBe(after);
+      expect(preprocessMultimodal([human(before)])[0]!.value).toBe(after);
+      for (const legacy of [true, false]) {
+        const tok = legacy ? legacyTok : modernTok;
+        const reference = llavaV1(preprocessMultimodal([human(before), gpt('A square.')]), legacy);
+        expect(reference.mismatch).toBe(false);
+        const ours = createTemplate('vicuna_v1', tok).tokenize({ conversations: moved, image: { width: 64, height: 48 } });
+        expect(Array.from(ours.inputIds)).toEqual(reference.inputIds);
+        expect(Array.from(ours.labels)).toEqual(reference.labels);
+      }
+    }
+    // A turn without <image> (and a text-only record) is left as it is, whitespace included.
+    expect(llavaImageFirst([human('  Hi  '), gpt(' Yes ')])).toEqual([human('  Hi  '), gpt(' Yes ')]);
+  });
+
+  // Texts that move preprocess_v1's splits (train.py lines 456-466 at c121f04: rounds = conversation.split("</s>"),
+  // parts = rou.split(" ASSISTANT: "), break unless two parts; then cur_len != total_len masks everything).
+  // The reference shows what LLaVA would train; vicuna_v1 refuses each such record (separator_in_text).
+  const SPLIT_MOVERS: [string, Turn[], 'mismatch' | 'wrong mask'][] = [
+    ['a question saying " ASSISTANT: "', [human('<image>\nReply as USER then ASSISTANT: like a script.'), gpt('Sure.')], 'mismatch'],
+    ['an answer saying " ASSISTANT: " in the second round', [human('<image>\nHi?'), gpt('Hello.'), human('Quote the log.'), gpt('It said ASSISTANT: ready.')], 'mismatch'],
+    ['a question ending with " ASSISTANT:", which joins the template\'s separator', [human('<image>\nWho speaks after USER: ASSISTANT:'), gpt('The assistant.')], 'wrong mask'],
+    ['a text-only record whose answer says " ASSISTANT: "', [human('Write a dialogue.'), gpt('USER: hi ASSISTANT: hello')], 'mismatch'],
+  ];
+  for (const [what, turns, effect] of SPLIT_MOVERS) {
+    it(`refuses ${what}: LLaVA would ${effect === 'mismatch' ? 'report a tokenization mismatch and train nothing' : 'train the wrong tokens'}`, () => {
+      for (const legacy of [true, false]) {
+        const tok = legacy ? legacyTok : modernTok;
+        const reference = llavaV1(turns, legacy);
+        if (effect === 'mismatch') {
+          expect(reference.mismatch).toBe(true);
+          expect(reference.labels.every((l) => l === IGNORE_INDEX)).toBe(true);
+        } else {
+          expect(reference.mismatch).toBe(false);
+          const trained = reference.inputIds.filter((_, i) => reference.labels[i] !== IGNORE_INDEX);
+          const answer = turns[1]!.value;
+          expect(tok.decode(Int32Array.from(trained))).not.toBe(` ${answer}</s>`);
+        }
+        const hasImage = turns[0]!.value.includes('<image>');
+        const tokenize = () => createTemplate('vicuna_v1', tok).tokenize({ conversations: turns, image: hasImage ? { width: 64, height: 48 } : null });
+        expect(tokenize).toThrow(TemplateError);
+        try {
+          tokenize();
+        } catch (err) {
+          expect((err as TemplateError).code).toBe('separator_in_text');
+        }
+      }
+    });
+  }
+
+  it('accepts separator-like text that does not move a split, and equals preprocess_v1 on it', () => {
+    const harmless: Turn[][] = [
+      [human('<image>\nWhat does "USER:" mean here?'), gpt('It names the speaker.')],
+      [human('<image>\nRead the sign.'), gpt('It says (ASSISTANT: closed).')],
+      [human('<image>\nStart with a role.'), gpt('ASSISTANT: fine.')], // one split, at the template's own separator
+      [human('<image>\nEnd with a role name.'), gpt('The last word is ASSISTANT:')],
+    ];
+    for (const turns of harmless) {
+      for (const legacy of [true, false]) {
+        const tok = legacy ? legacyTok : modernTok;
+        const reference = llavaV1(turns, legacy);
+        expect(reference.mismatch).toBe(false);
+        const ours = createTemplate('vicuna_v1', tok).tokenize({ conversations: turns, image: { width: 64, height: 48 } });
+        expect(Array.from(ours.labels)).toEqual(reference.labels);
+        expect(Array.from(ours.inputIds)).toEqual(reference.inputIds);
+      }
+    }
+  });
+
+  it('refuses a system message holding a separator (every sample would be masked)', () => {
+    expect(() => createTemplate('vicuna_v1', legacyTok, { system: 'Be brief. ASSISTANT: ok' })).toThrow(/system message .* holds a separator/);
+  });
 
   it('vicuna_v1 puts the image placeholder where LLaVA does: "USER: <image>\\n" is ..., ▁, -200, ▁, <0x0A>', () => {
     const t = createTemplate('vicuna_v1', legacyTok).tokenize({ conversations: ONE_ROUND, image: { width: 64, height: 48 } });

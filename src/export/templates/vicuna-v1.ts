@@ -9,12 +9,17 @@
  * and the text after it is encoded as a new text (LLaVA's `tokenizer_image_token`). Text after `</s>` gets
  * the sentencepiece dummy prefix only in legacy mode; LLaVA compensates for non-legacy tokenizers with its
  * `round_len - 1` rule, which this construction matches by tokenizing what the model actually sees.
+ *
+ * LLaVA finds those boundaries by splitting the prompt text at `</s>` and `" ASSISTANT: "`; a conversation
+ * whose text moves a split is refused (`separator_in_text`, see `llava-preprocess.ts`), since LLaVA would
+ * mask all of it or train the wrong tokens.
  */
 import { ConfigError } from '../../core/errors.js';
 import type { ChatTokenizer } from '../../tokenizers/chat-tokenizer.js';
 import type { ImageEncoder } from './images.js';
+import { llavaV1RoundsProblem } from './llava-preprocess.js';
 import { tokenizeParts, withImages, type Part } from './parts.js';
-import type { ChatTemplate, TemplateInput, TokenizedConversation } from './template.js';
+import { TemplateError, type ChatTemplate, type TemplateInput, type TokenizedConversation } from './template.js';
 
 export const VICUNA_V1_SYSTEM =
   "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
@@ -31,9 +36,13 @@ export class VicunaV1Template implements ChatTemplate {
     if (tokenizer.eosToken === null) throw new ConfigError(`template vicuna_v1 needs an EOS token; tokenizer ${tokenizer.source} names none (\`eos_token\` in tokenizer_config.json)`);
     tokenizer.requireId(tokenizer.eosToken, 'vicuna_v1 ends every answer with EOS');
     this.eos = tokenizer.eosToken;
+    const problem = llavaV1RoundsProblem(system, [{ from: 'human', value: 'Hi.' }, { from: 'gpt', value: 'Hello.' }], this.eos);
+    if (problem) throw new ConfigError(`template vicuna_v1: the system message ${JSON.stringify(system)} holds a separator LLaVA splits at (${JSON.stringify(this.eos)} or " ASSISTANT: "); every sample would be masked`);
   }
 
   tokenize(input: TemplateInput): TokenizedConversation {
+    const problem = llavaV1RoundsProblem(this.system, input.conversations, this.eos);
+    if (problem) throw new TemplateError('separator_in_text', problem.message);
     const image = input.image ? this.images(input.image) : null;
     const parts: Part[] = [{ kind: 'text', text: `${this.system} `, train: false, turn: -1 }];
     const turns = input.conversations;
