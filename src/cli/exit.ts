@@ -10,7 +10,8 @@ export const EXIT_INTERRUPTED = 130;
 /**
  * 1 when samples failed, or when synthesis got no usable answer for some instruction samples (request
  * errors): a run whose LLM was unreachable must not look like a success. Samples held back on purpose
- * (`--max-cost` reached, Ctrl-C) do not count: the next run finishes them.
+ * (`--max-cost` reached, Ctrl-C) do not count: the next run finishes them. Nor do tasks that cannot apply
+ * (`not_applicable`: no caption for stage 1, no boxes to ground): 1 means a user must look at something.
  */
 export function exitCodeOf(summary: RunSummary | null): number {
   if (!summary) return EXIT_OK;

@@ -57,6 +57,12 @@ export interface InstructionSummary {
   retriable: number;
   /** Rejected and failed ones by reason code. */
   reasons: Record<string, number>;
+  /**
+   * Tasks with nothing to work from (`no_caption`, `no_boxes`, `no_context`): no failure, nothing to act
+   * on, so they never make the exit code 1. By reason code in `notApplicableReasons`.
+   */
+  notApplicable: number;
+  notApplicableReasons: Record<string, number>;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Instruction samples in the run database (`instructions` table): one row per sample, task and
  * variant, with its status (`ok`, `rejected` after every attempt was rejected, `failed` when no usable
- * answer came back), the reason (a stable code first, e.g. `leak_caption: ...`, `budget_exhausted: ...`,
+ * answer came back, `not_applicable` when the task has nothing to work from: `no_caption`, `no_boxes`,
+ * `no_context`; nobody needs to act on those), the reason (a stable code first, e.g. `leak_caption: ...`, `budget_exhausted: ...`,
  * or flags on an ok sample such as `unsupported_objects: dog`), the conversation, the hash of the last
  * request (its raw answer is in `llm_cache`) and the number of attempts.
  */
@@ -9,7 +10,7 @@ import type { InstructionSample, InstructionTask, Turn } from '../core/conversat
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
 
-export type InstructionStatus = 'ok' | 'rejected' | 'failed';
+export type InstructionStatus = 'ok' | 'rejected' | 'failed' | 'not_applicable';
 
 export interface InstructionRow {
   sampleKey: string;

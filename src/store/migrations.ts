@@ -163,4 +163,10 @@ export const MIGRATIONS: readonly string[] = [
     changed INTEGER NOT NULL
   );
   `,
+  // 5: tasks that cannot apply (no caption for stage 1, no boxes to ground, no context for an LLM task)
+  // were recorded as failed; they are `not_applicable`, which no summary counts as a failure.
+  `
+  UPDATE instructions SET status = 'not_applicable'
+  WHERE status = 'failed' AND substr(reason, 1, instr(reason, ':') - 1) IN ('no_caption', 'no_boxes', 'no_context');
+  `,
 ];

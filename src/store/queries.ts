@@ -34,10 +34,14 @@ function instructionSummary(db: Db): InstructionSummary | undefined {
     )
     .all() as { status: string; code: string | null; n: number }[];
   if (rows.length === 0) return undefined;
-  const summary: InstructionSummary = { ok: 0, rejected: 0, failed: 0, retriable: 0, reasons: {} };
+  const summary: InstructionSummary = { ok: 0, rejected: 0, failed: 0, retriable: 0, reasons: {}, notApplicable: 0, notApplicableReasons: {} };
   for (const { status, code, n } of rows) {
     if (status === 'ok') summary.ok += n;
-    else if (status === 'rejected' || status === 'failed') {
+    else if (status === 'not_applicable') {
+      summary.notApplicable += n;
+      const key = code ?? status;
+      summary.notApplicableReasons[key] = (summary.notApplicableReasons[key] ?? 0) + n;
+    } else if (status === 'rejected' || status === 'failed') {
       summary[status] += n;
       if (status === 'failed' && code !== null && RESUMABLE_CODES.has(code)) summary.retriable += n;
       const key = code ?? status;

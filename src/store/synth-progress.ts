@@ -34,8 +34,8 @@ export function synthProgress(path: string): SynthProgress {
   for (const file of progress.databases) {
     const db = openDatabase(file, { readonly: true });
     try {
-      // `ok` and `rejected` (every attempt rejected) are final; `failed` ones are asked again on resume.
-      const rows = db.prepare(`SELECT task, COUNT(*) AS n FROM instructions WHERE status IN ('ok', 'rejected') GROUP BY task`).all() as { task: string; n: number }[];
+      // `ok`, `rejected` (every attempt rejected) and `not_applicable` are final; `failed` ones are asked again on resume.
+      const rows = db.prepare(`SELECT task, COUNT(*) AS n FROM instructions WHERE status IN ('ok', 'rejected', 'not_applicable') GROUP BY task`).all() as { task: string; n: number }[];
       for (const { task, n } of rows) progress.answered[task] = (progress.answered[task] ?? 0) + n;
       progress.spentUsd += (db.prepare('SELECT COALESCE(SUM(cost_usd), 0) FROM llm_cache').pluck().get() as number) ?? 0;
       progress.settledSamples += db.prepare(`SELECT COUNT(*) FROM samples WHERE status != 'ok'`).pluck().get() as number;

@@ -14,7 +14,7 @@ import { seededInt } from './seeded.js';
 export interface TaskOutcome {
   task: LlmTaskName;
   variant: number;
-  status: 'ok' | 'rejected' | 'failed' | 'pending';
+  status: 'ok' | 'rejected' | 'failed' | 'not_applicable' | 'pending';
   reason: string | null;
   conversations: Turn[] | null;
   requestHash: string | null;
@@ -48,7 +48,7 @@ export async function runLlmTask(ask: Ask, options: RunTaskOptions): Promise<Tas
   const { key, task, variant } = options;
   const base = { task, variant };
   if (options.context.context.text === '') {
-    return { ...base, status: 'failed', reason: 'no_context: no usable caption or box to write about', conversations: null, requestHash: null, attempts: 0 };
+    return { ...base, status: 'not_applicable', reason: 'no_context: no usable caption or box to write about', conversations: null, requestHash: null, attempts: 0 };
   }
   const rejections: string[] = [];
   let requestHash: string | null = null;

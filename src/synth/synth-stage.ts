@@ -303,7 +303,7 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
 interface InstructionRowDraft {
   task: InstructionRow['task'];
   variant: number;
-  status: 'ok' | 'failed';
+  status: 'ok' | 'not_applicable';
   reason: string | null;
   conversations: InstructionRow['conversations'];
   requestHash: null;
@@ -313,7 +313,7 @@ interface InstructionRowDraft {
 function templateDraft(task: InstructionRow['task'], result: TemplateResult): InstructionRowDraft {
   return result.ok
     ? { task, variant: 0, status: 'ok', reason: null, conversations: result.conversations, requestHash: null, attempts: 1 }
-    : { task, variant: 0, status: 'failed', reason: `${result.code}: ${result.detail}`, conversations: null, requestHash: null, attempts: 1 };
+    : { task, variant: 0, status: 'not_applicable', reason: `${result.code}: ${result.detail}`, conversations: null, requestHash: null, attempts: 1 };
 }
 
 /** Outcomes still pending become failures with the given reason (or `batch_incomplete`). */

@@ -3,13 +3,14 @@
  * requests, the unfinished samples are held back from the shards, and the next run finishes and exports
  * them once, without paying again for any answer it already has.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { generateShapes } from '../../datasets/shapes/index.js';
+import { makeImage } from '../fixtures/make-webdataset.js';
 import { bodyHash, FakeLlmServer } from '../llm-server/server.js';
 import { readShardMembers, runCli } from './helpers.js';
 
@@ -107,5 +108,67 @@ describe('build with an LLM that never answers', () => {
     // The first failures are said while the run goes on, not only in the summary.
     expect(r.stderr.match(/^warning: synth: detail of \w+ failed: connection_error: /gm)).toHaveLength(3);
     expect(r.stderr.indexOf('warning: synth: detail of')).toBeLessThan(r.stderr.indexOf('instructions:'));
+  });
+});
+
+describe('build with tasks that cannot apply to some samples', () => {
+  it('counts them as not applicable, not failed: the run and a no-op resume exit 0, and the summary and inspect stats say how many', async () => {
+    const folder = join(dir, 'na');
+    mkdirSync(folder, { recursive: true });
+    const rows: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      writeFileSync(join(folder, `${i}.png`), await makeImage(32, 24, 'png', i + 1));
+      // 0-1: caption and a box; 2-3: a caption, no box; 4-5: neither.
+      const caption = i < 4 ? `a shape number ${i}` : '';
+      const boxes = i < 2 ? [{ label: 'square', box: [2, 2, 20, 20] }] : [];
+      rows.push(JSON.stringify({ image: `${i}.png`, caption, boxes }));
+    }
+    writeFileSync(join(folder, 'm.jsonl'), `${rows.join('\n')}\n`);
+    const na = await FakeLlmServer.start();
+    const recipe = join(folder, 'recipe.yaml');
+    writeFileSync(
+      recipe,
+      stringify({
+        run: { db: 'out/run.db' },
+        sources: [{ type: 'jsonl', path: 'm.jsonl', image: 'image', caption: 'caption', boxes: 'boxes' }],
+        synth: { tasks: ['conversation', 'stage1', 'grounding'], llm: { baseURL: na.baseURL, model: 'test-model' } },
+        export: [{ type: 'webdataset', out: 'out/wds' }],
+      }),
+    );
+    try {
+      const expected = 'instructions: 10 ok, 0 rejected, 0 failed, 8 not applicable (no_boxes 4, no_caption 2, no_context 2)';
+      const first = await runCli(['build', recipe, '--progress', 'plain']);
+      expect(first.stderr).toContain('samples: 6 total, 6 ok, 0 failed, 0 dropped');
+      expect(first.stderr).toContain(expected);
+      expect(first.stderr).not.toMatch(/warning: synth: .* failed/);
+      expect(first.code).toBe(0);
+      expect(na.requests).toHaveLength(4);
+
+      const again = await runCli(['build', recipe, '--progress', 'plain']);
+      expect(again.stderr).toContain(expected);
+      expect(again.code).toBe(0);
+      expect(na.requests).toHaveLength(4);
+
+      const stats = await runCli(['inspect', join(folder, 'out/run.db'), 'stats', '--json']);
+      const parsed = JSON.parse(stats.stdout) as { synthesis: Record<string, unknown>; instructions: Record<string, Record<string, number>> };
+      expect(parsed.synthesis).toEqual({
+        ok: 10,
+        rejected: 0,
+        failed: 0,
+        retriable: 0,
+        reasons: {},
+        notApplicable: 8,
+        notApplicableReasons: { no_boxes: 4, no_caption: 2, no_context: 2 },
+      });
+      expect(parsed.instructions).toEqual({
+        conversation: { ok: 4, not_applicable: 2 },
+        grounding: { ok: 2, not_applicable: 4 },
+        stage1: { ok: 4, not_applicable: 2 },
+      });
+      const table = await runCli(['inspect', join(folder, 'out/run.db'), 'stats']);
+      expect(table.stdout).toMatch(/instructions\ntask\s+not_applicable\s+ok\n[- ]+\nconversation\s+2\s+4\ngrounding\s+4\s+2\nstage1\s+2\s+4/);
+    } finally {
+      await na.close();
+    }
   });
 });

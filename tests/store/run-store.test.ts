@@ -52,6 +52,33 @@ describe('run database', () => {
     expect(runSummary(db).samples.total).toBe(1);
   });
 
+  it('a migration re-labels tasks recorded as failed because they could not apply become not_applicable; real failures stay', () => {
+    const path = join(dir, 'old.db');
+    const old = new Database(path);
+    for (const migration of MIGRATIONS.slice(0, 3)) old.exec(migration);
+    old.pragma('user_version = 3');
+    old.prepare(`INSERT INTO runs (id, recipe_json, recipe_hash, started_at) VALUES (1, '{}', 'h', 'now')`).run();
+    old.prepare(`INSERT INTO samples (key, source, image_ref, status, run_id, updated_at) VALUES ('s', 'src', 'file:x', 'ok', 1, 'now')`).run();
+    const insert = old.prepare(`INSERT INTO instructions (sample_key, task, variant, status, reason, created_at) VALUES ('s', ?, ?, ?, ?, 'now')`);
+    insert.run('grounding', 0, 'failed', 'no_boxes: the sample has no boxes to ground');
+    insert.run('stage1', 0, 'failed', 'no_caption: the sample has no published caption');
+    insert.run('detail', 0, 'failed', 'no_context: no usable caption or box to write about');
+    insert.run('detail', 1, 'failed', 'connection_error: refused (no_boxes: in the message)');
+    insert.run('conversation', 0, 'rejected', 'no_boxes: not a real code here');
+    old.close();
+    const migrated = openDatabase(path);
+    const rows = migrated.prepare('SELECT task, variant, status FROM instructions ORDER BY task, variant').all();
+    expect(runSummary(migrated).synthesis).toMatchObject({ failed: 1, notApplicable: 3, notApplicableReasons: { no_boxes: 1, no_caption: 1, no_context: 1 } });
+    migrated.close();
+    expect(rows).toEqual([
+      { task: 'conversation', variant: 0, status: 'rejected' },
+      { task: 'detail', variant: 0, status: 'not_applicable' },
+      { task: 'detail', variant: 1, status: 'failed' },
+      { task: 'grounding', variant: 0, status: 'not_applicable' },
+      { task: 'stage1', variant: 0, status: 'not_applicable' },
+    ]);
+  });
+
   it('refuses a database from a newer vlcurate, naming both versions', () => {
     db.pragma(`user_version = ${MIGRATIONS.length + 5}`);
     db.close();

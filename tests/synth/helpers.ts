@@ -52,7 +52,7 @@ export interface InstructionDbRow {
   sample_key: string;
   task: string;
   variant: number;
-  status: 'ok' | 'rejected' | 'failed';
+  status: 'ok' | 'rejected' | 'failed' | 'not_applicable';
   reason: string | null;
   conversations_json: string | null;
   request_hash: string | null;

@@ -54,9 +54,9 @@ describe('synth stage: template tasks', () => {
     const rows = instructionRows(r.db);
     expectEveryRowAccountedFor(rows);
     expect(rows.filter((row) => row.sample_key === 'c').map((row) => [row.task, row.status, row.reason!.split(':')[0]])).toEqual([
-      ['grounding', 'failed', 'no_boxes'],
-      ['referring', 'failed', 'no_boxes'],
-      ['stage1', 'failed', 'no_caption'],
+      ['grounding', 'not_applicable', 'no_boxes'],
+      ['referring', 'not_applicable', 'no_boxes'],
+      ['stage1', 'not_applicable', 'no_caption'],
     ]);
     expect(rows.filter((row) => row.sample_key === 'd' || row.sample_key === 'e')).toEqual([]);
     // The store reads back what the stage attached.
@@ -105,7 +105,7 @@ describe('synth stage: LLM tasks', () => {
     expect(detail.conversations[1]!.value).toMatch(/^The picture shows a small yellow square/);
     const rows = instructionRows(r.db);
     expectEveryRowAccountedFor(rows);
-    expect(rows.filter((row) => row.sample_key === 'd' && row.task === 'conversation')[0]).toMatchObject({ status: 'failed', attempts: 0 });
+    expect(rows.filter((row) => row.sample_key === 'd' && row.task === 'conversation')[0]).toMatchObject({ status: 'not_applicable', attempts: 0 });
     expect(rows.find((row) => row.sample_key === 'd' && row.task === 'conversation')!.reason).toMatch(/^no_context:/);
     expect(rows.filter((row) => row.status === 'ok' && LLM_TASKS.includes(row.task as never)).every((row) => /^[0-9a-f]{64}$/.test(row.request_hash!))).toBe(true);
     const llmEvents = events.filter((e) => e.type === 'llm');

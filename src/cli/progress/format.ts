@@ -39,11 +39,16 @@ export function formatSummary(summary: RunSummary): string[] {
   return lines;
 }
 
-/** `instructions: 40 ok, 2 rejected, 15 failed (connection_error 15, bad_format 2); a later run asks 15 again`, or null. */
+/**
+ * `instructions: 40 ok, 2 rejected, 15 failed (connection_error 15, bad_format 2), 6 not applicable (no_boxes 6);
+ * a later run asks 15 again`, or null.
+ */
 export function formatInstructions(summary: RunSummary): string | null {
   const i = summary.synthesis;
   if (!i) return null;
-  const reasons = Object.entries(i.reasons).slice(0, 5).map(([code, n]) => `${code} ${n}`).join(', ');
+  const list = (counts: Record<string, number>) => Object.entries(counts).slice(0, 5).map(([code, n]) => `${code} ${n}`).join(', ');
+  const reasons = list(i.reasons);
+  const notApplicable = i.notApplicable > 0 ? `, ${i.notApplicable} not applicable (${list(i.notApplicableReasons)})` : '';
   const retry = i.retriable > 0 ? `; a later run asks ${i.retriable} again` : '';
-  return `instructions: ${i.ok} ok, ${i.rejected} rejected, ${i.failed} failed${reasons ? ` (${reasons})` : ''}${retry}`;
+  return `instructions: ${i.ok} ok, ${i.rejected} rejected, ${i.failed} failed${reasons ? ` (${reasons})` : ''}${notApplicable}${retry}`;
 }
