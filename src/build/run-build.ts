@@ -28,7 +28,11 @@ import { loadItcModel } from '../models/itc-model.js';
 import { loadItmModel } from '../models/itm-model.js';
 import { ConfigError, inField } from '../core/errors.js';
 import { createSynthStage } from '../synth/synth-stage.js';
-import { decideCaptions, type ScoredCaption } from '../filter/policy.js';
+import { decideCaptions, type ResolvedPolicy, type ScoredCaption } from '../filter/policy.js';
+import { policyInForce } from '../filter/policy-in-force.js';
+import { describeFlags, type RefilterEntry } from '../filter/refilter-log.js';
+import { isLlmTask } from '../synth/llm-tasks.js';
+import type { DoneRule } from '../store/done-rule.js';
 import type { Caption, DecodedPair } from '../core/sample.js';
 import type { Recipe } from '../config/recipe.js';
 import { createCaptionerStage, type CaptionBatch } from '../captioner/captioner-stage.js';
@@ -70,6 +74,11 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const store = new RunStore(db);
     const sources = recipe.sources.map((entry, i) => createSource(entry, i));
     const exportNames = recipe.export.map((e) => e.name);
+    // What a recorded sample still needs (`done-rule.ts`): every export, and every instruction row asked for.
+    const doneRule: DoneRule = {
+      exports: exportNames,
+      synth: (recipe.synth?.tasks ?? []).map((task) => ({ task, variants: isLlmTask(task) ? recipe.synth!.samplesPerTask : 1 })),
+    };
     const ctx: SourceContext = {
       signal: options.signal,
       shard: options.shard,
@@ -80,7 +89,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     // Sources that know keys before reading images skip finished ones without reading or downloading.
     const contextOf = (source: { name: string }): SourceContext => ({
       ...ctx,
-      isDone: (keys) => store.doneKeys(keys, exportNames, source.name),
+      isDone: (keys) => store.doneKeys(keys, doneRule, source.name),
     });
     let total: number | null = 0;
     for (const [i, source] of sources.entries()) {
@@ -101,12 +110,16 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
     const runId = store.startRun(JSON.stringify(stored), loaded.hash, `${options.shard.index}/${options.shard.count}`);
     store.forgetKeyCollisions();
+    // After a refilter the build decides with its policy (not the recipe's), so it neither undoes the
+    // refilter nor drops again what it revived (`policy-in-force.ts`; this run's recipe counts).
+    const inForce = recipe.filter ? policyInForce(db) : null;
+    const refiltered = inForce?.source.kind === 'refilter' ? { policy: inForce.policy, note: describeRefilterInForce(inForce.source.refilter) } : null;
     const stages: Stage<any, any>[] = [
-      createSkipDoneStage(store, exportNames),
+      createSkipDoneStage(store, doneRule),
       createDecodeStage(recipe.decode),
       ...(recipe.decode.dedup === 'exact' ? [createDedupStage(store)] : []),
       ...(reuseRuns.length > 0 ? [createReuseStage(store, reuseRuns)] : []),
-      ...capfiltStages(recipe, scorer, captioner),
+      ...capfiltStages(recipe, scorer, captioner, refiltered),
       createRecordStage(store, runId, recipe.run.commitEvery),
       // After record: instruction rows reference the samples table.
       ...(recipe.synth
@@ -120,7 +133,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       stages,
       signal: options.signal,
       total,
-      resumed: store.countDone(exportNames),
+      resumed: store.countDone(doneRule),
       tickMs: options.tickMs,
       summarize: () => runSummary(db),
     });
@@ -163,9 +176,14 @@ async function* inFieldStream<T>(field: string, items: AsyncIterable<T>): AsyncG
  * CapFilt, streaming: score the web captions, caption the images (all, or those whose own captions
  * failed), score the new captions, then decide every caption with the policy.
  */
-function capfiltStages(recipe: Recipe, scorer: CaptionScorer | null, captioner: LoadedCaptioner | null): Stage<DecodedPair, DecodedPair>[] {
+function capfiltStages(
+  recipe: Recipe,
+  scorer: CaptionScorer | null,
+  captioner: LoadedCaptioner | null,
+  refiltered: { policy: ResolvedPolicy; note: string } | null,
+): Stage<DecodedPair, DecodedPair>[] {
   const filter = recipe.filter;
-  const policy = filter && scorer ? resolvePolicy(filter, null) : null;
+  const policy = filter && scorer ? (refiltered?.policy ?? resolvePolicy(filter, null)) : null;
   const stages: Stage<DecodedPair, DecodedPair>[] = [];
   if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter', batchSize: filter.batchSize }));
   if (captioner) {
@@ -174,8 +192,15 @@ function capfiltStages(recipe: Recipe, scorer: CaptionScorer | null, captioner: 
     stages.push(createCaptionerStage(captioner.captionBatch, { model: captioner.model, batchSize: captioner.batchSize, wants }));
     if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize }));
   }
-  if (policy) stages.push(createSelectStage(policy));
+  if (policy) stages.push(createSelectStage(policy, 'select', refiltered?.note));
   return stages;
+}
+
+function describeRefilterInForce(r: RefilterEntry): string {
+  return (
+    `filter: the decisions of \`vlcurate refilter ${describeFlags(r.flags)}\` (${r.at}) are in force, since the recipe's filter ` +
+    'decisions are unchanged since; new and resumed samples are decided by them (change the filter in the recipe to decide by it again)'
+  );
 }
 
 function asScored(c: Caption): ScoredCaption {

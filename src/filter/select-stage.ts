@@ -4,12 +4,15 @@ import { decideCaptions, NO_CAPTION_PASSED, type ResolvedPolicy } from './policy
 
 /**
  * Applies the filter policy to each sample's scored captions: every caption gets `kept` and a reason;
- * a sample with no kept caption is dropped (`no_caption_passed`), its scores still recorded.
+ * a sample with no kept caption is dropped (`no_caption_passed`), its scores still recorded. `note`, when
+ * given, is said once at the start (the build says whose decisions these are after a refilter).
  */
-export function createSelectStage(policy: ResolvedPolicy, name = 'select'): Stage<DecodedPair, DecodedPair> {
+export function createSelectStage(policy: ResolvedPolicy, name = 'select', note?: string): Stage<DecodedPair, DecodedPair> {
   return {
     name,
-    async *run(input) {
+    async *run(input, ctx) {
+      // Where the policy comes from, when not from the recipe (a refilter in force).
+      if (note) ctx.emit({ type: 'log', level: 'info', message: note });
       for await (const sample of input) {
         if (sample.failure || sample.dropped) {
           yield sample;

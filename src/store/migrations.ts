@@ -148,7 +148,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX IF NOT EXISTS captions_itc ON captions(itc);
   CREATE INDEX IF NOT EXISTS captions_origin ON captions(origin, kept);
   `,
-  // 4: each refilter (see store/refilter-log.ts), so builds, exports and the report know which decisions
+  // 4: each refilter (see filter/refilter-log.ts), so builds, exports and the report know which decisions
   // are in force and where they came from.
   `
   CREATE TABLE IF NOT EXISTS refilters (

@@ -5,6 +5,7 @@ import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from './dedup-stage.js';
 import { InstructionStore } from './instruction-store.js';
 import { asCollision, KEY_COLLISION_STAGE } from './key-collision.js';
+import { doneCondition, type DoneRule } from './done-rule.js';
 
 export interface ShardRecord {
   exportName: string;
@@ -18,8 +19,7 @@ export interface ShardRecord {
 interface SampleProgress {
   key: string;
   source: string;
-  status: SampleStatus;
-  exported: number;
+  done: number;
 }
 
 /**
@@ -141,37 +141,31 @@ export class RunStore {
   }
 
   /**
-   * Of `keys`, those that need no more work: failed or dropped, or ok and exported by every export in
-   * `exportNames`. Resume skips them before reading their images. With `source`, only that source's
+   * Of `keys`, those that need no more work (`done-rule.ts`): failed or dropped, or ok, held by every export
+   * and synthesized. Resume skips them before reading their images. With `source`, only that source's
    * records count: a key another source recorded is not this source's work (see `resumeState`).
    */
-  doneKeys(keys: readonly string[], exportNames: readonly string[], source?: string): Set<string> {
-    return this.resumeState(keys, exportNames, source).done;
+  doneKeys(keys: readonly string[], rule: DoneRule, source?: string): Set<string> {
+    return this.resumeState(keys, rule, source).done;
   }
 
   /**
    * One lookup for resume: the keys that need no more work (`doneKeys`), and the keys another source than
    * `source` already recorded, with that owner (this source's sample becomes a `key_duplicate`).
    */
-  resumeState(keys: readonly string[], exportNames: readonly string[], source?: string): { done: Set<string>; owners: Map<string, string> } {
+  resumeState(keys: readonly string[], rule: DoneRule, source?: string): { done: Set<string>; owners: Map<string, string> } {
     const done = new Set<string>();
     const owners = new Map<string, string>();
     if (keys.length === 0) return { done, owners };
-    for (const row of this.sampleProgress(keys, exportNames)) {
+    const condition = doneCondition(rule);
+    const rows = this.db
+      .prepare(`SELECT s.key, s.source, ${condition.sql} AS done FROM samples s WHERE s.key IN (${keys.map(() => '?').join(',')})`)
+      .all(...condition.params, ...keys) as SampleProgress[];
+    for (const row of rows) {
       if (source !== undefined && row.source !== source) owners.set(row.key, row.source);
-      else if (row.status !== 'ok' || row.exported >= exportNames.length) done.add(row.key);
+      else if (row.done) done.add(row.key);
     }
     return { done, owners };
-  }
-
-  private sampleProgress(keys: readonly string[], exportNames: readonly string[]): SampleProgress[] {
-    return this.db
-      .prepare(
-        `SELECT s.key, s.source, s.status,
-                (SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${exportNames.map(() => '?').join(',') || "''"})) AS exported
-         FROM samples s WHERE s.key IN (${keys.map(() => '?').join(',')})`,
-      )
-      .all(...exportNames, ...keys) as SampleProgress[];
   }
 
   /**
@@ -247,14 +241,9 @@ export class RunStore {
   }
 
   /** How many samples need no more work (see `doneKeys`), for the resume line at the start of a run. */
-  countDone(exportNames: readonly string[]): number {
-    const row = this.db
-      .prepare(
-        `SELECT COUNT(*) AS n FROM samples s WHERE s.status != 'ok' OR
-           (SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${exportNames.map(() => '?').join(',') || "''"})) >= ?`,
-      )
-      .get(...exportNames, exportNames.length) as { n: number };
-    return row.n;
+  countDone(rule: DoneRule): number {
+    const condition = doneCondition(rule);
+    return this.db.prepare(`SELECT COUNT(*) FROM samples s WHERE ${condition.sql}`).pluck().get(...condition.params) as number;
   }
 
   /** Keys an export already holds, of those given. */

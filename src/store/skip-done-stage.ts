@@ -3,15 +3,16 @@ import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import { groupBy } from '../iter/group-by.js';
 import { asCollision } from './key-collision.js';
+import type { DoneRule } from './done-rule.js';
 import type { RunStore } from './run-store.js';
 
 /**
- * Resume: drops pairs an earlier run already finished (failed, dropped, or exported everywhere) before
- * any image is decoded. A pair whose key another source already claimed (recorded, or passed here moments
+ * Resume: drops pairs an earlier run already finished (failed, dropped, or exported everywhere and
+ * synthesized: `done-rule.ts`) before any image is decoded. A pair whose key another source already claimed (recorded, or passed here moments
  * ago and not recorded yet) becomes its `key_duplicate` failure here, so no model works on it and dedup
  * never takes it for an original. Looks keys up in batches, so memory does not grow with the run.
  */
-export function createSkipDoneStage(store: RunStore, exportNames: readonly string[], lookupEvery = 256): Stage<Pair, Pair> {
+export function createSkipDoneStage(store: RunStore, rule: DoneRule, lookupEvery = 256): Stage<Pair, Pair> {
   return {
     name: 'resume',
     async *run(input) {
@@ -24,7 +25,7 @@ export function createSkipDoneStage(store: RunStore, exportNames: readonly strin
         const done = new Set<Pair>();
         const recorded = new Map<Pair, string>();
         for (const [source, group] of groupBy(pairs, (p) => p.source)) {
-          const { done: finished, owners } = store.resumeState(group.map((p) => p.key), exportNames, source);
+          const { done: finished, owners } = store.resumeState(group.map((p) => p.key), rule, source);
           for (const pair of group) {
             if (finished.has(pair.key)) done.add(pair);
             else if (owners.has(pair.key)) recorded.set(pair, owners.get(pair.key)!);

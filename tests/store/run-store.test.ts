@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../../src/store/database.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import { RunStore } from '../../src/store/run-store.js';
+import { InstructionStore } from '../../src/store/instruction-store.js';
 import { runSummary, runStats, listSamples, showSample } from '../../src/store/queries.js';
 import type { DecodedPair } from '../../src/core/sample.js';
 
@@ -107,14 +108,37 @@ describe('run database', () => {
     const run = store.startRun('{}', 'h', '0/1');
     store.writeSamples(run, [sample('ok1'), sample('ok2'), sample('bad', { failure: { code: 'x', message: 'y', stage: 'decode' }, image: null })]);
     store.recordShard({ exportName: 'wds', shardIndex: 0, path: 'wds-000000.tar', sampleCount: 1, byteLength: 10, sha256: 'cafe' }, ['ok1']);
-    expect([...store.doneKeys(['ok1', 'ok2', 'bad', 'unknown'], ['wds'])].sort()).toEqual(['bad', 'ok1']);
+    const exportsOnly = (...exports: string[]) => ({ exports, synth: [] });
+    expect([...store.doneKeys(['ok1', 'ok2', 'bad', 'unknown'], exportsOnly('wds'))].sort()).toEqual(['bad', 'ok1']);
     // With a second export, ok1 is not done until that export has it too.
-    expect([...store.doneKeys(['ok1', 'ok2', 'bad'], ['wds', 'llava'])].sort()).toEqual(['bad']);
-    // Without exports, an ingested ok sample is done.
-    expect([...store.doneKeys(['ok1', 'ok2'], [])].sort()).toEqual(['ok1', 'ok2']);
-    expect(store.countDone(['wds'])).toBe(2);
+    expect([...store.doneKeys(['ok1', 'ok2', 'bad'], exportsOnly('wds', 'llava'))].sort()).toEqual(['bad']);
+    // Without exports or synthesis, an ingested ok sample is done.
+    expect([...store.doneKeys(['ok1', 'ok2'], exportsOnly())].sort()).toEqual(['ok1', 'ok2']);
+    expect(store.countDone(exportsOnly('wds'))).toBe(2);
     expect(runSummary(db).exported).toEqual({ wds: 1 });
     expect(store.shards('wds')).toEqual([{ exportName: 'wds', shardIndex: 0, path: 'wds-000000.tar', sampleCount: 1, byteLength: 10, sha256: 'cafe' }]);
+  });
+
+  it('doneKeys with synthesis: an ok sample is done once every task and variant has a final row (a resumable failure is not final)', () => {
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    store.writeSamples(run, [sample('none'), sample('all'), sample('budget'), sample('rejected'), sample('half')]);
+    const rows = new InstructionStore(db);
+    const row = (sampleKey: string, task: 'stage1' | 'detail', variant: number, status: 'ok' | 'rejected' | 'failed', reason: string | null = null) => ({
+      sampleKey, task, variant, status, reason, conversations: null, requestHash: null, attempts: 1,
+    });
+    rows.write([
+      row('all', 'stage1', 0, 'ok'), row('all', 'detail', 0, 'ok'), row('all', 'detail', 1, 'failed', 'bad_format: no answer block'),
+      row('budget', 'stage1', 0, 'ok'), row('budget', 'detail', 0, 'ok'), row('budget', 'detail', 1, 'failed', 'budget_exhausted: --max-cost reached'),
+      row('rejected', 'stage1', 0, 'failed', 'no_caption: nothing to say'), row('rejected', 'detail', 0, 'rejected', 'leak_caption: x'), row('rejected', 'detail', 1, 'ok'),
+      row('half', 'stage1', 0, 'ok'),
+    ]);
+    const rule = { exports: [], synth: [{ task: 'stage1', variants: 1 }, { task: 'detail', variants: 2 }] };
+    expect([...store.doneKeys(['none', 'all', 'budget', 'rejected', 'half'], rule)].sort()).toEqual(['all', 'rejected']);
+    expect(store.countDone(rule)).toBe(2);
+    // A task the recipe no longer asks for does not count; one it adds makes every sample not done.
+    expect([...store.doneKeys(['all', 'half'], { exports: [], synth: [{ task: 'stage1', variants: 1 }] })].sort()).toEqual(['all', 'half']);
+    expect([...store.doneKeys(['all'], { exports: [], synth: [{ task: 'grounding', variants: 1 }] })]).toEqual([]);
   });
 
   it('a key another source owns: the sample is recorded as key_duplicate under a key of its own, never over the owner', () => {
