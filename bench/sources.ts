@@ -67,7 +67,7 @@ async function benchDownloads(): Promise<Record<string, unknown>> {
   try {
     const run = async (file: string, urls: string[], cacheDir: string) => {
       writeFileSync(join(work, file), urls.map((url, i) => JSON.stringify({ url, caption: `image ${i}` })).join('\n'));
-      const source = createSource(sourceSchema.parse({ type: 'jsonl', path: file, image: 'url', caption: 'caption', download: { cacheDir } }), 0);
+      const source = createSource(sourceSchema.parse({ type: 'jsonl', path: file, image: 'url', caption: 'caption', download: { cacheDir, allowPrivateNetworks: true } }), 0);
       server.resetStats();
       const started = performance.now();
       const { n, failed } = await drain(source.read(context(work)));

@@ -11,7 +11,8 @@
  * `robots_disallowed`, redirect problems), so a second read asks the network nothing at all; transient
  * ones (timeouts, connection errors, 408, 429, 5xx) are not, so a later run tries again. A cached
  * `too_large` is ignored when `maxBytes` has grown since, a cached `robots_disallowed` when robots are now
- * ignored.
+ * ignored; a download made while `allowPrivateNetworks` was on is not served to a run with it off.
+ * `address_disallowed` is never cached (it depends on that setting and on DNS).
  *
  * Within one run, requests for a URL already being downloaded wait for that download (LAION-style
  * manifests repeat URLs).
@@ -33,6 +34,8 @@ export type CacheRecord =
       byteLength: number;
       sha256: string;
       fetchedAt: string;
+      /** Fetched while non-public addresses were allowed: not served to a run that refuses them. */
+      allowPrivateNetworks?: boolean;
     }
   | {
       url: string;
@@ -109,7 +112,11 @@ export class DownloadCache {
     return { record, bytes };
   }
 
-  async putSuccess(url: string, result: { bytes: Buffer; finalUrl: string; status: number; contentType: string | null }): Promise<string> {
+  async putSuccess(
+    url: string,
+    result: { bytes: Buffer; finalUrl: string; status: number; contentType: string | null },
+    settings: { allowPrivateNetworks: boolean } = { allowPrivateNetworks: false },
+  ): Promise<string> {
     const { blob, record } = this.paths(url);
     await this.ensureDir(path.dirname(blob));
     await writeAtomically(blob, result.bytes);
@@ -122,6 +129,7 @@ export class DownloadCache {
       byteLength: result.bytes.length,
       sha256: createHash('sha256').update(result.bytes).digest('hex'),
       fetchedAt: new Date().toISOString(),
+      ...(settings.allowPrivateNetworks ? { allowPrivateNetworks: true } : {}),
     };
     await writeAtomically(record, JSON.stringify(entry));
     return blob;
@@ -180,12 +188,12 @@ export class Downloader {
   }
 
   private async load(url: string, signal: AbortSignal | undefined): Promise<DownloadResult> {
-    const { maxBytes, ignoreRobots } = this.fetcher.options;
+    const { maxBytes, ignoreRobots, allowPrivateNetworks } = this.fetcher.options;
     if (this.cache !== null) {
       const hit = await this.cache.get(url);
       if (hit !== null) {
         const { record } = hit;
-        if (record.ok && hit.bytes !== null) {
+        if (record.ok && hit.bytes !== null && (allowPrivateNetworks || record.allowPrivateNetworks !== true)) {
           this.stats.cacheHits++;
           return { ok: true, bytes: hit.bytes, url, finalUrl: record.finalUrl, contentType: record.contentType, path: this.cache.paths(url).blob, cached: true };
         }
@@ -208,7 +216,7 @@ export class Downloader {
       return { ok: false, code: result.code, message: result.message, cached: false };
     }
     this.stats.downloads++;
-    const blob = this.cache === null ? null : await this.cache.putSuccess(url, result).catch(() => null);
+    const blob = this.cache === null ? null : await this.cache.putSuccess(url, result, { allowPrivateNetworks }).catch(() => null);
     return { ok: true, bytes: result.bytes, url, finalUrl: result.finalUrl, contentType: result.contentType, path: blob, cached: false };
   }
 }

@@ -13,6 +13,12 @@
  * | `too_large` | a declared `Content-Length` over `maxBytes`, or a body that grows past it (the read is aborted) |
  * | `not_an_image` | a `Content-Type` that is not an image (`text/html`, ...), or bytes that start like no image format |
  * | `robots_disallowed` | an `X-Robots-Tag` header with `noai`, `noimageai`, `noindex` or `noimageindex` |
+ * | `address_disallowed` | the host is, or resolves only to, a loopback, private, link-local, multicast or other non-public address |
+ *
+ * Destinations (SSRF): unless `allowPrivateNetworks` is set, every hop (the first request and each redirect)
+ * is checked on the address it connects to (`address-policy.ts`): an IP literal before anything is sent,
+ * a host name in the agent's `lookup`, which drops disallowed answers and hands the connection only the
+ * addresses it checked, so a DNS answer that changes between check and connect cannot slip through.
  *
  * Transient failures are retried with exponential backoff and jitter: timeouts, dropped or refused
  * connections, 408, 429 and 5xx. A `Retry-After` header (seconds or an HTTP date) sets the wait instead,
@@ -27,6 +33,7 @@
  * one by one (fetch joins them with commas, which changes what a `bot: directives` value applies to), and
  * socket errors keep their codes.
  */
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
@@ -35,6 +42,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import PQueue from 'p-queue';
 import { z } from 'zod';
 import { describeError } from '../core/errors.js';
+import { disallowedReason, isAddressLiteral } from './address-policy.js';
 
 export type DownloadFailureCode =
   | 'url_invalid'
@@ -45,7 +53,8 @@ export type DownloadFailureCode =
   | 'too_many_redirects'
   | 'too_large'
   | 'not_an_image'
-  | 'robots_disallowed';
+  | 'robots_disallowed'
+  | 'address_disallowed';
 
 /** The `X-Robots-Tag` directives img2dataset refuses by default. */
 export const DEFAULT_DISALLOWED_DIRECTIVES = ['noai', 'noimageai', 'noindex', 'noimageindex'] as const;
@@ -76,6 +85,12 @@ export const fetchOptionsSchema = z
     ignoreRobots: z.boolean().default(false),
     /** `X-Robots-Tag` directives that refuse the download. Default img2dataset's: noai, noimageai, noindex, noimageindex. */
     disallowedDirectives: z.array(z.string().min(1)).default([...DEFAULT_DISALLOWED_DIRECTIVES]),
+    /**
+     * Download from loopback, private, link-local and other non-public addresses too (a private mirror, a
+     * test server). Default false: a URL list cannot make this host fetch its own or its network's
+     * services (`address_disallowed`).
+     */
+    allowPrivateNetworks: z.boolean().default(false),
   })
   .strict();
 
@@ -111,6 +126,17 @@ export interface FetcherStats {
   retries: number;
   /** Body bytes received, those of refused and cut-off bodies included. */
   bytes: number;
+}
+
+/**
+ * Why an address may not be reached (null: it may). The default is `disallowedReason`; tests that can only
+ * use 127.0.0.1 pass another to tell their "public" server from their "private" one.
+ */
+export type AddressCheck = (address: string, url: URL) => string | null;
+
+/** A host name whose every address was refused, raised from the agent's lookup. */
+class AddressDisallowedError extends Error {
+  readonly code = 'EADDRDISALLOWED';
 }
 
 /** Thrown (only) when the caller's signal aborts. */
@@ -179,9 +205,11 @@ export class UrlFetcher {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly disallowed: Set<string>;
+  private readonly addressCheck: AddressCheck | null;
 
-  constructor(options: z.input<typeof fetchOptionsSchema> = {}) {
+  constructor(options: z.input<typeof fetchOptionsSchema> = {}, internals: { addressCheck?: AddressCheck } = {}) {
     this.options = fetchOptionsSchema.parse(options);
+    this.addressCheck = this.options.allowPrivateNetworks ? null : (internals.addressCheck ?? ((address) => disallowedReason(address)));
     this.global = new PQueue({ concurrency: this.options.concurrency });
     // Our own queues bound concurrency; the agents only keep connections alive for reuse.
     this.httpAgent = new http.Agent({ keepAlive: true, maxFreeSockets: 64 });
@@ -333,9 +361,18 @@ export class UrlFetcher {
       signal?.addEventListener('abort', onAbort, { once: true });
 
       const secure = url.protocol === 'https:';
+      const check = this.addressCheck;
+      if (check !== null && isAddressLiteral(url.hostname)) {
+        const reason = check(url.hostname, url);
+        if (reason !== null) {
+          fail('address_disallowed', refusal(url, url.hostname, reason), false);
+          return;
+        }
+      }
       const options: http.RequestOptions = {
         method: 'GET',
         agent: secure ? this.httpsAgent : this.httpAgent,
+        ...(check === null ? {} : { lookup: checkedLookup(url, check) }),
         headers: {
           'user-agent': this.options.userAgent,
           accept: 'image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8,*/*;q=0.5',
@@ -349,6 +386,10 @@ export class UrlFetcher {
         return;
       }
       request.on('error', (err: NodeJS.ErrnoException) => {
+        if (err instanceof AddressDisallowedError) {
+          fail('address_disallowed', err.message, false);
+          return;
+        }
         const code = err.code ?? '';
         const transient = TRANSIENT_SOCKET_CODES.has(code) || /socket hang up/i.test(err.message);
         fail('connection_failed', `${url.href}: ${code ? `${code} ` : ''}${describeError(err)}`, transient);
@@ -427,6 +468,39 @@ export class UrlFetcher {
       request.end();
     });
   }
+}
+
+function refusal(url: URL, address: string, reason: string): string {
+  return `${url.href}: ${address} is a ${reason} address; downloads from non-public addresses are refused (set download.allowPrivateNetworks: true to allow them)`;
+}
+
+/**
+ * A `lookup` for one request: resolves the host, keeps only the addresses `check` allows, and fails with
+ * `AddressDisallowedError` when none is left. The socket connects to what this returns, so the address
+ * checked is the address used.
+ */
+function checkedLookup(url: URL, check: AddressCheck) {
+  return (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void): void => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) {
+        callback(err, '');
+        return;
+      }
+      const refused: string[] = [];
+      const allowed = addresses.filter((entry) => {
+        const reason = check(entry.address, url);
+        if (reason !== null) refused.push(`${entry.address} (${reason})`);
+        return reason === null;
+      });
+      if (allowed.length === 0) {
+        const message = `${url.href}: ${hostname} resolves only to non-public addresses: ${refused.join(', ')}; downloads from them are refused (set download.allowPrivateNetworks: true to allow them)`;
+        callback(new AddressDisallowedError(message), '');
+        return;
+      }
+      if (options.all) callback(null, allowed);
+      else callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
 }
 
 function decompressorFor(encoding: string): ReturnType<typeof createGunzip> | null | undefined {

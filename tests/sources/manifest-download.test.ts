@@ -24,8 +24,8 @@ afterAll(async () => {
   await cleanup();
 });
 
-/** Fast download settings for tests. */
-const FAST = { timeoutMs: 1500, retryBaseMs: 5, retries: 1 };
+/** Fast download settings for tests; the test server is on 127.0.0.1, which downloads refuse by default. */
+const FAST = { timeoutMs: 1500, retryBaseMs: 5, retries: 1, allowPrivateNetworks: true };
 
 async function writeJsonl(name: string, rows: Record<string, unknown>[]): Promise<void> {
   await writeFile(path.join(dir, name), rows.map((r) => JSON.stringify(r)).join('\n'));

@@ -19,7 +19,8 @@ afterAll(async () => {
 
 /** Fast settings so failure paths do not wait long. */
 function fetcher(options: ConstructorParameters<typeof UrlFetcher>[0] = {}): UrlFetcher {
-  return new UrlFetcher({ timeoutMs: 2000, retryBaseMs: 10, ...options });
+  // The test server is on 127.0.0.1, which downloads refuse by default.
+  return new UrlFetcher({ timeoutMs: 2000, retryBaseMs: 10, allowPrivateNetworks: true, ...options });
 }
 
 async function get(path: string, options?: ConstructorParameters<typeof UrlFetcher>[0]): Promise<FetchResult> {
