@@ -11,6 +11,7 @@ import type { EncoderOptions, Tokenization } from './conversation-encoder.js';
 import type { ExportStats } from './export-stats.js';
 import { ALL_TASKS } from './instruction-records.js';
 import { REGION_FORMATS, type RegionFormat } from './regions.js';
+import { checkTokenizerFiles } from './tokenizer-files.js';
 import { createTemplate, isTemplateFile, type TemplateSettings } from './templates/registry.js';
 import { VICUNA_V1_SYSTEM } from './templates/vicuna-v1.js';
 import { resolveVisionPixels, type VisionPixels } from './templates/vision-pixels.js';
@@ -115,6 +116,7 @@ export async function resolveConversationOptions(
   let templateName: string | null = null;
   let stage1TemplateName: string | null = null;
   if (tokenizerPath !== null) {
+    checkTokenizerFiles(tokenizerPath, options.template ?? defaults.template);
     const tokenizer = await loadTokenizerCached(tokenizerPath, options.legacy);
     const templateOf = (name: string) => (isTemplateFile(name) ? resolvePath(baseDir, name) : name);
     templateName = templateOf(options.template ?? defaults.template ?? (tokenizer.tokenId('<|im_start|>') !== undefined ? 'qwen2_vl' : 'vicuna_v1'));
