@@ -7,6 +7,7 @@ import type { Stage } from '../core/stage.js';
 import type { Pair } from '../core/sample.js';
 import { concat } from '../iter/merge.js';
 import { openDatabase, type Db } from '../store/database.js';
+import { lockRunDatabase } from '../store/run-lock.js';
 import { runSummary } from '../store/queries.js';
 import { createRecordStage } from '../store/record-stage.js';
 import { RunStore } from '../store/run-store.js';
@@ -68,7 +69,16 @@ export function shardedDbPath(path: string, shard: ShardSpec): string {
 export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): AsyncGenerator<PipelineEvent> {
   const { recipe, baseDir } = loaded;
   const dbPath = shardedDbPath(resolvePath(baseDir, recipe.run.db), options.shard);
-  const db: Db = openDatabase(dbPath);
+  // One writer per run database, from before it is opened (migrations write) to after it is closed
+  // (`store/run-lock.ts`): a second build stops here. Released, its files removed, on any error.
+  const lock = lockRunDatabase(dbPath);
+  let db: Db;
+  try {
+    db = openDatabase(dbPath);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const cleanups: (() => unknown)[] = [];
   try {
     const store = new RunStore(db);
@@ -139,8 +149,12 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     });
     store.finishRun(runId, options.signal.aborted ? 'aborted' : 'finished');
   } finally {
-    for (const cleanup of cleanups) await cleanup();
-    db.close();
+    try {
+      for (const cleanup of cleanups) await cleanup();
+      db.close();
+    } finally {
+      lock.release();
+    }
   }
 }
 

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { evaluateSelections, generateShapes, readGroundTruth, SPLIT_SEEDS, type SelectionQuality } from '../../../datasets/shapes/index.js';
 import { ConfigError } from '../../core/errors.js';
 import { packageRoot } from '../../core/package-root.js';
 import { openDatabase } from '../../store/database.js';
+import { lockRunDatabase } from '../../store/run-lock.js';
 import { demoSynth } from '../../synth/demo-synth.js';
 import { parseProgressMode } from '../progress/choose.js';
 import { renderTable } from '../table.js';
@@ -112,7 +113,16 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
   for (const name of ['shapes-clip', 'shapes-itm', 'shapes-captioner']) {
     if (!existsSync(join(DEMO_MODELS, name, 'config.json'))) throw new ConfigError(`demo: the bundled model ${join(DEMO_MODELS, name)} is missing`);
   }
-  mkdirSync(out, { recursive: true });
+  // The demo writes its run database (and may delete it to start over): one demo or build at a time.
+  const lock = lockRunDatabase(join(out, 'run.db'));
+  try {
+    return await runDemo(out, count, noise, opts.progress);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runDemo(out: string, count: number, noise: number, progress: string): Promise<number> {
   startOverIfChanged(out, { count, noise, seed: SPLIT_SEEDS.demo });
   process.stderr.write(`generating ${count} shapes scenes (demo split, ${Math.round(noise * 100)}% noisy web captions) in ${join(out, 'data')}\n`);
   const summary = await generateShapes({ out: join(out, 'data'), count, noise, seed: SPLIT_SEEDS.demo });
@@ -125,7 +135,7 @@ export async function demoCommand(opts: DemoOptions): Promise<number> {
   const recipePath = join(out, 'recipe.yaml');
   writeFileSync(recipePath, stringify(recipe));
   process.stderr.write(`recipe: ${recipePath}\n`);
-  const code = await buildCommand(recipePath, { shard: '0/1', progress: opts.progress });
+  const code = await buildCommand(recipePath, { shard: '0/1', progress });
 
   // Measure against the ground truth, which the pipeline itself never read.
   const db = openDatabase(join(out, 'run.db'), { readonly: true });

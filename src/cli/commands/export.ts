@@ -28,6 +28,7 @@ import type { InstructionExportable } from '../../export/instruction-records.js'
 import { takeUntilAborted } from '../../iter/take.js';
 import { loadImages } from '../../sources/image-ref.js';
 import { openDatabase } from '../../store/database.js';
+import { lockRunDatabase } from '../../store/run-lock.js';
 import { countExportSamples, readExportSamples } from '../../store/export-reader.js';
 import { ExportRecords } from '../../store/export-records.js';
 import { RunStore } from '../../store/run-store.js';
@@ -149,7 +150,16 @@ export interface ExportIo {
 export async function runExport(dbPath: string, opts: ExportCliOptions, io: ExportIo): Promise<{ code: number; report: ExportReport }> {
   const options = exportOptionsFromFlags(opts);
   if (!existsSync(dbPath)) throw new ConfigError(`run database "${dbPath}" does not exist`);
-  const db = openDatabase(dbPath);
+  // One writer per run database: a build or another export writing it at the same time would interleave
+  // shards (see `store/run-lock.ts`).
+  const lock = lockRunDatabase(dbPath);
+  let db: ReturnType<typeof openDatabase>;
+  try {
+    db = openDatabase(dbPath);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   try {
     const store = new RunStore(db);
     // Before anything is changed (--fresh included): this folder must not hold another export's files.
@@ -221,6 +231,7 @@ export async function runExport(dbPath: string, opts: ExportCliOptions, io: Expo
     return { code, report };
   } finally {
     db.close();
+    lock.release();
   }
 }
 

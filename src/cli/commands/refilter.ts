@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/errors.js';
+import { existsSync } from 'node:fs';
 import { openDatabase } from '../../store/database.js';
+import { lockRunDatabase } from '../../store/run-lock.js';
 import { FILTER_POLICIES, ITC_RANGE, ITM_RANGE, type FilterPolicy } from '../../filter/filter-options.js';
 import type { ResolvedPolicy } from '../../filter/policy.js';
 import { DEFAULT_POLICY, policyInForce } from '../../filter/policy-in-force.js';
@@ -99,7 +101,17 @@ export function registerRefilter(program: Command, setExit: (code: number) => vo
     .option('--json', 'machine-readable output')
     .action((dbPath: string, flags: RefilterFlags) => {
       const started = performance.now();
-      const db = openDatabase(dbPath);
+      const dryRun = flags.dryRun ?? false;
+      // A dry run only reads, so it works while a build runs; a real one is a writer and takes the lock.
+      if (!dryRun && !existsSync(dbPath)) throw new ConfigError(`run database "${dbPath}" does not exist`);
+      const lock = dryRun ? null : lockRunDatabase(dbPath);
+      let db: Db;
+      try {
+        db = openDatabase(dbPath, { readonly: dryRun });
+      } catch (err) {
+        lock?.release();
+        throw err;
+      }
       try {
         const policy = policyFromFlags(db, flags);
         const summary = refilterRun(db, policy, { dryRun: flags.dryRun ?? false, flags: givenFlags(flags) });
@@ -118,6 +130,7 @@ export function registerRefilter(program: Command, setExit: (code: number) => vo
         }
       } finally {
         db.close();
+        lock?.release();
       }
       setExit(EXIT_OK);
     });
