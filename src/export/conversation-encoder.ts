@@ -9,8 +9,9 @@ import type { ChatTokenizer } from '../tokenizers/chat-tokenizer.js';
 import { checkConversation, isProblem, type SourceRecord } from './instruction-records.js';
 import { RegionError, renderRegions, type RegionFormat } from './regions.js';
 import { fitLength, type OverLength } from './templates/fit-length.js';
-import type { SmartResizeOptions } from './templates/smart-resize.js';
 import { llavaImageFirst, llavaV1RoundsProblem } from './templates/llava-preprocess.js';
+import { strippedUserText, VIDEO_TOKEN, type QwenImageText } from './templates/qwen-user-text.js';
+import { qwenImageProblem, type SmartResizeOptions } from './templates/smart-resize.js';
 import { TemplateError, type ChatTemplate } from './templates/template.js';
 import { verifyMasks } from './templates/verify.js';
 
@@ -31,10 +32,18 @@ export interface LlavaFamily {
   v1System: string | null;
 }
 
+/** Qwen-family exports (images become Qwen2-VL vision tokens): what their trainers require of a record. */
+export interface QwenRules {
+  /** How user text sits around the image; `stripped` writes it as Qwen's finetune code reads it. */
+  imageText: QwenImageText;
+}
+
 export interface EncoderOptions {
   regionFormat: RegionFormat;
   /** Set for LLaVA-family exports: `<image>` moved to the start of its turn, `preprocess_v1`'s splits checked. */
   llava?: LlavaFamily | null;
+  /** Set for Qwen-family exports: images Qwen processors size alike, text as Qwen's finetune code reads it. */
+  qwen?: QwenRules | null;
   /** `llava` regions relative to the image padded to a square. */
   padToSquare?: boolean;
   resize?: SmartResizeOptions;
@@ -76,6 +85,11 @@ export class ConversationEncoder {
     const llava = this.options.llava ?? null;
     // LLaVA's preprocess_multimodal, for records with an image (it leaves text-only ones alone).
     const prepared = llava && checked.hasImage ? llavaImageFirst(turns) : turns;
+    const qwen = this.options.qwen ?? null;
+    if (qwen) {
+      const problem = qwenProblem(turns, checked.hasImage ? image : null, qwen, this.options.resize);
+      if (problem) return { status: 'failed', ...problem, length: null };
+    }
     let conversations: Turn[];
     try {
       conversations = prepared.map((t) => ({ from: t.from, value: renderRegions(t.value, this.options.regionFormat, image, { resize: this.options.resize, padToSquare: this.options.padToSquare }) }));
@@ -83,6 +97,8 @@ export class ConversationEncoder {
       if (err instanceof RegionError) return { status: 'failed', code: err.code, message: err.message, length: null };
       throw err;
     }
+    // The text the JSON carries is the text the tokens were made from, and every Qwen loader reads it alike.
+    if (qwen?.imageText === 'stripped') conversations = conversations.map((t) => (t.from === 'human' ? { from: t.from, value: strippedUserText(t.value) } : t));
     if (!tokenization) {
       if (llava?.v1System != null && task !== 'stage1') {
         const problem = llavaV1RoundsProblem(llava.v1System, conversations);
@@ -116,4 +132,24 @@ export class ConversationEncoder {
   encodeRecord(record: SourceRecord, image: { width: number; height: number } | null): EncodedRecord {
     return this.encode(record.task, record.conversations, image);
   }
+}
+
+/** A record a Qwen trainer would refuse or read differently: an image it cannot size, a `<video>` in user text. */
+function qwenProblem(
+  turns: readonly Turn[],
+  image: { width: number; height: number } | null,
+  qwen: QwenRules,
+  resize: SmartResizeOptions | undefined,
+): { code: string; message: string } | null {
+  if (image) {
+    const problem = qwenImageProblem(image.width, image.height, resize?.factor);
+    if (problem) return problem;
+  }
+  if (qwen.imageText === 'stripped') {
+    const turn = turns.findIndex((t) => t.from === 'human' && t.value.includes(VIDEO_TOKEN));
+    if (turn >= 0) {
+      return { code: 'text_video_token', message: `turn ${turn} contains ${VIDEO_TOKEN}, which Qwen's finetune code (data_processor.py) reads as a video placeholder` };
+    }
+  }
+  return null;
 }

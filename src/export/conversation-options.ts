@@ -7,11 +7,12 @@ import { z } from 'zod';
 import type { InstructionTask } from '../core/conversation.js';
 import { ConfigError } from '../core/errors.js';
 import { ChatTokenizer } from '../tokenizers/chat-tokenizer.js';
-import type { EncoderOptions, Tokenization } from './conversation-encoder.js';
+import type { EncoderOptions, QwenRules, Tokenization } from './conversation-encoder.js';
 import type { ExportStats } from './export-stats.js';
 import { ALL_TASKS } from './instruction-records.js';
 import { REGION_FORMATS, type RegionFormat } from './regions.js';
 import { checkTokenizerFiles } from './tokenizer-files.js';
+import { QWEN_IMAGE_TEXT_STYLES } from './templates/qwen-user-text.js';
 import { createTemplate, isTemplateFile, type TemplateSettings } from './templates/registry.js';
 import { VICUNA_V1_SYSTEM } from './templates/vicuna-v1.js';
 import { resolveVisionPixels, type VisionPixels } from './templates/vision-pixels.js';
@@ -51,6 +52,13 @@ export const conversationFields = {
    */
   minPixels: z.number().int().positive().optional(),
   maxPixels: z.number().int().positive().optional(),
+  /**
+   * Qwen exports: how user text sits around the image. `stripped` (default): each segment around `<image>`
+   * stripped, nothing between `<|vision_end|>` and the text, as Qwen's finetune code and chat template build
+   * it (the JSON is written that way too); `verbatim`: the text as it is (`<|vision_end|>\nWhat...`), as the
+   * earlier string-replacing finetune code built it.
+   */
+  qwenImageText: z.enum(QWEN_IMAGE_TEXT_STYLES).optional(),
 } as const;
 
 export type ConversationOptions = { [K in keyof typeof conversationFields]?: z.output<(typeof conversationFields)[K]> };
@@ -63,8 +71,11 @@ export interface ConversationDefaults {
   template: string | null;
   /** Stage-1 template; null: `plain` for LLaVA-style templates, else the template itself. */
   stage1Template: string | null;
-  /** `llava`: the export is for LLaVA's trainer whatever the template (records prepared as LLaVA's data code does). */
-  family?: 'llava';
+  /**
+   * The trainer family whatever the template: `llava` (records prepared as LLaVA's data code does), `qwen`
+   * (images become Qwen2-VL vision tokens, text as Qwen's finetune code reads it).
+   */
+  family?: 'llava' | 'qwen';
 }
 
 /** Templates of LLaVA's own trainer. */
@@ -96,6 +107,8 @@ export interface ResolvedConversationOptions {
   /** Region format and frame, and the tokenizer's `legacy` mode, for the stats file. */
   regions: ExportStats['regions'];
   legacy: ExportStats['legacy'];
+  /** The Qwen rules in force; null for a LLaVA-family export. */
+  qwen: QwenRules | null;
 }
 
 function resolvePath(baseDir: string, path: string): string {
@@ -125,7 +138,7 @@ export async function resolveConversationOptions(
         defaults.stage1Template ??
         (templateName === 'vicuna_v1' || templateName === 'plain' ? 'plain' : templateName),
     );
-    const settings: TemplateSettings = { resize };
+    const settings: TemplateSettings = { resize, qwenImageText: options.qwenImageText ?? 'stripped' };
     if (options.system !== undefined) settings.system = options.system;
     if (options.imagePlaceholderId !== undefined) settings.imagePlaceholderId = options.imagePlaceholderId;
     const template = createTemplate(templateName, tokenizer, settings);
@@ -138,9 +151,17 @@ export async function resolveConversationOptions(
   // A LLaVA export, or LLaVA's templates: records as preprocess_multimodal prepares them; without a
   // tokenizer, a LLaVA export's records are checked against vicuna_v1's splits (its trainer's default).
   const llavaFamily = defaults.family === 'llava' || LLAVA_TEMPLATES.includes(templateName ?? '');
+  const isQwen = defaults.family === 'qwen' || templateName === 'qwen2_vl' || stage1TemplateName === 'qwen2_vl';
+  if (options.qwenImageText !== undefined && !isQwen) {
+    throw new ConfigError(
+      `Expected \`qwenImageText\` only on a Qwen export (type qwen2vl or qwen25vl, or template qwen2_vl), got ${JSON.stringify(options.qwenImageText)} with template ${JSON.stringify(templateName)}`,
+    );
+  }
+  const qwen: QwenRules | null = isQwen ? { imageText: options.qwenImageText ?? 'stripped' } : null;
   const encoder: EncoderOptions = {
     regionFormat: options.regionFormat ?? defaults.regionFormat,
     llava: llavaFamily ? { v1System: tokenization === null && defaults.family === 'llava' ? (options.system ?? VICUNA_V1_SYSTEM) : null } : null,
+    qwen,
     padToSquare: options.padToSquare ?? true,
     resize,
     tokenization,
@@ -155,6 +176,7 @@ export async function resolveConversationOptions(
     stage1TemplateName,
     tokenizerPath,
     visionPixels,
+    qwen,
     regions: regionSettings(encoder),
     legacy: tokenizer?.legacyFrom ? { value: tokenizer.legacy, from: tokenizer.legacyFrom } : null,
   };

@@ -70,8 +70,8 @@ export type JsonExportOptions =
 /** Per-format defaults: region style and templates. */
 export const JSON_EXPORT_DEFAULTS: Readonly<Record<JsonExportType, ConversationDefaults>> = {
   llava: { tasks: ALL_TASKS, regionFormat: 'llava', template: 'vicuna_v1', stage1Template: 'plain', family: 'llava' },
-  qwen2vl: { tasks: ALL_TASKS, regionFormat: 'qwen2vl', template: 'qwen2_vl', stage1Template: null },
-  qwen25vl: { tasks: ALL_TASKS, regionFormat: 'qwen25vl', template: 'qwen2_vl', stage1Template: null },
+  qwen2vl: { tasks: ALL_TASKS, regionFormat: 'qwen2vl', template: 'qwen2_vl', stage1Template: null, family: 'qwen' },
+  qwen25vl: { tasks: ALL_TASKS, regionFormat: 'qwen25vl', template: 'qwen2_vl', stage1Template: null, family: 'qwen' },
 };
 
 /** Samples whose exported state is looked up, and whose records are committed, together. */

@@ -41,6 +41,7 @@ const CONVERSATION_KEYS: readonly (keyof ConversationOptions)[] = [
   'overLength',
   'minPixels',
   'maxPixels',
+  'qwenImageText',
 ];
 
 /** Remove `<image>` (and one newline next to it) from a turn that is not the conversation's first. */

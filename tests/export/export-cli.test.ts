@@ -31,10 +31,10 @@ interface Built {
   goods: GoodSample[];
 }
 
-/** Build a run database from one tar of 6 samples, then add instruction rows. */
-async function built(): Promise<Built> {
+/** Build a run database from one tar of 6 samples (`height` px high), then add instruction rows. */
+async function built(height?: number): Promise<Built> {
   const dir = tempDir();
-  const goods = await makeGoodSamples(6);
+  const goods = await makeGoodSamples(6, 0, height);
   const tar = join(dir, 'shard-000000.tar');
   await writeTar(tar, goods.flatMap(sampleMembers));
   const loaded = parseRecipe({ run: { db: 'run.db' }, sources: [{ type: 'webdataset', paths: 'shard-000000.tar' }] }, 'test', dir);
@@ -156,7 +156,8 @@ describe('vlcurate export', () => {
   });
 
   it(`registered as a command: WebDataset with a tokenizer (${TOKENIZERS.qwenName}), --json report`, async () => {
-    const { dir, db, goods } = await built();
+    // Qwen exports refuse images with a side under 28 px: these are 32-37 x 30.
+    const { dir, db, goods } = await built(30);
     const out = join(dir, 'wds');
     let exit = -1;
     const program = new Command('vlcurate').exitOverride();

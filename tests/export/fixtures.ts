@@ -52,9 +52,9 @@ export function caption(text: string, extra: Partial<Caption> = {}): Caption {
 export async function makePair(
   key: string,
   seed: number,
-  options: { format?: 'png' | 'jpeg'; captions?: Caption[]; meta?: Record<string, unknown> } = {},
+  options: { format?: 'png' | 'jpeg'; captions?: Caption[]; meta?: Record<string, unknown>; size?: number } = {},
 ): Promise<ExportableSample> {
-  const bytes = await makeImage(seed, options.format ?? 'png');
+  const bytes = await makeImage(seed, options.format ?? 'png', options.size);
   const info = await sharp(bytes).metadata();
   const pair: DecodedPair = {
     key,

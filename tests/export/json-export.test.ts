@@ -281,7 +281,8 @@ describe('LLaVA-1.5 boxes: the padded square frame by default, stated in stats.j
 
 describe('Qwen-family JSON exports render regions in their own format', () => {
   async function grounding(): Promise<InstructionExportable> {
-    const pair = await makePair('g1', 5);
+    // 56x56: Qwen exports refuse images with a side under 28 px.
+    const pair = await makePair('g1', 5, { size: 56 });
     const { width, height } = pair.image!;
     return {
       ...pair,
@@ -318,8 +319,54 @@ describe('Qwen-family JSON exports render regions in their own format', () => {
       [sample],
     );
     const [record] = readRecords(join(base, 'q', 'qwen25vl-mixed.json'));
-    // A 12x12 image is smart-resized up to the least area, 56x56: half of it is 28 px.
+    // A 56x56 image keeps its size (the least area is 56x56): half of it is 28 px.
     expect(record!.conversations[1]!.value).toBe('The [{"bbox_2d": [0, 0, 28, 28], "label": "square"}] is at the top left.');
+  });
+});
+
+describe('Qwen-family JSON exports write what Qwen\'s finetune code reads', () => {
+  function qwenExport(store: RunStore, base: string, options: Record<string, unknown> = {}) {
+    return createExport<InstructionExportable>(exportSchema.parse({ type: 'qwen2vl', out: 'q', ...options }), { store, baseDir: base, shard: { index: 0, count: 1 } });
+  }
+  async function withTurns(key: string, seed: number, size: number, turns: Turn[]): Promise<InstructionExportable> {
+    return { ...(await makePair(key, seed, { size })), instructions: [instruction(key, 'conversation', turns)] };
+  }
+
+  it('user text stripped around <image> (the JSON carries the text the tokens are made of), verbatim as an option', async () => {
+    const turns = [h('Look:\n<image>\n  What colour is it? '), g('\nTeal.'), h(' And the shape?\n'), g('A square.')];
+    const sample = await withTurns('t1', 5, 56, turns);
+    for (const [options, human] of [
+      [{}, ['Look:<image>What colour is it?', 'And the shape?']],
+      [{ qwenImageText: 'stripped' }, ['Look:<image>What colour is it?', 'And the shape?']],
+      [{ qwenImageText: 'verbatim', name: 'v' }, ['Look:\n<image>\n  What colour is it? ', ' And the shape?\n']],
+    ] as const) {
+      const base = tempDir();
+      const { store } = openTestStore(base, [sample]);
+      await runStage(qwenExport(store, base, options), [sample]);
+      const [record] = readRecords(join(base, 'q', `${'name' in options ? options.name : 'qwen2vl'}-mixed.json`));
+      expect(record!.conversations.map((t) => t.value)).toEqual([human[0], '\nTeal.', human[1], 'A square.']);
+    }
+  });
+
+  it('refuses images with a side under 28 px (processors refuse or upscale them differently) and <video> in user text', async () => {
+    const base = tempDir();
+    const ok = await withTurns('k1', 5, 28, [h('<image>\nWhat is it?'), g('A square.')]);
+    const small = await withTurns('k2', 6, 27, [h('<image>\nWhat is it?'), g('A square.')]);
+    const video = await withTurns('k3', 5, 56, [h('<image>\nIs this a <video> still?'), g('No.')]);
+    const samples = [ok, small, video];
+    const { store } = openTestStore(base, samples);
+    await runStage(qwenExport(store, base, { tasks: ['conversation'] }), samples);
+    expect(readRecords(join(base, 'q', 'qwen2vl-mixed.json')).map((r) => r.id)).toEqual(['k1-conversation-0']);
+    const stats = JSON.parse(readFileSync(join(base, 'q', 'stats.json'), 'utf8')) as ExportStats;
+    expect(stats.reasons).toEqual({ image_too_small: 1, text_video_token: 1 });
+  });
+
+  it('qwenImageText is a configuration error on a LLaVA export', async () => {
+    const base = tempDir();
+    const sample = await withTurns('l1', 5, 56, [h('<image>\nWhat is it?'), g('A square.')]);
+    const { store } = openTestStore(base, [sample]);
+    const stage = createExport<InstructionExportable>(exportSchema.parse({ type: 'llava', out: 'l', qwenImageText: 'verbatim' }), { store, baseDir: base, shard: { index: 0, count: 1 } });
+    await expect(runStage(stage, [sample])).rejects.toThrow(/qwenImageText.*Qwen export/);
   });
 });
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { qwenImageTokenCount, roundHalfEven, smartResize } from '../../src/export/templates/smart-resize.js';
+import { qwenImageProblem, qwenImageTokenCount, roundHalfEven, smartResize } from '../../src/export/templates/smart-resize.js';
 import { resolveVisionPixels } from '../../src/export/templates/vision-pixels.js';
 
 describe('smart_resize (Qwen2-VL)', () => {
@@ -40,6 +40,27 @@ describe('smart_resize (Qwen2-VL)', () => {
 
   it('refuses an aspect ratio over 200', () => {
     expect(() => smartResize(10, 2500)).toThrow(/aspect ratio/);
+  });
+});
+
+/**
+ * Which images Qwen exports refuse. transformers' Qwen2-VL image processor raised "height:.. or width:..
+ * must be larger than factor:28" for a side under 28 px up to v4.52 (image_processing_qwen2_vl.py, v4.50.0
+ * lines 68-69); 4.57.6 (lines 54-80) and 5.18.0 (lines 63-89) drop that check and round the side to a
+ * multiple of 28 first (12 px -> 0, then the min_pixels branch), while qwen-vl-utils (QwenLM/Qwen3-VL
+ * commit 96588727e44c78b25ba03ea03b8e12f7e64fd0da, vision_process.py lines 56-81) takes max(28, ...):
+ * computed with Python 3.11, a 1000x12 image is 28x532 (19 tokens) for transformers 4.57 and 28x1008
+ * (36 tokens) for qwen-vl-utils. All of them raise for an aspect ratio over 200.
+ */
+describe('Qwen image checks', () => {
+  it('refuse a side under 28 px and an aspect ratio over 200, nothing else', () => {
+    expect(qwenImageProblem(28, 28)).toBeNull();
+    expect(qwenImageProblem(5600, 28)).toBeNull(); // exactly 200
+    expect(qwenImageProblem(20, 20)?.code).toBe('image_too_small');
+    expect(qwenImageProblem(1000, 12)?.code).toBe('image_too_small');
+    expect(qwenImageProblem(27, 4000)?.code).toBe('image_too_small');
+    expect(qwenImageProblem(5601, 28)?.code).toBe('image_aspect_ratio');
+    expect(qwenImageProblem(28, 5601)?.message).toMatch(/aspect ratio over 200/);
   });
 });
 

@@ -9,6 +9,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Template as JinjaTemplate } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Turn } from '../../src/core/conversation.js';
@@ -354,11 +355,13 @@ describe(`ChatML templates with the ${TOKENIZERS.qwenName} tokenizer`, () => {
   });
 
   /**
-   * Qwen2-VL finetuning preprocessing: the system block masked; each message
+   * The older string-style finetune code: QwenLM/Qwen3-VL qwen-vl-finetune/qwenvl/data/data_qwen.py at commit
+   * 2f25a646fb0f329647428eb8dacf19293de6f5d4, `preprocess_qwen_2_visual` (lines 47-130): the system block
+   * masked; `<image>` replaced in the text by the vision tokens; each message
    * `<|im_start|>role\ncontent<|im_end|>\n` tokenized whole (special tokens split by the tokenizer);
-   * user messages masked, assistant messages trained except their first three tokens.
+   * user messages masked, assistant messages trained except their first three tokens (`target_mask[:3]`).
    */
-  function qwenReference(turns: readonly Turn[], imagePads: number): { inputIds: number[]; labels: number[] } {
+  function qwenStringReference(turns: readonly Turn[], imagePads: number): { inputIds: number[]; labels: number[] } {
     const inputIds: number[] = [];
     const labels: number[] = [];
     const system = reference.encode('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n').ids;
@@ -373,6 +376,63 @@ describe(`ChatML templates with the ${TOKENIZERS.qwenName} tokenizer`, () => {
     return { inputIds, labels };
   }
 
+  /** Qwen2-VL's chat template (Qwen/Qwen2-VL-7B-Instruct chat_template.json; Qwen2.5-VL ships the same). */
+  const QWEN2_VL_CHAT_TEMPLATE =
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+  /**
+   * Qwen's current finetune code: QwenLM/Qwen3-VL qwen-vl-finetune/qwenvl/data/data_processor.py at commit
+   * 96588727e44c78b25ba03ea03b8e12f7e64fd0da. `_build_messages` (lines 158-187): a user turn is split at
+   * `<image>`, each text segment `.strip()`ped and dropped when empty; an assistant turn is one text item.
+   * `preprocess_qwen_visual` (lines 213-237): the processor's chat template renders the messages (the
+   * processor repeats `<|image_pad|>` once per visual token), the whole text is tokenized, and the labels
+   * are the ids from `pos + 2` through the `<|im_end|>` after it plus one token, for every `pos` holding
+   * the `assistant` token (77091 in Qwen2), scanning on after each answer's `<|im_end|>`.
+   */
+  function qwenReference(turns: readonly Turn[], imagePads: number): { inputIds: number[]; labels: number[] } {
+    const messages = turns.map((t) => {
+      if (t.from === 'gpt') return { role: 'assistant', content: [{ type: 'text', text: t.value }] };
+      const content: Record<string, string>[] = [];
+      for (const seg of t.value.split(/(<image>|<video>)/)) {
+        if (seg === '<image>') content.push({ type: 'image', image: 'x.png' });
+        else if (pyStrip(seg)) content.push({ type: 'text', text: pyStrip(seg) });
+      }
+      return { role: 'user', content };
+    });
+    const text = new JinjaTemplate(QWEN2_VL_CHAT_TEMPLATE).render({ messages, add_generation_prompt: false }).replace('<|image_pad|>', '<|image_pad|>'.repeat(imagePads));
+    const inputIds = reference.encode(text).ids;
+    const labels = inputIds.map(() => IGNORE_INDEX);
+    const assistant = reference.encode('assistant').ids;
+    expect(assistant).toHaveLength(1);
+    for (let pos = 0; pos < inputIds.length; pos++) {
+      if (inputIds[pos] !== assistant[0]) continue;
+      const start = pos + 2;
+      let end = start;
+      while (end < inputIds.length && inputIds[end] !== added['<|im_end|>']) end++;
+      if (end < inputIds.length) {
+        for (let k = start; k < Math.min(end + 2, inputIds.length); k++) labels[k] = inputIds[k]!;
+        pos = end;
+      }
+    }
+    return { inputIds, labels };
+  }
+
+  /** Python's str.strip(): its whitespace is JavaScript's \s without U+FEFF, plus U+001C-U+001F and U+0085. */
+  function pyStrip(text: string): string {
+    const space = /[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+    let a = 0;
+    let b = text.length;
+    while (a < b && space.test(text[a]!)) a++;
+    while (b > a && space.test(text[b - 1]!)) b--;
+    return text.slice(a, b);
+  }
+
+  const expectReference = (t: TokenizedConversation, ref: { inputIds: number[]; labels: number[] }) => {
+    expect(Array.from(t.inputIds)).toEqual(ref.inputIds);
+    expect(Array.from(t.labels)).toEqual(ref.labels);
+    expect(verifyMasks(t, tok)).toEqual({ ok: true });
+  };
+
   // smart_resize test vectors: 480x640 -> 476x644 -> 391 tokens, 224x224 -> 64, 1080x1920 -> 728x1316 -> 1222.
   const vectors: [number, number, number][] = [
     [640, 480, 391],
@@ -381,34 +441,94 @@ describe(`ChatML templates with the ${TOKENIZERS.qwenName} tokenizer`, () => {
   ];
 
   for (const [width, height, pads] of vectors) {
-    it(`qwen2_vl expands a ${height}x${width} image to ${pads} image pads and equals the reference masks`, () => {
+    it(`qwen2_vl expands a ${height}x${width} image to ${pads} image pads and equals Qwen's finetune code`, () => {
       const t = createTemplate('qwen2_vl', tok).tokenize({ conversations: THREE_ROUNDS, image: { width, height } });
       const ids = Array.from(t.inputIds);
       expect(ids.filter((id) => id === IMAGE_PAD)).toHaveLength(pads);
       const start = ids.indexOf(VISION_START);
       expect(ids[start + pads + 1]).toBe(VISION_END);
       expect(t.imageRuns).toEqual([[start, start + pads + 2]]);
-      const ref = qwenReference(THREE_ROUNDS, pads);
-      expect(ids).toEqual(ref.inputIds);
-      expect(Array.from(t.labels)).toEqual(ref.labels);
-      expect(verifyMasks(t, tok)).toEqual({ ok: true });
+      expectReference(t, qwenReference(THREE_ROUNDS, pads));
     });
   }
+
+  it('qwen2_vl puts the user text right after <|vision_end|> (no newline), as the chat template renders a content list', () => {
+    const t = createTemplate('qwen2_vl', tok).tokenize({ conversations: ONE_ROUND, image: { width: 224, height: 224 } });
+    const end = Array.from(t.inputIds).indexOf(VISION_END);
+    expect(tok.decode(t.inputIds.subarray(end, end + 4))).toBe('<|vision_end|>What is in');
+    expectReference(t, qwenReference(ONE_ROUND, 64));
+    // The old string style, as an explicit option, keeps the newline and equals the older code.
+    const old = createTemplate('qwen2_vl', tok, { qwenImageText: 'verbatim' }).tokenize({ conversations: ONE_ROUND, image: { width: 224, height: 224 } });
+    expect(tok.decode(old.inputIds.subarray(end, end + 2))).toBe('<|vision_end|>\n');
+    expectReference(old, qwenStringReference(ONE_ROUND, 64));
+  });
+
+  it('qwen2_vl strips each user text segment like the finetune code: image last, padding whitespace, text-only turns', () => {
+    const cases: Turn[][] = [
+      [human('What shape is this?\n<image>'), gpt('A circle.')],
+      [human('  \n<image>\n\n  Describe it,\u00a0please.\u3000 '), gpt('A red circle.'), human('  And the colour? \n'), gpt('Red.')],
+      [human('Compare\n<image>\nwith a square.'), gpt('It is round.')],
+      [human('\u001c<image>Hi\u0085'), gpt('Hello.')],
+    ];
+    for (const turns of cases) {
+      expectReference(createTemplate('qwen2_vl', tok).tokenize({ conversations: turns, image: { width: 224, height: 224 } }), qwenReference(turns, 64));
+    }
+  });
+
+  it('qwen2_vl masks answers that start or end with whitespace exactly as Qwen does (the token after `assistant` is never trained)', () => {
+    const answers = ['\nA circle.', '\n\nA circle.', '\n\n\nA circle.', ' \nA circle.', '  A circle.', ' A circle.', '\tA circle.', 'A circle.\n', 'A circle.\n\n', 'A circle. ', '\n A circle.\n '];
+    for (const answer of answers) {
+      const turns = [human('<image>\nWhat is it?'), gpt(answer), human('Sure?'), gpt(answer)];
+      const t = createTemplate('qwen2_vl', tok).tokenize({ conversations: turns, image: { width: 224, height: 224 } });
+      expectReference(t, qwenReference(turns, 64));
+      // The older code masks the first three tokens of a message: the same ids for these answers.
+      const old = createTemplate('qwen2_vl', tok, { qwenImageText: 'verbatim' }).tokenize({ conversations: turns, image: { width: 224, height: 224 } });
+      expectReference(old, qwenStringReference(turns, 64));
+    }
+    if (REAL) {
+      // Qwen2: "assistant\n\nA" is 77091, 271 ("\n\n"), 32: 271 stays masked, "A circle.<|im_end|>\n" is trained.
+      const t = createTemplate('qwen2_vl', tok).tokenize({ conversations: [human('Hi'), gpt('\nA circle.')], image: null });
+      const header = Array.from(t.inputIds).lastIndexOf(77091);
+      expect(t.inputIds[header + 1]).toBe(271);
+      expect(t.labels[header + 1]).toBe(IGNORE_INDEX);
+      expect(trainedTexts(t, tok)).toEqual(['A circle.<|im_end|>\n']);
+    }
+  });
+
+  it('qwen2_vl refuses a user message holding the `assistant` token, which Qwen\'s label rule would take for an answer', () => {
+    const turns = [human('<image>\nassistant, what is this?'), gpt('A circle.')];
+    // What Qwen's code would train: the user's text after the stray token, up to its <|im_end|>.
+    const ref = qwenReference(turns, 64);
+    const userEnd = ref.inputIds.indexOf(added['<|im_end|>']!, ref.inputIds.indexOf(VISION_END));
+    expect(ref.labels.slice(0, userEnd + 1).some((l) => l !== IGNORE_INDEX)).toBe(true);
+    let error: unknown;
+    try {
+      createTemplate('qwen2_vl', tok).tokenize({ conversations: turns, image: { width: 224, height: 224 } });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(TemplateError);
+    expect((error as TemplateError).code).toBe('assistant_token_in_text');
+    // The older code masks per message by role: nothing to refuse there.
+    const old = createTemplate('qwen2_vl', tok, { qwenImageText: 'verbatim' }).tokenize({ conversations: turns, image: { width: 224, height: 224 } });
+    expectReference(old, qwenStringReference(turns, 64));
+    // " assistant" (with its space) is another token: fine.
+    const spaced = [human('<image>\nYou are my assistant: what is this?'), gpt('A circle.')];
+    expectReference(createTemplate('qwen2_vl', tok).tokenize({ conversations: spaced, image: { width: 224, height: 224 } }), qwenReference(spaced, 64));
+  });
 
   it('qwen2_vl masks text-only and unicode conversations like the reference', () => {
     for (const turns of [TEXT_ONLY, UNICODE]) {
       const image = turns === UNICODE ? { width: 640, height: 480 } : null;
       const t = createTemplate('qwen2_vl', tok).tokenize({ conversations: turns, image });
-      const ref = qwenReference(turns, 391);
-      expect(Array.from(t.inputIds)).toEqual(ref.inputIds);
-      expect(Array.from(t.labels)).toEqual(ref.labels);
+      expectReference(t, qwenReference(turns, 391));
       expect(trainedTexts(t, tok)).toEqual(turns.filter((x) => x.from === 'gpt').map((x) => `${x.value}<|im_end|>\n`));
     }
   });
 
-  it('chat_template from tokenizer_config.json (Qwen2-Instruct) gives exactly the qwen2_vl tokens and masks', () => {
+  it('chat_template from tokenizer_config.json (Qwen2-Instruct, string content) gives exactly the verbatim qwen2_vl tokens and masks', () => {
     const jinja = createTemplate('chat_template', tok);
-    const builtin = createTemplate('qwen2_vl', tok);
+    const builtin = createTemplate('qwen2_vl', tok, { qwenImageText: 'verbatim' });
     for (const turns of [THREE_ROUNDS, TEXT_ONLY, UNICODE]) {
       const image = turns[0]!.value.includes('<image>') ? { width: 640, height: 480 } : null;
       const a = jinja.tokenize({ conversations: turns, image });
@@ -439,8 +559,19 @@ describe(`ChatML templates with the ${TOKENIZERS.qwenName} tokenizer`, () => {
     expect(tok.decode(none.inputIds.subarray(0, 3))).toBe('<|im_start|>user\n');
   });
 
-  it('an image with an extreme aspect ratio fails the sample, not the run', () => {
-    expect(() => createTemplate('qwen2_vl', tok).tokenize({ conversations: ONE_ROUND, image: { width: 30000, height: 100 } })).toThrow(TemplateError);
+  it('an image with an extreme aspect ratio or a side under 28 px fails the sample with its code, not the run', () => {
+    const codeFor = (image: { width: number; height: number }) => {
+      try {
+        createTemplate('qwen2_vl', tok).tokenize({ conversations: ONE_ROUND, image });
+      } catch (err) {
+        return err instanceof TemplateError ? err.code : 'not a TemplateError';
+      }
+      return 'ok';
+    };
+    expect(codeFor({ width: 30000, height: 100 })).toBe('image_aspect_ratio');
+    expect(codeFor({ width: 20, height: 20 })).toBe('image_too_small');
+    expect(codeFor({ width: 1000, height: 12 })).toBe('image_too_small');
+    expect(codeFor({ width: 28, height: 28 })).toBe('ok');
   });
 });
 

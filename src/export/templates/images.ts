@@ -1,5 +1,5 @@
 import type { ChatTokenizer, ChunkPosition } from '../../tokenizers/chat-tokenizer.js';
-import { qwenImageTokenCount, type SmartResizeOptions } from './smart-resize.js';
+import { qwenImageProblem, qwenImageTokenCount, type SmartResizeOptions } from './smart-resize.js';
 import { TemplateError } from './template.js';
 
 /** How one image becomes ids, and how the text after it is positioned for the tokenizer. */
@@ -26,6 +26,8 @@ export function qwenVisionImages(tokenizer: ChatTokenizer, resize: SmartResizeOp
   const pad = tokenizer.requireId('<|image_pad|>', 'qwen2_vl images');
   const end = tokenizer.requireId('<|vision_end|>', 'qwen2_vl images');
   return (image) => {
+    const problem = qwenImageProblem(image.width, image.height, resize.factor);
+    if (problem) throw new TemplateError(problem.code, problem.message);
     let count: number;
     try {
       count = qwenImageTokenCount(image.height, image.width, resize);

@@ -14,6 +14,7 @@ export {
   QWEN2_VL_FACTOR,
   QWEN2_VL_MAX_PIXELS,
   QWEN2_VL_MIN_PIXELS,
+  qwenImageProblem,
   qwenImageTokenCount,
   roundHalfEven,
   smartResize,
@@ -22,6 +23,7 @@ export {
 export { PlainTemplate, PLAIN_SEPARATOR } from './plain.js';
 export { VicunaV1Template, VICUNA_V1_SYSTEM } from './vicuna-v1.js';
 export { Qwen2VlTemplate, QWEN2_VL_SYSTEM } from './qwen2-vl.js';
+export { pythonStrip, QWEN_IMAGE_TEXT_STYLES, strippedUserText, type QwenImageText } from './qwen-user-text.js';
 export { JinjaTemplate } from './jinja.js';
 export { verifyMasks, type Verdict } from './verify.js';
 export { fitLength, type FitResult, type OverLength } from './fit-length.js';

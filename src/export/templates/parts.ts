@@ -7,8 +7,10 @@
  * always split the text). Inside a chunk the mask boundary is found by **prefix difference**: the chunk's
  * text before the boundary is encoded on its own, and the boundary falls after the longest common prefix of
  * those ids and the chunk's ids. When the prefix ends in a token that merges with what follows (`ASSISTANT:`
- * + ` The` → `:` `▁The`), the merged token goes to the later side; the verifier then checks that every
- * trained run decodes to the text it should.
+ * + ` The` → `:` `▁The`), the merged token goes to the later side (LLaVA's arithmetic trains it), or, with
+ * `straddling: 'masked'`, a token that straddles the start of a trained run stays masked (Qwen's finetune
+ * code masks the whole first token after `assistant`, so `assistant\n` + `\nThe` leaves `\n\n` masked);
+ * the verifier then checks that every trained run decodes to the text it should.
  */
 import type { ChatTokenizer, ChunkPosition } from '../../tokenizers/chat-tokenizer.js';
 import { IGNORE_INDEX, TemplateError, type ExpectedSpan, type TokenizedConversation } from './template.js';
@@ -24,6 +26,8 @@ export type Part =
 export interface PartsOptions {
   /** Put the tokenizer's BOS first (masked). */
   bos: boolean;
+  /** Where a token that straddles the start of a trained run goes. Default `trained`. */
+  straddling?: 'trained' | 'masked';
 }
 
 interface Piece {
@@ -45,6 +49,12 @@ function whitespaceSuffix(text: string): string {
   return match ? match[0] : '';
 }
 
+/** The longest whitespace-only prefix of `text`. */
+function whitespacePrefix(text: string): string {
+  const match = /^\s*/u.exec(text);
+  return match ? match[0] : '';
+}
+
 /** Tokenize parts into ids and labels, with the spans the trained runs must decode to. */
 export function tokenizeParts(parts: readonly Part[], tokenizer: ChatTokenizer, options: PartsOptions): TokenizedConversation {
   const ids: number[] = [];
@@ -55,10 +65,11 @@ export function tokenizeParts(parts: readonly Part[], tokenizer: ChatTokenizer, 
   // The span being collected, and the untrained text seen in the current chunk (for `absorbable`).
   let open: ExpectedSpan | null = null;
   let chunkText = '';
+  const straddleMasked = options.straddling === 'masked';
   const addTrained = (text: string, turn: number, boundary: string) => {
     if (text.length === 0) return;
     if (!open) {
-      open = { text: '', absorbable: whitespaceSuffix(boundary), turn };
+      open = straddleMasked ? { text: '', absorbable: '', droppable: whitespacePrefix(text), turn } : { text: '', absorbable: whitespaceSuffix(boundary), turn };
       spans.push(open);
     }
     open.text += text;
@@ -93,8 +104,15 @@ export function tokenizeParts(parts: readonly Part[], tokenizer: ChatTokenizer, 
       const next = pieces[i + 1];
       if (next !== undefined && next.train === piece.train) continue;
       // Tokens up to the boundary: all that is left at the chunk's end, else the common prefix of the
-      // chunk's ids and the ids of its text up to the boundary.
-      const end = next === undefined ? chunkIds.length : Math.max(assigned, commonPrefix(tokenizer.encodeText(text.slice(0, offset), dummy), chunkIds));
+      // chunk's ids and the ids of its text up to the boundary (plus the token straddling it, when that
+      // one stays masked).
+      let end = chunkIds.length;
+      if (next !== undefined) {
+        const prefixIds = tokenizer.encodeText(text.slice(0, offset), dummy);
+        const common = commonPrefix(prefixIds, chunkIds);
+        const straddles = common < prefixIds.length;
+        end = Math.max(assigned, straddles && straddleMasked && next.train ? Math.min(common + 1, chunkIds.length) : common);
+      }
       for (let k = assigned; k < end; k++) {
         ids.push(chunkIds[k]!);
         train.push(piece.train);

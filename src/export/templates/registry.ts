@@ -5,6 +5,7 @@ import { placeholderImages, qwenVisionImages, type ImageEncoder } from './images
 import { JinjaTemplate } from './jinja.js';
 import { PlainTemplate } from './plain.js';
 import { Qwen2VlTemplate } from './qwen2-vl.js';
+import type { QwenImageText } from './qwen-user-text.js';
 import type { SmartResizeOptions } from './smart-resize.js';
 import { LLAVA_IMAGE_TOKEN_INDEX, type ChatTemplate } from './template.js';
 import { VicunaV1Template } from './vicuna-v1.js';
@@ -16,6 +17,8 @@ export interface TemplateSettings {
   imagePlaceholderId?: number;
   /** Image sizing for Qwen2-VL vision tokens. */
   resize?: SmartResizeOptions;
+  /** `qwen2_vl`: how user text sits around the image (`stripped`, default, or `verbatim`). */
+  qwenImageText?: QwenImageText;
   /**
    * How a custom template's `<image>` becomes ids: `placeholder` (one id) or `qwen2_vl` (vision tokens).
    * Default: `qwen2_vl` when the tokenizer has `<|image_pad|>`, else `placeholder`.
@@ -44,7 +47,7 @@ const TEMPLATES: ReadonlyMap<string, Factory> = new Map<string, Factory>([
   [
     'qwen2_vl',
     (tokenizer, settings) =>
-      new Qwen2VlTemplate(tokenizer, qwenVisionImages(tokenizer, settings.resize), settings.system === undefined ? undefined : settings.system),
+      new Qwen2VlTemplate(tokenizer, qwenVisionImages(tokenizer, settings.resize), settings.system === undefined ? undefined : settings.system, settings.qwenImageText),
   ],
   [
     'chat_template',

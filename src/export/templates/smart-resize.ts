@@ -55,6 +55,28 @@ export function smartResize(height: number, width: number, options: SmartResizeO
   return { height: h, width: w };
 }
 
+/**
+ * Why Qwen2-VL's trainers would not turn this image into the vision tokens an export counts, or null.
+ *
+ * - A side under `factor` (28 px): transformers' Qwen2-VL image processor raised for these up to 4.52
+ *   ("height:12 or width:1000 must be larger than factor:28"); later versions (4.57, 5.x) and qwen-vl-utils
+ *   upscale them, but not alike (`round(12 / 28)` is 0 in transformers, 28 px in qwen-vl-utils: a 1000x12
+ *   image gets 19 tokens from one and 36 from the other). Refused: `image_too_small`.
+ * - Long side over 200 times the short one: every version raises. Refused: `image_aspect_ratio`.
+ */
+export function qwenImageProblem(width: number, height: number, factor: number = QWEN2_VL_FACTOR): { code: 'image_too_small' | 'image_aspect_ratio'; message: string } | null {
+  if (Math.min(width, height) < factor) {
+    return {
+      code: 'image_too_small',
+      message: `${width}x${height} has a side under ${factor} px: Qwen2-VL image processors refuse it (transformers up to 4.52) or upscale it to sizes that differ between libraries`,
+    };
+  }
+  if (Math.max(width, height) / Math.min(width, height) > MAX_ASPECT_RATIO) {
+    return { code: 'image_aspect_ratio', message: `${width}x${height} has an aspect ratio over ${MAX_ASPECT_RATIO}, which Qwen2-VL image processors refuse` };
+  }
+  return null;
+}
+
 /** Visual tokens for an image of this size (after the 2x2 merge). */
 export function qwenImageTokenCount(height: number, width: number, options: SmartResizeOptions = {}): number {
   const factor = options.factor ?? QWEN2_VL_FACTOR;

@@ -23,6 +23,12 @@ export interface ExpectedSpan {
    * or a template space merged into the first word). The decoded span may start with a suffix of this.
    */
   absorbable: string;
+  /**
+   * Leading whitespace of the span the token before it may have taken (`straddling: 'masked'`: Qwen masks
+   * the first token after `assistant`, and `\n` + an answer starting with `\n` is one token). The decoded
+   * span may lack a prefix of this.
+   */
+  droppable?: string;
   /** Index of the turn the span belongs to, for messages. */
   turn: number;
 }
