@@ -6,9 +6,14 @@
  * - limits: `rpm` (requests spread evenly, a sliding window in p-queue), `tpm` (a token bucket charged
  *   with the prompt estimate plus `max_tokens` before sending, corrected with the reported usage), and
  *   `concurrency` (requests in flight);
- * - retries: the SDK's own retries are off; ours retry 408/409/429/5xx, timeouts, dropped connections
- *   and malformed bodies with full-jitter exponential backoff, waiting at least what `Retry-After`,
- *   `retry-after-ms` or `x-ratelimit-reset-*` ask for;
+ * - retries: the SDK's own retries are off; ours retry 408/409/429/5xx, timeouts (`timeoutMs` covers
+ *   the whole request, body included), dropped or cut-off connections and malformed bodies with
+ *   full-jitter exponential backoff, waiting at least what `Retry-After`, `retry-after-ms` or
+ *   `x-ratelimit-reset-*` ask for;
+ * - stop: a rejected key (401/403) stops the client at once, and so does a server that cannot be reached
+ *   (refused, DNS, TLS) before it has answered anything; a server that answered and then went away is
+ *   retried, and stops the client when one request has used up its retries on it. A stopped client sends
+ *   nothing more: every request fails with the stop's code (`key_rejected`, `server_unreachable`);
  * - answers: `finish_reason` `length` and `content_filter` are failures with their own codes;
  * - money: usage is priced with the recipe's price table; once `maxCostUsd` is spent no new request
  *   starts (requests in flight finish).
@@ -16,7 +21,8 @@
  * The API key is read from the environment variable the options name and handed to the SDK only; it
  * never appears in a message, an event, or the database.
  */
-import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError, OpenAIError } from 'openai';
+import { setMaxListeners } from 'node:events';
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import PQueue from 'p-queue';
 import { z } from 'zod';
 import { ConfigError, describeError } from '../core/errors.js';
@@ -29,8 +35,11 @@ import {
   LlmConnectionError,
   LlmContentFilterError,
   LlmError,
+  LlmKeyRejectedError,
   LlmLengthError,
   LlmTimeoutError,
+  LlmUnreachableError,
+  connectFailure,
   errorForStatus,
 } from './llm-errors.js';
 import type { LlmOptions } from './llm-options.js';
@@ -149,9 +158,19 @@ export class LlmClient {
   private readonly stats = { inFlight: 0, requests: 0, retries: 0, cached: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 };
   private readonly listeners = new Set<CountersListener>();
   private countersTimer: NodeJS.Timeout | null = null;
+  /** Set once the client stops (see the top of this file); wakes requests waiting for a slot or a retry. */
+  private stopError: LlmError | null = null;
+  private readonly stopping = new AbortController();
+  /** True once the server sent any HTTP answer (even an error status): it exists and is reachable. */
+  private answered = false;
+  /** The base URL as messages show it (without credentials or query). */
+  readonly shownBaseURL: string;
 
   constructor(options: LlmOptions, deps: LlmClientDeps = {}) {
     this.options = options;
+    this.shownBaseURL = shownURL(options.baseURL);
+    // Every request waiting for a slot listens to it (Node warns above 10 listeners).
+    setMaxListeners(0, this.stopping.signal);
     const env = deps.env ?? process.env;
     const path = deps.optionPath ?? 'synth.llm';
     let apiKey = 'none';
@@ -171,7 +190,8 @@ export class LlmClient {
       timeout: options.timeoutMs,
       logLevel: 'off',
     });
-    this.batch = new LlmBatchApi(this.openai, (err) => this.toLlmError(err));
+    // Batch management calls stop the client as requests do (a rejected key, a server not there).
+    this.batch = new LlmBatchApi(this.openai, (err) => this.stopFor(this.toLlmError(err), 0));
     const minuteMs = deps.minuteMs ?? 60_000;
     // A sliding window of about one second of the minute, holding that second's share of the requests:
     // 600 RPM is 10 per 1000 ms, 500 RPM is 8 per 960 ms, 30 RPM is 1 per 2000 ms. A minute then holds
@@ -213,6 +233,11 @@ export class LlmClient {
     return this.maxCostUsd !== null && this.stats.costUsd >= this.maxCostUsd;
   }
 
+  /** Why the client stopped sending (a `key_rejected` or `server_unreachable` error), or null. */
+  get stopped(): LlmError | null {
+    return this.stopError;
+  }
+
   /** A cached answer without any request, or null when the request was never answered. */
   cachedResult(prepared: PreparedRequest, options: { count?: boolean } = {}): ChatResult | null {
     const hit = this.cache?.get(prepared.hash);
@@ -233,11 +258,13 @@ export class LlmClient {
     const prepared = 'hash' in request ? request : this.prepare(request);
     const cached = this.cachedResult(prepared);
     if (cached) return cached;
+    if (this.stopError) throw this.notSent();
     const { signal } = options;
+    const wake = signal ? AbortSignal.any([signal, this.stopping.signal]) : this.stopping.signal;
     let attempt = 0;
     for (;;) {
       try {
-        const raw = await this.send(prepared, signal);
+        const raw = await this.send(prepared, attempt, signal);
         return this.interpret(prepared.hash, raw, false, prepared);
       } catch (thrown) {
         const err = this.toLlmError(thrown);
@@ -247,13 +274,48 @@ export class LlmClient {
         this.stats.retries++;
         this.changed();
         try {
-          await sleep(retryDelay(attempt, err.retryAfterMs, this.options, this.random), signal);
+          await sleep(retryDelay(attempt, err.retryAfterMs, this.options, this.random), wake);
         } catch {
+          if (this.stopError) throw this.notSent();
           throw Object.assign(new LlmAbortError(`interrupted while waiting to retry after ${err.code}`), { attempts: attempt + 1 });
         }
         attempt++;
       }
     }
+  }
+
+  /**
+   * The error a failed attempt ends in, after deciding whether it stops the client: a rejected key
+   * always does; a connection that cannot be opened does before the server has answered anything (a
+   * wrong URL, a server not started) and, once it has, when this was the request's last retry (the
+   * server went away for good).
+   */
+  private stopFor(err: LlmError, attempt: number): LlmError {
+    if (err.status !== null) this.answered = true;
+    if (err instanceof LlmKeyRejectedError || err instanceof LlmUnreachableError) {
+      this.stop(err);
+      return err;
+    }
+    const cause = err instanceof LlmConnectionError ? connectFailure(err.cause) : null;
+    if (cause === null || (this.answered && attempt < this.options.maxRetries)) return err;
+    const more = this.answered ? `, after it had answered earlier (${attempt + 1} attempts)` : '';
+    const stop = new LlmUnreachableError(`cannot reach ${this.shownBaseURL}: ${cause}${more}`, { cause: err });
+    this.stop(stop);
+    return stop;
+  }
+
+  private stop(err: LlmError): void {
+    if (this.stopError) return;
+    this.stopError = err;
+    this.stopping.abort(err);
+  }
+
+  /** The stop's error for a request that was not sent because of it. */
+  private notSent(): LlmError {
+    const stop = this.stopError!;
+    const copy = stop instanceof LlmKeyRejectedError ? new LlmKeyRejectedError(stop.status ?? 401, stop.message) : new LlmUnreachableError(stop.message);
+    copy.attempts = 0;
+    return copy;
   }
 
   /**
@@ -269,29 +331,38 @@ export class LlmClient {
   private completionTokensSeen = 0;
 
   /** Send once within the limits; returns the validated body (already cached and priced). */
-  private async send(prepared: PreparedRequest, signal?: AbortSignal): Promise<Completion> {
+  private async send(prepared: PreparedRequest, attempt: number, signal?: AbortSignal): Promise<Completion> {
     if (signal?.aborted) throw new LlmAbortError();
+    if (this.stopError) throw this.notSent();
     this.checkBudget();
     const reserved = prepared.promptEstimate + this.expectedCompletion(prepared.maxTokens);
     try {
-      await this.bucket.take(reserved, signal);
+      await this.bucket.take(reserved, signal ? AbortSignal.any([signal, this.stopping.signal]) : this.stopping.signal);
     } catch {
-      throw new LlmAbortError();
+      throw this.stopError ? this.notSent() : new LlmAbortError();
     }
     let settled = false;
+    let started = false;
     try {
       // Everything up to the accounting happens inside the queue slot, so the next request's budget
       // check already sees this one's cost.
       // The signal may cancel the request while it waits in the queue, never once it is sent: p-queue
       // would race a running task against the signal and abandon an answer that is on its way.
+      // A stop cancels it there too.
       const whileQueued = new AbortController();
       const onAbort = () => whileQueued.abort(signal?.reason);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const listened = signal ? [signal, this.stopping.signal] : [this.stopping.signal];
+      for (const s of listened) s.addEventListener('abort', onAbort, { once: true });
+      const unlisten = () => {
+        for (const s of listened) s.removeEventListener('abort', onAbort);
+      };
       return await this.queue.add(
         async () => {
-          signal?.removeEventListener('abort', onAbort);
+          started = true;
+          unlisten();
           // The wait may have been long: look again before spending.
           if (signal?.aborted) throw new LlmAbortError();
+          if (this.stopError) throw this.notSent();
           this.checkBudget();
           this.stats.inFlight++;
           this.stats.requests++;
@@ -309,12 +380,14 @@ export class LlmClient {
             });
           } catch (err) {
             if (deadline.signal.aborted) throw new LlmTimeoutError(`no complete answer within ${this.options.timeoutMs} ms`, { cause: err });
-            throw err;
+            // Decided before the slot is free, so a stop keeps the next queued request from being sent.
+            throw this.stopFor(this.toLlmError(err), attempt);
           } finally {
             clearTimeout(timer);
             this.stats.inFlight--;
             this.changed();
           }
+          this.answered = true;
           const parsed = completionSchema.safeParse(raw);
           if (!parsed.success) {
             const shown = typeof raw === 'string' ? JSON.stringify(raw.slice(0, 80)) : 'a JSON value without choices';
@@ -330,14 +403,12 @@ export class LlmClient {
           return completion;
         },
         { signal: whileQueued.signal },
-      ).finally(() => signal?.removeEventListener('abort', onAbort));
+      ).finally(unlisten);
     } catch (err) {
       // A failed request produced no answer: give back the completion part of the reservation.
       if (!settled) this.bucket.adjust(reserved - prepared.promptEstimate);
-      // p-queue rejects a queued task with the signal's reason when the run is interrupted.
-      if (signal?.aborted && !(err instanceof OpenAIError) && !(err instanceof LlmError) && !(err instanceof SyntaxError)) {
-        throw new LlmAbortError();
-      }
+      // p-queue rejects a queued task with the signal's reason when the run is interrupted or the client stops.
+      if (!started) throw this.stopError ? this.notSent() : new LlmAbortError();
       throw err;
     }
   }
@@ -421,6 +492,10 @@ export class LlmClient {
       const headers = thrown.headers as Headers | undefined;
       // The SDK's message starts with the status already ("429 Rate limit reached ...").
       const detail = message.startsWith(`${thrown.status} `) ? message.slice(String(thrown.status).length + 1) : message;
+      if (thrown.status === 401 || thrown.status === 403) {
+        const hint = this.secret === null ? '; no key was sent: name the variable that holds it in apiKeyEnv' : '';
+        return new LlmKeyRejectedError(thrown.status, `API key rejected by ${this.shownBaseURL} (HTTP ${thrown.status}: ${detail}${hint})`, { cause: thrown });
+      }
       return errorForStatus(thrown.status, `HTTP ${thrown.status}: ${detail}`, { retryAfterMs: retryAfterMs(headers ?? null), cause: thrown });
     }
     if (thrown instanceof SyntaxError) return new LlmBadResponseError(`the server answered with malformed JSON (${message})`, { cause: thrown });
@@ -470,4 +545,12 @@ export class LlmClient {
   async idle(): Promise<void> {
     await this.queue.onIdle();
   }
+}
+
+/** A URL as messages show it: without user name, password or query (where keys sometimes travel). */
+function shownURL(url: string): string {
+  if (!URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  if (parsed.username === '' && parsed.password === '' && parsed.search === '') return url;
+  return `${parsed.origin}${parsed.pathname}`;
 }

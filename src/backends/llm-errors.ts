@@ -70,6 +70,29 @@ export class LlmHttpError extends LlmError {
   }
 }
 
+/**
+ * HTTP 401/403: the server refused the API key (or the account). Every later request would be refused
+ * too, so the client stops: no retries, no further requests; a later run with a good key resumes.
+ */
+export class LlmKeyRejectedError extends LlmError {
+  readonly isRetryable = false;
+  constructor(status: number, message: string, details: LlmErrorDetails = {}) {
+    super('key_rejected', message, { ...details, status });
+  }
+}
+
+/**
+ * The server cannot be reached at all (connection refused, DNS lookup or TLS handshake failed) before it
+ * answered anything, or again after a request used up its retries on it: the client stops, a later run
+ * resumes.
+ */
+export class LlmUnreachableError extends LlmError {
+  readonly isRetryable = false;
+  constructor(message: string, details: LlmErrorDetails = {}) {
+    super('server_unreachable', message, details);
+  }
+}
+
 /** The server answered 200 with a body that is not a chat completion (bad JSON, no choices). */
 export class LlmBadResponseError extends LlmError {
   readonly isRetryable = true;
@@ -120,7 +143,41 @@ export const RESUMABLE_CODES: ReadonlySet<string> = new Set([
   'connection_error',
   'bad_response',
   'http_409',
+  'key_rejected',
+  'server_unreachable',
+  // Stored as final failures by versions before `key_rejected`: a later run asks again.
+  'http_401',
+  'http_403',
 ]);
+
+/** Failure codes that stop a client: the one line that says why, instead of a warning per request. */
+export const STOP_CODES: ReadonlySet<string> = new Set(['key_rejected', 'server_unreachable']);
+
+/**
+ * Why a connection could not be opened, when that is what `thrown` (or an error in its cause chain) says:
+ * refused, DNS lookup failed, no route, connect timeout, TLS handshake failed. Null for anything else
+ * (a connection that opened and then dropped, a timeout waiting for the answer).
+ */
+export function connectFailure(thrown: unknown): string | null {
+  let error: unknown = thrown;
+  for (let depth = 0; depth < 6 && error instanceof Error; depth++, error = error.cause) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== 'string') continue;
+    if (code === 'ECONNREFUSED') return `connection refused (${code})`;
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') return `DNS lookup failed (${error.message})`;
+    if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL') return `no route to the host (${code})`;
+    if (code === 'UND_ERR_CONNECT_TIMEOUT') return `the connection could not be opened in time (${code})`;
+    if (/^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_)/.test(code) || TLS_CODES.has(code)) return `TLS handshake failed: ${opensslReason(error.message)} (${code})`;
+  }
+  return null;
+}
+
+const TLS_CODES = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'HOSTNAME_MISMATCH', 'EPROTO']);
+
+/** `80AC...:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:file:line:` -> `wrong version number`. */
+function opensslReason(message: string): string {
+  return /:error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^:]+):/.exec(message)?.[1] ?? message.split('\n')[0]!;
+}
 
 /** Classify an HTTP error status. */
 export function errorForStatus(status: number, message: string, details: LlmErrorDetails = {}): LlmError {

@@ -17,8 +17,9 @@ export type LlmPrice = z.infer<typeof llmPriceSchema>;
 
 function isHttpUrl(value: string): boolean {
   if (!URL.canParse(value)) return false;
-  const { protocol, hostname } = new URL(value);
-  return (protocol === 'http:' || protocol === 'https:') && hostname !== '';
+  const { protocol, hostname, username, password } = new URL(value);
+  // fetch refuses URLs with credentials, and they would end up in messages.
+  return (protocol === 'http:' || protocol === 'https:') && hostname !== '' && username === '' && password === '';
 }
 
 export const llmOptionsSchema = z
@@ -27,7 +28,7 @@ export const llmOptionsSchema = z
      * Base URL of an OpenAI-compatible API, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`
      * (vLLM). Only http and https: the SDK would hand any other scheme (`file:`, `ftp:`) to fetch.
      */
-    baseURL: z.string().refine(isHttpUrl, { message: 'expected an http:// or https:// URL' }),
+    baseURL: z.string().refine(isHttpUrl, { message: 'expected an http:// or https:// URL without a user name or password (the key goes in apiKeyEnv)' }),
     /** Model name as the server knows it. */
     model: z.string().min(1),
     /**

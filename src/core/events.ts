@@ -63,6 +63,8 @@ export interface InstructionSummary {
    */
   notApplicable: number;
   notApplicableReasons: Record<string, number>;
+  /** Why LLM synthesis stopped (a rejected key, an unreachable server), while samples wait because of it. */
+  stopped?: string;
 }
 
 /**

@@ -25,10 +25,9 @@ export function doneCondition(rule: DoneRule): { sql: string; params: unknown[] 
   const parts: string[] = [];
   const params: unknown[] = [];
   if (rule.exports.length > 0) {
-    parts.push(
-      `(SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${rule.exports.map(() => '?').join(',')})) >= ?`,
-    );
-    params.push(...rule.exports, rule.exports.length);
+    const exported = exportedCondition(rule.exports);
+    parts.push(exported.sql);
+    params.push(...exported.params);
   }
   if (rule.synth.length > 0) {
     const wanted = rule.synth.map(() => '(i.task = ? AND i.variant < ?)').join(' OR ');
@@ -40,4 +39,13 @@ export function doneCondition(rule: DoneRule): { sql: string; params: unknown[] 
     params.push(...rule.synth.flatMap((t) => [t.task, t.variants]), ...resumable, rule.synth.reduce((n, t) => n + t.variants, 0));
   }
   return { sql: `(s.status != 'ok'${parts.length > 0 ? ` OR (${parts.join(' AND ')})` : ' OR 1'})`, params };
+}
+
+/** A boolean SQL expression over `samples s`: true when every one of `exports` holds the sample (false for none). */
+export function exportedCondition(exports: readonly string[]): { sql: string; params: unknown[] } {
+  if (exports.length === 0) return { sql: '0', params: [] };
+  return {
+    sql: `(SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${exports.map(() => '?').join(',')})) >= ?`,
+    params: [...exports, exports.length],
+  };
 }

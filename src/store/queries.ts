@@ -1,4 +1,4 @@
-import { RESUMABLE_CODES } from '../backends/llm-errors.js';
+import { RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
 import type { InstructionSummary, RunSummary } from '../core/events.js';
 import type { Db } from './database.js';
 
@@ -48,6 +48,13 @@ function instructionSummary(db: Db): InstructionSummary | undefined {
       summary.reasons[key] = (summary.reasons[key] ?? 0) + n;
     }
   }
+  const stop = db
+    .prepare(
+      `SELECT reason FROM instructions WHERE status = 'failed' AND trim(substr(reason, 1, instr(reason, ':') - 1)) IN (${[...STOP_CODES].map(() => '?').join(',')})
+       ORDER BY created_at DESC, id DESC LIMIT 1`,
+    )
+    .get(...STOP_CODES) as { reason: string } | undefined;
+  if (stop) summary.stopped = stop.reason.slice(stop.reason.indexOf(':') + 1).trim();
   return summary;
 }
 

@@ -5,7 +5,7 @@ import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from './dedup-stage.js';
 import { InstructionStore } from './instruction-store.js';
 import { asCollision, KEY_COLLISION_STAGE } from './key-collision.js';
-import { doneCondition, type DoneRule } from './done-rule.js';
+import { doneCondition, exportedCondition, type DoneRule } from './done-rule.js';
 
 export interface ShardRecord {
   exportName: string;
@@ -20,6 +20,8 @@ interface SampleProgress {
   key: string;
   source: string;
   done: number;
+  /** 1 when every export of the rule holds the sample (0 for a rule without exports). */
+  exported: number;
 }
 
 /**
@@ -153,19 +155,27 @@ export class RunStore {
    * One lookup for resume: the keys that need no more work (`doneKeys`), and the keys another source than
    * `source` already recorded, with that owner (this source's sample becomes a `key_duplicate`).
    */
-  resumeState(keys: readonly string[], rule: DoneRule, source?: string): { done: Set<string>; owners: Map<string, string> } {
+  resumeState(
+    keys: readonly string[],
+    rule: DoneRule,
+    source?: string,
+  ): { done: Set<string>; owners: Map<string, string>; reopened: Set<string> } {
     const done = new Set<string>();
     const owners = new Map<string, string>();
-    if (keys.length === 0) return { done, owners };
+    // Held by every export, yet not done: synthesis will add instruction samples those exports lack.
+    const reopened = new Set<string>();
+    if (keys.length === 0) return { done, owners, reopened };
     const condition = doneCondition(rule);
+    const exported = exportedCondition(rule.exports);
     const rows = this.db
-      .prepare(`SELECT s.key, s.source, ${condition.sql} AS done FROM samples s WHERE s.key IN (${keys.map(() => '?').join(',')})`)
-      .all(...condition.params, ...keys) as SampleProgress[];
+      .prepare(`SELECT s.key, s.source, ${condition.sql} AS done, ${exported.sql} AS exported FROM samples s WHERE s.key IN (${keys.map(() => '?').join(',')})`)
+      .all(...condition.params, ...exported.params, ...keys) as SampleProgress[];
     for (const row of rows) {
       if (source !== undefined && row.source !== source) owners.set(row.key, row.source);
       else if (row.done) done.add(row.key);
+      else if (row.exported) reopened.add(row.key);
     }
-    return { done, owners };
+    return { done, owners, reopened };
   }
 
   /**

@@ -15,7 +15,8 @@ import type { RunStore } from './run-store.js';
 export function createSkipDoneStage(store: RunStore, rule: DoneRule, lookupEvery = 256): Stage<Pair, Pair> {
   return {
     name: 'resume',
-    async *run(input) {
+    async *run(input, ctx) {
+      let reopened = 0;
       const recent = new Map<string, string>(); // key -> source, for keys not recorded yet; oldest first
       const claim = (key: string, source: string) => {
         recent.set(key, source);
@@ -25,7 +26,8 @@ export function createSkipDoneStage(store: RunStore, rule: DoneRule, lookupEvery
         const done = new Set<Pair>();
         const recorded = new Map<Pair, string>();
         for (const [source, group] of groupBy(pairs, (p) => p.source)) {
-          const { done: finished, owners } = store.resumeState(group.map((p) => p.key), rule, source);
+          const { done: finished, owners, reopened: again } = store.resumeState(group.map((p) => p.key), rule, source);
+          reopened += again.size;
           for (const pair of group) {
             if (finished.has(pair.key)) done.add(pair);
             else if (owners.has(pair.key)) recorded.set(pair, owners.get(pair.key)!);
@@ -42,6 +44,15 @@ export function createSkipDoneStage(store: RunStore, rule: DoneRule, lookupEvery
           if (passed === undefined) claim(pair.key, pair.source);
           yield pair;
         }
+      }
+      if (reopened > 0) {
+        ctx.emit({
+          type: 'log',
+          level: 'warn',
+          message:
+            `resume: ${reopened} samples the exports already hold lack LLM tasks (tasks added to the recipe, or a rejected key that an older version stored as final, http_401/403): ` +
+            'synthesis asks for them now, and the exports written earlier keep those samples without them; write the exports again with `vlcurate export RUN.db --fresh ...` to include them',
+        });
       }
     },
   };

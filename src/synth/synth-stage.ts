@@ -7,7 +7,9 @@
  * Failure is data at two levels: an LLM task that fails or whose answers are all rejected is recorded
  * on its own row with the reason, and the sample itself stays ok. Samples failed or dropped upstream
  * pass through untouched. Re-running is cheap: every answer already received comes from the cache, so a
- * resumed run sends only the requests that never got an answer.
+ * resumed run sends only the requests that never got an answer. When the client stops (a rejected key,
+ * a server that cannot be reached; see `llm-client.ts`) the stage says so in one line, and every LLM
+ * task left is recorded with the stop's code: the samples are held back and the next run finishes them.
  */
 import { setMaxListeners } from 'node:events';
 import { dirname, resolve } from 'node:path';
@@ -18,7 +20,7 @@ import type { Stage, StageContext } from '../core/stage.js';
 import { batch as batchOf } from '../iter/batch.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
 import { LlmClient, type ChatRequest, type ChatResult, type PreparedRequest } from '../backends/llm-client.js';
-import { LlmAbortError, LlmBudgetError, LlmError, RESUMABLE_CODES } from '../backends/llm-errors.js';
+import { LlmAbortError, LlmBudgetError, LlmError, RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
 import type { Db } from '../store/database.js';
 import { InstructionStore, reasonCode, type InstructionRow } from '../store/instruction-store.js';
 import { LlmCache } from '../store/llm-cache.js';
@@ -162,7 +164,9 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
       let failuresShown = 0;
       const noteFailures = (rows: readonly InstructionRow[]) => {
         for (const row of rows) {
-          if (row.status !== 'failed' || failuresShown >= SHOWN_FAILURES || reasonCode(row.reason) === 'budget_exhausted') continue;
+          const code = reasonCode(row.reason) ?? '';
+          // Said once for all by noteBudget / noteStop.
+          if (row.status !== 'failed' || failuresShown >= SHOWN_FAILURES || code === 'budget_exhausted' || STOP_CODES.has(code)) continue;
           failuresShown++;
           const more = failuresShown === SHOWN_FAILURES ? ' (further failures only in the summary and the run database)' : '';
           ctx.emit({ type: 'log', level: 'warn', message: `synth: ${row.task} of ${row.sampleKey} failed: ${row.reason}${more}` });
@@ -179,6 +183,13 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
           });
         }
       };
+      let stopWarned = false;
+      const noteStop = () => {
+        const stop = client?.stopped;
+        if (stopWarned || !stop) return;
+        stopWarned = true;
+        ctx.emit({ type: 'log', level: 'warn', message: `synth: LLM synthesis stopped: ${stop.message}; the samples wait for the next run` });
+      };
       try {
         if (options.batch.enabled && client) {
           const runner = new BatchRunner(client, {
@@ -188,7 +199,12 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
             metadata: { run: String(deps.runId) },
             log: (message) => ctx.emit({ type: 'log', level: 'info', message }),
           });
-          await runner.recover(signal);
+          try {
+            await runner.recover(signal);
+          } catch (err) {
+            // A stopped client (rejected key, server not there): every group below records why.
+            if (!client.stopped) throw err;
+          }
           for await (const group of batchOf(input, options.batch.size)) {
             const results = await synthesizeInBatches(group.filter(workable), runner, signal);
             const rows: InstructionRow[] = [];
@@ -200,6 +216,7 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
               return done.sample;
             });
             store.write(rows);
+            noteStop();
             noteFailures(rows);
             noteBudget();
             yield* out;
@@ -218,6 +235,7 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
         for await (const group of timedBatches(processed, options.commitEvery, COMMIT_WAIT_MS)) {
           const rows = group.flatMap((g) => g.rows);
           store.write(rows);
+          noteStop();
           noteFailures(rows);
           noteBudget();
           for (const g of group) yield g.sample;
@@ -260,7 +278,7 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
       for (const outcomes of results.values()) {
         for (const o of outcomes) if ('pending' in o && o.pending) pending.set(o.pending.hash, o.pending);
       }
-      const stop = pending.size === 0 ? null : signal.aborted ? new LlmAbortError() : round >= maxRounds ? 'rounds' : null;
+      const stop = pending.size === 0 ? null : signal.aborted ? new LlmAbortError() : (c.stopped ?? (round >= maxRounds ? 'rounds' : null));
       if (pending.size === 0 || stop !== null) {
         if (stop instanceof LlmError) markPending(results, stop);
         return results;
@@ -270,7 +288,14 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
         markPending(results, new LlmBudgetError(`--max-cost reached ($${c.spentUsd.toFixed(4)} spent): the request was not submitted (a later run resumes it)`));
         return results;
       }
-      const outcome = await runner.run(affordable, signal);
+      let outcome;
+      try {
+        outcome = await runner.run(affordable, signal);
+      } catch (err) {
+        if (!c.stopped) throw err;
+        markPending(results, c.stopped);
+        return results;
+      }
       for (const [hash, error] of outcome.errors) {
         const n = (failures.get(hash) ?? 0) + 1;
         failures.set(hash, n);

@@ -135,12 +135,104 @@ describe('LlmClient', () => {
     expect(s.requests).toHaveLength(3);
   });
 
-  it('does not retry a 400 or a 401', async () => {
-    const s = await server({ script: (r) => ({ kind: 'status', status: r.index === 0 ? 400 : 401 }) });
+  it('does not retry a 400', async () => {
+    const s = await server({ script: () => ({ kind: 'status', status: 400 }) });
     const client = new LlmClient(options(s.baseURL));
     expect((await failure(client.complete(request('x')))).code).toBe('http_400');
-    expect((await failure(client.complete(request('y')))).code).toBe('http_401');
+    expect((await failure(client.complete(request('y')))).code).toBe('http_400');
     expect(s.requests).toHaveLength(2);
+    expect(client.stopped).toBeNull();
+  });
+
+  for (const status of [401, 403]) {
+    it(`a rejected key (${status}) stops the client at once: no retry, nothing more sent, cached answers still served`, async () => {
+      const s = await server({
+        latencyMs: 30,
+        script: (r) =>
+          r.index === 0 ? undefined : { kind: 'status', status, body: { error: { message: 'Incorrect API key provided: sk-secret-123', code: 'invalid_api_key' } } },
+      });
+      const cache = cacheDb();
+      const client = new LlmClient(options(s.baseURL, { apiKeyEnv: 'VLC_TEST_KEY', concurrency: 2 }), { cache, env: { VLC_TEST_KEY: 'sk-secret-123' } });
+      await client.complete(request('answered before'));
+      const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => client.complete(request(`q${i}`))));
+      expect(results).toHaveLength(12);
+      const codes = results.map((r) => (r.status === 'rejected' ? (r.reason as LlmError).code : 'ok'));
+      expect(codes).toEqual(Array(12).fill('key_rejected'));
+      // Only what was in flight when the first refusal came: at most `concurrency`, never all 12.
+      expect(s.requests.length - 1).toBeGreaterThanOrEqual(1);
+      expect(s.requests.length - 1).toBeLessThanOrEqual(2);
+      expect(client.counters().retries).toBe(0);
+      const err = (results[0] as PromiseRejectedResult).reason as LlmError;
+      expect(err.isRetryable).toBe(false);
+      expect(err.message).toContain(`API key rejected by ${s.baseURL} (HTTP ${status}: `);
+      expect(err.message).not.toContain('sk-secret-123');
+      expect(client.stopped?.code).toBe('key_rejected');
+      const sent = s.requests.length;
+      expect((await failure(client.complete(request('later')))).code).toBe('key_rejected');
+      expect(s.requests).toHaveLength(sent);
+      // What the server answered before the refusal is still the answer (the cache is not the server).
+      expect((await client.complete(request('answered before'))).cached).toBe(true);
+    });
+  }
+
+  it('a 401 without apiKeyEnv says no key was sent', async () => {
+    const s = await server({ script: () => ({ kind: 'status', status: 401 }) });
+    const err = await failure(new LlmClient(options(s.baseURL)).complete(request()));
+    expect(err.code).toBe('key_rejected');
+    expect(err.message).toMatch(/no key was sent: name the variable that holds it in apiKeyEnv/);
+  });
+
+  it('a closed port stops the client on the first request, naming the base URL and the cause, without retries', async () => {
+    // Bind, then close: a port nothing listens on.
+    const gone = await FakeLlmServer.start();
+    await gone.close();
+    const client = new LlmClient(options(gone.baseURL, { concurrency: 2, retryBaseMs: 1000, retryMaxMs: 60_000 }));
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => client.complete(request(`q${i}`))));
+    expect(results).toHaveLength(12);
+    const errors = results.map((r) => (r.status === 'rejected' ? (r.reason as LlmError) : null));
+    expect(errors.map((e) => e?.code)).toEqual(Array(12).fill('server_unreachable'));
+    expect(errors[0]!.message).toBe(`cannot reach ${gone.baseURL}: connection refused (ECONNREFUSED)`);
+    expect(client.counters().retries).toBe(0);
+    expect(client.counters().requests).toBeLessThanOrEqual(2);
+    const sent = client.counters().requests;
+    expect((await failure(client.complete(request('later')))).code).toBe('server_unreachable');
+    expect(client.counters().requests).toBe(sent);
+  });
+
+  it('a failed DNS lookup or TLS handshake stops the client the same way', async () => {
+    // `.invalid` never resolves (RFC 6761).
+    const dns = await failure(new LlmClient(options('http://vlcurate-test.invalid/v1')).complete(request()));
+    expect(dns.code).toBe('server_unreachable');
+    expect(dns.message).toMatch(/^cannot reach http:\/\/vlcurate-test\.invalid\/v1: DNS lookup failed \(getaddrinfo (ENOTFOUND|EAI_AGAIN) vlcurate-test\.invalid\)$/);
+    // https:// to a plain-HTTP server: the TLS handshake fails.
+    const s = await server();
+    const tlsURL = s.baseURL.replace('http://', 'https://');
+    const tls = await failure(new LlmClient(options(tlsURL)).complete(request()));
+    expect(tls.code).toBe('server_unreachable');
+    expect(tls.message).toMatch(new RegExp(`^cannot reach ${tlsURL.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: TLS handshake failed: `));
+    expect(s.requests).toHaveLength(0);
+  });
+
+  it('a server that answered and then went away is retried with backoff, then stops the client', async () => {
+    const s = await FakeLlmServer.start();
+    const client = new LlmClient(options(s.baseURL, { maxRetries: 2, retryBaseMs: 20, retryMaxMs: 40 }));
+    await client.complete(request('first'));
+    await s.close();
+    const err = await failure(client.complete(request('second')));
+    expect(err.code).toBe('server_unreachable');
+    expect(err.message).toBe(`cannot reach ${s.baseURL}: connection refused (ECONNREFUSED), after it had answered earlier (3 attempts)`);
+    expect(client.counters().retries).toBe(2);
+    const sent = client.counters().requests;
+    expect((await failure(client.complete(request('third')))).code).toBe('server_unreachable');
+    expect(client.counters().requests).toBe(sent);
+  });
+
+  it('shows a base URL without its query (where some servers take a key)', async () => {
+    const gone = await FakeLlmServer.start();
+    await gone.close();
+    const url = `${gone.baseURL}?api-key=abc`;
+    const err = await failure(new LlmClient(options(url)).complete(request()));
+    expect(err.message).toBe(`cannot reach ${gone.baseURL}: connection refused (ECONNREFUSED)`);
   });
 
   it('times out a hanging request and retries it', async () => {

@@ -57,12 +57,13 @@ describe('recipes', () => {
   it('an LLM base URL must be http or https (synth.llm and the openai captioner)', () => {
     const src = { sources: [{ type: 'webdataset', paths: 'x.tar' }] };
     const synth = (baseURL: unknown) => errorOf({ ...src, synth: { tasks: ['conversation'], llm: { baseURL, model: 'm' } } });
-    expect(synth('file:///etc/passwd')).toContain('synth.llm.baseURL: expected an http:// or https:// URL, got "file:///etc/passwd"');
-    expect(synth('ftp://example.com/v1')).toContain('synth.llm.baseURL: expected an http:// or https:// URL, got "ftp://example.com/v1"');
-    expect(synth('not a url')).toContain('synth.llm.baseURL: expected an http:// or https:// URL, got "not a url"');
+    expect(synth('file:///etc/passwd')).toContain('synth.llm.baseURL: expected an http:// or https:// URL without a user name or password (the key goes in apiKeyEnv), got "file:///etc/passwd"');
+    expect(synth('ftp://example.com/v1')).toContain('synth.llm.baseURL: expected an http:// or https:// URL without a user name or password (the key goes in apiKeyEnv), got "ftp://example.com/v1"');
+    expect(synth('not a url')).toContain('synth.llm.baseURL: expected an http:// or https:// URL without a user name or password (the key goes in apiKeyEnv), got "not a url"');
+    expect(synth('http://user:sk-123@127.0.0.1/v1')).toContain('synth.llm.baseURL: expected an http:// or https:// URL without a user name or password');
     expect(synth(42)).toContain('synth.llm.baseURL: expected string, got 42');
     const captioner = errorOf({ ...src, captioner: { type: 'openai', baseURL: 'file:///etc/passwd', model: 'm' } });
-    expect(captioner).toContain('captioner.baseURL: expected an http:// or https:// URL, got "file:///etc/passwd"');
+    expect(captioner).toContain('captioner.baseURL: expected an http:// or https:// URL without a user name or password (the key goes in apiKeyEnv), got "file:///etc/passwd"');
     for (const ok of ['http://127.0.0.1:8000/v1', 'https://api.openai.com/v1', 'HTTPS://API.OPENAI.COM/v1']) {
       expect(parseRecipe({ ...src, synth: { tasks: ['conversation'], llm: { baseURL: ok, model: 'm' } } }, 'r', dir).recipe.synth?.llm?.baseURL).toBe(ok);
     }

@@ -85,29 +85,123 @@ describe('build with synthesis', () => {
   });
 });
 
-describe('build with an LLM that never answers', () => {
-  it('says so in the summary and exits 1; the samples are held back for a later run', async () => {
-    // A port that was listening a moment ago and is closed now: every request is refused.
+describe('build with an LLM server that is not there', () => {
+  it('stops synthesis at once with one line naming the URL and the cause, exits 1, and the next run finishes the samples', async () => {
+    // A port that was listening a moment ago and is closed now: every connection is refused.
     const gone = await FakeLlmServer.start();
     const baseURL = gone.baseURL;
     await gone.close();
-    const recipe = join(dir, 'dead.yaml');
-    writeFileSync(
-      recipe,
+    const recipe = (url: string) =>
       stringify({
         run: { db: 'dead/run.db' },
         sources: [{ type: 'webdataset', paths: 'data/webdataset/shapes-000000.tar' }],
-        synth: { tasks: ['detail', 'stage1'], llm: { baseURL, model: 'test-model', maxRetries: 1, timeoutMs: 2000 } },
+        // The default retries (6, backoff from 1 s up to 60 s): retrying every request took minutes.
+        synth: { tasks: ['detail', 'stage1'], llm: { baseURL: url, model: 'test-model' } },
         export: [{ type: 'webdataset', out: 'dead/wds' }],
+      });
+    writeFileSync(join(dir, 'dead.yaml'), recipe(baseURL));
+    const r = await runCli(['build', join(dir, 'dead.yaml'), '--progress', 'plain']);
+    expect(r.code).toBe(1);
+    const why = `cannot reach ${baseURL}: connection refused (ECONNREFUSED)`;
+    // One line while the run goes on, none per request.
+    expect(r.stderr.match(/^warning: synth: .*$/gm)).toEqual([`warning: synth: LLM synthesis stopped: ${why}; the samples wait for the next run`]);
+    expect(r.stderr).toContain(`samples: ${COUNT} total, ${COUNT} ok, 0 failed, 0 dropped`);
+    expect(r.stderr).toContain(`instructions: ${COUNT} ok, 0 rejected, ${COUNT} failed (server_unreachable ${COUNT}); a later run asks ${COUNT} again`);
+    // The summary says why.
+    expect(r.stderr.match(/^LLM synthesis stopped: .*$/gm)).toEqual([`LLM synthesis stopped: ${why}; the samples wait for the next run`]);
+    const db = new Database(join(dir, 'dead/run.db'), { readonly: true });
+    expect((db.prepare('SELECT COUNT(*) AS n FROM exports').get() as { n: number }).n).toBe(0);
+    db.close();
+
+    // The server is up now: the next run sends each held-back request once and exports every sample.
+    const live = await FakeLlmServer.start();
+    try {
+      writeFileSync(join(dir, 'dead.yaml'), recipe(live.baseURL));
+      const again = await runCli(['build', join(dir, 'dead.yaml'), '--progress', 'plain']);
+      expect(again.stderr).not.toContain('stopped');
+      expect(again.code).toBe(0);
+      expect(live.requests).toHaveLength(COUNT);
+      expect(jsonMembers(await readShardMembers(join(dir, 'dead/wds')))).toHaveLength(COUNT);
+    } finally {
+      await live.close();
+    }
+  });
+});
+
+describe('build with a rejected API key', () => {
+  const refusal = { error: { message: 'Incorrect API key provided: sk-bad', type: 'invalid_request_error', code: 'invalid_api_key' } };
+  let keyed: FakeLlmServer;
+  beforeAll(async () => {
+    keyed = await FakeLlmServer.start({ latencyMs: 20, script: (r) => (r.authorization === 'Bearer sk-good' ? undefined : { kind: 'status', status: 401, body: refusal }) });
+    writeFileSync(
+      join(dir, 'key.yaml'),
+      stringify({
+        run: { db: 'key/run.db' },
+        sources: [{ type: 'webdataset', paths: 'data/webdataset/shapes-000000.tar' }],
+        synth: { tasks: ['detail', 'stage1'], llm: { baseURL: keyed.baseURL, model: 'test-model', apiKeyEnv: 'VLC_E2E_KEY', concurrency: 2 } },
+        export: [{ type: 'webdataset', out: 'key/wds' }],
       }),
     );
-    const r = await runCli(['build', recipe, '--progress', 'plain']);
+  });
+  afterAll(() => keyed.close());
+
+  const sentWith = (key: string) => keyed.requests.filter((r) => r.authorization === `Bearer ${key}`).length;
+
+  it('stops at the first 401 without retries and holds every sample back; a run with a good key finishes them', async () => {
+    const r = await runCli(['build', join(dir, 'key.yaml'), '--progress', 'plain'], { env: { VLC_E2E_KEY: 'sk-bad' } });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`samples: ${COUNT} total, ${COUNT} ok, 0 failed, 0 dropped`);
-    expect(r.stderr).toContain(`instructions: ${COUNT} ok, 0 rejected, ${COUNT} failed (connection_error ${COUNT}); a later run asks ${COUNT} again`);
-    // The first failures are said while the run goes on, not only in the summary.
-    expect(r.stderr.match(/^warning: synth: detail of \w+ failed: connection_error: /gm)).toHaveLength(3);
-    expect(r.stderr.indexOf('warning: synth: detail of')).toBeLessThan(r.stderr.indexOf('instructions:'));
+    // Only the requests already in flight (llm.concurrency 2) when the first refusal came.
+    expect(sentWith('sk-bad')).toBeGreaterThanOrEqual(1);
+    expect(sentWith('sk-bad')).toBeLessThanOrEqual(2);
+    // The server's message echoes the key; ours shows it masked.
+    const why = `API key rejected by ${keyed.baseURL} (HTTP 401: Incorrect API key provided: ***)`;
+    expect(r.stderr.match(/^warning: synth: .*$/gm)).toEqual([`warning: synth: LLM synthesis stopped: ${why}; the samples wait for the next run`]);
+    expect(r.stderr).toContain(`instructions: ${COUNT} ok, 0 rejected, ${COUNT} failed (key_rejected ${COUNT}); a later run asks ${COUNT} again`);
+    expect(r.stderr.match(/^LLM synthesis stopped: .*$/gm)).toEqual([`LLM synthesis stopped: ${why}; the samples wait for the next run`]);
+    expect(r.stderr).not.toContain('sk-bad');
+    const db = new Database(join(dir, 'key/run.db'), { readonly: true });
+    // Not final failures, and no sample exported without its LLM samples.
+    expect(db.prepare(`SELECT COUNT(*) AS n FROM instructions WHERE reason LIKE 'http_401%'`).get()).toEqual({ n: 0 });
+    expect((db.prepare('SELECT COUNT(*) AS n FROM exports').get() as { n: number }).n).toBe(0);
+    db.close();
+
+    const good = await runCli(['build', join(dir, 'key.yaml'), '--progress', 'plain'], { env: { VLC_E2E_KEY: 'sk-good' } });
+    expect(good.code).toBe(0);
+    expect(sentWith('sk-good')).toBe(COUNT);
+    const members = jsonMembers(await readShardMembers(join(dir, 'key/wds')));
+    expect(members).toHaveLength(COUNT);
+    expect(new Set(members).size).toBe(COUNT);
+  });
+
+  it('asks again for tasks an older version stored as a final http_401, and says the exports written earlier lack them', async () => {
+    // What versions before key_rejected left: the failure stored as final (no cached answer), the
+    // sample exported without its LLM sample.
+    const db = new Database(join(dir, 'key/run.db'));
+    const legacy = db.prepare(`SELECT sample_key AS key, request_hash AS hash FROM instructions WHERE task = 'detail' ORDER BY sample_key LIMIT 3`).all() as {
+      key: string;
+      hash: string;
+    }[];
+    expect(legacy).toHaveLength(3);
+    for (const { key, hash } of legacy) {
+      db.prepare(
+        `UPDATE instructions SET status = 'failed', reason = 'http_401: HTTP 401: Incorrect API key provided', conversations_json = NULL, request_hash = NULL
+         WHERE sample_key = ? AND task = 'detail'`,
+      ).run(key);
+      db.prepare('DELETE FROM llm_cache WHERE request_hash = ?').run(hash);
+    }
+    db.close();
+    const before = sentWith('sk-good');
+    const r = await runCli(['build', join(dir, 'key.yaml'), '--progress', 'plain'], { env: { VLC_E2E_KEY: 'sk-good' } });
+    expect(r.code).toBe(0);
+    expect(sentWith('sk-good') - before).toBe(3);
+    expect(r.stderr).toMatch(/^warning: resume: 3 samples the exports already hold lack LLM tasks .*vlcurate export RUN\.db --fresh/m);
+    const after = new Database(join(dir, 'key/run.db'), { readonly: true });
+    expect(after.prepare(`SELECT status, COUNT(*) AS n FROM instructions WHERE task = 'detail' GROUP BY status`).all()).toEqual([{ status: 'ok', n: COUNT }]);
+    after.close();
+    // Nothing written twice.
+    const members = jsonMembers(await readShardMembers(join(dir, 'key/wds')));
+    expect(members).toHaveLength(COUNT);
+    expect(new Set(members).size).toBe(COUNT);
   });
 });
 

@@ -57,6 +57,8 @@ export interface FakeServerOptions {
   script?: (request: ReceivedRequest) => Behaviour | null | undefined | void;
   /** Batch polls answered `in_progress` before a batch completes. Default 1. */
   batchPollsBeforeDone?: number;
+  /** Answer every request, of any path, with this status (a server that refuses the key: 401, 403). */
+  refuseAll?: number;
 }
 
 interface StoredFile {
@@ -184,6 +186,7 @@ export class FakeLlmServer {
   private readonly files = new Map<string, StoredFile>();
   private readonly batches = new Map<string, StoredBatch>();
   private readonly batchPollsBeforeDone: number;
+  private readonly refuseAll: number | null;
   private nextId = 1;
   private server!: Server;
   baseURL = '';
@@ -193,6 +196,7 @@ export class FakeLlmServer {
     this.script = options.script;
     this.limit = options.limit;
     this.batchPollsBeforeDone = options.batchPollsBeforeDone ?? 1;
+    this.refuseAll = options.refuseAll ?? null;
   }
 
   static async start(options: FakeServerOptions = {}): Promise<FakeLlmServer> {
@@ -240,6 +244,7 @@ export class FakeLlmServer {
     const path = url.pathname;
     const authorization = req.headers.authorization ?? null;
     this.rawRequests.push({ at: performance.now(), method: req.method ?? '', path, authorization });
+    if (this.refuseAll !== null) return json(res, this.refuseAll, { error: { message: 'Incorrect API key provided', code: 'invalid_api_key' } });
     if (req.method === 'POST' && path === '/v1/chat/completions') return this.chat(raw, authorization, res);
     if (req.method === 'POST' && path === '/v1/files') return this.uploadFile(req, raw, res);
     const content = /^\/v1\/files\/([^/]+)\/content$/.exec(path);

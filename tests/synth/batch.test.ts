@@ -104,6 +104,40 @@ describe('batch mode', () => {
     expect(s.uploadedFiles().filter((f) => f.purpose === 'batch')).toHaveLength(2);
   });
 
+  for (const status of [401, 403]) {
+    it(`a rejected key (${status}) stops batch mode at the first call: samples held back with key_rejected, one line`, async () => {
+      const s = await FakeLlmServer.start({ refuseAll: status });
+      cleanups.push(() => s.close());
+      const samples = [shapesPair('a'), cocoPair('b'), shapesPair('c')];
+      const r = run(samples);
+      // One sample per batch: without the stop, each group would upload again.
+      const stage = createSynthStage(options(s.baseURL, { batch: { enabled: true, size: 1, pollIntervalMs: 5 } }), { db: r.db, runId: r.runId });
+      const { out, events } = await drain(stage, samples);
+      expect(out.map((o) => o.deferred?.reason)).toEqual(['llm_unfinished: key_rejected', 'llm_unfinished: key_rejected', 'llm_unfinished: key_rejected']);
+      expect(s.rawRequests).toHaveLength(1);
+      const rows = instructionRows(r.db);
+      expectEveryRowAccountedFor(rows);
+      expect(rows.filter((row) => row.task !== 'stage1').map((row) => row.reason?.split(':')[0])).toEqual(Array(6).fill('key_rejected'));
+      const logs = events.filter((e) => e.type === 'log').map((e) => (e as { message: string }).message);
+      expect(logs.filter((m) => m.startsWith('synth: '))).toEqual([
+        `synth: LLM synthesis stopped: batch file upload: API key rejected by ${s.baseURL} (HTTP ${status}: Incorrect API key provided; no key was sent: name the variable that holds it in apiKeyEnv); the samples wait for the next run`,
+      ]);
+    });
+  }
+
+  it('a closed port stops batch mode at the first call the same way', async () => {
+    const gone = await FakeLlmServer.start();
+    await gone.close();
+    const samples = [shapesPair('a'), cocoPair('b')];
+    const r = run(samples);
+    const { out, events } = await drain(createSynthStage(options(gone.baseURL), { db: r.db, runId: r.runId }), samples);
+    expect(out.map((o) => o.deferred?.reason)).toEqual(['llm_unfinished: server_unreachable', 'llm_unfinished: server_unreachable']);
+    const logs = events.filter((e) => e.type === 'log').map((e) => (e as { message: string }).message);
+    expect(logs.filter((m) => m.startsWith('synth: '))).toEqual([
+      `synth: LLM synthesis stopped: batch file upload: cannot reach ${gone.baseURL}: connection refused (ECONNREFUSED); the samples wait for the next run`,
+    ]);
+  });
+
   it('collects a batch an interrupted run left running instead of submitting it again', async () => {
     const s = await FakeLlmServer.start({ batchPollsBeforeDone: 1_000_000 });
     cleanups.push(() => s.close());

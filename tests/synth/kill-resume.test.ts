@@ -84,6 +84,8 @@ describe('kill -9 during synthesis, then resume', () => {
     // Requests in flight at the kill (sent, answer lost) went out again.
     const lostInFlight = [...sentHashes].filter((hash) => !cachedHashes.has(hash));
     expect(lostInFlight.length).toBeGreaterThan(0);
+    // Paid twice: at most what was in flight at the kill, `llm.concurrency` (README says so).
+    expect(lostInFlight.length).toBeLessThanOrEqual(4);
     expect(lostInFlight.every((hash) => resent.includes(hash))).toBe(true);
     const rows = instructionRows(r.db);
     expect(rows).toHaveLength(80);

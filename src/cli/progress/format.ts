@@ -36,6 +36,8 @@ export function formatSummary(summary: RunSummary): string[] {
   if (exported.length) lines.push(`exported: ${exported.map(([name, n]) => `${name} ${n}`).join(', ')}`);
   const instructions = formatInstructions(summary);
   if (instructions) lines.push(instructions);
+  const stopped = formatStopped(summary);
+  if (stopped) lines.push(stopped);
   return lines;
 }
 
@@ -51,4 +53,10 @@ export function formatInstructions(summary: RunSummary): string | null {
   const notApplicable = i.notApplicable > 0 ? `, ${i.notApplicable} not applicable (${list(i.notApplicableReasons)})` : '';
   const retry = i.retriable > 0 ? `; a later run asks ${i.retriable} again` : '';
   return `instructions: ${i.ok} ok, ${i.rejected} rejected, ${i.failed} failed${reasons ? ` (${reasons})` : ''}${notApplicable}${retry}`;
+}
+
+/** `LLM synthesis stopped: API key rejected by URL (...); the samples wait for the next run`, or null. */
+export function formatStopped(summary: RunSummary): string | null {
+  const why = summary.synthesis?.stopped;
+  return why ? `LLM synthesis stopped: ${why}; the samples wait for the next run` : null;
 }

@@ -8,7 +8,7 @@
 import { useEffect, useState } from 'react';
 import { Box, Text, useStdout } from 'ink';
 import type { StageCounts } from '../../core/events.js';
-import { formatDuration, formatInstructions } from './format.js';
+import { formatDuration, formatInstructions, formatStopped } from './format.js';
 import { etaMs, fractionDone, stageRows, type ProgressView } from './ink-model.js';
 import { formatCount, formatRateCell, progressBar, stageDetail } from './ink-format.js';
 
@@ -187,6 +187,7 @@ function Summary({ view }: { view: ProgressView }) {
   const failureText = Object.entries(failures).map(([code, n]) => `${code} ${formatCount(n)}`).join(', ');
   const exportText = Object.entries(exported).map(([name, n]) => `${name} ${formatCount(n)}`).join(', ');
   const instructionText = formatInstructions(end.summary);
+  const stoppedText = formatStopped(end.summary);
   return (
     <Box flexDirection="column" marginTop={1}>
       <Text wrap="truncate-end">
@@ -203,6 +204,11 @@ function Summary({ view }: { view: ProgressView }) {
       {failureText ? <Text wrap="truncate-end">{`failures: ${failureText}`}</Text> : null}
       {exportText ? <Text wrap="truncate-end">{`exported: ${exportText}`}</Text> : null}
       {instructionText ? <Text wrap="truncate-end">{instructionText}</Text> : null}
+      {stoppedText ? (
+        <Text color="red" wrap="truncate-end">
+          {stoppedText}
+        </Text>
+      ) : null}
       {end.aborted ? (
         <Text color="yellow" wrap="truncate-end">
           interrupted: run the same command again to resume
@@ -223,8 +229,8 @@ export function ProgressApp({ view, size }: ProgressAppProps) {
   const { columns, rows } = size ?? measured;
   const done = view.end !== null;
   const table = layoutTable(view, columns, done);
-  // Lines other than errors: header, table, logs, notices, summary (at most 5 with its margin).
-  const used = 2 + table.height + (view.logs.length ? 1 + view.logs.length : 0) + (view.aborting && !done ? 2 : 0) + (done ? 5 : 0);
+  // Lines other than errors: header, table, logs, notices, summary (at most 5 with its margin, 6 with a stop).
+  const used = 2 + table.height + (view.logs.length ? 1 + view.logs.length : 0) + (view.aborting && !done ? 2 : 0) + (done ? 5 + (view.end!.summary.synthesis?.stopped ? 1 : 0) : 0);
   const errorLines = Math.max(0, Math.min(view.errors.length + 1, rows - used - 2));
   return (
     <Box flexDirection="column" width={columns}>
