@@ -8,6 +8,7 @@ import type { Pair } from '../core/sample.js';
 import { concat } from '../iter/merge.js';
 import { openDatabase, type Db } from '../store/database.js';
 import { lockRunDatabase } from '../store/run-lock.js';
+import { NewPaths } from './new-paths.js';
 import { runSummary } from '../store/queries.js';
 import { createRecordStage } from '../store/record-stage.js';
 import { RunStore } from '../store/run-store.js';
@@ -69,6 +70,9 @@ export function shardedDbPath(path: string, shard: ShardSpec): string {
 export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): AsyncGenerator<PipelineEvent> {
   const { recipe, baseDir } = loaded;
   const dbPath = shardedDbPath(resolvePath(baseDir, recipe.run.db), options.shard);
+  // A build stopped before its run starts (a configuration error) leaves nothing behind: neither the run
+  // database when this build created it (nor, through the lock, its folders), nor a run row in one that was there.
+  const created = NewPaths.before(dbPath);
   // One writer per run database, from before it is opened (migrations write) to after it is closed
   // (`store/run-lock.ts`): a second build stops here. Released, its files removed, on any error.
   const lock = lockRunDatabase(dbPath);
@@ -76,10 +80,13 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   try {
     db = openDatabase(dbPath);
   } catch (err) {
+    created.remove();
     lock.release();
     throw err;
   }
   const cleanups: (() => unknown)[] = [];
+  let forgetRun: (() => void) | null = null;
+  let started = false;
   try {
     const store = new RunStore(db);
     const sources = recipe.sources.map((entry, i) => createSource(entry, i));
@@ -119,6 +126,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const reuseRuns = recipe.filter || recipe.captioner ? store.runsWithSettings(capfiltSettings, capfiltSettings(stored)) : [];
     // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
     const runId = store.startRun(JSON.stringify(stored), loaded.hash, `${options.shard.index}/${options.shard.count}`);
+    forgetRun = () => store.forgetRun(runId);
     store.forgetKeyCollisions();
     // After a refilter the build decides with its policy (not the recipe's), so it neither undoes the
     // refilter nor drops again what it revived (`policy-in-force.ts`; this run's recipe counts).
@@ -137,6 +145,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
         : []),
       ...recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })),
     ];
+    started = true;
     yield* runPipeline({
       runId,
       source: concat<Pair>(sources.map((s, i) => inFieldStream(`sources[${i}]`, s.read(contextOf(s))))),
@@ -150,8 +159,10 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     store.finishRun(runId, options.signal.aborted ? 'aborted' : 'finished');
   } finally {
     try {
+      if (!started) forgetRun?.();
       for (const cleanup of cleanups) await cleanup();
       db.close();
+      if (!started) created.remove();
     } finally {
       lock.release();
     }

@@ -141,6 +141,7 @@ export const cocoSource = {
       read: (ctx) => readCoco(load(ctx.baseDir), name, ctx),
       async count(ctx) {
         const index = await load(ctx.baseDir);
+        await requireFolder(index.imagesDir);
         let n = 0;
         for (const entry of index.entries) if (inShard(entry.key, ctx.shard)) n++;
         for (const orphan of index.orphans) if (inShard(orphan.key, ctx.shard)) n++;

@@ -75,7 +75,11 @@ export const llavaSource = {
     return {
       name,
       read: (ctx) => readLlava(options, name, ctx),
-      count: async () => null,
+      // Called before the run starts: a missing file, or one that holds no LLaVA records, stops the build there.
+      count: async (ctx) => {
+        await checkLlavaFile(path.resolve(ctx.baseDir, options.path));
+        return null;
+      },
     };
   },
 } satisfies SourceType<LlavaOptions>;
@@ -258,6 +262,24 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
   }
 
   yield* resolvePending(pending(), ctx, { concurrency: options.concurrency, ordered: true });
+}
+
+/** Throw the configuration error reading `file` would meet at its start (see `checkDocument`); reads two records at most. */
+async function checkLlavaFile(file: string): Promise<void> {
+  const stream = await openInput(file, 'llava path');
+  let layout: JsonLayout = 'lines';
+  const lead: JsonRecord[] = [];
+  try {
+    for await (const record of readJsonRecords(stripBom(stream), (found) => (layout = found))) {
+      lead.push(record);
+      if (lead.length === 2) break;
+    }
+  } catch {
+    return; // a stream that breaks is the reader's recorded failure (manifest_unreadable), not a configuration error
+  } finally {
+    stream.destroy();
+  }
+  checkDocument(lead, layout, file);
 }
 
 /** A LLaVA record has an image, a conversation, or both; an object with neither is something else. */

@@ -62,6 +62,11 @@ export interface RowReader {
   rows(absPath: string, signal: AbortSignal): AsyncIterable<RowItem>;
   /** Number of rows when cheaply known (Parquet metadata); null otherwise. */
   count?(absPath: string): Promise<number | null>;
+  /**
+   * Throws the `ConfigError` that `rows` would (no file, no such column) without reading rows. Without it,
+   * the first row is read to find out.
+   */
+  check?(absPath: string): Promise<void>;
 }
 
 /** Loads in flight per download slot: room for requests waiting on a busy host not to idle the others. */
@@ -89,8 +94,11 @@ export function manifestSource(options: ManifestOptions, name: string, reader: R
     name,
     read: (ctx) => readManifest(options, name, reader, ctx),
     count: async (ctx) => {
+      // Called before the run starts: a missing file or column stops the build there, not midway.
+      const absPath = path.resolve(ctx.baseDir, options.path);
+      await (reader.check ? reader.check(absPath) : readFirstRow(reader, absPath));
       if (options.key !== undefined || reader.count === undefined) return null;
-      const rows = await reader.count(path.resolve(ctx.baseDir, options.path));
+      const rows = await reader.count(absPath);
       if (rows === null) return null;
       if (ctx.shard.count === 1) return rows;
       const prefix = keyPrefixFor(options, name);
@@ -99,6 +107,15 @@ export function manifestSource(options: ManifestOptions, name: string, reader: R
       return inThisShard;
     },
   };
+}
+
+async function readFirstRow(reader: RowReader, absPath: string): Promise<void> {
+  const rows = reader.rows(absPath, new AbortController().signal)[Symbol.asyncIterator]();
+  try {
+    await rows.next();
+  } finally {
+    await rows.return?.();
+  }
 }
 
 export async function* readManifest(options: ManifestOptions, name: string, reader: RowReader, ctx: SourceContext): AsyncGenerator<Pair> {

@@ -59,16 +59,19 @@ export function parquetColumns(metadata: FileMetaData): string[] {
 
 export function parquetRows(options: ManifestOptions): RowReader {
   const wanted = [...new Set(manifestColumns(options).map((c) => c.column))];
+  const checkColumns = (metadata: FileMetaData, absPath: string): void => {
+    const available = new Set(parquetColumns(metadata));
+    for (const { option, column } of manifestColumns(options)) {
+      if (!available.has(column)) {
+        const shown = [...available].slice(0, 20).map((name) => JSON.stringify(name)).join(', ');
+        throw new ConfigError(`parquet ${option}: column "${column}" is not among the columns of "${absPath}" (${shown})`);
+      }
+    }
+  };
   return {
     async *rows(absPath: string, signal: AbortSignal): AsyncGenerator<RowItem> {
       const { file, metadata } = await openParquet(absPath);
-      const available = new Set(parquetColumns(metadata));
-      for (const { option, column } of manifestColumns(options)) {
-        if (!available.has(column)) {
-          const shown = [...available].slice(0, 20).map((name) => JSON.stringify(name)).join(', ');
-          throw new ConfigError(`parquet ${option}: column "${column}" is not among the columns of "${absPath}" (${shown})`);
-        }
-      }
+      checkColumns(metadata, absPath);
       let groupStart = 0;
       for (const [group, rowGroup] of metadata.row_groups.entries()) {
         if (signal.aborted) return;
@@ -94,6 +97,9 @@ export function parquetRows(options: ManifestOptions): RowReader {
         }
         groupStart = groupEnd;
       }
+    },
+    async check(absPath: string): Promise<void> {
+      checkColumns((await openParquet(absPath)).metadata, absPath);
     },
     async count(absPath: string): Promise<number | null> {
       const { metadata } = await openParquet(absPath);

@@ -77,6 +77,11 @@ export class RunStore {
     return Number(info.lastInsertRowid);
   }
 
+  /** Remove a run that never started (its stages could not be set up): no sample refers to it yet. */
+  forgetRun(runId: number): void {
+    this.db.prepare('DELETE FROM runs WHERE id = ?').run(runId);
+  }
+
   finishRun(runId: number, status: 'finished' | 'aborted'): void {
     this.db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE id = ?').run(status, nowIso(), runId);
   }
