@@ -3,12 +3,13 @@
  * `samples` filter and order is checked against the same answer computed in JavaScript from the raw
  * tables, and `stats` against counts taken directly.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/store/database.js';
-import { runCli } from '../e2e/helpers.js';
+import { CLI, runCli } from '../e2e/helpers.js';
 import { makeScoredRun, type MadeRun } from '../report/make-run.js';
 
 let dir: string;
@@ -172,17 +173,25 @@ describe('inspect sql on queries that fail at run time', () => {
     }
   });
 
-  it('a blob is shown by its size; a table stops at 10000 rows and says so; --json streams every row', async () => {
+  it('a blob is shown by its size; a table on a terminal stops at 10000 rows and says so; piped or --json, every row', async () => {
     const blob = await runCli(['inspect', run.db, 'sql', 'SELECT zeroblob(3) AS b, 7 AS n', '--json']);
     expect(blob.code).toBe(0);
     expect(JSON.parse(blob.stdout)).toEqual([{ b: '<blob 3 bytes>', n: 7 }]);
     const count = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 10005) SELECT x FROM c';
+    // On a terminal (a pseudo-terminal from util-linux `script`; stdout and stderr both land in it).
+    const tty = spawnSync('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} inspect ${JSON.stringify(run.db)} sql "${count}"`, '/dev/null'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(tty.status).toBe(0);
+    const ttyLines = tty.stdout.replace(/\r\n/g, '\n').trimEnd().split('\n');
+    expect(ttyLines).toHaveLength(2 + 10_000 + 1);
+    expect(ttyLines.at(-2)!.trim()).toBe('10000');
+    expect(ttyLines.at(-1)).toBe('vlcurate: sql: the first 10000 rows are shown; add a LIMIT, or use --json for all of them');
+    // Piped into a file or a program: cutting the table there would lose rows without anyone seeing the note.
     const table = await runCli(['inspect', run.db, 'sql', count]);
     expect(table.code).toBe(0);
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(2 + 10_000);
-    expect(lines.at(-1)!.trim()).toBe('10000');
-    expect(table.stderr).toBe('vlcurate: sql: the first 10000 rows are shown; add a LIMIT, or use --json for all of them\n');
+    expect(lines).toHaveLength(2 + 10_005);
+    expect(lines.at(-1)!.trim()).toBe('10005');
+    expect(table.stderr).toBe('');
     const json = await runCli(['inspect', run.db, 'sql', count, '--json']);
     expect(json.code).toBe(0);
     const rows = JSON.parse(json.stdout) as { x: number }[];

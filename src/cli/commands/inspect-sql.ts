@@ -5,8 +5,9 @@
  * and attaching reads files that are not this run), a runtime error of SQLite (`load_extension` is not
  * authorized, `zeroblob(2000000000)` is too big, an integer overflow).
  *
- * Output is bounded: rows are read one at a time; `--json` streams them, the table shows the first
- * `TABLE_ROWS` (a terminal table of more helps nobody) and says so. A blob is shown by its size.
+ * Output is bounded: rows are read one at a time; `--json` streams them; on a terminal the table shows the
+ * first `TABLE_ROWS` (a terminal table of more helps nobody) and says so, while a table piped into a file or
+ * another program gets every row (cutting it there would lose rows silently). A blob is shown by its size.
  */
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../core/errors.js';
@@ -50,9 +51,10 @@ export function inspectSql(dbPath: string, query: string, json: boolean): void {
     const rows = sqlStep(() => statement.iterate() as IterableIterator<Record<string, unknown>>);
     if (json) return printJsonRows(rows);
     const shown: Record<string, unknown>[] = [];
+    const limit = process.stdout.isTTY ? TABLE_ROWS : Infinity;
     let more = false;
     for (const row of sqlRows(rows)) {
-      if (shown.length === TABLE_ROWS) {
+      if (shown.length === limit) {
         more = true;
         break;
       }
