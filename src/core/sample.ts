@@ -59,7 +59,7 @@ export interface SampleFailure {
 
 /** What a source yields: image bytes plus the text and boxes that came with them. */
 export interface Pair {
-  /** Unique within a run; matches `[A-Za-z0-9_-]+` so it is a valid WebDataset key. */
+  /** Unique within a run; letters, marks and digits of any script, `_` and `-` (`isValidKey`): a valid WebDataset key. */
   key: string;
   /** Name of the source that produced it (`sources[i].name`, default `<type>-<i>`). */
   source: string;
@@ -117,14 +117,27 @@ export function sampleStatus(sample: Pair): SampleStatus {
   return 'ok';
 }
 
-const KEY_PATTERN = /^[A-Za-z0-9_-]+$/;
+/**
+ * Keys are letters, marks and digits of any script, `_` and `-`, in Unicode NFC. They are WebDataset
+ * keys (readers split a member name at its first dot, and a slash makes a folder) and file names in the
+ * JSON exports, so dots, slashes, spaces, punctuation, symbols and control or format characters are out.
+ * Tar headers hold them as UTF-8 (a pax record when a name passes 100 bytes).
+ */
+const KEY_PATTERN = /^[\p{L}\p{M}\p{N}_-]+$/u;
+const NOT_KEY_CHARACTER = /[^\p{L}\p{M}\p{N}_-]/gu;
+
+/** What keys are made of, in words, for messages. */
+export const KEY_CHARACTERS = 'letters, digits, "_" and "-"';
 
 export function isValidKey(key: string): boolean {
-  return KEY_PATTERN.test(key);
+  return KEY_PATTERN.test(key) && key === key.normalize('NFC');
 }
 
-/** Turn any identifier into a valid key: characters outside `[A-Za-z0-9_-]` become `_`. */
+/**
+ * Turn any identifier into a valid key: NFC, then every character that is not a letter, mark or digit
+ * (of any script), `_` or `-` becomes `_` (`a b.jpg` -> `a_b_jpg`, `ünïcødé` stays).
+ */
 export function toKey(raw: string): string {
-  const key = raw.replace(/[^A-Za-z0-9_-]/g, '_');
+  const key = raw.normalize('NFC').replace(NOT_KEY_CHARACTER, '_');
   return key.length > 0 ? key : '_';
 }

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import tarStream from 'tar-stream';
+import { isValidKey, KEY_CHARACTERS } from '../core/sample.js';
 import { syncDir } from './durable-fs.js';
 
 /**
@@ -27,7 +28,6 @@ const END_OF_ARCHIVE = 2 * BLOCK;
 /** Bytes gathered before one write to disk. */
 const WRITE_CHUNK = 1 << 20;
 
-const KEY_PATTERN = /^[A-Za-z0-9_-]+$/;
 /** Extensions may hold dots (`input_ids.npy`); readers split the name at its first dot. */
 const EXT_PATTERN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
 
@@ -38,7 +38,7 @@ export interface SampleMember {
 }
 
 export interface WebDatasetSample {
-  /** Matches `[A-Za-z0-9_-]+` (no dots: readers split member names at the first dot). */
+  /** A valid key (`isValidKey`: letters, marks, digits, `_`, `-`; no dots: readers split member names at the first dot). */
   key: string;
   members: readonly SampleMember[];
 }
@@ -91,8 +91,8 @@ export function tmpName(name: string): string {
 }
 
 export function assertValidKey(key: string): void {
-  if (!KEY_PATTERN.test(key)) {
-    throw new Error(`WebDataset key ${JSON.stringify(key)} is invalid: keys must match [A-Za-z0-9_-]+`);
+  if (!isValidKey(key)) {
+    throw new Error(`WebDataset key ${JSON.stringify(key)} is invalid: keys hold only ${KEY_CHARACTERS} (NFC)`);
   }
 }
 
@@ -106,9 +106,13 @@ function paxRecordLength(name: string): number {
   return body + digits;
 }
 
-/** Bytes a member takes in the archive: header (pax-extended when the name exceeds 100 bytes) + padded data. */
+/**
+ * Bytes a member takes in the archive: header + padded data. tar-stream writes a pax header (the name as
+ * UTF-8 in a `path` record) when the name is not ASCII or exceeds the ustar field's 100 bytes.
+ */
 function memberBytes(name: string, size: number): number {
-  const header = Buffer.byteLength(name) <= 100 ? BLOCK : BLOCK + roundUp(paxRecordLength(name)) + BLOCK;
+  const bytes = Buffer.byteLength(name);
+  const header = bytes === name.length && bytes <= 100 ? BLOCK : BLOCK + roundUp(paxRecordLength(name)) + BLOCK;
   return header + roundUp(size);
 }
 

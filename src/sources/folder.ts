@@ -11,7 +11,7 @@
  *   order and the keys are the same on every machine. Hidden entries (`.name`) are skipped; symbolic links
  *   to files are read, links to folders are not followed (no cycles).
  * - Images are files whose extension is in `extensions` (case-insensitive).
- * - Key: the path relative to the folder without its extension, made to match `[A-Za-z0-9_-]+`
+ * - Key: the path relative to the folder without its extension, made a valid key by `toKey`
  *   (`sub/bird.webp` -> `sub_bird`). When two files map to the same key (`a.jpg`, `a.png`) the later one
  *   in traversal order keeps its extension (`a_png`), then gets `__2`, `__3`.
  * - meta: the sidecar JSON's fields, and `path` (the relative path).

@@ -4,7 +4,7 @@
  *
  * - The file is streamed record by record (`json-records.ts`): memory holds one record, not the file (the
  *   LLaVA-1.5 mix is over 1 GB). A JSON Lines file of the same records works too, and either may be gzipped.
- * - Key: `keyPrefix` + the record's `id` (made to match `[A-Za-z0-9_-]+`, the original kept as
+ * - Key: `keyPrefix` + the record's `id` (made a valid key by `toKey`, the original kept as
  *   `meta.originalId`); a record without an id gets `<source name>_<index:09d>`. An id seen again gets
  *   `__dup2`, `__dup3` (LLaVA mixes reuse ids across their parts; each record is kept).
  * - Image: `image` resolved against `images`; a one-element list is accepted, more than one image is

@@ -38,7 +38,7 @@ export const manifestFields = {
   /** Origin recorded on the captions. Default `web` (alt-text); `annotation` for human-written captions. */
   captionOrigin: z.enum(['web', 'annotation']).default('web'),
   /**
-   * Column holding the sample key (made to match `[A-Za-z0-9_-]+`). Default: none; the key is
+   * Column holding the sample key (made a valid key by `toKey`). Default: none; the key is
    * `<keyPrefix><row:09d>`, the 0-based row number, which is stable as long as the file is.
    */
   key: columnSchema.optional(),

@@ -2,7 +2,7 @@
  * Manifests: one row per image, from JSONL, CSV, TSV or Parquet (the row readers live in `jsonl.ts`,
  * `csv.ts`, `parquet.ts`). This file turns rows into pairs, the same way for every format:
  *
- * - key: the `key` column (made to match `[A-Za-z0-9_-]+`, the original kept as `meta.originalKey`), or
+ * - key: the `key` column (made a valid key by `toKey`, the original kept as `meta.originalKey`), or
  *   `<keyPrefix><row:09d>` from the 0-based row number; `keyPrefix` defaults to `<source name>_`
  * - image: the `image` column, a path (relative to `imagesDir`, default the manifest's folder), a `file:`
  *   URL or an `http(s)://` URL, downloaded through the cache (`download` options); in Parquet also the
@@ -16,7 +16,8 @@
  * - `row_invalid`: the row is broken (not JSON, broken quoting, the wrong number of fields), or a column
  *   it needs is missing or holds the wrong kind of value (an image column that is empty, bad boxes); the
  *   message gives the row number, the line and every problem found
- * - `key_duplicate`: the `key` column repeats a key (the pair gets `KEY__dupN`)
+ * - `key_duplicate`: the `key` column repeats a key; `key_collision`: two different keys become one key
+ *   (`a b` and `a_b`); either way the later pair gets `KEY__dupN`
  * - `url_invalid`, `image_missing`, and the download codes of `url-fetcher.ts`
  * - `manifest_unreadable`: the file is damaged part-way (a gzip stream cut off, a Parquet row group that
  *   does not decode); one pair keyed `<prefix>_unreadable_<n>` records where, and reading stops or skips on
@@ -33,6 +34,7 @@ import { bytesAsText, readImageCell } from './image-cell.js';
 import { loadImage, locationRef, SOURCE_STAGE, type ImageLocation } from './image-location.js';
 import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
 import { parquetImageRef } from './image-ref.js';
+import { collisionReason, KeyClaims } from './key-claims.js';
 import { parseBoxes } from './manifest-boxes.js';
 import type { ManifestOptions } from './manifest-options.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
@@ -132,7 +134,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     return downloader;
   };
   const reads = { maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
-  const seenKeys = options.key === undefined ? null : new Set<string>();
+  const seenKeys = options.key === undefined ? null : new KeyClaims();
   let unreadable = 0;
 
   async function* pending(): AsyncGenerator<Pending> {
@@ -166,7 +168,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
 
     // Key first: sharding and resume need nothing else.
     let key = defaultRowKey(prefix, row.index);
-    let duplicate: string | null = null;
+    let duplicate: { code: string; message: string } | null = null;
     if (options.key !== undefined) {
       const value = row.get(options.key);
       const text = value === undefined || value === null ? '' : textOf(value).trim();
@@ -174,16 +176,17 @@ export async function* readManifest(options: ManifestOptions, name: string, read
         problems.push(value === undefined ? `missing column "${options.key}" (key)` : `column "${options.key}" (key) is empty`);
       } else {
         // Keys from a column are used as they are; only an explicit keyPrefix is prepended.
-        key = `${options.keyPrefix ?? ''}${toKey(text)}`;
-        if (toKey(text) !== text) meta['originalKey'] = text;
-        if (seenKeys!.has(key)) {
-          let n = 2;
-          while (seenKeys!.has(`${key}__dup${n}`)) n++;
-          duplicate = `key "${text}" was already used by an earlier row`;
+        const cleaned = toKey(text);
+        if (cleaned !== text) meta['originalKey'] = text;
+        const claim = seenKeys!.claim(`${options.keyPrefix ?? ''}${cleaned}`, text, options.keyPrefix ?? '');
+        key = claim.key;
+        if (claim.clash !== null) {
           meta['originalKey'] = text;
-          key = `${key}__dup${n}`;
+          duplicate =
+            claim.clash.code === 'key_duplicate'
+              ? { code: claim.clash.code, message: `key "${text}" was already used by an earlier row` }
+              : { code: claim.clash.code, message: `column "${options.key}" (key): ${collisionReason(claim.clash.earlier, text, cleaned)}` };
         }
-        seenKeys!.add(key);
       }
     }
     // The rest of the row is parsed in `load`, which runs only for rows in this shard and not done
@@ -199,7 +202,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     where: string,
     meta: Record<string, unknown>,
     problems: string[],
-    duplicate: string | null,
+    duplicate: { code: string; message: string } | null,
     signal: AbortSignal,
   ): Promise<Pair | null> | Pair {
     const base: Pair = { key, source: name, imageRef: `manifest:${manifestPath}#${row.index}`, imageBytes: null, captions: [], boxes: [], meta, failure: null };
@@ -247,7 +250,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
       return { ...pair, failure: { code: 'row_invalid', message: `${where} of ${manifestPath}: ${problems.join('; ')}`, stage: SOURCE_STAGE } };
     }
     if (duplicate !== null) {
-      return { ...pair, failure: { code: 'key_duplicate', message: `${where} of ${manifestPath}: ${duplicate}`, stage: SOURCE_STAGE } };
+      return { ...pair, failure: { code: duplicate.code, message: `${where} of ${manifestPath}: ${duplicate.message}`, stage: SOURCE_STAGE } };
     }
     if (embedded !== null) return { ...pair, imageBytes: embedded };
     return loadImage(pair, location!, getDownloader, signal, reads);

@@ -1,7 +1,10 @@
 /**
  * WebDataset tar shards as img2dataset writes them: members `KEY.jpg|jpeg|png|webp`, `KEY.txt`,
  * `KEY.json`, a sample's members consecutive. The key is the member path up to the first dot of its
- * file name (a folder inside the tar stays part of the key, as in webdataset's own reader).
+ * file name (a folder inside the tar stays part of the key, as in webdataset's own reader), made a valid
+ * key by `toKey` (`sub/dir/0001` -> `sub_dir_0001`, the original kept as `meta.originalKey`). A key met
+ * again apart from its sample's members is `key_duplicate`; two member names that become one key
+ * (`a b.jpg`, `a_b.jpg`) are `key_collision`: the later sample is recorded, failed, as `KEY__dupN`.
  *
  * Shards are read as streams (tar-stream over a file stream, gunzipped when the file is gzip), one
  * sample in memory at a time. Problems are data, never exceptions: a missing or unreadable shard, a
@@ -19,6 +22,7 @@ import { describeError } from '../core/errors.js';
 import { inShard } from '../core/shard.js';
 import { isValidKey, toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { expandPatterns } from './brace.js';
+import { collisionReason, KeyClaims } from './key-claims.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
 import { DEFAULT_MAX_FILE_BYTES, openRegularStream } from './local-file.js';
@@ -123,7 +127,7 @@ export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator
   input.on('error', (err) => tar.destroy(err));
   input.pipe(tar);
 
-  const seen = new Set<string>();
+  const seen = new KeyClaims();
   let group: Group | null = null;
   let entries = 0;
   let lastMember: string | null = null;
@@ -202,21 +206,16 @@ export function splitMember(member: string): { prefix: string; extension: string
   return { prefix: member.slice(0, slash + 1) + base.slice(0, dot), extension: base.slice(dot + 1).toLowerCase() };
 }
 
-function startGroup(prefix: string, member: string, seen: Set<string>, env: ShardEnv): Group {
-  let key = env.keyPrefix + (isValidKey(prefix) ? prefix : toKey(prefix));
+function startGroup(prefix: string, member: string, seen: KeyClaims, env: ShardEnv): Group {
+  const cleaned = env.keyPrefix + (isValidKey(prefix) ? prefix : toKey(prefix));
+  const { key, clash } = seen.claim(cleaned, prefix, env.keyPrefix);
   let failure: SampleFailure | null = null;
-  if (seen.has(key)) {
-    // Members of a sample must be consecutive; a key seen again gets its own failed record.
-    let n = 2;
-    while (seen.has(`${key}__dup${n}`)) n++;
-    failure = {
-      code: 'key_duplicate',
-      message: `key "${prefix}" appears again at member ${member}, apart from its earlier members`,
-      stage: STAGE,
-    };
-    key = `${key}__dup${n}`;
+  // Members of a sample must be consecutive; a key met again gets its own failed record.
+  if (clash?.code === 'key_duplicate') {
+    failure = { code: clash.code, message: `key "${prefix}" appears again at member ${member}, apart from its earlier members`, stage: STAGE };
+  } else if (clash?.code === 'key_collision') {
+    failure = { code: clash.code, message: `member ${member}: ${collisionReason(clash.earlier, prefix, cleaned.slice(env.keyPrefix.length))}`, stage: STAGE };
   }
-  seen.add(key);
   const skip = !inShard(key, env.ctx.shard) || (env.ctx.isDone?.([key]).has(key) ?? false);
   return { prefix, key, skip, image: null, caption: null, json: null, failure };
 }
@@ -266,7 +265,7 @@ function finishGroup(group: Group, absPath: string, env: ShardEnv): Pair | null 
     fail('image_missing', `sample ${group.prefix} in ${absPath} has no image member (.jpg, .jpeg, .png or .webp)`);
   } else if (group.image.bytes.length === 0) {
     fail('image_empty', `image member ${group.image.member} in ${absPath} is empty (0 bytes)`);
-  } else if (group.failure === null || group.failure.code === 'json_invalid' || group.failure.code === 'key_duplicate') {
+  } else if (group.failure === null || group.failure.code === 'json_invalid' || group.failure.code === 'key_duplicate' || group.failure.code === 'key_collision') {
     imageBytes = group.image.bytes;
   }
 

@@ -32,6 +32,34 @@ describe('sample helpers', () => {
     expect(isValidKey(toKey('é.x'))).toBe(true);
   });
 
+  it('keys keep letters, marks and digits of every script, in NFC; dots, slashes, spaces, symbols and format characters go', () => {
+    expect(toKey('ünïcødé')).toBe('ünïcødé');
+    expect(toKey('猫の写真_01')).toBe('猫の写真_01');
+    // Devanagari vowel signs are marks (\p{M}): without them the word would be cut up.
+    expect(toKey('हिन्दी-２')).toBe('हिन्दी-２');
+    expect(toKey('Ελληνικά.jpg')).toBe('Ελληνικά_jpg');
+    // Decomposed (NFD, as macOS file names come) and composed forms give one key.
+    expect(toKey('e\u0301t\u00e9')).toBe('\u00e9t\u00e9');
+    expect(isValidKey('e\u0301')).toBe(false);
+    expect(isValidKey('\u00e9')).toBe(true);
+    for (const [raw, key] of [
+      ['a b.c/d\\e', 'a_b_c_d_e'],
+      ['x\u202ey', 'x_y'], // bidi override: a format character
+      ['zero\u200bwidth', 'zero_width'],
+      ['emoji😀', 'emoji_'],
+      ['tab\there', 'tab_here'],
+      ['lone\ud800', 'lone_'],
+      ['', '_'],
+    ] as const) {
+      expect(toKey(raw), raw).toBe(key);
+      expect(isValidKey(key), key).toBe(true);
+    }
+    expect(isValidKey('a.b')).toBe(false);
+    expect(isValidKey('a/b')).toBe(false);
+    expect(isValidKey('a b')).toBe(false);
+    expect(isValidKey('')).toBe(false);
+  });
+
   it('publishedCaption prefers a kept caption once a filter ran', () => {
     const c = (text: string, extra: Partial<Caption> = {}): Caption => ({ text, origin: 'web', issue: null, usable: true, ...extra });
     expect(publishedCaption([c(''), c('a dog')])?.text).toBe('a dog');

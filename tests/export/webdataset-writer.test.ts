@@ -145,11 +145,26 @@ describe('WebDatasetWriter', () => {
     expect(gnuNames(shards[0]!.path)).toEqual([`${longKey}.bin`]);
   });
 
+  it('writes Unicode keys as UTF-8 names that node-tar and GNU tar read back; over 100 bytes (not characters) a pax header', async () => {
+    // 40 CJK characters are 120 bytes of UTF-8: the ustar name field holds 100 bytes, so this one needs pax.
+    const keys = ['ünïcødé', '猫'.repeat(40), 'हिन्दी'];
+    const dir = tempDir();
+    // close() checks that the bytes written equal the planned size.
+    const shards = await writeAll(dir, keys.map((k) => blob(k, 10)));
+    expect(listWithNodeTar(shards[0]!.path).map((m) => m.path)).toEqual(keys.map((k) => `${k}.bin`));
+    // GNU tar under LC_ALL=C prints bytes outside ASCII as octal escapes: the UTF-8 bytes of the name.
+    const utf8 = (escaped: string) => Buffer.from(escaped.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))), 'latin1').toString('utf8');
+    expect(gnuNames(shards[0]!.path).map(utf8)).toEqual(keys.map((k) => `${k}.bin`));
+    expect(statSync(shards[0]!.path).size).toBe(shards[0]!.bytes);
+  });
+
   it('rejects invalid keys and extensions, naming them', async () => {
     const writer = new WebDatasetWriter({ dir: tempDir(), prefix: 'wds', maxCount: 10, maxSize: 1e6 });
     await expect(writer.write(blob('has.dot', 1))).rejects.toThrow(/"has\.dot"/);
     await expect(writer.write(blob('a/b', 1))).rejects.toThrow(/"a\/b"/);
     await expect(writer.write(blob('', 1))).rejects.toThrow(/""/);
+    // Not NFC (an e and a combining accent): the key a source makes is always NFC.
+    await expect(writer.write(blob('e\u0301', 1))).rejects.toThrow(/keys hold only letters, digits/);
     await expect(writer.write({ key: 'ok', members: [{ ext: 'a/b', data: Buffer.alloc(1) }] })).rejects.toThrow(/extension "a\/b"/);
     await expect(
       writer.write({ key: 'ok', members: [{ ext: 'txt', data: Buffer.alloc(1) }, { ext: 'txt', data: Buffer.alloc(1) }] }),

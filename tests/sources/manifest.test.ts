@@ -199,6 +199,27 @@ describe('manifest keys, sharding and resume', () => {
     expect(prefixed[0]!.key).toBe('x_img_1');
   });
 
+  it('a key column keeps Unicode keys; two keys that clean to one are key_collision, not "already used"', async () => {
+    await writeFile(
+      path.join(dir, 'collide.jsonl'),
+      ['{"id":"ünïcødé","image":"a.jpg"}', '{"id":"a b","image":"a.jpg"}', '{"id":"a_b","image":"a.jpg"}', '{"id":"a b","image":"a.jpg"}'].join('\n'),
+    );
+    const pairs = await collect(
+      sourceFrom({ type: 'jsonl', path: 'collide.jsonl', image: 'image', key: 'id', keyPrefix: 'p_', imagesDir: 'imgs', order: 'input' }).read(context(dir)),
+    );
+    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+      ['p_ünïcødé', 'ok'],
+      ['p_a_b', 'ok'],
+      ['p_a_b__dup2', 'key_collision'],
+      ['p_a_b__dup3', 'key_duplicate'],
+    ]);
+    expect(pairs[0]!.meta['originalKey']).toBeUndefined();
+    expect(pairs[2]!.failure!.message).toMatch(
+      /^row 2 \(line 3\) of .*collide\.jsonl: column "id" \(key\): "a_b" and the earlier "a b" both become key "a_b" \(keys keep only letters, digits, "_" and "-"\); rename one of them$/,
+    );
+    expect(pairs[3]!.failure!.message).toContain('key "a b" was already used by an earlier row');
+  });
+
   it('default order is completion order; the set of pairs is the same', async () => {
     const pairs = await collect(manifest({ type: 'csv', path: 'm.csv' }, { order: 'completion' }).read(context(dir)));
     expect(pairs.map((p) => p.key).sort()).toEqual(ROWS.map((_, i) => `m_${String(i).padStart(9, '0')}`));

@@ -141,6 +141,32 @@ describe('webdataset source', () => {
     expect(pairs.map((p) => p.captions[0]?.text)).toEqual(['first', 'second']);
   });
 
+  it('keeps Unicode keys; two member names that clean to one key are key_collision naming both, a repeated name key_duplicate', async () => {
+    const image = await makeImage(8, 8, 'png', 1);
+    await writeTar(path.join(dir, 'collide.tar'), [
+      { name: 'ünïcødé.png', data: image },
+      { name: 'a b.png', data: image },
+      { name: 'a_b.png', data: image },
+      { name: 'a b.txt', data: 'not consecutive: its own sample again' },
+      { name: 'c.d.png', data: image },
+    ]);
+    const pairs = await readAll('collide.tar');
+    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+      ['ünïcødé', 'ok'],
+      ['a_b', 'ok'],
+      ['a_b__dup2', 'key_collision'],
+      ['a_b__dup3', 'key_duplicate'],
+      // Readers split at the first dot: key `c`, extension `d.png`, which is no image.
+      ['c', 'image_missing'],
+    ]);
+    expect(pairs[0]!.meta).toEqual({});
+    expect(pairs[2]!.failure!.message).toBe(
+      'member a_b.png: "a_b" and the earlier "a b" both become key "a_b" (keys keep only letters, digits, "_" and "-"); rename one of them',
+    );
+    expect(pairs[2]!.meta).toEqual({ originalKey: 'a_b' });
+    expect(pairs[3]!.failure!.message).toBe('key "a b" appears again at member a b.txt, apart from its earlier members');
+  });
+
   it('yields no caption when neither .txt nor a json caption exists, and an empty .txt as an empty caption', async () => {
     const image = await makeImage(8, 8, 'jpeg', 2);
     await writeTar(path.join(dir, 'no-caption.tar'), [
