@@ -6,7 +6,7 @@
  *   relative to `images/` (`KEY.jpg`), left out for text-only records. Parts: `split: mixed` (default) writes
  *   every task but stage 1 to `mixed` and stage 1 to `stage1` (a different training stage); `split: task`
  *   writes one part per task. Regions are rendered in the format's family style (see `regions.ts`).
- * - `images/KEY.ext`: the original image bytes (turned upright first when EXIF says so: `upright-image.ts`).
+ * - `images/KEY.ext`: the original image bytes (turned upright, or written as PNG when not JPEG, PNG or WebP: `export-image.ts`).
  * - `manifest.json` (files with record counts, sizes, sha256) and `stats.json` (see `export-stats.ts`).
  * Under `--shard I/N` with N > 1 the file names carry `-sIofN`.
  *
@@ -31,7 +31,7 @@ import { conversationFields, resolveConversationOptions, type ConversationDefaul
 import { writeFileAtomically } from './durable-fs.js';
 import { describeStats, exportStats } from './export-stats.js';
 import type { ExportContext, ExportType } from './export-type.js';
-import { uprightImage } from './upright-image.js';
+import { exportImage } from './export-image.js';
 import { ALL_TASKS, collectRecords, type InstructionExportable } from './instruction-records.js';
 import { writeJsonArrayFile, type JsonArrayFileInfo } from './json-array-file.js';
 import { manifestName } from './webdataset-export.js';
@@ -212,7 +212,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
           for (const sample of group) {
             if (isExportable(sample) && !done.has(sample.key)) {
               done.add(sample.key);
-              exportSample(await uprightImage(sample));
+              exportSample(await exportImage(sample));
             }
           }
           await commit();

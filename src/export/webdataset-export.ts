@@ -10,7 +10,7 @@ import type { RunStore, ShardRecord } from '../store/run-store.js';
 import { syncDir, writeFileAtomically } from './durable-fs.js';
 import type { ExportContext, ExportType } from './export-type.js';
 import { parseSize } from './size.js';
-import { uprightImage } from './upright-image.js';
+import { exportImage } from './export-image.js';
 import { toWebDatasetSample, type ExportableSample } from './webdataset-sample.js';
 import { isExportable } from '../core/sample.js';
 import { conversationFields } from './conversation-options.js';
@@ -304,7 +304,7 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
               const prepared = conversations.prepare(sample);
               if (prepared.ok) {
                 written.add(sample.key);
-                await writer.write(toWebDatasetSample(await uprightImage(sample), prepared.extras ?? {}));
+                await writer.write(toWebDatasetSample(await exportImage(sample), prepared.extras ?? {}));
               }
             }
             yield sample;

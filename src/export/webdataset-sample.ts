@@ -1,10 +1,12 @@
 import { publishedCaption, type DecodedPair } from '../core/sample.js';
+import type { ImageConversion } from './export-image.js';
 import type { SampleMember, WebDatasetSample } from './webdataset-writer.js';
 
 /**
  * How a `DecodedPair` becomes WebDataset members:
- * - `key.<ext>`: the image bytes as given (the exports turn EXIF-rotated images upright first,
- *   `upright-image.ts`); `<ext>` from the decoded format ({@link imageExtension}),
+ * - `key.<ext>`: the image bytes as given (the exports write JPEG, PNG and WebP as they came and any other
+ *   format as PNG, EXIF-rotated images upright: `export-image.ts`); `<ext>` from the format
+ *   ({@link imageExtension}): jpg, png or webp,
  * - `key.txt`: the published caption (the first kept one; omitted when there is none),
  * - `key.json`: everything known about the sample ({@link SampleJson}), keys in a fixed order.
  */
@@ -13,6 +15,8 @@ import type { SampleMember, WebDatasetSample } from './webdataset-writer.js';
 export type ExportableSample = DecodedPair & {
   /** Synthesized conversations, when a synthesis stage has run; written to `key.json` as they are. */
   conversations?: unknown;
+  /** Set when the export wrote other bytes than the source's (`export-image.ts`); `key.json` says so. */
+  imageConversion?: ImageConversion;
 };
 
 /** The JSON member. Scores not computed yet are null, never missing. */
@@ -34,6 +38,8 @@ export interface SampleJson {
   }[];
   boxes: { label: string; box: [number, number, number, number] }[];
   meta: unknown;
+  /** The image was written in another format or turned upright: what it was. */
+  image_converted?: ImageConversion;
   conversations?: unknown;
 }
 
@@ -86,6 +92,7 @@ export function sampleJson(sample: ExportableSample, extra?: Readonly<Record<str
     boxes: sample.boxes.map((b) => ({ label: b.label, box: [b.box[0], b.box[1], b.box[2], b.box[3]] })),
     meta: canonical(sample.meta),
   };
+  if (sample.imageConversion) json.image_converted = canonical(sample.imageConversion) as ImageConversion;
   if (sample.conversations !== undefined) json.conversations = canonical(sample.conversations);
   if (extra) for (const [field, value] of Object.entries(extra)) (json as unknown as Record<string, unknown>)[field] = canonical(value);
   return json;
