@@ -5,6 +5,7 @@
  */
 import type { LegacySource } from '../tokenizers/chat-tokenizer.js';
 import type { RegionFormat } from './regions.js';
+import type { QwenImageText } from './templates/qwen-user-text.js';
 import type { VisionPixels } from './templates/vision-pixels.js';
 import type { ExportRecords } from '../store/export-records.js';
 import { lengthStats, type LengthStats } from './token-stats.js';
@@ -37,6 +38,12 @@ export interface ExportStats {
   regions: { format: RegionFormat; padToSquare: boolean | null };
   /** The sentencepiece (Llama) tokenizer's `legacy` mode the masks were made with, and its source; null without one. */
   legacy: { value: boolean; from: LegacySource } | null;
+  /**
+   * Qwen exports: how user text sits around the image (`stripped`: right after `<|vision_end|>`, as Qwen's
+   * current finetune code builds it; `verbatim`: as written, for the older string-replacing code); null
+   * for other exports.
+   */
+  qwenImageText: QwenImageText | null;
 }
 
 export interface ExportStatsInfo {
@@ -49,6 +56,7 @@ export interface ExportStatsInfo {
   visionPixels: VisionPixels;
   regions: ExportStats['regions'];
   legacy: ExportStats['legacy'];
+  qwenImageText: QwenImageText | null;
 }
 
 export function exportStats(records: ExportRecords, info: ExportStatsInfo): ExportStats {
@@ -70,16 +78,27 @@ export function exportStats(records: ExportRecords, info: ExportStatsInfo): Expo
     visionPixels: info.visionPixels,
     regions: info.regions,
     legacy: info.legacy,
+    qwenImageText: info.qwenImageText,
   };
 }
 
-/** The settings a trainer must share, for the summary: `llava boxes in the padded square frame, legacy true (default)`. */
-export function describeSettings(stats: Pick<ExportStats, 'regions' | 'legacy'>): string[] {
+/**
+ * The settings a trainer must share, for the summary: `llava boxes in the padded square frame, legacy true
+ * (default)`, or `qwen min_pixels 3136, max_pixels 1003520 (defaults), user text right after <|vision_end|>`.
+ */
+export function describeSettings(stats: Pick<ExportStats, 'regions' | 'legacy' | 'visionPixels' | 'qwenImageText'>): string[] {
   const parts: string[] = [];
   if (stats.regions?.format === 'llava') {
     parts.push(stats.regions.padToSquare ? 'llava boxes in the padded square frame (padToSquare)' : 'llava boxes in the image frame (padToSquare: false)');
   }
   if (stats.legacy) parts.push(`tokenizer legacy ${stats.legacy.value} (${stats.legacy.from})`);
+  // Older stats files have no qwenImageText: undefined, not null, so they say nothing here.
+  if ((stats.qwenImageText != null || stats.regions?.format === 'qwen25vl') && stats.visionPixels) {
+    const { minPixels, maxPixels, from } = stats.visionPixels;
+    parts.push(`qwen min_pixels ${minPixels}, max_pixels ${maxPixels} (${from})`);
+  }
+  if (stats.qwenImageText === 'stripped') parts.push('user text right after <|vision_end|> (qwenImageText: stripped)');
+  if (stats.qwenImageText === 'verbatim') parts.push('user text verbatim after <|vision_end|> (qwenImageText: verbatim)');
   return parts;
 }
 

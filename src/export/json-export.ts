@@ -255,6 +255,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
             visionPixels: resolved.visionPixels,
             regions: resolved.regions,
             legacy: resolved.legacy,
+            qwenImageText: resolved.qwen?.imageText ?? null,
           });
           await writeFileAtomically(join(dir, statsName(ctx)), `${JSON.stringify(stats, null, 2)}\n`);
           stageCtx.emit({ type: 'log', level: stats.failed > 0 ? 'warn' : 'info', message: describeStats(stats) });

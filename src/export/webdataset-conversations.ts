@@ -183,6 +183,7 @@ export class WebDatasetConversations {
       visionPixels: this.resolved.visionPixels,
       regions: this.resolved.regions,
       legacy: this.resolved.legacy,
+      qwenImageText: this.resolved.qwen?.imageText ?? null,
     });
     const name = shard.count > 1 ? `stats-s${shard.index}of${shard.count}.json` : 'stats.json';
     await writeFileAtomically(`${dir}/${name}`, `${JSON.stringify(stats, null, 2)}\n`);

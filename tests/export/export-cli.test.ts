@@ -12,6 +12,7 @@ import { registerExport, runExport, type ExportReport } from '../../src/cli/comm
 import { parseRecipe } from '../../src/config/recipe.js';
 import { ConfigError } from '../../src/core/errors.js';
 import type { Turn } from '../../src/core/conversation.js';
+import type { ExportStats } from '../../src/export/export-stats.js';
 import { openDatabase } from '../../src/store/database.js';
 import { readExportSamples } from '../../src/store/export-reader.js';
 import { makeGoodSamples, sampleMembers, writeTar, type GoodSample } from '../fixtures/make-webdataset.js';
@@ -146,6 +147,44 @@ describe('vlcurate export', () => {
     await expect(runExport(join(dir, 'nope.db'), { format: 'llava', out: dir }, quiet)).rejects.toThrow(/does not exist/);
     await expect(runExport(db, { format: 'llava', out: dir, padToSquare: 'yes' }, quiet)).rejects.toThrow(/--pad-to-square: expected true or false, got "yes"/);
     await expect(runExport(db, { format: 'llava', out: dir, legacy: '0' }, quiet)).rejects.toThrow(/--legacy: expected true or false, got "0"/);
+    await expect(runExport(db, { format: 'qwen2vl', out: dir, minPixels: 'lots' }, quiet)).rejects.toThrow(/--min-pixels: expected an integer, got "lots"/);
+    await expect(runExport(db, { format: 'qwen2vl', out: dir, qwenImageText: 'sideways' }, quiet)).rejects.toThrow(/--qwen-image-text/);
+  });
+
+  it('Qwen settings (--min-pixels, --max-pixels, --qwen-image-text) reach the export, stats.json and the printed summary', async () => {
+    const { dir, db } = await built(30);
+    const out = join(dir, 'qwen');
+    let exit = -1;
+    const program = new Command('vlcurate').exitOverride();
+    registerExport(program, (code) => (exit = code));
+    const writes: string[] = [];
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      writes.push(String(chunk));
+      return true;
+    });
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      // The sizes Qwen's own sft scripts pass (qwen-vl-finetune/scripts/sft.sh: --max_pixels 50176 --min_pixels 784).
+      await program.parseAsync(['node', 'vlcurate', 'export', db, '--format', 'qwen2vl', '--out', out, '--tasks', 'conversation', '--min-pixels', '784', '--max-pixels', '50176', '--qwen-image-text', 'verbatim']);
+    } finally {
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+    expect(exit).toBe(1); // the bad instruction row
+    expect(writes.join('')).toContain('trainer must match: qwen min_pixels 784, max_pixels 50176 (options), user text verbatim after <|vision_end|> (qwenImageText: verbatim)');
+    const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as ExportStats;
+    expect(stats).toMatchObject({ visionPixels: { minPixels: 784, maxPixels: 50176, from: 'options' }, qwenImageText: 'verbatim' });
+    const records = JSON.parse(readFileSync(join(out, 'qwen2vl-mixed.json'), 'utf8')) as { conversations: Turn[] }[];
+    expect(records[0]!.conversations[0]!.value).toBe('<image>\nWhat is shown?');
+
+    // The default: stripped, and the pixel bounds' source named.
+    const { report } = await runExport(db, { format: 'qwen2vl', out: join(dir, 'q2'), name: 'q2', tasks: 'conversation' }, quiet);
+    expect(report.stats).toMatchObject({ visionPixels: { minPixels: 3136, maxPixels: 1003520, from: 'defaults' }, qwenImageText: 'stripped' });
+    const stripped = JSON.parse(readFileSync(join(dir, 'q2', 'q2-mixed.json'), 'utf8')) as { conversations: Turn[] }[];
+    expect(stripped[0]!.conversations[0]!.value).toBe('<image>What is shown?');
+    // A LLaVA export has no Qwen settings to match.
+    const llava = await runExport(db, { format: 'llava', out: join(dir, 'l'), tasks: 'conversation' }, quiet);
+    expect(llava.report.stats!.qwenImageText).toBeNull();
   });
 
   it('--pad-to-square false and --legacy reach the export and its stats', async () => {

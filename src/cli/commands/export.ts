@@ -47,6 +47,9 @@ export interface ExportCliOptions {
   regionFormat?: string;
   padToSquare?: string;
   legacy?: string;
+  minPixels?: string;
+  maxPixels?: string;
+  qwenImageText?: string;
   maxLength?: string;
   overLength?: string;
   system?: string;
@@ -87,6 +90,9 @@ const FLAGS: Readonly<Record<string, string>> = {
   regionFormat: '--region-format',
   padToSquare: '--pad-to-square',
   legacy: '--legacy',
+  minPixels: '--min-pixels',
+  maxPixels: '--max-pixels',
+  qwenImageText: '--qwen-image-text',
   maxLength: '--max-length',
   overLength: '--over-length',
   system: '--system',
@@ -122,6 +128,9 @@ export function exportOptionsFromFlags(opts: ExportCliOptions): ReturnType<typeo
   if (opts.regionFormat !== undefined) raw.regionFormat = opts.regionFormat;
   if (opts.padToSquare !== undefined) raw.padToSquare = boolean('--pad-to-square', opts.padToSquare);
   if (opts.legacy !== undefined) raw.legacy = boolean('--legacy', opts.legacy);
+  if (opts.minPixels !== undefined) raw.minPixels = integer('--min-pixels', opts.minPixels);
+  if (opts.maxPixels !== undefined) raw.maxPixels = integer('--max-pixels', opts.maxPixels);
+  if (opts.qwenImageText !== undefined) raw.qwenImageText = opts.qwenImageText;
   if (opts.maxLength !== undefined) raw.maxLength = integer('--max-length', opts.maxLength);
   if (opts.overLength !== undefined) raw.overLength = opts.overLength;
   if (opts.system !== undefined) raw.system = opts.system;
@@ -272,6 +281,9 @@ export function registerExport(program: Command, setExit: (code: number) => void
     .option('--region-format <format>', 'llava | qwen2vl | qwenvl | qwen25vl')
     .option('--pad-to-square <bool>', 'llava boxes: true (default) fractions of the image padded to a square, as LLaVA-1.5 trains (image_aspect_ratio pad); false: of the image itself')
     .option('--legacy <bool>', "Llama tokenizers: transformers' legacy flag; must equal the trainer's (default: tokenizer_config.json, else true)")
+    .option('--min-pixels <n>', "Qwen: smart_resize's min_pixels; must equal the trainer's (default: preprocessor_config.json, else 3136)")
+    .option('--max-pixels <n>', "Qwen: smart_resize's max_pixels; must equal the trainer's (default: preprocessor_config.json, else 1003520)")
+    .option('--qwen-image-text <style>', "Qwen: stripped (default; user text right after <|vision_end|>, as Qwen's finetune code) | verbatim (older string style)")
     .option('--max-length <n>', 'longest sequence in tokens, visual tokens included')
     .option('--over-length <mode>', 'drop | truncate')
     .option('--system <text>', 'system message for the template')
