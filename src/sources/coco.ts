@@ -33,7 +33,8 @@ import { inShard } from '../core/shard.js';
 import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from './local-file.js';
 import { captionFromString } from './caption-text.js';
 import { annotationName, annotationWhere, checkImage, clipBox, ID_EXPECTED, idProblems, isBbox, isId, isRecord, readCategories } from './coco-entries.js';
-import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
+import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
+import { imageRootsFor, outsideRoots, type ImageRoots } from './image-roots.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 import { describeValue } from '../core/describe-value.js';
 
@@ -45,8 +46,9 @@ export const cocoOptionsSchema = z
     captions: z.string().min(1).optional(),
     /** Instances file (`instances_train2017.json`), relative to the recipe's folder. */
     instances: z.string().min(1).optional(),
-    /** Folder the images' `file_name`s are relative to. */
+    /** Folder the images' `file_name`s are relative to; they must stay in it (or in `imageRoots`). */
     images: z.string().min(1),
+    ...localPathFields,
     /** Prepended to every key (default none). */
     keyPrefix: keyPrefixSchema.optional(),
   })
@@ -138,7 +140,7 @@ export const cocoSource = {
     };
     return {
       name,
-      read: (ctx) => readCoco(load(ctx.baseDir), name, ctx),
+      read: (ctx) => readCoco(load(ctx.baseDir), name, ctx, options),
       async count(ctx) {
         const index = await load(ctx.baseDir);
         await requireFolder(index.imagesDir);
@@ -152,9 +154,10 @@ export const cocoSource = {
   },
 } satisfies SourceType<CocoOptions>;
 
-async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: SourceContext): AsyncGenerator<Pair> {
+async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: SourceContext, options: CocoOptions): AsyncGenerator<Pair> {
   const index = await indexPromise;
   await requireFolder(index.imagesDir);
+  const images = { roots: await imageRootsFor(index.imagesDir, options, ctx.baseDir), maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
 
   const mine = index.entries.filter((entry) => inShard(entry.key, ctx.shard));
   const CHUNK = 256;
@@ -164,7 +167,7 @@ async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: 
     for (const entry of chunk) {
       if (ctx.signal.aborted) return;
       if (done.has(entry.key)) continue;
-      yield await entryToPair(entry, index.imagesDir, source, ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES);
+      yield await entryToPair(entry, index.imagesDir, source, images);
     }
   }
 
@@ -213,7 +216,7 @@ async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: 
   };
 }
 
-async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, maxBytes: number): Promise<Pair> {
+async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, images: { roots: ImageRoots | null; maxBytes: number }): Promise<Pair> {
   const imagePath = entry.fileName === null ? null : path.resolve(imagesDir, entry.fileName);
   const pair: Pair = {
     key: entry.key,
@@ -227,11 +230,9 @@ async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, 
     failure: entry.failure,
   };
   if (pair.failure || imagePath === null) return pair;
-  const relative = path.relative(imagesDir, imagePath);
-  if (relative.startsWith('..') || path.isAbsolute(relative)) {
-    return fail(pair, 'image_path_invalid', `file_name "${entry.fileName}" points outside the images folder ${imagesDir}`);
-  }
-  const read = await readLocalFile(imagePath, { maxBytes, what: 'image file' });
+  const outside = outsideRoots(imagePath, images.roots, entry.fileName!);
+  if (outside !== null) return fail(pair, 'image_path_invalid', `file_name: ${outside}`);
+  const read = await readLocalFile(imagePath, { maxBytes: images.maxBytes, roots: images.roots?.real ?? null, what: 'image file' });
   if (!read.ok) return fail(pair, imageFileCode(read.problem), read.message);
   return { ...pair, imageBytes: read.bytes };
 }

@@ -13,3 +13,18 @@ export const sourceNameSchema = z.string().min(1, 'expected a non-empty name');
 export const keyPrefixSchema = z
   .string()
   .refine((prefix) => prefix === '' || isValidKey(prefix), `expected only ${KEY_CHARACTERS} (keys are WebDataset keys)`);
+
+/**
+ * Where a source's local image references may lead. By default only into the source's own folder (the
+ * images folder of a manifest, LLaVA file or COCO set; a folder source's folder), symbolic links followed:
+ * a dataset row naming `/home/me/.ssh/id_rsa` or a link out of the folder is `image_path_invalid`.
+ */
+export const localPathFields = {
+  /** More folders local image references may point into, relative to the recipe's folder. Default none. */
+  imageRoots: z.array(z.string().min(1)).default([]),
+  /**
+   * Read local images wherever the dataset says: absolute paths, `file:` URLs, `..` and symbolic links
+   * that leave the source's folders. Default false.
+   */
+  allowAbsolutePaths: z.boolean().default(false),
+};

@@ -9,7 +9,8 @@
  *
  * - Traversal is sorted (by name, code-unit order, files and folders together) and depth-first, so the
  *   order and the keys are the same on every machine. Hidden entries (`.name`) are skipped; symbolic links
- *   to files are read, links to folders are not followed (no cycles).
+ *   to files are read, links to folders are not followed (no cycles). A link that leads out of the folder
+ *   (and `imageRoots`) is `image_path_invalid`, unless `allowAbsolutePaths` is set.
  * - Images are files whose extension is in `extensions` (case-insensitive).
  * - Key: the path relative to the folder without its extension, made a valid key by `toKey`
  *   (`sub/bird.webp` -> `sub_bird`). When two files map to the same key (`a.jpg`, `a.png`) the later one
@@ -28,7 +29,8 @@ import { ConfigError, describeError } from '../core/errors.js';
 import { toKey, type Caption, type Pair } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
-import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
+import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
+import { imageRootsFor, type ImageRoots } from './image-roots.js';
 import { SOURCE_STAGE } from './image-location.js';
 import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from './local-file.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
@@ -52,6 +54,8 @@ export const folderOptionsSchema = z
     keyPrefix: keyPrefixSchema.optional(),
     /** Images read at once. Default 8. */
     concurrency: z.number().int().min(1).default(8),
+    /** Symbolic links may lead into these folders too; `allowAbsolutePaths`: anywhere. Default: the folder only. */
+    ...localPathFields,
   })
   .strict();
 
@@ -146,16 +150,26 @@ export async function* listFolder(options: FolderOptions, baseDir: string): Asyn
 }
 
 async function* readFolder(options: FolderOptions, name: string, ctx: SourceContext): AsyncGenerator<Pair> {
-  const maxBytes = ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  const reads: FolderReads = {
+    maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    roots: (await imageRootsFor(path.resolve(ctx.baseDir, options.path), options, ctx.baseDir))?.real ?? null,
+  };
   async function* pending(): AsyncGenerator<Pending> {
     for await (const entry of listFolder(options, ctx.baseDir)) {
-      yield { key: entry.key, load: () => loadEntry(entry, name, options.captionOrigin, maxBytes) };
+      yield { key: entry.key, load: () => loadEntry(entry, name, options.captionOrigin, reads) };
     }
   }
   yield* resolvePending(pending(), ctx, { concurrency: options.concurrency, ordered: true });
 }
 
-async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'annotation', maxBytes: number): Promise<Pair> {
+/** Most bytes per file, and the real folders files (symbolic links followed) must be in (null: anywhere). */
+interface FolderReads {
+  maxBytes: number;
+  roots: ImageRoots['real'] | null;
+}
+
+async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'annotation', reads: FolderReads): Promise<Pair> {
+  const { maxBytes, roots } = reads;
   const pair: Pair = {
     key: entry.key,
     source,
@@ -170,7 +184,7 @@ async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'an
 
   let meta: Record<string, unknown> = {};
   if (entry.json !== null) {
-    const read = await readLocalFile(entry.json, { maxBytes, what: 'sidecar' });
+    const read = await readLocalFile(entry.json, { maxBytes, roots, what: 'sidecar' });
     if (!read.ok) return fail('json_invalid', read.message);
     try {
       const parsed: unknown = JSON.parse(read.bytes.toString('utf8'));
@@ -187,7 +201,7 @@ async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'an
   const captions: Caption[] = [];
   let txtMissing = false;
   if (entry.txt !== null) {
-    const read = await readLocalFile(entry.txt, { maxBytes, what: 'sidecar' });
+    const read = await readLocalFile(entry.txt, { maxBytes, roots, what: 'sidecar' });
     if (read.ok) captions.push(captionFromBytes(read.bytes, origin));
     else if (read.problem === 'missing') txtMissing = true; // vanished since the listing: fall back to the JSON caption
     else return fail('caption_unreadable', read.message);
@@ -199,7 +213,7 @@ async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'an
   }
   pair.captions = captions;
 
-  const read = await readLocalFile(entry.absolute, { maxBytes, what: 'image file' });
+  const read = await readLocalFile(entry.absolute, { maxBytes, roots, what: 'image file' });
   if (!read.ok) return fail(imageFileCode(read.problem), read.message);
   return { ...pair, imageBytes: read.bytes };
 }

@@ -7,7 +7,7 @@
  * - an object `{bytes, path}` (the Hugging Face `datasets` Image feature in Parquet): the embedded bytes
  *   when present, else the path
  */
-import { locateImage, type ImageLocation } from './image-location.js';
+import { locateImage, type ImageLocation, type LocalImages } from './image-location.js';
 
 export type ImageCell =
   | { kind: 'location'; location: ImageLocation }
@@ -26,13 +26,13 @@ export function bytesAsText(bytes: Uint8Array): string | null {
   }
 }
 
-export function readImageCell(value: unknown, column: string, imagesDir: string): ImageCell {
+export function readImageCell(value: unknown, column: string, images: LocalImages): ImageCell {
   if (value === null) return { kind: 'problem', problem: `column "${column}" (image) is empty` };
-  if (typeof value === 'string' || Buffer.isBuffer(value)) return fromText(String(value), column, imagesDir);
+  if (typeof value === 'string' || Buffer.isBuffer(value)) return fromText(String(value), column, images);
   if (value instanceof Uint8Array) {
     if (value.length === 0) return { kind: 'problem', problem: `column "${column}" (image) is empty` };
     const text = bytesAsText(value);
-    return text === null ? { kind: 'embedded', bytes: Buffer.from(value.buffer, value.byteOffset, value.length), path: null } : fromText(text, column, imagesDir);
+    return text === null ? { kind: 'embedded', bytes: Buffer.from(value.buffer, value.byteOffset, value.length), path: null } : fromText(text, column, images);
   }
   if (typeof value === 'object' && !Array.isArray(value) && ('bytes' in value || 'path' in value)) {
     const { bytes, path } = value as { bytes?: unknown; path?: unknown };
@@ -43,14 +43,14 @@ export function readImageCell(value: unknown, column: string, imagesDir: string)
     if (typeof bytes === 'string' && bytes.length > 0) {
       return { kind: 'problem', problem: `column "${column}" (image).bytes holds text, expected binary image data` };
     }
-    if (name !== null) return fromText(name, `${column}.path`, imagesDir);
+    if (name !== null) return fromText(name, `${column}.path`, images);
     return { kind: 'problem', problem: `column "${column}" (image) has neither bytes nor a path` };
   }
   const kind = Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
   return { kind: 'problem', problem: `column "${column}" (image) holds ${kind}, expected a path or URL string, image bytes, or {bytes, path}` };
 }
 
-function fromText(text: string, column: string, imagesDir: string): ImageCell {
+function fromText(text: string, column: string, images: LocalImages): ImageCell {
   if (text.trim().length === 0) return { kind: 'problem', problem: `column "${column}" (image) is empty` };
-  return { kind: 'location', location: locateImage(text, imagesDir) };
+  return { kind: 'location', location: locateImage(text, images) };
 }

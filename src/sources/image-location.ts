@@ -7,13 +7,16 @@
  * - a path that cannot exist (a NUL byte) or a file that is missing or a folder is `image_missing`; a
  *   FIFO, a device or a socket (only regular files are read: `local-file.ts`), a permission or I/O error
  *   is `image_unreadable`; a file over `decode.maxBytes` is `image_too_large`, refused from its size
- * - a relative path that leads out of the images folder (`../x.jpg`) is `image_path_invalid`
+ * - a path (relative, absolute or a `file:` URL) that leads out of the source's folders (`../x.jpg`,
+ *   `/etc/passwd`, a symbolic link to a file elsewhere) is `image_path_invalid`, unless the source lists
+ *   the place in `imageRoots` or sets `allowAbsolutePaths` (`image-roots.ts`)
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeError } from '../core/errors.js';
 import type { Pair } from '../core/sample.js';
 import type { Downloader } from './download-cache.js';
+import { outsideRoots, type ImageRoots } from './image-roots.js';
 import { imageFileCode, readLocalFile } from './local-file.js';
 import { DownloadAbortedError, parseHttpUrl } from './url-fetcher.js';
 
@@ -27,36 +30,44 @@ export const SOURCE_STAGE = 'source';
 
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]+):/;
 
-export function locateImage(raw: string, imagesDir: string): ImageLocation {
+/** Where a source's local images are and how they may be read. */
+export interface LocalImages {
+  /** Folder relative references resolve against. */
+  dir: string;
+  /** Folders references must stay in (`imageRoots`); null when `allowAbsolutePaths` lifts the limit. */
+  roots: ImageRoots | null;
+  /** Most bytes one image file may have (`decode.maxBytes`). */
+  maxBytes: number;
+}
+
+export function locateImage(raw: string, images: LocalImages): ImageLocation {
   const value = raw.trim();
   const scheme = SCHEME.exec(value)?.[1]?.toLowerCase();
   if (scheme === 'http' || scheme === 'https') {
     const parsed = parseHttpUrl(value);
     return parsed.ok ? { kind: 'url', url: value } : { kind: 'invalid', code: 'url_invalid', message: parsed.message, ref: `url:${value}` };
   }
+  let file: string;
   if (scheme === 'file') {
     try {
-      return { kind: 'file', path: fileURLToPath(value) };
+      file = fileURLToPath(value);
     } catch (err) {
       return { kind: 'invalid', code: 'url_invalid', message: `${value} is not a usable file: URL: ${describeError(err)}`, ref: `url:${value}` };
     }
-  }
-  if (scheme !== undefined) {
+  } else if (scheme !== undefined) {
     // Two letters or more, so not a Windows drive (`C:`).
     return { kind: 'invalid', code: 'url_invalid', message: `only http:, https: and file: URLs can be read, got ${scheme}: in ${clip(value)}`, ref: `url:${value}` };
+  } else {
+    file = value;
   }
-  if (value.includes('\0')) {
+  if (file.includes('\0')) {
     return { kind: 'invalid', code: 'image_missing', message: `image path ${JSON.stringify(clip(value))} contains a NUL byte`, ref: `file:${value}` };
   }
-  const resolved = path.resolve(imagesDir, value);
-  // A relative path is relative to the images folder and stays in it: `../../etc/passwd` is refused (as
-  // COCO file names are). An absolute path or `file:` URL is an explicit choice of the manifest's author.
-  if (!path.isAbsolute(value)) {
-    const inside = path.relative(imagesDir, resolved);
-    if (inside.startsWith('..') || path.isAbsolute(inside)) {
-      return { kind: 'invalid', code: 'image_path_invalid', message: `image path ${JSON.stringify(clip(value))} points outside the images folder ${imagesDir}`, ref: `file:${resolved}` };
-    }
-  }
+  const resolved = path.resolve(images.dir, file);
+  // Relative paths, absolute paths and file: URLs alike must stay in the source's folders (`../../etc/passwd`
+  // and `/home/me/.ssh/id_rsa` are refused, as COCO file names leaving the images folder are).
+  const outside = outsideRoots(resolved, images.roots, value);
+  if (outside !== null) return { kind: 'invalid', code: 'image_path_invalid', message: outside, ref: `file:${resolved}` };
   return { kind: 'file', path: resolved };
 }
 
@@ -72,11 +83,6 @@ export function locationRef(location: ImageLocation): string {
   }
 }
 
-/** How local image files are read: at most `maxBytes` each (`decode.maxBytes`). */
-export interface LocalReads {
-  maxBytes: number;
-}
-
 /**
  * Fill `pair.imageBytes` from `location`, or set its failure. Resolves to null when `signal` aborted the
  * download (the pair is not finished and must not be yielded).
@@ -86,12 +92,12 @@ export async function loadImage(
   location: ImageLocation,
   downloader: () => Downloader,
   signal: AbortSignal,
-  reads: LocalReads,
+  images: LocalImages,
 ): Promise<Pair | null> {
   const fail = (code: string, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
   if (location.kind === 'invalid') return fail(location.code, location.message);
   if (location.kind === 'file') {
-    const read = await readLocalFile(location.path, { maxBytes: reads.maxBytes, what: 'image file' });
+    const read = await readLocalFile(location.path, { maxBytes: images.maxBytes, roots: images.roots?.real ?? null, what: 'image file' });
     if (!read.ok) return fail(imageFileCode(read.problem), read.message);
     return { ...pair, imageRef: `file:${location.path}`, imageBytes: read.bytes };
   }

@@ -38,8 +38,9 @@ import { IMAGE_TOKEN, type Turn } from '../core/conversation.js';
 import { toKey, type Caption, type Pair } from '../core/sample.js';
 import { loadInstructionList } from '../synth/prompts.js';
 import { captionFromString } from './caption-text.js';
-import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
-import { loadImage, locateImage, locationRef, SOURCE_STAGE } from './image-location.js';
+import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
+import { loadImage, locateImage, locationRef, SOURCE_STAGE, type LocalImages } from './image-location.js';
+import { imageRootsFor } from './image-roots.js';
 import { readJsonRecords, type JsonLayout, type JsonRecord } from './json-records.js';
 import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
@@ -53,8 +54,12 @@ export const llavaOptionsSchema = z
     name: sourceNameSchema.optional(),
     /** The LLaVA JSON (or JSONL) file, relative to the recipe's folder; may be gzipped. */
     path: z.string().min(1),
-    /** Folder the records' `image` paths are relative to (relative to the recipe's folder). Default: the file's folder. */
+    /**
+     * Folder the records' `image` paths are relative to (relative to the recipe's folder). Default: the
+     * file's folder. Image paths must stay in it (or in `imageRoots`) unless `allowAbsolutePaths` is set.
+     */
     images: z.string().min(1).optional(),
+    ...localPathFields,
     /** Prepended to every key (default none: ids are the keys). */
     keyPrefix: keyPrefixSchema.optional(),
     /** Records without an image: `skip` (default: a dropped sample each, reason `text_only`) or `fail` (a failed pair each, code `text_only`). */
@@ -134,7 +139,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
   const prefix = options.keyPrefix ?? '';
   const fallbackPrefix = `${options.keyPrefix ?? `${toKey(name)}_`}`;
   const used = new Set<string>();
-  const reads = { maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
+  const images: LocalImages = { dir: imagesDir, roots: await imageRootsFor(imagesDir, options, ctx.baseDir), maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
   const noDownloads = (): Downloader => {
     throw new Error('llava sources read local files only');
   };
@@ -200,7 +205,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
       return failed(key, record, meta, 'row_invalid', `"conversations${issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}": ${issue.message}`);
     }
 
-    const location = locateImage(image, imagesDir);
+    const location = locateImage(image, images);
     if (location.kind === 'url') {
       return failed(key, record, meta, 'url_invalid', `image ${location.url} is a URL; llava sources read local files under "images"`, locationRef(location));
     }
@@ -213,7 +218,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     // conversation is imported whole, so exports can write it again.
     const pair: Pair = { key, source: name, imageRef: locationRef(location), imageBytes: null, captions, boxes: [], meta, failure: null };
     if (brief === null && conversations.data.length > 0) pair.conversations = withImageToken(conversations.data.map((t) => ({ from: t.from, value: t.value }) as Turn));
-    return { key, load: (signal) => loadImage(pair, location, noDownloads, signal, reads) };
+    return { key, load: (signal) => loadImage(pair, location, noDownloads, signal, images) };
   }
 
   async function* pending(): AsyncGenerator<Pending> {

@@ -2,19 +2,20 @@
  * Reading one local file that an input names (an image path in a manifest, a folder's image or sidecar, a
  * COCO `file_name`, a `file:` reference in the run database), bounded:
  *
- * - only a regular file: the type is checked with `fstat` on the open descriptor, so a path swapped for a
- *   FIFO or a device between a check and the read cannot slip through; a FIFO is opened with `O_NONBLOCK`,
- *   so naming one never waits for a writer (`/dev/zero`, a FIFO, a socket, a folder are refused unread);
+ * - only a regular file: the type is checked on the path (a device or FIFO is never opened) and again with
+ *   `fstat` on the open descriptor, so a path swapped for a FIFO or a device between the check and the
+ *   read cannot slip through; the open uses `O_NONBLOCK`, so even then it never waits for a FIFO's writer
+ *   (`/dev/zero`, a FIFO, a socket, a folder are refused unread);
  * - never more than `maxBytes`: the size is checked before any byte is read, and the read stops at
  *   `maxBytes + 1` bytes in case the file grows (or lies about its size, as `/proc` files do);
- * - optionally confined to folders (`roots`): the path the descriptor really opened (symbolic links
- *   followed, from `/proc/self/fd` where there is one, so the check is on the file that is read) must lie
- *   inside one of them.
+ * - optionally confined to folders (`roots`): the path's real location (symbolic links followed) must lie
+ *   inside one of them, checked before opening and again on what the descriptor opened (`/proc/self/fd`
+ *   where there is one), so the check is on the file that is read.
  *
  * Never throws: every problem is a `LocalFileProblem` with a message that names the path.
  */
-import { constants, type ReadStream } from 'node:fs';
-import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { constants, type ReadStream, type Stats } from 'node:fs';
+import { open, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { describeError } from '../core/errors.js';
 
@@ -50,30 +51,42 @@ const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EINVAL', 'E
 const CHUNK = 1024 * 1024;
 
 /**
- * Open `file` for reading if it is a regular file (checked on the descriptor), else say why not. The
- * caller closes the handle.
+ * Open `file` for reading if it is a regular file, else say why not. The type is checked on the path first
+ * (so a device or FIFO is never even opened: opening some devices has effects) and again with `fstat` on
+ * the descriptor (so a path swapped between the two checks cannot slip through). The caller closes the handle.
  */
 export async function openRegularFile(file: string, what = 'file'): Promise<{ ok: true; handle: FileHandle; size: number } | { ok: false; problem: LocalFileProblem; message: string }> {
   const fail = (problem: LocalFileProblem, message: string) => ({ ok: false as const, problem, message });
   if (file.includes('\0')) return fail('missing', `${what} path ${JSON.stringify(file)} contains a NUL byte`);
-  let handle: FileHandle;
-  try {
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (err) {
+  const typeProblem = (info: Stats) =>
+    info.isDirectory()
+      ? fail('folder', `${what} ${file} is a folder, not a file`)
+      : !info.isFile()
+        ? fail('not_a_file', `${what} ${file} is not a regular file (${fileKind(info)}); only regular files are read`)
+        : null;
+  const openProblem = (err: unknown) => {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (MISSING_CODES.has(code)) return fail('missing', `${what} ${file} does not exist`);
     if (code === 'EISDIR') return fail('folder', `${what} ${file} is a folder, not a file`);
     if (code === 'ENXIO') return fail('not_a_file', `${what} ${file} is not a regular file (a socket or a device with nothing behind it)`);
     return fail('unreadable', `${what} ${file} cannot be read: ${describeError(err)}`);
+  };
+  try {
+    const before = typeProblem(await stat(file));
+    if (before !== null) return before;
+  } catch (err) {
+    return openProblem(err);
+  }
+  let handle: FileHandle;
+  try {
+    // O_NONBLOCK: should the path have become a FIFO since the check, opening it must not wait for a writer.
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (err) {
+    return openProblem(err);
   }
   try {
     const info = await handle.stat();
-    const problem = info.isDirectory()
-      ? fail('folder', `${what} ${file} is a folder, not a file`)
-      : !info.isFile()
-        ? fail('not_a_file', `${what} ${file} is not a regular file (${fileKind(info)}); only regular files are read`)
-        : null;
+    const problem = typeProblem(info);
     if (problem === null) return { ok: true, handle, size: info.size };
     await handle.close();
     return problem;
@@ -105,16 +118,19 @@ export async function openRegularStream(file: string, what = 'file'): Promise<{ 
 export async function readLocalFile(file: string, options: LocalFileOptions): Promise<LocalFileResult> {
   const what = options.what ?? 'file';
   const fail = (problem: LocalFileProblem, message: string): LocalFileResult => ({ ok: false, problem, message });
+  const roots = options.roots ?? null;
+  // Where the path leads, checked before opening (nothing outside is opened) and after (on the descriptor).
+  if (roots !== null) {
+    const real = await realpath(file).catch(() => null);
+    if (real !== null && !roots.some((root) => isInside(real, root))) return fail('outside', outsideMessage(what, file, real, roots));
+  }
   const opened = await openRegularFile(file, what);
   if (!opened.ok) return opened;
   const { handle, size } = opened;
   try {
-    if (options.roots) {
+    if (roots !== null) {
       const real = await openedPath(handle, file);
-      if (!options.roots.some((root) => isInside(real, root))) {
-        const via = real === path.resolve(file) ? '' : ` (it leads to ${real})`;
-        return fail('outside', `${what} ${file}${via} is outside the folders this source may read: ${options.roots.join(', ')}`);
-      }
+      if (!roots.some((root) => isInside(real, root))) return fail('outside', outsideMessage(what, file, real, roots));
     }
     if (size > options.maxBytes) {
       return fail('too_large', `${what} ${file} is ${size.toLocaleString('en-US')} bytes, more than decode.maxBytes ${options.maxBytes.toLocaleString('en-US')}`);
@@ -129,6 +145,11 @@ export async function readLocalFile(file: string, options: LocalFileOptions): Pr
   } finally {
     await handle.close().catch(() => undefined);
   }
+}
+
+function outsideMessage(what: string, file: string, real: string, roots: readonly string[]): string {
+  const via = real === path.resolve(file) ? '' : ` (a symbolic link to ${real})`;
+  return `${what} ${file}${via} is outside the folders this source may read (${roots.join(', ')}); list its folder in imageRoots, or set allowAbsolutePaths: true`;
 }
 
 /** Read from the start until EOF or `limit` bytes, whichever comes first. */
@@ -169,7 +190,7 @@ export async function realFolders(folders: readonly string[]): Promise<string[]>
   return Promise.all(folders.map((folder) => realpath(folder).catch(() => path.resolve(folder))));
 }
 
-function fileKind(info: { isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+function fileKind(info: Stats): string {
   if (info.isFIFO()) return 'a FIFO';
   if (info.isCharacterDevice()) return 'a character device';
   if (info.isBlockDevice()) return 'a block device';

@@ -4,7 +4,7 @@
  * `manifestFields` with its `type` literal and its own options.
  */
 import { z } from 'zod';
-import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
+import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
 import { fetchOptionsSchema } from './url-fetcher.js';
 
 const columnSchema = z.string().min(1, 'expected a column name');
@@ -53,8 +53,12 @@ export const manifestFields = {
   boxFormat: z.enum(['xyxy', 'coco']).default('xyxy'),
   /** Columns carried into the sample's metadata as they are. Default none. */
   extra: z.array(columnSchema).default([]),
-  /** Folder relative image paths resolve against (relative to the recipe's folder). Default: the manifest's folder. */
+  /**
+   * Folder relative image paths resolve against (relative to the recipe's folder). Default: the manifest's
+   * folder. Local image paths must stay in it (or in `imageRoots`) unless `allowAbsolutePaths` is set.
+   */
   imagesDir: z.string().min(1).optional(),
+  ...localPathFields,
   /**
    * Order pairs come out in. `completion` (default): as their images arrive, so one slow download never
    * holds the others back. `input`: manifest order, for reproducible shard layouts (a slow download then
@@ -79,6 +83,8 @@ export interface ManifestOptions {
   boxFormat: 'xyxy' | 'coco';
   extra: string[];
   imagesDir?: string | undefined;
+  imageRoots: string[];
+  allowAbsolutePaths: boolean;
   order: 'completion' | 'input';
   download: DownloadOptions;
 }

@@ -31,7 +31,8 @@ import { captionFromBytes, captionFromString } from './caption-text.js';
 import { DownloadCache, Downloader } from './download-cache.js';
 import { toJsonValue } from './json-value.js';
 import { bytesAsText, readImageCell } from './image-cell.js';
-import { loadImage, locationRef, SOURCE_STAGE, type ImageLocation } from './image-location.js';
+import { loadImage, locationRef, SOURCE_STAGE, type ImageLocation, type LocalImages } from './image-location.js';
+import { imageRootsFor } from './image-roots.js';
 import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
 import { parquetImageRef } from './image-ref.js';
 import { collisionReason, KeyClaims } from './key-claims.js';
@@ -133,7 +134,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     }
     return downloader;
   };
-  const reads = { maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
+  const images: LocalImages = { dir: imagesDir, roots: await imageRootsFor(imagesDir, options, ctx.baseDir), maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
   const seenKeys = options.key === undefined ? null : new KeyClaims();
   let unreadable = 0;
 
@@ -214,7 +215,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     let location: ImageLocation | null = null;
     let embedded: Buffer | null = null;
     const imageValue = row.get(options.image);
-    const cell = imageValue === undefined ? null : readImageCell(imageValue, options.image, imagesDir);
+    const cell = imageValue === undefined ? null : readImageCell(imageValue, options.image, images);
     if (cell === null) problems.push(`missing column "${options.image}" (image)`);
     else if (cell.kind === 'problem') problems.push(cell.problem);
     else if (cell.kind === 'embedded') {
@@ -253,7 +254,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
       return { ...pair, failure: { code: duplicate.code, message: `${where} of ${manifestPath}: ${duplicate.message}`, stage: SOURCE_STAGE } };
     }
     if (embedded !== null) return { ...pair, imageBytes: embedded };
-    return loadImage(pair, location!, getDownloader, signal, reads);
+    return loadImage(pair, location!, getDownloader, signal, images);
   }
 
   try {

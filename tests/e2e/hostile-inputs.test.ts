@@ -1,24 +1,28 @@
 /**
- * Builds in a child process on inputs that once took the machine down or hung (issue 12): a manifest whose
- * rows name `/dev/zero` and a FIFO. The build must finish on its own (no timer here: a read of /dev/zero or
- * of a FIFO nobody writes to never ends, so finishing at all is the check) and record a code per row.
+ * Builds in a child process on inputs that once took the machine down, hung, or leaked a file (issue 12): a
+ * manifest whose rows name `/dev/zero` and a FIFO, and a private file outside the dataset's folder. The
+ * build must finish on its own (no timer here: a read of /dev/zero or of a FIFO nobody writes to never
+ * ends, so finishing at all is the check) and record a code per row.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { makeImage } from '../fixtures/make-webdataset.js';
-import { runCli } from './helpers.js';
+import { keysOf, readShardMembers, runCli } from './helpers.js';
 
 let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vlc-hostile-'));
-  writeFileSync(join(dir, 'ok.jpg'), await makeImage(32, 24, 'jpeg', 1));
-  execFileSync('mkfifo', [join(dir, 'pipe.jpg')]);
-  symlinkSync('/dev/zero', join(dir, 'zero-link.jpg'));
+  mkdirSync(join(dir, 'data'));
+  mkdirSync(join(dir, 'private'));
+  writeFileSync(join(dir, 'data', 'ok.jpg'), await makeImage(32, 24, 'jpeg', 1));
+  writeFileSync(join(dir, 'private', 'secret.jpg'), await makeImage(32, 24, 'jpeg', 2));
+  execFileSync('mkfifo', [join(dir, 'data', 'pipe.jpg')]);
+  symlinkSync('/dev/zero', join(dir, 'data', 'zero-link.jpg'));
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,34 +32,47 @@ async function failures(db: string): Promise<Record<string, string>> {
   return Object.fromEntries(failed.map((f) => [f.key, f.error_code]));
 }
 
-describe('a build on a manifest naming /dev/zero and a FIFO', () => {
-  it('finishes, records image_unreadable for each, and exports the good row', async () => {
+describe('a build on a manifest naming /dev/zero, a FIFO and a private file', () => {
+  it('finishes, records a code for each row, and exports only the good row', async () => {
     const rows = [
       { key: 'ok', image: 'ok.jpg', caption: 'a photo' },
       { key: 'zero_abs', image: '/dev/zero', caption: 'zero' },
       { key: 'zero_url', image: 'file:///dev/zero', caption: 'zero url' },
       { key: 'zero_link', image: 'zero-link.jpg', caption: 'zero link' },
       { key: 'fifo', image: 'pipe.jpg', caption: 'fifo' },
+      { key: 'private', image: join(dir, 'private', 'secret.jpg'), caption: 'a private file' },
     ];
-    writeFileSync(join(dir, 'm.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
+    writeFileSync(join(dir, 'data', 'm.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
+    const manifest = { type: 'jsonl', path: 'data/m.jsonl', image: 'image', caption: 'caption', key: 'key' };
     writeFileSync(
       join(dir, 'recipe.yaml'),
       stringify({
         run: { db: 'out/run.db' },
-        sources: [{ type: 'jsonl', path: 'm.jsonl', image: 'image', caption: 'caption', key: 'key', keyPrefix: '' }],
+        sources: [
+          { ...manifest, name: 'confined', keyPrefix: '' },
+          // The same rows with local paths allowed anywhere: only what is not a regular file is refused then.
+          { ...manifest, name: 'anywhere', keyPrefix: 'any_', allowAbsolutePaths: true },
+        ],
         export: [{ type: 'webdataset', out: 'out/wds' }],
       }),
     );
     const result = await runCli(['build', join(dir, 'recipe.yaml'), '--progress', 'plain']);
     expect(result.code).toBe(1);
     expect(await failures(join(dir, 'out/run.db'))).toEqual({
-      zero_abs: 'image_unreadable',
-      zero_url: 'image_unreadable',
-      zero_link: 'image_unreadable',
+      zero_abs: 'image_path_invalid',
+      zero_url: 'image_path_invalid',
+      zero_link: 'image_path_invalid',
       fifo: 'image_unreadable',
+      private: 'image_path_invalid',
+      any_zero_abs: 'image_unreadable',
+      any_zero_url: 'image_unreadable',
+      any_zero_link: 'image_unreadable',
+      any_fifo: 'image_unreadable',
     });
     const stats = JSON.parse((await runCli(['inspect', join(dir, 'out/run.db'), 'stats', '--json'])).stdout);
-    expect(stats.samples).toMatchObject({ total: 5, ok: 1, failed: 4 });
-    expect(stats.exported).toEqual({ wds: 1 });
+    expect(stats.samples).toMatchObject({ total: 12, ok: 3, failed: 9 });
+    expect(stats.exported).toEqual({ wds: 3 });
+    // The private file went into the shard only where the recipe allowed any path.
+    expect(keysOf(await readShardMembers(join(dir, 'out/wds'))).sort()).toEqual(['any_ok', 'any_private', 'ok']);
   });
 });

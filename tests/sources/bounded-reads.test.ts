@@ -34,7 +34,7 @@ afterAll(async () => {
 const byKey = (pairs: Pair[]) => Object.fromEntries(pairs.map((p) => [p.key, p.failure ? `${p.failure.code}: ${p.failure.message}` : `ok ${p.imageBytes?.length}`]));
 
 describe('manifest and LLaVA image references', () => {
-  it('fail a FIFO, /dev/zero (path, file: URL, link) and an over-size file, each on its own sample', async () => {
+  it('fail a FIFO, a link to /dev/zero and an over-size file, each on its own sample', async () => {
     const rows = [
       { key: 'ok', image: 'ok.jpg' },
       { key: 'fifo', image: 'pipe.jpg' },
@@ -49,20 +49,23 @@ describe('manifest and LLaVA image references', () => {
     expect(Object.keys(got)).toEqual(['ok', 'fifo', 'zero_link', 'big']);
     expect(got['ok']).toBe(`ok ${image.length}`);
     expect(got['fifo']).toMatch(/^image_unreadable: image file .*pipe\.jpg is not a regular file \(a FIFO\)/);
-    expect(got['zero_link']).toMatch(/^image_unreadable: image file .*zero\.jpg is not a regular file \(a character device\)/);
+    // The link leads out of the manifest's folder: refused before anything is opened.
+    expect(got['zero_link']).toMatch(/^image_path_invalid: image file .*zero\.jpg \(a symbolic link to \/dev\/zero\) is outside the folders this source may read/);
     expect(got['big']).toMatch(/^image_too_large: image file .*big\.jpg is [\d,]+ bytes, more than decode\.maxBytes/);
   });
 
-  it('fail an absolute /dev/zero and a file:///dev/zero URL in a manifest with image_unreadable', async () => {
+  it('fail /dev/zero as a path, a file: URL and a link with image_unreadable when any path is allowed', async () => {
     const rows = [
       { key: 'zero_abs', image: '/dev/zero' },
       { key: 'zero_url', image: 'file:///dev/zero' },
+      { key: 'zero_link', image: 'zero.jpg' },
     ];
     await writeFile(path.join(dir, 'abs.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
     const pairs = await collect(
-      sourceFrom({ type: 'jsonl', path: 'abs.jsonl', image: 'image', key: 'key', keyPrefix: '', order: 'input' }).read(context(dir)),
+      sourceFrom({ type: 'jsonl', path: 'abs.jsonl', image: 'image', key: 'key', keyPrefix: '', order: 'input', allowAbsolutePaths: true }).read(context(dir)),
     );
-    expect(pairs.map((p) => p.failure?.code)).toEqual(['image_unreadable', 'image_unreadable']);
+    expect(pairs.map((p) => p.failure?.code)).toEqual(['image_unreadable', 'image_unreadable', 'image_unreadable']);
+    for (const pair of pairs) expect(pair.failure!.message).toContain('is not a regular file (a character device)');
   });
 
   it('fail a FIFO named by a LLaVA record', async () => {
@@ -97,7 +100,7 @@ describe('folder source', () => {
     expect(got['a']).toBe(`ok ${image.length}`);
     expect(got['b']).toMatch(/^image_too_large: /);
     expect(got['c']).toMatch(/^caption_unreadable: sidecar .*c\.txt is not a regular file \(a FIFO\)/);
-    expect(got['d']).toMatch(/^json_invalid: sidecar .*d\.json is not a regular file \(a character device\)/);
+    expect(got['d']).toMatch(/^json_invalid: sidecar .*d\.json \(a symbolic link to \/dev\/zero\) is outside the folders/);
   });
 });
 

@@ -322,18 +322,29 @@ describe('manifest format details', () => {
 });
 
 describe('manifest images as paths', () => {
-  it('absolute paths and file: URLs are read; relative paths resolve against the manifest folder by default', async () => {
+  it('absolute paths and file: URLs outside the images folder are read only from imageRoots or with allowAbsolutePaths', async () => {
     const abs = path.join(dir, 'imgs', 'a.jpg');
     await mkdir(path.join(dir, 'nested'), { recursive: true });
     await writeFile(path.join(dir, 'nested', 'local.jpg'), images.get('a.jpg')!);
+    await mkdir(path.join(dir, 'nested', 'imgs'), { recursive: true });
     await writeFile(
       path.join(dir, 'nested', 'paths.jsonl'),
-      [{ image: abs }, { image: `file://${abs}` }, { image: 'local.jpg' }, { image: 'imgs' }].map((r) => JSON.stringify(r)).join('\n'),
+      [{ image: abs }, { image: `file://${abs}` }, { image: 'local.jpg' }, { image: path.join(dir, 'nested', 'local.jpg') }, { image: 'imgs' }]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
     );
-    const pairs = await collect(sourceFrom({ type: 'jsonl', path: 'nested/paths.jsonl', image: 'image', order: 'input' }).read(context(dir)));
-    expect(pairs.slice(0, 3).map((p) => p.failure)).toEqual([null, null, null]);
-    expect(pairs[2]!.imageRef).toBe(`file:${path.join(dir, 'nested', 'local.jpg')}`);
-    expect(pairs[3]!.failure).toMatchObject({ code: 'image_missing' });
+    const read = (extra: Record<string, unknown>) =>
+      collect(sourceFrom({ type: 'jsonl', path: 'nested/paths.jsonl', image: 'image', order: 'input', ...extra }).read(context(dir)));
+    // By default only the manifest's own folder: an absolute path or file: URL into it is fine, elsewhere is not.
+    const confined = await read({});
+    expect(confined.map((p) => p.failure?.code ?? 'ok')).toEqual(['image_path_invalid', 'image_path_invalid', 'ok', 'ok', 'image_missing']);
+    expect(confined[0]!.failure!.message).toBe(
+      `image path ${JSON.stringify(abs)} points outside the folders this source may read (${path.join(dir, 'nested')}); list its folder in imageRoots, or set allowAbsolutePaths: true`,
+    );
+    expect(confined[0]!.imageBytes).toBeNull();
+    expect(confined[2]!.imageRef).toBe(`file:${path.join(dir, 'nested', 'local.jpg')}`);
+    expect((await read({ imageRoots: ['imgs'] })).map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'ok', 'image_missing']);
+    expect((await read({ allowAbsolutePaths: true })).map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'ok', 'image_missing']);
   });
 
   it('a relative path that leads out of the images folder is image_path_invalid, and nothing is read', async () => {
@@ -341,7 +352,7 @@ describe('manifest images as paths', () => {
     const pairs = await collect(sourceFrom({ type: 'jsonl', path: 'escape.jsonl', image: 'image', imagesDir: 'imgs', order: 'input' }).read(context(dir)));
     expect(pairs[0]!.failure).toEqual({
       code: 'image_path_invalid',
-      message: `image path "../m.csv" points outside the images folder ${path.join(dir, 'imgs')}`,
+      message: `image path "../m.csv" points outside the folders this source may read (${path.join(dir, 'imgs')}); list its folder in imageRoots, or set allowAbsolutePaths: true`,
       stage: 'source',
     });
     expect(pairs[0]!.imageBytes).toBeNull();
