@@ -25,17 +25,24 @@ export const BATCH_FINAL_STATES: ReadonlySet<string> = new Set(['completed', 'fa
 const MANAGEMENT_ATTEMPTS = 4;
 
 export class LlmBatchApi {
+  /**
+   * `toLlmError` classifies a failed call (`lastTry`: no retry follows); `onAnswer` hears of each call the
+   * server answered (the client's rule for stopping on connection failures depends on it).
+   */
   constructor(
     private readonly openai: OpenAI,
-    private readonly toLlmError: (err: unknown) => LlmError,
+    private readonly toLlmError: (err: unknown, attempts: number, lastTry: boolean) => LlmError,
+    private readonly onAnswer: () => void = () => {},
   ) {}
 
   private async retrying<T>(what: string, call: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await call();
+        const result = await call();
+        this.onAnswer();
+        return result;
       } catch (thrown) {
-        const err = this.toLlmError(thrown);
+        const err = this.toLlmError(thrown, attempt + 1, attempt + 1 >= MANAGEMENT_ATTEMPTS);
         if (!err.isRetryable || attempt + 1 >= MANAGEMENT_ATTEMPTS) {
           err.message = `${what}: ${err.message}`;
           throw err;

@@ -191,7 +191,11 @@ export class LlmClient {
       logLevel: 'off',
     });
     // Batch management calls stop the client as requests do (a rejected key, a server not there).
-    this.batch = new LlmBatchApi(this.openai, (err) => this.stopFor(this.toLlmError(err), 0));
+    this.batch = new LlmBatchApi(
+      this.openai,
+      (err, attempts, lastTry) => this.stopFor(this.toLlmError(err), attempts, lastTry),
+      () => (this.answered = true),
+    );
     const minuteMs = deps.minuteMs ?? 60_000;
     // A sliding window of about one second of the minute, holding that second's share of the requests:
     // 600 RPM is 10 per 1000 ms, 500 RPM is 8 per 960 ms, 30 RPM is 1 per 2000 ms. A minute then holds
@@ -290,15 +294,15 @@ export class LlmClient {
    * wrong URL, a server not started) and, once it has, when this was the request's last retry (the
    * server went away for good).
    */
-  private stopFor(err: LlmError, attempt: number): LlmError {
+  private stopFor(err: LlmError, attempts: number, lastTry: boolean): LlmError {
     if (err.status !== null) this.answered = true;
     if (err instanceof LlmKeyRejectedError || err instanceof LlmUnreachableError) {
       this.stop(err);
       return err;
     }
     const cause = err instanceof LlmConnectionError ? connectFailure(err.cause) : null;
-    if (cause === null || (this.answered && attempt < this.options.maxRetries)) return err;
-    const more = this.answered ? `, after it had answered earlier (${attempt + 1} attempts)` : '';
+    if (cause === null || (this.answered && !lastTry)) return err;
+    const more = this.answered ? `, after it had answered earlier (${attempts} attempts)` : '';
     const stop = new LlmUnreachableError(`cannot reach ${this.shownBaseURL}: ${cause}${more}`, { cause: err });
     this.stop(stop);
     return stop;
@@ -381,7 +385,7 @@ export class LlmClient {
           } catch (err) {
             if (deadline.signal.aborted) throw new LlmTimeoutError(`no complete answer within ${this.options.timeoutMs} ms`, { cause: err });
             // Decided before the slot is free, so a stop keeps the next queued request from being sent.
-            throw this.stopFor(this.toLlmError(err), attempt);
+            throw this.stopFor(this.toLlmError(err), attempt + 1, attempt >= this.options.maxRetries);
           } finally {
             clearTimeout(timer);
             this.stats.inFlight--;
