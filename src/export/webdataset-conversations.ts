@@ -4,14 +4,20 @@
  * very first human turn), written to `key.json` as `conversations`, with the record ids in
  * `conversation_records`. With a tokenizer, the merged conversation is tokenized with the template and
  * verified, and `key.input_ids.npy` / `key.labels.npy` (int32, .npy v1.0) are added; `key.json` then says
- * `tokens: {count, truncated}`. A sample whose conversation cannot be tokenized, or that has none while a
- * tokenizer is set, is left out of the shards with a recorded reason (a trainer reading `input_ids` would
- * fail on it); without a tokenizer every sample is written as before.
+ * `tokens: {count, truncated}`. A sample whose conversation cannot be tokenized, or that has none, is left
+ * out of the shards with a recorded reason (`no_conversation`: a trainer reading `conversations` or
+ * `input_ids` would fail on it).
+ *
+ * Without any conversation option the export is a **caption export**: `key.txt` (the published caption) is
+ * what a loader trains on (`to_tuple("jpg", "txt")`), so every sample written has one. A sample with no
+ * caption to train on is left out and counted (`no_caption`): writing it without `key.txt` breaks such a
+ * loader, and an empty `key.txt` would train an empty caption.
  *
  * Defaults: tasks are every task but `stage1` (with template `plain`: only `stage1`); regions are written in
  * the template's family style (`qwen2vl` for qwen2_vl, else `llava`).
  */
 import { IMAGE_TOKEN, type InstructionTask, type Turn } from '../core/conversation.js';
+import { trainingCaption } from './webdataset-sample.js';
 import type { ShardSpec } from '../core/shard.js';
 import { ExportRecords, type RecordRow } from '../store/export-records.js';
 import { ConversationEncoder } from './conversation-encoder.js';
@@ -64,6 +70,8 @@ export function mergeConversations(records: readonly { conversations: readonly T
 export class WebDatasetConversations {
   private rows: RecordRow[] = [];
   private seq: number;
+  /** Caption export: samples left out by this run, by reason. */
+  readonly leftOut: Record<string, number> = {};
 
   private constructor(
     private readonly exportName: string,
@@ -118,6 +126,10 @@ export class WebDatasetConversations {
 
   /** The json fields and members a sample gets, or why it cannot be written. */
   prepare(sample: InstructionExportable): PreparedConversation {
+    if (!this.records && trainingCaption(sample.captions) === null) {
+      this.leftOut['no_caption'] = (this.leftOut['no_caption'] ?? 0) + 1;
+      return { ok: false, code: 'no_caption', message: 'no caption to train on (every sample of a caption export has key.txt)' };
+    }
     const image = sample.image ? { width: sample.image.width, height: sample.image.height } : null;
     const sources = collectRecords(sample, this.resolved.tasks);
     const valid: { id: string; task: InstructionTask; conversations: readonly Turn[]; hasImage: boolean }[] = [];
@@ -135,7 +147,9 @@ export class WebDatasetConversations {
       return { ok: false, code, message };
     };
     if (valid.length === 0) {
-      if (this.tokenized) return fail('no_conversation', `no valid record of the tasks ${[...this.resolved.tasks].join(', ')} to tokenize`);
+      // A conversation export's loader reads `conversations` (and the .npy members): a sample without any
+      // is left out, as a caption export leaves out a sample without a caption.
+      if (this.records) return fail('no_conversation', `no valid record of the tasks ${[...this.resolved.tasks].join(', ')}${this.tokenized ? ' to tokenize' : ''}`);
       return { ok: true, extras: null };
     }
     const merged = mergeConversations(valid);
@@ -192,5 +206,13 @@ export class WebDatasetConversations {
 
   describe(stats: ExportStats): string {
     return describeStats(stats);
+  }
+
+  /** `export wds: 3 samples left out (no_caption 3): ...`, or null when none was. */
+  describeLeftOut(): string | null {
+    const entries = Object.entries(this.leftOut);
+    if (entries.length === 0) return null;
+    const total = entries.reduce((n, [, k]) => n + k, 0);
+    return `export ${this.exportName}: ${total} sample(s) left out (${entries.map(([code, n]) => `${code} ${n}`).join(', ')}): a caption export writes only samples with a caption to train on, each with key.txt`;
   }
 }

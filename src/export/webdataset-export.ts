@@ -322,6 +322,8 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
           await writeFileAtomically(join(dir, manifestName(shard)), `${JSON.stringify(buildManifest(store, exportName, prefix), null, 2)}\n`);
           const stats = await conversations.finish(dir, shard);
           if (stats) stageCtx.emit({ type: 'log', level: stats.failed > 0 ? 'warn' : 'info', message: conversations.describe(stats) });
+          const leftOut = conversations.describeLeftOut();
+          if (leftOut) stageCtx.emit({ type: 'log', level: 'warn', message: leftOut });
         }
       }
     },

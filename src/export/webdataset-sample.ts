@@ -7,7 +7,8 @@ import type { SampleMember, WebDatasetSample } from './webdataset-writer.js';
  * - `key.<ext>`: the image bytes as given (the exports write JPEG, PNG and WebP as they came and any other
  *   format as PNG, EXIF-rotated images upright: `export-image.ts`); `<ext>` from the format
  *   ({@link imageExtension}): jpg, png or webp,
- * - `key.txt`: the published caption (the first kept one; omitted when there is none),
+ * - `key.txt`: the published caption (the first kept one) when its text is not blank ({@link trainingCaption});
+ *   a caption export leaves samples without one out (`webdataset-conversations.ts`),
  * - `key.json`: everything known about the sample ({@link SampleJson}), keys in a fixed order.
  */
 
@@ -104,6 +105,12 @@ export interface WebDatasetSampleExtras {
   members?: readonly SampleMember[];
 }
 
+/** The caption `key.txt` holds: the published caption, unless its text is blank (nothing to train on). */
+export function trainingCaption(captions: DecodedPair['captions']): string | null {
+  const caption = publishedCaption(captions);
+  return caption && caption.text.trim().length > 0 ? caption.text : null;
+}
+
 /** The members of one sample. Throws when the sample has no image (failed samples are never exported). */
 export function toWebDatasetSample(sample: ExportableSample, extras: WebDatasetSampleExtras = {}): WebDatasetSample {
   if (!sample.image || !sample.imageBytes) {
@@ -114,7 +121,7 @@ export function toWebDatasetSample(sample: ExportableSample, extras: WebDatasetS
     { ext: 'json', data: Buffer.from(JSON.stringify(sampleJson(sample, extras.json)), 'utf8') },
     ...(extras.members ?? []),
   ];
-  const caption = publishedCaption(sample.captions);
-  if (caption) members.push({ ext: 'txt', data: Buffer.from(caption.text, 'utf8') });
+  const caption = trainingCaption(sample.captions);
+  if (caption !== null) members.push({ ext: 'txt', data: Buffer.from(caption, 'utf8') });
   return { key: sample.key, members };
 }

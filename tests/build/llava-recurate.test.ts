@@ -44,7 +44,8 @@ describe('a llava source', () => {
       sources: [{ type: 'llava', path: 'in.json', images: 'imgs' }],
       export: [
         { type: 'llava', name: 'llava', out: 'llava' },
-        { type: 'webdataset', name: 'wds', out: 'wds' },
+        // A conversation WebDataset (a caption export would leave out samples without a caption).
+        { type: 'webdataset', name: 'wds', out: 'wds', tasks: ['imported'] },
       ],
     };
     for await (const _ of runBuild(parseRecipe(recipe, 'test', dir), { shard: { index: 0, count: 1 }, signal: new AbortController().signal })) {

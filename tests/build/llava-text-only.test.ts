@@ -20,7 +20,8 @@ async function makeRun(textOnly?: string): Promise<string> {
   mkdirSync(join(dir, 'imgs'));
   writeFileSync(join(dir, 'imgs', 'a.png'), await makeImage(1, 'png', 20));
   const records = [
-    { id: 'with-image', image: 'a.png', conversations: [human('<image>\nWhat is it?'), gpt('A square.')] },
+    // A brief description: its answer is the caption the (caption) WebDataset export writes.
+    { id: 'with-image', image: 'a.png', conversations: [human('<image>\nDescribe the image briefly.'), gpt('A square.')] },
     { id: 'chat-1', conversations: [human('Tell me a joke.'), gpt('No.')] },
     { id: 'chat-2', image: '', conversations: [human('Hello?'), gpt('Hi.')] },
   ];

@@ -103,6 +103,19 @@ describe('WebDataset with conversations, no tokenizer', () => {
     // No conversation option set: nothing recorded, no stats file (the plain export is unchanged).
     expect(readdirSync(join(base, 'wds'))).not.toContain('stats.json');
   });
+
+  it('with a conversation option, leaves out a sample that has no conversation (no_conversation), as with a tokenizer', async () => {
+    const base = tempDir();
+    const input = await samples();
+    const { store } = openTestStore(base, input);
+    await runStage(wdsStage(store, base, { tasks: ['conversation', 'detail', 'reasoning'] }), input);
+    const { names, files } = readShards(join(base, 'wds'));
+    expect(keyRuns(names)).toEqual(['w1', 'w2']);
+    // The obvious loader of a conversation export reads json["conversations"]: every sample has it.
+    for (const key of ['w1', 'w2']) expect(JSON.parse(files.get(`${key}.json`)!.toString('utf8'))).toHaveProperty('conversations');
+    const stats = JSON.parse(readFileSync(join(base, 'wds', 'stats.json'), 'utf8')) as ExportStats;
+    expect(stats.reasons).toEqual({ no_conversation: 1 });
+  });
 });
 
 describe(`WebDataset with input_ids.npy / labels.npy (${TOKENIZERS.llamaName}, ${TOKENIZERS.qwenName})`, () => {

@@ -377,4 +377,47 @@ describe('webdatasetExportSchema', () => {
     expect(readManifest(join(base, 'wds', 'manifest.json')).export).toBe('train');
     expect(exportRowCount(store, 'train')).toBe(2);
   });
+
+});
+
+describe('caption exports read by the obvious loader', () => {
+  /**
+   * webdataset's reader, as `wds.WebDataset(url).to_tuple("jpg;png", "txt")` groups and picks members
+   * (webdataset/tariterators.py: keys split by base_plus_ext at the first dot of the file name; to_tuple raises
+   * ValueError "Didn't find ... in ..." when a sample lacks a field).
+   */
+  function toTuple(file: string, fields: string[]): string[][] {
+    const samples = new Map<string, Map<string, string>>();
+    for (const member of listWithNodeTar(file)) {
+      const match = /^((?:.*\/|)[^.]+)[.]([^/]*)$/.exec(member.path);
+      if (!match) continue;
+      if (!samples.has(match[1]!)) samples.set(match[1]!, new Map());
+      samples.get(match[1]!)!.set(match[2]!, member.path);
+    }
+    return [...samples].map(([key, members]) =>
+      fields.map((field) => {
+        const found = field.split(';').find((ext) => members.has(ext));
+        if (found === undefined) throw new Error(`Didn't find ${field} in ${[...members.keys()].join(', ')} (key ${key})`);
+        return members.get(found)!;
+      }),
+    );
+  }
+
+  it('a caption export writes only samples with a caption to train on, each with key.txt, and counts the rest', async () => {
+    const base = tempDir();
+    const samples = await makePairs(4);
+    samples[1] = { ...samples[1]!, captions: [] };
+    samples[2] = { ...samples[2]!, captions: [{ ...samples[2]!.captions[0]!, text: '   ' }] };
+    const { store } = openTestStore(base, samples);
+    const events: StageEvent[] = [];
+    await runStage(exportStage(store, base), samples, events);
+    const dir = join(base, 'wds');
+    const tuples = tarFiles(dir).flatMap((f) => toTuple(join(dir, f), ['jpg;png;webp', 'txt']));
+    expect(tuples.map(([image, text]) => [image, text])).toEqual([
+      [`${samples[0]!.key}.png`, `${samples[0]!.key}.txt`],
+      [`${samples[3]!.key}.png`, `${samples[3]!.key}.txt`],
+    ]);
+    expect(store.exportedKeys('wds', samples.map((s) => s.key))).toEqual(new Set([samples[0]!.key, samples[3]!.key]));
+    expect(events.some((e) => e.type === 'log' && e.level === 'warn' && /wds: 2 sample\(s\) left out \(no_caption 2\)/.test(e.message))).toBe(true);
+  });
 });
