@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { ShardSpec } from '../core/shard.js';
 import type { Stage, StageContext } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import type { RunStore, ShardRecord } from '../store/run-store.js';
-import { syncDir, writeFileAtomically } from './durable-fs.js';
+import { renameNoReplace, syncDir, writeFileAtomically } from './durable-fs.js';
 import type { ExportContext, ExportType } from './export-type.js';
 import { parseSize } from './size.js';
 import { exportImage } from './export-image.js';
@@ -15,19 +15,22 @@ import { toWebDatasetSample, type ExportableSample } from './webdataset-sample.j
 import { isExportable } from '../core/sample.js';
 import { conversationFields } from './conversation-options.js';
 import { WebDatasetConversations } from './webdataset-conversations.js';
-import { shardFileName, tmpName, WebDatasetWriter, type ShardInfo } from './webdataset-writer.js';
+import { shardFileName, WebDatasetWriter, type ShardInfo } from './webdataset-writer.js';
+import { isBeingWritten, parseTmpName } from '../core/temp-file.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
 import { assertOwnFolder } from './export-folder.js';
 
 /**
  * WebDataset export stage with exactly-once output across crashes and re-runs.
  *
- * The protocol, per shard: write `NAME.tar.tmp` completely and fsync it; record the shard and one export row
- * per sample in the store, in one transaction; rename to `NAME.tar`. So the store holds a sample as exported
- * exactly when a complete shard holding it is recorded, and on start the stage makes the folder agree with
- * the store: a recorded shard left as `.tmp` is renamed, anything of this prefix not recorded is deleted
- * (a killed process's partial shard), and numbering continues after the highest recorded shard. Samples the
- * store already holds for this export are skipped, so a re-run writes each sample once in all.
+ * The protocol, per shard: write `NAME.tar.PID.RANDOM.tmp` completely and fsync it; record the shard (under a
+ * file name no other shard has) and one export row per sample in the store, in one transaction; rename to
+ * `NAME.tar`, never over an existing file. So the store holds a sample as exported exactly when a complete
+ * shard holding it is recorded, and on start the stage makes the folder agree with the store: a recorded
+ * shard left under its temporary name is renamed, anything of this prefix not recorded is deleted (a killed
+ * process's partial shard) except the temporary files of a live process, and numbering continues after the
+ * highest recorded shard. Samples the store already holds for this export are skipped, so a re-run writes
+ * each sample once in all.
  */
 
 const sizeOption = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
@@ -93,14 +96,33 @@ export interface RecoveryReport {
   deleted: string[];
   /** Recorded shards whose file is in neither form (moved or deleted by hand). */
   missing: string[];
-  /** Index for the next shard: one after the highest recorded. */
+  /** Temporary shard files of this prefix that a live process is writing: left alone. */
+  inUse: string[];
+  /** Index for the next shard: one after the highest recorded, and after any file in use. */
   nextIndex: number;
 }
 
 
-/** Matches this prefix's shard files and captures the index and the `.tmp` suffix. */
+/** Matches this prefix's final shard names and captures the index. */
 function shardPattern(prefix: string): RegExp {
-  return new RegExp(`^${escapeRegExp(prefix)}-(\\d{6,})\\.tar(\\.tmp)?$`);
+  return new RegExp(`^${escapeRegExp(prefix)}-(\\d{6,})\\.tar$`);
+}
+
+/** A file of this prefix in the folder: a final shard, or a temporary one being (or left) written. */
+interface ShardFile {
+  entry: string;
+  index: number;
+  tmp: boolean;
+}
+
+/**
+ * Which shard file `entry` is: `NAME.tar`, `NAME.tar.PID.RANDOM.tmp` (`core/temp-file.ts`), or `NAME.tar.tmp`
+ * as vlcurate named temporary shards before (never a live writer's now). Null for anything else.
+ */
+function shardFileOf(prefix: string, entry: string): ShardFile | null {
+  const tmp = parseTmpName(entry)?.target ?? (entry.endsWith('.tar.tmp') ? entry.slice(0, -'.tmp'.length) : null);
+  const match = shardPattern(prefix).exec(tmp ?? entry);
+  return match ? { entry, index: Number(match[1]), tmp: tmp !== null } : null;
 }
 
 /** Recorded shards of this export written under `prefix`, by file index. */
@@ -109,7 +131,7 @@ function ownShards(store: RunStore, exportName: string, prefix: string): Map<num
   const own = new Map<number, ShardRecord>();
   for (const record of store.shards(exportName)) {
     const match = pattern.exec(basename(record.path));
-    if (match && !match[2]) own.set(Number(match[1]), record);
+    if (match) own.set(Number(match[1]), record);
   }
   return own;
 }
@@ -120,10 +142,18 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Whether a temporary shard is the recorded one: same size, same sha256. */
+async function matchesRecord(path: string, record: ShardRecord): Promise<boolean> {
+  const { size } = await stat(path);
+  return size === record.byteLength && (await sha256File(path)) === record.sha256;
+}
+
 /**
- * Make `dir` agree with the store for one export and prefix: rename recorded shards still named `.tmp`
- * (after checking their size and sha256 against the record), delete every file of this prefix that is not
- * a recorded shard, and find the next free index. Files of other prefixes are never touched.
+ * Make `dir` agree with the store for one export and prefix: rename recorded shards still under a temporary
+ * name (after checking their size and sha256 against the record), delete every file of this prefix that is
+ * not a recorded shard, and find the next free index. Files of other prefixes are never touched, and
+ * neither are temporary files a live process is writing (`inUse`): only a dead writer's leftovers go.
+ * Runs under the run database's lock (`store/run-lock.ts`), so no other writer of this database is live.
  */
 export async function recoverShards(params: {
   dir: string;
@@ -132,9 +162,8 @@ export async function recoverShards(params: {
   store: RunStore;
 }): Promise<RecoveryReport> {
   const { dir, prefix, exportName, store } = params;
-  const report: RecoveryReport = { renamed: [], deleted: [], missing: [], nextIndex: 0 };
+  const report: RecoveryReport = { renamed: [], deleted: [], missing: [], inUse: [], nextIndex: 0 };
   const own = ownShards(store, exportName, prefix);
-  for (const index of own.keys()) report.nextIndex = Math.max(report.nextIndex, index + 1);
 
   let entries: string[];
   try {
@@ -143,46 +172,58 @@ export async function recoverShards(params: {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     entries = [];
   }
-  const present = new Set(entries);
+  const files = entries.map((entry) => shardFileOf(prefix, entry)).filter((f): f is ShardFile => f !== null);
+  const inUse = new Set(files.filter((f) => f.tmp && isBeingWritten(join(dir, f.entry))).map((f) => f.entry));
+  const finals = new Set(files.filter((f) => !f.tmp).map((f) => f.index));
+  const gone = new Set<string>();
 
   for (const [index, record] of own) {
+    if (finals.has(index)) continue;
     const name = shardFileName(prefix, index);
-    if (present.has(name)) continue;
-    const tmp = tmpName(name);
-    if (!present.has(tmp)) {
-      report.missing.push(name);
+    const leftovers = files.filter((f) => f.tmp && f.index === index && !inUse.has(f.entry));
+    if (leftovers.length === 0) {
+      if (!files.some((f) => f.tmp && f.index === index)) report.missing.push(name);
       continue;
     }
-    const tmpPath = join(dir, tmp);
-    const { size } = await stat(tmpPath);
-    const sha256 = size === record.byteLength ? await sha256File(tmpPath) : null;
-    if (sha256 !== record.sha256) {
+    let found: ShardFile | null = null;
+    for (const file of leftovers) {
+      if (await matchesRecord(join(dir, file.entry), record)) {
+        found = file;
+        break;
+      }
+    }
+    if (!found) {
       throw new Error(
-        `export ${exportName}: ${tmpPath} does not match its recorded shard (${record.byteLength} bytes, sha256 ${record.sha256}); ` +
+        `export ${exportName}: ${join(dir, leftovers[0]!.entry)} does not match its recorded shard (${record.byteLength} bytes, sha256 ${record.sha256}); ` +
           'it was changed after it was written. Remove it and its record, or restore the file.',
       );
     }
-    await rename(tmpPath, join(dir, name));
-    present.delete(tmp);
-    present.add(name);
+    await renameNoReplace(join(dir, found.entry), join(dir, name));
+    gone.add(found.entry);
+    finals.add(index);
     report.renamed.push(name);
   }
 
-  const pattern = shardPattern(prefix);
-  for (const entry of present) {
-    const match = pattern.exec(entry);
-    if (!match) continue;
-    const recorded = own.has(Number(match[1]));
-    // A final file is kept only when recorded; a `.tmp` left beside a recorded final file is a stale copy.
-    if (recorded && !match[2]) continue;
-    await rm(join(dir, entry), { force: true });
-    report.deleted.push(entry);
+  for (const file of files) {
+    if (gone.has(file.entry)) continue;
+    if (inUse.has(file.entry)) {
+      report.inUse.push(file.entry);
+      report.nextIndex = Math.max(report.nextIndex, file.index + 1);
+      continue;
+    }
+    // A final file is kept only when recorded; a temporary one beside a recorded final file is a stale copy.
+    if (!file.tmp && own.has(file.index)) continue;
+    await rm(join(dir, file.entry), { force: true });
+    report.deleted.push(file.entry);
   }
+  // Numbering goes on after every recorded shard and every file a live writer still has.
+  for (const index of own.keys()) report.nextIndex = Math.max(report.nextIndex, index + 1);
 
   if (report.renamed.length > 0 || report.deleted.length > 0) await syncDir(dir);
   report.renamed.sort();
   report.deleted.sort();
   report.missing.sort();
+  report.inUse.sort();
   return report;
 }
 
@@ -206,24 +247,32 @@ export function buildManifest(store: RunStore, exportName: string, prefix: strin
 /**
  * Record a finished shard under the next free index of the export, in one immediate transaction so that
  * processes sharing the database (`--shard I/N`) never pick the same index. File names number shards per
- * process; the store numbers them per export.
+ * process; the store numbers them per export. A file name is never given to a second shard: when the
+ * writer's name is recorded already (for any shard of any export) or a file has it, the next free file
+ * index is taken, and returned for the writer to rename the shard to.
  */
-function recordShard(store: RunStore, exportName: string, info: ShardInfo, keys: readonly string[]): void {
+function recordShard(store: RunStore, exportName: string, prefix: string, info: ShardInfo, keys: readonly string[]): number {
+  const dir = dirname(info.path);
+  const recorded = store.db.prepare('SELECT 1 FROM export_shards WHERE path = ?').pluck();
   const record = store.db.transaction(() => {
     const highest = store.shards(exportName).reduce((max, s) => Math.max(max, s.shardIndex), -1);
+    let index = info.index;
+    const pathOf = (i: number) => join(dir, shardFileName(prefix, i));
+    while (recorded.get(pathOf(index)) !== undefined || existsSync(pathOf(index))) index++;
     store.recordShard(
       {
         exportName,
         shardIndex: highest + 1,
-        path: info.path,
+        path: pathOf(index),
         sampleCount: info.count,
         byteLength: info.bytes,
         sha256: info.sha256,
       },
       keys,
     );
+    return index;
   });
-  record.immediate();
+  return record.immediate();
 }
 
 export interface WebDatasetExportHooks {
@@ -267,6 +316,15 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
             `removed ${recovery.deleted.length} unrecorded file(s) of an interrupted run`,
         });
       }
+      if (recovery.inUse.length > 0) {
+        stageCtx.emit({
+          type: 'log',
+          level: 'warn',
+          message:
+            `export ${exportName}: ${recovery.inUse.length} temporary shard file(s) in ${dir} belong to another live process ` +
+            `(${recovery.inUse.slice(0, 3).join(', ')}${recovery.inUse.length > 3 ? ', …' : ''}); left alone. Does another run write this folder?`,
+        });
+      }
       if (recovery.missing.length > 0) {
         stageCtx.emit({
           type: 'log',
@@ -287,8 +345,9 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
         onShardComplete: async (info, keys) => {
           // Record outcomes (token counts) first: they count once the shard record marks the samples exported.
           conversations.flush();
-          recordShard(store, exportName, info, keys);
+          const index = recordShard(store, exportName, prefix, info, keys);
           await hooks.afterRecord?.(info);
+          return index;
         },
       });
 

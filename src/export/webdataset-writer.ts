@@ -1,9 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import tarStream from 'tar-stream';
 import { isValidKey, KEY_CHARACTERS } from '../core/sample.js';
-import { syncDir } from './durable-fs.js';
+import { markWriting, uniqueTmpPath } from '../core/temp-file.js';
+import { FileExistsError, renameNoReplace, syncDir } from './durable-fs.js';
 
 /**
  * Streaming WebDataset shard writer. Samples go into POSIX ustar archives, one sample's members one after
@@ -12,9 +13,11 @@ import { syncDir } from './durable-fs.js';
  * - mtime is {@link SHARD_MTIME} (2000-01-01T00:00:00Z; not epoch 0, which some tools flag as implausible),
  * - mode 0644, uid/gid 0, empty uname/gname, no end-of-archive padding beyond tar's two zero blocks.
  *
- * A shard is written to `NAME.tmp`. Finishing it flushes and fsyncs the file, computes its sha256 and size,
- * awaits `onShardComplete(info, keys)`, and only then renames `.tmp` to the final name, so a final name
- * always means a complete shard that the hook has seen.
+ * A shard is written to `NAME.PID.RANDOM.tmp` (`core/temp-file.ts`: no two writers share a temporary name, and
+ * recovery can tell a live writer's file from a dead one's). Finishing it flushes and fsyncs the file,
+ * computes its sha256 and size, awaits `onShardComplete(info, keys)`, and only then renames it to the final
+ * name, so a final name always means a complete shard that the hook has seen. The rename never replaces an
+ * existing file: a final name is never reused.
  */
 
 /** Modification time stamped on every member. */
@@ -74,20 +77,16 @@ export interface WebDatasetWriterOptions {
    */
   maxSize: number;
   /**
-   * Called once a shard's `.tmp` file is complete and fsynced, before it is renamed. If it throws, the `.tmp`
-   * file stays where it is, the writer stops, and the error propagates to the caller.
+   * Called once a shard's `.tmp` file is complete and fsynced, before it is renamed. It may return another
+   * file index for the final name (the store picks one no other shard has). If it throws, the `.tmp` file
+   * stays where it is, the writer stops, and the error propagates to the caller.
    */
-  onShardComplete?: (info: ShardInfo, keys: readonly string[]) => Promise<void> | void;
+  onShardComplete?: (info: ShardInfo, keys: readonly string[]) => Promise<number | void> | number | void;
 }
 
 /** Shard file name for a prefix and index. */
 export function shardFileName(prefix: string, index: number): string {
   return `${prefix}-${String(index).padStart(INDEX_DIGITS, '0')}.tar`;
-}
-
-/** The tmp name a shard is written under. */
-export function tmpName(name: string): string {
-  return `${name}.tmp`;
 }
 
 export function assertValidKey(key: string): void {
@@ -156,6 +155,8 @@ class OpenShard {
     readonly path: string,
     readonly tmpPath: string,
     private readonly handle: FileHandle,
+    /** Tell recovery that this process no longer writes `tmpPath` (renamed, or left for recovery). */
+    readonly doneWriting: () => void,
   ) {
     this.drained = this.drain();
     // Errors surface through `add`/`finish`; keep Node from reporting them as unhandled meanwhile.
@@ -165,9 +166,17 @@ class OpenShard {
   static async create(dir: string, prefix: string, index: number): Promise<OpenShard> {
     const name = shardFileName(prefix, index);
     const path = join(dir, name);
-    const tmpPath = join(dir, tmpName(name));
-    const handle = await open(tmpPath, 'w', 0o644);
-    return new OpenShard(index, name, path, tmpPath, handle);
+    const tmpPath = uniqueTmpPath(path);
+    // Marked before it exists, so that recovery in this process never takes it for a dead writer's.
+    const doneWriting = markWriting(tmpPath);
+    try {
+      // 'wx': a name that exists is never written into.
+      const handle = await open(tmpPath, 'wx', 0o644);
+      return new OpenShard(index, name, path, tmpPath, handle, doneWriting);
+    } catch (err) {
+      doneWriting();
+      throw err;
+    }
   }
 
   private async drain(): Promise<void> {
@@ -238,6 +247,7 @@ class OpenShard {
     this.pack.destroy(new Error('shard abandoned'));
     await this.drained.catch(() => undefined);
     await this.handle.close().catch(() => undefined);
+    this.doneWriting();
   }
 }
 
@@ -341,14 +351,30 @@ export class WebDatasetWriter {
     if (!open) return;
     this.current = null;
     try {
-      const info = await open.finish();
-      await this.options.onShardComplete?.(info, [...open.keys]);
-      await rename(info.tmpPath, info.path);
+      let info = await open.finish();
+      const index = await this.options.onShardComplete?.(info, [...open.keys]);
+      if (typeof index === 'number' && index !== info.index) {
+        const name = shardFileName(this.options.prefix, index);
+        info = { ...info, index, name, path: join(this.options.dir, name) };
+        this.nextIndex = Math.max(this.nextIndex, index + 1);
+      }
+      try {
+        await renameNoReplace(info.tmpPath, info.path);
+      } catch (err) {
+        if (!(err instanceof FileExistsError)) throw err;
+        throw new Error(
+          `cannot move the finished shard ${info.tmpPath} into place: ${info.path} exists (another process writes shards of ` +
+            'this name into this folder?); it was not replaced',
+          { cause: err },
+        );
+      }
       await syncDir(this.options.dir);
       this.finished.push(info);
     } catch (err) {
       this.broken = err;
       throw err;
+    } finally {
+      open.doneWriting();
     }
   }
 }

@@ -17,7 +17,8 @@
  * Within one run, requests for a URL already being downloaded wait for that download (LAION-style
  * manifests repeat URLs).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { uniqueTmpPath } from '../core/temp-file.js';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { readLocalFile } from './local-file.js';
@@ -150,7 +151,7 @@ export class DownloadCache {
 }
 
 async function writeAtomically(file: string, data: Buffer | string): Promise<void> {
-  const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const temporary = uniqueTmpPath(file);
   try {
     await writeFile(temporary, data);
     await rename(temporary, file);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import * as tar from 'tar';
+import { escapeRegExp } from '../../src/core/escape-regexp.js';
 import type { StageEvent } from '../../src/core/events.js';
 import type { Caption, DecodedPair } from '../../src/core/sample.js';
 import type { Stage, StageContext } from '../../src/core/stage.js';
@@ -197,4 +198,9 @@ export function keyRuns(names: readonly string[]): string[] {
     if (keys[keys.length - 1] !== key) keys.push(key);
   }
   return keys;
+}
+
+/** The temporary name this process writes `name` under (`core/temp-file.ts`): `NAME.PID.RANDOM.tmp`. */
+export function tmpOf(name: string): RegExp {
+  return new RegExp(`^${escapeRegExp(name)}\\.${process.pid}\\.[0-9a-f]{8}\\.tmp$`);
 }

@@ -1,4 +1,5 @@
-import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StageEvent } from '../../src/core/events.js';
@@ -26,6 +27,7 @@ import {
   sha256File,
   stageContext,
   tempDir,
+  tmpOf,
 } from './fixtures.js';
 
 afterEach(cleanup);
@@ -185,7 +187,10 @@ describe('WebDataset export stage', () => {
     });
     await expect(runStage(crashing, samples)).rejects.toThrow('killed after recordShard');
     // Shard 0 is final; shard 1 is recorded but still .tmp; nothing else was started.
-    expect(readdirSync(dir).sort()).toEqual(['wds-000000.tar', 'wds-000001.tar.tmp']);
+    const left = readdirSync(dir).sort();
+    expect(left).toHaveLength(2);
+    expect(left[0]).toBe('wds-000000.tar');
+    expect(left[1]).toMatch(tmpOf('wds-000001.tar'));
     expect(store.shards('wds').map((s) => s.shardIndex)).toEqual([0, 1]);
     expect(exportRowCount(store)).toBe(10);
 
@@ -242,7 +247,7 @@ describe('WebDataset export stage', () => {
     // (a) A recorded shard left as .tmp is renamed.
     renameSync(shard, `${shard}.tmp`);
     const report = await recoverShards({ dir, prefix: 'wds', exportName: 'wds', store });
-    expect(report).toEqual({ renamed: ['wds-000000.tar'], deleted: [], missing: [], nextIndex: 1 });
+    expect(report).toEqual({ renamed: ['wds-000000.tar'], deleted: [], missing: [], inUse: [], nextIndex: 1 });
     expect(Buffer.compare(readFileSync(shard), good)).toBe(0);
     expect(existsSync(`${shard}.tmp`)).toBe(false);
 
@@ -304,7 +309,9 @@ describe('WebDataset export stage', () => {
     await expect(runStage(exportStage(store, base), [samples[0]!, samples[1]!, broken])).rejects.toThrow(/"not\.valid"/);
     const dir = join(base, 'wds');
     expect(exportRowCount(store)).toBe(0);
-    expect(readdirSync(dir)).toEqual(['wds-000000.tar.tmp']);
+    const left = readdirSync(dir);
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(tmpOf('wds-000000.tar'));
 
     await runStage(exportStage(store, base), samples);
     expect(exportedKeysOnDisk(dir)).toEqual(samples.map((s) => s.key));
@@ -344,6 +351,67 @@ describe('WebDataset export stage', () => {
     const indices = store.shards('wds').map((s) => s.shardIndex);
     expect(new Set(indices).size).toBe(indices.length);
     expect(indices.length).toBe(m0.shards.length + m1.shards.length);
+  });
+});
+
+describe('defence in depth: two writers that the run lock did not keep apart', () => {
+  // The CLI holds the run database's lock (store/run-lock.ts); these stages run without it, as two
+  // processes would on a file system whose POSIX locks do not work (issue 11: `export_shards` recorded two
+  // shard indices with the same path, and the later shard's rename overwrote the earlier one).
+  it('never gives one file name to two shards, never writes into or renames over another writer\'s file', async () => {
+    const base = tempDir();
+    const samples = await makePairs(24);
+    const { store, path } = openTestStore(base, samples);
+    const { openDatabase } = await import('../../src/store/database.js');
+    const { RunStore: Store } = await import('../../src/store/run-store.js');
+    const second = new Store(openDatabase(path)); // a second connection, as a second process has
+    // Same export, same folder, same prefix; each writer has its own samples (as two sources would).
+    const halves = [samples.filter((_, i) => i % 2 === 0), samples.filter((_, i) => i % 2 === 1)];
+    await Promise.all([runStage(exportStage(store, base, { maxCount: 3 }), halves[0]!), runStage(exportStage(second, base, { maxCount: 3 }), halves[1]!)]);
+
+    const dir = join(base, 'wds');
+    const records = store.shards('wds');
+    expect(records).toHaveLength(8);
+    expect(new Set(records.map((r) => r.path)).size).toBe(records.length);
+    for (const record of records) expect(sha256File(record.path)).toBe(record.sha256);
+    expect(tarFiles(dir)).toEqual(records.map((r) => r.path.slice(dir.length + 1)).sort());
+    const keys = exportedKeysOnDisk(dir);
+    expect(keys).toHaveLength(24);
+    expect(keys.sort()).toEqual(samples.map((s) => s.key).sort());
+    expect(exportRowCount(store)).toBe(24);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('recovery removes the temporary shards of dead writers only, and numbers new shards after the live ones', async () => {
+    const base = tempDir();
+    const samples = await makePairs(2);
+    const { store } = openTestStore(base, samples);
+    const dir = join(base, 'wds');
+    mkdirSync(dir);
+    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      const live = `wds-000007.tar.${sleeper.pid}.0a1b2c3d.tmp`;
+      const dead = `wds-000003.tar.${2 ** 22 + 999}.0a1b2c3d.tmp`; // above Linux's pid_max: no such process
+      const mine = `wds-000004.tar.${process.pid}.0a1b2c3d.tmp`; // our pid, but not ours: left by a dead process that had it
+      const legacy = 'wds-000005.tar.tmp'; // an older vlcurate's name
+      for (const name of [live, dead, mine, legacy]) writeFileSync(join(dir, name), 'partial');
+      const events: StageEvent[] = [];
+      await runStage(exportStage(store, base), samples, events);
+      expect(readdirSync(dir).sort()).toEqual(['manifest.json', 'wds-000008.tar', live].sort());
+      expect(events).toContainEqual(
+        expect.objectContaining({ type: 'log', level: 'warn', message: expect.stringContaining(`belong to another live process (${live})`) }),
+      );
+      expect(exportedKeysOnDisk(dir)).toEqual(samples.map((s) => s.key));
+
+      sleeper.kill('SIGKILL');
+      await new Promise((r) => sleeper.once('exit', r));
+      const report = await recoverShards({ dir, prefix: 'wds', exportName: 'wds', store });
+      expect(report.deleted).toEqual([live]);
+      expect(report.inUse).toEqual([]);
+      expect(report.nextIndex).toBe(9);
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -18,6 +18,7 @@ import {
   makeImage,
   sha256File,
   tempDir,
+  tmpOf,
 } from './fixtures.js';
 
 afterEach(cleanup);
@@ -193,7 +194,7 @@ describe('WebDatasetWriter', () => {
     for (const s of seen) {
       expect(s.finalExists).toBe(false);
       expect(s.tmpHash).toBe(s.info.sha256);
-      expect(s.info.tmpPath).toBe(`${s.info.path}.tmp`);
+      expect(s.info.tmpPath).toMatch(tmpOf(s.info.path));
     }
     expect(readdirSync(dir).sort()).toEqual(['p-000005.tar', 'p-000006.tar']);
   });
@@ -211,10 +212,38 @@ describe('WebDatasetWriter', () => {
     });
     await writer.write(blob('a', 10));
     await expect(writer.close()).rejects.toThrow('store is gone');
-    expect(readdirSync(dir)).toEqual(['wds-000000.tar.tmp']);
+    const left = readdirSync(dir);
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(tmpOf('wds-000000.tar'));
     // The leftover is a complete archive.
-    expect(listWithNodeTar(join(dir, 'wds-000000.tar.tmp')).map((m) => m.path)).toEqual(['a.bin']);
+    expect(listWithNodeTar(join(dir, left[0]!)).map((m) => m.path)).toEqual(['a.bin']);
     await expect(writer.write(blob('b', 1))).rejects.toThrow(/failed earlier/);
+  });
+
+  it('never renames over a file that appeared under the final name, and leaves its own .tmp', async () => {
+    const dir = tempDir();
+    const writer = new WebDatasetWriter({ dir, prefix: 'wds', maxCount: 10, maxSize: 1e6 });
+    await writer.write(blob('a', 10));
+    // Another process put a shard of this name there meanwhile.
+    writeFileSync(join(dir, 'wds-000000.tar'), 'another writer\'s shard');
+    await expect(writer.close()).rejects.toThrow(/wds-000000\.tar exists .*it was not replaced/);
+    expect(readFileSync(join(dir, 'wds-000000.tar'), 'utf8')).toBe('another writer\'s shard');
+    const left = readdirSync(dir).filter((f) => f.endsWith('.tmp'));
+    expect(left).toHaveLength(1);
+    expect(listWithNodeTar(join(dir, left[0]!)).map((m) => m.path)).toEqual(['a.bin']);
+  });
+
+  it('renames a shard to the file index onShardComplete picks', async () => {
+    const dir = tempDir();
+    const writer = new WebDatasetWriter({ dir, prefix: 'wds', maxCount: 1, maxSize: 1e6, onShardComplete: (info) => info.index + 5 });
+    await writer.write(blob('a', 10));
+    await writer.write(blob('b', 10));
+    const shards = await writer.close();
+    expect(shards.map((s) => [s.index, s.name])).toEqual([
+      [5, 'wds-000005.tar'],
+      [11, 'wds-000011.tar'],
+    ]);
+    expect(readdirSync(dir).sort()).toEqual(['wds-000005.tar', 'wds-000011.tar']);
   });
 
   it('abort leaves only a partial .tmp, never a final shard', async () => {
@@ -222,7 +251,9 @@ describe('WebDatasetWriter', () => {
     const writer = new WebDatasetWriter({ dir, prefix: 'wds', maxCount: 10, maxSize: 1e6 });
     await writer.write(blob('a', 10));
     await writer.abort();
-    expect(readdirSync(dir)).toEqual(['wds-000000.tar.tmp']);
+    const left = readdirSync(dir);
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatch(tmpOf('wds-000000.tar'));
   });
 
   it('writes no file when given no samples', async () => {
