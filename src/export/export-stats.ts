@@ -86,14 +86,16 @@ export function exportStats(records: ExportRecords, info: ExportStatsInfo): Expo
  * The settings a trainer must share, for the summary: `llava boxes in the padded square frame, legacy true
  * (default)`, or `qwen min_pixels 3136, max_pixels 1003520 (defaults), user text right after <|vision_end|>`.
  */
-export function describeSettings(stats: Pick<ExportStats, 'regions' | 'legacy' | 'visionPixels' | 'qwenImageText'>): string[] {
+export function describeSettings(stats: Pick<ExportStats, 'regions' | 'legacy' | 'visionPixels' | 'qwenImageText' | 'tokenizer'>): string[] {
   const parts: string[] = [];
   if (stats.regions?.format === 'llava') {
     parts.push(stats.regions.padToSquare ? 'llava boxes in the padded square frame (padToSquare)' : 'llava boxes in the image frame (padToSquare: false)');
   }
   if (stats.legacy) parts.push(`tokenizer legacy ${stats.legacy.value} (${stats.legacy.from})`);
-  // Older stats files have no qwenImageText: undefined, not null, so they say nothing here.
-  if ((stats.qwenImageText != null || stats.regions?.format === 'qwen25vl') && stats.visionPixels) {
+  // The bounds shape the output only through image tokens (a Qwen export with a tokenizer) or Qwen2.5-VL
+  // coordinates. Older stats files have no qwenImageText: undefined, not null, so they say nothing here.
+  const pixelsMatter = (stats.qwenImageText != null && stats.tokenizer !== null) || stats.regions?.format === 'qwen25vl';
+  if (pixelsMatter && stats.visionPixels) {
     const { minPixels, maxPixels, from } = stats.visionPixels;
     parts.push(`qwen min_pixels ${minPixels}, max_pixels ${maxPixels} (${from})`);
   }

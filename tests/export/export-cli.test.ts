@@ -12,7 +12,7 @@ import { registerExport, runExport, type ExportReport } from '../../src/cli/comm
 import { parseRecipe } from '../../src/config/recipe.js';
 import { ConfigError } from '../../src/core/errors.js';
 import type { Turn } from '../../src/core/conversation.js';
-import type { ExportStats } from '../../src/export/export-stats.js';
+import { describeSettings, type ExportStats } from '../../src/export/export-stats.js';
 import { openDatabase } from '../../src/store/database.js';
 import { readExportSamples } from '../../src/store/export-reader.js';
 import { makeGoodSamples, sampleMembers, writeTar, type GoodSample } from '../fixtures/make-webdataset.js';
@@ -165,7 +165,7 @@ describe('vlcurate export', () => {
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
       // The sizes Qwen's own sft scripts pass (qwen-vl-finetune/scripts/sft.sh: --max_pixels 50176 --min_pixels 784).
-      await program.parseAsync(['node', 'vlcurate', 'export', db, '--format', 'qwen2vl', '--out', out, '--tasks', 'conversation', '--min-pixels', '784', '--max-pixels', '50176', '--qwen-image-text', 'verbatim']);
+      await program.parseAsync(['node', 'vlcurate', 'export', db, '--format', 'qwen25vl', '--out', out, '--tasks', 'conversation', '--min-pixels', '784', '--max-pixels', '50176', '--qwen-image-text', 'verbatim']);
     } finally {
       stdout.mockRestore();
       stderr.mockRestore();
@@ -174,14 +174,18 @@ describe('vlcurate export', () => {
     expect(writes.join('')).toContain('trainer must match: qwen min_pixels 784, max_pixels 50176 (options), user text verbatim after <|vision_end|> (qwenImageText: verbatim)');
     const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as ExportStats;
     expect(stats).toMatchObject({ visionPixels: { minPixels: 784, maxPixels: 50176, from: 'options' }, qwenImageText: 'verbatim' });
-    const records = JSON.parse(readFileSync(join(out, 'qwen2vl-mixed.json'), 'utf8')) as { conversations: Turn[] }[];
+    const records = JSON.parse(readFileSync(join(out, 'qwen25vl-mixed.json'), 'utf8')) as { conversations: Turn[] }[];
     expect(records[0]!.conversations[0]!.value).toBe('<image>\nWhat is shown?');
 
-    // The default: stripped, and the pixel bounds' source named.
-    const { report } = await runExport(db, { format: 'qwen2vl', out: join(dir, 'q2'), name: 'q2', tasks: 'conversation' }, quiet);
-    expect(report.stats).toMatchObject({ visionPixels: { minPixels: 3136, maxPixels: 1003520, from: 'defaults' }, qwenImageText: 'stripped' });
+    // The default: stripped, the pixel bounds' source named; a Qwen2-VL JSON without a tokenizer does not
+    // depend on the bounds, so the summary leaves them out.
+    const q2 = await runExport(db, { format: 'qwen2vl', out: join(dir, 'q2'), name: 'q2', tasks: 'conversation' }, quiet);
+    expect(q2.report.stats).toMatchObject({ visionPixels: { minPixels: 3136, maxPixels: 1003520, from: 'defaults' }, qwenImageText: 'stripped' });
+    expect(describeSettings(q2.report.stats!)).toEqual(['user text right after <|vision_end|> (qwenImageText: stripped)']);
     const stripped = JSON.parse(readFileSync(join(dir, 'q2', 'q2-mixed.json'), 'utf8')) as { conversations: Turn[] }[];
     expect(stripped[0]!.conversations[0]!.value).toBe('<image>What is shown?');
+    const tokenized = await runExport(db, { format: 'qwen2vl', out: join(dir, 'q3'), name: 'q3', tasks: 'conversation', tokenizer: qwenTokenizerDir() }, quiet);
+    expect(describeSettings(tokenized.report.stats!)).toEqual(['qwen min_pixels 3136, max_pixels 1003520 (defaults)', 'user text right after <|vision_end|> (qwenImageText: stripped)']);
     // A LLaVA export has no Qwen settings to match.
     const llava = await runExport(db, { format: 'llava', out: join(dir, 'l'), tasks: 'conversation' }, quiet);
     expect(llava.report.stats!.qwenImageText).toBeNull();
