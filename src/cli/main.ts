@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
+import { escapeControlChars } from '../core/control-chars.js';
 import { ConfigError, VlcurateError } from '../core/errors.js';
 import { describeEnvironmentError } from './environment-error.js';
 import { EXIT_CONFIG } from './exit.js';
@@ -52,18 +53,18 @@ async function main(): Promise<void> {
       return;
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(`vlcurate: ${err.message}\n`);
+      process.stderr.write(`vlcurate: ${escapeControlChars(err.message)}\n`);
       process.exitCode = EXIT_CONFIG;
       return;
     }
     const environment = describeEnvironmentError(err);
     if (environment !== null) {
-      process.stderr.write(`vlcurate: ${environment}\n`);
+      process.stderr.write(`vlcurate: ${escapeControlChars(environment)}\n`);
       process.exitCode = EXIT_CONFIG;
       return;
     }
     const code = err instanceof VlcurateError ? ` [${err.code}]` : '';
-    process.stderr.write(`vlcurate: internal error${code}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(`vlcurate: internal error${code}: ${escapeControlChars(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
     process.exitCode = 70;
     return;
   }

@@ -1,3 +1,4 @@
+import { escapeControlChars } from './control-chars.js';
 import type { PipelineEvent, RunSummary, StageEvent } from './events.js';
 import type { Pair } from './sample.js';
 import type { Stage, StageContext } from './stage.js';
@@ -102,6 +103,16 @@ async function* countIn<T>(input: AsyncIterable<T>, meter: StageMeter): AsyncGen
   }
 }
 
+/**
+ * Every failure message passes here before it is reported or recorded: text from inputs in it (a bad line
+ * quoted in a parse error) must reach neither a terminal nor the database as control characters.
+ */
+function withSafeFailureMessage<T extends Countable>(item: T): T {
+  if (!item.failure) return item;
+  const message = escapeControlChars(item.failure.message, { oneLine: true });
+  return message === item.failure.message ? item : { ...item, failure: { ...item.failure, message } };
+}
+
 async function* countOut(
   output: AsyncIterable<Countable>,
   meter: StageMeter,
@@ -109,8 +120,9 @@ async function* countOut(
   stage: string | null,
   events: Channel<PipelineEvent>,
 ): AsyncGenerator<Countable> {
-  for await (const item of output) {
+  for await (const produced of output) {
     meter.out++;
+    const item = withSafeFailureMessage(produced);
     if (item.failure && (stage === null || item.failure.stage === stage)) {
       meter.failed++;
       events.push({ type: 'sample-error', stage: meter.stage, key: item.key, code: item.failure.code, message: item.failure.message });

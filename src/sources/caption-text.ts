@@ -10,13 +10,12 @@
  *
  * An empty caption is not a problem: it is usable, empty, and has no issue.
  */
+import { CONTROL_CHARS } from '../core/control-chars.js';
 import type { Caption, CaptionOrigin } from '../core/sample.js';
 
 /** Issue codes a caption can carry from here. */
 export type CaptionTextIssue = 'invalid_utf8' | 'invalid_unicode' | 'control_chars_removed';
 
-// C0 without \t \n \r, DEL and C1, LRE/RLE/PDF/LRO/RLO, LRI/RLI/FSI/PDI.
-const CONTROL_CHARS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/g;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
 

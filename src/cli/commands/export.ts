@@ -13,6 +13,7 @@
  * verified, failed and dropped with reasons, token statistics). Exit 0 when everything was exported, 1 when
  * some samples or records failed, 2 for a usage or configuration error, 130 when interrupted.
  */
+import { escapeControlChars } from '../../core/control-chars.js';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -296,9 +297,9 @@ export function registerExport(program: Command, setExit: (code: number) => void
       const controller = new AbortController();
       const release = abortOnSignals(controller);
       try {
-        const { code, report } = await runExport(dbPath, opts, { log: (line) => process.stderr.write(`${line}\n`), signal: controller.signal });
-        if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-        else for (const line of describeReport(report)) process.stdout.write(`${line}\n`);
+        const { code, report } = await runExport(dbPath, opts, { log: (line) => process.stderr.write(`${escapeControlChars(line)}\n`), signal: controller.signal });
+        if (opts.json) process.stdout.write(`${escapeControlChars(JSON.stringify(report))}\n`);
+        else for (const line of describeReport(report)) process.stdout.write(`${escapeControlChars(line)}\n`);
         setExit(code);
       } finally {
         release();

@@ -9,6 +9,7 @@
  * first `TABLE_ROWS` (a terminal table of more helps nobody) and says so, while a table piped into a file or
  * another program gets every row (cutting it there would lose rows silently). A blob is shown by its size.
  */
+import { escapeControlChars } from '../../core/control-chars.js';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../core/errors.js';
 import { openDatabase } from '../../store/database.js';
@@ -71,7 +72,7 @@ export function inspectSql(dbPath: string, query: string, json: boolean): void {
 function printJsonRows(rows: Iterable<Record<string, unknown>>): void {
   let first = true;
   for (const row of sqlRows(rows)) {
-    process.stdout.write(`${first ? '[\n' : ',\n'}${indent(JSON.stringify(displayRow(row), null, 2))}`);
+    process.stdout.write(escapeControlChars(`${first ? '[\n' : ',\n'}${indent(JSON.stringify(displayRow(row), null, 2))}`));
     first = false;
   }
   print(first ? '[]' : '\n]');
@@ -93,8 +94,9 @@ function displayRow(row: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/** Rows hold text from inputs (metadata, messages): no control character reaches the terminal. */
 function print(text: string): void {
-  process.stdout.write(`${text}\n`);
+  process.stdout.write(`${escapeControlChars(text)}\n`);
 }
 
 /** Rows as they come, a SQLite error met while stepping turned into one line. */

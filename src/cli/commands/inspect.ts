@@ -1,3 +1,4 @@
+import { escapeControlChars } from '../../core/control-chars.js';
 import type { Command } from 'commander';
 import { ConfigError } from '../../core/errors.js';
 import { openDatabase } from '../../store/database.js';
@@ -5,8 +6,9 @@ import { listSamples, runStats, showSample, type SampleFilter } from '../../stor
 import { renderTable } from '../table.js';
 import { inspectSql } from './inspect-sql.js';
 
+/** All of inspect's output: stored messages, metadata and captions hold text from inputs, escaped here. */
 function print(text: string): void {
-  process.stdout.write(`${text}\n`);
+  process.stdout.write(`${escapeControlChars(text)}\n`);
 }
 
 function parseNumber(flag: string, value: string): number {

@@ -2,6 +2,7 @@
  * What the interactive progress UI shows, folded from the run's event stream. Pure (no ink, no React),
  * so the same state can be tested on recorded event streams and rendered by `ink-app.tsx`.
  */
+import { escapeControlChars } from '../../core/control-chars.js';
 import type { LlmCounters, PipelineEvent, RunSummary, StageCounts } from '../../core/events.js';
 
 export interface ShownError {
@@ -75,7 +76,8 @@ export function reduceView(view: ProgressView, event: PipelineEvent, limits: Vie
     case 'progress':
       return { ...view, elapsedMs: event.elapsedMs, total: event.total, stages: event.stages };
     case 'sample-error': {
-      const { stage, key, code, message } = event;
+      const { stage, key, code } = event;
+      const message = escapeControlChars(event.message, { oneLine: true });
       return {
         ...view,
         errors: pushBounded(view.errors, { stage, key, code, message }, limits.errors ?? 5),
@@ -85,7 +87,7 @@ export function reduceView(view: ProgressView, event: PipelineEvent, limits: Vie
     case 'llm':
       return { ...view, llm: { ...view.llm, [event.counters.stage]: event.counters } };
     case 'log':
-      return { ...view, logs: pushBounded(view.logs, { level: event.level, message: event.message }, limits.logs ?? 3) };
+      return { ...view, logs: pushBounded(view.logs, { level: event.level, message: escapeControlChars(event.message) }, limits.logs ?? 3) };
     case 'aborting':
       return { ...view, aborting: event.reason };
     case 'run-end':

@@ -1,3 +1,4 @@
+import { escapeControlChars } from '../../core/control-chars.js';
 import type { PipelineEvent } from '../../core/events.js';
 import type { ProgressReporter } from './reporter.js';
 import { estimateRemainingMs, formatDuration, formatStageCounts, formatSummary } from './format.js';
@@ -11,10 +12,15 @@ export class PlainReporter implements ProgressReporter {
   private errorsHidden = 0;
   private resumed = 0;
 
+  private readonly write: (line: string) => void;
+
   constructor(
-    private readonly write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+    write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
     private readonly everyMs = 2000,
-  ) {}
+  ) {
+    // Messages carry text from inputs (file names, quoted lines): no control character reaches the terminal.
+    this.write = (line) => write(escapeControlChars(line));
+  }
 
   onEvent(event: PipelineEvent): void {
     switch (event.type) {
