@@ -9,12 +9,18 @@
  * - whitespace runs (tab and newline included) become one space; leading/trailing whitespace is trimmed
  *
  * An empty caption is not a problem: it is usable, empty, and has no issue.
+ *
+ * A caption longer than `decode.maxCaptionChars` is kept on record cut to that length, `issue: 'too_long'`,
+ * `usable: false` (`limitCaptionLength`): never scored, published or sent to an LLM as if it were whole.
  */
 import { CONTROL_CHARS } from '../core/control-chars.js';
 import type { Caption, CaptionOrigin } from '../core/sample.js';
 
 /** Issue codes a caption can carry from here. */
-export type CaptionTextIssue = 'invalid_utf8' | 'invalid_unicode' | 'control_chars_removed';
+export type CaptionTextIssue = 'invalid_utf8' | 'invalid_unicode' | 'control_chars_removed' | 'too_long';
+
+/** Default `decode.maxCaptionChars`: dense captions (a few thousand characters) fit with room to spare. */
+export const DEFAULT_MAX_CAPTION_CHARS = 16_384;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
@@ -58,4 +64,14 @@ export function captionFromString(raw: string, origin: CaptionOrigin): Caption {
   }
   const { text, controlCharsRemoved } = cleanCaptionText(raw);
   return { text, origin, issue: controlCharsRemoved ? 'control_chars_removed' : null, usable: true };
+}
+
+/**
+ * `caption` cut to `maxChars` characters (UTF-16 code units, never splitting a surrogate pair) and marked
+ * unusable (`too_long`) when it is longer; unchanged otherwise. An unusable caption keeps its own issue.
+ */
+export function limitCaptionLength<C extends Caption>(caption: C, maxChars: number): C {
+  if (caption.text.length <= maxChars) return caption;
+  const cut = /[\uD800-\uDBFF]/.test(caption.text[maxChars - 1] ?? '') ? maxChars - 1 : maxChars;
+  return { ...caption, text: caption.text.slice(0, cut), issue: caption.usable ? 'too_long' : caption.issue, usable: false };
 }

@@ -14,8 +14,11 @@
  *    Large images are decoded with a 1/8 shrink, which JPEG and WebP do while decoding (every
  *    entropy-coded byte is still read, so truncation is still caught) and which keeps memory flat.
  *
- * Pairs that already failed, or that a source dropped without image bytes, pass through untouched, with
+ * Pairs that already failed, or that a source dropped without image bytes, pass through with
  * `image: null`.
+ *
+ * Every pair's captions (failed pairs' too) are also held to `maxCaptionChars` here: a longer caption is
+ * cut to that length and marked `too_long`, unusable (`caption-text.ts`).
  */
 import { createHash } from 'node:crypto';
 import sharp, { type Metadata } from 'sharp';
@@ -25,6 +28,7 @@ import { ConfigError, describeError } from '../core/errors.js';
 import { failSample, type DecodedPair, type ImageFacts, type Pair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
+import { DEFAULT_MAX_CAPTION_CHARS, limitCaptionLength } from './caption-text.js';
 import { claimedSize } from './claimed-size.js';
 import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
 
@@ -38,6 +42,11 @@ export const decodeOptionsSchema = z
      * `download.maxBytes`.
      */
     maxBytes: z.number().int().positive().default(DEFAULT_MAX_FILE_BYTES),
+    /**
+     * Most characters a caption may have. A longer one is kept on record cut to this length, marked
+     * `too_long` and unusable: never scored, published or sent to an LLM. Default 16,384.
+     */
+    maxCaptionChars: z.number().int().positive().default(DEFAULT_MAX_CAPTION_CHARS),
     /** Images decoded at once (sharp runs them on libuv's thread pool, 4 threads unless UV_THREADPOOL_SIZE says otherwise). */
     concurrency: z.number().int().min(1).default(4),
     /**
@@ -74,13 +83,15 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
   if (!parsed.success) {
     throw new ConfigError(`decode: ${formatIssues(parsed.error, options).join('; ')}`);
   }
-  const { maxPixels, maxBytes, concurrency } = parsed.data;
+  const { maxPixels, maxBytes, maxCaptionChars, concurrency } = parsed.data;
   return {
     name: DECODE_STAGE,
     run(input) {
       return mapConcurrent(
         input,
-        async (pair): Promise<DecodedPair> => {
+        async (input): Promise<DecodedPair> => {
+          // Every caption is held to the length limit here, failed samples' too (they are recorded).
+          const pair = withCaptionsLimited(input, maxCaptionChars);
           // Failed pairs, and pairs a source dropped before reading an image (text-only records), pass through.
           if (pair.failure || (pair.dropped && pair.imageBytes === null)) return { ...pair, image: null };
           const result = await decodeImage(pair.imageBytes, maxPixels, maxBytes);
@@ -91,6 +102,11 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
       );
     },
   };
+}
+
+function withCaptionsLimited(pair: Pair, maxChars: number): Pair {
+  if (!pair.captions.some((caption) => caption.text.length > maxChars)) return pair;
+  return { ...pair, captions: pair.captions.map((caption) => limitCaptionLength(caption, maxChars)) };
 }
 
 /** Check one image; never throws. */

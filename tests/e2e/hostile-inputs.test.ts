@@ -5,7 +5,7 @@
  * ends, so finishing at all is the check) and record a code per row.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,5 +74,44 @@ describe('a build on a manifest naming /dev/zero, a FIFO and a private file', ()
     expect(stats.exported).toEqual({ wds: 3 });
     // The private file went into the shard only where the recipe allowed any path.
     expect(keysOf(await readShardMembers(join(dir, 'out/wds'))).sort()).toEqual(['any_ok', 'any_private', 'ok']);
+  });
+});
+
+describe('a build on a manifest with a 2 MB caption', () => {
+  it('keeps the caption on record cut to decode.maxCaptionChars, marked too_long, and publishes none of it', async () => {
+    const huge = `a red circle ${'and more '.repeat(250_000)}`;
+    const rows = [
+      { key: 'big', image: 'ok.jpg', caption: huge },
+      { key: 'small', image: 'ok.jpg', caption: 'a red circle' },
+    ];
+    writeFileSync(join(dir, 'data', 'captions.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
+    writeFileSync(
+      join(dir, 'captions.yaml'),
+      stringify({
+        run: { db: 'out-captions/run.db' },
+        sources: [{ type: 'jsonl', path: 'data/captions.jsonl', image: 'image', caption: 'caption', key: 'key', keyPrefix: '' }],
+        synth: { tasks: ['stage1'] },
+        export: [{ type: 'webdataset', out: 'out-captions/wds' }],
+      }),
+    );
+    const result = await runCli(['build', join(dir, 'captions.yaml'), '--progress', 'plain']);
+    expect(result.code).toBe(0);
+    const db = join(dir, 'out-captions/run.db');
+    const big = JSON.parse((await runCli(['inspect', db, 'show', 'big', '--json'])).stdout);
+    expect(big.captions).toHaveLength(1);
+    expect(big.captions[0]).toMatchObject({ issue: 'too_long', usable: 0 });
+    expect(big.captions[0].text).toBe(huge.slice(0, 16_384));
+    // No stage-1 sample from it, no published caption in the shard, and the shard and report stay small.
+    const stage1 = JSON.parse((await runCli(['inspect', db, 'sql', "SELECT sample_key, status FROM instructions WHERE task = 'stage1' ORDER BY sample_key", '--json'])).stdout);
+    expect(stage1.map((r: { sample_key: string; status: string }) => [r.sample_key, r.status === 'ok'])).toEqual([
+      ['big', false],
+      ['small', true],
+    ]);
+    const members = (await readShardMembers(join(dir, 'out-captions/wds'))).map((m) => m.member);
+    expect(members.filter((m) => m.endsWith('.txt'))).toEqual(['small.txt']);
+    expect(statSync(join(dir, 'out-captions/wds/wds-000000.tar')).size).toBeLessThan(200_000);
+    const report = await runCli(['report', db, '-o', join(dir, 'out-captions/report.html')]);
+    expect(report.code).toBe(0);
+    expect(statSync(join(dir, 'out-captions/report.html')).size).toBeLessThan(1_000_000);
   });
 });

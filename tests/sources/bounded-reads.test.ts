@@ -194,3 +194,23 @@ describe('decode stage', () => {
     expect(out[0]!.failure!.message).toMatch(/more than decode\.maxBytes/);
   });
 });
+
+describe('caption length (decode.maxCaptionChars)', () => {
+  it('cuts every caption over the limit on ok and failed samples alike, marked too_long and unusable', async () => {
+    const stage = createDecodeStage({ maxCaptionChars: 100 });
+    const caption = (text: string) => ({ text, origin: 'web' as const, issue: null, usable: true });
+    async function* feed(): AsyncGenerator<Pair> {
+      yield { key: 'ok', source: 's', imageRef: 'x', imageBytes: image, captions: [caption('short'), caption('w'.repeat(5000))], boxes: [], meta: {}, failure: null };
+      const failure = { code: 'image_missing', message: 'gone', stage: 'source' };
+      yield { key: 'failed', source: 's', imageRef: 'y', imageBytes: null, captions: [caption('v'.repeat(101))], boxes: [], meta: {}, failure };
+    }
+    const out = await collect(stage.run(feed(), { signal: new AbortController().signal, emit: () => undefined }) as AsyncIterable<Pair>);
+    expect(out.map((p) => p.captions.map((c) => [c.text.length, c.issue, c.usable]))).toEqual([
+      [
+        [5, null, true],
+        [100, 'too_long', false],
+      ],
+      [[100, 'too_long', false]],
+    ]);
+  });
+});

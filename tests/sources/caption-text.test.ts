@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { captionFromBytes, captionFromString, cleanCaptionText } from '../../src/sources/caption-text.js';
+import { captionFromBytes, captionFromString, cleanCaptionText, limitCaptionLength } from '../../src/sources/caption-text.js';
 
 const bytes = (...values: number[]) => Uint8Array.from(values);
 const utf8 = (text: string) => new TextEncoder().encode(text);
@@ -76,5 +76,23 @@ describe('caption text', () => {
   it('cleanCaptionText reports whether controls were removed', () => {
     expect(cleanCaptionText('a\u0001b')).toEqual({ text: 'ab', controlCharsRemoved: true });
     expect(cleanCaptionText(' a  b ')).toEqual({ text: 'a b', controlCharsRemoved: false });
+  });
+});
+
+describe('caption length limit', () => {
+  it('cuts a caption over the limit, marks it too_long and unusable; shorter ones are untouched', () => {
+    const long = captionFromString('a'.repeat(50), 'web');
+    expect(limitCaptionLength(long, 20)).toEqual({ text: 'a'.repeat(20), origin: 'web', issue: 'too_long', usable: false });
+    const exact = captionFromString('b'.repeat(20), 'web');
+    expect(limitCaptionLength(exact, 20)).toBe(exact);
+  });
+
+  it('never splits a surrogate pair, and keeps the issue of a caption already unusable', () => {
+    const emoji = captionFromString(`${'x'.repeat(9)}😀😀`, 'web');
+    expect(limitCaptionLength(emoji, 10).text).toBe('x'.repeat(9));
+    const invalid = captionFromBytes(Buffer.concat([Buffer.from('y'.repeat(30)), Buffer.from([0xff])]), 'web');
+    expect(limitCaptionLength(invalid, 10)).toMatchObject({ text: 'y'.repeat(10), issue: 'invalid_utf8', usable: false });
+    const cleaned = captionFromString(`\u0007${'z'.repeat(30)}`, 'web');
+    expect(limitCaptionLength(cleaned, 10)).toMatchObject({ issue: 'too_long', usable: false });
   });
 });
