@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Turn } from '../../src/core/conversation.js';
-import { llavaImageFirst, llavaV1RoundsProblem, pythonStrip } from '../../src/export/templates/llava-preprocess.js';
+import { llavaImageFirst, llavaV1RoundsProblem } from '../../src/export/templates/llava-preprocess.js';
+import { pythonStrip } from '../../src/export/templates/qwen-user-text.js';
 import { VICUNA_V1_SYSTEM } from '../../src/export/templates/vicuna-v1.js';
 
 const h = (value: string): Turn => ({ from: 'human', value });

@@ -25,6 +25,7 @@ import {
 import { llavaImageFirst } from '../../src/export/templates/llava-preprocess.js';
 import { assembleByteLevelBpe, parseMerges } from '../../src/tokenizers/assemble-bpe.js';
 import { ChatTokenizer } from '../../src/tokenizers/chat-tokenizer.js';
+import { LlavaReference, preprocessMultimodal } from '../fixtures/trainer-reference.js';
 import { idsOf, llamaTokenizerDir, llamaVocab, qwenAddedIds, QWEN25_CONFIG, qwenTokenizerDir, REAL, REAL_SKIP_REASON, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, tempDir } from './fixtures.js';
 
@@ -67,99 +68,21 @@ function trainedTexts(t: TokenizedConversation, tok: ChatTokenizer): string[] {
 describe(`LLaVA templates with the ${TOKENIZERS.llamaName} tokenizer`, () => {
   let legacyTok: ChatTokenizer;
   let modernTok: ChatTokenizer;
-  /** The unmodified tokenizer.json (its normalizer prepends ▁: sentencepiece's dummy prefix). */
-  let withPrefix: RawTokenizer;
-  /** The same without the Prepend normalizer: sentencepiece with add_dummy_prefix=False (non-legacy chunks). */
-  let withoutPrefix: RawTokenizer;
+  /** LLaVA's own preprocessing, computed from its definitions (tests/fixtures/trainer-reference.ts). */
+  let ref: LlavaReference;
 
   beforeAll(async () => {
     legacyTok = await ChatTokenizer.load(llamaTokenizerDir());
     modernTok = await ChatTokenizer.load(llamaTokenizerDir(), { legacy: false });
-    const json = JSON.parse(readFileSync(join(llamaTokenizerDir(), 'tokenizer.json'), 'utf8')) as Record<string, any>;
-    withPrefix = new Tokenizer(json, {}) as RawTokenizer;
-    const noPrefix = structuredClone(json);
-    noPrefix.normalizer = { type: 'Sequence', normalizers: [{ type: 'Replace', pattern: { String: ' ' }, content: '▁' }] };
-    withoutPrefix = new Tokenizer(noPrefix, {}) as RawTokenizer;
+    ref = new LlavaReference(llamaTokenizerDir());
   });
 
   const BOS = 1;
   const EOS = 2;
   const IMAGE = -200;
 
-  /**
-   * `tokenizer(text).input_ids` of transformers' slow LlamaTokenizer: BOS, then the text split at `</s>`,
-   * each piece encoded by sentencepiece. legacy=True: every piece with the dummy prefix; legacy=False: only
-   * the start of the text.
-   */
-  function slowTokenize(text: string, legacy: boolean): number[] {
-    const ids = [BOS];
-    text.split('</s>').forEach((piece, i) => {
-      if (i > 0) ids.push(EOS);
-      if (piece.length === 0) return;
-      const raw = i === 0 || legacy ? withPrefix : withoutPrefix;
-      ids.push(...raw.encode(piece, { add_special_tokens: false }).ids);
-    });
-    return ids;
-  }
-
-  /** LLaVA's `tokenizer_image_token`. */
-  function tokenizerImageToken(prompt: string, legacy: boolean): number[] {
-    const chunks = prompt.split('<image>').map((c) => slowTokenize(c, legacy));
-    const ids: number[] = [];
-    let offset = 0;
-    if (chunks.length > 0 && chunks[0]!.length > 0 && chunks[0]![0] === BOS) {
-      offset = 1;
-      ids.push(BOS);
-    }
-    const withSeparators: number[][] = [];
-    chunks.forEach((chunk, i) => {
-      if (i > 0) withSeparators.push(new Array(offset + 1).fill(IMAGE));
-      withSeparators.push(chunk);
-    });
-    for (const x of withSeparators) ids.push(...x.slice(offset));
-    return ids;
-  }
-
-  /** LLaVA's `preprocess_v1` for one conversation (conv_vicuna_v1, SeparatorStyle.TWO). */
-  function llavaV1(turns: readonly Turn[], legacy: boolean): { inputIds: number[]; labels: number[]; mismatch: boolean } {
-    const hasImage = turns.some((t) => t.value.includes('<image>'));
-    let prompt = `${VICUNA_V1_SYSTEM} `;
-    turns.forEach((t, i) => {
-      prompt += `${t.from === 'human' ? 'USER' : 'ASSISTANT'}: ${t.value}${i % 2 === 0 ? ' ' : '</s>'}`;
-    });
-    const tok = (text: string) => (hasImage ? tokenizerImageToken(text, legacy) : slowTokenize(text, legacy));
-    const inputIds = tok(prompt);
-    const labels = [...inputIds];
-    const sep = ' ASSISTANT: ';
-    let cur = 1;
-    labels[0] = IGNORE_INDEX;
-    const rounds = prompt.split('</s>');
-    for (let i = 0; i < rounds.length; i++) {
-      const rou = rounds[i]!;
-      if (rou === '') break;
-      const parts = rou.split(sep);
-      if (parts.length !== 2) break;
-      parts[0] += sep;
-      let roundLen = tok(rou).length;
-      let instructionLen = tok(parts[0]!).length - 2;
-      if (i !== 0 && !legacy) {
-        roundLen -= 1;
-        instructionLen -= 1;
-      }
-      for (let k = cur; k < cur + instructionLen; k++) labels[k] = IGNORE_INDEX;
-      cur += roundLen;
-    }
-    for (let k = cur; k < labels.length; k++) labels[k] = IGNORE_INDEX;
-    const mismatch = cur !== inputIds.length;
-    return { inputIds, labels: mismatch ? labels.map(() => IGNORE_INDEX) : labels, mismatch };
-  }
-
-  /** LLaVA's `preprocess_plain`: `<image>` + caption + `\n`, the image part masked. */
-  function llavaPlain(caption: string, legacy: boolean): { inputIds: number[]; labels: number[] } {
-    const inputIds = tokenizerImageToken(`<image>${caption}\n`, legacy);
-    const masked = tokenizerImageToken('<image>', legacy).length;
-    return { inputIds, labels: inputIds.map((id, i) => (i < masked ? IGNORE_INDEX : id)) };
-  }
+  const llavaV1 = (turns: readonly Turn[], legacy: boolean) => ref.preprocessV1(turns, legacy);
+  const llavaPlain = (caption: string, legacy: boolean) => ref.preprocessPlain(caption, legacy);
 
   const cases: [string, Turn[]][] = [
     ['one round with an image', ONE_ROUND],
@@ -183,24 +106,6 @@ describe(`LLaVA templates with the ${TOKENIZERS.llamaName} tokenizer`, () => {
         expect(trainedTexts(ours, tok)).toEqual(turns.filter((t) => t.from === 'gpt').map((t) => ` ${t.value}</s>`));
       });
     }
-  }
-
-  /**
-   * LLaVA's `preprocess_multimodal` (llava/train/train.py lines 316-327 at c121f0432da27facab705978f83c4ada465e46fd)
-   * with mm_use_im_start_end False and a non-mmtag version: every turn holding <image> becomes
-   * ("<image>\n" + value.replace("<image>", "").strip()).strip(). str.strip() removes the code points
-   * for which str.isspace() is true (listed by CPython 3.12: [c for c in range(0x110000) if chr(c).isspace()]).
-   */
-  const PY_WHITESPACE = new Set([0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000]);
-  function pyStrip(text: string): string {
-    let start = 0;
-    let end = text.length;
-    while (start < end && PY_WHITESPACE.has(text.charCodeAt(start))) start++;
-    while (end > start && PY_WHITESPACE.has(text.charCodeAt(end - 1))) end--;
-    return text.slice(start, end);
-  }
-  function preprocessMultimodal(turns: readonly Turn[]): Turn[] {
-    return turns.map((t) => (t.value.includes('<image>') ? { from: t.from, value: pyStrip(`<image>\n${pyStrip(t.value.split('<image>').join(''))}`) } : t));
   }
 
   it("moves <image> to the start of its turn as preprocess_multimodal does, and then equals preprocess_v1", () => {

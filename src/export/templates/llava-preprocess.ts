@@ -14,15 +14,7 @@
  *   the whole sample ("tokenization mismatch") or trains the wrong tokens. Such a record is refused.
  */
 import { IMAGE_TOKEN, type Turn } from '../../core/conversation.js';
-
-/** Characters Python's `str.strip()` removes (`str.isspace()`; JS `trim()` differs on U+001C-U+001F, U+0085 and U+FEFF). */
-const PY_SPACE = '[\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
-const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, 'g');
-
-/** Python's `str.strip()` with no arguments. */
-export function pythonStrip(text: string): string {
-  return text.replace(PY_STRIP, '');
-}
+import { pythonStrip } from './qwen-user-text.js';
 
 /** `preprocess_multimodal` for LLaVA-1.5 (train.py lines 316-327 at c121f04): `<image>` first in its turn. */
 export function llavaImageFirst(turns: readonly Turn[]): Turn[] {
