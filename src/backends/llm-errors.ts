@@ -155,12 +155,14 @@ export const STOP_CODES: ReadonlySet<string> = new Set(['key_rejected', 'server_
 
 /**
  * Why a connection could not be opened, when that is what `thrown` (or an error in its cause chain) says:
- * refused, DNS lookup failed, no route, connect timeout, TLS handshake failed. Null for anything else
+ * refused, DNS lookup failed, no route, connect timeout, TLS handshake failed, a port fetch refuses. Null for anything else
  * (a connection that opened and then dropped, a timeout waiting for the answer).
  */
 export function connectFailure(thrown: unknown): string | null {
   let error: unknown = thrown;
   for (let depth = 0; depth < 6 && error instanceof Error; depth++, error = error.cause) {
+    // fetch refuses the ports of the Fetch standard's "bad port" list (9, 25, 6000, ...) without connecting.
+    if (error.message === 'bad port') return 'fetch does not connect to this port (a "bad port" of the Fetch standard; use another)';
     const code = (error as { code?: unknown }).code;
     if (typeof code !== 'string') continue;
     if (code === 'ECONNREFUSED') return `connection refused (${code})`;

@@ -251,7 +251,7 @@ async function loadCaptioner(
       model: basename(dir),
       batchSize: options.batchSize,
       captionBatch: async (images) =>
-        (await captioner.caption(images.map((i) => i.bytes), { ...decoding, keys: images.map((i) => i.key) })).map((list) => list.map((c) => c.text)),
+        (await captioner.caption(images.map((i) => i.bytes), { ...decoding, keys: images.map((i) => i.key) })).map((list) => ({ captions: list.map((c) => c.text) })),
       close: () => captioner.close(),
     };
   }
@@ -259,7 +259,7 @@ async function loadCaptioner(
   return {
     model: options.model,
     batchSize: 8,
-    captionBatch: (images) => captioner.caption(images.map((i) => ({ key: i.key, bytes: i.bytes, mime: `image/${i.format}` }))),
+    captionBatch: (images) => captioner.captionDetailed(images.map((i) => ({ key: i.key, bytes: i.bytes, mime: `image/${i.format}` }))),
     close: async () => {},
   };
 }

@@ -1,3 +1,4 @@
+import { STOP_CODES } from '../backends/llm-errors.js';
 import type { Caption as SampleCaption, DecodedPair } from '../core/sample.js';
 import { failSample } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
@@ -5,8 +6,20 @@ import { describeError } from '../core/errors.js';
 import { batch, unbatch } from '../iter/batch.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
 
-/** Writes K captions for each of a batch of images; one list per image, in order. */
-export type CaptionBatch = (images: { key: string; bytes: Buffer; format: string }[]) => Promise<string[][]>;
+/** The stage's name: the failures of samples it holds back are recorded under it (`done-rule.ts`). */
+export const CAPTIONER_STAGE = 'captioner';
+
+/**
+ * An image's new captions, or why it must wait for a later run (`heldBack`: a failure code a later run can
+ * fix, such as `server_unreachable`, and its message); then its captions are incomplete and not used.
+ */
+export interface CaptionedImage {
+  captions: string[];
+  heldBack?: { code: string; message: string } | null;
+}
+
+/** Writes K captions for each of a batch of images; one result per image, in order. */
+export type CaptionBatch = (images: { key: string; bytes: Buffer; format: string }[]) => Promise<CaptionedImage[]>;
 
 export interface CaptionerStageOptions {
   /** Recorded as each synthetic caption's `model`. */
@@ -21,42 +34,65 @@ export interface CaptionerStageOptions {
  * with two batches in flight (one preparing while the other decodes). Captions are seeded by sample key,
  * so a resumed run writes the same ones. A batch that fails is retried image by image, so one bad image
  * fails alone (`caption_failed`).
+ *
+ * A sample whose image is held back (see `CaptionedImage`) is recorded as failed with that code: not
+ * decided, dropped or exported, and not done, so the next run captions it (`done-rule.ts`). When the
+ * cause is a stopped LLM client (a rejected key, a server it cannot reach) the stage says so once, and
+ * the samples it holds back for it get no line each.
  */
-export function createCaptionerStage(captionBatch: CaptionBatch, options: CaptionerStageOptions, name = 'captioner'): Stage<DecodedPair, DecodedPair> {
-  const withCaptions = (sample: DecodedPair, texts: readonly string[]): DecodedPair => {
-    const added: SampleCaption[] = texts.map((text) => ({ text, origin: 'synthetic', issue: null, usable: true, model: options.model }));
-    return { ...sample, captions: [...sample.captions, ...added] };
-  };
-
-  const run = async (samples: DecodedPair[], emit: (ms: number) => void): Promise<DecodedPair[]> => {
+export function createCaptionerStage(captionBatch: CaptionBatch, options: CaptionerStageOptions, name = CAPTIONER_STAGE): Stage<DecodedPair, DecodedPair> {
+  const run = async (samples: DecodedPair[], withCaptions: (sample: DecodedPair, result: CaptionedImage | undefined) => DecodedPair): Promise<DecodedPair[]> => {
     // A sample that already has synthetic captions (resumed with its recorded ones) is never captioned twice.
     const captioned = (s: DecodedPair) => s.captions.some((c) => c.origin === 'synthetic');
     const chosen = samples.flatMap((s, i) => (!s.failure && !s.dropped && s.image && s.imageBytes && !captioned(s) && options.wants(s) ? [i] : []));
     if (chosen.length === 0) return samples;
     const images = chosen.map((i) => ({ key: samples[i]!.key, bytes: samples[i]!.imageBytes!, format: samples[i]!.image!.format }));
-    const started = performance.now();
     const out = samples.slice();
     try {
       const captions = await captionBatch(images);
-      chosen.forEach((i, k) => (out[i] = withCaptions(samples[i]!, captions[k] ?? [])));
+      chosen.forEach((i, k) => (out[i] = withCaptions(samples[i]!, captions[k])));
     } catch {
       for (const [k, i] of chosen.entries()) {
         try {
-          out[i] = withCaptions(samples[i]!, (await captionBatch([images[k]!]))[0] ?? []);
+          out[i] = withCaptions(samples[i]!, (await captionBatch([images[k]!]))[0]);
         } catch (err) {
           out[i] = failSample(samples[i]!, name, 'caption_failed', `the captioner failed on this image: ${describeError(err)}`);
         }
       }
     }
-    emit(performance.now() - started);
     return out;
   };
 
   return {
     name,
     run(input, ctx) {
-      const emit = (ms: number) => ctx.emit({ type: 'batch-latency', ms });
-      return unbatch(mapConcurrent(batch(input, options.batchSize), (samples) => run(samples, emit), { concurrency: 2 }));
+      let stopSaid = false;
+      const withCaptions = (sample: DecodedPair, result: CaptionedImage | undefined): DecodedPair => {
+        const held = result?.heldBack;
+        if (!held) {
+          const added: SampleCaption[] = (result?.captions ?? []).map((text) => ({ text, origin: 'synthetic', issue: null, usable: true, model: options.model }));
+          return { ...sample, captions: [...sample.captions, ...added] };
+        }
+        const failed = failSample(sample, name, held.code, held.message);
+        if (!STOP_CODES.has(held.code) || !failed.failure) return failed;
+        if (!stopSaid) {
+          stopSaid = true;
+          ctx.emit({ type: 'log', level: 'warn', message: `${name}: captioning stopped: ${held.message}; the samples wait for the next run` });
+        }
+        return { ...failed, failure: { ...failed.failure, said: true } };
+      };
+      return unbatch(
+        mapConcurrent(
+          batch(input, options.batchSize),
+          async (samples) => {
+            const started = performance.now();
+            const out = await run(samples, withCaptions);
+            if (out !== samples) ctx.emit({ type: 'batch-latency', ms: performance.now() - started });
+            return out;
+          },
+          { concurrency: 2 },
+        ),
+      );
     },
   };
 }

@@ -3,11 +3,15 @@
  * an API): each image goes as a data URL with the captioning prompt, and K captions come back from K
  * requests with different seeds. Requests share the LLM client's limits, retries, budget and cache
  * (an image already captioned with the same prompt and seed is never sent again).
+ *
+ * An image whose captions are missing for a reason a later run can fix (the client stopped on a rejected
+ * key or a server it cannot reach, a timeout or dropped connection after the retries, the budget) is held
+ * back (`heldBack`): deciding it on fewer captions than asked for would drop or publish it for good.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { LlmClient, type ChatRequest } from '../backends/llm-client.js';
-import { LlmError } from '../backends/llm-errors.js';
+import { LlmError, RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
 import { llmOptionsSchema } from '../backends/llm-options.js';
 import type { Db } from '../store/database.js';
 import { LlmCache } from '../store/llm-cache.js';
@@ -40,6 +44,12 @@ export interface ImageCaptions {
   captions: string[];
   /** Requests that failed for good (their captions are missing from `captions`). */
   errors: { seed: number; code: string; message: string }[];
+  /**
+   * Set when a request failed for a reason a later run can fix: the stop of the client (`key_rejected`,
+   * `server_unreachable`) when there is one, else the first such failure. Null when every caption came
+   * back or failed for good.
+   */
+  heldBack: { code: string; message: string } | null;
 }
 
 export interface OpenAiCaptionerDeps {
@@ -113,10 +123,14 @@ export class OpenAiCaptioner {
             }
           }),
         );
+        const errors = results.flatMap((r) => ('error' in r && r.error ? [{ seed: r.seed, ...r.error }] : []));
+        const resumable = errors.filter((e) => RESUMABLE_CODES.has(e.code));
+        const cause = resumable.find((e) => STOP_CODES.has(e.code)) ?? resumable[0];
         return {
           key: image.key,
           captions: results.flatMap((r) => ('caption' in r && r.caption !== undefined ? [r.caption] : [])),
-          errors: results.flatMap((r) => ('error' in r && r.error ? [{ seed: r.seed, ...r.error }] : [])),
+          errors,
+          heldBack: cause ? { code: cause.code, message: cause.message } : null,
         };
       }),
     );

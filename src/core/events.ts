@@ -46,6 +46,17 @@ export interface RunSummary {
   exported: Record<string, number>;
   /** Instruction samples (synthesis), when the run has any. */
   synthesis?: InstructionSummary;
+  /** Samples the captioner held back for a later run, when there are any (they count as failed too). */
+  captioning?: CaptioningSummary;
+}
+
+export interface CaptioningSummary {
+  /** Samples failed by the captioner with a code a later run can fix (`server_unreachable`, `timeout`, ...). */
+  heldBack: number;
+  /** The same by code. */
+  reasons: Record<string, number>;
+  /** Why captioning stopped (a rejected key, an unreachable server), while samples wait because of it. */
+  stopped?: string;
 }
 
 export interface InstructionSummary {

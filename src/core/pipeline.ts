@@ -125,7 +125,7 @@ async function* countOut(
     const item = withSafeFailureMessage(produced);
     if (item.failure && (stage === null || item.failure.stage === stage)) {
       meter.failed++;
-      events.push({ type: 'sample-error', stage: meter.stage, key: item.key, code: item.failure.code, message: item.failure.message });
+      if (!item.failure.said) events.push({ type: 'sample-error', stage: meter.stage, key: item.key, code: item.failure.code, message: item.failure.message });
     } else if (item.dropped && (stage === null || item.dropped.stage === stage)) {
       meter.dropped++;
     }

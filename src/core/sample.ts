@@ -55,6 +55,11 @@ export interface SampleFailure {
   message: string;
   /** Stage that recorded the failure. */
   stage: string;
+  /**
+   * True when the stage already said why in one line for every sample it fails so (a stopped LLM client):
+   * the run reports no line per sample. Not stored.
+   */
+  said?: boolean;
 }
 
 /** What a source yields: image bytes plus the text and boxes that came with them. */

@@ -1,6 +1,6 @@
 /**
- * When a recorded sample needs no more work, so that resume skips it before reading its image: it failed or
- * was dropped, or it is ok and
+ * When a recorded sample needs no more work, so that resume skips it before reading its image: it failed
+ * (except when the captioner held it back for a later run: `heldBackCondition`) or was dropped, or it is ok and
  * - every export of the recipe holds it, and
  * - when the recipe synthesizes, it has a final instruction row for every task and variant the recipe asks
  *   for (ok, rejected, or failed for a reason a later run cannot fix; failures such as `budget_exhausted`
@@ -9,6 +9,7 @@
  * synthesis, or one of a recipe that only synthesizes and exports later) back through synthesis.
  */
 import { RESUMABLE_CODES } from '../backends/llm-errors.js';
+import { CAPTIONER_STAGE } from '../captioner/captioner-stage.js';
 
 export interface DoneRule {
   /** Exports that must hold every ok sample. */
@@ -38,7 +39,23 @@ export function doneCondition(rule: DoneRule): { sql: string; params: unknown[] 
     );
     params.push(...rule.synth.flatMap((t) => [t.task, t.variants]), ...resumable, rule.synth.reduce((n, t) => n + t.variants, 0));
   }
-  return { sql: `(s.status != 'ok'${parts.length > 0 ? ` OR (${parts.join(' AND ')})` : ' OR 1'})`, params };
+  const held = heldBackCondition();
+  return {
+    sql: `((s.status != 'ok' AND NOT ${held.sql}) OR (s.status = 'ok'${parts.length > 0 ? ` AND (${parts.join(' AND ')})` : ''}))`,
+    params: [...held.params, ...params],
+  };
+}
+
+/**
+ * A boolean SQL expression over `samples s`: true for a sample the captioner held back (failed with a code
+ * a later run can fix, such as `server_unreachable`): the next run captions it.
+ */
+export function heldBackCondition(): { sql: string; params: unknown[] } {
+  const codes = [...RESUMABLE_CODES];
+  return {
+    sql: `(s.status = 'failed' AND coalesce(s.error_stage, '') = ? AND coalesce(s.error_code, '') IN (${codes.map(() => '?').join(',')}))`,
+    params: [CAPTIONER_STAGE, ...codes],
+  };
 }
 
 /** A boolean SQL expression over `samples s`: true when every one of `exports` holds the sample (false for none). */

@@ -1,6 +1,7 @@
 import { RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
-import type { InstructionSummary, RunSummary } from '../core/events.js';
+import type { CaptioningSummary, InstructionSummary, RunSummary } from '../core/events.js';
 import type { Db } from './database.js';
+import { heldBackCondition } from './done-rule.js';
 
 /** Counts per status, failure code and export: the `inspect stats --json` contract and the run summary. */
 export function runSummary(db: Db): RunSummary {
@@ -21,8 +22,34 @@ export function runSummary(db: Db): RunSummary {
     .all() as { name: string; n: number }[]) {
     exported[row.name] = row.n;
   }
+  const summary: RunSummary = { samples, failures, exported };
   const instructions = instructionSummary(db);
-  return instructions ? { samples, failures, exported, synthesis: instructions } : { samples, failures, exported };
+  if (instructions) summary.synthesis = instructions;
+  const captioning = captioningSummary(db);
+  if (captioning) summary.captioning = captioning;
+  return summary;
+}
+
+/** Samples the captioner held back for a later run, by code, and why it stopped; undefined when none. */
+function captioningSummary(db: Db): CaptioningSummary | undefined {
+  const held = heldBackCondition();
+  const rows = db
+    .prepare(`SELECT s.error_code AS code, COUNT(*) AS n FROM samples s WHERE ${held.sql} GROUP BY s.error_code ORDER BY n DESC, code`)
+    .all(...held.params) as { code: string; n: number }[];
+  if (rows.length === 0) return undefined;
+  const summary: CaptioningSummary = { heldBack: 0, reasons: {} };
+  for (const { code, n } of rows) {
+    summary.heldBack += n;
+    summary.reasons[code] = n;
+  }
+  const stop = db
+    .prepare(
+      `SELECT s.error_message AS message FROM samples s WHERE ${held.sql} AND s.error_code IN (${[...STOP_CODES].map(() => '?').join(',')})
+       ORDER BY s.updated_at DESC LIMIT 1`,
+    )
+    .get(...held.params, ...STOP_CODES) as { message: string } | undefined;
+  if (stop) summary.stopped = stop.message;
+  return summary;
 }
 
 /** Counts of the instructions table by status and reason code; undefined when it is empty. */

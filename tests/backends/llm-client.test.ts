@@ -213,6 +213,17 @@ describe('LlmClient', () => {
     expect(s.requests).toHaveLength(0);
   });
 
+  it('a port fetch refuses to connect to (the Fetch standard\'s bad ports: 9, 6000, ...) stops the client at once', async () => {
+    // Was retried with backoff as a plain "Connection error." for a minute per request.
+    const client = new LlmClient(options('http://127.0.0.1:9/v1', { retryBaseMs: 1000, retryMaxMs: 60_000 }));
+    const started = performance.now();
+    const err = await failure(client.complete(request()));
+    expect(err.code).toBe('server_unreachable');
+    expect(err.message).toBe('cannot reach http://127.0.0.1:9/v1: fetch does not connect to this port (a "bad port" of the Fetch standard; use another)');
+    expect(client.counters().retries).toBe(0);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
   it('a server that answered and then went away is retried with backoff, then stops the client', async () => {
     const s = await FakeLlmServer.start();
     const client = new LlmClient(options(s.baseURL, { maxRetries: 2, retryBaseMs: 20, retryMaxMs: 40 }));

@@ -119,6 +119,29 @@ describe('run database', () => {
     expect(store.shards('wds')).toEqual([{ exportName: 'wds', shardIndex: 0, path: 'wds-000000.tar', sampleCount: 1, byteLength: 10, sha256: 'cafe' }]);
   });
 
+  it('doneKeys: a sample the captioner held back (a code a later run can fix) is not done, with or without exports; the summary counts it', () => {
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    const failed = (key: string, stage: string, code: string, message = 'm') => sample(key, { failure: { code, message, stage } });
+    store.writeSamples(run, [
+      failed('held', 'captioner', 'server_unreachable', 'cannot reach http://127.0.0.1:1/v1: connection refused (ECONNREFUSED)'),
+      failed('slow', 'captioner', 'timeout'),
+      failed('broken', 'captioner', 'caption_failed'),
+      // The same code from another stage (a URL download) is that stage's final failure.
+      failed('download', 'read', 'timeout'),
+    ]);
+    const keys = ['held', 'slow', 'broken', 'download'];
+    for (const exports of [[], ['wds']]) {
+      expect([...store.doneKeys(keys, { exports, synth: [] })].sort()).toEqual(['broken', 'download']);
+      expect(store.countDone({ exports, synth: [] })).toBe(2);
+    }
+    expect(runSummary(db).captioning).toEqual({
+      heldBack: 2,
+      reasons: { server_unreachable: 1, timeout: 1 },
+      stopped: 'cannot reach http://127.0.0.1:1/v1: connection refused (ECONNREFUSED)',
+    });
+  });
+
   it('doneKeys with synthesis: an ok sample is done once every task and variant has a final row (a resumable failure is not final)', () => {
     const store = new RunStore(db);
     const run = store.startRun('{}', 'h', '0/1');

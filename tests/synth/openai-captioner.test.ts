@@ -10,6 +10,8 @@ afterEach(async () => {
 
 // A 1x1 PNG.
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+/** Four distinct images (a trailing byte each). */
+const IMAGES = Array.from({ length: 4 }, (_, i) => ({ key: `k${i}`, bytes: Buffer.concat([PNG, Buffer.from([i])]), mime: 'image/png' }));
 
 describe('OpenAI-compatible VLM captioner', () => {
   it('sends each image as a data URL and returns K captions per image, cached in the run database', async () => {
@@ -49,6 +51,69 @@ describe('OpenAI-compatible VLM captioner', () => {
     const [result] = await captioner.captionDetailed([{ key: 'a', bytes: PNG, mime: 'image/png' }]);
     expect(result!.captions).toHaveLength(1);
     expect(result!.errors).toEqual([{ seed: 1, code: 'http_400', message: expect.stringContaining('HTTP 400') }]);
+  });
+
+  it('a closed port stops captioning at the first request: every image is held back naming the base URL, no retries', async () => {
+    // Bind, then close: a port nothing listens on.
+    const gone = await FakeLlmServer.start();
+    await gone.close();
+    const options = openaiCaptionerSchema.parse({ type: 'openai', baseURL: gone.baseURL, model: 'vlm', samples: 2, concurrency: 2, retryBaseMs: 1000, retryMaxMs: 60_000 });
+    const captioner = new OpenAiCaptioner(options);
+    const started = performance.now();
+    const results = await captioner.captionDetailed(IMAGES);
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(results).toHaveLength(IMAGES.length);
+    const why = `cannot reach ${gone.baseURL}: connection refused (ECONNREFUSED)`;
+    expect(results.map((r) => r.heldBack)).toEqual(Array(IMAGES.length).fill({ code: 'server_unreachable', message: why }));
+    expect(results.map((r) => r.captions)).toEqual(Array(IMAGES.length).fill([]));
+    expect(captioner.client.counters().retries).toBe(0);
+    expect(captioner.client.counters().requests).toBeLessThanOrEqual(2);
+  });
+
+  it('a refused key (401) stops captioning at once, without retries; images answered before keep their captions', async () => {
+    const refusal = { error: { message: 'Incorrect API key provided: sk-bad' } };
+    const s = await FakeLlmServer.start({ script: (q) => (q.index >= 2 ? { kind: 'status', status: 401, body: refusal } : undefined) });
+    cleanups.push(() => s.close());
+    const options = openaiCaptionerSchema.parse({ type: 'openai', baseURL: s.baseURL, model: 'vlm', samples: 2, concurrency: 1, apiKeyEnv: 'VLC_KEY' });
+    const captioner = new OpenAiCaptioner(options, { env: { VLC_KEY: 'sk-bad' } });
+    const results = await captioner.captionDetailed(IMAGES);
+    // Concurrency 1: the first image's two requests were answered, the third request was refused, nothing more was sent.
+    expect(s.requests).toHaveLength(3);
+    expect(results[0]!.captions).toHaveLength(2);
+    expect(results[0]!.heldBack).toBeNull();
+    const why = `API key rejected by ${s.baseURL} (HTTP 401: Incorrect API key provided: ***)`;
+    for (const r of results.slice(1)) expect(r.heldBack).toEqual({ code: 'key_rejected', message: why });
+    expect(results.slice(1)).toHaveLength(IMAGES.length - 1);
+  });
+
+  it('a body cut off or stalled after the headers is retried per request; one that never comes holds the image back, not failed for good', async () => {
+    const s = await FakeLlmServer.start({ script: (q) => (q.index === 0 ? { kind: 'cut', missingBytes: 500 } : q.index === 1 ? { kind: 'stall' } : undefined) });
+    cleanups.push(() => s.close());
+    const fast = { retryBaseMs: 10, retryMaxMs: 50, timeoutMs: 400 };
+    const captioner = new OpenAiCaptioner(openaiCaptionerSchema.parse({ type: 'openai', baseURL: s.baseURL, model: 'vlm', samples: 2, concurrency: 1, ...fast }));
+    const [result] = await captioner.captionDetailed([IMAGES[0]!]);
+    expect(result!.captions).toHaveLength(2);
+    expect(result!.errors).toEqual([]);
+    expect(result!.heldBack).toBeNull();
+    expect(s.requests).toHaveLength(4);
+    expect(captioner.client.counters().retries).toBe(2);
+
+    const always = await FakeLlmServer.start({ script: (q) => (q.body.seed === 0 ? { kind: 'cut' } : { kind: 'stall' }) });
+    cleanups.push(() => always.close());
+    const failing = new OpenAiCaptioner(openaiCaptionerSchema.parse({ type: 'openai', baseURL: always.baseURL, model: 'vlm', samples: 2, maxRetries: 1, ...fast }));
+    const [held] = await failing.captionDetailed([IMAGES[0]!]);
+    expect(held!.errors.map((e) => e.code).sort()).toEqual(['connection_error', 'timeout']);
+    expect(['connection_error', 'timeout']).toContain(held!.heldBack?.code);
+    expect(always.requests).toHaveLength(4);
+  });
+
+  it('a request refused for good (HTTP 400) is no reason to hold the image back', async () => {
+    const s = await FakeLlmServer.start({ script: (q) => (q.body.seed === 1 ? { kind: 'status', status: 400 } : undefined) });
+    cleanups.push(() => s.close());
+    const captioner = new OpenAiCaptioner(openaiCaptionerSchema.parse({ type: 'openai', baseURL: s.baseURL, model: 'vlm', samples: 2 }));
+    const [result] = await captioner.captionDetailed([IMAGES[0]!]);
+    expect(result!.captions).toHaveLength(1);
+    expect(result!.heldBack).toBeNull();
   });
 
   it('cleans what models wrap captions in', () => {

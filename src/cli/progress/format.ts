@@ -38,6 +38,8 @@ export function formatSummary(summary: RunSummary): string[] {
   if (instructions) lines.push(instructions);
   const stopped = formatStopped(summary);
   if (stopped) lines.push(stopped);
+  const captioning = formatCaptioningHeld(summary);
+  if (captioning) lines.push(captioning);
   return lines;
 }
 
@@ -59,4 +61,16 @@ export function formatInstructions(summary: RunSummary): string | null {
 export function formatStopped(summary: RunSummary): string | null {
   const why = summary.synthesis?.stopped;
   return why ? `LLM synthesis stopped: ${why}; the samples wait for the next run` : null;
+}
+
+/**
+ * `captioning stopped: cannot reach URL: ...; 40 samples wait for the next run`, or, without a stop,
+ * `captioner: 3 samples held back (timeout 3); the next run captions them`, or null.
+ */
+export function formatCaptioningHeld(summary: RunSummary): string | null {
+  const c = summary.captioning;
+  if (!c) return null;
+  if (c.stopped) return `captioning stopped: ${c.stopped}; ${c.heldBack} samples wait for the next run`;
+  const reasons = Object.entries(c.reasons).map(([code, n]) => `${code} ${n}`).join(', ');
+  return `captioner: ${c.heldBack} samples held back (${reasons}); the next run captions them`;
 }

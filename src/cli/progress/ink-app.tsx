@@ -8,7 +8,7 @@
 import { useEffect, useState } from 'react';
 import { Box, Text, useStdout } from 'ink';
 import type { StageCounts } from '../../core/events.js';
-import { formatDuration, formatInstructions, formatStopped } from './format.js';
+import { formatCaptioningHeld, formatDuration, formatInstructions, formatStopped } from './format.js';
 import { etaMs, fractionDone, stageRows, type ProgressView } from './ink-model.js';
 import { formatCount, formatRateCell, progressBar, stageDetail } from './ink-format.js';
 
@@ -188,6 +188,7 @@ function Summary({ view }: { view: ProgressView }) {
   const exportText = Object.entries(exported).map(([name, n]) => `${name} ${formatCount(n)}`).join(', ');
   const instructionText = formatInstructions(end.summary);
   const stoppedText = formatStopped(end.summary);
+  const captioningText = formatCaptioningHeld(end.summary);
   return (
     <Box flexDirection="column" marginTop={1}>
       <Text wrap="truncate-end">
@@ -207,6 +208,11 @@ function Summary({ view }: { view: ProgressView }) {
       {stoppedText ? (
         <Text color="red" wrap="truncate-end">
           {stoppedText}
+        </Text>
+      ) : null}
+      {captioningText ? (
+        <Text color="red" wrap="truncate-end">
+          {captioningText}
         </Text>
       ) : null}
       {end.aborted ? (
@@ -229,8 +235,11 @@ export function ProgressApp({ view, size }: ProgressAppProps) {
   const { columns, rows } = size ?? measured;
   const done = view.end !== null;
   const table = layoutTable(view, columns, done);
-  // Lines other than errors: header, table, logs, notices, summary (at most 5 with its margin, 6 with a stop).
-  const used = 2 + table.height + (view.logs.length ? 1 + view.logs.length : 0) + (view.aborting && !done ? 2 : 0) + (done ? 5 + (view.end!.summary.synthesis?.stopped ? 1 : 0) : 0);
+  // Lines other than errors: header, table, logs, notices, summary (at most 5 with its margin, one more per
+  // stopped or held-back LLM stage).
+  const summary = view.end?.summary;
+  const summaryLines = done ? 5 + (summary?.synthesis?.stopped ? 1 : 0) + (summary?.captioning ? 1 : 0) : 0;
+  const used = 2 + table.height + (view.logs.length ? 1 + view.logs.length : 0) + (view.aborting && !done ? 2 : 0) + summaryLines;
   const errorLines = Math.max(0, Math.min(view.errors.length + 1, rows - used - 2));
   return (
     <Box flexDirection="column" width={columns}>
