@@ -86,7 +86,9 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   }
   const cleanups: (() => unknown)[] = [];
   let forgetRun: (() => void) | null = null;
+  let endRun: ((status: 'finished' | 'aborted' | 'failed') => void) | null = null;
   let started = false;
+  let ended = false;
   try {
     const store = new RunStore(db);
     const sources = recipe.sources.map((entry, i) => createSource(entry, i));
@@ -127,6 +129,10 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
     const runId = store.startRun(JSON.stringify(stored), loaded.hash, `${options.shard.index}/${options.shard.count}`);
     forgetRun = () => store.forgetRun(runId);
+    endRun = (status) => {
+      store.finishRun(runId, status);
+      ended = true;
+    };
     store.forgetKeyCollisions();
     // After a refilter the build decides with its policy (not the recipe's), so it neither undoes the
     // refilter nor drops again what it revived (`policy-in-force.ts`; this run's recipe counts).
@@ -156,10 +162,16 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       tickMs: options.tickMs,
       summarize: () => runSummary(db),
     });
-    store.finishRun(runId, options.signal.aborted ? 'aborted' : 'finished');
+    endRun(options.signal.aborted ? 'aborted' : 'finished');
+  } catch (err) {
+    // A build that dies of an error says so; it must not stay 'running' until another build starts.
+    if (started && !ended) endRun?.('failed');
+    throw err;
   } finally {
     try {
       if (!started) forgetRun?.();
+      // Stopped early by its consumer, without an error: the run did not finish.
+      else if (!ended) endRun?.('aborted');
       for (const cleanup of cleanups) await cleanup();
       db.close();
       if (!started) created.remove();

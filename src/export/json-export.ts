@@ -7,6 +7,9 @@
  *   every task but stage 1 to `mixed` and stage 1 to `stage1` (a different training stage); `split: task`
  *   writes one part per task. Regions are rendered in the format's family style (see `regions.ts`).
  * - `images/KEY.ext`: the original image bytes (turned upright, or written as PNG when not JPEG, PNG or WebP: `export-image.ts`).
+ *   A key too long for a file name is shortened with a hash (`file-name.ts`); should the file system still
+ *   refuse the name (or a folder sit in its place), that sample's records fail (`image_write_failed`),
+ *   never the export.
  * - `manifest.json` (files with record counts, sizes, sha256) and `stats.json` (see `export-stats.ts`).
  * Under `--shard I/N` with N > 1 the file names carry `-sIofN`.
  *
@@ -22,6 +25,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { InstructionTask } from '../core/conversation.js';
+import { describeError } from '../core/errors.js';
 import { isExportable as isSampleExportable } from '../core/sample.js';
 import type { Stage, StageContext } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
@@ -29,6 +33,7 @@ import { ExportRecords, type RecordRow } from '../store/export-records.js';
 import { ConversationEncoder } from './conversation-encoder.js';
 import { conversationFields, resolveConversationOptions, type ConversationDefaults } from './conversation-options.js';
 import { writeFileAtomically } from './durable-fs.js';
+import { fileStem } from './file-name.js';
 import { describeStats, exportStats } from './export-stats.js';
 import type { ExportContext, ExportType } from './export-type.js';
 import { exportImage } from './export-image.js';
@@ -101,6 +106,22 @@ export interface JsonManifest {
   total: number;
 }
 
+/** One sample's image copy in flight, and the records that refer to it. */
+interface ImageWrite {
+  key: string;
+  path: string;
+  rows: RecordRow[];
+  done: Promise<void>;
+}
+
+/** Errors that every other file in the folder would meet too: they stop the export. */
+const FOLDER_PROBLEMS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOMEM', 'ENOENT']);
+
+function isFolderProblem(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === undefined || FOLDER_PROBLEMS.has(code);
+}
+
 /** Exportable (not failed, dropped or deferred) and decoded. */
 function isExportable(sample: InstructionExportable): boolean {
   return isSampleExportable(sample) && sample.image !== null;
@@ -140,24 +161,39 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
       let rows: RecordRow[] = [];
       let exported: { key: string; position: number }[] = [];
       // Image copies of the batch being prepared, written concurrently; all are in place before the commit.
-      let imageWrites: Promise<void>[] = [];
+      let imageWrites: ImageWrite[] = [];
       const commit = async () => {
         const writes = imageWrites;
         const pendingRows = rows;
-        const pendingExported = exported;
+        let pendingExported = exported;
         imageWrites = [];
         rows = [];
         exported = [];
-        // A failed image write throws here, and its batch is not committed (the next run redoes it).
-        await Promise.all(writes);
+        const outcomes = await Promise.allSettled(writes.map((w) => w.done));
+        for (const [i, outcome] of outcomes.entries()) {
+          if (outcome.status === 'fulfilled') continue;
+          // A problem of the disk or the folder (full, read-only, no permission) stops the export, and the
+          // batch is not committed (the next run redoes it); one of this file (its name refused, a folder
+          // in its place) fails that sample's records.
+          if (isFolderProblem(outcome.reason)) throw outcome.reason;
+          const write = writes[i]!;
+          for (const row of write.rows) {
+            row.status = 'failed';
+            row.code = 'image_write_failed';
+            row.message = `cannot write ${write.path}: ${describeError(outcome.reason)}`;
+            row.recordJson = null;
+          }
+          const left = pendingRows.filter((row) => row.sampleKey === write.key && row.status === 'ok');
+          pendingExported = pendingExported.flatMap((e) => (e.key !== write.key ? [e] : left.length > 0 ? [{ key: e.key, position: left[0]!.seq }] : []));
+        }
         records.commit(exportName, pendingRows, pendingExported);
       };
 
       const exportSample = (sample: T) => {
         const image = sample.image!;
-        const imageName = `${sample.key}.${imageExtension(image.format)}`;
+        const imageName = `${fileStem(sample.key)}.${imageExtension(image.format)}`;
         let first: number | null = null;
-        let needsImage = false;
+        const imageRows: RecordRow[] = [];
         for (const source of collectRecords(sample, resolved.tasks)) {
           const result = encoder.encodeRecord(source, { width: image.width, height: image.height });
           const row: RecordRow = {
@@ -184,7 +220,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
               row.recordJson = JSON.stringify(record);
               row.tokens = result.tokens?.length ?? null;
               row.truncated = result.tokens?.truncated ?? false;
-              needsImage ||= result.hasImage;
+              if (result.hasImage) imageRows.push(row);
               first ??= row.seq;
             }
           } else {
@@ -194,10 +230,10 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
           }
           rows.push(row);
         }
-        if (needsImage) {
+        if (imageRows.length > 0) {
           const path = join(imagesDir, imageName);
           const bytes = sample.imageBytes!;
-          imageWrites.push(writeFile(`${path}.tmp`, bytes).then(() => rename(`${path}.tmp`, path)));
+          imageWrites.push({ key: sample.key, path, rows: imageRows, done: writeFile(`${path}.tmp`, bytes).then(() => rename(`${path}.tmp`, path)) });
         }
         if (first !== null) exported.push({ key: sample.key, position: first });
       };
@@ -224,7 +260,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
       } finally {
         if (failed) {
           // Let image writes in flight finish; commit nothing more (the next run redoes the batch).
-          await Promise.allSettled(imageWrites);
+          await Promise.allSettled(imageWrites.map((w) => w.done));
         } else {
           await commit();
         }

@@ -5,6 +5,7 @@ import tarStream from 'tar-stream';
 import { isValidKey, KEY_CHARACTERS } from '../core/sample.js';
 import { markWriting, uniqueTmpPath } from '../core/temp-file.js';
 import { FileExistsError, renameNoReplace, syncDir } from './durable-fs.js';
+import { fileStem } from './file-name.js';
 
 /**
  * Streaming WebDataset shard writer. Samples go into POSIX ustar archives, one sample's members one after
@@ -12,6 +13,8 @@ import { FileExistsError, renameNoReplace, syncDir } from './durable-fs.js';
  *
  * - mtime is {@link SHARD_MTIME} (2000-01-01T00:00:00Z; not epoch 0, which some tools flag as implausible),
  * - mode 0644, uid/gid 0, empty uname/gname, no end-of-archive padding beyond tar's two zero blocks.
+ * - member names are `KEY.ext`, a key too long for a file name shortened with a hash (`file-name.ts`), so
+ *   an unpacked shard fits any file system; `KEY.json` keeps the full key.
  *
  * A shard is written to `NAME.PID.RANDOM.tmp` (`core/temp-file.ts`: no two writers share a temporary name, and
  * recovery can tell a live writer's file from a dead one's). Finishing it flushes and fsyncs the file,
@@ -131,7 +134,7 @@ function prepare(sample: WebDatasetSample): PreparedSample {
     }
     if (seen.has(member.ext)) throw new Error(`sample ${sample.key}: member extension "${member.ext}" appears twice`);
     seen.add(member.ext);
-    return { name: `${sample.key}.${member.ext}`, data: member.data };
+    return { name: `${fileStem(sample.key)}.${member.ext}`, data: member.data };
   });
   if (members.length === 0) throw new Error(`sample ${sample.key}: has no members`);
   members.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

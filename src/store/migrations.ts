@@ -42,7 +42,7 @@ export const MIGRATIONS: readonly string[] = [
     shard TEXT NOT NULL DEFAULT '0/1',
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    status TEXT NOT NULL DEFAULT 'running' -- running | finished | aborted | crashed
+    status TEXT NOT NULL DEFAULT 'running' -- running | finished | aborted | failed | crashed
   );
 
   CREATE TABLE samples (

@@ -82,7 +82,8 @@ export class RunStore {
     this.db.prepare('DELETE FROM runs WHERE id = ?').run(runId);
   }
 
-  finishRun(runId: number, status: 'finished' | 'aborted'): void {
+  /** `failed`: the build stopped on an error (it resumes like an aborted one). */
+  finishRun(runId: number, status: 'finished' | 'aborted' | 'failed'): void {
     this.db.prepare('UPDATE runs SET status = ?, finished_at = ? WHERE id = ?').run(status, nowIso(), runId);
   }
 

@@ -5,12 +5,12 @@
  * ends, so finishing at all is the check) and record a code per row.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { makeImage } from '../fixtures/make-webdataset.js';
+import { makeImage, writeTar } from '../fixtures/make-webdataset.js';
 import { keysOf, readShardMembers, runCli } from './helpers.js';
 
 let dir: string;
@@ -113,5 +113,106 @@ describe('a build on a manifest with a 2 MB caption', () => {
     const report = await runCli(['report', db, '-o', join(dir, 'out-captions/report.html')]);
     expect(report.code).toBe(0);
     expect(statSync(join(dir, 'out-captions/report.html')).size).toBeLessThan(1_000_000);
+  });
+});
+
+describe('a WebDataset key of 300 characters', () => {
+  it('exports under a shortened file name, in LLaVA and WebDataset alike, and the run finishes and resumes', async () => {
+    // Folders inside the tar are part of the key: each path component fits on disk, the key does not.
+    const folders = ['a'.repeat(100), 'b'.repeat(100), 'c'.repeat(100)];
+    const longMember = `${folders.join('/')}/sample`;
+    const image = await makeImage(32, 24, 'jpeg', 5);
+    await writeTar(join(dir, 'long.tar'), [
+      { name: `${longMember}.jpg`, data: image },
+      { name: `${longMember}.txt`, data: 'a long-named photo' },
+      { name: 'short.jpg', data: image },
+      { name: 'short.txt', data: 'a short-named photo' },
+    ]);
+    writeFileSync(
+      join(dir, 'long.yaml'),
+      stringify({
+        run: { db: 'out-long/run.db' },
+        sources: [{ type: 'webdataset', paths: 'long.tar' }],
+        synth: { tasks: ['stage1'] },
+        export: [
+          { type: 'llava', out: 'out-long/llava' },
+          { type: 'webdataset', out: 'out-long/wds' },
+        ],
+      }),
+    );
+    const db = join(dir, 'out-long/run.db');
+    for (const attempt of ['first', 'resume']) {
+      const result = await runCli(['build', join(dir, 'long.yaml'), '--progress', 'plain']);
+      expect(result.code, `${attempt}: ${result.stderr}`).toBe(0);
+      const runs = JSON.parse((await runCli(['inspect', db, 'sql', 'SELECT status FROM runs ORDER BY id', '--json'])).stdout);
+      expect(runs.map((r: { status: string }) => r.status)).toEqual(attempt === 'first' ? ['finished'] : ['finished', 'finished']);
+    }
+    const keys = JSON.parse((await runCli(['inspect', db, 'samples', '--json'])).stdout).map((r: { key: string }) => r.key);
+    const longKey = keys.find((k: string) => k.length > 255);
+    expect(longKey).toBeDefined();
+
+    const records = JSON.parse(readFileSync(join(dir, 'out-long/llava/llava-stage1.json'), 'utf8')) as { id: string; image: string }[];
+    expect(records).toHaveLength(2);
+    for (const record of records) {
+      expect(Buffer.byteLength(record.image)).toBeLessThanOrEqual(255);
+      expect(readFileSync(join(dir, 'out-long/llava/images', record.image)).equals(image)).toBe(true);
+    }
+    expect(readdirSync(join(dir, 'out-long/llava/images')).sort()).toEqual(records.map((r) => r.image).sort());
+
+    const members = (await readShardMembers(join(dir, 'out-long/wds'))).map((m) => m.member);
+    expect(members).toHaveLength(6);
+    for (const member of members) expect(Buffer.byteLength(member)).toBeLessThanOrEqual(255);
+    // The shortened member name still names the whole key inside its JSON.
+    const jsonMember = members.find((m) => m.endsWith('.json') && m !== 'short.json')!;
+    const extracted = join(dir, 'out-long/extract');
+    mkdirSync(extracted);
+    execFileSync('tar', ['-xf', join(dir, 'out-long/wds/wds-000000.tar'), '-C', extracted]);
+    expect(JSON.parse(readFileSync(join(extracted, jsonMember), 'utf8')).key).toBe(longKey);
+  });
+
+  it('an image file that cannot be written fails that record, not the build', async () => {
+    writeFileSync(
+      join(dir, 'squat.yaml'),
+      stringify({
+        run: { db: 'out-squat/run.db' },
+        sources: [{ type: 'webdataset', paths: 'long.tar' }],
+        synth: { tasks: ['stage1'] },
+        export: [{ type: 'llava', out: 'out-squat/llava' }],
+      }),
+    );
+    // A folder sits where short.jpg would go.
+    mkdirSync(join(dir, 'out-squat/llava/images/short.jpg'), { recursive: true });
+    const result = await runCli(['build', join(dir, 'squat.yaml'), '--progress', 'plain']);
+    expect(result.stderr).not.toContain('internal error');
+    expect([0, 1]).toContain(result.code);
+    const db = join(dir, 'out-squat/run.db');
+    const rows = JSON.parse((await runCli(['inspect', db, 'sql', 'SELECT sample_key, status, code FROM export_records ORDER BY sample_key', '--json'])).stdout);
+    expect(rows.map((r: { sample_key: string; status: string; code: string | null }) => [r.sample_key.length > 255, r.status, r.code])).toEqual([
+      [true, 'ok', null],
+      [false, 'failed', 'image_write_failed'],
+    ]);
+    const runs = JSON.parse((await runCli(['inspect', db, 'sql', 'SELECT status FROM runs', '--json'])).stdout);
+    expect(runs).toEqual([{ status: 'finished' }]);
+    const records = JSON.parse(readFileSync(join(dir, 'out-squat/llava/llava-stage1.json'), 'utf8')) as unknown[];
+    expect(records).toHaveLength(1);
+  });
+
+  it('a build that dies of an error leaves its run row failed, not running', async () => {
+    writeFileSync(
+      join(dir, 'dies.yaml'),
+      stringify({
+        run: { db: 'out-dies/run.db' },
+        sources: [{ type: 'webdataset', paths: 'long.tar' }],
+        synth: { tasks: ['stage1'] },
+        export: [{ type: 'llava', out: 'out-dies/llava' }],
+      }),
+    );
+    // The export's images folder is a file: the export cannot write there and the build stops.
+    mkdirSync(join(dir, 'out-dies/llava'), { recursive: true });
+    writeFileSync(join(dir, 'out-dies/llava/images'), 'not a folder');
+    const result = await runCli(['build', join(dir, 'dies.yaml'), '--progress', 'plain']);
+    expect(result.code).not.toBe(0);
+    const runs = JSON.parse((await runCli(['inspect', join(dir, 'out-dies/run.db'), 'sql', 'SELECT status FROM runs', '--json'])).stdout);
+    expect(runs).toEqual([{ status: 'failed' }]);
   });
 });
