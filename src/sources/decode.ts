@@ -220,6 +220,7 @@ function sniffFormat(bytes: Buffer): string | null {
     return 'webp';
   }
   if (bytes.length >= 6 && /^GIF8[79]a$/.test(bytes.toString('latin1', 0, 6))) return 'gif';
+  if (bytes.length >= 4 && (bytes.toString('latin1', 0, 4) === 'II*\0' || bytes.toString('latin1', 0, 4) === 'MM\0*')) return 'tiff';
   return null;
 }
 
@@ -228,7 +229,8 @@ const PNG_IEND = Buffer.from([0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
 
 /**
  * Why the container looks cut off, or null if its end looks whole: JPEG without an end-of-image
- * marker, PNG without IEND, WebP shorter than its RIFF size, GIF without its trailer byte.
+ * marker, PNG without IEND, WebP shorter than its RIFF size, GIF without its trailer byte, TIFF whose
+ * first directory (TIFF writers often put it after the pixel data) lies past the end.
  */
 function truncationEvidence(bytes: Buffer, format: string | null): string | null {
   switch (format) {
@@ -248,6 +250,11 @@ function truncationEvidence(bytes: Buffer, format: string | null): string | null
     }
     case 'gif':
       return bytes.at(-1) === 0x3b ? null : 'no trailer byte';
+    case 'tiff': {
+      if (bytes.length < 8) return 'shorter than a TIFF header';
+      const directory = bytes[0] === 0x49 ? bytes.readUInt32LE(4) : bytes.readUInt32BE(4);
+      return directory + 2 > bytes.length ? `its first directory starts at byte ${directory}, past the end` : null;
+    }
     default:
       return null;
   }

@@ -124,6 +124,17 @@ describe('decodeImage', () => {
     expect(await expectFailure(webp.subarray(0, Math.floor(webp.length / 2)), 'image_truncated')).toMatch(/RIFF header declares/);
   });
 
+  it('a TIFF cut before its directory (written after the pixels) -> image_truncated, not image_unsupported', async () => {
+    for (const compression of ['none', 'lzw'] as const) {
+      const tiff = await sharp(await makeImage(40, 30, 'png', 7)).tiff({ compression }).toBuffer();
+      expect(tiff.readUInt32LE(4)).toBeGreaterThan(tiff.length / 2);
+      expect(await expectFailure(tiff.subarray(0, Math.floor(tiff.length / 2)), 'image_truncated')).toMatch(/first directory starts at byte \d+, past the end/);
+      expect((await decodeImage(tiff, LIMIT)).ok).toBe(true);
+    }
+    const bigEndian = Buffer.from('MM\0*\0\0\xff\xff', 'latin1');
+    expect(await expectFailure(bigEndian, 'image_truncated')).toMatch(/byte 65535/);
+  });
+
   it('a PNG with damaged pixel data but an intact end -> image_corrupt', async () => {
     const png = Buffer.from(await makeImage(64, 64, 'png', 6));
     const idat = png.indexOf('IDAT');
