@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -92,13 +92,24 @@ export function parseRecipe(input: unknown, origin: string, baseDir: string): Lo
   return { recipe, baseDir, hash };
 }
 
+/** Most bytes a recipe file may have (a recipe is a page of YAML). */
+const MAX_RECIPE_BYTES = 4 * 1024 * 1024;
+
 /** Read a YAML or JSON recipe file (JSON is YAML, so one parser reads both). */
 export function loadRecipe(path: string): LoadedRecipe {
   let text: string;
   try {
+    // A recipe is a small regular file: a FIFO or a device (`/dev/zero`) would block or never end.
+    const info = statSync(path);
+    if (info.isDirectory()) throw new ConfigError(`recipe "${path}": it is a folder, expected a YAML or JSON file`);
+    if (!info.isFile()) throw new ConfigError(`recipe "${path}": not a regular file, expected a YAML or JSON file`);
+    if (info.size > MAX_RECIPE_BYTES) throw new ConfigError(`recipe "${path}": ${info.size} bytes, more than a recipe may have (${MAX_RECIPE_BYTES})`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`recipe "${path}": cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'the file does not exist' : code === 'EACCES' ? 'permission denied' : (code ?? (err as Error).message);
+    throw new ConfigError(`recipe "${path}": cannot read (${why})`, { cause: err });
   }
   let input: unknown;
   try {

@@ -4,6 +4,8 @@
  */
 export function describeValue(value: unknown, max = 80): string {
   if (value === undefined) return 'nothing';
+  // JSON would say null for these (a recipe's 1e400 is Infinity).
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   let json: string | undefined;
   try {
     json = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? Number(v) : v));

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { MIGRATIONS } from './migrations.js';
@@ -27,7 +27,14 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
     return db;
   }
   mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
+  let db: Db;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    // SQLite's own message ("unable to open database file") names neither the path nor the reason.
+    const why = isFolder(path) ? 'it is a folder, expected a database file' : (err as Error).message;
+    throw new ConfigError(`run database "${path}": cannot open (${why})`, { cause: err });
+  }
   db.pragma('journal_mode = WAL');
   // NORMAL is durable across process kills in WAL mode (only an OS crash can lose the last commits).
   db.pragma('synchronous = NORMAL');
@@ -35,6 +42,14 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   db.pragma('busy_timeout = 5000');
   migrate(db, path);
   return db;
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function migrate(db: Db, path: string): void {

@@ -108,7 +108,9 @@ describe('recipes', () => {
     expect(loadRecipe(join(dir, 'r.json')).baseDir).toBe(dir);
     writeFileSync(join(dir, 'bad.yaml'), 'sources: [ { type: ');
     expect(() => loadRecipe(join(dir, 'bad.yaml'))).toThrow(/bad\.yaml.*not valid YAML/);
-    expect(() => loadRecipe(join(dir, 'missing.yaml'))).toThrow(/missing\.yaml.*cannot read \(ENOENT\)/);
+    expect(() => loadRecipe(join(dir, 'missing.yaml'))).toThrow(/missing\.yaml": cannot read \(the file does not exist\)/);
+    expect(() => loadRecipe(dir)).toThrow(/it is a folder, expected a YAML or JSON file/);
+    expect(() => loadRecipe('/dev/zero')).toThrow(/"\/dev\/zero": not a regular file/);
     writeFileSync(join(dir, 'list.yaml'), '- a\n- b\n');
     expect(() => loadRecipe(join(dir, 'list.yaml'))).toThrow(/expected a mapping/);
   });
