@@ -9,6 +9,7 @@
  * | `/gzip/NAME` | the image with `Content-Encoding: gzip` |
  * | `/slow-headers/NAME?ms=N` | waits N ms before the headers |
  * | `/slow-body/NAME?ms=N` | sends the headers and half the body, waits N ms, then the rest |
+ * | `/cut/NAME` | declares the whole image's `Content-Length`, sends half of it, then destroys the socket |
  * | `/chain/N/NAME` | redirects N times, then the image |
  * | `/redirect?to=URL&status=S` | a redirect (default 302) to URL (absolute or relative, any scheme) |
  * | `/loop/a`, `/loop/b` | redirect to each other |
@@ -123,6 +124,14 @@ export async function startImageServer(options: ImageServerOptions = {}): Promis
         await wait(Number(query.get('ms') ?? 1000));
         if (!res.destroyed) res.end(bytes.subarray(half));
         return;
+      }
+      case 'cut': {
+        const bytes = image(rest.join('/'));
+        if (bytes === null) return void res.writeHead(404).end();
+        res.writeHead(200, { 'content-type': typeOf(rest.join('/')), 'content-length': String(bytes.length) });
+        res.write(bytes.subarray(0, Math.floor(bytes.length / 2)));
+        await wait(20);
+        return void res.destroy();
       }
       case 'chain': {
         const n = Number(rest[0]);
