@@ -372,14 +372,16 @@ async function imageBuilds(dir, base) {
   mkdirSync(join(files, 'folder.jpg'), { recursive: true });
   add('folder_named_jpg', 'folder.jpg', null, 'image_missing');
   symlinkSync('/dev/zero', join(files, 'zero-link.jpg'));
-  add('symlink_to_dev_zero', 'zero-link.jpg', null, 'image_unreadable');
   symlinkSync('ok.jpg', join(files, 'good-link.jpg'));
   add('ok_symlink_to_image', 'good-link.jpg', null, 'ok');
   symlinkSync('nowhere.jpg', join(files, 'dangling.jpg'));
   add('dangling_symlink', 'dangling.jpg', null, 'image_missing');
   if (makeFifo(join(files, 'fifo.jpg'))) add('fifo_named_jpg', 'fifo.jpg', null, 'image_unreadable');
-  add('dev_zero_absolute', '/dev/zero', null, 'image_unreadable');
-  add('dev_zero_file_url', 'file:///dev/zero', null, 'image_unreadable');
+  // Confined to the images folder (the default): what lies outside it is refused before it is opened.
+  add('symlink_to_dev_zero', 'zero-link.jpg', null, 'image_path_invalid');
+  add('dev_zero_absolute', '/dev/zero', null, 'image_path_invalid');
+  add('dev_zero_file_url', 'file:///dev/zero', null, 'image_path_invalid');
+  add('etc_passwd_absolute', '/etc/passwd', null, 'image_path_invalid');
   add('path_traversal', '../../../../etc/passwd', null, 'image_path_invalid');
   add('nul_in_path', 'ok.jpg\u0000.png', null, 'image_missing');
   add('ftp_url', 'ftp://127.0.0.1/a.jpg', null, 'url_invalid');
@@ -387,10 +389,29 @@ async function imageBuilds(dir, base) {
   add('http_url_without_host', 'http://', null, 'url_invalid');
 
   write(join(dir, 'images.jsonl'), `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+
+  // With allowAbsolutePaths the same paths are opened, and only regular files are read.
+  const open = [];
+  const addOpen = (name, image, expect) => {
+    open.push({ key: name, image, caption: `case ${name}` });
+    cases.push({ name, records: { [name]: expect } });
+  };
+  addOpen('unconfined_symlink_to_dev_zero', 'zero-link.jpg', 'image_unreadable');
+  addOpen('unconfined_dev_zero', '/dev/zero', 'image_unreadable');
+  addOpen('unconfined_dev_zero_file_url', 'file:///dev/zero', 'image_unreadable');
+  addOpen('unconfined_dev_urandom', '/dev/urandom', 'image_unreadable');
+  addOpen('unconfined_proc_file', '/proc/self/status', 'image_unsupported');
+  addOpen('unconfined_folder', '/tmp', 'image_missing');
+  addOpen('unconfined_absolute_image', join(files, 'ok.jpg'), 'ok');
+  write(join(dir, 'unconfined.jsonl'), `${open.map((r) => JSON.stringify(r)).join('\n')}\n`);
+
   const recipe = recipeFile(dir, 'recipe.json', {
     run: { db: 'out/run.db' },
     decode: { maxBytes: 4 * 1024 * 1024 },
-    sources: [{ type: 'jsonl', name: 'images', path: 'images.jsonl', image: 'image', caption: 'caption', key: 'key', imagesDir: 'files' }],
+    sources: [
+      { type: 'jsonl', name: 'images', path: 'images.jsonl', image: 'image', caption: 'caption', key: 'key', imagesDir: 'files' },
+      { type: 'jsonl', name: 'unconfined', path: 'unconfined.jsonl', image: 'image', caption: 'caption', key: 'key', imagesDir: 'files', allowAbsolutePaths: true },
+    ],
     export: [{ type: 'webdataset', out: 'out/wds' }],
   });
   return [build('images', 'images', recipe, 1, cases)];
@@ -481,6 +502,7 @@ function tarBuilds(dir, base) {
   add('json_member_invalid', tar([...sample('s0'), { name: 's0.json', data: '{"caption": "unterminated' }, ...sample('s1')]), { s0: 'json_invalid', s1: 'ok' });
   add('json_member_array', tar([...sample('s0'), { name: 's0.json', data: '[1, 2]' }]), { s0: 'json_invalid' });
   add('caption_invalid_utf8', tar([{ name: 's0.jpg', data: base.jpeg }, { name: 's0.txt', data: Buffer.from([0x61, 0x20, 0xff, 0xfe, 0x62]) }]), { s0: 'ok' }, { captionIssue: 'invalid_utf8' });
+  add('caption_too_long', tar([{ name: 's0.jpg', data: base.jpeg }, { name: 's0.txt', data: 'long '.repeat(10_000) }]), { s0: 'ok' }, { captionIssue: 'too_long' });
   add('caption_control_chars', tar([{ name: 's0.jpg', data: base.jpeg }, { name: 's0.txt', data: 'a red\u0007 ball\u202e here\u001b[2J' }]), { s0: 'ok' }, { captionIssue: 'control_chars_removed' });
 
   // A header whose size field claims 8 GiB (octal) or 1 TiB (base-256), with the archive ending after
@@ -573,6 +595,8 @@ function manifestBuilds(dir, base) {
     [j({ image: 'a.jpg', caption: null }), 'ok'],
     [j({ image: 'a.jpg' }), 'ok'],
     [j({ image: 'a.jpg', caption: '' }), 'ok'],
+    // Longer than decode.maxCaptionChars (16,384): kept on record, cut, marked, never published.
+    [j({ image: 'a.jpg', caption: 'word '.repeat(5000) }), 'ok', { captionIssue: 'too_long' }],
     ['', null],
     ['   ', null],
     [j({ image: 'a.jpg', caption: 'bell\u0007 and \u001b[31m colour \u202e' }), 'ok', CONTROL],
@@ -843,7 +867,7 @@ function llavaBuilds(dir, base) {
   add('image_missing', { id: 'missing', image: 'nope.jpg', conversations: turns() }, 'image_missing');
   add('image_truncated', { id: 'cut', image: 'cut.jpg', conversations: turns() }, 'image_truncated');
   add('image_outside_the_folder', { id: 'traversal', image: '../../../../etc/passwd', conversations: turns() }, 'image_path_invalid');
-  add('image_dev_zero', { id: 'dev_zero', image: '/dev/zero', conversations: turns() }, 'image_unreadable');
+  add('image_dev_zero', { id: 'dev_zero', image: '/dev/zero', conversations: turns() }, 'image_path_invalid');
   add('conversations_not_a_list', { id: 'conv_object', image: 'a.jpg', conversations: { from: 'human', value: 'x' } }, 'row_invalid');
   add('turn_without_value', { id: 'turn_no_value', image: 'a.jpg', conversations: [{ from: 'human' }] }, 'row_invalid');
   add('turn_value_a_number', { id: 'turn_number', image: 'a.jpg', conversations: [{ from: 'human', value: 3 }] }, 'row_invalid');

@@ -132,6 +132,8 @@ function problemsOf(r: Ran): string[] {
   if (r.timedOut) problems.push(`${label}: still running after ${PROCESS_TIMEOUT_MS} ms (killed)`);
   if (r.code !== build.exit) problems.push(`${label}: exit ${r.code ?? r.signal}, expected ${build.exit}: ${tail}`);
   if (/internal error/.test(r.stderr) || /^\s+at .+:\d+:\d+\)?$/m.test(r.stderr)) problems.push(`${label}: crashed: ${tail}`);
+  // Inputs' control characters are escaped in every message (an ESC from a file must not reach the terminal).
+  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(r.stderr)) problems.push(`${label}: raw control characters in the output: ${JSON.stringify(tail)}`);
   if (build.stderr && !build.stderr.test(r.stderr)) problems.push(`${label}: the message does not match ${build.stderr}: ${tail}`);
   if (r.peakRssKiB !== null && r.peakRssKiB > PEAK_RSS_LIMIT_KIB) problems.push(`${label}: peak RSS ${r.peakRssKiB} KiB over ${PEAK_RSS_LIMIT_KIB}`);
   problems.push(...recordProblems(r, label));
