@@ -5,7 +5,7 @@
  */
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
-import type { LlmError } from './llm-errors.js';
+import { LlmTimeoutError, type LlmError } from './llm-errors.js';
 import { retryDelay, sleep } from './llm-retry.js';
 
 export interface BatchStatus {
@@ -27,10 +27,12 @@ const MANAGEMENT_ATTEMPTS = 4;
 export class LlmBatchApi {
   /**
    * `toLlmError` classifies a failed call (`lastTry`: no retry follows); `onAnswer` hears of each call the
-   * server answered (the client's rule for stopping on connection failures depends on it).
+   * server answered (the client's rule for stopping on connection failures depends on it). `timeoutMs`
+   * bounds a file download, body included.
    */
   constructor(
     private readonly openai: OpenAI,
+    private readonly timeoutMs: number,
     private readonly toLlmError: (err: unknown, attempts: number, lastTry: boolean) => LlmError,
     private readonly onAnswer: () => void = () => {},
   ) {}
@@ -81,8 +83,18 @@ export class LlmBatchApi {
   /** The text of a file (a batch's output or error JSONL). */
   async content(fileId: string): Promise<string> {
     return this.retrying('batch file download', async () => {
-      const response = await this.openai.files.content(fileId, { maxRetries: 0 });
-      return response.text();
+      // The SDK's timeout ends once the headers are in; a server may send them and then stall.
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(), this.timeoutMs);
+      try {
+        const response = await this.openai.files.content(fileId, { maxRetries: 0, timeout: this.timeoutMs, signal: deadline.signal });
+        return await response.text();
+      } catch (err) {
+        if (deadline.signal.aborted) throw new LlmTimeoutError(`no complete file within ${this.timeoutMs} ms`, { cause: err });
+        throw err;
+      } finally {
+        clearTimeout(timer);
+      }
     });
   }
 }

@@ -7,7 +7,7 @@
  *   with the prompt estimate plus `max_tokens` before sending, corrected with the reported usage), and
  *   `concurrency` (requests in flight);
  * - retries: the SDK's own retries are off; ours retry 408/409/429/5xx, timeouts (`timeoutMs` covers
- *   the whole request, body included), dropped or cut-off connections and malformed bodies with
+ *   the whole request, body included, as it does a batch file download), dropped or cut-off connections and malformed bodies with
  *   full-jitter exponential backoff, waiting at least what `Retry-After`, `retry-after-ms` or
  *   `x-ratelimit-reset-*` ask for;
  * - stop: a rejected key (401/403) stops the client at once, and so does a server that cannot be reached
@@ -193,6 +193,7 @@ export class LlmClient {
     // Batch management calls stop the client as requests do (a rejected key, a server not there).
     this.batch = new LlmBatchApi(
       this.openai,
+      options.timeoutMs,
       (err, attempts, lastTry) => this.stopFor(this.toLlmError(err), attempts, lastTry),
       () => (this.answered = true),
     );

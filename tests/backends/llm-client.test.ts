@@ -294,6 +294,19 @@ describe('LlmClient', () => {
     expect(always.requests).toHaveLength(2);
   });
 
+  it('times out a batch file download that stalls after the headers, and retries it (timeoutMs covers the body there too)', async () => {
+    const s = await server({ stalledDownloads: 1 });
+    const client = new LlmClient(options(s.baseURL, { timeoutMs: 300 }));
+    const text = '{"custom_id": "a"}\n'.repeat(200);
+    const fileId = await client.batch.upload(text, 'requests.jsonl');
+    const started = performance.now();
+    // Without the timeout the first download waits as long as the server does (here: for ever).
+    const never = new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 8 s'), 8000).unref());
+    expect(await Promise.race([client.batch.content(fileId), never])).toBe(text);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(s.rawRequests.filter((r) => r.path.endsWith('/content'))).toHaveLength(2);
+  });
+
   it('treats finish_reason length and content_filter as failures, without blind retries, and caches them', async () => {
     const s = await server({
       script: (r) => ({ kind: 'answer', content: 'Question:\nWhat', finishReason: r.body.seed === 1 ? 'length' : 'content_filter' }),

@@ -59,6 +59,8 @@ export interface FakeServerOptions {
   batchPollsBeforeDone?: number;
   /** Answer every request, of any path, with this status (a server that refuses the key: 401, 403). */
   refuseAll?: number;
+  /** The first this many file downloads (`/v1/files/ID/content`) send headers and half the file, then stall. */
+  stalledDownloads?: number;
 }
 
 interface StoredFile {
@@ -187,6 +189,7 @@ export class FakeLlmServer {
   private readonly batches = new Map<string, StoredBatch>();
   private readonly batchPollsBeforeDone: number;
   private readonly refuseAll: number | null;
+  private stalledDownloads: number;
   private nextId = 1;
   private server!: Server;
   baseURL = '';
@@ -197,6 +200,7 @@ export class FakeLlmServer {
     this.limit = options.limit;
     this.batchPollsBeforeDone = options.batchPollsBeforeDone ?? 1;
     this.refuseAll = options.refuseAll ?? null;
+    this.stalledDownloads = options.stalledDownloads ?? 0;
   }
 
   static async start(options: FakeServerOptions = {}): Promise<FakeLlmServer> {
@@ -251,6 +255,13 @@ export class FakeLlmServer {
     if (req.method === 'GET' && content) {
       const file = this.files.get(content[1]!);
       if (!file) return json(res, 404, { error: { message: 'no such file' } });
+      if (this.stalledDownloads > 0) {
+        this.stalledDownloads--;
+        const whole = Buffer.from(file.content);
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(whole.length) });
+        res.write(whole.subarray(0, Math.floor(whole.length / 2)));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       res.end(file.content);
       return;
