@@ -33,7 +33,7 @@ import { createSynthStage } from '../synth/synth-stage.js';
 import { decideCaptions, type ResolvedPolicy, type ScoredCaption } from '../filter/policy.js';
 import { policyInForce } from '../filter/policy-in-force.js';
 import { describeFlags, type RefilterEntry } from '../filter/refilter-log.js';
-import { isLlmTask } from '../synth/llm-tasks.js';
+import { wantedInstructions } from '../synth/wanted-instructions.js';
 import type { DoneRule } from '../store/done-rule.js';
 import type { Caption, DecodedPair } from '../core/sample.js';
 import type { Recipe } from '../config/recipe.js';
@@ -96,7 +96,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     // What a recorded sample still needs (`done-rule.ts`): every export, and every instruction row asked for.
     const doneRule: DoneRule = {
       exports: exportNames,
-      synth: (recipe.synth?.tasks ?? []).map((task) => ({ task, variants: isLlmTask(task) ? recipe.synth!.samplesPerTask : 1 })),
+      synth: wantedInstructions(recipe.synth),
     };
     const ctx: SourceContext = {
       signal: options.signal,
@@ -124,7 +124,9 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       : null;
     cleanups.push(() => captioner?.close());
     // Stored with the run: a retrained model in place of the old one must not count as the same settings.
-    const stored = { ...recipe, modelFingerprints: modelFingerprints(recipe, baseDir) };
+    // The recipe's folder and file too: `vlcurate export --name` continues its exports with their settings
+    // (relative paths resolve against the folder), and `refilter` names the recipe to build.
+    const stored = { ...recipe, modelFingerprints: modelFingerprints(recipe, baseDir), recipeDir: baseDir, recipeFile: loaded.path ?? null };
     const reuseRuns = recipe.filter || recipe.captioner ? store.runsWithSettings(capfiltSettings, capfiltSettings(stored)) : [];
     // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
     const runId = store.startRun(JSON.stringify(stored), loaded.hash, `${options.shard.index}/${options.shard.count}`);

@@ -51,6 +51,8 @@ export interface LoadedRecipe {
   baseDir: string;
   /** sha256 of the resolved recipe, stored with each run. */
   hash: string;
+  /** The recipe file, absolute, when it was read from one. */
+  path?: string;
 }
 
 /** Validate a recipe object; every problem is reported at once, each naming field, value and expectation. */
@@ -120,5 +122,5 @@ export function loadRecipe(path: string): LoadedRecipe {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new ConfigError(`recipe "${path}": expected a mapping with at least \`sources\`, got ${Array.isArray(input) ? 'a list' : JSON.stringify(input)}`);
   }
-  return parseRecipe(input, path, dirname(resolve(path)));
+  return { ...parseRecipe(input, path, dirname(resolve(path))), path: resolve(path) };
 }

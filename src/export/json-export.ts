@@ -22,7 +22,7 @@
  * run writes again.
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { InstructionTask } from '../core/conversation.js';
 import { describeError } from '../core/errors.js';
@@ -156,6 +156,14 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
       const { type, name: _name, out: _out, prefix: _prefix, ...rest } = options;
       records.claim(exportName, type, { ...rest, out: dir, prefix, tokenizer: resolved.tokenizerPath, template: resolved.templateName, stage1Template: resolved.stage1TemplateName });
       await mkdir(imagesDir, { recursive: true });
+      // Samples no longer kept (a refilter dropped them) leave the export: their images first, then their
+      // records (a kill in between finds them again); the files are rewritten from the store at the end.
+      const images = records.imagesNotKept(exportName);
+      for (const image of images) if (basename(image) === image) await rm(join(imagesDir, image), { force: true });
+      const forgotten = records.forgetNotKept(exportName);
+      if (forgotten > 0) {
+        stageCtx.emit({ type: 'log', level: 'info', message: `export ${exportName}: ${forgotten} sample(s) no longer kept (refilter) taken out, with ${images.length} image(s)` });
+      }
       let seq = records.nextSeq(exportName);
 
       let rows: RecordRow[] = [];

@@ -19,6 +19,8 @@ import { shardFileName, WebDatasetWriter, type ShardInfo } from './webdataset-wr
 import { isBeingWritten, parseTmpName } from '../core/temp-file.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
 import { assertOwnFolder } from './export-folder.js';
+import { ExportRecords } from '../store/export-records.js';
+import { pruneShards, type PruneHooks, type PruneReport } from './webdataset-prune.js';
 
 /**
  * WebDataset export stage with exactly-once output across crashes and re-runs.
@@ -29,8 +31,9 @@ import { assertOwnFolder } from './export-folder.js';
  * shard holding it is recorded, and on start the stage makes the folder agree with the store: a recorded
  * shard left under its temporary name is renamed, anything of this prefix not recorded is deleted (a killed
  * process's partial shard) except the temporary files of a live process, and numbering continues after the
- * highest recorded shard. Samples the store already holds for this export are skipped, so a re-run writes
- * each sample once in all.
+ * highest recorded shard. Then shards holding samples no longer kept (after a refilter) are rewritten without
+ * them (`webdataset-prune.ts`). Samples the store already holds for this export are skipped, so a re-run
+ * writes each sample once in all.
  */
 
 const sizeOption = z.union([z.string(), z.number()]).superRefine((value, ctx) => {
@@ -275,7 +278,21 @@ function recordShard(store: RunStore, exportName: string, prefix: string, info: 
   return record.immediate();
 }
 
+/** One line on what pruning did, or null when it did nothing. */
+function describePrune(exportName: string, report: PruneReport): string | null {
+  const parts: string[] = [];
+  if (report.rewritten.length > 0) parts.push(`rewrote ${report.rewritten.length} shard(s) keeping their ${report.kept} kept samples`);
+  if (report.removed.length > 0) parts.push(`removed ${report.removed.length} shard(s) with no kept sample`);
+  if (report.missing.length > 0) {
+    parts.push(`forgot ${report.missing.length} recorded shard(s) missing from the folder (${report.missing.slice(0, 3).join(', ')}), whose kept samples are written again`);
+  }
+  if (parts.length === 0) return null;
+  return `export ${exportName}: ${report.dropped} sample(s) no longer kept (refilter) taken out of the shards: ${parts.join('; ')}`;
+}
+
 export interface WebDatasetExportHooks {
+  /** Crash points of pruning (see `webdataset-prune.ts`). */
+  prune?: PruneHooks;
   /**
    * Called after a shard is recorded in the store and before it is renamed. For tests that simulate a
    * crash at that point: throwing leaves the recorded `.tmp` behind, as a killed process would.
@@ -335,11 +352,18 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
         });
       }
 
+      // Shards holding samples no longer kept (a refilter dropped them) are rewritten without them.
+      const pruned = await pruneShards({ dir, prefix, exportName, store, own: ownShards(store, exportName, prefix), nextIndex: recovery.nextIndex, hooks: hooks.prune });
+      // Outcomes recorded for samples no longer kept (a sample left out with a reason) no longer count.
+      new ExportRecords(store.db).forgetNotKept(exportName);
+      const note = describePrune(exportName, pruned);
+      if (note) stageCtx.emit({ type: 'log', level: pruned.missing.length > 0 ? 'warn' : 'info', message: note });
+
       const conversations = await WebDatasetConversations.create(exportName, options, ctx);
       const writer = new WebDatasetWriter({
         dir,
         prefix,
-        startIndex: recovery.nextIndex,
+        startIndex: pruned.nextIndex,
         maxCount,
         maxSize,
         onShardComplete: async (info, keys) => {

@@ -9,6 +9,8 @@ export interface RefilterSummary {
   dropped: number;
   /** Samples whose status changed (ok <-> dropped). */
   changed: number;
+  /** Of those, samples dropped before and kept now. */
+  revived: number;
   captionsKept: number;
   captionsRejected: number;
 }
@@ -49,7 +51,7 @@ export function refilterRun(
   // Only rows whose verdict changes are written: a second refilter with a nearby threshold touches few rows.
   const updateCaption = db.prepare('UPDATE captions SET kept = ?, reason = ? WHERE id = ?');
   const updateSample = db.prepare(`UPDATE samples SET status = ?, drop_reason = ?, updated_at = ? WHERE key = ?`);
-  const summary: RefilterSummary = { samples: 0, kept: 0, dropped: 0, changed: 0, captionsKept: 0, captionsRejected: 0 };
+  const summary: RefilterSummary = { samples: 0, kept: 0, dropped: 0, changed: 0, revived: 0, captionsKept: 0, captionsRejected: 0 };
   const now = nowIso();
 
   const apply = () => {
@@ -76,6 +78,7 @@ export function refilterRun(
       else summary.dropped++;
       if (next !== status) {
         summary.changed++;
+        if (anyKept) summary.revived++;
         if (!options.dryRun) updateSample.run(next, anyKept ? null : NO_CAPTION_PASSED, now, key);
       }
       start = end;

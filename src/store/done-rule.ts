@@ -14,7 +14,7 @@ import { CAPTIONER_STAGE } from '../captioner/captioner-stage.js';
 export interface DoneRule {
   /** Exports that must hold every ok sample. */
   exports: readonly string[];
-  /** Instruction rows every ok sample with an image must have: per task, variants 0 .. variants-1. */
+  /** Instruction rows every ok sample with an image must have (`synth/wanted-instructions.ts`). */
   synth: readonly { task: string; variants: number }[];
 }
 

@@ -23,6 +23,12 @@ export interface ExportReaderOptions {
   batchSize?: number;
   /** Only these sources (`samples.source`). Default: all. */
   sources?: readonly string[];
+  /**
+   * Instruction rows the run's synthesis gives every sample (`synth/wanted-instructions.ts`): a sample
+   * lacking some (revived by `refilter`, or recorded by a run killed before synthesis) is held back
+   * (`deferred`), since a later build synthesizes it and a shard written now would miss them.
+   */
+  wanted?: readonly { task: string; variants: number }[];
 }
 
 interface SampleRow {
@@ -185,6 +191,10 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
         // Synthesis left for a later run (budget, interruption, rate limits): held back like the build does.
         const unfinished = [...new Set(rows.filter((i) => i.status === 'failed').map((i) => reasonCode(i.reason) ?? ''))].filter((c) => RESUMABLE_CODES.has(c));
         if (unfinished.length > 0) sample.deferred = { reason: `llm_unfinished: ${unfinished.join(', ')}`, stage: 'synth' };
+        const lacking = (options.wanted ?? []).filter((w) => rows.filter((i) => i.task === w.task && i.variant < w.variants).length < w.variants);
+        if (!sample.deferred && sample.image && lacking.length > 0) {
+          sample.deferred = { reason: `synthesis_missing: ${lacking.map((w) => w.task).join(', ')} (vlcurate build synthesizes them)`, stage: 'synth' };
+        }
         const own = rows.filter((i) => i.status === 'ok');
         if (own.length > 0) {
           sample.instructions = own.map(

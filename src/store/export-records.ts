@@ -190,6 +190,40 @@ export class ExportRecords {
       .all(exportName, limit) as { record_id: string; sample_key: string; status: RecordStatus; code: string; message: string }[];
   }
 
+  /**
+   * The image files (as the records name them) of exported samples that are no longer kept (a refilter
+   * dropped them): `images/NAME` is removed before `forgetNotKept` forgets them.
+   */
+  imagesNotKept(exportName: string): string[] {
+    const rows = this.db
+      .prepare(
+        `SELECT r.record_json AS json FROM export_records r JOIN samples s ON s.key = r.sample_key
+         WHERE r.export_name = ? AND s.status != 'ok' AND r.status = 'ok' AND r.record_json IS NOT NULL`,
+      )
+      .pluck()
+      .all(exportName) as string[];
+    const images = new Set<string>();
+    for (const json of rows) {
+      const image = (JSON.parse(json) as { image?: unknown }).image;
+      if (typeof image === 'string') images.add(image);
+    }
+    return [...images].sort();
+  }
+
+  /**
+   * Forget, in one transaction, every sample of the export that is no longer kept: its `exports` row and
+   * its records (written, failed or dropped). Returns how many exported samples were forgotten.
+   */
+  forgetNotKept(exportName: string): number {
+    let removed = 0;
+    this.db.transaction(() => {
+      const notKept = `SELECT key FROM samples WHERE status != 'ok'`;
+      removed = this.db.prepare(`DELETE FROM exports WHERE export_name = ? AND sample_key IN (${notKept})`).run(exportName).changes;
+      this.db.prepare(`DELETE FROM export_records WHERE export_name = ? AND sample_key IN (${notKept})`).run(exportName);
+    })();
+    return removed;
+  }
+
   /** Forget everything about an export (records, exported samples, shards, settings), to start it over. */
   reset(exportName: string): void {
     this.db.transaction(() => {

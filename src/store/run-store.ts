@@ -279,6 +279,61 @@ export class RunStore {
     })();
   }
 
+  /**
+   * Per recorded shard of an export, how many of the samples it holds are still kept (status ok). A shard
+   * holding fewer than it was recorded with holds samples a refilter dropped (or whose records are gone).
+   */
+  keptPerShard(exportName: string): Map<number, number> {
+    const rows = this.db
+      .prepare(
+        `SELECT e.shard_index AS shard, COUNT(*) AS n FROM exports e JOIN samples s ON s.key = e.sample_key
+         WHERE e.export_name = ? AND s.status = 'ok' GROUP BY e.shard_index`,
+      )
+      .all(exportName) as { shard: number; n: number }[];
+    return new Map(rows.map((r) => [r.shard, r.n]));
+  }
+
+  /** The kept (status ok) samples a recorded shard holds, in shard order. */
+  keptInShard(exportName: string, shardIndex: number): string[] {
+    return this.db
+      .prepare(
+        `SELECT e.sample_key FROM exports e JOIN samples s ON s.key = e.sample_key
+         WHERE e.export_name = ? AND e.shard_index = ? AND s.status = 'ok' ORDER BY e.position`,
+      )
+      .pluck()
+      .all(exportName, shardIndex) as string[];
+  }
+
+  /**
+   * Replace a recorded shard by one holding only `keys` (or by nothing), in one immediate transaction: the
+   * new shard is recorded under the next free index, `keys` move to it in order, every other sample of the
+   * old shard stops counting as exported (with its export records, when it is no longer kept), and the old
+   * shard's record goes. A sample that is still kept but not in `keys` is then written again by the export.
+   */
+  replaceShard(exportName: string, oldIndex: number, replacement: Omit<ShardRecord, 'exportName' | 'shardIndex'> | null, keys: readonly string[]): void {
+    const replace = this.db.transaction(() => {
+      if (replacement) {
+        const highest = this.db.prepare('SELECT MAX(shard_index) FROM export_shards WHERE export_name = ?').pluck().get(exportName) as number | null;
+        const index = (highest ?? -1) + 1;
+        this.insertShard.run(exportName, index, replacement.path, replacement.sampleCount, replacement.byteLength, replacement.sha256, nowIso());
+        const move = this.db.prepare('UPDATE exports SET shard_index = ?, position = ? WHERE export_name = ? AND sample_key = ? AND shard_index = ?');
+        keys.forEach((key, position) => {
+          if (move.run(index, position, exportName, key, oldIndex).changes !== 1) throw new Error(`export ${exportName}: ${key} is not in shard ${oldIndex}`);
+        });
+      }
+      this.db
+        .prepare(
+          `DELETE FROM export_records WHERE export_name = ? AND sample_key IN
+             (SELECT e.sample_key FROM exports e JOIN samples s ON s.key = e.sample_key
+              WHERE e.export_name = ? AND e.shard_index = ? AND s.status != 'ok')`,
+        )
+        .run(exportName, exportName, oldIndex);
+      this.db.prepare('DELETE FROM exports WHERE export_name = ? AND shard_index = ?').run(exportName, oldIndex);
+      this.db.prepare('DELETE FROM export_shards WHERE export_name = ? AND shard_index = ?').run(exportName, oldIndex);
+    });
+    replace.immediate();
+  }
+
   shards(exportName: string): ShardRecord[] {
     return this.db
       .prepare(

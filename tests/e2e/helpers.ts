@@ -15,11 +15,12 @@ export interface CliResult {
 
 export function runCli(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; onStdoutLine?: (line: string, child: ChildProcess) => void } = {},
+  options: { cwd?: string; env?: Record<string, string>; onStdoutLine?: (line: string, child: ChildProcess) => void; onStart?: (child: ChildProcess) => void } = {},
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const env = options.env ? { ...process.env, ...options.env } : undefined;
     const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    options.onStart?.(child);
     let stdout = '';
     let stderr = '';
     let pending = '';

@@ -51,7 +51,7 @@ const policy: ResolvedPolicy = { policy: 'both', itcThreshold: 0.28, itmThreshol
 describe('refilter', () => {
   it('re-decides from stored scores: verdicts, reasons, dropped samples; failed ones untouched', () => {
     const summary = refilterRun(db, policy);
-    expect(summary).toEqual({ samples: 3, kept: 2, dropped: 1, changed: 1, captionsKept: 3, captionsRejected: 2 });
+    expect(summary).toEqual({ samples: 3, kept: 2, dropped: 1, changed: 1, revived: 0, captionsKept: 3, captionsRejected: 2 });
     const c = showSample(db, 'c')!;
     expect(c.sample).toMatchObject({ status: 'dropped', drop_reason: 'no_caption_passed' });
     expect(c.captions[0]).toMatchObject({ kept: 0, reason: 'itc 0.1 < 0.28, itm 0.1 < 0.5' });
@@ -62,7 +62,7 @@ describe('refilter', () => {
   it('is reversible: loosening the cut brings dropped samples back', () => {
     refilterRun(db, policy);
     const summary = refilterRun(db, { ...policy, itcThreshold: 0, itmThreshold: 0 });
-    expect(summary).toMatchObject({ kept: 3, dropped: 0, changed: 1 });
+    expect(summary).toMatchObject({ kept: 3, dropped: 0, changed: 1, revived: 1 });
     expect(showSample(db, 'c')!.sample).toMatchObject({ status: 'ok', drop_reason: null });
   });
 

@@ -7,7 +7,9 @@
  * The export is recorded in the database under `--name` (default: the format) like a build's exports, so
  * running the same command again resumes it: samples already exported are skipped, and JSON files are
  * rewritten from the stored records. `--fresh` forgets the export first. Different settings under the same
- * name are refused (use another `--name`, or `--fresh`).
+ * name are refused (use another `--name`, or `--fresh`). `--name` alone continues an export with the
+ * settings the database recorded (`export/recorded-export.ts`); after a refilter that brings it to exactly
+ * the kept samples (see the export stages).
  *
  * Prints a summary (with `--json`, one JSON object: samples read/exported, image failures, records written,
  * verified, failed and dropped with reasons, token statistics). Exit 0 when everything was exported, 1 when
@@ -22,13 +24,15 @@ import { ConfigError, describeError } from '../../core/errors.js';
 import type { StageEvent } from '../../core/events.js';
 import { WHOLE } from '../../core/shard.js';
 import type { StageContext } from '../../core/stage.js';
-import { createExport, exportSchema, exportTypeNames } from '../../export/registry.js';
+import { createExport, exportSchema, exportTypeNames, type ExportOptions } from '../../export/registry.js';
+import { knownExports, recordedExport } from '../../export/recorded-export.js';
 import { assertOwnFolder } from '../../export/export-folder.js';
 import { describeSettings, type ExportStats } from '../../export/export-stats.js';
 import type { InstructionExportable } from '../../export/instruction-records.js';
 import { takeUntilAborted } from '../../iter/take.js';
+import { wantedInstructionsOfStored } from '../../synth/wanted-instructions.js';
 import { loadImages } from '../../sources/image-ref.js';
-import { openDatabase } from '../../store/database.js';
+import { openDatabase, type Db } from '../../store/database.js';
 import { lockRunDatabase } from '../../store/run-lock.js';
 import { countExportSamples, readExportSamples } from '../../store/export-reader.js';
 import { ExportRecords } from '../../store/export-records.js';
@@ -37,8 +41,9 @@ import { EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLES_FAILED } from '../exit.js';
 import { abortOnSignals } from '../interrupt.js';
 
 export interface ExportCliOptions {
-  format: string;
-  out: string;
+  /** With `out`; both left out, `name` picks an export whose settings the run database records. */
+  format?: string;
+  out?: string;
   name?: string;
   tokenizer?: string;
   template?: string;
@@ -116,6 +121,8 @@ function integer(flag: string, value: string): number {
 
 /** Turn flags into the export's recipe options and validate them with its schema. */
 export function exportOptionsFromFlags(opts: ExportCliOptions): ReturnType<typeof exportSchema.parse> {
+  if (opts.format === undefined) throw new ConfigError(`--format: expected one of ${exportTypeNames.join(' | ')} with --out (or --name alone), got none`);
+  if (opts.out === undefined) throw new ConfigError('--out: expected the output folder with --format (or --name alone), got none');
   if (!exportTypeNames.includes(opts.format)) {
     throw new ConfigError(`--format: expected one of ${exportTypeNames.join(' | ')}, got "${opts.format}"`);
   }
@@ -158,7 +165,11 @@ export interface ExportIo {
 
 /** Run an export from a run database; returns the exit code and the report. */
 export async function runExport(dbPath: string, opts: ExportCliOptions, io: ExportIo): Promise<{ code: number; report: ExportReport }> {
-  const options = exportOptionsFromFlags(opts);
+  const recorded = opts.format === undefined && opts.out === undefined;
+  if (recorded && opts.name === undefined) {
+    throw new ConfigError('export: give --format and --out, or --name NAME alone to continue an export the run database records');
+  }
+  const flagged = recorded ? null : exportOptionsFromFlags(opts);
   if (!existsSync(dbPath)) throw new ConfigError(`run database "${dbPath}" does not exist`);
   // One writer per run database: a build or another export writing it at the same time would interleave
   // shards (see `store/run-lock.ts`).
@@ -172,13 +183,10 @@ export async function runExport(dbPath: string, opts: ExportCliOptions, io: Expo
   }
   try {
     const store = new RunStore(db);
+    const { options, baseDir } = flagged ? { options: flagged, baseDir: process.cwd() } : continued(db, dbPath, opts, io);
     // Before anything is changed (--fresh included): this folder must not hold another export's files.
     assertOwnFolder({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: true });
-    if (opts.fresh) {
-      new ExportRecords(db).reset(options.name);
-      // The images a JSON export copied belong to it: starting over must not leave samples it now leaves out.
-      if (options.type !== 'webdataset') rmSync(join(options.out, 'images'), { recursive: true, force: true });
-    }
+    if (opts.fresh) io.log(startOver(db, store, options));
     // Samples an export holds are skipped: continuing one into another folder would write nothing there.
     const elsewhere = store.shards(options.name).find((s) => dirname(s.path) !== options.out);
     if (elsewhere) {
@@ -189,7 +197,7 @@ export async function runExport(dbPath: string, opts: ExportCliOptions, io: Expo
     }
     const signal = io.signal ?? new AbortController().signal;
     const total = countExportSamples(dbPath);
-    const stage = createExport<InstructionExportable>(options, { store, baseDir: process.cwd(), shard: WHOLE });
+    const stage = createExport<InstructionExportable>(options, { store, baseDir, shard: WHOLE });
     const ctx: StageContext = {
       signal,
       emit: (event: StageEvent) => {
@@ -201,7 +209,10 @@ export async function runExport(dbPath: string, opts: ExportCliOptions, io: Expo
     let read = 0;
     let shown = 0;
     let lastLine = performance.now();
-    const source = loadImages(takeUntilAborted(readExportSamples(dbPath), signal), { signal });
+    // Samples still lacking instruction samples the run's recipe asks for are held back, as the build does.
+    const recipeJson = db.prepare('SELECT recipe_json FROM runs ORDER BY id DESC LIMIT 1').pluck().get() as string | undefined;
+    const wanted = wantedInstructionsOfStored(recipeJson);
+    const source = loadImages(takeUntilAborted(readExportSamples(dbPath, { wanted }), signal), { signal });
     for await (const sample of stage.run(source, ctx)) {
       read++;
       if (sample.deferred) deferred++;
@@ -245,6 +256,53 @@ export async function runExport(dbPath: string, opts: ExportCliOptions, io: Expo
   }
 }
 
+/** Flags that set an export's options: with `--name` alone the recorded ones are used instead. */
+const OPTION_FLAGS = Object.keys(FLAGS).filter((k) => k !== 'name' && k !== 'out') as (keyof ExportCliOptions)[];
+
+/** `--name NAME` alone: the export's recorded settings (`export/recorded-export.ts`). */
+function continued(db: Db, dbPath: string, opts: ExportCliOptions, io: ExportIo): { options: ExportOptions; baseDir: string } {
+  const name = opts.name!;
+  const given = OPTION_FLAGS.filter((k) => opts[k] !== undefined).map((k) => FLAGS[k]);
+  if (given.length > 0) {
+    throw new ConfigError(`${given.join(', ')}: with --name alone export "${name}" continues with its recorded settings; give --format and --out to set options`);
+  }
+  const found = recordedExport(db, name);
+  if (!found) {
+    const known = knownExports(db);
+    throw new ConfigError(
+      `--name: run database "${dbPath}" records no settings of an export "${name}" (it knows ${known.length > 0 ? known.map((k) => `"${k}"`).join(', ') : 'none'}); give --format and --out`,
+    );
+  }
+  io.log(`export ${name}: continuing with the settings of ${found.from} (${found.options.type} -> ${found.options.out})`);
+  return found;
+}
+
+/**
+ * `--fresh`: forget the export in the database, then remove the files it recorded in its folder (its shards;
+ * a JSON export's images/), and say so. (Left to recovery, the shards would be reported as "unrecorded
+ * files of an interrupted run".) Killed in between, recovery removes the then unrecorded shards.
+ */
+function startOver(db: Db, store: RunStore, options: { name: string; type: string; out: string }): string {
+  const shards = store.shards(options.name);
+  const exported = db.prepare('SELECT COUNT(*) FROM exports WHERE export_name = ?').pluck().get(options.name) as number;
+  new ExportRecords(db).reset(options.name);
+  let removed = 0;
+  for (const shard of shards) {
+    if (dirname(shard.path) === options.out && existsSync(shard.path)) {
+      rmSync(shard.path, { force: true });
+      removed++;
+    }
+  }
+  const elsewhere = shards.filter((s) => dirname(s.path) !== options.out).length;
+  // The images a JSON export copied belong to it: starting over must not leave samples it now leaves out.
+  if (options.type !== 'webdataset') rmSync(join(options.out, 'images'), { recursive: true, force: true });
+  const files = options.type === 'webdataset' ? `${removed} shard file(s)` : 'its images/ folder';
+  return (
+    `export ${options.name}: --fresh: forgot its ${exported} exported sample(s) and removed ${files} from ${options.out}` +
+    (elsewhere > 0 ? `; ${elsewhere} shard(s) it wrote to another folder are no longer recorded (remove them by hand)` : '')
+  );
+}
+
 function describeReport(report: ExportReport): string[] {
   const lines = [`export ${report.export} (${report.format}) -> ${report.out}: ${report.samplesRead} samples read, ${report.samplesExported} exported`];
   const failures = Object.entries(report.imageFailures);
@@ -271,9 +329,9 @@ export function registerExport(program: Command, setExit: (code: number) => void
     .command('export')
     .description('write an export again from a run database (WebDataset, LLaVA or Qwen JSON), without recomputing anything')
     .argument('<db>', 'run database')
-    .requiredOption('--format <format>', exportTypeNames.join(' | '))
-    .requiredOption('--out <dir>', 'output folder')
-    .option('--name <name>', 'export name in the run database (default: the format); running again resumes it')
+    .option('--format <format>', `${exportTypeNames.join(' | ')} (with --out; leave both out to continue --name NAME with its recorded settings)`)
+    .option('--out <dir>', 'output folder')
+    .option('--name <name>', 'export name in the run database (default: the format); running again resumes it, and --name alone continues it with its recorded settings (e.g. after refilter)')
     .option('--tokenizer <dir>', 'tokenizer folder (tokenizer.json, or vocab.json + merges.txt), or a tokenizer_config file in one')
     .option('--template <name>', 'plain | vicuna_v1 | qwen2_vl | chat_template | a .jinja file')
     .option('--stage1-template <name>', 'template for stage-1 (caption) records')

@@ -6,7 +6,9 @@ import { lockRunDatabase } from '../../store/run-lock.js';
 import { FILTER_POLICIES, ITC_RANGE, ITM_RANGE, type FilterPolicy } from '../../filter/filter-options.js';
 import type { ResolvedPolicy } from '../../filter/policy.js';
 import { DEFAULT_POLICY, policyInForce } from '../../filter/policy-in-force.js';
-import { refilterRun } from '../../filter/refilter.js';
+import { refilterRun, type RefilterSummary } from '../../filter/refilter.js';
+import { knownExports } from '../../export/recorded-export.js';
+import { wantedInstructionsOfStored } from '../../synth/wanted-instructions.js';
 import type { RefilterEntry } from '../../filter/refilter-log.js';
 import { scorePercentile } from '../../filter/resolve-policy.js';
 import type { Db } from '../../store/database.js';
@@ -71,6 +73,40 @@ export function policyFromFlags(db: Db, flags: RefilterFlags): ResolvedPolicy {
   return policy;
 }
 
+/**
+ * What to run so the files follow the new decisions: each export the database knows, continued by name with
+ * its recorded settings (its shards holding dropped samples are rewritten, new ones appended), and the
+ * build when revived samples still lack the instruction samples the recipe asks for.
+ */
+function applyAdvice(db: Db, dbPath: string, summary: RefilterSummary): string[] {
+  if (summary.changed === 0) return ['no sample changed between kept and dropped: the exports already hold the kept samples'];
+  const latest = db.prepare('SELECT recipe_json FROM runs ORDER BY id DESC LIMIT 1').pluck().get() as string | undefined;
+  let recipeFile = 'RECIPE';
+  try {
+    const stored = latest ? (JSON.parse(latest) as { recipeFile?: unknown }) : {};
+    if (typeof stored.recipeFile === 'string') recipeFile = stored.recipeFile;
+  } catch {
+    // An unreadable recipe: say RECIPE.
+  }
+  const exports = knownExports(db);
+  const lines: string[] = [];
+  if (exports.length === 0) {
+    lines.push(`no export is recorded yet; \`vlcurate export ${dbPath} --format FORMAT --out DIR\` writes one with the kept samples`);
+  } else {
+    lines.push(`the exports still hold the earlier decisions; to make each hold exactly the kept samples, run:`);
+    for (const name of exports) lines.push(`  vlcurate export ${dbPath} --name ${name}`);
+  }
+  if (summary.revived > 0 && wantedInstructionsOfStored(latest).length > 0) {
+    lines.push(
+      `${summary.revived} revived sample(s) lack the instruction samples the recipe asks for: \`vlcurate build ${recipeFile}\` ` +
+        'synthesizes them and updates every export (until then exports hold them back)',
+    );
+  } else if (exports.length > 0) {
+    lines.push(`(or \`vlcurate build ${recipeFile}\`, which updates the recipe's exports)`);
+  }
+  return lines;
+}
+
 /** The decision flags as given, for the record (`--itm-threshold 0.7`): output flags left out. */
 function givenFlags(flags: RefilterFlags): RefilterEntry['flags'] {
   const out: RefilterEntry['flags'] = {};
@@ -117,7 +153,8 @@ export function registerRefilter(program: Command, setExit: (code: number) => vo
         const summary = refilterRun(db, policy, { dryRun: flags.dryRun ?? false, flags: givenFlags(flags) });
         const seconds = (performance.now() - started) / 1000;
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify({ policy, ...summary, dryRun: flags.dryRun ?? false, seconds }, null, 2)}\n`);
+          const apply = flags.dryRun ? [] : applyAdvice(db, dbPath, summary);
+          process.stdout.write(`${JSON.stringify({ policy, ...summary, dryRun: flags.dryRun ?? false, seconds, apply }, null, 2)}\n`);
         } else {
           const cut = (name: string, t: number | null) => (t === null ? '' : ` ${name} >= ${Math.round(t * 1000) / 1000}`);
           process.stdout.write(
@@ -125,7 +162,7 @@ export function registerRefilter(program: Command, setExit: (code: number) => vo
               `${policy.topK ? `, top ${policy.topK} by ${policy.topKBy}` : ''}${policy.preferWeb ? ', prefer web' : ''}\n` +
               `${summary.samples} samples: ${summary.kept} kept, ${summary.dropped} dropped (${summary.changed} changed); ` +
               `captions ${summary.captionsKept} kept, ${summary.captionsRejected} rejected${flags.dryRun ? ' [dry run: nothing written]' : ''} in ${seconds.toFixed(2)}s\n` +
-              (flags.dryRun ? '' : 'shards written earlier keep their samples: re-export to apply the new decisions\n'),
+              (flags.dryRun ? '' : applyAdvice(db, dbPath, summary).map((line) => `${line}\n`).join('')),
           );
         }
       } finally {
