@@ -20,7 +20,7 @@ import { isBeingWritten, parseTmpName } from '../core/temp-file.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
 import { assertOwnFolder } from './export-folder.js';
 import { ExportRecords } from '../store/export-records.js';
-import { pruneShards, type PruneHooks, type PruneReport } from './webdataset-prune.js';
+import { isRemoved, pruneShards, type PruneHooks, type PruneReport } from './webdataset-prune.js';
 
 /**
  * WebDataset export stage with exactly-once output across crashes and re-runs.
@@ -181,6 +181,8 @@ export async function recoverShards(params: {
   const gone = new Set<string>();
 
   for (const [index, record] of own) {
+    // A removed shard's record keeps its name taken (`webdataset-prune.ts`); it has no file to recover.
+    if (isRemoved(record)) continue;
     if (finals.has(index)) continue;
     const name = shardFileName(prefix, index);
     const leftovers = files.filter((f) => f.tmp && f.index === index && !inUse.has(f.entry));
@@ -215,7 +217,8 @@ export async function recoverShards(params: {
       continue;
     }
     // A final file is kept only when recorded; a temporary one beside a recorded final file is a stale copy.
-    if (!file.tmp && own.has(file.index)) continue;
+    const record = own.get(file.index);
+    if (!file.tmp && record && !isRemoved(record)) continue;
     await rm(join(dir, file.entry), { force: true });
     report.deleted.push(file.entry);
   }
@@ -232,7 +235,7 @@ export async function recoverShards(params: {
 
 /** The manifest of this prefix's shards, from the store (the source of truth), not from the folder. */
 export function buildManifest(store: RunStore, exportName: string, prefix: string): Manifest {
-  const own = [...ownShards(store, exportName, prefix)].sort(([a], [b]) => a - b);
+  const own = [...ownShards(store, exportName, prefix)].filter(([, record]) => !isRemoved(record)).sort(([a], [b]) => a - b);
   const shards = own.map(([index, record]) => ({
     path: shardFileName(prefix, index),
     count: record.sampleCount,

@@ -29,6 +29,14 @@ import type { RunStore, ShardRecord } from '../store/run-store.js';
 import { syncDir } from './durable-fs.js';
 import { shardFileName, WebDatasetWriter, type SampleMember, type ShardInfo } from './webdataset-writer.js';
 
+/**
+ * A shard removed because nothing in it is kept any more: its record stays (count 0, no sha256) so that
+ * its file name, maybe the highest, is never given to another shard; manifests and recovery skip it.
+ */
+export function isRemoved(record: ShardRecord): boolean {
+  return record.sampleCount === 0 && record.sha256 === '';
+}
+
 export interface PruneReport {
   /** Shards copied without their dropped samples: old file -> new file. */
   rewritten: { from: string; to: string }[];

@@ -308,7 +308,7 @@ export class RunStore {
    * Replace a recorded shard by one holding only `keys` (or by nothing), in one immediate transaction: the
    * new shard is recorded under the next free index, `keys` move to it in order, every other sample of the
    * old shard stops counting as exported (with its export records, when it is no longer kept), and the old
-   * shard's record goes. A sample that is still kept but not in `keys` is then written again by the export.
+   * shard's record goes (without a replacement it stays as a removed shard: sample count 0, no sha256). A sample that is still kept but not in `keys` is then written again by the export.
    */
   replaceShard(exportName: string, oldIndex: number, replacement: Omit<ShardRecord, 'exportName' | 'shardIndex'> | null, keys: readonly string[]): void {
     const replace = this.db.transaction(() => {
@@ -329,7 +329,13 @@ export class RunStore {
         )
         .run(exportName, exportName, oldIndex);
       this.db.prepare('DELETE FROM exports WHERE export_name = ? AND shard_index = ?').run(exportName, oldIndex);
-      this.db.prepare('DELETE FROM export_shards WHERE export_name = ? AND shard_index = ?').run(exportName, oldIndex);
+      if (replacement) {
+        this.db.prepare('DELETE FROM export_shards WHERE export_name = ? AND shard_index = ?').run(exportName, oldIndex);
+      } else {
+        // Removed without a replacement: the record stays, holding nothing, so its file name (the highest,
+        // maybe) is never given to another shard.
+        this.db.prepare(`UPDATE export_shards SET sample_count = 0, byte_length = 0, sha256 = '' WHERE export_name = ? AND shard_index = ?`).run(exportName, oldIndex);
+      }
     });
     replace.immediate();
   }

@@ -212,7 +212,7 @@ describe('export after refilter', () => {
     await expectShardsHold(wds, kept);
     expect(query<{ n: number }>(db, `SELECT COUNT(*) AS n FROM exports WHERE export_name = 'wds'`)[0]!.n).toBe(kept.length);
 
-    for (const delay of [0, 20, 80]) await runCliKilledAfterTmp(args('llava', 'llava', llava), llava, delay, () => undefined, '.json.tmp');
+    for (const delay of [0, 20, 80]) await runCliKilledAfterTmp(args('llava', 'llava', llava), llava, delay, () => undefined, 'json');
     const json = await runCli(args('llava', 'llava', llava));
     expect(json.code, json.stderr).toBe(0);
     expectLlavaHolds(llava, kept);
@@ -220,21 +220,23 @@ describe('export after refilter', () => {
 });
 
 /**
- * Run the CLI and SIGKILL it `delay` ms after a file ending in `tmpSuffix` (a shard being written) first
- * shows up in `folder` (polled every 2 ms); `onMid` is called when one is still there at the kill.
+ * Run the CLI and SIGKILL it `delay` ms after a temporary `.EXT` file (a shard being written) first shows up
+ * in `folder` (polled every 2 ms); `onMid` is called when one is still there at the kill.
  */
-async function runCliKilledAfterTmp(args: string[], folder: string, delay: number, onMid: () => void, tmpSuffix = '.tar.tmp'): Promise<'killed' | 'finished'> {
+async function runCliKilledAfterTmp(args: string[], folder: string, delay: number, onMid: () => void, ext = 'tar'): Promise<'killed' | 'finished'> {
+  // `NAME.tar.PID.RANDOM.tmp` (core/temp-file.ts), or `NAME.tar.tmp`.
+  const tmpOf = new RegExp(`\\.${ext}(\\.\\d+\\.[0-9a-f]{8})?\\.tmp$`);
   let timer: NodeJS.Timeout | undefined;
   const result = await runCli(args, {
     onStart: (child) => {
       let seen = false;
       timer = setInterval(() => {
-        const tmp = existsSync(folder) && readdirSync(folder).some((f) => f.endsWith(tmpSuffix));
+        const tmp = existsSync(folder) && readdirSync(folder).some((f) => tmpOf.test(f));
         if (!seen && tmp) {
           seen = true;
           setTimeout(() => {
             if (child.exitCode !== null) return;
-            if (readdirSync(folder).some((f) => f.endsWith(tmpSuffix))) onMid();
+            if (readdirSync(folder).some((f) => tmpOf.test(f))) onMid();
             child.kill('SIGKILL');
           }, delay);
         }

@@ -3,7 +3,7 @@
  * process cannot hit reliably: killed right after the transaction that records the new shard (before its
  * rename), a shard changed on disk, a recorded shard missing. Real SQLite file, real tars read by node-tar.
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StageEvent } from '../../src/core/events.js';
@@ -60,13 +60,32 @@ describe('pruning shards to the kept samples', () => {
     );
   });
 
+  it('the name of a shard removed altogether (here the highest) is never given to another shard', async () => {
+    const { base, dir, samples, t } = await exported(['s008', 's009', 's010', 's011']);
+    await runStage(exportStage(t.store, base), keptOf(t, samples));
+    expect(shards(dir)).toEqual(['wds-000000.tar', 'wds-000001.tar']);
+    const more = await makePairs(2, 12);
+    t.store.writeSamples(t.runId, more);
+    await runStage(exportStage(t.store, base), [...keptOf(t, samples), ...more]);
+    expect(keysByShard(dir)).toEqual({
+      'wds-000000.tar': ['s000', 's001', 's002', 's003'],
+      'wds-000001.tar': ['s004', 's005', 's006', 's007'],
+      'wds-000003.tar': ['s012', 's013'],
+    });
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { shards: { path: string }[]; total: number };
+    expect(manifest.shards.map((s) => s.path)).toEqual(['wds-000000.tar', 'wds-000001.tar', 'wds-000003.tar']);
+    expect(manifest.total).toBe(10);
+  });
+
   it('killed after recording the new shard, before its rename: the next run renames it and deletes the old file', async () => {
     const { base, dir, samples, t } = await exported(['s005']);
     const crash = new Error('killed here');
     const hooks: WebDatasetExportHooks = { prune: { afterRecord: () => Promise.reject(crash) } };
     await expect(runStage(exportStage(t.store, base, hooks), keptOf(t, samples))).rejects.toBe(crash);
     // As a kill leaves it: the new shard recorded but still .tmp, the old one on disk but no longer recorded.
-    expect(readdirSync(dir).sort()).toEqual(['manifest.json', 'wds-000000.tar', 'wds-000001.tar', 'wds-000002.tar', 'wds-000003.tar.tmp']);
+    const files = readdirSync(dir).sort();
+    expect(files.filter((f) => !f.endsWith('.tmp'))).toEqual(['manifest.json', 'wds-000000.tar', 'wds-000001.tar', 'wds-000002.tar']);
+    expect(files.filter((f) => f.endsWith('.tmp'))).toEqual([expect.stringMatching(/^wds-000003\.tar\.\d+\.[0-9a-f]{8}\.tmp$/)]);
     expect(exportedRows(t)).not.toContain('s005');
 
     const events: StageEvent[] = [];
