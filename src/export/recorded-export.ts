@@ -76,7 +76,7 @@ function fromSettings(db: Db, name: string): RecordedExport | null {
     if (prefix && prefix !== name) raw.prefix = prefix;
   }
   const parsed = exportSchema.safeParse(raw);
-  return parsed.success ? { options: parsed.data, baseDir: out, from: 'the settings recorded by vlcurate export' } : null;
+  return parsed.success ? { options: parsed.data, baseDir: out, from: 'what vlcurate export recorded' } : null;
 }
 
 /** The file prefix of a WebDataset export's recorded shards (`PREFIX-000000.tar`). */

@@ -118,7 +118,7 @@ describe('export after refilter', () => {
     // What refilter said to run: the export by name, with the settings the build recorded.
     const exported = await runCli(['export', db, '--name', 'wds']);
     expect(exported.code, exported.stderr).toBe(0);
-    expect(exported.stderr).toContain(`export wds: continuing with the settings of the recipe of run 1 (webdataset -> ${wds})`);
+    expect(exported.stderr).toContain(`export wds: continuing with the settings from the recipe of run 1 (webdataset -> ${wds})`);
     expect(exported.stderr).toContain(`export wds: ${dropped.length} sample(s) no longer kept (refilter) taken out of the shards: rewrote ${touched.size} shard(s)`);
     await expectShardsHold(wds, kept);
     const after = shardHashes(wds);

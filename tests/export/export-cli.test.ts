@@ -114,6 +114,27 @@ describe('vlcurate export', () => {
     expect(readdirSync(join(dir, 'b')).filter((f) => f.endsWith('.tar'))).toHaveLength(1);
   });
 
+  it('--name alone continues an export with the settings it recorded; an unknown name lists the known ones', async () => {
+    const { dir, db } = await built();
+    const out = join(dir, 'llava');
+    await runExport(db, { format: 'llava', out, tasks: 'stage1' }, quiet);
+    const before = readFileSync(join(out, 'llava-stage1.json'));
+    const lines: string[] = [];
+    const again = await runExport(db, { name: 'llava' }, { log: (line) => lines.push(line) });
+    expect(again.report).toMatchObject({ export: 'llava', format: 'llava', out, samplesExported: 6 });
+    expect(lines).toContain(`export llava: continuing with the settings from what vlcurate export recorded (llava -> ${out})`);
+    expect(Buffer.compare(readFileSync(join(out, 'llava-stage1.json')), before)).toBe(0);
+
+    await runExport(db, { format: 'webdataset', out: join(dir, 'w'), maxCount: '2' }, quiet);
+    const wds = await runExport(db, { name: 'webdataset' }, quiet);
+    expect(wds.report).toMatchObject({ format: 'webdataset', out: join(dir, 'w'), samplesExported: 6 });
+    expect(readdirSync(join(dir, 'w')).filter((f) => f.endsWith('.tar'))).toHaveLength(3);
+
+    await expect(runExport(db, { name: 'nope' }, quiet)).rejects.toThrow(/records no settings of an export "nope" \(it knows "llava", "webdataset"\)/);
+    await expect(runExport(db, { name: 'llava', tasks: 'detail' }, quiet)).rejects.toThrow(/--tasks: with --name alone export "llava" continues with its recorded settings/);
+    await expect(runExport(db, { format: 'llava' }, quiet)).rejects.toThrow(/--out: expected the output folder/);
+  });
+
   it('holds back samples whose synthesis is unfinished, as the build does', async () => {
     const { dir, db, goods } = await built();
     const handle = openDatabase(db);

@@ -273,7 +273,7 @@ function continued(db: Db, dbPath: string, opts: ExportCliOptions, io: ExportIo)
       `--name: run database "${dbPath}" records no settings of an export "${name}" (it knows ${known.length > 0 ? known.map((k) => `"${k}"`).join(', ') : 'none'}); give --format and --out`,
     );
   }
-  io.log(`export ${name}: continuing with the settings of ${found.from} (${found.options.type} -> ${found.options.out})`);
+  io.log(`export ${name}: continuing with the settings from ${found.from} (${found.options.type} -> ${found.options.out})`);
   return found;
 }
 
