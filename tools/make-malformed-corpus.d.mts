@@ -26,8 +26,12 @@ export interface CorpusBuild {
   recipe: string;
   /** The exit code the build must end with. */
   exit: number;
-  /** For configuration errors: what the message must say. */
+  /** What the message must say (configuration errors, stopped synthesis). */
   stderr?: RegExp;
+  /** The build must end within this many milliseconds (a dead LLM server stops synthesis fast). */
+  maxWallMs?: number;
+  /** Chat requests the fake LLM server may receive for `model` during the build, at most. */
+  llmRequests?: { model: string; atMost: number };
   cases: CorpusCase[];
 }
 
@@ -38,12 +42,15 @@ export interface LlmBehaviour {
 
 export declare function generateCorpus(
   root: string,
-  options?: { urlOrigin?: string | null; llmBaseURL?: string | null },
+  options?: { urlOrigin?: string | null; llmBaseURL?: string | null; refusedBaseURL?: string | null },
 ): Promise<{ root: string; builds: CorpusBuild[] }>;
 
 export declare function countCases(builds: readonly CorpusBuild[]): Record<string, number>;
 
 export declare function urlImages(): Promise<Record<string, Buffer>>;
+
+/** The model whose every request the fake LLM server answers 401. */
+export declare const KEY_REJECTED_MODEL: string;
 
 /** How the fake LLM server must answer a chat request of the LLM category (null: its default answer). */
 export declare function llmBehaviour(body: unknown): LlmBehaviour | null;

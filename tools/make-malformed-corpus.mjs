@@ -33,9 +33,10 @@ export const CATEGORIES = ['images', 'tars', 'manifests', 'coco', 'llava', 'reci
 /**
  * Write the corpus under `root`. `urlOrigin` (an image server with the routes of
  * tests/http-server/image-server.ts) and `llmBaseURL` (tests/llm-server/server.ts, scripted with
- * `llmBehaviour`) enable the URL and LLM categories.
+ * `llmBehaviour`) enable the URL and LLM categories; `refusedBaseURL` (a port nothing listens on) adds a
+ * dead LLM server.
  * @param {string} root
- * @param {{ urlOrigin?: string | null, llmBaseURL?: string | null }} [options]
+ * @param {{ urlOrigin?: string | null, llmBaseURL?: string | null, refusedBaseURL?: string | null }} [options]
  */
 export async function generateCorpus(root, options = {}) {
   const base = await baseImages();
@@ -48,7 +49,7 @@ export async function generateCorpus(root, options = {}) {
     ...recipeBuilds(join(root, 'recipes'), base),
   ];
   if (options.urlOrigin) builds.push(...urlBuilds(join(root, 'urls'), options.urlOrigin));
-  if (options.llmBaseURL) builds.push(...llmBuilds(join(root, 'llm'), base, options.llmBaseURL));
+  if (options.llmBaseURL) builds.push(...llmBuilds(join(root, 'llm'), base, options.llmBaseURL, options.refusedBaseURL ?? null));
   return { root, builds };
 }
 
@@ -1082,10 +1083,17 @@ const LLM_CASES = {
   detail_body_cut_off: { task: 'detail', behaviour: { kind: 'cut' }, expect: 'failed:connection_error' },
   detail_connection_dropped: { task: 'detail', behaviour: { kind: 'drop' }, expect: 'failed:connection_error' },
   detail_no_usage: { task: 'detail', behaviour: { kind: 'answer', content: 'A red ball lies on green grass in daylight.', noUsage: true }, expect: 'ok' },
+  // timeoutMs covers the whole request: headers that never come, and a body that stops halfway.
+  detail_no_headers: { task: 'detail', behaviour: { kind: 'hang' }, expect: 'failed:timeout' },
+  detail_body_stalls: { task: 'detail', behaviour: { kind: 'stall' }, expect: 'failed:timeout' },
 };
+
+/** The model name whose every request the fake server answers 401 (a rejected API key). */
+export const KEY_REJECTED_MODEL = 'key-rejected-model';
 
 /** The behaviour the fake server must have for one chat request of this category (null: its default answer). */
 export function llmBehaviour(body) {
+  if (body?.model === KEY_REJECTED_MODEL) return { kind: 'status', status: 401, body: { error: { message: 'Incorrect API key provided', code: 'invalid_api_key' } } };
   const messages = Array.isArray(body?.messages) ? body.messages : [];
   const text = (m) => (typeof m.content === 'string' ? m.content : (m.content ?? []).map((p) => p.text ?? '').join(''));
   const last = [...messages].reverse().find((m) => m.role === 'user');
@@ -1098,7 +1106,7 @@ export function llmBehaviour(body) {
   return task === entry.task ? entry.behaviour : null;
 }
 
-function llmBuilds(dir, base, baseURL) {
+function llmBuilds(dir, base, baseURL, refusedBaseURL) {
   write(join(dir, 'a.jpg'), base.jpeg);
   const rows = [];
   const cases = [];
@@ -1113,9 +1121,32 @@ function llmBuilds(dir, base, baseURL) {
   const recipe = recipeFile(dir, 'recipe.json', {
     run: { db: 'out/run.db' },
     sources: [{ type: 'jsonl', path: 'm.jsonl', image: 'image', caption: 'caption', key: 'key' }],
-    synth: { tasks: ['conversation', 'detail'], maxAttempts: 2, llm: { baseURL, model: 'test-model', maxRetries: 0, timeoutMs: 5000, concurrency: 4 } },
+    synth: { tasks: ['conversation', 'detail'], maxAttempts: 2, llm: { baseURL, model: 'test-model', maxRetries: 0, timeoutMs: 3000, concurrency: 4, rpm: 60_000, tpm: 100_000_000 } },
   });
-  return [build('llm', 'llm', recipe, 1, cases)];
+  const builds = [build('llm', 'llm', recipe, 1, cases)];
+
+  // Servers that cannot serve at all: synthesis stops at once with one line naming the server and why;
+  // every sample waits for the next run (its task failed with the stop code, the sample held back).
+  const stopped = (name, llm, stderr, extra) => {
+    const folder = join(dir, name);
+    write(join(folder, 'a.jpg'), base.jpeg);
+    const keys = Array.from({ length: 12 }, (_, i) => `${name}_${i}`);
+    write(join(folder, 'm.jsonl'), `${keys.map((key) => JSON.stringify({ key, image: 'a.jpg', caption: 'a red ball' })).join('\n')}\n`);
+    const path = recipeFile(folder, 'recipe.json', {
+      run: { db: 'out/run.db' },
+      sources: [{ type: 'jsonl', path: 'm.jsonl', image: 'image', caption: 'caption', key: 'key' }],
+      synth: { tasks: ['detail'], llm: { model: 'test-model', maxRetries: 3, retryBaseMs: 200, timeoutMs: 3000, concurrency: 2, ...llm } },
+    });
+    const code = name === 'key_rejected' ? 'key_rejected' : 'server_unreachable';
+    builds.push(build('llm', name, path, 1, keys.map((key) => ({ name: key, records: { [key]: 'ok' }, instructions: { detail: `failed:${code}` } })), { stderr, ...extra }));
+  };
+  const escaped = baseURL.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  // A rejected key is never retried: at most one request per concurrency slot is sent.
+  stopped('key_rejected', { baseURL, model: KEY_REJECTED_MODEL }, new RegExp(`API key rejected by ${escaped}`), { llmRequests: { model: KEY_REJECTED_MODEL, atMost: 2 } });
+  // Port 1 is one fetch refuses to dial; `refusedBaseURL` is a port nothing listens on (connection refused).
+  stopped('server_unreachable', { baseURL: 'http://127.0.0.1:1/v1' }, /127\.0\.0\.1:1/, { maxWallMs: 30_000 });
+  if (refusedBaseURL) stopped('server_refused', { baseURL: refusedBaseURL }, new RegExp(refusedBaseURL.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')), { maxWallMs: 30_000 });
+  return builds;
 }
 
 

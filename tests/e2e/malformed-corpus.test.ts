@@ -47,7 +47,11 @@ beforeAll(async () => {
   imageServer = await startImageServer();
   for (const [name, bytes] of Object.entries(await urlImages())) imageServer.addImage(name, bytes);
   llmServer = await FakeLlmServer.start({ script: (request) => (llmBehaviour(request.body) as Behaviour | null) ?? undefined });
-  ({ builds } = await generateCorpus(root, { urlOrigin: imageServer.origin, llmBaseURL: llmServer.baseURL }));
+  // A port that was listening a moment ago and is closed now: connection refused.
+  const gone = await FakeLlmServer.start();
+  const refusedBaseURL = gone.baseURL;
+  await gone.close();
+  ({ builds } = await generateCorpus(root, { urlOrigin: imageServer.origin, llmBaseURL: llmServer.baseURL, refusedBaseURL }));
 }, 120_000);
 
 afterAll(async () => {
@@ -135,6 +139,11 @@ function problemsOf(r: Ran): string[] {
   // Inputs' control characters are escaped in every message (an ESC from a file must not reach the terminal).
   if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(r.stderr)) problems.push(`${label}: raw control characters in the output: ${JSON.stringify(tail)}`);
   if (build.stderr && !build.stderr.test(r.stderr)) problems.push(`${label}: the message does not match ${build.stderr}: ${tail}`);
+  if (build.maxWallMs !== undefined && r.wallMs > build.maxWallMs) problems.push(`${label}: took ${Math.round(r.wallMs)} ms, more than ${build.maxWallMs}`);
+  if (build.llmRequests) {
+    const sent = llmServer.requests.filter((q) => q.body.model === build.llmRequests!.model).length;
+    if (sent > build.llmRequests.atMost) problems.push(`${label}: ${sent} requests for ${build.llmRequests.model}, expected at most ${build.llmRequests.atMost}`);
+  }
   if (r.peakRssKiB !== null && r.peakRssKiB > PEAK_RSS_LIMIT_KIB) problems.push(`${label}: peak RSS ${r.peakRssKiB} KiB over ${PEAK_RSS_LIMIT_KIB}`);
   problems.push(...recordProblems(r, label));
   return problems;
