@@ -162,7 +162,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       total,
       resumed: store.countDone(doneRule),
       tickMs: options.tickMs,
-      summarize: () => runSummary(db),
+      summarize: () => runSummary(db, exportNames),
     });
     endRun(options.signal.aborted ? 'aborted' : 'finished');
   } catch (err) {

@@ -8,7 +8,7 @@ export const EXIT_CONFIG = 2;
 export const EXIT_INTERRUPTED = 130;
 
 /**
- * 1 when samples failed, or when synthesis got no usable answer for some instruction samples (request
+ * 1 when samples failed, when an export holds no sample or left most out for one reason, or when synthesis got no usable answer for some instruction samples (request
  * errors): a run whose LLM was unreachable must not look like a success. Samples held back on purpose
  * (`--max-cost` reached, Ctrl-C), in synthesis or by the captioner, do not count: the next run finishes them.
  * Nor do tasks that cannot apply (`not_applicable`: no caption for stage 1, no boxes to ground): 1 means a
@@ -20,6 +20,8 @@ export function exitCodeOf(summary: RunSummary | null): number {
   const held = summary.captioning?.reasons ?? {};
   const heldOnPurpose = (held['budget_exhausted'] ?? 0) + (held['aborted'] ?? 0);
   if (summary.samples.failed - heldOnPurpose > 0) return EXIT_SAMPLES_FAILED;
+  // An export that holds nothing, or left most samples out for one reason, is not what the recipe asked for.
+  if (summary.exportProblems?.length) return EXIT_SAMPLES_FAILED;
   const synthesis = summary.synthesis;
   if (!synthesis) return EXIT_OK;
   const onPurpose = (synthesis.reasons['budget_exhausted'] ?? 0) + (synthesis.reasons['aborted'] ?? 0);

@@ -48,6 +48,8 @@ export interface RunSummary {
   synthesis?: InstructionSummary;
   /** Samples the captioner held back for a later run, when there are any (they count as failed too). */
   captioning?: CaptioningSummary;
+  /** Exports that hold no sample, or left most of what reached them out for one reason; absent when none. */
+  exportProblems?: ExportProblem[];
 }
 
 export interface CaptioningSummary {
@@ -57,6 +59,22 @@ export interface CaptioningSummary {
   reasons: Record<string, number>;
   /** Why captioning stopped (a rejected key, an unreachable server), while samples wait because of it. */
   stopped?: string;
+}
+
+/** An export that did not do what the recipe asked (`store/export-problems.ts`); the build exits 1. */
+export interface ExportProblem {
+  export: string;
+  /** `empty`: it holds no sample; `mostly_left_out`: one reason left out more than half of its records. */
+  kind: 'empty' | 'mostly_left_out';
+  /** Samples the export holds. */
+  written: number;
+  /** Records it decided on (written and left out); for an export that records none, the run's samples. */
+  total: number;
+  /** The most frequent reason records were left out, and how many; null and 0 when none was recorded. */
+  reason: string | null;
+  count: number;
+  /** One line for the summary. */
+  message: string;
 }
 
 export interface InstructionSummary {

@@ -13,7 +13,10 @@
  * caption to train on is left out and counted (`no_caption`): writing it without `key.txt` breaks such a
  * loader, and an empty `key.txt` would train an empty caption.
  *
- * Defaults: tasks are every task but `stage1` (with template `plain`: only `stage1`); regions are written in
+ * Defaults: tasks are every task but `stage1` (with template `plain`: only `stage1`), and with a tokenizer a
+ * sample with no record of them gets its stage-1 record (its caption, encoded with the stage-1 template) as
+ * its conversation, so a build without synthesis still exports every captioned sample (LLaVA stage-1 style)
+ * instead of leaving all of them out; regions are written in
  * the template's family style (`qwen2vl` for qwen2_vl, else `llava`).
  */
 import { IMAGE_TOKEN, type InstructionTask, type Turn } from '../core/conversation.js';
@@ -67,6 +70,8 @@ export function mergeConversations(records: readonly { conversations: readonly T
   return merged;
 }
 
+const STAGE1_ONLY: ReadonlySet<InstructionTask> = new Set(['stage1']);
+
 export class WebDatasetConversations {
   private rows: RecordRow[] = [];
   private seq: number;
@@ -80,6 +85,8 @@ export class WebDatasetConversations {
     /** Null when no conversation option is set: nothing is recorded, samples are written as before. */
     private readonly records: ExportRecords | null,
     private readonly maxLength: number | null,
+    /** Default tasks with a tokenizer: a sample with no record of them gets its stage-1 record instead. */
+    private readonly stage1Fallback: boolean,
   ) {
     this.seq = records ? records.nextSeq(exportName) : 0;
   }
@@ -113,7 +120,8 @@ export class WebDatasetConversations {
         stage1Template: resolved.stage1TemplateName,
       });
     }
-    return new WebDatasetConversations(exportName, resolved, new ConversationEncoder(resolved.encoder), records, options.maxLength ?? null);
+    const stage1Fallback = options.tasks === undefined && !plain && resolved.encoder.tokenization != null;
+    return new WebDatasetConversations(exportName, resolved, new ConversationEncoder(resolved.encoder), records, options.maxLength ?? null, stage1Fallback);
   }
 
   private get tokenized(): boolean {
@@ -131,7 +139,8 @@ export class WebDatasetConversations {
       return { ok: false, code: 'no_caption', message: 'no caption to train on (every sample of a caption export has key.txt)' };
     }
     const image = sample.image ? { width: sample.image.width, height: sample.image.height } : null;
-    const sources = collectRecords(sample, this.resolved.tasks);
+    let sources = collectRecords(sample, this.resolved.tasks);
+    if (sources.length === 0 && this.stage1Fallback) sources = collectRecords(sample, STAGE1_ONLY);
     const valid: { id: string; task: InstructionTask; conversations: readonly Turn[]; hasImage: boolean }[] = [];
     const findSpecial = (text: string) => this.encoder.tokenizer?.findAddedToken(text) ?? null;
     for (const source of sources) {

@@ -2,9 +2,14 @@ import { RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
 import type { CaptioningSummary, InstructionSummary, RunSummary } from '../core/events.js';
 import type { Db } from './database.js';
 import { heldBackCondition } from './done-rule.js';
+import { exportProblems } from './export-problems.js';
 
-/** Counts per status, failure code and export: the `inspect stats --json` contract and the run summary. */
-export function runSummary(db: Db): RunSummary {
+/**
+ * Counts per status, failure code and export: the `inspect stats --json` contract and the run summary.
+ * `exportNames`: the exports the recipe has (each counted, 0 when it holds nothing); default: every export
+ * the database knows of.
+ */
+export function runSummary(db: Db, exportNames: readonly string[] = knownExports(db)): RunSummary {
   const samples = { total: 0, ok: 0, failed: 0, dropped: 0 };
   for (const row of db.prepare('SELECT status, COUNT(*) AS n FROM samples GROUP BY status').all() as { status: string; n: number }[]) {
     samples.total += row.n;
@@ -22,12 +27,23 @@ export function runSummary(db: Db): RunSummary {
     .all() as { name: string; n: number }[]) {
     exported[row.name] = row.n;
   }
+  for (const name of exportNames) exported[name] ??= 0;
   const summary: RunSummary = { samples, failures, exported };
   const instructions = instructionSummary(db);
   if (instructions) summary.synthesis = instructions;
   const captioning = captioningSummary(db);
   if (captioning) summary.captioning = captioning;
+  const problems = exportProblems(db, exportNames);
+  if (problems.length > 0) summary.exportProblems = problems;
   return summary;
+}
+
+/** Exports the database has a record of: shards, exported samples, or conversation settings. */
+function knownExports(db: Db): string[] {
+  return db
+    .prepare('SELECT export_name FROM exports UNION SELECT export_name FROM export_shards UNION SELECT export_name FROM export_configs ORDER BY 1')
+    .pluck()
+    .all() as string[];
 }
 
 /** Samples the captioner held back for a later run, by code, and why it stopped; undefined when none. */

@@ -137,8 +137,9 @@ describe(`WebDataset with input_ids.npy / labels.npy (${TOKENIZERS.llamaName}, $
     const { store } = openTestStore(base, input);
     await runStage(wdsStage(store, base, { tokenizer: qwenTokenizerDir() }), input);
     const { names, files } = readShards(join(base, 'wds'));
-    // w3 has no conversation to tokenize, w4 an image Qwen cannot size: left out with recorded reasons.
-    expect(keyRuns(names)).toEqual(['w1', 'w2']);
+    // w3 has no record of the default tasks: its caption is its conversation (stage 1). w4 has an image
+    // Qwen cannot size: left out with a recorded reason.
+    expect(keyRuns(names)).toEqual(['w1', 'w2', 'w3']);
     expect(names.slice(0, 5)).toEqual(['w1.input_ids.npy', 'w1.json', 'w1.labels.npy', 'w1.png', 'w1.txt']);
 
     const ids = parseNpy(files.get('w1.input_ids.npy')!);
@@ -162,10 +163,13 @@ describe(`WebDataset with input_ids.npy / labels.npy (${TOKENIZERS.llamaName}, $
 
     const w2 = parseNpy(files.get('w2.input_ids.npy')!);
     expect(w2.values).not.toContain(added['<|vision_start|>']); // text-only: no vision tokens
+    const w3 = files.get('w3.json')!.toString('utf8');
+    expect(JSON.parse(w3).conversation_records).toEqual(['w3-stage1-0']);
+    expect(trainedRuns(parseNpy(files.get('w3.input_ids.npy')!).values, parseNpy(files.get('w3.labels.npy')!).values, qwen)).toEqual(['a picture number 3<|im_end|>\n']);
 
     const stats = JSON.parse(readFileSync(join(base, 'wds', 'stats.json'), 'utf8')) as ExportStats;
-    expect(stats).toMatchObject({ format: 'webdataset', template: 'qwen2_vl', records: 2, samples: 2, verified: 2, failed: 2, reasons: { no_conversation: 1, image_too_small: 1 } });
-    expect(stats.tokens!.count).toBe(2);
+    expect(stats).toMatchObject({ format: 'webdataset', template: 'qwen2_vl', records: 3, samples: 3, verified: 3, failed: 1, reasons: { image_too_small: 1 } });
+    expect(stats.tokens!.count).toBe(3);
     expect(stats.tokens!.max).toBe(ids.values.length);
   });
 

@@ -37,6 +37,7 @@ import { lockRunDatabase } from '../../store/run-lock.js';
 import { countExportSamples, readExportSamples } from '../../store/export-reader.js';
 import { ExportRecords } from '../../store/export-records.js';
 import { RunStore } from '../../store/run-store.js';
+import { exportProblems } from '../../store/export-problems.js';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLES_FAILED } from '../exit.js';
 import { abortOnSignals } from '../interrupt.js';
 
@@ -81,6 +82,8 @@ export interface ExportReport {
   deferred: number;
   /** Conversation exports: records, verification, token statistics (null for a plain WebDataset export). */
   stats: ExportStats | null;
+  /** The export holds no sample, or left most out for one reason (`store/export-problems.ts`): exit 1. */
+  problems: string[];
   aborted: boolean;
 }
 
@@ -245,10 +248,11 @@ export async function runExport(dbPath: string, opts: ExportCliOptions, io: Expo
       imageFailures,
       deferred,
       stats,
+      problems: exportProblems(db, [options.name]).map((p) => p.message),
       aborted: signal.aborted,
     };
     const failures = Object.values(imageFailures).reduce((a, b) => a + b, 0) + (stats?.failed ?? 0);
-    const code = signal.aborted ? EXIT_INTERRUPTED : failures > 0 ? EXIT_SAMPLES_FAILED : EXIT_OK;
+    const code = signal.aborted ? EXIT_INTERRUPTED : failures > 0 || report.problems.length > 0 ? EXIT_SAMPLES_FAILED : EXIT_OK;
     return { code, report };
   } finally {
     db.close();
@@ -320,6 +324,7 @@ function describeReport(report: ExportReport): string[] {
     const settings = describeSettings(s);
     if (settings.length > 0) lines.push(`  trainer must match: ${settings.join(', ')}`);
   }
+  for (const problem of report.problems) lines.push(problem);
   if (report.aborted) lines.push('  interrupted: run the same command again to finish');
   return lines;
 }

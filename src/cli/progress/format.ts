@@ -40,6 +40,7 @@ export function formatSummary(summary: RunSummary): string[] {
   if (stopped) lines.push(stopped);
   const captioning = formatCaptioningHeld(summary);
   if (captioning) lines.push(captioning);
+  for (const problem of summary.exportProblems ?? []) lines.push(problem.message);
   return lines;
 }
 

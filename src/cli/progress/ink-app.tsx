@@ -215,6 +215,11 @@ function Summary({ view }: { view: ProgressView }) {
           {captioningText}
         </Text>
       ) : null}
+      {(end.summary.exportProblems ?? []).map((problem) => (
+        <Text key={problem.export} color="red" wrap="truncate-end">
+          {problem.message}
+        </Text>
+      ))}
       {end.aborted ? (
         <Text color="yellow" wrap="truncate-end">
           interrupted: run the same command again to resume
@@ -236,9 +241,9 @@ export function ProgressApp({ view, size }: ProgressAppProps) {
   const done = view.end !== null;
   const table = layoutTable(view, columns, done);
   // Lines other than errors: header, table, logs, notices, summary (at most 5 with its margin, one more per
-  // stopped or held-back LLM stage).
+  // stopped or held-back LLM stage and per export problem).
   const summary = view.end?.summary;
-  const summaryLines = done ? 5 + (summary?.synthesis?.stopped ? 1 : 0) + (summary?.captioning ? 1 : 0) : 0;
+  const summaryLines = done ? 5 + (summary?.synthesis?.stopped ? 1 : 0) + (summary?.captioning ? 1 : 0) + (summary?.exportProblems?.length ?? 0) : 0;
   const used = 2 + table.height + (view.logs.length ? 1 + view.logs.length : 0) + (view.aborting && !done ? 2 : 0) + summaryLines;
   const errorLines = Math.max(0, Math.min(view.errors.length + 1, rows - used - 2));
   return (
