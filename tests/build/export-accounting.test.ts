@@ -82,6 +82,18 @@ describe('exports that leave samples out', () => {
     expect(run.plain).toMatch(/^export wds: 3 of 4 left out for over_length/m);
   });
 
+  it('a caption export whose samples have no caption to train on is empty: exit 1', async () => {
+    const dir = tempDir();
+    const members = [];
+    for (let i = 0; i < 3; i++) members.push({ name: `s${i}.png`, data: await makeImage(16, 12, 'png', i) });
+    await writeTar(join(dir, 'in.tar'), members);
+    const run = await build(dir, '{ type: webdataset, out: wds }');
+    expect(run.code).toBe(1);
+    expect(run.summary.samples).toMatchObject({ total: 3, ok: 3, failed: 0 });
+    expect(run.summary.exportProblems).toEqual([expect.objectContaining({ export: 'wds', kind: 'empty', written: 0, total: 3, count: 3 })]);
+    expect(run.plain).toMatch(/^export wds holds no sample: 3 of 3 ok samples left out/m);
+  });
+
   it('a plain WebDataset export with nothing to write (every sample failed upstream) is empty too', async () => {
     const dir = tempDir();
     await writeTar(join(dir, 'in.tar'), [{ name: 'a.png', data: Buffer.from('not a png') }, { name: 'a.txt', data: 'x' }]);
