@@ -5,12 +5,14 @@
  *
  * Exports that write conversations record why each record was left out (`export_records`); a caption export
  * (WebDataset without conversation options) records nothing, so for it the ok samples it does not hold
- * are what it left out. Samples waiting for a later run are not counted: their synthesis was held back
- * (`--max-cost`, an interrupted run, an LLM error the next run asks again), and the next run writes them.
+ * are what it left out. Samples waiting for a later run are not counted: their synthesis or captioning was
+ * held back (`--max-cost`, an interrupted run, an LLM error the next run asks again), and the next run
+ * writes them.
  */
 import { RESUMABLE_CODES } from '../backends/llm-errors.js';
 import type { ExportProblem } from '../core/events.js';
 import type { Db } from './database.js';
+import { heldBackCondition } from './done-rule.js';
 
 export function exportProblems(db: Db, exportNames: readonly string[]): ExportProblem[] {
   const problems: ExportProblem[] = [];
@@ -26,6 +28,8 @@ export function exportProblems(db: Db, exportNames: readonly string[]): ExportPr
     )
     .pluck();
   const okOf = db.prepare(`SELECT COUNT(*) FROM samples WHERE status = 'ok'`).pluck();
+  const held = heldBackCondition();
+  const heldBack = db.prepare(`SELECT COUNT(*) FROM samples s WHERE ${held.sql}`).pluck().get(...held.params) as number;
 
   for (const name of exportNames) {
     const written = writtenOf.get(name) as number;
@@ -45,7 +49,7 @@ export function exportProblems(db: Db, exportNames: readonly string[]): ExportPr
     const considered = ok - (waitingOf.get(name, ...resumable) as number);
     const leftOut = considered - written;
     if (written === 0 && considered === 0) {
-      if (ok > 0) continue; // every ok sample waits for a later run
+      if (ok > 0 || heldBack > 0) continue; // every sample that could be exported waits for a later run
       const counts = db.prepare('SELECT status, COUNT(*) AS n FROM samples GROUP BY status ORDER BY status').all() as { status: string; n: number }[];
       const all = counts.reduce((sum, c) => sum + c.n, 0);
       const message =
