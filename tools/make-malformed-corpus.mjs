@@ -415,7 +415,35 @@ async function imageBuilds(dir, base) {
     ],
     export: [{ type: 'webdataset', out: 'out/wds' }],
   });
-  return [build('images', 'images', recipe, 1, cases)];
+  return [build('images', 'images', recipe, 1, cases), longKeyBuild(join(dir, 'long-keys'), base)];
+}
+
+/**
+ * Keys too long for a file name (255 bytes on most file systems) in both kinds of export: the shards'
+ * member names and the JSON exports' image files. Everything must export: exit 0.
+ */
+function longKeyBuild(dir, base) {
+  write(join(dir, 'a.jpg'), base.jpeg);
+  const keys = {
+    ascii_300: 'k'.repeat(300),
+    cjk_120_chars_360_bytes: '猫'.repeat(120),
+    dots_and_spaces_250: 'a. b'.repeat(62),
+    just_under_200_bytes: 'x'.repeat(199),
+  };
+  const rows = Object.values(keys).map((id) => JSON.stringify({ id, image: 'a.jpg', caption: 'a red ball' }));
+  write(join(dir, 'm.jsonl'), `${rows.join('\n')}\n`);
+  const cleaned = (id) => id.replace(/[^\p{L}\p{M}\p{N}_-]/gu, '_');
+  const cases = Object.entries(keys).map(([name, id]) => ({ name: `long_key_${name}`, records: { [cleaned(id)]: 'ok' } }));
+  const recipe = recipeFile(dir, 'recipe.json', {
+    run: { db: 'out/run.db' },
+    sources: [{ type: 'jsonl', path: 'm.jsonl', image: 'image', caption: 'caption', key: 'id' }],
+    export: [
+      { type: 'webdataset', out: 'out/wds' },
+      { type: 'llava', out: 'out/llava' },
+      { type: 'qwen2vl', out: 'out/qwen' },
+    ],
+  });
+  return build('images', 'long_keys', recipe, 0, cases);
 }
 
 function makeFifo(path) {
