@@ -249,7 +249,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
       let failed = false;
       try {
         for await (const group of batch(input, COMMIT_BATCH)) {
-          const done = ctx.store.exportedKeys(
+          const done = ctx.store.handledKeys(
             exportName,
             group.filter(isExportable).map((s) => s.key),
           );

@@ -382,19 +382,25 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
       try {
         for await (const group of batch(input, LOOKUP_BATCH)) {
           const candidates = group.filter(isExportable).map((s) => s.key);
-          const exported = store.exportedKeys(exportName, candidates);
+          const exported = store.handledKeys(exportName, candidates);
           // Written but unknown to that query: the open shard's keys, then whatever this group adds.
           const written = new Set(writer.pendingKeys);
+          const leftOut: { key: string; code: string }[] = [];
           for (const sample of group) {
             if (isExportable(sample) && !exported.has(sample.key) && !written.has(sample.key)) {
               const prepared = conversations.prepare(sample);
               if (prepared.ok) {
                 written.add(sample.key);
                 await writer.write(toWebDatasetSample(await exportImage(sample), prepared.extras ?? {}));
+              } else {
+                leftOut.push({ key: sample.key, code: prepared.code });
               }
             }
             yield sample;
           }
+          // Their outcome records first (conversation exports), then the mark that makes a resume skip them.
+          conversations.flush();
+          store.leaveOut(exportName, leftOut);
         }
       } catch (err) {
         failed = true;

@@ -58,11 +58,17 @@ export function heldBackCondition(): { sql: string; params: unknown[] } {
   };
 }
 
-/** A boolean SQL expression over `samples s`: true when every one of `exports` holds the sample (false for none). */
+/**
+ * A boolean SQL expression over `samples s`: true when every one of `exports` holds the sample or left it out
+ * on purpose (`export_left_out`; false for no exports).
+ */
 export function exportedCondition(exports: readonly string[]): { sql: string; params: unknown[] } {
   if (exports.length === 0) return { sql: '0', params: [] };
+  const names = exports.map(() => '?').join(',');
   return {
-    sql: `(SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${exports.map(() => '?').join(',')})) >= ?`,
-    params: [...exports, exports.length],
+    sql:
+      `((SELECT COUNT(*) FROM exports e WHERE e.sample_key = s.key AND e.export_name IN (${names})) + ` +
+      `(SELECT COUNT(*) FROM export_left_out l WHERE l.sample_key = s.key AND l.export_name IN (${names}))) >= ?`,
+    params: [...exports, ...exports, exports.length],
   };
 }

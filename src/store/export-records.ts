@@ -220,6 +220,7 @@ export class ExportRecords {
       const notKept = `SELECT key FROM samples WHERE status != 'ok'`;
       removed = this.db.prepare(`DELETE FROM exports WHERE export_name = ? AND sample_key IN (${notKept})`).run(exportName).changes;
       this.db.prepare(`DELETE FROM export_records WHERE export_name = ? AND sample_key IN (${notKept})`).run(exportName);
+      this.db.prepare(`DELETE FROM export_left_out WHERE export_name = ? AND sample_key IN (${notKept})`).run(exportName);
     })();
     return removed;
   }
@@ -227,7 +228,7 @@ export class ExportRecords {
   /** Forget everything about an export (records, exported samples, shards, settings), to start it over. */
   reset(exportName: string): void {
     this.db.transaction(() => {
-      for (const table of ['export_records', 'exports', 'export_shards', 'export_configs']) {
+      for (const table of ['export_records', 'exports', 'export_left_out', 'export_shards', 'export_configs']) {
         this.db.prepare(`DELETE FROM ${table} WHERE export_name = ?`).run(exportName);
       }
     })();

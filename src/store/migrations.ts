@@ -169,4 +169,15 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE instructions SET status = 'not_applicable'
   WHERE status = 'failed' AND substr(reason, 1, instr(reason, ':') - 1) IN ('no_caption', 'no_boxes', 'no_context');
   `,
+  // 6: samples an export left out on purpose (a caption export and a sample with no caption to train on;
+  // a conversation export and a sample with no valid conversation), so a resume does not read, decode and
+  // offer them to the export again and again: for that export they are handled.
+  `
+  CREATE TABLE IF NOT EXISTS export_left_out (
+    export_name TEXT NOT NULL,
+    sample_key TEXT NOT NULL REFERENCES samples(key) ON DELETE CASCADE,
+    code TEXT NOT NULL,
+    PRIMARY KEY (export_name, sample_key)
+  ) WITHOUT ROWID;
+  `,
 ];

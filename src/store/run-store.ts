@@ -262,13 +262,26 @@ export class RunStore {
     return this.db.prepare(`SELECT COUNT(*) FROM samples s WHERE ${condition.sql}`).pluck().get(...condition.params) as number;
   }
 
-  /** Keys an export already holds, of those given. */
-  exportedKeys(exportName: string, keys: readonly string[]): Set<string> {
+  /** Keys an export already holds or left out on purpose (`leaveOut`), of those given. */
+  handledKeys(exportName: string, keys: readonly string[]): Set<string> {
     if (keys.length === 0) return new Set();
+    const list = keys.map(() => '?').join(',');
     const rows = this.db
-      .prepare(`SELECT sample_key FROM exports WHERE export_name = ? AND sample_key IN (${keys.map(() => '?').join(',')})`)
-      .all(exportName, ...keys) as { sample_key: string }[];
+      .prepare(
+        `SELECT sample_key FROM exports WHERE export_name = ? AND sample_key IN (${list})
+         UNION SELECT sample_key FROM export_left_out WHERE export_name = ? AND sample_key IN (${list})`,
+      )
+      .all(exportName, ...keys, exportName, ...keys) as { sample_key: string }[];
     return new Set(rows.map((r) => r.sample_key));
+  }
+
+  /** Remember samples an export left out on purpose, with the reason's code: a resume does not offer them again. */
+  leaveOut(exportName: string, samples: readonly { key: string; code: string }[]): void {
+    if (samples.length === 0) return;
+    const insert = this.db.prepare('INSERT OR REPLACE INTO export_left_out (export_name, sample_key, code) VALUES (?, ?, ?)');
+    this.db.transaction(() => {
+      for (const s of samples) insert.run(exportName, s.key, s.code);
+    })();
   }
 
   /** Record a finished shard and which samples it holds, in one transaction. */

@@ -120,7 +120,7 @@ describe('LLaVA JSON export', () => {
     const failure = store.db.prepare("SELECT record_id, code, message FROM export_records WHERE status = 'failed'").get() as Record<string, string>;
     expect(failure).toMatchObject({ record_id: 'b2-conversation-0', code: 'conversation_alternation' });
     expect(failure.message).toMatch(/turn 0 is from gpt, expected human/);
-    expect(store.exportedKeys('llava', ['a1', 'b2', 'c3', 'd4', 'e5'])).toEqual(new Set(['a1', 'b2', 'c3']));
+    expect(store.handledKeys('llava', ['a1', 'b2', 'c3', 'd4', 'e5'])).toEqual(new Set(['a1', 'b2', 'c3']));
     expect(events.some((e) => e.type === 'log' && /6 records from 3 samples, 1 failed/.test(e.message))).toBe(true);
     expect(events.some((e) => e.type === 'log' && /llava boxes in the padded square frame \(padToSquare\)/.test(e.message))).toBe(true);
   });

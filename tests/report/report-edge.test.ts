@@ -58,7 +58,7 @@ describe('report edge cases', () => {
     expect(result.thumbnails).toMatchObject({ made: 1, failed: 2 });
     const html = readFileSync(out, 'utf8');
     expect(html).toContain('No caption has a filter score yet');
-    expect(html).toMatch(/image unavailable: cannot read \/.*nowhere\.png/);
+    expect(html).toMatch(/image unavailable: image file \/.*nowhere\.png does not exist/);
     expect(html).toMatch(/image unavailable: image file:.*changed\.png no longer matches its recorded sha256/);
     expect(html.match(/<img /g)).toHaveLength(1);
     expect(html).toContain('Recaptioned <span class="muted">(0)</span>');

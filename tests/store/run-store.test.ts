@@ -41,7 +41,7 @@ describe('run database', () => {
     expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((t) => t.name);
-    expect(tables).toEqual(['boxes', 'captions', 'export_configs', 'export_records', 'export_shards', 'exports', 'instructions', 'llm_cache', 'refilters', 'runs', 'samples']);
+    expect(tables).toEqual(['boxes', 'captions', 'export_configs', 'export_left_out', 'export_records', 'export_shards', 'exports', 'instructions', 'llm_cache', 'refilters', 'runs', 'samples']);
   });
 
   it('reopening does not re-run migrations and keeps data', () => {
@@ -200,7 +200,7 @@ describe('run database', () => {
     // 'ghost' is not a sample: the foreign key fails and the shard row must not stay behind.
     expect(() => store.recordShard({ exportName: 'wds', shardIndex: 0, path: 'p', sampleCount: 2, byteLength: 1, sha256: 's' }, ['a', 'ghost'])).toThrow();
     expect(store.shards('wds')).toEqual([]);
-    expect(store.exportedKeys('wds', ['a'])).toEqual(new Set());
+    expect(store.handledKeys('wds', ['a'])).toEqual(new Set());
   });
 
   it('marks runs left running by a dead process as crashed', () => {
