@@ -3,9 +3,9 @@
  * single reason (every record over `maxLength`, no conversation to tokenize, no caption to train on, ...).
  * A run with such an export did not do what its recipe asked, so the summary names it and the build exits 1.
  *
- * Exports that write conversations record why each record was left out (`export_records`); a caption export
- * (WebDataset without conversation options) records nothing, so for it the ok samples it does not hold
- * are what it left out. Samples waiting for a later run are not counted: their synthesis or captioning was
+ * Exports that write conversations record why each record was left out (`export_records`); for a caption
+ * export (WebDataset without conversation options) the ok samples it does not hold are what it left out,
+ * with the reasons it noted (`export_left_out`). Samples waiting for a later run are not counted: their synthesis or captioning was
  * held back (`--max-cost`, an interrupted run, an LLM error the next run asks again), and the next run
  * writes them.
  */
@@ -28,6 +28,7 @@ export function exportProblems(db: Db, exportNames: readonly string[]): ExportPr
     )
     .pluck();
   const okOf = db.prepare(`SELECT COUNT(*) FROM samples WHERE status = 'ok'`).pluck();
+  const leftOutOf = db.prepare('SELECT code, COUNT(*) AS n FROM export_left_out WHERE export_name = ? GROUP BY code ORDER BY n DESC, code LIMIT 1');
   const held = heldBackCondition();
   const heldBack = db.prepare(`SELECT COUNT(*) FROM samples s WHERE ${held.sql}`).pluck().get(...held.params) as number;
 
@@ -58,9 +59,13 @@ export function exportProblems(db: Db, exportNames: readonly string[]): ExportPr
           : `export ${name} holds no sample: none of the run's ${all} samples could be exported (${counts.map((c) => `${c.n} ${c.status}`).join(', ')})`;
       problems.push({ export: name, kind: 'empty', written, total: all, reason: null, count: 0, message });
     } else if (leftOut * 2 > considered) {
-      const why = `${leftOut} of ${considered} ok samples left out (the run's log says why)`;
+      // A caption export notes why it left a sample out (`export_left_out`), not in export_records.
+      const top = leftOutOf.get(name) as { code: string; n: number } | undefined;
+      const why = top
+        ? `${leftOut} of ${considered} ok samples left out (${top.code} ${top.n})`
+        : `${leftOut} of ${considered} ok samples left out (the run's log says why)`;
       const kind = written === 0 ? 'empty' : 'mostly_left_out';
-      problems.push({ export: name, kind, written, total: considered, reason: null, count: leftOut, message: written === 0 ? `export ${name} holds no sample: ${why}` : `export ${name}: ${why}` });
+      problems.push({ export: name, kind, written, total: considered, reason: top?.code ?? null, count: top?.n ?? leftOut, message: written === 0 ? `export ${name} holds no sample: ${why}` : `export ${name}: ${why}` });
     }
   }
   return problems;

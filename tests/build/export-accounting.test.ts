@@ -90,8 +90,8 @@ describe('exports that leave samples out', () => {
     const run = await build(dir, '{ type: webdataset, out: wds }');
     expect(run.code).toBe(1);
     expect(run.summary.samples).toMatchObject({ total: 3, ok: 3, failed: 0 });
-    expect(run.summary.exportProblems).toEqual([expect.objectContaining({ export: 'wds', kind: 'empty', written: 0, total: 3, count: 3 })]);
-    expect(run.plain).toMatch(/^export wds holds no sample: 3 of 3 ok samples left out/m);
+    expect(run.summary.exportProblems).toEqual([expect.objectContaining({ export: 'wds', kind: 'empty', written: 0, total: 3, reason: 'no_caption', count: 3 })]);
+    expect(run.plain).toMatch(/^export wds holds no sample: 3 of 3 ok samples left out \(no_caption 3\)$/m);
   });
 
   it('a plain WebDataset export with nothing to write (every sample failed upstream) is empty too', async () => {
