@@ -12,6 +12,7 @@ import { refilterRun } from '../../src/filter/refilter.js';
 import { openDatabase } from '../../src/store/database.js';
 import { makeGoodSamples, sampleMembers, writeTar, type GoodSample } from '../fixtures/make-webdataset.js';
 import { cleanup, tempDir } from '../export/fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 afterEach(cleanup);
 
@@ -86,7 +87,7 @@ describe('decode.dedup: exact', () => {
     const dir = tempDir();
     await withCopies(dir, 'shard.tar');
     await build(dir, { ...RECIPE, decode: {} });
-    expect(rows(dir).every((r) => r.status === 'ok')).toBe(true);
+    expectEvery(rows(dir), (r) => r.status === 'ok');
 
     const other = tempDir();
     await withCopies(other, 'shard.tar');

@@ -13,6 +13,7 @@ import type { PipelineEvent } from '../../src/core/events.js';
 import { openDatabase } from '../../src/store/database.js';
 import { makeGoodSamples, sampleMembers, writeTar } from '../fixtures/make-webdataset.js';
 import { cleanup, tempDir } from '../export/fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 afterEach(cleanup);
 
@@ -120,7 +121,7 @@ describe('sources with the same keys', () => {
     });
     const recorded = rows(dir);
     expect(recorded).toHaveLength(10);
-    expect(recorded.every((r) => r.status === 'ok')).toBe(true);
+    expectEvery(recorded, (r) => r.status === 'ok');
   });
 
   it('refuses two sources with one name, naming both', () => {

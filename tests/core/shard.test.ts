@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { inShard, parseShard, stableHash } from '../../src/core/shard.js';
 import { toKey, isValidKey, publishedCaption, type Caption } from '../../src/core/sample.js';
+import { expectEvery } from '../expect-every.js';
 
 describe('shards', () => {
   it('parses I/N and rejects bad specs naming the flag and value', () => {
@@ -16,7 +17,7 @@ describe('shards', () => {
       for (const key of keys) if (inShard(key, { index, count: 3 })) counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     expect(counts.size).toBe(1000);
-    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expectEvery([...counts.values()], (n) => n === 1);
   });
 
   it('hash is the published FNV-1a 32-bit value (stable across versions)', () => {

@@ -19,6 +19,7 @@ import {
   type GroundTruthRecord,
   type ShapesSummary,
 } from '../../datasets/shapes/index.js';
+import { expectEvery } from '../expect-every.js';
 
 const COUNT = 120;
 const NOISE = 0.4;
@@ -184,7 +185,7 @@ describe('ground truth', () => {
     for (const r of truth) {
       for (const o of r.objects) {
         const [x1, y1, x2, y2] = o.box;
-        expect(o.box.every(Number.isInteger)).toBe(true);
+        expectEvery(o.box, Number.isInteger);
         expect(x1).toBeGreaterThanOrEqual(0);
         expect(y1).toBeGreaterThanOrEqual(0);
         expect(x2).toBeLessThanOrEqual(r.width);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SelectionQuality } from '../../datasets/shapes/index.js';
 import { runCli, type CliResult } from './helpers.js';
+import { expectEvery } from '../expect-every.js';
 
 let dir: string;
 let result: CliResult;
@@ -54,6 +55,6 @@ describe('vlcurate demo: CapFilt on 40% noisy web captions', () => {
     expect(llava.length).toBeGreaterThan(0);
     const records = llava.flatMap((f) => JSON.parse(readFileSync(join(dir, 'llava', f), 'utf8')) as { conversations: { value: string }[] }[]);
     expect(records.length).toBeGreaterThan(400);
-    expect(records.every((r) => r.conversations[0]!.value.includes('<image>'))).toBe(true);
+    expectEvery(records, (r) => r.conversations[0]!.value.includes('<image>'));
   });
 });

@@ -16,6 +16,7 @@ import { stringify } from 'yaml';
 import { generateShapes } from '../../datasets/shapes/index.js';
 import { FakeLlmServer } from '../llm-server/server.js';
 import { keysOf, readShardMembers, runCli } from './helpers.js';
+import { expectEvery } from '../expect-every.js';
 
 const MODELS = join(import.meta.dirname, '../../models');
 let dir: string;
@@ -84,7 +85,7 @@ async function buildRefilterBuild(path: string, db: string) {
   const revived = okKeys(refiltered).filter((k) => before.get(k) === 'dropped');
   // The test means nothing unless the refilter revived samples the first build had dropped.
   expect(revived.length).toBeGreaterThanOrEqual(3);
-  expect(revived.every((k) => !instructionRows(db).has(k))).toBe(true);
+  expectEvery(revived, (k) => !instructionRows(db).has(k));
   const firstHashes = new Set(server.requests.map((r) => r.hash));
   const second = await runCli(['build', path, '--progress', 'plain']);
   expect(second.code, second.stderr).toBe(0);

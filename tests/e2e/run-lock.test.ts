@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { generateShapes } from '../../datasets/shapes/index.js';
 import { readShardMembers, runCli, type CliResult } from './helpers.js';
+import { expectEvery } from '../expect-every.js';
 
 let dir: string;
 const COUNT = 600;
@@ -115,7 +116,7 @@ describe('one writer per run database', () => {
     const recipe = writeRecipe('together');
     const results = await Promise.all([0, 1, 2].map(() => runCli(['build', recipe, '--progress', 'plain'])));
     const codes = results.map((r) => r.code);
-    expect(codes.every((c) => c === 0 || c === 2), JSON.stringify(results.map((r) => [r.code, r.stderr.slice(-400)]))).toBe(true);
+    expectEvery(codes, (c) => c === 0 || c === 2, JSON.stringify(results.map((r) => [r.code, r.stderr.slice(-400)])));
     expect(codes).toHaveLength(3);
     expect(codes).toContain(0);
     for (const refused of results.filter((r) => r.code === 2)) {

@@ -13,6 +13,7 @@ import { createExport, exportSchema } from '../../src/export/registry.js';
 import type { RunStore } from '../../src/store/run-store.js';
 import { llamaTokenizerDir, MINI_LLAMA_NONLEGACY_CONFIG, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { caption, cleanup, failedPair, makePair, openTestStore, runStage, sha256, sha256File, stageContext, tempDir } from './fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 afterEach(cleanup);
 
@@ -65,7 +66,7 @@ function expectLlavaShape(record: LlavaRecord): void {
     expect(turn.value.trim().length).toBeGreaterThan(0);
   });
   const images = record.conversations.map((t) => t.value.split('<image>').length - 1);
-  if (record.image === undefined) expect(images.every((n) => n === 0)).toBe(true);
+  if (record.image === undefined) expectEvery(images, (n) => n === 0);
   else expect(images).toEqual([1, ...images.slice(1).map(() => 0)]);
 }
 

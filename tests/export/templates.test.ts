@@ -28,6 +28,7 @@ import { ChatTokenizer } from '../../src/tokenizers/chat-tokenizer.js';
 import { LlavaReference, preprocessMultimodal } from '../fixtures/trainer-reference.js';
 import { idsOf, llamaTokenizerDir, llamaVocab, qwenAddedIds, QWEN25_CONFIG, qwenTokenizerDir, REAL, REAL_SKIP_REASON, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, tempDir } from './fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 afterEach(cleanup);
 
@@ -149,7 +150,7 @@ describe(`LLaVA templates with the ${TOKENIZERS.llamaName} tokenizer`, () => {
         const reference = llavaV1(turns, legacy);
         if (effect === 'mismatch') {
           expect(reference.mismatch).toBe(true);
-          expect(reference.labels.every((l) => l === IGNORE_INDEX)).toBe(true);
+          expectEvery(reference.labels, (l) => l === IGNORE_INDEX);
         } else {
           expect(reference.mismatch).toBe(false);
           const trained = reference.inputIds.filter((_, i) => reference.labels[i] !== IGNORE_INDEX);

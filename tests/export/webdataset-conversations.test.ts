@@ -16,6 +16,7 @@ import type { RunStore } from '../../src/store/run-store.js';
 import { llamaTokenizerDir, qwenAddedIds, qwenTokenizerDir, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, extractWithNodeTar, keyRuns, listWithNodeTar, makePair, openTestStore, runStage, tempDir } from './fixtures.js';
 import { parseNpy } from './npy.js';
+import { expectEvery } from '../expect-every.js';
 
 afterEach(cleanup);
 
@@ -189,7 +190,7 @@ describe(`WebDataset with input_ids.npy / labels.npy (${TOKENIZERS.llamaName}, $
     expect(ids[0]).toBe(llama.bosId);
     const runs = trainedRuns(ids, labels, llama);
     expect(runs[0]).toBe(' Teal.</s>');
-    expect(runs.every((run) => run.endsWith('</s>'))).toBe(true);
+    expectEvery(runs, (run) => run.endsWith('</s>'));
     const json = JSON.parse(files.get('w1.json')!.toString('utf8')) as { tokens: { count: number; truncated: boolean }; conversations: { from: string; value: string }[] };
     expect(json.tokens).toEqual({ count: ids.length, truncated: true });
     // The text keeps the same whole rounds as the tokens, ending with the last kept answer.

@@ -29,6 +29,7 @@ import {
   tempDir,
   tmpOf,
 } from './fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 afterEach(cleanup);
 
@@ -340,7 +341,7 @@ describe('WebDataset export stage', () => {
     expect(files).toContain('manifest-s0of2.json');
     expect(files).toContain('manifest-s1of2.json');
     expect(files).not.toContain('manifest.json');
-    expect(files.filter((f) => f.endsWith('.tar')).every((f) => /^wds-s[01]of2-\d{6}\.tar$/.test(f))).toBe(true);
+    expectEvery(files.filter((f) => f.endsWith('.tar')), (f) => /^wds-s[01]of2-\d{6}\.tar$/.test(f));
     expect(files).toContain('wds-s1of2-000000.tar');
 
     const m0 = expectManifestMatchesFiles(dir, 'manifest-s0of2.json', 'wds-s0of2-');

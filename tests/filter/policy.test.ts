@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decideCaptions, type ResolvedPolicy, type ScoredCaption } from '../../src/filter/policy.js';
 import { filterOptionsSchema } from '../../src/filter/filter-options.js';
 import { resolvePolicy } from '../../src/filter/resolve-policy.js';
+import { expectEvery } from '../expect-every.js';
 
 const base: ResolvedPolicy = { policy: 'both', itcThreshold: 0.28, itmThreshold: 0.5, topK: null, topKBy: 'itm', preferWeb: false };
 let made = 0;
@@ -47,7 +48,7 @@ describe('decideCaptions', () => {
 
   it('all fail: every caption says why', () => {
     const v = decideCaptions([cap('web', 0.01, 0.01), cap('synthetic', 0.02, 0.02)], base);
-    expect(v.every((x) => !x.kept && /</.test(x.reason))).toBe(true);
+    expectEvery(v, (x) => !x.kept && /</.test(x.reason));
   });
 
   it('empty, unusable and unscored captions never pass', () => {

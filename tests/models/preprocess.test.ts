@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, SampleError } from '../../src/core/errors.js';
 import { ImagePreprocessor, loadPreprocessor } from '../../src/models/preprocess.js';
 import { fixtureRoot, maxAbsDiff, meanAbsDiff, readImage, referencePixels } from './fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 const configs = ['clip', 'siglip', 'blip'] as const;
 const configFile = (name: string): string => path.join(fixtureRoot, 'preprocess', `${name}.json`);
@@ -144,7 +145,7 @@ describe('preprocessing steps', () => {
     expect(batch.errors[1]!.code).toBe('image_decode');
     const size = pre.imageSize;
     expect(maxAbsDiff(out.subarray(0, size), referencePixels('clip', 'square-a.png'))).toBeLessThanOrEqual(1e-6);
-    expect(out.subarray(size, 2 * size).every((v) => v === 0)).toBe(true);
+    expectEvery(out.subarray(size, 2 * size), (v) => v === 0);
     expect(maxAbsDiff(out.subarray(2 * size, 3 * size), referencePixels('clip', 'square-b.png'))).toBeLessThanOrEqual(1e-6);
     expect(out[3 * size]).toBe(7); // beyond the batch: untouched
 

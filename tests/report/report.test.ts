@@ -13,6 +13,7 @@ import { collectReportData } from '../../src/report/report-data.js';
 import { openDatabase } from '../../src/store/database.js';
 import { runCli } from '../e2e/helpers.js';
 import { HOSTILE_CAPTION, makeScoredRun, type MadeRun } from './make-run.js';
+import { expectEvery } from '../expect-every.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = resolve(import.meta.dirname, '../.artifacts');
@@ -95,13 +96,13 @@ describe('report data', () => {
       const [kept, dropped, recaptioned] = a.galleries;
       expect(a.galleries.map((g) => g.samples.map((s) => s.key))).toEqual(b.galleries.map((g) => g.samples.map((s) => s.key)));
       expect(kept!.samples).toHaveLength(5);
-      expect(kept!.samples.every((s) => s.status === 'ok')).toBe(true);
+      expectEvery(kept!.samples, (s) => s.status === 'ok');
       expect(dropped!.total).toBeGreaterThan(0);
-      expect(dropped!.samples.every((s) => s.status === 'dropped' && s.dropReason === 'no_caption_passed')).toBe(true);
-      expect(recaptioned!.samples.every((s) => s.captions.some((c) => c.origin === 'synthetic'))).toBe(true);
+      expectEvery(dropped!.samples, (s) => s.status === 'dropped' && s.dropReason === 'no_caption_passed');
+      expectEvery(recaptioned!.samples, (s) => s.captions.some((c) => c.origin === 'synthetic'));
       // Recaptioned shows samples whose synthetic captions were kept first.
       expect(recaptioned!.samples.some((s) => s.captions.some((c) => c.origin === 'synthetic' && c.kept))).toBe(true);
-      expect(kept!.samples.every((s) => s.boxes.length >= 1 && s.width === 160)).toBe(true);
+      expectEvery(kept!.samples, (s) => s.boxes.length >= 1 && s.width === 160);
       expect(a.failures).toEqual([
         expect.objectContaining({ code: 'image_truncated', count: 1, examples: [expect.objectContaining({ key: 'broken_000' })] }),
       ]);

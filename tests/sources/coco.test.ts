@@ -7,6 +7,7 @@ import { WHOLE, type ShardSpec } from '../../src/core/shard.js';
 import { cocoOptionsSchema, cocoSource } from '../../src/sources/coco.js';
 import type { SourceContext } from '../../src/sources/source.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
+import { expectEvery } from '../expect-every.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -214,7 +215,7 @@ describe('coco source', () => {
     // The image record's own fields stay as they were; an image with nothing dropped gets no extra field.
     expect(one!.meta).toMatchObject({ id: 1, file_name: '000000000001.jpg', license: 3 });
     const clean = await collect(source({ instances: 'instances.json' }).read(context()));
-    expect(clean.filter((p) => !p.failure).every((p) => !('droppedAnnotations' in p.meta))).toBe(true);
+    expectEvery(clean.filter((p) => !p.failure), (p) => !('droppedAnnotations' in p.meta));
     expect(clean.filter((p) => !p.failure).length).toBeGreaterThan(0);
   });
 

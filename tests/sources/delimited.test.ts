@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDelimited, type DelimitedRecord } from '../../src/sources/delimited.js';
 import { readJsonRecords, type JsonRecord } from '../../src/sources/json-records.js';
 import { readLines, stripBom } from '../../src/sources/text-input.js';
+import { expectEvery } from '../expect-every.js';
 
 /** The input in chunks of `size` bytes: every record boundary case lands on a chunk edge somewhere. */
 async function* chunked(text: string | Buffer, size: number): AsyncGenerator<Buffer> {
@@ -40,7 +41,7 @@ describe('parseDelimited', () => {
     ]);
     // Line numbers count the newline inside the quoted field and the blank line.
     expect(records.map((r) => r.line)).toEqual([1, 2, 3, 4, 6, 7, 9]);
-    expect(records.every((r) => r.problem === null)).toBe(true);
+    expectEvery(records, (r) => r.problem === null);
   });
 
   it('gives the same records whatever the chunk size (boundaries inside quotes, CRLF pairs, the BOM)', async () => {

@@ -6,6 +6,7 @@ import { ConfigError } from '../../src/core/errors.js';
 import { briefCaption, llavaOptionsSchema, llavaSource } from '../../src/sources/llava-json.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { collect, context, sourceFrom } from './manifest-fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -91,7 +92,7 @@ describe('llava source', () => {
     const pairs = await collect(llava({ textOnly: 'fail', briefCaptions: false }).read(context(dir)));
     const textOnly = pairs.find((p) => p.key === 'text-only-1')!;
     expect(textOnly.failure).toMatchObject({ code: 'text_only' });
-    expect(pairs.every((p) => p.captions.length === 0)).toBe(true);
+    expectEvery(pairs, (p) => p.captions.length === 0);
   });
 
   it('reads gzip and JSON Lines, and a broken record in the middle does not stop the file', async () => {

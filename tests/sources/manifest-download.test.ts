@@ -7,6 +7,7 @@ import { UrlFetcher } from '../../src/sources/url-fetcher.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { startImageServer, type ImageServer } from '../http-server/image-server.js';
 import { collect, context, sourceFrom, writeParquet } from './manifest-fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -77,7 +78,7 @@ describe('manifests with URLs', () => {
     expect(Buffer.compare(await readFile(first.imageRef.slice('file:'.length)), served.get('p0.jpg')!)).toBe(0);
     expect(pairs[9]!.meta['finalUrl']).toBe(server.url('/chain/0/p3.jpg'));
     expect(pairs[1]!.imageRef).toBe(`url:${rows[1]!.url}`);
-    expect(pairs.every((p) => p.failure === null || p.failure.stage === 'source')).toBe(true);
+    expectEvery(pairs, (p) => p.failure === null || p.failure.stage === 'source');
   });
 
   it('the cache means a second read makes zero requests; transient failures are asked again', async () => {
@@ -114,7 +115,7 @@ describe('manifests with URLs', () => {
     server.resetStats();
     const pairs = await collect(urlSource('repeat.jsonl', path.join(dir, 'cache-c')).read(context(dir)));
     expect(pairs).toHaveLength(6);
-    expect(pairs.every((p) => p.failure === null)).toBe(true);
+    expectEvery(pairs, (p) => p.failure === null);
     expect(server.count('/slow-headers')).toBe(1);
   });
 
@@ -156,7 +157,7 @@ describe('manifests with URLs', () => {
     setTimeout(() => controller.abort(), 400);
     for await (const pair of urlSource('abort.jsonl', path.join(dir, 'cache-abort'), { download: { timeoutMs: 10_000 } }).read(ctx)) pairs.push(pair);
     expect(performance.now() - started).toBeLessThan(2500);
-    expect(pairs.every((p) => p.failure === null)).toBe(true);
+    expectEvery(pairs, (p) => p.failure === null);
     expect(pairs.length).toBeLessThanOrEqual(2);
   });
 

@@ -6,6 +6,7 @@ import { ConfigError } from '../../src/core/errors.js';
 import type { Pair } from '../../src/core/sample.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { collect, context, sourceFrom, writeParquet } from './manifest-fixtures.js';
+import { expectEvery } from '../expect-every.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -107,7 +108,7 @@ describe.each(FORMATS)('$type manifest ($path)', (format) => {
 
   it('yields one pair per row, in order, keyed <name>_<row:09d>', () => {
     expect(pairs.map((p) => p.key)).toEqual(ROWS.map((_, i) => `m_${String(i).padStart(9, '0')}`));
-    expect(pairs.every((p) => p.source === 'm')).toBe(true);
+    expectEvery(pairs, (p) => p.source === 'm');
   });
 
   it('good rows: image bytes, caption (commas, newlines, quotes), boxes, extra columns and row in meta', () => {
@@ -141,7 +142,7 @@ describe.each(FORMATS)('$type manifest ($path)', (format) => {
     expect(pairs[5]!.failure!.message).toContain('ftp:');
     expect(pairs[7]!.failure!.message).toContain('boxes[0].box');
     expect(pairs[7]!.failure!.message).toContain('x2 >= x1');
-    expect(pairs.filter((p) => p.failure).every((p) => p.imageBytes === null && p.failure!.stage === 'source')).toBe(true);
+    expectEvery(pairs.filter((p) => p.failure), (p) => p.imageBytes === null && p.failure!.stage === 'source');
   });
 });
 
@@ -275,7 +276,7 @@ describe('manifest format details', () => {
       sourceFrom({ type: 'tsv', path: 'cc3m.tsv', columns: ['caption', 'url'], image: 'url', caption: 'caption', imagesDir: 'imgs', quoting: false, order: 'input' }).read(context(dir)),
     );
     expect(pairs.map((p) => p.captions[0]?.text)).toEqual(['a "quoted" caption', 'second']);
-    expect(pairs.every((p) => p.failure === null)).toBe(true);
+    expectEvery(pairs, (p) => p.failure === null);
   });
 
   it('Parquet: extra INT64 and DOUBLE columns arrive as JSON numbers; a missing configured column is a ConfigError', async () => {
@@ -310,7 +311,7 @@ describe('manifest format details', () => {
     expect(last.failure).toMatchObject({ code: 'manifest_unreadable' });
     expect(last.key).toBe('cut__unreadable_0');
     expect(pairs.length).toBeGreaterThan(10);
-    expect(pairs.slice(0, -1).every((p) => p.failure === null)).toBe(true);
+    expectEvery(pairs.slice(0, -1), (p) => p.failure === null);
   });
 
   it('schema: unknown keys are rejected, defaults are filled in', () => {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRetryAfter, robotsRefusal, sniffImage, UrlFetcher, type FetchResult } from '../../src/sources/url-fetcher.js';
 import { makeImage } from '../fixtures/make-webdataset.js';
 import { startImageServer, type ImageServer } from '../http-server/image-server.js';
+import { expectEvery } from '../expect-every.js';
 
 let server: ImageServer;
 let jpeg: Buffer;
@@ -213,7 +214,7 @@ describe('UrlFetcher', () => {
     const f = fetcher({ concurrency: 8, perHost: 3 });
     try {
       const results = await Promise.all(Array.from({ length: 12 }, () => f.fetch(server.url('/slow-headers/a.jpg?ms=100'))));
-      expect(results.every((r) => r.ok)).toBe(true);
+      expectEvery(results, (r) => r.ok);
       expect(server.maxInFlight).toBe(3);
     } finally {
       f.close();
@@ -224,7 +225,7 @@ describe('UrlFetcher', () => {
     try {
       const urls = Array.from({ length: 12 }, (_, i) => server.url('/slow-headers/a.jpg?ms=150', i % 2));
       const results = await Promise.all(urls.map((u) => g.fetch(u)));
-      expect(results.every((r) => r.ok)).toBe(true);
+      expectEvery(results, (r) => r.ok);
       expect(server.maxInFlight).toBe(5);
     } finally {
       g.close();

@@ -17,6 +17,7 @@ import {
   type GoodSample,
   type Member,
 } from '../fixtures/make-webdataset.js';
+import { expectEvery } from '../expect-every.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -99,7 +100,7 @@ describe('webdataset source', () => {
       for (const pair of pairs) seen.set(pair.key, (seen.get(pair.key) ?? 0) + 1);
     }
     expect([...seen.keys()].sort()).toEqual(good.map((s) => s.key).sort());
-    expect([...seen.values()].every((n) => n === 1)).toBe(true);
+    expectEvery([...seen.values()], (n) => n === 1);
   });
 
   it('accepts a list of patterns, "::" and a key prefix', async () => {
@@ -111,7 +112,7 @@ describe('webdataset source', () => {
     await writeFile(path.join(dir, 'gz.tar.gz'), gzipSync(await readFile(path.join(dir, 'good-000000.tar'))));
     const pairs = await readAll('gz.tar.gz');
     expect(pairs.map((p) => p.key)).toEqual(good.slice(0, 10).map((s) => s.key));
-    expect(pairs.every((p) => p.failure === null)).toBe(true);
+    expectEvery(pairs, (p) => p.failure === null);
   });
 
   it('a gzip shard cut short -> the sample being read is tar_truncated, earlier ones fine', async () => {
@@ -120,7 +121,7 @@ describe('webdataset source', () => {
     const pairs = await readAll('gz-cut.tar.gz');
     expect(pairs.length).toBeGreaterThan(1);
     expect(pairs.length).toBeLessThan(10);
-    expect(pairs.slice(0, -1).every((p) => p.failure === null)).toBe(true);
+    expectEvery(pairs.slice(0, -1), (p) => p.failure === null);
     expect(pairs.at(-1)!.failure).toMatchObject({ code: 'tar_truncated' });
     expect(pairs.map((p) => p.key)).toEqual(good.slice(0, pairs.length).map((s) => s.key));
   });
@@ -303,7 +304,7 @@ describe('webdataset source', () => {
     expect(firstShard[3]!.imageBytes).toBeNull();
     // The whole next shard still comes out.
     expect(pairs.slice(4).map((p) => p.key)).toEqual(good.slice(10).map((s) => s.key));
-    expect(pairs.slice(4).every((p) => p.failure === null)).toBe(true);
+    expectEvery(pairs.slice(4), (p) => p.failure === null);
   });
 
   it('a tar cut off inside a header marks the sample being read', async () => {
@@ -327,7 +328,7 @@ describe('webdataset source', () => {
       failure: { code: 'shard_missing', stage: 'source' },
     });
     expect(pairs[0]!.failure!.message).toContain(path.join(dir, 'missing-000000.tar'));
-    expect(pairs.slice(1).every((p) => p.failure === null)).toBe(true);
+    expectEvery(pairs.slice(1), (p) => p.failure === null);
   });
 
   it('a file that is not a tar -> shard_unreadable; so is a folder', async () => {

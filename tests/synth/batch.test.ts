@@ -7,6 +7,7 @@ import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stag
 import { FakeLlmServer, type Behaviour } from '../llm-server/server.js';
 import { cocoPair, shapesPair } from './fixtures.js';
 import { createRun, drain, expectEveryRowAccountedFor, instructionRows, type TestRun } from './helpers.js';
+import { expectEvery } from '../expect-every.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -150,7 +151,7 @@ describe('batch mode', () => {
     }, 5);
     await drain(createSynthStage(options(s.baseURL, { tasks: ['detail'] }), { db: r.db, runId: r.runId }), samples, controller.signal);
     clearInterval(timer);
-    expect(instructionRows(r.db).every((row) => row.reason?.startsWith('aborted:'))).toBe(true);
+    expectEvery(instructionRows(r.db), (row) => row.reason?.startsWith('aborted:'));
     const ledger = readdirSync(join(r.dir, 'batches')).filter((f) => f.startsWith('batch_'));
     expect(ledger).toHaveLength(1);
     expect(JSON.parse(readFileSync(join(r.dir, 'batches', ledger[0]!), 'utf8'))).toMatchObject({ ingested: false });
@@ -159,7 +160,7 @@ describe('batch mode', () => {
     (s as unknown as { batchPollsBeforeDone: number }).batchPollsBeforeDone = 0;
     await drain(createSynthStage(options(s.baseURL, { tasks: ['detail'] }), { db: r.db, runId: r.runId }), samples);
     expect(s.uploadedFiles().filter((f) => f.purpose === 'batch')).toHaveLength(1);
-    expect(instructionRows(r.db).every((row) => row.status === 'ok')).toBe(true);
+    expectEvery(instructionRows(r.db), (row) => row.status === 'ok');
     expect(existsSync(join(r.dir, 'batches'))).toBe(true);
   });
 });

@@ -12,6 +12,7 @@ import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stag
 import { bodyHash, FakeLlmServer } from '../llm-server/server.js';
 import { shapesPair } from './fixtures.js';
 import { createRun, drain, expectEveryRowAccountedFor, instructionRows, type TestRun } from './helpers.js';
+import { expectEvery } from '../expect-every.js';
 
 const DIST = resolve(import.meta.dirname, '../../dist/src');
 
@@ -86,10 +87,10 @@ describe('kill -9 during synthesis, then resume', () => {
     expect(lostInFlight.length).toBeGreaterThan(0);
     // Paid twice: at most what was in flight at the kill, `llm.concurrency` (README says so).
     expect(lostInFlight.length).toBeLessThanOrEqual(4);
-    expect(lostInFlight.every((hash) => resent.includes(hash))).toBe(true);
+    expectEvery(lostInFlight, (hash) => resent.includes(hash));
     const rows = instructionRows(r.db);
     expect(rows).toHaveLength(80);
     expectEveryRowAccountedFor(rows);
-    expect(rows.every((row) => row.status === 'ok')).toBe(true);
+    expectEvery(rows, (row) => row.status === 'ok');
   });
 });

@@ -7,6 +7,7 @@ import { interpretAnswer, LLM_TASK_NAMES } from '../../src/synth/llm-tasks.js';
 import { ObjectVocabulary } from '../../src/synth/object-nouns.js';
 import { buildMessages, defaultPromptsDir, loadInstructionList, loadTaskPrompt } from '../../src/synth/prompts.js';
 import { findLeak } from '../../src/synth/validate.js';
+import { expectEvery } from '../expect-every.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -34,8 +35,8 @@ describe('bundled prompts', () => {
       expect(list.length).toBeLessThanOrEqual(15);
       for (const line of list) expect(findLeak(line)).toBeNull();
     }
-    expect(loadInstructionList('grounding').every((l) => l.includes('{label}'))).toBe(true);
-    expect(loadInstructionList('referring').every((l) => l.includes('{region}'))).toBe(true);
+    expectEvery(loadInstructionList('grounding'), (l) => l.includes('{label}'));
+    expectEvery(loadInstructionList('referring'), (l) => l.includes('{region}'));
   });
 
   it('builds system, few-shot user/assistant pairs, then the query as scene data', () => {

@@ -10,6 +10,7 @@ import { createSynthStage, synthOptionsSchema, type SynthesizedPair } from '../.
 import { FakeLlmServer, type Behaviour, type FakeServerOptions } from '../llm-server/server.js';
 import { cocoPair, droppedPair, emptyPair, failedPair, hostilePair, HOSTILE, shapesPair } from './fixtures.js';
 import { createRun, drain, expectEveryRowAccountedFor, expectValidConversation, instructionRows, type TestRun } from './helpers.js';
+import { expectEvery } from '../expect-every.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -107,7 +108,7 @@ describe('synth stage: LLM tasks', () => {
     expectEveryRowAccountedFor(rows);
     expect(rows.filter((row) => row.sample_key === 'd' && row.task === 'conversation')[0]).toMatchObject({ status: 'not_applicable', attempts: 0 });
     expect(rows.find((row) => row.sample_key === 'd' && row.task === 'conversation')!.reason).toMatch(/^no_context:/);
-    expect(rows.filter((row) => row.status === 'ok' && LLM_TASKS.includes(row.task as never)).every((row) => /^[0-9a-f]{64}$/.test(row.request_hash!))).toBe(true);
+    expectEvery(rows.filter((row) => row.status === 'ok' && LLM_TASKS.includes(row.task as never)), (row) => /^[0-9a-f]{64}$/.test(row.request_hash!));
     const llmEvents = events.filter((e) => e.type === 'llm');
     expect(llmEvents.at(-1)).toMatchObject({ type: 'llm', counters: { requests: 9, inFlight: 0 } });
 
@@ -203,7 +204,7 @@ describe('synth stage: LLM tasks', () => {
       createSynthStage(parse({ tasks: ['detail'], llm: llmOptions(s.baseURL, { maxRetries: 1, timeoutMs: 800 }) }), { db: r.db, runId: r.runId }),
       samples,
     );
-    expect(out.every((x) => x.failure === null)).toBe(true);
+    expectEvery(out, (x) => x.failure === null);
     const rows = instructionRows(r.db);
     expect(rows).toHaveLength(samples.length);
     expectEveryRowAccountedFor(rows);
@@ -243,7 +244,7 @@ describe('synth stage: LLM tasks', () => {
     const before = s.requests.length;
     await drain(createSynthStage(options, { db: r.db, runId: r.runId, maxCostUsd: 1 }), samples);
     expect(s.requests.length - before).toBe(exhausted.length);
-    expect(instructionRows(r.db).every((row) => row.status === 'ok')).toBe(true);
+    expectEvery(instructionRows(r.db), (row) => row.status === 'ok');
   });
 
   it('an interrupted run leaves unsent requests as aborted; resuming sends only those', async () => {
@@ -270,7 +271,7 @@ describe('synth stage: LLM tasks', () => {
     const resumed = s.requests.slice(firstCount);
     expect(resumed).toHaveLength(aborted.length);
     expect(resumed.filter((q) => firstRequests.has(q.hash))).toEqual([]);
-    expect(instructionRows(r.db).every((row) => row.status === 'ok')).toBe(true);
+    expectEvery(instructionRows(r.db), (row) => row.status === 'ok');
   });
 
   it('never stores or logs the API key', async () => {
