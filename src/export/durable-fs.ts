@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { link, open, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isBeingWritten, markWriting, parseTmpName, uniqueTmpPath } from '../core/temp-file.js';
+import { VlcurateError } from '../core/errors.js';
 
 /** fsync a folder, so that renames and deletions in it survive an OS crash. */
 export async function syncDir(dir: string): Promise<void> {
@@ -67,12 +68,12 @@ export async function renameNoReplace(from: string, to: string): Promise<void> {
 }
 
 /** `renameNoReplace` found its target taken. */
-export class FileExistsError extends Error {
-  readonly code = 'EEXIST';
+export class FileExistsError extends VlcurateError {
   constructor(
     readonly path: string,
     options?: { cause?: unknown },
   ) {
-    super(`${path} already exists`, options);
+    // The errno code, so code that tests `code === 'EEXIST'` treats it like the system error it stands for.
+    super('EEXIST', `${path} already exists`, options);
   }
 }

@@ -28,6 +28,7 @@
  */
 import { formatPythonRound, pythonRound } from '../core/python-float.js';
 import { roundHalfEven, smartResize, type SmartResizeOptions } from './templates/smart-resize.js';
+import { VlcurateError } from '../core/errors.js';
 
 export const REGION_FORMATS = ['llava', 'qwen2vl', 'qwenvl', 'qwen25vl'] as const;
 export type RegionFormat = (typeof REGION_FORMATS)[number];
@@ -38,8 +39,10 @@ const REGION_START = /<\/?region\b/;
 /** What joins the instances of one label in a group. */
 const GROUP_SEPARATOR = ', ';
 
-export class RegionError extends Error {
-  readonly code = 'region_invalid';
+export class RegionError extends VlcurateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('region_invalid', message, options);
+  }
 }
 
 type Corners = [number, number, number, number];

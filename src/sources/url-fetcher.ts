@@ -41,7 +41,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import PQueue from 'p-queue';
 import { z } from 'zod';
-import { describeError } from '../core/errors.js';
+import { describeError, VlcurateError } from '../core/errors.js';
 import { disallowedReason, isAddressLiteral } from './address-policy.js';
 
 export type DownloadFailureCode =
@@ -135,14 +135,17 @@ export interface FetcherStats {
 export type AddressCheck = (address: string, url: URL) => string | null;
 
 /** A host name whose every address was refused, raised from the agent's lookup. */
-class AddressDisallowedError extends Error {
-  readonly code = 'EADDRDISALLOWED';
+class AddressDisallowedError extends VlcurateError {
+  constructor(message: string) {
+    // Errno-style: it travels through the socket's lookup callback like a system error.
+    super('EADDRDISALLOWED', message);
+  }
 }
 
 /** Thrown (only) when the caller's signal aborts. */
-export class DownloadAbortedError extends Error {
+export class DownloadAbortedError extends VlcurateError {
   constructor() {
-    super('download aborted');
+    super('download_aborted', 'download aborted');
     this.name = 'AbortError';
   }
 }

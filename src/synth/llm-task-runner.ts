@@ -10,6 +10,7 @@ import { LlmError } from '../backends/llm-errors.js';
 import { interpretAnswer, llmRequest, type TaskContext } from './llm-tasks.js';
 import type { LlmTaskName, TaskPrompt } from './prompts.js';
 import { seededInt } from './seeded.js';
+import { VlcurateError } from '../core/errors.js';
 
 export interface TaskOutcome {
   task: LlmTaskName;
@@ -27,9 +28,9 @@ export interface TaskOutcome {
 export type Ask = (request: ChatRequest) => Promise<ChatResult>;
 
 /** Thrown by a batch-mode `Ask` for a request that has no answer yet. */
-export class PendingRequest extends Error {
+export class PendingRequest extends VlcurateError {
   constructor(readonly prepared: PreparedRequest) {
-    super('answer not available yet');
+    super('answer_pending', 'answer not available yet');
   }
 }
 

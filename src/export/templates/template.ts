@@ -1,4 +1,5 @@
 import type { Turn } from '../../core/conversation.js';
+import { VlcurateError } from '../../core/errors.js';
 
 /** Label value of positions that carry no loss (PyTorch's `CrossEntropyLoss(ignore_index=-100)`). */
 export const IGNORE_INDEX = -100;
@@ -45,15 +46,7 @@ export interface TokenizedConversation {
 }
 
 /** A per-sample problem a template found (bad turn structure for it, an image it cannot size, ...). */
-export class TemplateError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TemplateError';
-  }
-}
+export class TemplateError extends VlcurateError {}
 
 /** A chat template: renders a conversation and tokenizes it with its loss mask. */
 export interface ChatTemplate {
