@@ -185,7 +185,9 @@ describe('OnnxSession keeps the main thread free', () => {
       });
       const out = await run;
       expect(out.y!.dims).toEqual([n, n]);
-      expect(ticks).toBeGreaterThan(100);
+      // A run on this thread gives 0 turns; an idle machine gives hundreds, a machine loaded 15 deep about 30
+      // (seen once at 32 when the bound was 100), so 10 separates the two without depending on load.
+      expect(ticks).toBeGreaterThan(10);
     } finally {
       await session.close();
     }
