@@ -129,4 +129,28 @@ describe('export into a folder that holds another export', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('exports "a" and "b" both write into "out/shared"');
   });
+  it('refuses the same export name from another run database: its shards are not this database\'s leftovers (exit 2, nothing deleted)', async () => {
+    // Found by QA: a second run database exporting under the same name into this folder took the first
+    // one's shards for unrecorded files of an interrupted run and deleted them all.
+    writeFileSync(
+      join(dir, 'recipe4.yaml'),
+      stringify({
+        run: { db: 'other/run.db' },
+        sources: [{ type: 'webdataset', name: 'web', paths: 'shard-000000.tar' }],
+        export: [{ type: 'webdataset', name: 'wds', out: 'out/wds', maxCount: 4 }],
+      }),
+    );
+    const before = snapshot(wds);
+    const built = await runCli(['build', join(dir, 'recipe4.yaml'), '--progress', 'plain']);
+    expect(built.code, built.stderr).toBe(2);
+    expect(built.stderr).toContain('wds-000000.tar');
+    expect(built.stderr).toContain('did not write');
+    expect(snapshot(wds)).toEqual(before);
+
+    const other = join(dir, 'other/run.db');
+    const exported = await runCli(['export', other, '--format', 'webdataset', '--name', 'wds', '--out', wds]);
+    expect(exported.code, exported.stderr).toBe(2);
+    expect(exported.stderr).toContain('did not write');
+    expect(snapshot(wds)).toEqual(before);
+  });
 });
