@@ -90,6 +90,25 @@ export function foreignExportFiles(claim: ExportFolderClaim): Foreign[] {
   return [...byOwner].map(([owner, files]) => ({ owner, files }));
 }
 
+/**
+ * Files of export `exportName` itself in `dir`: a manifest or stats file naming it, shard or JSON part files
+ * of its prefix (`--shard` parts included). With nothing in the run database about the export, such files
+ * are another run database's (or one since removed), never this one's to overwrite or delete.
+ */
+export function ownExportFiles(claim: ExportFolderClaim): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(claim.dir).sort();
+  } catch {
+    return [];
+  }
+  return entries.filter((entry) => {
+    if (SUMMARY_FILE.test(entry)) return exportNamedIn(join(claim.dir, entry)) === claim.exportName;
+    const file = SHARD_FILE.exec(entry) ?? PART_FILE.exec(entry);
+    return file !== null && file[1] === claim.prefix;
+  });
+}
+
 /** Refuse to write export `exportName` into a folder that holds another export's files. */
 export function assertOwnFolder(claim: ExportFolderClaim, hint: { flags: boolean }): void {
   const foreign = foreignExportFiles(claim);

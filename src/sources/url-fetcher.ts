@@ -474,7 +474,7 @@ export class UrlFetcher {
 }
 
 function refusal(url: URL, address: string, reason: string): string {
-  return `${url.href}: ${address} is a ${reason} address; downloads from non-public addresses are refused (set download.allowPrivateNetworks: true to allow them)`;
+  return `${url.href}: ${address} is ${/^[aeiou]/.test(reason) ? 'an' : 'a'} ${reason} address; downloads from non-public addresses are refused (set download.allowPrivateNetworks: true to allow them)`;
 }
 
 /**

@@ -91,6 +91,11 @@ export class ExportRecords {
     );
   }
 
+  /** Whether the run database has started export `exportName` (`claim` was called for it). */
+  claimed(exportName: string): boolean {
+    return this.db.prepare('SELECT 1 FROM export_configs WHERE export_name = ?').get(exportName) !== undefined;
+  }
+
   /** One past the highest `seq` of the export (0 when it has none). */
   nextSeq(exportName: string): number {
     const row = this.db.prepare('SELECT MAX(seq) AS s FROM export_records WHERE export_name = ?').get(exportName) as { s: number | null };

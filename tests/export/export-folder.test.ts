@@ -4,8 +4,8 @@
  * sample twice) and overwrote `manifest.json`. Now it is refused, exit 2, before anything is written, with a
  * message that names the folder, the other export and what to do. Real CLI processes, a real tar source.
  */
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync, type Dirent } from 'node:fs';
+import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -19,9 +19,15 @@ let dir: string;
 let db: string;
 let wds: string;
 
-/** Everything in a folder with its bytes, to show a refused command changed nothing. */
+/** Everything in a folder (and its subfolders) with its bytes, to show a refused command changed nothing. */
 function snapshot(folder: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(folder).sort().map((f) => [f, readFileSync(join(folder, f)).toString('base64')]));
+  return Object.fromEntries(
+    (readdirSync(folder, { recursive: true, withFileTypes: true }) as Dirent[])
+      .filter((e) => e.isFile())
+      .map((e) => relative(folder, join(e.parentPath, e.name)))
+      .sort()
+      .map((f) => [f, readFileSync(join(folder, f)).toString('base64')]),
+  );
 }
 
 function exportRows(name: string): number {
@@ -152,5 +158,32 @@ describe('export into a folder that holds another export', () => {
     expect(exported.code, exported.stderr).toBe(2);
     expect(exported.stderr).toContain('did not write');
     expect(snapshot(wds)).toEqual(before);
+  });
+
+  it('refuses a JSON export of the same name that another run database wrote (exit 2, nothing rewritten); --fresh of its own database starts it over', async () => {
+    // Found by QA: a LLaVA export of another database under the same name and folder rewrote the parts,
+    // manifest.json and images/ of the first, as the WebDataset case deleted its shards.
+    const llava = join(dir, 'out/llava');
+    const exported = await runCli(['export', db, '--format', 'llava', '--name', 'lv', '--out', llava]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const before = snapshot(llava);
+    expect(Object.keys(before)).toContain('manifest.json');
+    writeFileSync(
+      join(dir, 'recipe5.yaml'),
+      stringify({
+        run: { db: 'other5/run.db' },
+        sources: [{ type: 'webdataset', name: 'web', paths: 'shard-000000.tar' }],
+        export: [{ type: 'llava', name: 'lv', out: 'out/llava' }],
+      }),
+    );
+    const built = await runCli(['build', join(dir, 'recipe5.yaml'), '--progress', 'plain']);
+    expect(built.code, built.stderr).toBe(2);
+    expect(built.stderr).toContain('manifest.json');
+    expect(built.stderr).toContain('did not write');
+    expect(snapshot(llava)).toEqual(before);
+    // The database that wrote it can still start it over: --fresh removes its own parts and manifest first.
+    const fresh = await runCli(['export', db, '--name', 'lv', '--fresh']);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(Object.keys(snapshot(llava))).toEqual(Object.keys(before));
   });
 });

@@ -26,7 +26,7 @@ import { WHOLE } from '../../core/shard.js';
 import type { StageContext } from '../../core/stage.js';
 import { createExport, exportSchema, exportTypeNames, type ExportOptions } from '../../export/registry.js';
 import { knownExports, recordedExport } from '../../export/recorded-export.js';
-import { assertOwnFolder } from '../../export/export-folder.js';
+import { assertOwnFolder, ownExportFiles } from '../../export/export-folder.js';
 import { describeSettings, type ExportStats } from '../../export/export-stats.js';
 import type { InstructionExportable } from '../../export/instruction-records.js';
 import { takeUntilAborted } from '../../iter/take.js';
@@ -286,7 +286,7 @@ function continued(db: Db, dbPath: string, opts: ExportCliOptions, io: ExportIo)
  * a JSON export's images/), and say so. (Left to recovery, the shards would be reported as "unrecorded
  * files of an interrupted run".) Killed in between, recovery removes the then unrecorded shards.
  */
-function startOver(db: Db, store: RunStore, options: { name: string; type: string; out: string }): string {
+function startOver(db: Db, store: RunStore, options: { name: string; type: string; out: string; prefix?: string }): string {
   const shards = store.shards(options.name);
   const exported = db.prepare('SELECT COUNT(*) FROM exports WHERE export_name = ?').pluck().get(options.name) as number;
   new ExportRecords(db).reset(options.name);
@@ -298,9 +298,15 @@ function startOver(db: Db, store: RunStore, options: { name: string; type: strin
     }
   }
   const elsewhere = shards.filter((s) => dirname(s.path) !== options.out).length;
-  // The images a JSON export copied belong to it: starting over must not leave samples it now leaves out.
-  if (options.type !== 'webdataset') rmSync(join(options.out, 'images'), { recursive: true, force: true });
-  const files = options.type === 'webdataset' ? `${removed} shard file(s)` : 'its images/ folder';
+  // The images, parts and manifest a JSON export wrote belong to it: starting over must not leave samples
+  // it now leaves out, and the files are written anew from the database at the end.
+  if (options.type !== 'webdataset') {
+    rmSync(join(options.out, 'images'), { recursive: true, force: true });
+    for (const file of ownExportFiles({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name })) {
+      if (!file.endsWith('.tar')) rmSync(join(options.out, file), { force: true });
+    }
+  }
+  const files = options.type === 'webdataset' ? `${removed} shard file(s)` : 'its images/ folder and JSON files';
   return (
     `export ${options.name}: --fresh: forgot its ${exported} exported sample(s) and removed ${files} from ${options.out}` +
     (elsewhere > 0 ? `; ${elsewhere} shard(s) it wrote to another folder are no longer recorded (remove them by hand)` : '')
