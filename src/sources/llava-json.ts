@@ -6,7 +6,8 @@
  *   LLaVA-1.5 mix is over 1 GB). A JSON Lines file of the same records works too, and either may be gzipped.
  * - Key: `keyPrefix` + the record's `id` (made a valid key by `toKey`, the original kept as
  *   `meta.originalId`); a record without an id gets `<source name>_<index:09d>`. An id seen again gets
- *   `__dup2`, `__dup3` (LLaVA mixes reuse ids across their parts; each record is kept).
+ *   `__dup2`, `__dup3` (LLaVA mixes reuse ids across their parts; each record is kept); so does an id that
+ *   cleans to an earlier id's key (`a b`, `a_b`), with `meta.keyCollision` saying which two collided.
  * - Image: `image` resolved against `images`; a one-element list is accepted, more than one image is
  *   `row_invalid` (one image per sample).
  * - meta: the whole record, so `meta.conversations` keeps the conversation as it was.
@@ -31,6 +32,7 @@
  * itself missing, or holding no records at all (one JSON object such as `{"data": [...]}`, a bare value,
  * JSON over several lines that is not a list), is a configuration error.
  */
+import { collisionReason, KeyClaims } from './key-claims.js';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, describeError } from '../core/errors.js';
@@ -138,7 +140,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
   const stream = await openInput(file, 'llava path');
   const prefix = options.keyPrefix ?? '';
   const fallbackPrefix = `${options.keyPrefix ?? `${toKey(name)}_`}`;
-  const used = new Set<string>();
+  const used = new KeyClaims();
   const images: LocalImages = { dir: imagesDir, roots: await imageRootsFor(imagesDir, options, ctx.baseDir), maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
   const noDownloads = (): Downloader => {
     throw new Error('llava sources read local files only');
@@ -171,20 +173,18 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     }
     const meta: Record<string, unknown> = { ...item };
 
-    let key = fallbackKey;
     const id = item['id'];
-    if ((typeof id === 'string' && id.trim().length > 0) || typeof id === 'number') {
-      const text = String(id);
-      key = prefix + toKey(text);
-      if (toKey(text) !== text) meta['originalId'] = text;
+    const hasId = (typeof id === 'string' && id.trim().length > 0) || typeof id === 'number';
+    const raw = hasId ? String(id) : fallbackKey.slice(prefix.length);
+    if (hasId && toKey(raw) !== raw) meta['originalId'] = raw;
+    // Both kinds of clash keep their record under `__dupN`: LLaVA mixes reuse ids across their parts. A
+    // collision (two different ids that clean to one key) is said on the record, since the file does not show it.
+    const claim = used.claim(hasId ? prefix + toKey(raw) : fallbackKey, raw, prefix);
+    const key = claim.key;
+    if (claim.clash) {
+      meta['originalId'] ??= raw;
+      if (claim.clash.code === 'key_collision') meta['keyCollision'] = collisionReason(claim.clash.earlier, raw, key.replace(/__dup\d+$/, ''));
     }
-    if (used.has(key)) {
-      let n = 2;
-      while (used.has(`${key}__dup${n}`)) n++;
-      key = `${key}__dup${n}`;
-      meta['originalId'] ??= String(id ?? '');
-    }
-    used.add(key);
 
     let image = item['image'];
     if (Array.isArray(image) && image.length === 1) image = image[0];

@@ -110,6 +110,19 @@ describe('llava source', () => {
     ]);
   });
 
+  it('two ids that clean to one key keep both records and say so on the later one; the same id again is a plain __dup', async () => {
+    // Found by QA: ids "a b" and "a_b" became a_b and a_b__dup2 with nothing saying why.
+    const record = (id: string) => ({ id, image: 'cc/GCC_1.jpg', conversations: [human('<image>\nWhat is shown?'), gpt('A dog.')] });
+    await writeFile(path.join(dir, 'collide.jsonl'), [record('a b'), record('a_b'), record('c'), record('c')].map((r) => JSON.stringify(r)).join('\n'));
+    const pairs = await collect(llava({ path: 'collide.jsonl' }).read(context(dir)));
+    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok', p.meta['originalId'] ?? null, p.meta['keyCollision'] ?? null])).toEqual([
+      ['a_b', 'ok', 'a b', null],
+      ['a_b__dup2', 'ok', 'a_b', '"a_b" and the earlier "a b" both become key "a_b" (keys keep only letters, digits, "_" and "-"); rename one of them'],
+      ['c', 'ok', null, null],
+      ['c__dup2', 'ok', 'c', null],
+    ]);
+  });
+
   it('shards cover every record once across N=3; isDone skips', async () => {
     const all = (await collect(llava().read(context(dir)))).map((p) => p.key).sort();
     const seen: string[] = [];
