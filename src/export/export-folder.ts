@@ -33,7 +33,8 @@ const SUMMARY_FILE = /^(manifest|stats)(-s\d+of\d+)?\.json$/;
 /** A shard file: `PREFIX-000000.tar` or `PREFIX-s0of2-000000.tar`, maybe `.tmp`; captures PREFIX. */
 const SHARD_FILE = /^(.+?)(?:-s\d+of\d+)?-\d{6,}\.tar(?:\.tmp)?$/;
 /** A JSON export's part file: `PREFIX-mixed.json`, `PREFIX-stage1-s0of2.json`; captures PREFIX. */
-const PART_FILE = /^(.+?)-(?:mixed|imported|conversation|detail|reasoning|grounding|referring|stage1)(?:-s\d+of\d+)?\.json$/;
+const PART_NAMES = 'mixed|imported|conversation|detail|reasoning|grounding|referring|stage1';
+const PART_FILE = new RegExp(`^(.+?)-(?:${PART_NAMES})(?:-s\\d+of\\d+)?\\.json$`);
 
 interface Foreign {
   /** The other export's name, or its file prefix when no manifest names it. */
@@ -91,22 +92,22 @@ export function foreignExportFiles(claim: ExportFolderClaim): Foreign[] {
 }
 
 /**
- * Files of export `exportName` itself in `dir`: a manifest or stats file naming it, shard or JSON part files
- * of its prefix (`--shard` parts included). With nothing in the run database about the export, such files
- * are another run database's (or one since removed), never this one's to overwrite or delete.
+ * Files of export `exportName` itself in `dir`, of one `--shard` part (`part`: `''`, or `-sIofN`): its
+ * manifest or stats file (naming it), its shard or JSON part files. With nothing in the run database
+ * about the export, such files are another run database's (or one since removed), never this one's to
+ * overwrite or delete.
  */
-export function ownExportFiles(claim: ExportFolderClaim): string[] {
+export function ownExportFiles(claim: ExportFolderClaim, part: string): string[] {
   let entries: string[];
   try {
     entries = readdirSync(claim.dir).sort();
   } catch {
     return [];
   }
-  return entries.filter((entry) => {
-    if (SUMMARY_FILE.test(entry)) return exportNamedIn(join(claim.dir, entry)) === claim.exportName;
-    const file = SHARD_FILE.exec(entry) ?? PART_FILE.exec(entry);
-    return file !== null && file[1] === claim.prefix;
-  });
+  const p = escapeRegExp(part);
+  const summary = new RegExp(`^(manifest|stats)${p}\\.json$`);
+  const files = new RegExp(`^${escapeRegExp(claim.prefix)}(?:${p}-\\d{6,}\\.tar|-(?:${PART_NAMES})${p}\\.json)$`);
+  return entries.filter((entry) => (summary.test(entry) ? exportNamedIn(join(claim.dir, entry)) === claim.exportName : files.test(entry)));
 }
 
 /** Refuse to write export `exportName` into a folder that holds another export's files. */

@@ -157,7 +157,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
       if (!records.claimed(exportName)) {
         // A first start, yet the folder holds this export's files: another run database wrote them, and
         // rewriting the parts, manifest and images/ from this one would replace its records.
-        const strangers = ownExportFiles({ dir, exportName, prefix });
+        const strangers = ownExportFiles({ dir, exportName, prefix }, shardSuffix(ctx));
         if (strangers.length > 0) {
           throw new ConfigError(
             `export "${exportName}": ${dir} holds files of an export "${exportName}" that this run database did not write ` +

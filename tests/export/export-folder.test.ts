@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { makeGoodSamples, sampleMembers, writeTar } from '../fixtures/make-webdataset.js';
 import { runCli } from '../e2e/helpers.js';
+import { ownExportFiles } from '../../src/export/export-folder.js';
 import { cleanup, listWithNodeTar, tempDir } from './fixtures.js';
 
 afterEach(cleanup);
@@ -185,5 +186,26 @@ describe('export into a folder that holds another export', () => {
     const fresh = await runCli(['export', db, '--name', 'lv', '--fresh']);
     expect(fresh.code, fresh.stderr).toBe(0);
     expect(Object.keys(snapshot(llava))).toEqual(Object.keys(before));
+  });
+
+  it('an export\'s own files are told apart per --shard part (a part never takes the whole export\'s files, or another part\'s, for its own)', () => {
+    const folder = join(dir, 'parts');
+    mkdirSync(folder);
+    for (const [name, text] of [
+      ['manifest.json', '{"export": "lv"}'],
+      ['manifest-s0of3.json', '{"export": "lv"}'],
+      ['manifest-s1of3.json', '{"export": "other"}'],
+      ['lv-mixed.json', '[]'],
+      ['lv-stage1-s0of3.json', '[]'],
+      ['lv-mixed-s1of3.json', '[]'],
+      ['lvx-mixed.json', '[]'],
+      ['lv-000000.tar', ''],
+      ['lv-s0of3-000001.tar', ''],
+      ['notes.json', '{}'],
+    ]) writeFileSync(join(folder, name!), text!);
+    const claim = { dir: folder, exportName: 'lv', prefix: 'lv' };
+    expect(ownExportFiles(claim, '')).toEqual(['lv-000000.tar', 'lv-mixed.json', 'manifest.json']);
+    expect(ownExportFiles(claim, '-s0of3')).toEqual(['lv-s0of3-000001.tar', 'lv-stage1-s0of3.json', 'manifest-s0of3.json']);
+    expect(ownExportFiles(claim, '-s1of3')).toEqual(['lv-mixed-s1of3.json']);
   });
 });

@@ -302,7 +302,7 @@ function startOver(db: Db, store: RunStore, options: { name: string; type: strin
   // it now leaves out, and the files are written anew from the database at the end.
   if (options.type !== 'webdataset') {
     rmSync(join(options.out, 'images'), { recursive: true, force: true });
-    for (const file of ownExportFiles({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name })) {
+    for (const file of ownExportFiles({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name }, '')) {
       if (!file.endsWith('.tar')) rmSync(join(options.out, file), { force: true });
     }
   }
