@@ -7,11 +7,12 @@
 import type { InstructionTask, Turn } from '../core/conversation.js';
 import type { ChatTokenizer } from '../tokenizers/chat-tokenizer.js';
 import { checkConversation, isProblem, type SourceRecord } from './instruction-records.js';
-import { RegionError, renderRegions, type RegionFormat } from './regions.js';
+import { RegionError, type ModelRegionFormat } from '../regions/region-format.js';
+import { renderRegions } from '../regions/render-regions.js';
 import { fitLength, type OverLength } from './templates/fit-length.js';
 import { llavaImageFirst, llavaV1RoundsProblem } from './templates/llava-preprocess.js';
 import { strippedUserText, VIDEO_TOKEN, type QwenImageText } from './templates/qwen-user-text.js';
-import { qwenImageProblem, type SmartResizeOptions } from './templates/smart-resize.js';
+import { qwenImageProblem, type SmartResizeOptions } from '../core/smart-resize.js';
 import { TemplateError, type ChatTemplate } from './templates/template.js';
 import { verifyMasks } from './templates/verify.js';
 
@@ -39,7 +40,7 @@ export interface QwenRules {
 }
 
 export interface EncoderOptions {
-  regionFormat: RegionFormat;
+  regionFormat: ModelRegionFormat;
   /** Set for LLaVA-family exports: `<image>` moved to the start of its turn, `preprocess_v1`'s splits checked. */
   llava?: LlavaFamily | null;
   /** Set for Qwen-family exports: images Qwen processors size alike, text as Qwen's finetune code reads it. */

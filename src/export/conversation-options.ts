@@ -10,7 +10,7 @@ import { ChatTokenizer } from '../tokenizers/chat-tokenizer.js';
 import type { EncoderOptions, QwenRules, Tokenization } from './conversation-encoder.js';
 import type { ExportStats } from './export-stats.js';
 import { ALL_TASKS } from './instruction-records.js';
-import { REGION_FORMATS, type RegionFormat } from './regions.js';
+import { MODEL_REGION_FORMATS, type ModelRegionFormat } from '../regions/region-format.js';
 import { checkTokenizerFiles } from './tokenizer-files.js';
 import { QWEN_IMAGE_TEXT_STYLES } from './templates/qwen-user-text.js';
 import { createTemplate, isTemplateFile, type TemplateSettings } from './templates/registry.js';
@@ -24,7 +24,7 @@ export const conversationFields = {
   /** Tasks whose records are written (`stage1` records come from captions when synthesis made none). */
   tasks: z.array(taskSchema).min(1).optional(),
   /** How regions in conversation text are written: llava | qwen2vl | qwenvl | qwen25vl. */
-  regionFormat: z.enum(REGION_FORMATS).optional(),
+  regionFormat: z.enum(MODEL_REGION_FORMATS).optional(),
   /**
    * `llava` regions relative to the image padded to a centred square, as LLaVA-1.5 trains
    * (`image_aspect_ratio: pad`). Default true; false: fractions of the image itself.
@@ -66,7 +66,7 @@ export type ConversationOptions = { [K in keyof typeof conversationFields]?: z.o
 /** Defaults that depend on the export type. */
 export interface ConversationDefaults {
   tasks: readonly InstructionTask[];
-  regionFormat: RegionFormat;
+  regionFormat: ModelRegionFormat;
   /** Template when a tokenizer is set; null: chosen from the tokenizer (qwen2_vl for ChatML vocabularies, else vicuna_v1). */
   template: string | null;
   /** Stage-1 template; null: `plain` for LLaVA-style templates, else the template itself. */

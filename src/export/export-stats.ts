@@ -4,7 +4,7 @@
  * store, so it covers every run of a resumed export, not only the last one.
  */
 import type { LegacySource } from '../tokenizers/chat-tokenizer.js';
-import type { RegionFormat } from './regions.js';
+import type { ModelRegionFormat } from '../regions/region-format.js';
 import type { QwenImageText } from './templates/qwen-user-text.js';
 import type { VisionPixels } from './templates/vision-pixels.js';
 import type { ExportRecords } from '../store/export-records.js';
@@ -35,7 +35,7 @@ export interface ExportStats {
    * true: the image padded to a centred square, as LLaVA-1.5 trains with `image_aspect_ratio: pad`; false:
    * the image itself); null for other formats.
    */
-  regions: { format: RegionFormat; padToSquare: boolean | null };
+  regions: { format: ModelRegionFormat; padToSquare: boolean | null };
   /** The sentencepiece (Llama) tokenizer's `legacy` mode the masks were made with, and its source; null without one. */
   legacy: { value: boolean; from: LegacySource } | null;
   /**

@@ -5,7 +5,7 @@
  * - `{prefix}-{part}.json`: a JSON array of `{id, image, conversations: [{from, value}]}` records, `image`
  *   relative to `images/` (`KEY.jpg`), left out for text-only records. Parts: `split: mixed` (default) writes
  *   every task but stage 1 to `mixed` and stage 1 to `stage1` (a different training stage); `split: task`
- *   writes one part per task. Regions are rendered in the format's family style (see `regions.ts`).
+ *   writes one part per task. Regions are rendered in the format's family style (see `regions/render-regions.ts`).
  * - `images/KEY.ext`: the original image bytes (turned upright, or written as PNG when not JPEG, PNG or WebP: `export-image.ts`).
  *   A key too long for a file name is shortened with a hash (`file-name.ts`); should the file system still
  *   refuse the name (or a folder sit in its place), that sample's records fail (`image_write_failed`),

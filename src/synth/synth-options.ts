@@ -1,7 +1,7 @@
 /** Options of the `synth` stage (recipe key `synth`), each with its default. */
 import { z } from 'zod';
 import { llmOptionsSchema } from '../backends/llm-options.js';
-import { REGION_FORMATS } from './region-format.js';
+import { REGION_FORMATS } from '../regions/region-format.js';
 
 export const SYNTH_TASKS = ['conversation', 'detail', 'reasoning', 'stage1', 'grounding', 'referring'] as const;
 export type SynthTask = (typeof SYNTH_TASKS)[number];

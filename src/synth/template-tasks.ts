@@ -13,7 +13,7 @@
 import { IMAGE_TOKEN, type Turn } from '../core/conversation.js';
 import { publishedCaption, type BoxXYXY, type Box, type Caption } from '../core/sample.js';
 import { cleanText } from './context.js';
-import { formatGrounding, formatRegion, type RegionFormat } from './region-format.js';
+import { formatGrounding, formatRegion, type RegionFormat } from '../regions/region-format.js';
 import { seededPick, seededShuffle } from './seeded.js';
 
 export type TemplateTaskName = 'stage1' | 'grounding' | 'referring';

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { PreparedRequest } from '../../src/backends/llm-client.js';
 import { VlcurateError } from '../../src/core/errors.js';
 import { FileExistsError } from '../../src/export/durable-fs.js';
-import { RegionError } from '../../src/export/regions.js';
+import { RegionError } from '../../src/regions/region-format.js';
 import { TemplateError } from '../../src/export/templates/template.js';
 import { DownloadAbortedError } from '../../src/sources/url-fetcher.js';
 import { PendingRequest } from '../../src/synth/llm-task-runner.js';

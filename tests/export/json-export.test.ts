@@ -8,7 +8,7 @@ import type { StageEvent } from '../../src/core/events.js';
 import type { ExportStats } from '../../src/export/export-stats.js';
 import type { InstructionExportable } from '../../src/export/instruction-records.js';
 import type { JsonManifest } from '../../src/export/json-export.js';
-import { regionPlaceholder } from '../../src/export/regions.js';
+import { regionPlaceholder } from '../../src/regions/region-format.js';
 import { createExport, exportSchema } from '../../src/export/registry.js';
 import type { RunStore } from '../../src/store/run-store.js';
 import { llamaTokenizerDir, MINI_LLAMA_NONLEGACY_CONFIG, TOKENIZERS } from '../fixtures/tokenizers.js';

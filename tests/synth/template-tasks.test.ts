@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IMAGE_TOKEN } from '../../src/core/conversation.js';
-import { formatGrounding, formatRegion } from '../../src/synth/region-format.js';
-import { smartResize } from '../../src/export/templates/smart-resize.js';
+import { formatGrounding, formatRegion } from '../../src/regions/region-format.js';
+import { smartResize } from '../../src/core/smart-resize.js';
 import { groundingSample, referringSample, stage1Sample, type InstructionLists } from '../../src/synth/template-tasks.js';
 import { loadInstructionList } from '../../src/synth/prompts.js';
 import { caption, cocoPair, emptyPair, pair, shapesPair } from './fixtures.js';

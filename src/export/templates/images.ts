@@ -1,5 +1,5 @@
 import type { ChatTokenizer, ChunkPosition } from '../../tokenizers/chat-tokenizer.js';
-import { qwenImageProblem, qwenImageTokenCount, type SmartResizeOptions } from './smart-resize.js';
+import { qwenImageProblem, qwenImageTokenCount, type SmartResizeOptions } from '../../core/smart-resize.js';
 import { TemplateError } from './template.js';
 
 /** How one image becomes ids, and how the text after it is positioned for the tokenizer. */

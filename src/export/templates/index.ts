@@ -19,7 +19,7 @@ export {
   roundHalfEven,
   smartResize,
   type SmartResizeOptions,
-} from './smart-resize.js';
+} from '../../core/smart-resize.js';
 export { PlainTemplate, PLAIN_SEPARATOR } from './plain.js';
 export { VicunaV1Template, VICUNA_V1_SYSTEM } from './vicuna-v1.js';
 export { Qwen2VlTemplate, QWEN2_VL_SYSTEM } from './qwen2-vl.js';

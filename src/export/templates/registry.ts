@@ -6,7 +6,7 @@ import { JinjaTemplate } from './jinja.js';
 import { PlainTemplate } from './plain.js';
 import { Qwen2VlTemplate } from './qwen2-vl.js';
 import type { QwenImageText } from './qwen-user-text.js';
-import type { SmartResizeOptions } from './smart-resize.js';
+import type { SmartResizeOptions } from '../../core/smart-resize.js';
 import { LLAVA_IMAGE_TOKEN_INDEX, type ChatTemplate } from './template.js';
 import { VicunaV1Template } from './vicuna-v1.js';
 

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../../core/errors.js';
-import { QWEN2_VL_MAX_PIXELS, QWEN2_VL_MIN_PIXELS } from './smart-resize.js';
+import { QWEN2_VL_MAX_PIXELS, QWEN2_VL_MIN_PIXELS } from '../../core/smart-resize.js';
 
 export interface VisionPixels {
   minPixels: number;

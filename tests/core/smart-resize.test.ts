@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { qwenImageProblem, qwenImageTokenCount, roundHalfEven, smartResize } from '../../src/export/templates/smart-resize.js';
+import { qwenImageProblem, qwenImageTokenCount, roundHalfEven, smartResize } from '../../src/core/smart-resize.js';
 import { resolveVisionPixels } from '../../src/export/templates/vision-pixels.js';
 
 describe('smart_resize (Qwen2-VL)', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BoxXYXY } from '../../src/core/sample.js';
-import { REGION_FORMATS as EXPORT_FORMATS, RegionError, llavaBox, regionPlaceholder, qwen25vlCorners, qwen2vlGrid, qwenGrid, renderRegions } from '../../src/export/regions.js';
-import { formatGrounding, formatRegion } from '../../src/synth/region-format.js';
+import { MODEL_REGION_FORMATS as EXPORT_FORMATS, RegionError, formatGrounding, formatRegion, llavaBox, regionPlaceholder, qwen25vlCorners, qwen2vlGrid, qwenGrid } from '../../src/regions/region-format.js';
+import { renderRegions } from '../../src/regions/render-regions.js';
 
 const IMAGE = { width: 640, height: 480 };
 const A: BoxXYXY = [64, 48, 320, 240];
