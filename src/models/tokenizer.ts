@@ -1,28 +1,17 @@
 /**
- * Text tokenization for the model folders: `tokenizer.json` (+ `tokenizer_config.json`) loaded with
- * @huggingface/tokenizers, which turns a text into ids with the model's special tokens. Truncation and
+ * Text tokenization for the model folders: `tokenizer.json` (+ `tokenizer_config.json`) loaded through
+ * `tokenizers/hf-tokenizer.ts` (the project's one tokenizer-folder loader), which turns a text into ids with the model's special tokens. Truncation and
  * padding are done here: a truncated text keeps the special tokens the post-processor puts at its end
  * (`<|endoftext|>`, `[SEP]`, `</s>`), because models pool there (CLIP takes the hidden state at the
  * EOS token, found as the position of the highest id), and padding goes on the right.
  */
 import path from 'node:path';
 
-import { Tokenizer } from '@huggingface/tokenizers';
 import { z } from 'zod';
 
 import { ConfigError } from '../core/errors.js';
-import { parseConfig, readJsonFile, readOptionalJsonFile } from './model-files.js';
-
-/**
- * The part of @huggingface/tokenizers' `Tokenizer` used here. Its bundled .d.ts files import each other
- * without file extensions, which NodeNext resolution cannot follow, so the class types as `any`; this
- * interface pins down what we rely on.
- */
-interface HfTokenizer {
-  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
-  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
-  token_to_id(token: string): number | undefined;
-}
+import { buildHfTokenizer, readTokenizerDefinition, type HfTokenizer } from '../tokenizers/hf-tokenizer.js';
+import { parseConfig, readOptionalJsonFile } from './model-files.js';
 
 /** How {@link TextTokenizer.encodeBatch} pads. */
 export type Padding = 'longest' | 'max_length';
@@ -96,7 +85,7 @@ export class TextTokenizer {
 
   private constructor(
     private readonly tokenizer: HfTokenizer,
-    /** Path of tokenizer.json, for messages. */
+    /** Path of tokenizer.json (or the folder, for vocab.json + merges.txt), for messages. */
     readonly source: string,
     /** Default longest sequence (special tokens included), or undefined when neither file nor option gives one. */
     readonly maxLength: number | undefined,
@@ -111,30 +100,25 @@ export class TextTokenizer {
   }
 
   /**
-   * Load `dir/tokenizer.json` and, when present, `dir/tokenizer_config.json`. A missing or unreadable
-   * tokenizer.json is a ConfigError naming its path.
+   * Load `dir/tokenizer.json` (or `vocab.json` + `merges.txt`) and, when present, `dir/tokenizer_config.json`.
+   * A missing or unreadable tokenizer is a ConfigError naming its path.
    */
   static async load(dir: string, options: TextTokenizerOptions = {}): Promise<TextTokenizer> {
     const jsonPath = path.join(dir, 'tokenizer.json');
     const configPath = path.join(dir, 'tokenizer_config.json');
-    const rawJson = await readJsonFile(jsonPath, 'tokenizer');
-    const json = parseConfig(tokenizerJsonSchema, rawJson, jsonPath);
     const rawConfig = (await readOptionalJsonFile(configPath, 'tokenizer config')) ?? {};
+    const definition = await readTokenizerDefinition(dir, rawConfig as Record<string, unknown>, configPath);
+    if (definition === null) throw new ConfigError(`Missing tokenizer: ${jsonPath} does not exist`);
+    const json = parseConfig(tokenizerJsonSchema, definition.json, definition.source);
     const config = parseConfig(tokenizerConfigSchema, rawConfig, configPath);
-
-    let tokenizer: HfTokenizer;
-    try {
-      tokenizer = new Tokenizer(rawJson as object, rawConfig as object) as HfTokenizer;
-    } catch (err) {
-      throw new ConfigError(`Cannot build a tokenizer from ${jsonPath}: ${(err as Error).message}`, { cause: err });
-    }
+    const tokenizer = buildHfTokenizer(definition.json as object, rawConfig as object, definition.source);
 
     const idOf = (field: TokenField, name: string): number | undefined => {
       const text = tokenText(field);
       if (text === undefined) return undefined;
       const id = tokenizer.token_to_id(text);
       if (id === undefined) {
-        throw new ConfigError(`${configPath}: field \`${name}\` names a token that is not in ${jsonPath}, got ${JSON.stringify(text)}`);
+        throw new ConfigError(`${configPath}: field \`${name}\` names a token that is not in ${definition.source}, got ${JSON.stringify(text)}`);
       }
       return id;
     };
@@ -146,7 +130,7 @@ export class TextTokenizer {
     if (maxLength === undefined && config.model_max_length !== undefined && config.model_max_length < NO_LIMIT) {
       maxLength = Math.floor(config.model_max_length);
     }
-    return new TextTokenizer(tokenizer, jsonPath, maxLength, padId, eosId);
+    return new TextTokenizer(tokenizer, definition.source, maxLength, padId, eosId);
   }
 
   /** Ids of `text` with the special tokens, not truncated. */

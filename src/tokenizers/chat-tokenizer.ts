@@ -1,7 +1,7 @@
 /**
- * The tokenizer that chat templates and loss masks are computed with. It loads a Hugging Face
- * `tokenizer.json` with @huggingface/tokenizers (or assembles one from `vocab.json` + `merges.txt`, see
- * `assemble-bpe.ts`) and adds what training-time preprocessing needs on top of plain `encode`:
+ * The tokenizer that chat templates and loss masks are computed with. It loads a Hugging Face tokenizer
+ * folder through `hf-tokenizer.ts` (`tokenizer.json`, or `vocab.json` + `merges.txt`) and adds what
+ * training-time preprocessing needs on top of plain `encode`:
  *
  * - Text is encoded in **chunks**: templates put special tokens and image placeholders in place themselves
  *   and hand the text between them to {@link ChatTokenizer.encodeText}. Special-token strings inside
@@ -16,26 +16,20 @@
  *   clean-up, special tokens as their text. The mask verifier compares against it.
  */
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import { Tokenizer } from '@huggingface/tokenizers';
-
 import { ConfigError } from '../core/errors.js';
-import { assembleByteLevelBpe, parseMerges, QWEN2_VL_ADDED_TOKENS, type AddedTokenSpec } from './assemble-bpe.js';
+import { QWEN2_VL_ADDED_TOKENS, type AddedTokenSpec } from './assemble-bpe.js';
 import { byteLevelDecoder } from './byte-level.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
-
-/**
- * The part of @huggingface/tokenizers' `Tokenizer` used here (its bundled .d.ts files import each other
- * without extensions, which NodeNext resolution cannot follow).
- */
-interface HfTokenizer {
-  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
-  token_to_id(token: string): number | undefined;
-  id_to_token(id: number): string | undefined;
-  get_vocab(withAddedTokens?: boolean): Map<string, number>;
-}
+import {
+  buildHfTokenizer,
+  configAddedTokens,
+  isObject,
+  readTokenizerDefinition,
+  readTokenizerJson,
+  type HfTokenizer,
+} from './hf-tokenizer.js';
 
 /** How the vocabulary writes text: sentencepiece pieces (`▁`, `<0x0A>`) or GPT-2 byte-level characters. */
 export type TokenizerStyle = 'sentencepiece' | 'byte-level';
@@ -76,24 +70,6 @@ interface TokenizerConfig {
 function tokenText(value: TokenValue): string | null {
   if (value === null || value === undefined) return null;
   return typeof value === 'string' ? value : value.content;
-}
-
-async function readJson(file: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`Cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new ConfigError(`${what} ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 /**
@@ -197,35 +173,17 @@ export class ChatTokenizer {
       if (!existsSync(location)) throw new ConfigError(`tokenizer: "${location}" does not exist (expected a tokenizer folder)`);
       configPath = path.join(dir, 'tokenizer_config.json');
     }
-    const rawConfig = existsSync(configPath) ? await readJson(configPath, 'tokenizer config') : {};
+    const rawConfig = existsSync(configPath) ? await readTokenizerJson(configPath, 'tokenizer config') : {};
     if (!isObject(rawConfig)) throw new ConfigError(`tokenizer config ${configPath}: expected a JSON object`);
     const config = rawConfig as TokenizerConfig;
 
-    const configAdded: AddedTokenSpec[] = [];
-    for (const [id, token] of Object.entries(config.added_tokens_decoder ?? {})) {
-      if (typeof token?.content !== 'string' || !/^\d+$/.test(id)) {
-        throw new ConfigError(`tokenizer config ${configPath}: \`added_tokens_decoder.${id}\` must be {"content": "...", ...} under a numeric id`);
-      }
-      configAdded.push({ id: Number(id), content: token.content, special: token.special ?? true });
-    }
+    const configAdded = configAddedTokens(config, configPath);
 
-    let json: Record<string, unknown>;
-    const jsonPath = path.join(dir, 'tokenizer.json');
-    let source: string;
-    if (existsSync(jsonPath)) {
-      const raw = await readJson(jsonPath, 'tokenizer');
-      if (!isObject(raw) || !isObject(raw.model)) throw new ConfigError(`tokenizer ${jsonPath}: expected a tokenizer.json object with a \`model\``);
-      json = { ...raw };
-      source = jsonPath;
-    } else if (existsSync(path.join(dir, 'vocab.json')) && existsSync(path.join(dir, 'merges.txt'))) {
-      const vocab = await readJson(path.join(dir, 'vocab.json'), 'vocabulary');
-      if (!isObject(vocab)) throw new ConfigError(`vocabulary ${path.join(dir, 'vocab.json')}: expected an object of token -> id`);
-      const merges = parseMerges(await readFile(path.join(dir, 'merges.txt'), 'utf8'));
-      json = assembleByteLevelBpe(vocab as Record<string, number>, merges, configAdded);
-      source = `${dir} (vocab.json + merges.txt)`;
-    } else {
-      throw new ConfigError(`tokenizer: ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
-    }
+    const definition = await readTokenizerDefinition(dir, config, configPath);
+    if (definition === null) throw new ConfigError(`tokenizer: ${dir} has neither tokenizer.json nor vocab.json + merges.txt`);
+    const { json: raw, source } = definition;
+    if (!isObject(raw) || !isObject(raw.model)) throw new ConfigError(`tokenizer ${source}: expected a tokenizer.json object with a \`model\``);
+    const json = { ...raw };
 
     // Added tokens: tokenizer.json's, plus those the config declares at ids the json does not use.
     const added: AddedTokenSpec[] = [];
@@ -266,12 +224,7 @@ export class ChatTokenizer {
       .sort((a, b) => a.id - b.id)
       .map((t) => ({ id: t.id, content: t.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: t.special }));
 
-    let hf: HfTokenizer;
-    try {
-      hf = new Tokenizer(json, {}) as HfTokenizer;
-    } catch (err) {
-      throw new ConfigError(`Cannot build a tokenizer from ${source}: ${(err as Error).message}`, { cause: err });
-    }
+    const hf = buildHfTokenizer(json, {}, source);
 
     const bosToken = tokenText(config.bos_token);
     const eosToken = tokenText(config.eos_token);

@@ -6,6 +6,9 @@ import { describe, expect, it } from 'vitest';
 
 import { ConfigError } from '../../src/core/errors.js';
 import { TextTokenizer } from '../../src/models/tokenizer.js';
+import { ChatTokenizer } from '../../src/tokenizers/chat-tokenizer.js';
+import { byteLevelReference } from '../fixtures/reference-bpe.js';
+import { MINI_QWEN } from '../fixtures/tokenizers.js';
 import { modelDir, readExpected } from './fixtures.js';
 
 interface Expected {
@@ -100,6 +103,36 @@ describe('BERT-style WordPiece tokenizer ([CLS] $A [SEP])', () => {
     // "cats" is not in the vocabulary: longest prefix "cat", then "##s"; then one [PAD].
     expect(second).toEqual([cls, tok.tokenId('cat'), tok.tokenId('##s'), sep, tok.padId]);
     expect(rows(batch.attentionMask, batch.dims)[1]).toEqual([1, 1, 1, 1, 0]);
+  });
+});
+
+describe('a Qwen2-style folder (vocab.json + merges.txt, added tokens in tokenizer_config.json)', () => {
+  // Model text encoders load tokenizer folders through the same loader as the chat templates, so a
+  // folder that ships only the slow files (as Qwen2 does) works for both and gives the same ids.
+  const texts = ['Hello world', 'A red circle on a white background.', 'héllo 你好 😀', "I'M fine THEY'LL  \n\n x"];
+
+  it('encodes like the reference byte-level BPE and like the chat tokenizer', async () => {
+    const tok = await TextTokenizer.load(MINI_QWEN);
+    const chat = await ChatTokenizer.load(MINI_QWEN);
+    const reference = byteLevelReference(MINI_QWEN);
+    expect(tok.prefixIds).toEqual([]);
+    expect(tok.suffixIds).toEqual([]);
+    for (const text of texts) {
+      expect(tok.encode(text), text).toEqual(reference.encode(text));
+      expect(tok.encode(text), text).toEqual(chat.encodeText(text, false));
+    }
+  });
+
+  it('takes EOS, padding and the length from tokenizer_config.json', async () => {
+    const tok = await TextTokenizer.load(MINI_QWEN);
+    const config = JSON.parse(readFileSync(path.join(MINI_QWEN, 'tokenizer_config.json'), 'utf8')) as {
+      added_tokens_decoder: Record<string, { content: string }>;
+    };
+    const idOf = (content: string) => Number(Object.entries(config.added_tokens_decoder).find(([, t]) => t.content === content)![0]);
+    expect(tok.eosId).toBe(idOf('<|im_end|>'));
+    expect(tok.padId).toBe(idOf('<|endoftext|>'));
+    expect(tok.maxLength).toBe(32768);
+    expect(tok.source).toBe(`${MINI_QWEN} (vocab.json + merges.txt)`);
   });
 });
 
