@@ -15,8 +15,7 @@ import { ConfigError } from '../core/errors.js';
 import type { Box, Caption, CaptionOrigin } from '../core/sample.js';
 import type { InstructionExportable } from '../export/instruction-records.js';
 import { groupBy } from '../iter/group-by.js';
-import { RESUMABLE_CODES } from '../backends/llm-errors.js';
-import { reasonCode } from './instruction-store.js';
+import { unfinishedSynthesis } from './unfinished-synthesis.js';
 
 export interface ExportReaderOptions {
   /** Samples whose rows are fetched together. Default 256. */
@@ -189,8 +188,8 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
         };
         const rows = instructions.get(row.key) ?? [];
         // Synthesis left for a later run (budget, interruption, rate limits): held back like the build does.
-        const unfinished = [...new Set(rows.filter((i) => i.status === 'failed').map((i) => reasonCode(i.reason) ?? ''))].filter((c) => RESUMABLE_CODES.has(c));
-        if (unfinished.length > 0) sample.deferred = { reason: `llm_unfinished: ${unfinished.join(', ')}`, stage: 'synth' };
+        const unfinished = unfinishedSynthesis(rows);
+        if (unfinished) sample.deferred = unfinished;
         const lacking = (options.wanted ?? []).filter((w) => rows.filter((i) => i.task === w.task && i.variant < w.variants).length < w.variants);
         if (!sample.deferred && sample.image && lacking.length > 0) {
           sample.deferred = { reason: `synthesis_missing: ${lacking.map((w) => w.task).join(', ')} (vlcurate build synthesizes them)`, stage: 'synth' };

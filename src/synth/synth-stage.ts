@@ -20,10 +20,11 @@ import type { Stage, StageContext } from '../core/stage.js';
 import { batch as batchOf } from '../iter/batch.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
 import { LlmClient, type ChatRequest, type ChatResult, type PreparedRequest } from '../backends/llm-client.js';
-import { LlmAbortError, LlmBudgetError, LlmError, RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
+import { LlmAbortError, LlmBudgetError, LlmError, STOP_CODES } from '../backends/llm-errors.js';
 import type { Db } from '../store/database.js';
 import { InstructionStore, reasonCode, type InstructionRow } from '../store/instruction-store.js';
 import { LlmCache } from '../store/llm-cache.js';
+import { unfinishedSynthesis } from '../store/unfinished-synthesis.js';
 import { BatchRunner } from './batch/batch-runner.js';
 import { isLlmTask, taskContext } from './llm-tasks.js';
 import { PendingRequest, runLlmTask, type Ask, type TaskOutcome } from './llm-task-runner.js';
@@ -137,10 +138,7 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
       .map((row) => ({ sampleKey: row.sampleKey, task: row.task, variant: row.variant, conversations: row.conversations! }));
     // Tasks that failed for a reason a later run can fix (budget, interruption, server trouble) hold the
     // sample back from exports; resuming re-asks only those (answered ones come from the cache).
-    const unfinished = rows.filter((row) => row.status === 'failed' && RESUMABLE_CODES.has(reasonCode(row.reason) ?? ''));
-    const deferred = unfinished.length
-      ? { reason: `llm_unfinished: ${[...new Set(unfinished.map((row) => reasonCode(row.reason)))].join(', ')}`, stage: SYNTH_STAGE }
-      : null;
+    const deferred = unfinishedSynthesis(rows);
     return { sample: { ...sample, instructions, deferred }, rows };
   }
 
