@@ -3,7 +3,9 @@ import { expectEvery } from './expect-every.js';
 
 describe('expectEvery', () => {
   it('fails on an empty list, where a bare `every` passes', () => {
-    expect([].every(() => false)).toBe(true);
+    // The pitfall itself: `every` over nothing is true, whatever the predicate.
+    const vacuous = ([] as number[]).every(() => false);
+    expect(vacuous).toBe(true);
     expect(() => expectEvery([], () => true)).toThrow(/at least one item/);
     expect(() => expectEvery(new Float32Array(0), () => true)).toThrow(/at least one item/);
   });
