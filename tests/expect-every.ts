@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 
 /**
  * Asserts that `items` holds at least one item and that every item satisfies `predicate`.
- * A bare `expect(xs.every(p)).toBe(true)` passes on an empty list, so it cannot catch a
+ * A bare assertion that `xs.every(p)` is true passes on an empty list, so it cannot catch a
  * stage that silently produced nothing; this one fails there, and names the first bad item.
  */
 export function expectEvery<T>(
