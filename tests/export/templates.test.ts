@@ -9,7 +9,6 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Template as JinjaTemplate } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Turn } from '../../src/core/conversation.js';
@@ -25,7 +24,7 @@ import {
 import { llavaImageFirst } from '../../src/export/templates/llava-preprocess.js';
 import { assembleByteLevelBpe, parseMerges } from '../../src/tokenizers/assemble-bpe.js';
 import { ChatTokenizer } from '../../src/tokenizers/chat-tokenizer.js';
-import { LlavaReference, preprocessMultimodal } from '../fixtures/trainer-reference.js';
+import { LlavaReference, preprocessMultimodal, QwenReference } from '../fixtures/trainer-reference.js';
 import { idsOf, llamaTokenizerDir, llamaVocab, qwenAddedIds, QWEN25_CONFIG, qwenTokenizerDir, REAL, REAL_SKIP_REASON, TOKENIZERS } from '../fixtures/tokenizers.js';
 import { cleanup, tempDir } from './fixtures.js';
 import { expectEvery } from '../expect-every.js';
@@ -245,6 +244,7 @@ describe(`LLaVA templates with the ${TOKENIZERS.llamaName} tokenizer`, () => {
 describe(`ChatML templates with the ${TOKENIZERS.qwenName} tokenizer`, () => {
   let tok: ChatTokenizer;
   let reference: RawTokenizer;
+  let qwenRef: QwenReference;
   /** Added token -> id, from the folder's tokenizer_config.json (Qwen2: 151643-151645, vision tokens 151646-151656). */
   const added = qwenAddedIds();
   const IMAGE_PAD = added['<|image_pad|>']!;
@@ -258,6 +258,7 @@ describe(`ChatML templates with the ${TOKENIZERS.qwenName} tokenizer`, () => {
     const merges = parseMerges(readFileSync(join(dir, 'merges.txt'), 'utf8'));
     const specials = Object.entries(added).map(([content, id]) => ({ id, content, special: true }));
     reference = new Tokenizer(assembleByteLevelBpe(vocab, merges, specials), {}) as RawTokenizer;
+    qwenRef = new QwenReference(dir, added);
   });
 
   /**
@@ -282,55 +283,13 @@ describe(`ChatML templates with the ${TOKENIZERS.qwenName} tokenizer`, () => {
     return { inputIds, labels };
   }
 
-  /** Qwen2-VL's chat template (Qwen/Qwen2-VL-7B-Instruct chat_template.json; Qwen2.5-VL ships the same). */
-  const QWEN2_VL_CHAT_TEMPLATE =
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
-
   /**
-   * Qwen's current finetune code: QwenLM/Qwen3-VL qwen-vl-finetune/qwenvl/data/data_processor.py at commit
-   * 96588727e44c78b25ba03ea03b8e12f7e64fd0da. `_build_messages` (lines 158-187): a user turn is split at
-   * `<image>`, each text segment `.strip()`ped and dropped when empty; an assistant turn is one text item.
-   * `preprocess_qwen_visual` (lines 213-237): the processor's chat template renders the messages (the
-   * processor repeats `<|image_pad|>` once per visual token), the whole text is tokenized, and the labels
-   * are the ids from `pos + 2` through the `<|im_end|>` after it plus one token, for every `pos` holding
-   * the `assistant` token (77091 in Qwen2), scanning on after each answer's `<|im_end|>`.
+   * Qwen's current finetune code (chat template + `_build_messages` + `preprocess_qwen_visual`'s labels), as
+   * tests/fixtures/trainer-reference.ts computes it from QwenLM/Qwen3-VL at commit 96588727.
    */
   function qwenReference(turns: readonly Turn[], imagePads: number): { inputIds: number[]; labels: number[] } {
-    const messages = turns.map((t) => {
-      if (t.from === 'gpt') return { role: 'assistant', content: [{ type: 'text', text: t.value }] };
-      const content: Record<string, string>[] = [];
-      for (const seg of t.value.split(/(<image>|<video>)/)) {
-        if (seg === '<image>') content.push({ type: 'image', image: 'x.png' });
-        else if (pyStrip(seg)) content.push({ type: 'text', text: pyStrip(seg) });
-      }
-      return { role: 'user', content };
-    });
-    const text = new JinjaTemplate(QWEN2_VL_CHAT_TEMPLATE).render({ messages, add_generation_prompt: false }).replace('<|image_pad|>', '<|image_pad|>'.repeat(imagePads));
-    const inputIds = reference.encode(text).ids;
-    const labels = inputIds.map(() => IGNORE_INDEX);
-    const assistant = reference.encode('assistant').ids;
-    expect(assistant).toHaveLength(1);
-    for (let pos = 0; pos < inputIds.length; pos++) {
-      if (inputIds[pos] !== assistant[0]) continue;
-      const start = pos + 2;
-      let end = start;
-      while (end < inputIds.length && inputIds[end] !== added['<|im_end|>']) end++;
-      if (end < inputIds.length) {
-        for (let k = start; k < Math.min(end + 2, inputIds.length); k++) labels[k] = inputIds[k]!;
-        pos = end;
-      }
-    }
+    const { inputIds, labels } = qwenRef.preprocess(turns, imagePads);
     return { inputIds, labels };
-  }
-
-  /** Python's str.strip(): its whitespace is JavaScript's \s without U+FEFF, plus U+001C-U+001F and U+0085. */
-  function pyStrip(text: string): string {
-    const space = /[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
-    let a = 0;
-    let b = text.length;
-    while (a < b && space.test(text[a]!)) a++;
-    while (b > a && space.test(text[b - 1]!)) b--;
-    return text.slice(a, b);
   }
 
   const expectReference = (t: TokenizedConversation, ref: { inputIds: number[]; labels: number[] }) => {
