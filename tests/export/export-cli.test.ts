@@ -56,6 +56,26 @@ async function built(height?: number): Promise<Built> {
 
 const quiet = { log: () => undefined };
 
+/** `vlcurate ARGS` through the registered export command: its exit code and what it printed on stdout. */
+async function runRegistered(args: string[]): Promise<{ exit: number; writes: string[] }> {
+  let exit = -1;
+  const program = new Command('vlcurate').exitOverride();
+  registerExport(program, (code) => (exit = code));
+  const writes: string[] = [];
+  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    writes.push(String(chunk));
+    return true;
+  });
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await program.parseAsync(['node', 'vlcurate', ...args]);
+  } finally {
+    stdout.mockRestore();
+    stderr.mockRestore();
+  }
+  return { exit, writes };
+}
+
 describe('export reader', () => {
   it('reads samples back with captions, facts and accepted instructions, ordered by image reference', async () => {
     const { db, goods, tar } = await built();
@@ -175,22 +195,8 @@ describe('vlcurate export', () => {
   it('Qwen settings (--min-pixels, --max-pixels, --qwen-image-text) reach the export, stats.json and the printed summary', async () => {
     const { dir, db } = await built(30);
     const out = join(dir, 'qwen');
-    let exit = -1;
-    const program = new Command('vlcurate').exitOverride();
-    registerExport(program, (code) => (exit = code));
-    const writes: string[] = [];
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-      writes.push(String(chunk));
-      return true;
-    });
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      // The sizes Qwen's own sft scripts pass (qwen-vl-finetune/scripts/sft.sh: --max_pixels 50176 --min_pixels 784).
-      await program.parseAsync(['node', 'vlcurate', 'export', db, '--format', 'qwen25vl', '--out', out, '--tasks', 'conversation', '--min-pixels', '784', '--max-pixels', '50176', '--qwen-image-text', 'verbatim']);
-    } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
-    }
+    // The sizes Qwen's own sft scripts pass (qwen-vl-finetune/scripts/sft.sh: --max_pixels 50176 --min_pixels 784).
+    const { exit, writes } = await runRegistered(['export', db, '--format', 'qwen25vl', '--out', out, '--tasks', 'conversation', '--min-pixels', '784', '--max-pixels', '50176', '--qwen-image-text', 'verbatim']);
     expect(exit).toBe(1); // the bad instruction row
     expect(writes.join('')).toContain('trainer must match: qwen min_pixels 784, max_pixels 50176 (options), user text verbatim after <|vision_end|> (qwenImageText: verbatim)');
     const stats = JSON.parse(readFileSync(join(out, 'stats.json'), 'utf8')) as ExportStats;
@@ -223,21 +229,7 @@ describe('vlcurate export', () => {
     // Qwen exports refuse images with a side under 28 px: these are 32-37 x 30.
     const { dir, db, goods } = await built(30);
     const out = join(dir, 'wds');
-    let exit = -1;
-    const program = new Command('vlcurate').exitOverride();
-    registerExport(program, (code) => (exit = code));
-    const writes: string[] = [];
-    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-      writes.push(String(chunk));
-      return true;
-    });
-    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      await program.parseAsync(['node', 'vlcurate', 'export', db, '--format', 'webdataset', '--out', out, '--tokenizer', qwenTokenizerDir(), '--tasks', 'conversation,reasoning', '--json']);
-    } finally {
-      stdout.mockRestore();
-      stderr.mockRestore();
-    }
+    const { exit, writes } = await runRegistered(['export', db, '--format', 'webdataset', '--out', out, '--tokenizer', qwenTokenizerDir(), '--tasks', 'conversation,reasoning', '--json']);
     const report = JSON.parse(writes.join('')) as ExportReport;
     expect(exit).toBe(1); // the bad instruction row, and samples with nothing to tokenize
     expect(report.stats).toMatchObject({ format: 'webdataset', template: 'qwen2_vl', records: 2, verified: 2 });
