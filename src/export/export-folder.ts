@@ -110,12 +110,28 @@ export function ownExportFiles(claim: ExportFolderClaim, part: string): string[]
   return entries.filter((entry) => (summary.test(entry) ? exportNamedIn(join(claim.dir, entry)) === claim.exportName : files.test(entry)));
 }
 
+/** The first three names, and how many more: `a, b, c, and 4 more`. */
+function someOf(files: readonly string[]): string {
+  return `${files.slice(0, 3).join(', ')}${files.length > 3 ? `, and ${files.length - 3} more` : ''}`;
+}
+
+/**
+ * The refusal for files of export `exportName` in `dir` that this run database did not write (`strangers`,
+ * found by `ownExportFiles` or the shard recovery): `what` names them ("shards", "files").
+ */
+export function strangersError(exportName: string, dir: string, what: string, strangers: readonly string[]): ConfigError {
+  return new ConfigError(
+    `export "${exportName}": ${dir} holds ${what} of an export "${exportName}" that this run database did not write ` +
+      `(${someOf(strangers)}): another run database's, or one that was removed. Give this export a folder of its own, or remove those files first`,
+  );
+}
+
 /** Refuse to write export `exportName` into a folder that holds another export's files. */
 export function assertOwnFolder(claim: ExportFolderClaim, hint: { flags: boolean }): void {
   const foreign = foreignExportFiles(claim);
   if (foreign.length === 0) return;
   const listed = foreign
-    .map(({ owner, files }) => `"${owner}" (${files.slice(0, 3).join(', ')}${files.length > 3 ? `, and ${files.length - 3} more` : ''})`)
+    .map(({ owner, files }) => `"${owner}" (${someOf(files)})`)
     .join('; ');
   const names = foreign.map((f) => f.owner);
   const elsewhere = join(dirname(claim.dir), claim.exportName);

@@ -40,8 +40,7 @@ import { exportImage } from './export-image.js';
 import { ALL_TASKS, collectRecords, type InstructionExportable } from './instruction-records.js';
 import { writeJsonArrayFile, type JsonArrayFileInfo } from './json-array-file.js';
 import { manifestName } from './webdataset-export.js';
-import { assertOwnFolder, ownExportFiles } from './export-folder.js';
-import { ConfigError } from '../core/errors.js';
+import { assertOwnFolder, ownExportFiles, strangersError } from './export-folder.js';
 import { imageExtension } from './webdataset-sample.js';
 
 export const JSON_EXPORT_TYPES = ['llava', 'qwen2vl', 'qwen25vl'] as const;
@@ -158,13 +157,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
         // A first start, yet the folder holds this export's files: another run database wrote them, and
         // rewriting the parts, manifest and images/ from this one would replace its records.
         const strangers = ownExportFiles({ dir, exportName, prefix }, shardSuffix(ctx));
-        if (strangers.length > 0) {
-          throw new ConfigError(
-            `export "${exportName}": ${dir} holds files of an export "${exportName}" that this run database did not write ` +
-              `(${strangers.slice(0, 3).join(', ')}${strangers.length > 3 ? `, and ${strangers.length - 3} more` : ''}): another run database's, ` +
-              'or one that was removed. Give this export a folder of its own, or remove those files first',
-          );
-        }
+        if (strangers.length > 0) throw strangersError(exportName, dir, 'files', strangers);
       }
       const { type, name: _name, out: _out, prefix: _prefix, ...rest } = options;
       records.claim(exportName, type, { ...rest, out: dir, prefix, tokenizer: resolved.tokenizerPath, template: resolved.templateName, stage1Template: resolved.stage1TemplateName });

@@ -18,8 +18,7 @@ import { WebDatasetConversations } from './webdataset-conversations.js';
 import { shardFileName, WebDatasetWriter, type ShardInfo } from './webdataset-writer.js';
 import { isBeingWritten, parseTmpName } from '../core/temp-file.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
-import { ConfigError } from '../core/errors.js';
-import { assertOwnFolder } from './export-folder.js';
+import { assertOwnFolder, strangersError } from './export-folder.js';
 import { ExportRecords } from '../store/export-records.js';
 import { isRemoved, pruneShards, type PruneHooks, type PruneReport } from './webdataset-prune.js';
 
@@ -180,13 +179,7 @@ export async function recoverShards(params: {
   // A final shard exists only once it is recorded, so with none recorded here final files of this prefix
   // were written by another run database (or one since removed): never this database's leftovers to delete.
   const strangers = own.size === 0 ? files.filter((f) => !f.tmp).map((f) => f.entry).sort() : [];
-  if (strangers.length > 0) {
-    throw new ConfigError(
-      `export "${exportName}": ${dir} holds shards of an export "${exportName}" that this run database did not write ` +
-        `(${strangers.slice(0, 3).join(', ')}${strangers.length > 3 ? `, and ${strangers.length - 3} more` : ''}): another run database's, ` +
-        'or one that was removed. Give this export a folder of its own, or remove those files first',
-    );
-  }
+  if (strangers.length > 0) throw strangersError(exportName, dir, 'shards', strangers);
   const inUse = new Set(files.filter((f) => f.tmp && isBeingWritten(join(dir, f.entry))).map((f) => f.entry));
   const finals = new Set(files.filter((f) => !f.tmp).map((f) => f.index));
   const gone = new Set<string>();
