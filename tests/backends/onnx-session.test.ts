@@ -185,9 +185,11 @@ describe('OnnxSession keeps the main thread free', () => {
       });
       const out = await run;
       expect(out.y!.dims).toEqual([n, n]);
-      // A run on this thread gives 0 turns; an idle machine gives hundreds, a machine loaded 15 deep about 30
-      // (seen once at 32 when the bound was 100), so 10 separates the two without depending on load.
-      expect(ticks).toBeGreaterThan(10);
+      // A run on this thread settles before the first turn: 0. Off the thread, the count depends on how much
+      // CPU this thread gets meanwhile: hundreds on an idle machine, 32 loaded 15 deep, and 2 in a clean-clone
+      // CI run whose other fork and the session's threads shared the two cores. Any turn at all shows the run
+      // did not hold this thread; a bound above 0 measures the scheduler, not vlcurate.
+      expect(ticks).toBeGreaterThan(0);
     } finally {
       await session.close();
     }
