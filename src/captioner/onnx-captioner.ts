@@ -1,5 +1,5 @@
 /**
- * The ONNX captioner: a vision encoder-decoder model folder (see captioner-folder.ts for the layouts)
+ * The ONNX captioner: a vision encoder-decoder model folder (see captioner-graphs.ts for the layouts)
  * that writes K captions per image with greedy decoding, beam search or nucleus sampling (decoding/).
  *
  * ```ts
@@ -24,7 +24,9 @@ import { checkVariant, MODEL_VARIANTS, type ModelVariant } from '../models/model
 import { loadFolderBasics, preprocessOrThrow, sessionOptions, type ModelLoadOptions } from '../models/model-folder.js';
 import type { ImagePreprocessor } from '../models/preprocess.js';
 import type { TextTokenizer } from '../models/tokenizer.js';
-import { CAPTIONER_LAYOUTS, CaptionerGraphs, readCaptionerConfig, type CacheSpec, type CaptionerLayout, type GenerationIds } from './captioner-folder.js';
+import { readCaptionerConfig, type GenerationIds } from './captioner-config.js';
+import { CAPTIONER_LAYOUTS, CaptionerGraphs, type CaptionerLayout } from './captioner-graphs.js';
+import type { CacheSpec } from './decoder-stepper.js';
 import { beamSearch } from './decoding/beam-search.js';
 import { greedyDecode } from './decoding/greedy.js';
 import { nucleusDecode } from './decoding/nucleus.js';

@@ -15,7 +15,8 @@
 import { existsSync } from 'node:fs';
 
 import { OnnxSession } from '../backends/onnx-session.js';
-import { elementCount, toFloat32, type TensorData } from '../backends/onnx-tensor.js';
+import { toFloat32, type TensorData } from '../backends/onnx-tensor.js';
+import { gatherRows } from '../backends/tensor-rows.js';
 import { ConfigError } from '../core/errors.js';
 import { checkVariant, listOnnxFiles, onnxPath, type ModelVariant } from './model-files.js';
 import {
@@ -175,18 +176,6 @@ export class ItmModel {
 /** Load an ITM (fusion encoder) model folder; see {@link ItmModel}. */
 export function loadItmModel(dir: string, options: ModelLoadOptions = {}): Promise<ItmModel> {
   return ItmModel.load(dir, options);
-}
-
-/** Rows `index[k]` of `t` (along its first dim) stacked into a new tensor of the same type. */
-function gatherRows(t: TensorData, index: readonly number[]): TensorData {
-  const rest = t.dims.slice(1);
-  const row = elementCount(rest);
-  type AnyArray = { length: number; subarray(a: number, b: number): AnyArray; set(src: AnyArray, offset: number): void };
-  const src = t.data as unknown as AnyArray;
-  const Ctor = t.data.constructor as new (n: number) => AnyArray;
-  const out = new Ctor(index.length * row);
-  index.forEach((i, k) => out.set(src.subarray(i * row, (i + 1) * row), k * row));
-  return { type: t.type, dims: [index.length, ...rest], data: out } as unknown as TensorData;
 }
 
 /** Average logits over query tokens when there are several, then p(match) = softmax(logits)[1]. */
