@@ -2,7 +2,7 @@
  * Runs one build in its own process and prints `{elapsedMs, maxRssMb, summary, stages}` as JSON, so the
  * benchmark measures peak memory of the build alone.
  */
-import { runBuild } from '../src/build/run-build.js';
+import { runBuild } from '../src/run/run-build.js';
 import { loadRecipe } from '../src/config/recipe.js';
 import type { PipelineEvent } from '../src/core/events.js';
 

@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 import { sourceSchema } from '../sources/registry.js';
-import { decodeOptionsSchema } from '../sources/decode.js';
+import { decodeOptionsSchema } from '../decode/decode-stage.js';
 import { exportSchema } from '../export/registry.js';
 import { filterOptionsSchema } from '../filter/filter-options.js';
 import { synthOptionsSchema } from '../synth/synth-options.js';

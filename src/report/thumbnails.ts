@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import type { ImageFacts } from '../core/sample.js';
-import { loadImages, type ImageRefSample } from '../sources/image-ref.js';
+import { loadImages, type ImageRefSample } from '../images/image-ref.js';
 
 export type Thumbnail =
   | { ok: true; dataUrl: string; width: number; height: number; bytes: number }

@@ -30,11 +30,11 @@ import { formatIssues } from '../config/format-issues.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
-import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from './local-file.js';
+import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from '../images/local-file.js';
 import { captionFromString } from './caption-text.js';
 import { annotationName, annotationWhere, checkImage, clipBox, ID_EXPECTED, idProblems, isBbox, isId, isRecord, readCategories } from './coco-entries.js';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
-import { imageRootsFor, outsideRoots, type ImageRoots } from './image-roots.js';
+import { imageRootsFor, outsideRoots, type ImageRoots } from '../images/image-roots.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 import { describeValue } from '../core/describe-value.js';
 

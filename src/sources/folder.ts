@@ -30,9 +30,9 @@ import { toKey, type Caption, type Pair } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
-import { imageRootsFor, type ImageRoots } from './image-roots.js';
-import { SOURCE_STAGE } from './image-location.js';
-import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from './local-file.js';
+import { imageRootsFor, type ImageRoots } from '../images/image-roots.js';
+import { SOURCE_STAGE } from '../images/image-location.js';
+import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from '../images/local-file.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 

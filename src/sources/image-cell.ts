@@ -7,7 +7,7 @@
  * - an object `{bytes, path}` (the Hugging Face `datasets` Image feature in Parquet): the embedded bytes
  *   when present, else the path
  */
-import { locateImage, type ImageLocation, type LocalImages } from './image-location.js';
+import { locateImage, type ImageLocation, type LocalImages } from '../images/image-location.js';
 
 export type ImageCell =
   | { kind: 'location'; location: ImageLocation }

@@ -41,14 +41,14 @@ import { toKey, type Caption, type Pair } from '../core/sample.js';
 import { loadInstructionList } from '../synth/prompts.js';
 import { captionFromString } from './caption-text.js';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
-import { loadImage, locateImage, locationRef, SOURCE_STAGE, type LocalImages } from './image-location.js';
-import { imageRootsFor } from './image-roots.js';
+import { loadImage, locateImage, locationRef, SOURCE_STAGE, type LocalImages } from '../images/image-location.js';
+import { imageRootsFor } from '../images/image-roots.js';
 import { readJsonRecords, type JsonLayout, type JsonRecord } from './json-records.js';
-import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../images/local-file.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 import { openInput, stripBom } from './text-input.js';
-import type { Downloader } from './download-cache.js';
+import type { Downloader } from '../images/download-cache.js';
 
 export const llavaOptionsSchema = z
   .object({

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
-import { fetchOptionsSchema } from './url-fetcher.js';
+import { fetchOptionsSchema } from '../images/url-fetcher.js';
 
 const columnSchema = z.string().min(1, 'expected a column name');
 

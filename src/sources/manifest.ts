@@ -28,19 +28,19 @@ import path from 'node:path';
 import { toKey, type Box, type Caption, type CaptionOrigin, type Pair } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
-import { DownloadCache, Downloader } from './download-cache.js';
+import { DownloadCache, Downloader } from '../images/download-cache.js';
 import { toJsonValue } from './json-value.js';
 import { bytesAsText, readImageCell } from './image-cell.js';
-import { loadImage, locationRef, SOURCE_STAGE, type ImageLocation, type LocalImages } from './image-location.js';
-import { imageRootsFor } from './image-roots.js';
-import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
-import { parquetImageRef } from './image-ref.js';
+import { loadImage, locationRef, SOURCE_STAGE, type ImageLocation, type LocalImages } from '../images/image-location.js';
+import { imageRootsFor } from '../images/image-roots.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../images/local-file.js';
+import { parquetImageRef } from '../images/image-ref.js';
 import { collisionReason, KeyClaims } from './key-claims.js';
 import { parseBoxes } from './manifest-boxes.js';
 import type { ManifestOptions } from './manifest-options.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
 import type { Source, SourceContext } from './source.js';
-import { UrlFetcher } from './url-fetcher.js';
+import { UrlFetcher } from '../images/url-fetcher.js';
 
 /** One row as a format reader gives it. */
 export interface ManifestRow {

@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ConfigError } from '../core/errors.js';
-import { openRegularStream } from './local-file.js';
+import { openRegularStream } from '../images/local-file.js';
 
 /**
  * Open `absPath` as a stream of bytes, gunzipped when it is gzip. A file that does not exist or cannot be

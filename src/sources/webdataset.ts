@@ -25,7 +25,7 @@ import { expandPatterns } from './brace.js';
 import { collisionReason, KeyClaims } from './key-claims.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
-import { DEFAULT_MAX_FILE_BYTES, openRegularStream } from './local-file.js';
+import { DEFAULT_MAX_FILE_BYTES, openRegularStream } from '../images/local-file.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 
 export const webdatasetOptionsSchema = z

@@ -1,7 +1,7 @@
 /**
  * Reading samples back from a run database for re-export (`vlcurate export`): every `ok` sample with its
  * image facts, captions (with scores and verdicts), boxes and accepted instruction samples, as the records
- * the export stages take. Nothing is recomputed; image bytes are not read here (`sources/image-ref.ts`).
+ * the export stages take. Nothing is recomputed; image bytes are not read here (`images/image-ref.ts`).
  * A sample whose synthesis was left unfinished (instruction rows failed with a resumable code, such as
  * `budget_exhausted`) comes out `deferred`, so exports hold it back as the build does.
  *

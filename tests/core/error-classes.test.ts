@@ -10,7 +10,7 @@ import { VlcurateError } from '../../src/core/errors.js';
 import { FileExistsError } from '../../src/export/durable-fs.js';
 import { RegionError } from '../../src/regions/region-format.js';
 import { TemplateError } from '../../src/export/templates/template.js';
-import { DownloadAbortedError } from '../../src/sources/url-fetcher.js';
+import { DownloadAbortedError } from '../../src/images/url-fetcher.js';
 import { PendingRequest } from '../../src/synth/llm-task-runner.js';
 
 describe('error classes', () => {

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runBuild } from '../../src/build/run-build.js';
+import { runBuild } from '../../src/run/run-build.js';
 import { registerExport, runExport, type ExportReport } from '../../src/cli/commands/export.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import { ConfigError } from '../../src/core/errors.js';

@@ -13,7 +13,7 @@ import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runBuild } from '../../src/build/run-build.js';
+import { runBuild } from '../../src/run/run-build.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import { openDatabase } from '../../src/store/database.js';
 import { cleanup, extractWithNodeTar, sha256, tempDir } from './fixtures.js';

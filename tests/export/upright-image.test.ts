@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runBuild } from '../../src/build/run-build.js';
+import { runBuild } from '../../src/run/run-build.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import { writeTar } from '../fixtures/make-webdataset.js';
 import { cleanup, extractWithNodeTar, tempDir } from './fixtures.js';

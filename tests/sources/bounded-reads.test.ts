@@ -9,8 +9,8 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pair } from '../../src/core/sample.js';
-import { createDecodeStage } from '../../src/sources/decode.js';
-import { loadImages, type ImageRefSample } from '../../src/sources/image-ref.js';
+import { createDecodeStage } from '../../src/decode/decode-stage.js';
+import { loadImages, type ImageRefSample } from '../../src/images/image-ref.js';
 import { makeImage, makeTempDir, writeTar } from '../fixtures/make-webdataset.js';
 import { collect, context, sourceFrom } from './manifest-fixtures.js';
 

@@ -8,11 +8,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runBuild } from '../../src/build/run-build.js';
+import { runBuild } from '../../src/run/run-build.js';
 import { runExport } from '../../src/cli/commands/export.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import { openDatabase } from '../../src/store/database.js';
-import { loadImages, parquetImageRef, parseImageRef, readImageRef, type ImageRefSample } from '../../src/sources/image-ref.js';
+import { loadImages, parquetImageRef, parseImageRef, readImageRef, type ImageRefSample } from '../../src/images/image-ref.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { byKey, collect, context, sourceFrom } from './manifest-fixtures.js';
 

@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecodedPair, Pair } from '../../src/core/sample.js';
 import { WHOLE, type ShardSpec } from '../../src/core/shard.js';
-import { createDecodeStage } from '../../src/sources/decode.js';
+import { createDecodeStage } from '../../src/decode/decode-stage.js';
 import type { SourceContext } from '../../src/sources/source.js';
 import { webdatasetOptionsSchema, webdatasetSource } from '../../src/sources/webdataset.js';
 import {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { runBuild } from '../../build/run-build.js';
+import { runBuild } from '../../run/run-build.js';
 import { loadRecipe } from '../../config/recipe.js';
 import { parseShard } from '../../core/shard.js';
 import { ConfigError } from '../../core/errors.js';

@@ -31,7 +31,7 @@ import { describeSettings, type ExportStats } from '../../export/export-stats.js
 import type { InstructionExportable } from '../../export/instruction-records.js';
 import { takeUntilAborted } from '../../iter/take.js';
 import { wantedInstructionsOfStored } from '../../synth/wanted-instructions.js';
-import { loadImages } from '../../sources/image-ref.js';
+import { loadImages } from '../../images/image-ref.js';
 import { openDatabase, type Db } from '../../store/database.js';
 import { lockRunDatabase } from '../../store/run-lock.js';
 import { countExportSamples, readExportSamples } from '../../store/export-reader.js';

@@ -15,7 +15,7 @@ import { checkVariant, MODEL_VARIANTS, type ModelVariant } from '../../models/mo
 import { loadItcModel } from '../../models/itc-model.js';
 import { loadItmModel } from '../../models/itm-model.js';
 import { renderTable } from '../table.js';
-import { DEFAULT_MAX_FILE_BYTES, readLocalFile } from '../../sources/local-file.js';
+import { DEFAULT_MAX_FILE_BYTES, readLocalFile } from '../../images/local-file.js';
 
 interface ScoreFlags {
   itc?: string;

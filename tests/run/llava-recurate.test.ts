@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runBuild } from '../../src/build/run-build.js';
+import { runBuild } from '../../src/run/run-build.js';
 import { runExport } from '../../src/cli/commands/export.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import { openDatabase } from '../../src/store/database.js';

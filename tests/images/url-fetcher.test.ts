@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRetryAfter, robotsRefusal, sniffImage, UrlFetcher, type FetchResult } from '../../src/sources/url-fetcher.js';
+import { parseRetryAfter, robotsRefusal, sniffImage, UrlFetcher, type FetchResult } from '../../src/images/url-fetcher.js';
 import { makeImage } from '../fixtures/make-webdataset.js';
 import { startImageServer, type ImageServer } from '../http-server/image-server.js';
 import { expectEvery } from '../expect-every.js';

@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runBuild } from '../../src/build/run-build.js';
+import { runBuild } from '../../src/run/run-build.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import type { PipelineEvent } from '../../src/core/events.js';
 import { openDatabase } from '../../src/store/database.js';

@@ -28,9 +28,9 @@ import { ConfigError, describeError } from '../core/errors.js';
 import { failSample, type DecodedPair, type ImageFacts, type Pair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
-import { DEFAULT_MAX_CAPTION_CHARS, limitCaptionLength } from './caption-text.js';
+import { DEFAULT_MAX_CAPTION_CHARS, limitCaptionLength } from '../sources/caption-text.js';
 import { claimedSize } from './claimed-size.js';
-import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../images/local-file.js';
 
 export const decodeOptionsSchema = z
   .object({

@@ -8,11 +8,11 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { disallowedReason } from '../../src/sources/address-policy.js';
-import { UrlFetcher, type AddressCheck, type FetchResult } from '../../src/sources/url-fetcher.js';
+import { disallowedReason } from '../../src/images/address-policy.js';
+import { UrlFetcher, type AddressCheck, type FetchResult } from '../../src/images/url-fetcher.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { startImageServer, type ImageServer } from '../http-server/image-server.js';
-import { collect, context, sourceFrom } from './manifest-fixtures.js';
+import { collect, context, sourceFrom } from '../sources/manifest-fixtures.js';
 
 let internal: ImageServer;
 let publicServer: ImageServer;

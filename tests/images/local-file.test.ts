@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isInside, openRegularStream, readLocalFile } from '../../src/sources/local-file.js';
+import { isInside, openRegularStream, readLocalFile } from '../../src/images/local-file.js';
 import { makeTempDir } from '../fixtures/make-webdataset.js';
 
 let dir: string;

@@ -17,7 +17,7 @@ function needsScore(c: Caption): boolean {
  * samples. Two batches are in flight, so one is preprocessed while the other runs in the model worker.
  * Used twice in CapFilt: for web captions, then for the captioner's. Unscorable captions get null scores.
  */
-export function createScoreStage(scorer: CaptionScorer, options: { name: string; batchSize: number }): Stage<DecodedPair, DecodedPair> {
+export function createFilterStage(scorer: CaptionScorer, options: { name: string; batchSize: number }): Stage<DecodedPair, DecodedPair> {
   const scoreBatch = async (samples: DecodedPair[], emit: (ms: number) => void): Promise<DecodedPair[]> => {
     const work = samples
       .map((sample, i) => ({ sample, i, todo: sample.failure || sample.dropped ? [] : sample.captions.flatMap((c, j) => (needsScore(c) ? [j] : [])) }))

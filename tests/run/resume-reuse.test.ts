@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateShapes } from '../../datasets/shapes/index.js';
-import { runBuild } from '../../src/build/run-build.js';
+import { runBuild } from '../../src/run/run-build.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import type { PipelineEvent, StageCounts } from '../../src/core/events.js';
 import { openDatabase } from '../../src/store/database.js';

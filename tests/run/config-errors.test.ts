@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, writeFileSync, type Dirent } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runBuild } from '../../src/build/run-build.js';
+import { runBuild } from '../../src/run/run-build.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import { ConfigError } from '../../src/core/errors.js';
 import type { PipelineEvent } from '../../src/core/events.js';

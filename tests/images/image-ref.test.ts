@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadImages, parseImageRef, readImageRef, type ImageRefSample } from '../../src/sources/image-ref.js';
+import { loadImages, parseImageRef, readImageRef, type ImageRefSample } from '../../src/images/image-ref.js';
 import { writeTar } from '../fixtures/make-webdataset.js';
-import { cleanup, makeImage, sha256, tempDir } from './fixtures.js';
+import { cleanup, makeImage, sha256, tempDir } from '../export/fixtures.js';
 
 afterEach(cleanup);
 

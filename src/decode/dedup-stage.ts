@@ -7,7 +7,7 @@
 import type { DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
-import type { RunStore } from './run-store.js';
+import type { RunStore } from '../store/run-store.js';
 
 export const DEDUP_STAGE = 'dedup';
 export const DUPLICATE_IMAGE = 'duplicate_image';

@@ -5,7 +5,7 @@
  * RFC 6052 (64:ff9b::/96), RFC 3056 (2002::/16). IPv4 number forms as `inet_aton(3)` reads them.
  */
 import { describe, expect, it } from 'vitest';
-import { disallowedReason, ipv4ToNumber, isAddressLiteral } from '../../src/sources/address-policy.js';
+import { disallowedReason, ipv4ToNumber, isAddressLiteral } from '../../src/images/address-policy.js';
 
 describe('disallowedReason', () => {
   it.each([

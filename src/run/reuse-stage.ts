@@ -10,7 +10,7 @@ import type { Caption, DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import { groupBy } from '../iter/group-by.js';
-import type { RunStore } from './run-store.js';
+import type { RunStore } from '../store/run-store.js';
 
 export function createReuseStage(store: RunStore, reuseRuns: readonly number[], lookupEvery = 64): Stage<DecodedPair, DecodedPair> {
   return {

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import type { StageEvent } from '../../src/core/events.js';
 import type { DecodedPair, Pair } from '../../src/core/sample.js';
-import { createDecodeStage, decodeImage, decodeOptionsSchema } from '../../src/sources/decode.js';
+import { createDecodeStage, decodeImage, decodeOptionsSchema } from '../../src/decode/decode-stage.js';
 import { makeImage, makeOrientedJpeg, makePngClaiming } from '../fixtures/make-webdataset.js';
 
 const LIMIT = 89_478_485;

@@ -1,7 +1,7 @@
 import type { DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
-import type { RunStore } from './run-store.js';
+import type { RunStore } from '../store/run-store.js';
 
 /**
  * Commits samples to the run database in batched transactions and passes each sample on only after its

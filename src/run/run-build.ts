@@ -10,19 +10,19 @@ import { openDatabase, type Db } from '../store/database.js';
 import { lockRunDatabase } from '../store/run-lock.js';
 import { NewPaths } from './new-paths.js';
 import { runSummary } from '../store/queries.js';
-import { createRecordStage } from '../store/record-stage.js';
+import { createRecordStage } from './record-stage.js';
 import { RunStore } from '../store/run-store.js';
-import { createSkipDoneStage } from '../store/skip-done-stage.js';
+import { createResumeStage } from './resume-stage.js';
 import { createSource } from '../sources/registry.js';
 import type { SourceContext } from '../sources/source.js';
-import { createDecodeStage } from '../sources/decode.js';
-import { createDedupStage } from '../store/dedup-stage.js';
-import { createReuseStage } from '../store/reuse-stage.js';
+import { createDecodeStage } from '../decode/decode-stage.js';
+import { createDedupStage } from '../decode/dedup-stage.js';
+import { createReuseStage } from './reuse-stage.js';
 import { folderFingerprint } from '../store/folder-fingerprint.js';
 import { apiKeyOf } from '../backends/llm-client.js';
 import { checkExport, createExport } from '../export/registry.js';
 import { CaptionScorer } from '../filter/caption-scorer.js';
-import { createScoreStage } from '../filter/score-stage.js';
+import { createFilterStage } from '../filter/filter-stage.js';
 import { createSelectStage } from '../filter/select-stage.js';
 import { needsRunLevelCuts, resolvePolicy } from '../filter/resolve-policy.js';
 import type { FilterOptions } from '../filter/filter-options.js';
@@ -141,7 +141,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const inForce = recipe.filter ? policyInForce(db) : null;
     const refiltered = inForce?.source.kind === 'refilter' ? { policy: inForce.policy, note: describeRefilterInForce(inForce.source.refilter) } : null;
     const stages: Stage<any, any>[] = [
-      createSkipDoneStage(store, doneRule),
+      createResumeStage(store, doneRule),
       createDecodeStage(recipe.decode),
       ...(recipe.decode.dedup === 'exact' ? [createDedupStage(store)] : []),
       ...(reuseRuns.length > 0 ? [createReuseStage(store, reuseRuns)] : []),
@@ -224,12 +224,12 @@ function capfiltStages(
   const filter = recipe.filter;
   const policy = filter && scorer ? (refiltered?.policy ?? resolvePolicy(filter, null)) : null;
   const stages: Stage<DecodedPair, DecodedPair>[] = [];
-  if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter', batchSize: filter.batchSize }));
+  if (filter && scorer) stages.push(createFilterStage(scorer, { name: 'filter', batchSize: filter.batchSize }));
   if (captioner) {
     const onlyFailed = policy !== null && filter?.recaption === 'web-failed';
     const wants = (sample: DecodedPair) => !onlyFailed || !decideCaptions(sample.captions.map(asScored), policy!).some((v) => v.kept);
     stages.push(createCaptionerStage(captioner.captionBatch, { model: captioner.model, batchSize: captioner.batchSize, wants }));
-    if (filter && scorer) stages.push(createScoreStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize }));
+    if (filter && scorer) stages.push(createFilterStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize }));
   }
   if (policy) stages.push(createSelectStage(policy, 'select', refiltered?.note));
   return stages;

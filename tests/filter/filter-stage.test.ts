@@ -7,9 +7,9 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DecodedPair } from '../../src/core/sample.js';
 import { CaptionScorer } from '../../src/filter/caption-scorer.js';
-import { createScoreStage } from '../../src/filter/score-stage.js';
+import { createFilterStage } from '../../src/filter/filter-stage.js';
 import { loadItcModel, loadItmModel } from '../../src/models/index.js';
-import { decodeImage } from '../../src/sources/decode.js';
+import { decodeImage } from '../../src/decode/decode-stage.js';
 
 const MODELS = resolve(import.meta.dirname, '../../models');
 let scorer: CaptionScorer;
@@ -56,7 +56,7 @@ describe('score stage', () => {
   it('a sample the models cannot read fails alone, with the cause in its message', async () => {
     const good = await sharp({ create: { width: 64, height: 64, channels: 3, background: 'red' } }).jpeg().toBuffer();
     const input = [await sample('good', good), await sample('bad', await jpegWithCorruptData())];
-    const stage = createScoreStage(scorer, { name: 'filter', batchSize: 8 });
+    const stage = createFilterStage(scorer, { name: 'filter', batchSize: 8 });
     const out: DecodedPair[] = [];
     async function* feed() {
       yield* input;
@@ -73,7 +73,7 @@ describe('score stage', () => {
   });
 
   it('a batch holding only such a sample fails that sample, not the run', async () => {
-    const stage = createScoreStage(scorer, { name: 'filter', batchSize: 1 });
+    const stage = createFilterStage(scorer, { name: 'filter', batchSize: 1 });
     const input = [await sample('bad', await jpegWithCorruptData())];
     const out: DecodedPair[] = [];
     async function* feed() {
