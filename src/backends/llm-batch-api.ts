@@ -6,7 +6,7 @@
 import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { LlmTimeoutError, type LlmError } from './llm-errors.js';
-import { retryDelay, sleep } from './llm-retry.js';
+import { decideRetry, sleep, type RetryPolicy } from './retry-policy.js';
 
 export interface BatchStatus {
   id: string;
@@ -22,7 +22,8 @@ export interface BatchStatus {
 /** Batch states after which nothing more will happen. */
 export const BATCH_FINAL_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'expired', 'cancelled']);
 
-const MANAGEMENT_ATTEMPTS = 4;
+/** Four tries in all, full-jitter backoff from 0.5 s up to 10 s, any wait a server asks for. */
+const MANAGEMENT_POLICY: RetryPolicy = { retries: 3, baseMs: 500, maxBackoffMs: 10_000, jitter: 'full', maxServerWaitMs: null };
 
 export class LlmBatchApi {
   /**
@@ -44,12 +45,13 @@ export class LlmBatchApi {
         this.onAnswer();
         return result;
       } catch (thrown) {
-        const err = this.toLlmError(thrown, attempt + 1, attempt + 1 >= MANAGEMENT_ATTEMPTS);
-        if (!err.isRetryable || attempt + 1 >= MANAGEMENT_ATTEMPTS) {
+        const err = this.toLlmError(thrown, attempt + 1, attempt >= MANAGEMENT_POLICY.retries);
+        const decision = decideRetry(MANAGEMENT_POLICY, { retryable: err.isRetryable, serverWaitMs: err.retryAfterMs }, attempt + 1);
+        if (!decision.retry) {
           err.message = `${what}: ${err.message}`;
           throw err;
         }
-        await sleep(retryDelay(attempt, err.retryAfterMs, { retryBaseMs: 500, retryMaxMs: 10_000 }));
+        await sleep(decision.delayMs);
       }
     }
   }

@@ -6,7 +6,7 @@
  * - limits: `rpm` (requests spread evenly, a sliding window in p-queue), `tpm` (a token bucket charged
  *   with the prompt estimate plus `max_tokens` before sending, corrected with the reported usage), and
  *   `concurrency` (requests in flight);
- * - retries: the SDK's own retries are off; ours retry 408/409/429/5xx, timeouts (`timeoutMs` covers
+ * - retries: the SDK's own retries are off; ours (the shared policy of `retry-policy.ts`) retry 408/409/429/5xx, timeouts (`timeoutMs` covers
  *   the whole request, body included, as it does a batch file download), dropped or cut-off connections and malformed bodies with
  *   full-jitter exponential backoff, waiting at least what `Retry-After`, `retry-after-ms` or
  *   `x-ratelimit-reset-*` ask for;
@@ -43,7 +43,7 @@ import {
   errorForStatus,
 } from './llm-errors.js';
 import type { LlmOptions } from './llm-options.js';
-import { retryAfterMs, retryDelay, sleep } from './llm-retry.js';
+import { decideRetry, serverWaitMs, sleep, type RetryPolicy } from './retry-policy.js';
 import { TokenBucket } from './llm-token-bucket.js';
 import { costUsd, estimatePromptTokens, estimateTextTokens } from './llm-tokens.js';
 import { LlmBatchApi } from './llm-batch-api.js';
@@ -145,6 +145,14 @@ export function apiKeyOf(options: Pick<LlmOptions, 'apiKeyEnv'>, path: string, e
   return value;
 }
 
+/**
+ * The LLM numbers of the shared retry policy (`retry-policy.ts`): `maxRetries` retries, full-jitter
+ * backoff from `retryBaseMs` up to `retryMaxMs`, and a server's wait honoured up to `maxRetryAfterMs`.
+ */
+export function llmRetryPolicy(options: Pick<LlmOptions, 'maxRetries' | 'retryBaseMs' | 'retryMaxMs' | 'maxRetryAfterMs'>): RetryPolicy {
+  return { retries: options.maxRetries, baseMs: options.retryBaseMs, maxBackoffMs: options.retryMaxMs, jitter: 'full', maxServerWaitMs: options.maxRetryAfterMs };
+}
+
 export class LlmClient {
   readonly options: LlmOptions;
   readonly batch: LlmBatchApi;
@@ -154,6 +162,7 @@ export class LlmClient {
   private readonly cache: LlmResponseStore | null;
   private readonly maxCostUsd: number | null;
   private readonly random: () => number;
+  private readonly retryPolicy: RetryPolicy;
   private readonly secret: string | null;
   private readonly stats = { inFlight: 0, requests: 0, retries: 0, cached: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 };
   private readonly listeners = new Set<CountersListener>();
@@ -207,6 +216,7 @@ export class LlmClient {
     this.cache = deps.cache ?? null;
     this.maxCostUsd = deps.maxCostUsd ?? null;
     this.random = deps.random ?? Math.random;
+    this.retryPolicy = llmRetryPolicy(options);
   }
 
   /** The cache key, body and stored form of a request. */
@@ -274,12 +284,12 @@ export class LlmClient {
       } catch (thrown) {
         const err = this.toLlmError(thrown);
         err.attempts = attempt + 1;
-        if (!err.isRetryable || attempt >= this.options.maxRetries) throw err;
-        if (err.retryAfterMs !== null && err.retryAfterMs > this.options.maxRetryAfterMs) throw err;
+        const decision = decideRetry(this.retryPolicy, { retryable: err.isRetryable, serverWaitMs: err.retryAfterMs }, attempt + 1, this.random);
+        if (!decision.retry) throw err;
         this.stats.retries++;
         this.changed();
         try {
-          await sleep(retryDelay(attempt, err.retryAfterMs, this.options, this.random), wake);
+          await sleep(decision.delayMs, wake);
         } catch {
           if (this.stopError) throw this.notSent();
           throw Object.assign(new LlmAbortError(`interrupted while waiting to retry after ${err.code}`), { attempts: attempt + 1 });
@@ -501,7 +511,7 @@ export class LlmClient {
         const hint = this.secret === null ? '; no key was sent: name the variable that holds it in apiKeyEnv' : '';
         return new LlmKeyRejectedError(thrown.status, `API key rejected by ${this.shownBaseURL} (HTTP ${thrown.status}: ${detail}${hint})`, { cause: thrown });
       }
-      return errorForStatus(thrown.status, `HTTP ${thrown.status}: ${detail}`, { retryAfterMs: retryAfterMs(headers ?? null), cause: thrown });
+      return errorForStatus(thrown.status, `HTTP ${thrown.status}: ${detail}`, { retryAfterMs: serverWaitMs(headers ?? null), cause: thrown });
     }
     if (thrown instanceof SyntaxError) return new LlmBadResponseError(`the server answered with malformed JSON (${message})`, { cause: thrown });
     // Reading the body failed after the headers came: undici's fetch says `TypeError: terminated`, the

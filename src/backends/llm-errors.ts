@@ -4,6 +4,10 @@
  * connections are retryable; a truncated or filtered answer is not).
  */
 import { VlcurateError } from '../core/errors.js';
+import { isRetryableStatus } from './retry-policy.js';
+
+/** Retried besides 408, 429 and 5xx: 409 Conflict, as OpenAI's SDK retries it (openai-node `shouldRetry`). */
+export const LLM_ALSO_RETRIED_STATUSES: readonly number[] = [409];
 
 export interface LlmErrorDetails {
   /** HTTP status, when the server answered. */
@@ -66,7 +70,7 @@ export class LlmHttpError extends LlmError {
   readonly isRetryable: boolean;
   constructor(status: number, message: string, details: LlmErrorDetails = {}) {
     super(`http_${status}`, message, { ...details, status });
-    this.isRetryable = status === 409;
+    this.isRetryable = isRetryableStatus(status, LLM_ALSO_RETRIED_STATUSES);
   }
 }
 

@@ -20,9 +20,10 @@
  * a host name in the agent's `lookup`, which drops disallowed answers and hands the connection only the
  * addresses it checked, so a DNS answer that changes between check and connect cannot slip through.
  *
- * Transient failures are retried with exponential backoff and jitter: timeouts, dropped or refused
- * connections, 408, 429 and 5xx. A `Retry-After` header (seconds or an HTTP date) sets the wait instead,
- * up to `maxRetryDelayMs`; a server asking for a longer wait gets the failure right away.
+ * Transient failures are retried by the shared retry policy (`backends/retry-policy.ts`, with the numbers of
+ * `downloadRetryPolicy`): timeouts, dropped or refused connections, 408, 429 and 5xx, with exponential
+ * backoff and jitter. A `Retry-After` header (seconds or an HTTP date) sets the wait instead, up to
+ * `maxRetryDelayMs`; a server asking for a longer wait gets the failure right away.
  *
  * Concurrency: at most `concurrency` requests in flight in all, and at most `perHost` to one host name
  * (politeness). A request waits for its host's slot before it takes a global one, so requests queued
@@ -37,10 +38,10 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import PQueue from 'p-queue';
 import { z } from 'zod';
+import { decideRetry, isRetryableStatus, isTransientSocketError, parseRetryAfter, sleep, type RetryPolicy } from '../backends/retry-policy.js';
 import { describeError, VlcurateError } from '../core/errors.js';
 import { disallowedReason, isAddressLiteral } from './address-policy.js';
 
@@ -157,19 +158,6 @@ type Attempt =
   | { kind: 'failure'; code: DownloadFailureCode; message: string; transient: boolean; retryAfterMs: number | null };
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-/** Connection error codes worth another try; anything else (ENOTFOUND, TLS, parse errors) is permanent. */
-const TRANSIENT_SOCKET_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-]);
 /** Content types accepted besides `image/*`; the magic bytes decide for these. */
 const GENERIC_CONTENT_TYPES = new Set([
   'application/octet-stream',
@@ -181,8 +169,13 @@ const GENERIC_CONTENT_TYPES = new Set([
   'application/download',
 ]);
 
-export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+/**
+ * The download numbers of the shared retry policy (`backends/retry-policy.ts`): `retries` retries, a backoff
+ * step from `retryBaseMs` doubling each time with equal jitter (half the step, plus up to half again), and
+ * `maxRetryDelayMs` as the longest wait, backoff or `Retry-After`.
+ */
+export function downloadRetryPolicy(options: Pick<FetchOptions, 'retries' | 'retryBaseMs' | 'maxRetryDelayMs'>): RetryPolicy {
+  return { retries: options.retries, baseMs: options.retryBaseMs, maxBackoffMs: options.maxRetryDelayMs, jitter: 'equal', maxServerWaitMs: options.maxRetryDelayMs };
 }
 
 /** Parse a URL the fetcher accepts; a reason when it is not one. */
@@ -228,29 +221,23 @@ export class UrlFetcher {
     const parsed = parseHttpUrl(urlText);
     if (!parsed.ok) return { ok: false, code: 'url_invalid', message: parsed.message, transient: false, attempts: 0 };
     const host = parsed.url.hostname.toLowerCase();
-    const { retries, retryBaseMs, maxRetryDelayMs } = this.options;
+    const policy = downloadRetryPolicy(this.options);
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(signal);
       const result = await this.onHost(host, () => this.follow(parsed.url, signal), signal);
       if (result.kind === 'success') return { ...result.value, attempts: attempt };
       const failure = result.value;
-      if (!failure.transient || attempt > retries) {
-        return { ok: false, code: failure.code, message: withAttempts(failure.message, attempt), transient: failure.transient, attempts: attempt };
-      }
-      const backoff = retryBaseMs * 2 ** (attempt - 1) * (0.5 + Math.random() * 0.5);
-      const wait = failure.retryAfterMs ?? backoff;
-      if (wait > maxRetryDelayMs) {
-        return {
-          ok: false,
-          code: failure.code,
-          message: `${failure.message}; the server asks to retry after ${Math.round(wait / 1000)} s, more than maxRetryDelayMs ${maxRetryDelayMs}`,
-          transient: true,
-          attempts: attempt,
-        };
+      const decision = decideRetry(policy, { retryable: failure.transient, serverWaitMs: failure.retryAfterMs }, attempt);
+      if (!decision.retry) {
+        const message =
+          decision.why === 'server_wait_too_long'
+            ? `${failure.message}; the server asks to retry after ${Math.round(failure.retryAfterMs! / 1000)} s, more than maxRetryDelayMs ${policy.maxServerWaitMs}`
+            : withAttempts(failure.message, attempt);
+        return { ok: false, code: failure.code, message, transient: failure.transient, attempts: attempt };
       }
       this.stats.retries++;
       try {
-        await sleep(wait, undefined, { signal });
+        await sleep(decision.delayMs, signal);
       } catch {
         throw new DownloadAbortedError();
       }
@@ -394,7 +381,7 @@ export class UrlFetcher {
           return;
         }
         const code = err.code ?? '';
-        const transient = TRANSIENT_SOCKET_CODES.has(code) || /socket hang up/i.test(err.message);
+        const transient = isTransientSocketError(err);
         fail('connection_failed', `${url.href}: ${code ? `${code} ` : ''}${describeError(err)}`, transient);
       });
       request.on('response', (response) => {
@@ -521,15 +508,6 @@ function decompressorFor(encoding: string): ReturnType<typeof createGunzip> | nu
     default:
       return undefined;
   }
-}
-
-/** `Retry-After` as milliseconds: delay-seconds or an HTTP date; null when absent or unreadable. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
-  if (value === undefined) return null;
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? null : Math.max(0, date - now);
 }
 
 /**

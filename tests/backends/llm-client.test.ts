@@ -135,6 +135,26 @@ describe('LlmClient', () => {
     expect(s.requests).toHaveLength(3);
   });
 
+  it('retries a 409 (as OpenAI\'s SDK does), and gives up at once on a Retry-After past maxRetryAfterMs', async () => {
+    const s = await server({
+      script: (r): Behaviour | undefined => {
+        if (r.index === 0) return { kind: 'status', status: 409 };
+        if (r.index >= 2) return { kind: 'status', status: 429, headers: { 'retry-after': '3600' } };
+        return undefined;
+      },
+    });
+    const client = new LlmClient(options(s.baseURL, { maxRetries: 3, maxRetryAfterMs: 5000 }));
+    await client.complete(request('conflict'));
+    expect(s.requests).toHaveLength(2);
+    const started = performance.now();
+    const err = await failure(client.complete(request('quota')));
+    expect(err.code).toBe('rate_limited');
+    expect(err.retryAfterMs).toBe(3_600_000);
+    expect(err.attempts).toBe(1);
+    expect(s.requests).toHaveLength(3);
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+
   it('does not retry a 400', async () => {
     const s = await server({ script: () => ({ kind: 'status', status: 400 }) });
     const client = new LlmClient(options(s.baseURL));

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRetryAfter, robotsRefusal, sniffImage, UrlFetcher, type FetchResult } from '../../src/images/url-fetcher.js';
+import { robotsRefusal, sniffImage, UrlFetcher, type FetchResult } from '../../src/images/url-fetcher.js';
 import { makeImage } from '../fixtures/make-webdataset.js';
 import { startImageServer, type ImageServer } from '../http-server/image-server.js';
 import { expectEvery } from '../expect-every.js';
@@ -104,6 +104,28 @@ describe('UrlFetcher', () => {
     expect(result.code).toBe('http_503');
     expect(result.message).toMatch(/retry after 3600 s/);
     expect(server.count('/flaky/r2')).toBe(1);
+  });
+
+  it('the backoff is capped at maxRetryDelayMs: many retries wait that long at most, none is refused for it', async () => {
+    server.resetStats();
+    const started = performance.now();
+    // Steps 100, 200, 400, 800 ms, each capped at 150 ms, equal jitter: waits in [50, 100), then [75, 150).
+    const result = failure(await get('/status/500', { retries: 4, retryBaseMs: 100, maxRetryDelayMs: 150 }));
+    const elapsed = performance.now() - started;
+    expect(result.code).toBe('http_500');
+    expect(result.attempts).toBe(5);
+    expect(server.count('/status/500')).toBe(5);
+    expect(result.message).toContain('after 5 attempts');
+    expect(result.message).not.toMatch(/asks to retry/);
+    expect(elapsed).toBeGreaterThanOrEqual(275);
+  });
+
+  it('a 409 is not retried for downloads (only the LLM API retries it)', async () => {
+    server.resetStats();
+    const result = failure(await get('/status/409', { retries: 3 }));
+    expect(result.code).toBe('http_409');
+    expect(result.transient).toBe(false);
+    expect(server.count('/status/409')).toBe(1);
   });
 
   it('a connection reset is retried; when it persists -> connection_failed', async () => {
@@ -245,14 +267,6 @@ describe('UrlFetcher', () => {
 });
 
 describe('download helpers', () => {
-  it('parseRetryAfter reads seconds and HTTP dates', () => {
-    expect(parseRetryAfter('2')).toBe(2000);
-    expect(parseRetryAfter(undefined)).toBeNull();
-    expect(parseRetryAfter('soon')).toBeNull();
-    const now = Date.parse('2024-01-01T00:00:00Z');
-    expect(parseRetryAfter('Mon, 01 Jan 2024 00:00:05 GMT', now)).toBe(5000);
-  });
-
   it('robotsRefusal follows img2dataset: untargeted or our token', () => {
     const directives = new Set(['noai', 'noimageai']);
     expect(robotsRefusal(['X-Robots-Tag', 'noai'], 'vlcurate', directives)).toBe('noai');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { LlmClient, PreparedRequest } from '../../backends/llm-client.js';
 import { BATCH_FINAL_STATES, type BatchStatus } from '../../backends/llm-batch-api.js';
 import { LlmBadResponseError, LlmError, errorForStatus } from '../../backends/llm-errors.js';
-import { sleep } from '../../backends/llm-retry.js';
+import { sleep } from '../../backends/retry-policy.js';
 import { batchRequestLine, parseBatchOutput, writeBatchJsonl } from './batch-file.js';
 
 export interface BatchRunnerOptions {
