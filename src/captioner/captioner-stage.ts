@@ -1,6 +1,6 @@
 import { STOP_CODES } from '../backends/llm-errors.js';
 import type { Caption as SampleCaption, DecodedPair } from '../core/sample.js';
-import { failSample } from '../core/sample.js';
+import { failSample, isOpen } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { describeError } from '../core/errors.js';
 import { batch, unbatch } from '../iter/batch.js';
@@ -44,7 +44,7 @@ export function createCaptionerStage(captionBatch: CaptionBatch, options: Captio
   const run = async (samples: DecodedPair[], withCaptions: (sample: DecodedPair, result: CaptionedImage | undefined) => DecodedPair): Promise<DecodedPair[]> => {
     // A sample that already has synthetic captions (resumed with its recorded ones) is never captioned twice.
     const captioned = (s: DecodedPair) => s.captions.some((c) => c.origin === 'synthetic');
-    const chosen = samples.flatMap((s, i) => (!s.failure && !s.dropped && s.image && s.imageBytes && !captioned(s) && options.wants(s) ? [i] : []));
+    const chosen = samples.flatMap((s, i) => (isOpen(s) && s.image && s.imageBytes && !captioned(s) && options.wants(s) ? [i] : []));
     if (chosen.length === 0) return samples;
     const images = chosen.map((i) => ({ key: samples[i]!.key, bytes: samples[i]!.imageBytes!, format: samples[i]!.image!.format }));
     const out = samples.slice();

@@ -88,8 +88,12 @@ export interface Pair {
   deferred?: { reason: string; stage: string } | null;
 }
 
-/** Whether exports should write the sample now. */
-export function isExportable(sample: Pair): boolean {
+/**
+ * The one "is this sample still open" rule: not failed, not dropped, not deferred. Stages work on open
+ * samples only and pass the others through untouched, in order (they still get recorded); exports write
+ * the samples still open at the end.
+ */
+export function isOpen(sample: Pick<Pair, 'failure' | 'dropped' | 'deferred'>): boolean {
   return !sample.failure && !sample.dropped && !sample.deferred;
 }
 

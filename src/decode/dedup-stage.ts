@@ -4,7 +4,7 @@
  * earlier one) or seen by this stage moments ago and not recorded yet; the first stays the owner even when
  * CapFilt later drops it. Memory is bounded: the database answers for everything but the recent window.
  */
-import type { DecodedPair } from '../core/sample.js';
+import { isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import type { RunStore } from '../store/run-store.js';
@@ -25,11 +25,11 @@ export function createDedupStage(store: RunStore, lookupEvery = 64): Stage<Decod
         if (recent.size > RECENT_WINDOW) recent.delete(recent.keys().next().value!);
       };
       for await (const samples of batch(input, lookupEvery)) {
-        const candidates = samples.filter((s) => !s.failure && !s.dropped && s.image?.sha256);
+        const candidates = samples.filter((s) => isOpen(s) && s.image?.sha256);
         const recorded = store.imageOwners(candidates.map((s) => s.image!.sha256));
         for (const sample of samples) {
           const sha256 = sample.image?.sha256;
-          if (sample.failure || sample.dropped || !sha256) {
+          if (!isOpen(sample) || !sha256) {
             yield sample;
             continue;
           }

@@ -26,7 +26,7 @@ import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { InstructionTask } from '../core/conversation.js';
 import { describeError } from '../core/errors.js';
-import { isExportable as isSampleExportable } from '../core/sample.js';
+import { isOpen } from '../core/sample.js';
 import type { Stage, StageContext } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import { ExportRecords, type RecordRow } from '../store/export-records.js';
@@ -122,9 +122,9 @@ function isFolderProblem(err: unknown): boolean {
   return code === undefined || FOLDER_PROBLEMS.has(code);
 }
 
-/** Exportable (not failed, dropped or deferred) and decoded. */
+/** Still open (not failed, dropped or deferred) and decoded. */
 function isExportable(sample: InstructionExportable): boolean {
-  return isSampleExportable(sample) && sample.image !== null;
+  return isOpen(sample) && sample.image !== null;
 }
 
 /** Stream a part's stored records in order, a page at a time (no long-lived statement on the connection). */

@@ -12,7 +12,7 @@ import type { ExportContext, ExportType } from './export-type.js';
 import { parseSize } from './size.js';
 import { exportImage } from './export-image.js';
 import { toWebDatasetSample, type ExportableSample } from './webdataset-sample.js';
-import { isExportable } from '../core/sample.js';
+import { isOpen } from '../core/sample.js';
 import { conversationFields } from './conversation-options.js';
 import { WebDatasetConversations } from './webdataset-conversations.js';
 import { shardFileName, WebDatasetWriter, type ShardInfo } from './webdataset-writer.js';
@@ -385,13 +385,13 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
       let failed = false;
       try {
         for await (const group of batch(input, LOOKUP_BATCH)) {
-          const candidates = group.filter(isExportable).map((s) => s.key);
+          const candidates = group.filter(isOpen).map((s) => s.key);
           const exported = store.handledKeys(exportName, candidates);
           // Written but unknown to that query: the open shard's keys, then whatever this group adds.
           const written = new Set(writer.pendingKeys);
           const leftOut: { key: string; code: string }[] = [];
           for (const sample of group) {
-            if (isExportable(sample) && !exported.has(sample.key) && !written.has(sample.key)) {
+            if (isOpen(sample) && !exported.has(sample.key) && !written.has(sample.key)) {
               const prepared = conversations.prepare(sample);
               if (prepared.ok) {
                 written.add(sample.key);

@@ -1,5 +1,5 @@
 import type { Caption, DecodedPair } from '../core/sample.js';
-import { failSample } from '../core/sample.js';
+import { failSample, isOpen } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
@@ -20,9 +20,9 @@ function needsScore(c: Caption): boolean {
 export function createFilterStage(scorer: CaptionScorer, options: { name: string; batchSize: number }): Stage<DecodedPair, DecodedPair> {
   const scoreBatch = async (samples: DecodedPair[], emit: (ms: number) => void): Promise<DecodedPair[]> => {
     const work = samples
-      .map((sample, i) => ({ sample, i, todo: sample.failure || sample.dropped ? [] : sample.captions.flatMap((c, j) => (needsScore(c) ? [j] : [])) }))
+      .map((sample, i) => ({ sample, i, todo: !isOpen(sample) ? [] : sample.captions.flatMap((c, j) => (needsScore(c) ? [j] : [])) }))
       .filter((w) => w.todo.length > 0);
-    const out = samples.map((s) => ({ ...s, captions: s.captions.map((c) => (c.usable && c.text.trim() !== '') || c.itc !== undefined ? c : { ...c, itc: null, itm: null }) }));
+    const out = samples.map((s) => (isOpen(s) ? { ...s, captions: s.captions.map((c) => (c.usable && c.text.trim() !== '') || c.itc !== undefined ? c : { ...c, itc: null, itm: null }) } : s));
     if (work.length === 0) return out;
     const started = performance.now();
     const requests: ScoreRequest[] = work.map((w) => ({ image: w.sample.imageBytes!, texts: w.todo.map((j) => w.sample.captions[j]!.text) }));

@@ -1,4 +1,4 @@
-import type { DecodedPair } from '../core/sample.js';
+import { isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { decideCaptions, NO_CAPTION_PASSED, type ResolvedPolicy } from './policy.js';
 
@@ -14,7 +14,7 @@ export function createSelectStage(policy: ResolvedPolicy, name = 'select', note?
       // Where the policy comes from, when not from the recipe (a refilter in force).
       if (note) ctx.emit({ type: 'log', level: 'info', message: note });
       for await (const sample of input) {
-        if (sample.failure || sample.dropped) {
+        if (!isOpen(sample)) {
           yield sample;
           continue;
         }

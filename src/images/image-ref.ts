@@ -19,7 +19,7 @@ import { extract } from 'tar-stream';
 import { describeError } from '../core/errors.js';
 import { DEFAULT_MAX_FILE_BYTES, imageFileCode, openRegularStream, readLocalFile } from './local-file.js';
 import { readParquetCells } from '../sources/parquet.js';
-import type { ImageFacts, SampleFailure } from '../core/sample.js';
+import { isOpen, type ImageFacts, type Pair, type SampleFailure } from '../core/sample.js';
 
 export type ImageRef =
   | { kind: 'tar'; path: string; member: string }
@@ -66,8 +66,9 @@ export interface ImageRefSample {
   failure: SampleFailure | null;
   /** When present, the bytes read must have this sha256. */
   image?: ImageFacts | null;
-  /** A sample held back from exports needs no bytes now. */
-  deferred?: unknown;
+  /** A dropped sample, or one held back from exports, needs no bytes now. */
+  dropped?: Pair['dropped'];
+  deferred?: Pair['deferred'];
 }
 
 export interface LoadImagesOptions {
@@ -193,8 +194,8 @@ async function readFileSample<T extends ImageRefSample>(sample: T, path: string,
 }
 
 /**
- * Fill `imageBytes` from each sample's `imageRef`. Samples that already have bytes, a failure, or are
- * deferred pass through untouched. Order is kept except within a run of samples from one tar (tar member order).
+ * Fill `imageBytes` from each sample's `imageRef`. Samples that already have bytes, or are no longer open
+ * (`isOpen`: failed, dropped or deferred), pass through untouched. Order is kept except within a run of samples from one tar (tar member order).
  */
 export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterable<T>, options: LoadImagesOptions = {}): AsyncGenerator<T> {
   const maxGroup = options.maxGroup ?? 10_000;
@@ -220,7 +221,7 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
 
   for await (const sample of samples) {
     if (options.signal?.aborted) break;
-    if (sample.imageBytes || sample.failure || sample.deferred) {
+    if (sample.imageBytes || !isOpen(sample)) {
       yield* flushGroup();
       yield* flushFiles();
       yield sample;

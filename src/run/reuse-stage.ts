@@ -6,7 +6,7 @@
  * (`reuseRuns`), the image has the same sha256, and the source gives the same captions. Runs after decode,
  * which supplies the sha256.
  */
-import type { Caption, DecodedPair } from '../core/sample.js';
+import { isOpen, type Caption, type DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import { groupBy } from '../iter/group-by.js';
@@ -17,7 +17,7 @@ export function createReuseStage(store: RunStore, reuseRuns: readonly number[], 
     name: 'reuse',
     async *run(input) {
       for await (const samples of batch(input, lookupEvery)) {
-        const open = samples.filter((s) => !s.failure && !s.dropped && s.image);
+        const open = samples.filter((s) => isOpen(s) && s.image);
         const recorded = new Map<string, { sha256: string | null; captions: Caption[] }>();
         for (const [source, group] of groupBy(open, (s) => s.source)) {
           for (const [key, work] of store.recordedWork(group.map((s) => s.key), source, reuseRuns)) recorded.set(key, work);

@@ -1,6 +1,6 @@
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
-import type { Caption, CaptionOrigin, DecodedPair, SampleStatus } from '../core/sample.js';
+import { sampleStatus, type Caption, type CaptionOrigin, type DecodedPair } from '../core/sample.js';
 import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from '../decode/dedup-stage.js';
 import { InstructionStore } from './instruction-store.js';
@@ -125,7 +125,7 @@ export class RunStore {
 
   /** Insert or update one sample row; false when the key belongs to another source (nothing written). */
   private upsert(runId: number, s: DecodedPair, now: string): boolean {
-    const status: SampleStatus = s.failure ? 'failed' : s.dropped ? 'dropped' : 'ok';
+    const status = sampleStatus(s);
     const info = this.upsertSample.run({
       key: s.key,
       source: s.source,

@@ -17,7 +17,7 @@
 import { setMaxListeners } from 'node:events';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
-import type { DecodedPair } from '../core/sample.js';
+import { isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage, StageContext } from '../core/stage.js';
 import { LlmClient, type ChatRequest } from '../backends/llm-client.js';
 import { STOP_CODES } from '../backends/llm-errors.js';
@@ -84,7 +84,7 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
         new LlmClient(options.llm!, { cache: new LlmCache(deps.db), maxCostUsd: deps.maxCostUsd ?? null, env: deps.env, minuteMs: deps.minuteMs }));
   const batchDir = options.batch.dir ? resolve(baseDir, options.batch.dir) : resolve(dirname(deps.db.name), 'batches');
 
-  const workable = (sample: DecodedPair) => !sample.failure && !sample.dropped && sample.image !== null;
+  const workable = (sample: DecodedPair) => isOpen(sample) && sample.image !== null;
 
   return {
     name: SYNTH_STAGE,
