@@ -1,0 +1,89 @@
+"""The graphs of a BLIP captioner folder, cut from one BLIP_Decoder model (salesforce/BLIP's `blip.py`),
+in vlcurate's captioner layout (optimum's names):
+
+- `onnx/encoder_model.onnx`: pixel_values [B,3,S,S] -> last_hidden_state [B,N,C] (the ViT's tokens);
+- `onnx/decoder_model_merged.onnx`: input_ids [B,T], encoder_hidden_states [B,N,C],
+  past_key_values.{i}.key|value [B,H,P,D], use_cache_branch bool[1] -> logits [B,T,V],
+  present.{i}.key|value [B,H,P+T,D].
+
+Only the decoder's causal self-attention is cached (BLIP's med.py recomputes cross-attention from the
+image states every step). The merged graph is one graph, not an `If`: it keeps the first
+P * use_cache_branch past positions (so the zero-length or dummy caches fed at step 0 are ignored) and
+always concatenates, which for an empty past is the no-past computation. Positions continue after the
+kept past; the self-attention mask (causal over past + new tokens) is built in the graph and handed to
+BLIP's BertModel as a 3-D mask, so no shape-dependent branch of med.py is frozen by tracing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from onnx_io import export_graph
+
+
+class CaptionEncoder(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.visual_encoder = model.visual_encoder
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.visual_encoder(pixel_values)
+
+
+class MergedDecoder(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.text_decoder = model.text_decoder
+        self.layers = model.text_decoder.config.num_hidden_layers
+
+    def forward(self, input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        *past_flat, use_cache_branch = rest
+        keep = use_cache_branch.to(torch.int64).reshape(())  # 0 or 1
+        past_length = past_flat[0].shape[2] * keep
+        idx = torch.arange(past_length)
+        past = tuple((past_flat[2 * i].index_select(2, idx), past_flat[2 * i + 1].index_select(2, idx)) for i in range(self.layers))
+        batch, steps = input_ids.shape
+        new_positions = torch.arange(steps) + past_length  # [T]
+        positions = new_positions.unsqueeze(0).expand(batch, steps)
+        # Query t (at new_positions[t]) sees every key position up to its own.
+        visible = torch.arange(steps + past_length).unsqueeze(0) <= new_positions.unsqueeze(1)  # [T, P+T]
+        mask = visible.to(torch.long).unsqueeze(0).expand(batch, steps, steps + past_length)
+        image_atts = torch.ones(encoder_hidden_states.shape[:-1], dtype=torch.long)
+        out = self.text_decoder(input_ids, attention_mask=mask, position_ids=positions,
+                                encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=image_atts,
+                                past_key_values=past, use_cache=True, return_dict=True)
+        return (out.logits, *[t for kv in out.past_key_values for t in kv])
+
+
+def cache_names(layers: int) -> tuple[list[str], list[str]]:
+    past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+    present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+    return past, present
+
+
+def export_caption_graphs(model: nn.Module, image_size: int, folder: Path) -> None:
+    onnx_dir = folder / "onnx"
+    config = model.text_decoder.config
+    layers, heads = config.num_hidden_layers, config.num_attention_heads
+    head_dim = config.hidden_size // heads
+    pixels = torch.randn(2, 3, image_size, image_size)
+    export_graph(CaptionEncoder(model), (pixels,), onnx_dir / "encoder_model.onnx", ["pixel_values"], ["last_hidden_state"],
+                 {"pixel_values": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}})
+    with torch.no_grad():
+        states = model.visual_encoder(pixels)
+    # Traced with a non-empty past and two new tokens, so that neither length is special-cased.
+    ids = torch.tensor([[5, 6], [7, 8]]) % config.vocab_size
+    past = tuple(torch.randn(2, heads, 3, head_dim) for _ in range(2 * layers))
+    past_names, present_names = cache_names(layers)
+    axes = {
+        "input_ids": {0: "batch_size", 1: "decoder_sequence_length"},
+        "encoder_hidden_states": {0: "batch_size", 1: "encoder_sequence_length"},
+        "logits": {0: "batch_size", 1: "decoder_sequence_length"},
+        **{n: {0: "batch_size", 2: "past_decoder_sequence_length"} for n in past_names},
+        **{n: {0: "batch_size", 2: "past_decoder_sequence_length + decoder_sequence_length"} for n in present_names},
+    }
+    export_graph(MergedDecoder(model), (ids, states, *past, torch.tensor([True])), onnx_dir / "decoder_model_merged.onnx",
+                 ["input_ids", "encoder_hidden_states", *past_names, "use_cache_branch"], ["logits", *present_names], axes)
