@@ -33,6 +33,7 @@ import { nucleusDecode } from './decoding/nucleus.js';
 import { crossFieldProblems, decodingFields, resolveDecoding, type DecodingInput, type DecodingOptions } from './decoding/options.js';
 import { createStream } from './decoding/rng.js';
 import type { GeneratedSequence, GenerationSetup } from './decoding/step-model.js';
+import type { CaptionerType } from './captioner-type.js';
 
 /**
  * The recipe's `captioner: { type: onnx, ... }` section. Decoding defaults follow BLIP's CapFilt
@@ -289,3 +290,22 @@ function checkKeys(keys: readonly string[] | undefined, count: number): void {
 export function loadOnnxCaptioner(dir: string, options: OnnxCaptionerLoadOptions = {}): Promise<OnnxCaptioner> {
   return OnnxCaptioner.load(dir, options);
 }
+
+/** The recipe's `captioner: { type: onnx }`: a model folder, `batchSize` images per call, captions seeded by sample key. */
+export const onnxCaptionerType: CaptionerType<typeof onnxCaptionerOptionsSchema> = {
+  type: 'onnx',
+  schema: onnxCaptionerOptionsSchema,
+  async load(options, ctx) {
+    const dir = path.resolve(ctx.baseDir, options.model);
+    const captioner = await OnnxCaptioner.load(dir, { variant: options.variant });
+    const decoding = decodingFromRecipe(options);
+    return {
+      model: path.basename(dir),
+      batchSize: options.batchSize,
+      captionBatch: async (images) =>
+        (await captioner.caption(images.map((i) => i.bytes), { ...decoding, keys: images.map((i) => i.key) })).map((list) => ({ captions: list.map((c) => c.text) })),
+      close: () => captioner.close(),
+    };
+  },
+  modelFolder: (options) => options.model,
+};

@@ -15,6 +15,7 @@ import { LlmError, RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js
 import { llmOptionsSchema } from '../backends/llm-options.js';
 import type { Db } from '../store/database.js';
 import { LlmCache } from '../store/llm-cache.js';
+import type { CaptionerType } from './captioner-type.js';
 
 export const openaiCaptionerSchema = llmOptionsSchema
   .extend({
@@ -141,3 +142,18 @@ export class OpenAiCaptioner {
     return (await this.captionDetailed(images, k, signal)).map((r) => r.captions);
   }
 }
+
+/** The recipe's `captioner: { type: openai }`: 8 images per call, each image's K requests concurrent within the client's limits. */
+export const openaiCaptionerType: CaptionerType<typeof openaiCaptionerSchema> = {
+  type: 'openai',
+  schema: openaiCaptionerSchema,
+  async load(options, ctx) {
+    const captioner = new OpenAiCaptioner(options, { db: ctx.db, maxCostUsd: ctx.maxCostUsd });
+    return {
+      model: options.model,
+      batchSize: 8,
+      captionBatch: (images) => captioner.captionDetailed(images.map((i) => ({ key: i.key, bytes: i.bytes, mime: `image/${i.format}` }))),
+      close: async () => {},
+    };
+  },
+};

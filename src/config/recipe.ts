@@ -9,7 +9,7 @@ import { decodeOptionsSchema } from '../decode/decode-stage.js';
 import { exportSchema } from '../export/registry.js';
 import { filterOptionsSchema } from '../filter/filter-options.js';
 import { synthOptionsSchema } from '../synth/synth-options.js';
-import { captionerOptionsSchema } from '../captioner/captioner-options.js';
+import { captionerOptionsSchema } from '../captioner/registry.js';
 import { formatIssues } from './format-issues.js';
 
 /**

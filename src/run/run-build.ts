@@ -37,10 +37,9 @@ import { wantedInstructions } from '../synth/wanted-instructions.js';
 import type { DoneRule } from '../store/done-rule.js';
 import type { Caption, DecodedPair } from '../core/sample.js';
 import type { Recipe } from '../config/recipe.js';
-import { createCaptionerStage, type CaptionBatch } from '../captioner/captioner-stage.js';
-import type { CaptionerOptions } from '../captioner/captioner-options.js';
-import { OnnxCaptioner, decodingFromRecipe } from '../captioner/onnx-captioner.js';
-import { OpenAiCaptioner } from '../captioner/openai-captioner.js';
+import { createCaptionerStage } from '../captioner/captioner-stage.js';
+import type { LoadedCaptioner } from '../captioner/captioner-type.js';
+import { captionerModelFolder, loadCaptioner } from '../captioner/registry.js';
 
 export interface BuildOptions {
   shard: ShardSpec;
@@ -193,7 +192,7 @@ function modelFingerprints(recipe: Recipe, baseDir: string): Record<string, stri
   const folders: Record<string, string | undefined> = {
     itc: recipe.filter?.itc?.model,
     itm: recipe.filter?.itm?.model,
-    captioner: recipe.captioner?.type === 'onnx' ? recipe.captioner.model : undefined,
+    captioner: recipe.captioner ? captionerModelFolder(recipe.captioner, baseDir) : undefined,
   };
   const out: Record<string, string> = {};
   for (const [role, folder] of Object.entries(folders)) if (folder) out[role] = folderFingerprint(resolvePath(baseDir, folder));
@@ -244,38 +243,6 @@ function describeRefilterInForce(r: RefilterEntry): string {
 
 function asScored(c: Caption): ScoredCaption {
   return { origin: c.origin, text: c.text, usable: c.usable, itc: c.itc ?? null, itm: c.itm ?? null };
-}
-
-interface LoadedCaptioner {
-  model: string;
-  batchSize: number;
-  captionBatch: CaptionBatch;
-  close(): Promise<void>;
-}
-
-async function loadCaptioner(
-  options: CaptionerOptions,
-  deps: { baseDir: string; db: Db; maxCostUsd: number | null },
-): Promise<LoadedCaptioner> {
-  if (options.type === 'onnx') {
-    const dir = resolvePath(deps.baseDir, options.model);
-    const captioner = await OnnxCaptioner.load(dir, { variant: options.variant });
-    const decoding = decodingFromRecipe(options);
-    return {
-      model: basename(dir),
-      batchSize: options.batchSize,
-      captionBatch: async (images) =>
-        (await captioner.caption(images.map((i) => i.bytes), { ...decoding, keys: images.map((i) => i.key) })).map((list) => ({ captions: list.map((c) => c.text) })),
-      close: () => captioner.close(),
-    };
-  }
-  const captioner = new OpenAiCaptioner(options, { db: deps.db, maxCostUsd: deps.maxCostUsd });
-  return {
-    model: options.model,
-    batchSize: 8,
-    captionBatch: (images) => captioner.captionDetailed(images.map((i) => ({ key: i.key, bytes: i.bytes, mime: `image/${i.format}` }))),
-    close: async () => {},
-  };
 }
 
 /** Load the filter's models once per build; paths resolve against the recipe's folder. */

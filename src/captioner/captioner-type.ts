@@ -1,0 +1,35 @@
+import type { z } from 'zod';
+import type { Db } from '../store/database.js';
+import type { CaptionBatch } from './captioner-stage.js';
+
+/** What loading a captioner needs from the build. */
+export interface CaptionerContext {
+  /** Relative model paths resolve against this folder (the recipe's folder). */
+  readonly baseDir: string;
+  /** Run database, for the response cache of captioners that send requests. */
+  readonly db: Db;
+  /** `--max-cost`: US dollars this run may spend on LLM requests (none when null). */
+  readonly maxCostUsd: number | null;
+}
+
+/** A captioner ready for the captioner stage. */
+export interface LoadedCaptioner {
+  /** Recorded as each synthetic caption's `model`. */
+  readonly model: string;
+  /** Images per call of `captionBatch`. */
+  readonly batchSize: number;
+  readonly captionBatch: CaptionBatch;
+  close(): Promise<void>;
+}
+
+/**
+ * A registered captioner type: its recipe options schema (an object with `type: z.literal(...)`), a loader,
+ * and the local model folder it reads, if any (fingerprinted with the run, so a retrained model in its place
+ * does not count as the same settings).
+ */
+export interface CaptionerType<Schema extends z.core.$ZodTypeDiscriminable & z.ZodType<{ type: string }>> {
+  readonly type: z.output<Schema>['type'];
+  readonly schema: Schema;
+  load(options: z.output<Schema>, ctx: CaptionerContext): Promise<LoadedCaptioner>;
+  modelFolder?(options: z.output<Schema>): string;
+}
