@@ -4,7 +4,8 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
-import { estimateSynthesis, registerEstimate } from '../../src/cli/commands/estimate.js';
+import { registerEstimate } from '../../src/cli/commands/estimate.js';
+import { estimateSynthesis, synthSection } from '../../src/synth/estimate-synthesis.js';
 import { parseRecipe, recipeSchema } from '../../src/config/recipe.js';
 import type { DecodedPair, Pair } from '../../src/core/sample.js';
 import { WHOLE } from '../../src/core/shard.js';
@@ -68,6 +69,23 @@ describe('estimate', () => {
     expect(s.requests).toHaveLength(estimate.requests);
     const actual = s.requests.reduce((n, q) => n + promptTokensOf(q.body), 0);
     expect(Math.abs(estimate.promptTokens - actual) / actual).toBeLessThan(0.05);
+  });
+
+  it('reads the synth section from a loaded recipe, naming the recipe when it has none or an invalid one', () => {
+    const without = parseRecipe({ sources: [cocoSource] }, 'test', SAMPLE_DATA);
+    expect(() => synthSection(without, 'recipe "r.yaml"')).toThrow('recipe "r.yaml": the recipe has no `synth` section, so there is nothing to estimate');
+    const withSynth = parseRecipe({ sources: [cocoSource], synth: { tasks: ['stage1'] } }, 'test', SAMPLE_DATA);
+    expect(synthSection(withSynth, 'recipe "r.yaml"').tasks).toEqual(['stage1']);
+  });
+
+  it('template tasks alone need no endpoint and cost nothing; LLM tasks without one are a config error naming synth.llm', async () => {
+    const loaded = parseRecipe({ sources: [cocoSource] }, 'test', SAMPLE_DATA);
+    const estimate = await estimateSynthesis(loaded, synthOptionsSchema.parse({ tasks: ['stage1', 'grounding'] }), { sample: 3 });
+    expect(estimate).toMatchObject({ model: null, samples: 16, sampled: 3, requests: 0, costUsd: 0, upperBoundCostUsd: 0, tasks: {} });
+    expect(estimate.templateTasks).toEqual(['stage1', 'grounding']);
+    await expect(estimateSynthesis(loaded, synthOptionsSchema.parse({ tasks: ['detail'] }), { sample: 3 })).rejects.toThrow(
+      'synth.llm: the tasks "detail" need an LLM endpoint, got none',
+    );
   });
 
   it('scales a partial sample to the whole count', async () => {
