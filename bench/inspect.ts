@@ -103,7 +103,8 @@ export async function buildInspectDb(dir: string, samples: number): Promise<{ db
           task: 'conversation',
           variant: 0,
           status: i % 100 === 0 ? 'rejected' : 'ok',
-          reason: i % 100 === 0 ? 'leak_caption: mentions "caption"' : null,
+          code: i % 100 === 0 ? 'leak_caption' : null,
+          message: i % 100 === 0 ? 'mentions "caption"' : null,
           conversations: [
             { from: 'human', value: '<image>\nWhat is in the picture?' },
             { from: 'gpt', value: `A red object, sample ${i}.` },

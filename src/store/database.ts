@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError } from '../core/errors.js';
-import { MIGRATIONS } from './migrations.js';
+import { MIGRATIONS, READ_ONLY_VIEWS } from './migrations.js';
 
 export type Db = Database.Database;
 
@@ -24,6 +24,9 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
     if (version > MIGRATIONS.length) {
       throw new ConfigError(`run database "${path}": schema version ${version} is newer than this vlcurate understands (${MIGRATIONS.length})`);
     }
+    // An older database is read as it is, through views that give it the current shape where it differs
+    // (version 0: not a run database yet; its readers find no tables, as before).
+    if (version > 0) for (let v = version + 1; v <= MIGRATIONS.length; v++) if (READ_ONLY_VIEWS[v]) db.exec(READ_ONLY_VIEWS[v]!);
     return db;
   }
   mkdirSync(dirname(path), { recursive: true });

@@ -18,9 +18,6 @@ export interface DoneRule {
   synth: readonly { task: string; variants: number }[];
 }
 
-/** The reason's code, as `reasonCode` in instruction-store.ts reads it. */
-const REASON_CODE = `trim(CASE WHEN instr(i.reason, ':') > 0 THEN substr(i.reason, 1, instr(i.reason, ':') - 1) ELSE i.reason END)`;
-
 /** A boolean SQL expression over `samples s`: true when the sample needs no more work under `rule`. */
 export function doneCondition(rule: DoneRule): { sql: string; params: unknown[] } {
   const parts: string[] = [];
@@ -35,7 +32,7 @@ export function doneCondition(rule: DoneRule): { sql: string; params: unknown[] 
     const resumable = [...RESUMABLE_CODES];
     parts.push(
       `(s.format IS NULL OR (SELECT COUNT(*) FROM instructions i WHERE i.sample_key = s.key AND (${wanted})
-          AND NOT (i.status = 'failed' AND ${REASON_CODE} IN (${resumable.map(() => '?').join(',')}))) >= ?)`,
+          AND NOT (i.status = 'failed' AND i.code IN (${resumable.map(() => '?').join(',')}))) >= ?)`,
     );
     params.push(...rule.synth.flatMap((t) => [t.task, t.variants]), ...resumable, rule.synth.reduce((n, t) => n + t.variants, 0));
   }

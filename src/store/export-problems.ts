@@ -24,7 +24,7 @@ export function exportProblems(db: Db, exportNames: readonly string[]): ExportPr
   const waitingOf = db
     .prepare(
       `SELECT COUNT(*) FROM samples s WHERE ${notHeld} AND EXISTS (SELECT 1 FROM instructions i WHERE i.sample_key = s.key AND i.status = 'failed'
-         AND trim(CASE WHEN instr(i.reason, ':') > 0 THEN substr(i.reason, 1, instr(i.reason, ':') - 1) ELSE i.reason END) IN (${resumable.map(() => '?').join(',')}))`,
+         AND i.code IN (${resumable.map(() => '?').join(',')}))`,
     )
     .pluck();
   const okOf = db.prepare(`SELECT COUNT(*) FROM samples WHERE status = 'ok'`).pluck();

@@ -9,12 +9,12 @@
  * scanned once. The reader uses its own read-only connections (WAL lets them read while the export writes
  * through the main one): one streams the ordered samples, the other fetches their rows in batches.
  */
-import Database from 'better-sqlite3';
-import type { InstructionSample, InstructionTask } from '../core/conversation.js';
-import { ConfigError } from '../core/errors.js';
+import type { InstructionSample } from '../core/conversation.js';
 import type { Box, Caption, CaptionOrigin } from '../core/sample.js';
 import type { InstructionExportable } from '../export/instruction-records.js';
 import { groupBy } from '../iter/group-by.js';
+import { openDatabase, type Db } from './database.js';
+import { decodeInstructionRow, INSTRUCTION_COLUMNS, type StoredInstructionRow } from './instruction-store.js';
 import { unfinishedSynthesis } from './unfinished-synthesis.js';
 
 export interface ExportReaderOptions {
@@ -65,21 +65,8 @@ interface BoxRow {
   original_json: string | null;
 }
 
-interface InstructionRow {
-  sample_key: string;
-  task: string;
-  variant: number;
-  status: string;
-  reason: string | null;
-  conversations_json: string | null;
-}
-
-function openReadonly(path: string): Database.Database {
-  try {
-    return new Database(path, { readonly: true, fileMustExist: true });
-  } catch (err) {
-    throw new ConfigError(`run database "${path}": cannot open (${(err as Error).message})`, { cause: err });
-  }
+function openReadonly(path: string): Db {
+  return openDatabase(path, { readonly: true });
 }
 
 function parseJson(text: string | null, fallback: unknown): unknown {
@@ -140,13 +127,12 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
         byKey,
       );
       const instructions = groupBy(
-        detail
-          .prepare(
-            `SELECT sample_key, task, variant, status, reason, conversations_json FROM instructions
-             WHERE sample_key IN (${marks}) ORDER BY sample_key, task, variant`,
-          )
-          .all(...keys) as InstructionRow[],
-        byKey,
+        (
+          detail
+            .prepare(`SELECT ${INSTRUCTION_COLUMNS} FROM instructions WHERE sample_key IN (${marks}) ORDER BY sample_key, task, variant`)
+            .all(...keys) as StoredInstructionRow[]
+        ).map(decodeInstructionRow),
+        (row) => row.sampleKey,
       );
       return group.map((row) => {
         const sample: InstructionExportable = {
@@ -196,14 +182,9 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
         }
         const own = rows.filter((i) => i.status === 'ok');
         if (own.length > 0) {
+          // A row whose JSON does not parse is handed on as is (`decodeInstructionRow`); the export's check fails that record.
           sample.instructions = own.map(
-            (i): InstructionSample => ({
-              sampleKey: i.sample_key,
-              task: i.task as InstructionTask,
-              variant: i.variant,
-              // A row whose JSON does not parse is handed on as is; the export's check fails that record.
-              conversations: parseJson(i.conversations_json, i.conversations_json) as InstructionSample['conversations'],
-            }),
+            (i): InstructionSample => ({ sampleKey: i.sampleKey, task: i.task, variant: i.variant, conversations: i.conversations! }),
           );
         }
         return sample;

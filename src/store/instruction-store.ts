@@ -2,11 +2,13 @@
  * Instruction samples in the run database (`instructions` table): one row per sample, task and
  * variant, with its status (`ok`, `rejected` after every attempt was rejected, `failed` when no usable
  * answer came back, `not_applicable` when the task has nothing to work from: `no_caption`, `no_boxes`,
- * `no_context`; nobody needs to act on those), the reason (a stable code first, e.g. `leak_caption: ...`, `budget_exhausted: ...`,
- * or flags on an ok sample such as `unsupported_objects: dog`), the conversation, the hash of the last
- * request (its raw answer is in `llm_cache`) and the number of attempts.
+ * `no_context`; nobody needs to act on those), why (a stable `code` such as `leak_caption` or
+ * `budget_exhausted`, and a `message`; an ok row has no code and may have notes as its message, such as
+ * `unsupported_objects: dog`), the conversation, the hash of the last request (its raw answer is in
+ * `llm_cache`) and the number of attempts. This file holds the one codec between rows and the table.
  */
 import type { InstructionSample, InstructionTask, Turn } from '../core/conversation.js';
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
 
@@ -17,51 +19,84 @@ export interface InstructionRow {
   task: InstructionTask;
   variant: number;
   status: InstructionStatus;
-  reason: string | null;
+  /** Why the row is not ok (`leak_caption`, `budget_exhausted`, ...); null on an ok row. */
+  code: string | null;
+  /** What happened (`mentions "caption"`), or an ok row's notes; null when there is nothing to say. */
+  message: string | null;
   conversations: Turn[] | null;
   requestHash: string | null;
   attempts: number;
 }
 
-/** The stable code a reason starts with (`leak_caption: mentions "caption"` -> `leak_caption`). */
-export function reasonCode(reason: string | null): string | null {
-  if (reason === null) return null;
-  const colon = reason.indexOf(':');
-  return (colon >= 0 ? reason.slice(0, colon) : reason).trim();
+/**
+ * The reason as one line for people (`leak_caption: mentions "caption"`); the table's computed `reason`
+ * column (migration 7) gives the same text.
+ */
+export function instructionReasonText(row: { code: string | null; message: string | null }): string | null {
+  if (row.code === null) return row.message;
+  return row.message === null ? row.code : `${row.code}: ${row.message}`;
+}
+
+/** The columns an instruction row is read from, in `decodeInstructionRow`'s names. */
+export const INSTRUCTION_COLUMNS =
+  'sample_key AS sampleKey, task, variant, status, code, message, conversations_json AS conversationsJson, request_hash AS requestHash, attempts';
+
+/** A row as the table gives it (`INSTRUCTION_COLUMNS`). */
+export interface StoredInstructionRow extends Omit<InstructionRow, 'conversations'> {
+  conversationsJson: string | null;
+}
+
+/**
+ * A stored row as an `InstructionRow`. Conversations whose JSON does not parse are handed on as the text
+ * stored (typed as turns): the export's record check fails that record with its cause.
+ */
+export function decodeInstructionRow({ conversationsJson, ...row }: StoredInstructionRow): InstructionRow {
+  let conversations: Turn[] | null = null;
+  if (conversationsJson !== null) {
+    try {
+      conversations = JSON.parse(conversationsJson) as Turn[];
+    } catch {
+      conversations = conversationsJson as unknown as Turn[];
+    }
+  }
+  return { ...row, conversations };
 }
 
 /** The order samples of one image are listed in: LLM tasks, then template tasks. */
 const TASK_ORDER: readonly InstructionTask[] = ['imported', 'conversation', 'detail', 'reasoning', 'stage1', 'grounding', 'referring'];
 
 export class InstructionStore {
-  private readonly upsert;
+  private upsert: Statement | undefined;
   private readonly selectForSample;
 
   constructor(readonly db: Db) {
-    this.upsert = db.prepare(`
-      INSERT INTO instructions (sample_key, task, variant, status, reason, conversations_json, request_hash, attempts, created_at)
-      VALUES (@sampleKey, @task, @variant, @status, @reason, @conversationsJson, @requestHash, @attempts, @createdAt)
+    this.selectForSample = db.prepare(`SELECT ${INSTRUCTION_COLUMNS} FROM instructions WHERE sample_key = ? ORDER BY task, variant`);
+  }
+
+  /** Prepared on the first write: a read-only database of an older schema reads instructions through a view. */
+  private upsertStatement(): Statement {
+    return (this.upsert ??= this.db.prepare(`
+      INSERT INTO instructions (sample_key, task, variant, status, code, message, conversations_json, request_hash, attempts, created_at)
+      VALUES (@sampleKey, @task, @variant, @status, @code, @message, @conversationsJson, @requestHash, @attempts, @createdAt)
       ON CONFLICT(sample_key, task, variant) DO UPDATE SET
-        status = excluded.status, reason = excluded.reason, conversations_json = excluded.conversations_json,
-        request_hash = excluded.request_hash, attempts = excluded.attempts, created_at = excluded.created_at`);
-    this.selectForSample = db.prepare(`
-      SELECT sample_key AS sampleKey, task, variant, status, reason, conversations_json AS conversationsJson,
-             request_hash AS requestHash, attempts
-      FROM instructions WHERE sample_key = ? ORDER BY task, variant`);
+        status = excluded.status, code = excluded.code, message = excluded.message, conversations_json = excluded.conversations_json,
+        request_hash = excluded.request_hash, attempts = excluded.attempts, created_at = excluded.created_at`));
   }
 
   /** Write rows in one transaction, replacing what an earlier run wrote for the same sample, task and variant. */
   write(rows: readonly InstructionRow[]): void {
     if (rows.length === 0) return;
     const createdAt = nowIso();
+    const upsert = this.upsertStatement();
     this.db.transaction(() => {
       for (const row of rows) {
-        this.upsert.run({
+        upsert.run({
           sampleKey: row.sampleKey,
           task: row.task,
           variant: row.variant,
           status: row.status,
-          reason: row.reason,
+          code: row.code,
+          message: row.message,
           conversationsJson: row.conversations ? JSON.stringify(row.conversations) : null,
           requestHash: row.requestHash,
           attempts: row.attempts,
@@ -72,9 +107,7 @@ export class InstructionStore {
   }
 
   rowsFor(sampleKey: string): InstructionRow[] {
-    return (this.selectForSample.all(sampleKey) as (Omit<InstructionRow, 'conversations'> & { conversationsJson: string | null })[]).map(
-      ({ conversationsJson, ...row }) => ({ ...row, conversations: conversationsJson ? (JSON.parse(conversationsJson) as Turn[]) : null }),
-    );
+    return (this.selectForSample.all(sampleKey) as StoredInstructionRow[]).map(decodeInstructionRow);
   }
 
   /** The ok instruction samples of a sample, as exports use them. */
@@ -95,35 +128,9 @@ export class InstructionStore {
     for (let i = 0; i < keys.length; i += CHUNK) {
       const chunk = keys.slice(i, i + CHUNK);
       const rows = this.db
-        .prepare(`SELECT sample_key AS key, reason FROM instructions WHERE status = 'failed' AND sample_key IN (${chunk.map(() => '?').join(',')})`)
-        .all(...chunk) as { key: string; reason: string | null }[];
-      for (const row of rows) {
-        const code = reasonCode(row.reason);
-        if (code !== null && resumableCodes.has(code)) out.add(row.key);
-      }
-    }
-    return out;
-  }
-
-  /** Rows per task and status, for summaries: `{conversation: {ok: 10, rejected: 1}}`. */
-  counts(): Record<string, Record<string, number>> {
-    const out: Record<string, Record<string, number>> = {};
-    for (const row of this.db.prepare('SELECT task, status, COUNT(*) AS n FROM instructions GROUP BY task, status ORDER BY task, status').all() as {
-      task: string;
-      status: string;
-      n: number;
-    }[]) {
-      (out[row.task] ??= {})[row.status] = row.n;
-    }
-    return out;
-  }
-
-  /** Failure and rejection reasons by code: `{leak_caption: 3, budget_exhausted: 12}`. */
-  reasonCounts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const row of this.db.prepare(`SELECT reason FROM instructions WHERE status != 'ok' AND reason IS NOT NULL`).all() as { reason: string }[]) {
-      const code = reasonCode(row.reason)!;
-      out[code] = (out[code] ?? 0) + 1;
+        .prepare(`SELECT sample_key AS key, code FROM instructions WHERE status = 'failed' AND sample_key IN (${chunk.map(() => '?').join(',')})`)
+        .all(...chunk) as { key: string; code: string | null }[];
+      for (const row of rows) if (row.code !== null && resumableCodes.has(row.code)) out.add(row.key);
     }
     return out;
   }

@@ -32,6 +32,23 @@ export const EXPORT_RECORDS_SCHEMA = `
   CREATE INDEX IF NOT EXISTS export_records_part ON export_records(export_name, part, seq);
 `;
 
+/**
+ * How an instruction row's old one-string `reason` ("code: message") splits (migration 7, and the read-only
+ * view of an older database). Lossless: `code: message` splits at the first ": " when what precedes it is a
+ * code (letters, digits, `_`), so a message that itself holds ": " comes back whole; a failed row's bare code
+ * keeps no message; anything else (an ok row's notes, a text of another shape) stays whole as the message.
+ * Joined back by `reason` below (`instructionReasonText` in instruction-store.ts in TypeScript).
+ * Part of migration 7: never edit.
+ */
+const IS_CODE = (text: string) => `(${text} <> '' AND ${text} NOT GLOB '*[^A-Za-z0-9_]*')`;
+const PREFIX = `substr(reason, 1, instr(reason, ':') - 1)`;
+const CODE_MESSAGE_SHAPE = `(status <> 'ok' AND instr(reason, ':') > 1 AND substr(reason, instr(reason, ':'), 2) = ': ' AND ${IS_CODE(PREFIX)})`;
+const BARE_CODE_SHAPE = `(status <> 'ok' AND instr(reason, ':') = 0 AND ${IS_CODE('reason')})`;
+export const CODE_OF_REASON = `CASE WHEN ${CODE_MESSAGE_SHAPE} THEN ${PREFIX} WHEN ${BARE_CODE_SHAPE} THEN reason END`;
+export const MESSAGE_OF_REASON = `CASE WHEN ${CODE_MESSAGE_SHAPE} THEN substr(reason, instr(reason, ':') + 2) WHEN ${BARE_CODE_SHAPE} THEN NULL ELSE reason END`;
+/** The one-string reason from `code` and `message`, as it was stored before migration 7. */
+const REASON_OF_CODE_MESSAGE = `CASE WHEN code IS NULL THEN message WHEN message IS NULL THEN code ELSE code || ': ' || message END`;
+
 export const MIGRATIONS: readonly string[] = [
   // 1: the whole first schema.
   `
@@ -180,4 +197,29 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (export_name, sample_key)
   ) WITHOUT ROWID;
   `,
+  // 7: an instruction row's reason was one "code: message" string that every reader parsed back; it is two
+  // columns now, `code` (why the row is not ok: leak_caption, budget_exhausted, ...; null on an ok row) and
+  // `message` (what happened, or an ok row's notes). `reason` stays as a column computed from them, so a
+  // query someone wrote against it (`inspect sql`) reads what it read before; nothing writes it.
+  `
+  ALTER TABLE instructions ADD COLUMN code TEXT;
+  ALTER TABLE instructions ADD COLUMN message TEXT;
+  UPDATE instructions SET code = ${CODE_OF_REASON}, message = ${MESSAGE_OF_REASON};
+  ALTER TABLE instructions DROP COLUMN reason;
+  ALTER TABLE instructions ADD COLUMN reason TEXT GENERATED ALWAYS AS (${REASON_OF_CODE_MESSAGE}) VIRTUAL;
+  `,
 ];
+
+/**
+ * What a database opened read-only (it cannot be migrated) and made before migration N needs so that
+ * readers written for the current schema work: TEMP views, which SQLite looks up before the database's own
+ * tables. Keyed by the migration whose tables they stand in for.
+ */
+export const READ_ONLY_VIEWS: Readonly<Record<number, string>> = {
+  7: `
+  CREATE TEMP VIEW instructions AS
+  SELECT id, sample_key, task, variant, status, ${CODE_OF_REASON} AS code, ${MESSAGE_OF_REASON} AS message, reason,
+         conversations_json, request_hash, attempts, created_at
+  FROM main.instructions;
+  `,
+};

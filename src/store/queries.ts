@@ -72,8 +72,7 @@ function captioningSummary(db: Db): CaptioningSummary | undefined {
 function instructionSummary(db: Db): InstructionSummary | undefined {
   const rows = db
     .prepare(
-      `SELECT status, CASE WHEN instr(reason, ':') > 0 THEN trim(substr(reason, 1, instr(reason, ':') - 1)) ELSE reason END AS code, COUNT(*) AS n
-       FROM instructions GROUP BY status, code ORDER BY n DESC, code`,
+      `SELECT status, code, COUNT(*) AS n FROM instructions GROUP BY status, code ORDER BY n DESC, code`,
     )
     .all() as { status: string; code: string | null; n: number }[];
   if (rows.length === 0) return undefined;
@@ -93,11 +92,11 @@ function instructionSummary(db: Db): InstructionSummary | undefined {
   }
   const stop = db
     .prepare(
-      `SELECT reason FROM instructions WHERE status = 'failed' AND trim(substr(reason, 1, instr(reason, ':') - 1)) IN (${[...STOP_CODES].map(() => '?').join(',')})
+      `SELECT message FROM instructions WHERE status = 'failed' AND code IN (${[...STOP_CODES].map(() => '?').join(',')})
        ORDER BY created_at DESC, id DESC LIMIT 1`,
     )
-    .get(...STOP_CODES) as { reason: string } | undefined;
-  if (stop) summary.stopped = stop.reason.slice(stop.reason.indexOf(':') + 1).trim();
+    .get(...STOP_CODES) as { message: string | null } | undefined;
+  if (stop) summary.stopped = (stop.message ?? '').trim();
   return summary;
 }
 

@@ -117,7 +117,7 @@ export class RunStore {
     if (s.conversations && s.conversations.length > 0) {
       // Checked like every instruction sample when exported; recorded as the source gave it.
       this.instructions.write([
-        { sampleKey: s.key, task: 'imported', variant: 0, status: 'ok', reason: null, conversations: s.conversations, requestHash: null, attempts: 1 },
+        { sampleKey: s.key, task: 'imported', variant: 0, status: 'ok', code: null, message: null, conversations: s.conversations, requestHash: null, attempts: 1 },
       ]);
     }
     return s;

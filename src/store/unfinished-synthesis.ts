@@ -4,7 +4,6 @@
  * build's synthesis stage and the re-export reader both apply it, so a sample is held back the same way.
  */
 import { RESUMABLE_CODES } from '../backends/llm-errors.js';
-import { reasonCode } from './instruction-store.js';
 
 /** The stage a synthesis deferral names (`synth/synth-stage.ts` SYNTH_STAGE; store does not import synth). */
 const SYNTH_STAGE_NAME = 'synth';
@@ -13,12 +12,10 @@ const SYNTH_STAGE_NAME = 'synth';
  * `{ reason: 'llm_unfinished: budget_exhausted, interrupted', stage: 'synth' }` (each resumable code once,
  * in the order the rows give them) when some row failed with a resumable code; null otherwise.
  */
-export function unfinishedSynthesis(rows: readonly { status: string; reason: string | null }[]): { reason: string; stage: string } | null {
+export function unfinishedSynthesis(rows: readonly { status: string; code: string | null }[]): { reason: string; stage: string } | null {
   const codes = new Set<string>();
   for (const row of rows) {
-    if (row.status !== 'failed') continue;
-    const code = reasonCode(row.reason);
-    if (code !== null && RESUMABLE_CODES.has(code)) codes.add(code);
+    if (row.status === 'failed' && row.code !== null && RESUMABLE_CODES.has(row.code)) codes.add(row.code);
   }
   return codes.size > 0 ? { reason: `llm_unfinished: ${[...codes].join(', ')}`, stage: SYNTH_STAGE_NAME } : null;
 }

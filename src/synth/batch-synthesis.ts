@@ -146,7 +146,8 @@ function markPending(results: Map<DecodedPair, SynthOutcome[]>, error: LlmError 
       if (o.status !== 'pending') continue;
       const pending = o as TaskOutcome;
       pending.status = 'failed';
-      pending.reason = error ? `${error.code}: ${error.message}` : 'batch_incomplete: the batch gave no answer for this request (a later run collects it)';
+      pending.code = error ? error.code : 'batch_incomplete';
+      pending.message = error ? error.message : 'the batch gave no answer for this request (a later run collects it)';
       delete pending.pending;
     }
   }

@@ -16,7 +16,10 @@ export interface TaskOutcome {
   task: LlmTaskName;
   variant: number;
   status: 'ok' | 'rejected' | 'failed' | 'not_applicable' | 'pending';
-  reason: string | null;
+  /** Why not ok (`leak_caption`, `http_429`, ...); null when ok or pending. */
+  code: string | null;
+  /** What happened, or an ok sample's notes (`unsupported_objects: dog`). */
+  message: string | null;
   conversations: Turn[] | null;
   requestHash: string | null;
   attempts: number;
@@ -49,9 +52,10 @@ export async function runLlmTask(ask: Ask, options: RunTaskOptions): Promise<Tas
   const { key, task, variant } = options;
   const base = { task, variant };
   if (options.context.context.text === '') {
-    return { ...base, status: 'not_applicable', reason: 'no_context: no usable caption or box to write about', conversations: null, requestHash: null, attempts: 0 };
+    return { ...base, status: 'not_applicable', code: 'no_context', message: 'no usable caption or box to write about', conversations: null, requestHash: null, attempts: 0 };
   }
-  const rejections: string[] = [];
+  const rejections: { code: string; detail: string }[] = [];
+  const codesOf = () => rejections.map((r) => r.code).join(', ');
   let requestHash: string | null = null;
   for (let attempt = 0; attempt < options.maxAttempts; attempt++) {
     const request = llmRequest(options.prompt, options.context.context.text, seededInt(options.seed, key, task, variant, attempt));
@@ -60,11 +64,11 @@ export async function runLlmTask(ask: Ask, options: RunTaskOptions): Promise<Tas
       result = await ask(request);
     } catch (err) {
       if (err instanceof PendingRequest) {
-        return { ...base, status: 'pending', reason: null, conversations: null, requestHash: err.prepared.hash, attempts: attempt + 1, pending: err.prepared };
+        return { ...base, status: 'pending', code: null, message: null, conversations: null, requestHash: err.prepared.hash, attempts: attempt + 1, pending: err.prepared };
       }
       if (err instanceof LlmError) {
-        const earlier = rejections.length > 0 ? ` (after ${rejections.length} rejected: ${rejections.map((r) => r.split(':')[0]).join(', ')})` : '';
-        return { ...base, status: 'failed', reason: `${err.code}: ${err.message}${earlier}`, conversations: null, requestHash: err.requestHash ?? requestHash, attempts: attempt + 1 };
+        const earlier = rejections.length > 0 ? ` (after ${rejections.length} rejected: ${codesOf()})` : '';
+        return { ...base, status: 'failed', code: err.code, message: `${err.message}${earlier}`, conversations: null, requestHash: err.requestHash ?? requestHash, attempts: attempt + 1 };
       }
       throw err;
     }
@@ -72,12 +76,13 @@ export async function runLlmTask(ask: Ask, options: RunTaskOptions): Promise<Tas
     const interpreted = interpretAnswer(task, result.text, options.context.evidence, options.detailInstruction);
     if (interpreted.ok) {
       const notes = [...interpreted.flags];
-      if (rejections.length > 0) notes.push(`retried: ${rejections.join('; ')}`);
-      return { ...base, status: 'ok', reason: notes.length > 0 ? notes.join('; ') : null, conversations: interpreted.conversations, requestHash, attempts: attempt + 1 };
+      if (rejections.length > 0) notes.push(`retried: ${rejections.map((r) => `${r.code}: ${r.detail}`).join('; ')}`);
+      const message = notes.length > 0 ? notes.join('; ') : null;
+      return { ...base, status: 'ok', code: null, message, conversations: interpreted.conversations, requestHash, attempts: attempt + 1 };
     }
-    rejections.push(`${interpreted.code}: ${interpreted.detail}`);
+    rejections.push({ code: interpreted.code, detail: interpreted.detail });
   }
   const last = rejections[rejections.length - 1]!;
-  const reason = rejections.length > 1 ? `${last} (${rejections.length} attempts: ${rejections.map((r) => r.split(':')[0]).join(', ')})` : last;
-  return { ...base, status: 'rejected', reason, conversations: null, requestHash, attempts: options.maxAttempts };
+  const message = rejections.length > 1 ? `${last.detail} (${rejections.length} attempts: ${codesOf()})` : last.detail;
+  return { ...base, status: 'rejected', code: last.code, message, conversations: null, requestHash, attempts: options.maxAttempts };
 }

@@ -22,7 +22,8 @@ export interface InstructionRowDraft {
   task: InstructionRow['task'];
   variant: number;
   status: 'ok' | 'not_applicable';
-  reason: string | null;
+  code: string | null;
+  message: string | null;
   conversations: InstructionRow['conversations'];
   requestHash: null;
   attempts: number;
@@ -77,7 +78,8 @@ export function sampleSynthesis(options: SynthOptions, prompts: ReadonlyMap<LlmT
       task: o.task,
       variant: o.variant,
       status: o.status === 'pending' ? 'failed' : o.status,
-      reason: o.status === 'pending' ? 'batch_incomplete: the batch gave no answer for this request' : o.reason,
+      code: o.status === 'pending' ? 'batch_incomplete' : o.code,
+      message: o.status === 'pending' ? 'the batch gave no answer for this request' : o.message,
       conversations: o.conversations,
       requestHash: o.requestHash,
       attempts: o.attempts,
@@ -97,6 +99,6 @@ export function sampleSynthesis(options: SynthOptions, prompts: ReadonlyMap<LlmT
 
 function templateDraft(task: InstructionRow['task'], result: TemplateResult): InstructionRowDraft {
   return result.ok
-    ? { task, variant: 0, status: 'ok', reason: null, conversations: result.conversations, requestHash: null, attempts: 1 }
-    : { task, variant: 0, status: 'not_applicable', reason: `${result.code}: ${result.detail}`, conversations: null, requestHash: null, attempts: 1 };
+    ? { task, variant: 0, status: 'ok', code: null, message: null, conversations: result.conversations, requestHash: null, attempts: 1 }
+    : { task, variant: 0, status: 'not_applicable', code: result.code, message: result.detail, conversations: null, requestHash: null, attempts: 1 };
 }

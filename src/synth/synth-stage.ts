@@ -22,7 +22,7 @@ import type { Stage, StageContext } from '../core/stage.js';
 import { LlmClient, type ChatRequest } from '../backends/llm-client.js';
 import { STOP_CODES } from '../backends/llm-errors.js';
 import type { Db } from '../store/database.js';
-import { InstructionStore, reasonCode, type InstructionRow } from '../store/instruction-store.js';
+import { InstructionStore, instructionReasonText, type InstructionRow } from '../store/instruction-store.js';
 import { LlmCache } from '../store/llm-cache.js';
 import { batchSynthesis } from './batch-synthesis.js';
 import { liveSynthesis } from './live-synthesis.js';
@@ -104,12 +104,12 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
       let failuresShown = 0;
       const noteFailures = (rows: readonly InstructionRow[]) => {
         for (const row of rows) {
-          const code = reasonCode(row.reason) ?? '';
+          const code = row.code ?? '';
           // Said once for all by noteBudget / noteStop.
           if (row.status !== 'failed' || failuresShown >= SHOWN_FAILURES || code === 'budget_exhausted' || STOP_CODES.has(code)) continue;
           failuresShown++;
           const more = failuresShown === SHOWN_FAILURES ? ' (further failures only in the summary and the run database)' : '';
-          ctx.emit({ type: 'log', level: 'warn', message: `synth: ${row.task} of ${row.sampleKey} failed: ${row.reason}${more}` });
+          ctx.emit({ type: 'log', level: 'warn', message: `synth: ${row.task} of ${row.sampleKey} failed: ${instructionReasonText(row)}${more}` });
         }
       };
       let budgetWarned = false;

@@ -184,7 +184,7 @@ describe('build with a rejected API key', () => {
     expect(legacy).toHaveLength(3);
     for (const { key, hash } of legacy) {
       db.prepare(
-        `UPDATE instructions SET status = 'failed', reason = 'http_401: HTTP 401: Incorrect API key provided', conversations_json = NULL, request_hash = NULL
+        `UPDATE instructions SET status = 'failed', code = 'http_401', message = 'HTTP 401: Incorrect API key provided', conversations_json = NULL, request_hash = NULL
          WHERE sample_key = ? AND task = 'detail'`,
       ).run(key);
       db.prepare('DELETE FROM llm_cache WHERE request_hash = ?').run(hash);

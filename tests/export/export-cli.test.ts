@@ -44,7 +44,7 @@ async function built(height?: number): Promise<Built> {
   }
   const db = openDatabase(join(dir, 'run.db'));
   const insert = db.prepare(
-    `INSERT INTO instructions (sample_key, task, variant, status, reason, conversations_json, created_at) VALUES (?, ?, ?, ?, ?, ?, '2024-01-01')`,
+    `INSERT INTO instructions (sample_key, task, variant, status, code, conversations_json, created_at) VALUES (?, ?, ?, ?, ?, ?, '2024-01-01')`,
   );
   insert.run(goods[0]!.key, 'conversation', 0, 'ok', null, JSON.stringify([h('<image>\nWhat is shown?'), g('A noisy pattern.')]));
   insert.run(goods[0]!.key, 'detail', 0, 'rejected', 'leak', JSON.stringify([h('<image>\nDescribe.'), g('The caption says...')]));
@@ -159,8 +159,8 @@ describe('vlcurate export', () => {
     const { dir, db, goods } = await built();
     const handle = openDatabase(db);
     handle
-      .prepare(`INSERT INTO instructions (sample_key, task, variant, status, reason, created_at) VALUES (?, 'detail', 0, 'failed', ?, '2024-01-01')`)
-      .run(goods[3]!.key, 'budget_exhausted: --max-cost reached');
+      .prepare(`INSERT INTO instructions (sample_key, task, variant, status, code, message, created_at) VALUES (?, 'detail', 0, 'failed', ?, ?, '2024-01-01')`)
+      .run(goods[3]!.key, 'budget_exhausted', '--max-cost reached');
     handle.close();
     const { report } = await runExport(db, { format: 'llava', out: join(dir, 'l'), tasks: 'stage1' }, quiet);
     expect(report.deferred).toBe(1);

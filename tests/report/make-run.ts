@@ -112,7 +112,8 @@ export async function makeScoredRun(dir: string, count = 40): Promise<MadeRun> {
           task: 'conversation' as const,
           variant: 0,
           status: 'ok' as const,
-          reason: null,
+          code: null,
+          message: null,
           conversations: [
             { from: 'human' as const, value: `<image>\nWhat color is the ${o.shape}?` },
             { from: 'gpt' as const, value: `The ${o.shape} is ${o.color}.` },
@@ -127,7 +128,8 @@ export async function makeScoredRun(dir: string, count = 40): Promise<MadeRun> {
           task: 'detail' as const,
           variant: 0,
           status: 'ok' as const,
-          reason: null,
+          code: null,
+          message: null,
           conversations: [
             { from: 'human' as const, value: '<image>\nDescribe the image in detail.' },
             { from: 'gpt' as const, value: `The image shows ${gt.captions[0]}.` },

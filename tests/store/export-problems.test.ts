@@ -15,13 +15,13 @@ describe('exportProblems', () => {
     const samples = await makePairs(4);
     const { db, store } = openTestStore(tempDir(), samples);
     const instructions = new InstructionStore(db);
-    const held = (key: string) => ({ sampleKey: key, task: 'detail' as const, variant: 0, status: 'failed' as const, reason: 'budget_exhausted: --max-cost 0 reached', conversations: null, requestHash: null, attempts: 0 });
+    const held = (key: string) => ({ sampleKey: key, task: 'detail' as const, variant: 0, status: 'failed' as const, code: 'budget_exhausted', message: '--max-cost 0 reached', conversations: null, requestHash: null, attempts: 0 });
     instructions.write(samples.map((s) => held(s.key)));
     // Every sample waits: the export is empty for now, and that is no problem.
     expect(exportProblems(db, ['wds'])).toEqual([]);
 
     // Two of them were decided after all and still not written: most of what the export could hold is missing.
-    instructions.write(samples.slice(0, 3).map((s) => ({ ...held(s.key), status: 'ok' as const, reason: null })));
+    instructions.write(samples.slice(0, 3).map((s) => ({ ...held(s.key), status: 'ok' as const, code: null, message: null })));
     store.recordShard({ exportName: 'wds', shardIndex: 0, path: '/x/wds-000000.tar', sampleCount: 1, byteLength: 1, sha256: 'a' }, [samples[0]!.key]);
     expect(exportProblems(db, ['wds'])).toEqual([
       { export: 'wds', kind: 'mostly_left_out', written: 1, total: 3, reason: null, count: 2, message: "export wds: 2 of 3 ok samples left out (the run's log says why)" },

@@ -147,13 +147,13 @@ describe('run database', () => {
     const run = store.startRun('{}', 'h', '0/1');
     store.writeSamples(run, [sample('none'), sample('all'), sample('budget'), sample('rejected'), sample('half')]);
     const rows = new InstructionStore(db);
-    const row = (sampleKey: string, task: 'stage1' | 'detail', variant: number, status: 'ok' | 'rejected' | 'failed', reason: string | null = null) => ({
-      sampleKey, task, variant, status, reason, conversations: null, requestHash: null, attempts: 1,
+    const row = (sampleKey: string, task: 'stage1' | 'detail', variant: number, status: 'ok' | 'rejected' | 'failed', code: string | null = null, message: string | null = null) => ({
+      sampleKey, task, variant, status, code, message, conversations: null, requestHash: null, attempts: 1,
     });
     rows.write([
-      row('all', 'stage1', 0, 'ok'), row('all', 'detail', 0, 'ok'), row('all', 'detail', 1, 'failed', 'bad_format: no answer block'),
-      row('budget', 'stage1', 0, 'ok'), row('budget', 'detail', 0, 'ok'), row('budget', 'detail', 1, 'failed', 'budget_exhausted: --max-cost reached'),
-      row('rejected', 'stage1', 0, 'failed', 'no_caption: nothing to say'), row('rejected', 'detail', 0, 'rejected', 'leak_caption: x'), row('rejected', 'detail', 1, 'ok'),
+      row('all', 'stage1', 0, 'ok'), row('all', 'detail', 0, 'ok'), row('all', 'detail', 1, 'failed', 'bad_format', 'no answer block'),
+      row('budget', 'stage1', 0, 'ok'), row('budget', 'detail', 0, 'ok'), row('budget', 'detail', 1, 'failed', 'budget_exhausted', '--max-cost reached'),
+      row('rejected', 'stage1', 0, 'failed', 'no_caption', 'nothing to say'), row('rejected', 'detail', 0, 'rejected', 'leak_caption', 'x'), row('rejected', 'detail', 1, 'ok'),
       row('half', 'stage1', 0, 'ok'),
     ]);
     const rule = { exports: [], synth: [{ task: 'stage1', variants: 1 }, { task: 'detail', variants: 2 }] };

@@ -7,20 +7,20 @@ describe('unfinishedSynthesis (the deferral rule shared by synthesis and re-expo
     expect(RESUMABLE_CODES.has('budget_exhausted')).toBe(true);
     expect(RESUMABLE_CODES.has('aborted')).toBe(true);
     const rows = [
-      { status: 'ok', reason: null },
-      { status: 'failed', reason: 'aborted: the run was stopped' },
-      { status: 'failed', reason: 'budget_exhausted: --max-cost 1 reached' },
-      { status: 'failed', reason: 'aborted' },
+      { status: 'ok', code: null },
+      { status: 'failed', code: 'aborted', message: 'the run was stopped' },
+      { status: 'failed', code: 'budget_exhausted', message: '--max-cost 1 reached' },
+      { status: 'failed', code: 'aborted' },
     ];
     expect(unfinishedSynthesis(rows)).toEqual({ reason: 'llm_unfinished: aborted, budget_exhausted', stage: 'synth' });
   });
 
   it('does not defer for final failures, rejections, a resumable word outside a failed row, or no reason', () => {
     const rows = [
-      { status: 'failed', reason: 'leak_caption: mentions "caption"' },
-      { status: 'rejected', reason: 'budget_exhausted: not a failed row' },
-      { status: 'failed', reason: null },
-      { status: 'ok', reason: null },
+      { status: 'failed', code: 'leak_caption', message: 'mentions "caption"' },
+      { status: 'rejected', code: 'budget_exhausted', message: 'not a failed row' },
+      { status: 'failed', code: null },
+      { status: 'ok', code: null },
     ];
     expect(unfinishedSynthesis(rows)).toBeNull();
     expect(unfinishedSynthesis([])).toBeNull();

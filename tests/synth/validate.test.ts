@@ -108,9 +108,9 @@ describe('refusals', () => {
     };
 
     const retried = await runLlmTask(answering([refusal, 'A brown dog leaps to catch a frisbee on the grass.']), options);
-    expect(retried).toMatchObject({ status: 'ok', attempts: 2, reason: expect.stringMatching(/^retried: refusal: apologises and declines /) });
+    expect(retried).toMatchObject({ status: 'ok', attempts: 2, code: null, message: expect.stringMatching(/^retried: refusal: apologises and declines /) });
 
     const refused = await runLlmTask(answering([refusal, 'I can’t help with that.']), options);
-    expect(refused).toMatchObject({ status: 'rejected', attempts: 3, conversations: null, reason: expect.stringMatching(/^refusal: declines to help .*\(3 attempts: refusal, refusal, refusal\)$/) });
+    expect(refused).toMatchObject({ status: 'rejected', attempts: 3, conversations: null, code: 'refusal', message: expect.stringMatching(/^declines to help .*\(3 attempts: refusal, refusal, refusal\)$/) });
   });
 });
