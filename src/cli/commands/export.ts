@@ -1,45 +1,25 @@
 /**
  * `vlcurate export RUN.db --format webdataset|llava|qwen2vl|qwen25vl --out DIR [...]`: write an export again
- * from a run database, without recomputing anything. Samples, captions (with scores and verdicts), boxes and
- * accepted instruction samples come from the database; image bytes are read back from the references the
- * sources recorded (each tar scanned once) and checked against their recorded sha256.
- *
- * The export is recorded in the database under `--name` (default: the format) like a build's exports, so
- * running the same command again resumes it: samples already exported are skipped, and JSON files are
- * rewritten from the stored records. `--fresh` forgets the export first. Different settings under the same
- * name are refused (use another `--name`, or `--fresh`). `--name` alone continues an export with the
- * settings the database recorded (`export/recorded-export.ts`); after a refilter that brings it to exactly
- * the kept samples (see the export stages).
+ * from a run database, without recomputing anything (`run/run-export.ts` does the work). This file turns the
+ * flags into export options (or `--name` alone into "continue the recorded export"), prints the run's events
+ * as lines on stderr and its report on stdout.
  *
  * Prints a summary (with `--json`, one JSON object: samples read/exported, image failures, records written,
  * verified, failed and dropped with reasons, token statistics). Exit 0 when everything was exported, 1 when
  * some samples or records failed, 2 for a usage or configuration error, 130 when interrupted.
  */
 import { escapeControlChars } from '../../core/control-chars.js';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatIssues } from '../../config/format-issues.js';
-import { ConfigError, describeError } from '../../core/errors.js';
-import type { StageEvent } from '../../core/events.js';
-import { WHOLE } from '../../core/shard.js';
-import type { StageContext } from '../../core/stage.js';
-import { createExport, exportSchema, exportTypeNames, type ExportOptions } from '../../export/registry.js';
-import { knownExports, recordedExport } from '../../export/recorded-export.js';
-import { assertOwnFolder, ownExportFiles } from '../../export/export-folder.js';
-import { describeSettings, type ExportStats } from '../../export/export-stats.js';
-import type { InstructionExportable } from '../../export/instruction-records.js';
-import { takeUntilAborted } from '../../iter/take.js';
-import { wantedInstructionsOfStored } from '../../synth/wanted-instructions.js';
-import { loadImages } from '../../images/image-ref.js';
-import { openDatabase, type Db } from '../../store/database.js';
-import { lockRunDatabase } from '../../store/run-lock.js';
-import { countExportSamples, readExportSamples } from '../../store/export-reader.js';
-import { ExportRecords } from '../../store/export-records.js';
-import { RunStore } from '../../store/run-store.js';
-import { exportProblems } from '../../store/export-problems.js';
+import { ConfigError } from '../../core/errors.js';
+import { exportSchema, exportTypeNames } from '../../export/registry.js';
+import { describeSettings } from '../../export/export-stats.js';
+import { exportRun, reportedFailures, type ExportReport, type ExportRunEvent } from '../../run/run-export.js';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_SAMPLES_FAILED } from '../exit.js';
 import { abortOnSignals } from '../interrupt.js';
+
+export type { ExportReport } from '../../run/run-export.js';
 
 export interface ExportCliOptions {
   /** With `out`; both left out, `name` picks an export whose settings the run database records. */
@@ -65,26 +45,6 @@ export interface ExportCliOptions {
   maxSize?: string;
   fresh?: boolean;
   json?: boolean;
-}
-
-/** The `--json` report. */
-export interface ExportReport {
-  export: string;
-  format: string;
-  out: string;
-  /** Samples read from the database (status ok). */
-  samplesRead: number;
-  /** Samples the export holds (this run and earlier ones). */
-  samplesExported: number;
-  /** Samples whose image could not be read back, by code. */
-  imageFailures: Record<string, number>;
-  /** Samples held back because their synthesis is unfinished (a later build resumes it). */
-  deferred: number;
-  /** Conversation exports: records, verification, token statistics (null for a plain WebDataset export). */
-  stats: ExportStats | null;
-  /** The export holds no sample, or left most out for one reason (`store/export-problems.ts`): exit 1. */
-  problems: string[];
-  aborted: boolean;
 }
 
 /** Option field -> flag, for error messages. */
@@ -166,152 +126,46 @@ export interface ExportIo {
   signal?: AbortSignal;
 }
 
-/** Run an export from a run database; returns the exit code and the report. */
+/** Image failures shown one by one; the rest only in the counts. */
+const SHOWN_IMAGE_FAILURES = 10;
+/** Least time between two progress lines. */
+const PROGRESS_EVERY_MS = 2000;
+
+/** Lines for an export run's events: its log, the first image failures, progress every two seconds. */
+export function exportEventLines(log: (line: string) => void): (event: ExportRunEvent) => void {
+  let shown = 0;
+  let lastLine = performance.now();
+  return (event) => {
+    if (event.type === 'log') log(`${event.level === 'warn' ? 'warning: ' : ''}${event.message}`);
+    else if (event.type === 'image_failed') {
+      if (shown++ < SHOWN_IMAGE_FAILURES) log(`  ${event.key}: ${event.code}: ${event.message}`);
+    } else if (performance.now() - lastLine > PROGRESS_EVERY_MS) {
+      lastLine = performance.now();
+      log(`export ${event.exportName}: ${event.read}/${event.total} samples`);
+    }
+  };
+}
+
+/** Run an export from a run database as the flags say; returns the exit code and the report. */
 export async function runExport(dbPath: string, opts: ExportCliOptions, io: ExportIo): Promise<{ code: number; report: ExportReport }> {
   const recorded = opts.format === undefined && opts.out === undefined;
   if (recorded && opts.name === undefined) {
     throw new ConfigError('export: give --format and --out, or --name NAME alone to continue an export the run database records');
   }
-  const flagged = recorded ? null : exportOptionsFromFlags(opts);
-  if (!existsSync(dbPath)) throw new ConfigError(`run database "${dbPath}" does not exist`);
-  // One writer per run database: a build or another export writing it at the same time would interleave
-  // shards (see `store/run-lock.ts`).
-  const lock = lockRunDatabase(dbPath);
-  let db: ReturnType<typeof openDatabase>;
-  try {
-    db = openDatabase(dbPath);
-  } catch (err) {
-    lock.release();
-    throw err;
+  if (recorded) {
+    const given = OPTION_FLAGS.filter((k) => opts[k] !== undefined).map((k) => FLAGS[k]);
+    if (given.length > 0) {
+      throw new ConfigError(`${given.join(', ')}: with --name alone export "${opts.name}" continues with its recorded settings; give --format and --out to set options`);
+    }
   }
-  try {
-    const store = new RunStore(db);
-    const { options, baseDir } = flagged ? { options: flagged, baseDir: process.cwd() } : continued(db, dbPath, opts, io);
-    // Before anything is changed (--fresh included): this folder must not hold another export's files.
-    assertOwnFolder({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: true });
-    if (opts.fresh) io.log(startOver(db, store, options));
-    // Samples an export holds are skipped: continuing one into another folder would write nothing there.
-    const elsewhere = store.shards(options.name).find((s) => dirname(s.path) !== options.out);
-    if (elsewhere) {
-      throw new ConfigError(
-        `export "${options.name}" in ${dbPath} was written to ${dirname(elsewhere.path)}, not ${options.out}; ` +
-          'give another --name, or --fresh to start it over',
-      );
-    }
-    const signal = io.signal ?? new AbortController().signal;
-    const total = countExportSamples(dbPath);
-    const stage = createExport<InstructionExportable>(options, { store, baseDir, shard: WHOLE });
-    const ctx: StageContext = {
-      signal,
-      emit: (event: StageEvent) => {
-        if (event.type === 'log') io.log(`${event.level === 'warn' ? 'warning: ' : ''}${event.message}`);
-      },
-    };
-    const imageFailures: Record<string, number> = {};
-    let deferred = 0;
-    let read = 0;
-    let shown = 0;
-    let lastLine = performance.now();
-    // Samples still lacking instruction samples the run's recipe asks for are held back, as the build does.
-    const recipeJson = db.prepare('SELECT recipe_json FROM runs ORDER BY id DESC LIMIT 1').pluck().get() as string | undefined;
-    const wanted = wantedInstructionsOfStored(recipeJson);
-    const source = loadImages(takeUntilAborted(readExportSamples(dbPath, { wanted }), signal), { signal });
-    for await (const sample of stage.run(source, ctx)) {
-      read++;
-      if (sample.deferred) deferred++;
-      if (sample.failure) {
-        imageFailures[sample.failure.code] = (imageFailures[sample.failure.code] ?? 0) + 1;
-        if (shown++ < 10) io.log(`  ${sample.key}: ${sample.failure.code}: ${sample.failure.message}`);
-      }
-      if (performance.now() - lastLine > 2000) {
-        lastLine = performance.now();
-        io.log(`export ${options.name}: ${read}/${total} samples`);
-      }
-    }
-    const exported = (db.prepare('SELECT COUNT(*) AS n FROM exports WHERE export_name = ?').get(options.name) as { n: number }).n;
-    const statsPath = join(options.out, 'stats.json');
-    let stats: ExportStats | null = null;
-    if (existsSync(statsPath)) {
-      try {
-        const parsed = JSON.parse(readFileSync(statsPath, 'utf8')) as ExportStats;
-        if (parsed.export === options.name) stats = parsed;
-      } catch (err) {
-        io.log(`warning: cannot read ${statsPath}: ${describeError(err)}`);
-      }
-    }
-    const report: ExportReport = {
-      export: options.name,
-      format: options.type,
-      out: options.out,
-      samplesRead: read,
-      samplesExported: exported,
-      imageFailures,
-      deferred,
-      stats,
-      problems: exportProblems(db, [options.name]).map((p) => p.message),
-      aborted: signal.aborted,
-    };
-    const failures = Object.values(imageFailures).reduce((a, b) => a + b, 0) + (stats?.failed ?? 0);
-    const code = signal.aborted ? EXIT_INTERRUPTED : failures > 0 || report.problems.length > 0 ? EXIT_SAMPLES_FAILED : EXIT_OK;
-    return { code, report };
-  } finally {
-    db.close();
-    lock.release();
-  }
+  const target = recorded ? { name: opts.name! } : { options: exportOptionsFromFlags(opts), baseDir: process.cwd() };
+  const report = await exportRun({ dbPath, target, fresh: opts.fresh }, { signal: io.signal, onEvent: exportEventLines(io.log) });
+  const code = report.aborted ? EXIT_INTERRUPTED : reportedFailures(report) > 0 || report.problems.length > 0 ? EXIT_SAMPLES_FAILED : EXIT_OK;
+  return { code, report };
 }
 
 /** Flags that set an export's options: with `--name` alone the recorded ones are used instead. */
 const OPTION_FLAGS = Object.keys(FLAGS).filter((k) => k !== 'name' && k !== 'out') as (keyof ExportCliOptions)[];
-
-/** `--name NAME` alone: the export's recorded settings (`export/recorded-export.ts`). */
-function continued(db: Db, dbPath: string, opts: ExportCliOptions, io: ExportIo): { options: ExportOptions; baseDir: string } {
-  const name = opts.name!;
-  const given = OPTION_FLAGS.filter((k) => opts[k] !== undefined).map((k) => FLAGS[k]);
-  if (given.length > 0) {
-    throw new ConfigError(`${given.join(', ')}: with --name alone export "${name}" continues with its recorded settings; give --format and --out to set options`);
-  }
-  const found = recordedExport(db, name);
-  if (!found) {
-    const known = knownExports(db);
-    throw new ConfigError(
-      `--name: run database "${dbPath}" records no settings of an export "${name}" (it knows ${known.length > 0 ? known.map((k) => `"${k}"`).join(', ') : 'none'}); give --format and --out`,
-    );
-  }
-  io.log(`export ${name}: continuing with the settings from ${found.from} (${found.options.type} -> ${found.options.out})`);
-  return found;
-}
-
-/**
- * `--fresh`: forget the export in the database, then remove the files it recorded in its folder (its shards;
- * a JSON export's images/), and say so. (Left to recovery, the shards would be reported as "unrecorded
- * files of an interrupted run".) Killed in between, recovery removes the then unrecorded shards.
- */
-function startOver(db: Db, store: RunStore, options: { name: string; type: string; out: string; prefix?: string }): string {
-  const shards = store.shards(options.name);
-  const exported = db.prepare('SELECT COUNT(*) FROM exports WHERE export_name = ?').pluck().get(options.name) as number;
-  new ExportRecords(db).reset(options.name);
-  let removed = 0;
-  for (const shard of shards) {
-    if (dirname(shard.path) === options.out && existsSync(shard.path)) {
-      rmSync(shard.path, { force: true });
-      removed++;
-    }
-  }
-  const elsewhere = shards.filter((s) => dirname(s.path) !== options.out).length;
-  // The images, parts and manifest a JSON export wrote belong to it: starting over must not leave samples
-  // it now leaves out, and the files are written anew from the database at the end.
-  if (options.type !== 'webdataset') {
-    rmSync(join(options.out, 'images'), { recursive: true, force: true });
-    for (const file of ownExportFiles({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name }, '')) {
-      if (!file.endsWith('.tar')) rmSync(join(options.out, file), { force: true });
-    }
-  }
-  const files = options.type === 'webdataset' ? `${removed} shard file(s)` : 'its images/ folder and JSON files';
-  return (
-    `export ${options.name}: --fresh: forgot its ${exported} exported sample(s) and removed ${files} from ${options.out}` +
-    (elsewhere > 0 ? `; ${elsewhere} shard(s) it wrote to another folder are no longer recorded (remove them by hand)` : '')
-  );
-}
 
 function describeReport(report: ExportReport): string[] {
   const lines = [`export ${report.export} (${report.format}) -> ${report.out}: ${report.samplesRead} samples read, ${report.samplesExported} exported`];
