@@ -35,6 +35,10 @@ reads (DESIGN.md, "Model folder layouts"). They are trained on the shapes **trai
 sequence axes), and measured on the **test** split (seed 3). Nobody needs Python to use them; to retrain,
 see [DEVELOPERS.md](../DEVELOPERS.md#retraining-the-demo-models). This file is written by that script.
 
+For real-size models, e.g. the BLIP paper's own CapFilt filter and captioner, export the checkpoints
+into the same layouts with [tools/export](../tools/export/README.md) (README, "Using the BLIP paper's
+CapFilt models"): one folder holds BLIP's ITC and ITM graphs, another its captioner.
+
 | folder | role | graphs | size | test-split quality | train time |
 |---|---|---|---|---|---|
 | `shapes-clip` | ITC dual encoder (CLIP layout) | `onnx/vision_model.onnx`, `onnx/text_model.onnx` | {kib['shapes-clip']} | image-to-text recall@1 of 100: **{clip['i2t_recall_at_1_of_100_distinct_distractors']:.3f}** | {timings['clip']:.0f} s |
