@@ -9,14 +9,15 @@
 import type { Db } from '../store/database.js';
 import { DEFAULT_ITC_THRESHOLD, DEFAULT_ITM_THRESHOLD, filterOptionsSchema } from './filter-options.js';
 import type { ResolvedPolicy } from './policy.js';
-import { latestRefilter, type RefilterEntry } from './refilter-log.js';
+import { latestRefilter, type RefilterEntry } from '../store/refilter-log.js';
+import { recordedRuns } from '../store/run-history.js';
 import { resolvePolicy } from './resolve-policy.js';
 
 export type DecisionSource =
   /** The `filter` of the latest run's recipe. */
   | { kind: 'recipe'; runId: number }
   /** A refilter laid over the recipe of run `refilter.runId`; no build since changed the recipe's decisions. */
-  | { kind: 'refilter'; refilter: RefilterEntry };
+  | { kind: 'refilter'; refilter: RefilterEntry<ResolvedPolicy> };
 
 export interface PolicyInForce {
   policy: ResolvedPolicy;
@@ -42,9 +43,9 @@ interface RunFilter {
 }
 
 function runFilters(db: Db): RunFilter[] {
-  return (db.prepare('SELECT id, recipe_json FROM runs ORDER BY id').all() as { id: number; recipe_json: string }[]).map((row) => {
+  return recordedRuns(db).map((row) => {
     try {
-      return { id: row.id, filter: (JSON.parse(row.recipe_json) as { filter?: unknown }).filter };
+      return { id: row.id, filter: (JSON.parse(row.recipeJson) as { filter?: unknown }).filter };
     } catch {
       return { id: row.id, filter: undefined };
     }
@@ -72,7 +73,7 @@ export function policyInForce(db: Db): PolicyInForce | null {
   const runs = runFilters(db);
   const latest = runs.at(-1);
   const recipe = latest ? recipePolicy(db, latest.filter) : null;
-  const refilter = latestRefilter(db);
+  const refilter = latestRefilter<ResolvedPolicy>(db);
   if (refilter) {
     const base = decisionSettings(runs.find((r) => r.id === refilter.runId)?.filter);
     const later = runs.filter((r) => refilter.runId === null || r.id > refilter.runId);

@@ -1,4 +1,5 @@
 import type { Db } from '../store/database.js';
+import { scorePercentile } from '../store/caption-verdicts.js';
 import { DEFAULT_ITC_THRESHOLD, DEFAULT_ITM_THRESHOLD, type FilterOptions } from './filter-options.js';
 import type { ResolvedPolicy } from './policy.js';
 
@@ -11,21 +12,6 @@ export function isRunLevel(cut: Cut | undefined): boolean {
 
 export function needsRunLevelCuts(options: FilterOptions): boolean {
   return isRunLevel(options.itc) || isRunLevel(options.itm);
-}
-
-/**
- * The score at the p-th percentile (0-100) of every scored, usable caption of samples that did not fail, read with an
- * indexed ORDER BY ... OFFSET (no scores are loaded into memory). Null when the run has no scores.
- */
-export function scorePercentile(db: Db, score: 'itc' | 'itm', percentile: number): number | null {
-  const from = `FROM captions c JOIN samples s ON s.key = c.sample_key WHERE c.usable = 1 AND s.status != 'failed' AND c.${score} IS NOT NULL`;
-  const { n } = db.prepare(`SELECT COUNT(*) AS n ${from}`).get() as { n: number };
-  if (n === 0) return null;
-  const offset = Math.min(n - 1, Math.max(0, Math.ceil((percentile / 100) * n) - 1));
-  const row = db.prepare(`SELECT c.${score} AS v ${from} ORDER BY c.${score} LIMIT 1 OFFSET ?`).get(offset) as {
-    v: number;
-  };
-  return row.v;
 }
 
 function resolveCut(db: Db | null, score: 'itc' | 'itm', cut: Cut | undefined, fallback: number): number | null {

@@ -9,7 +9,7 @@ import { runStats, type RunStats } from '../store/queries.js';
 import { registerSampleHash, SAMPLE_HASH } from './sample-hash.js';
 import type { ResolvedPolicy } from '../filter/policy.js';
 import { policyInForce } from '../filter/policy-in-force.js';
-import { describeFlags } from '../filter/refilter-log.js';
+import { describeFlags } from '../store/refilter-log.js';
 
 export type ScoreName = 'itc' | 'itm';
 

@@ -32,7 +32,7 @@ import { ConfigError, inField } from '../core/errors.js';
 import { createSynthStage } from '../synth/synth-stage.js';
 import { decideCaptions, type ResolvedPolicy, type ScoredCaption } from '../filter/policy.js';
 import { policyInForce } from '../filter/policy-in-force.js';
-import { describeFlags, type RefilterEntry } from '../filter/refilter-log.js';
+import { describeFlags, type RefilterEntry } from '../store/refilter-log.js';
 import { wantedInstructions } from '../synth/wanted-instructions.js';
 import type { DoneRule } from '../store/done-rule.js';
 import type { Caption, DecodedPair } from '../core/sample.js';

@@ -9,8 +9,9 @@ import { DEFAULT_POLICY, policyInForce } from '../../filter/policy-in-force.js';
 import { refilterRun, type RefilterSummary } from '../../filter/refilter.js';
 import { knownExports } from '../../export/recorded-export.js';
 import { wantedInstructionsOfStored } from '../../synth/wanted-instructions.js';
-import type { RefilterEntry } from '../../filter/refilter-log.js';
-import { scorePercentile } from '../../filter/resolve-policy.js';
+import type { RefilterEntry } from '../../store/refilter-log.js';
+import { scorePercentile } from '../../store/caption-verdicts.js';
+import { latestRun } from '../../store/run-history.js';
 import type { Db } from '../../store/database.js';
 import { EXIT_OK } from '../exit.js';
 
@@ -80,7 +81,7 @@ export function policyFromFlags(db: Db, flags: RefilterFlags): ResolvedPolicy {
  */
 function applyAdvice(db: Db, dbPath: string, summary: RefilterSummary): string[] {
   if (summary.changed === 0) return ['no sample changed between kept and dropped: the exports already hold the kept samples'];
-  const latest = db.prepare('SELECT recipe_json FROM runs ORDER BY id DESC LIMIT 1').pluck().get() as string | undefined;
+  const latest = latestRun(db)?.recipeJson;
   let recipeFile = 'RECIPE';
   try {
     const stored = latest ? (JSON.parse(latest) as { recipeFile?: unknown }) : {};

@@ -1,12 +1,12 @@
 /**
  * The `refilters` table (schema migration 4): one row per `vlcurate refilter` that wrote its decisions,
- * with the flags given, the policy they resolved to and what changed. `policy-in-force.ts` reads it to tell
- * builds, exports and the report which decisions hold now.
+ * with the flags given, the policy they resolved to and what changed. `filter/policy-in-force.ts` reads it
+ * to tell builds, exports and the report which decisions hold now. The policy is the filter's
+ * (`ResolvedPolicy`); the store keeps it as JSON and does not look inside.
  */
-import type { Db } from '../store/database.js';
-import type { ResolvedPolicy } from './policy.js';
+import type { Db } from './database.js';
 
-export interface RefilterEntry {
+export interface RefilterEntry<Policy = unknown> {
   id: number;
   /** ISO time the refilter was committed. */
   at: string;
@@ -14,7 +14,7 @@ export interface RefilterEntry {
   runId: number | null;
   /** The flags as given: `{"--itm-threshold": "0.7", "--prefer-web": true}`. */
   flags: Record<string, string | boolean>;
-  policy: ResolvedPolicy;
+  policy: Policy;
   samples: number;
   kept: number;
   dropped: number;
@@ -22,8 +22,8 @@ export interface RefilterEntry {
 }
 
 /** JSON has no Infinity (a percentile cut over a run without scores): keep it as a string. */
-const encode = (policy: ResolvedPolicy) => JSON.stringify(policy, (_, v: unknown) => (v === Number.POSITIVE_INFINITY ? 'Infinity' : v));
-const decode = (text: string) => JSON.parse(text, (_, v: unknown) => (v === 'Infinity' ? Number.POSITIVE_INFINITY : v)) as ResolvedPolicy;
+const encode = (policy: unknown) => JSON.stringify(policy, (_, v: unknown) => (v === Number.POSITIVE_INFINITY ? 'Infinity' : v));
+const decode = (text: string): unknown => JSON.parse(text, (_, v: unknown) => (v === 'Infinity' ? Number.POSITIVE_INFINITY : v));
 
 /** Record a refilter; call inside the transaction that writes its decisions. */
 export function recordRefilter(db: Db, entry: Omit<RefilterEntry, 'id'>): number {
@@ -48,8 +48,11 @@ interface Row {
   changed: number;
 }
 
-/** The latest refilter, or null (also for a database opened read-only from before migration 4). */
-export function latestRefilter(db: Db): RefilterEntry | null {
+/**
+ * The latest refilter, or null (also for a database opened read-only from before migration 4). `Policy`:
+ * the type the policy was recorded as.
+ */
+export function latestRefilter<Policy>(db: Db): RefilterEntry<Policy> | null {
   const table = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refilters'`).get();
   if (!table) return null;
   const row = db.prepare('SELECT * FROM refilters ORDER BY id DESC LIMIT 1').get() as Row | undefined;
@@ -59,7 +62,7 @@ export function latestRefilter(db: Db): RefilterEntry | null {
     at: row.at,
     runId: row.run_id,
     flags: JSON.parse(row.flags_json) as RefilterEntry['flags'],
-    policy: decode(row.policy_json),
+    policy: decode(row.policy_json) as Policy,
     samples: row.samples,
     kept: row.kept,
     dropped: row.dropped,
