@@ -77,8 +77,8 @@ export type CaptionOptions = DecodingInput & {
   keys?: readonly string[];
 };
 
-/** One caption. */
-export interface Caption {
+/** One caption the model wrote. */
+export interface GeneratedCaption {
   /** The caption, prompt removed, special tokens skipped, trimmed. */
   text: string;
   /** Its token ids: the generated tokens after the prompt, without the end-of-sequence token. */
@@ -165,7 +165,7 @@ export class OnnxCaptioner {
    * order for nucleus sampling and best first for beam search. A corrupt image throws a SampleError
    * naming its index; bad options throw a ConfigError naming the option.
    */
-  async caption(images: readonly Uint8Array[], options: CaptionOptions = {}): Promise<Caption[][]> {
+  async caption(images: readonly Uint8Array[], options: CaptionOptions = {}): Promise<GeneratedCaption[][]> {
     const { keys, ...decoding } = options;
     const resolved = resolveDecoding(decoding);
     checkKeys(keys, images.length);
@@ -180,7 +180,7 @@ export class OnnxCaptioner {
    * As {@link caption}, from already preprocessed `[count, 3, H, W]` pixels (copied, so the caller may
    * reuse the array). Default keys are the sha256 of each image's pixel values.
    */
-  async captionPixels(pixels: Float32Array, count: number, options: CaptionOptions = {}): Promise<Caption[][]> {
+  async captionPixels(pixels: Float32Array, count: number, options: CaptionOptions = {}): Promise<GeneratedCaption[][]> {
     const { keys, ...decoding } = options;
     const resolved = resolveDecoding(decoding);
     checkKeys(keys, count);
@@ -242,7 +242,7 @@ export class OnnxCaptioner {
     o: DecodingOptions,
     setup: GenerationSetup,
     keys: readonly string[],
-  ): Promise<Caption[][]> {
+  ): Promise<GeneratedCaption[][]> {
     const { height, width } = this.preprocessor;
     const input: TensorData = { type: 'float32', dims: [count, 3, height, width], data: pixels };
     const states = await this.graphs.encode(input, true);

@@ -45,7 +45,7 @@ export interface RunSummary {
   failures: Record<string, number>;
   exported: Record<string, number>;
   /** Instruction samples (synthesis), when the run has any. */
-  synthesis?: InstructionSummary;
+  synthesis?: SynthesisSummary;
   /** Samples the captioner held back for a later run, when there are any (they count as failed too). */
   captioning?: CaptioningSummary;
   /** Exports that hold no sample, or left most of what reached them out for one reason; absent when none. */
@@ -77,7 +77,7 @@ export interface ExportProblem {
   message: string;
 }
 
-export interface InstructionSummary {
+export interface SynthesisSummary {
   ok: number;
   /** Every attempt's answer was rejected (reason recorded). */
   rejected: number;

@@ -1,5 +1,5 @@
 import { RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
-import type { CaptioningSummary, InstructionSummary, RunSummary } from '../core/events.js';
+import type { CaptioningSummary, SynthesisSummary, RunSummary } from '../core/events.js';
 import type { Db } from './database.js';
 import { heldBackCondition } from './done-rule.js';
 import { exportProblems } from './export-problems.js';
@@ -69,14 +69,14 @@ function captioningSummary(db: Db): CaptioningSummary | undefined {
 }
 
 /** Counts of the instructions table by status and reason code; undefined when it is empty. */
-function instructionSummary(db: Db): InstructionSummary | undefined {
+function instructionSummary(db: Db): SynthesisSummary | undefined {
   const rows = db
     .prepare(
       `SELECT status, code, COUNT(*) AS n FROM instructions GROUP BY status, code ORDER BY n DESC, code`,
     )
     .all() as { status: string; code: string | null; n: number }[];
   if (rows.length === 0) return undefined;
-  const summary: InstructionSummary = { ok: 0, rejected: 0, failed: 0, retriable: 0, reasons: {}, notApplicable: 0, notApplicableReasons: {} };
+  const summary: SynthesisSummary = { ok: 0, rejected: 0, failed: 0, retriable: 0, reasons: {}, notApplicable: 0, notApplicableReasons: {} };
   for (const { status, code, n } of rows) {
     if (status === 'ok') summary.ok += n;
     else if (status === 'not_applicable') {

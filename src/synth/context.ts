@@ -85,11 +85,18 @@ export function contextCaptions(captions: readonly Caption[]): string[] {
   return lines;
 }
 
+/** What a context is built from: a sample's captions and boxes, and its image's size. */
 export interface ContextInput {
   captions: readonly Caption[];
   boxes: readonly Box[];
   width: number;
   height: number;
+}
+
+/** What synthesis knows about one sample (LLM and template tasks alike): its context input and key. */
+export interface SynthInput extends ContextInput {
+  /** Seeds the choices made for the sample (instruction wording, region order). */
+  key: string;
 }
 
 export interface BuiltContext {

@@ -5,9 +5,8 @@
  * captions-plus-boxes context except `conversation`, which gets captions only.
  */
 import type { Turn } from '../core/conversation.js';
-import type { Box, Caption } from '../core/sample.js';
 import type { ChatRequest } from '../backends/llm-client.js';
-import { buildContext, type BuiltContext } from './context.js';
+import { buildContext, type BuiltContext, type SynthInput } from './context.js';
 import { ObjectVocabulary } from './object-nouns.js';
 import { parseParagraph, parseQaBlocks, type Rejection } from './parse-answer.js';
 import { buildMessages, type LlmTaskName, type TaskPrompt } from './prompts.js';
@@ -23,21 +22,13 @@ export function isLlmTask(task: string): task is LlmTaskName {
 /** Whether a task's context lists the boxes. */
 export const TASK_USES_BOXES: Readonly<Record<LlmTaskName, boolean>> = { conversation: false, detail: true, reasoning: true };
 
-export interface LlmTaskInput {
-  key: string;
-  captions: readonly Caption[];
-  boxes: readonly Box[];
-  width: number;
-  height: number;
-}
-
 /** What a task knows about one image: its context text and the evidence answers are checked against. */
 export interface TaskContext {
   context: BuiltContext;
   evidence: ObjectVocabulary;
 }
 
-export function taskContext(task: LlmTaskName, input: LlmTaskInput): TaskContext {
+export function taskContext(task: LlmTaskName, input: SynthInput): TaskContext {
   const context = buildContext(input, { boxes: TASK_USES_BOXES[task] });
   // Evidence is everything known about the image, whatever the task was shown.
   const all = buildContext(input, { boxes: true });

@@ -11,20 +11,12 @@
  * re-run makes the same samples.
  */
 import { IMAGE_TOKEN, type Turn } from '../core/conversation.js';
-import { publishedCaption, type BoxXYXY, type Box, type Caption } from '../core/sample.js';
-import { cleanText } from './context.js';
+import { publishedCaption, type BoxXYXY } from '../core/sample.js';
+import { cleanText, type SynthInput } from './context.js';
 import { formatGrounding, formatRegion, type RegionFormat } from '../regions/region-format.js';
 import { seededPick, seededShuffle } from './seeded.js';
 
 export type TemplateTaskName = 'stage1' | 'grounding' | 'referring';
-
-export interface TemplateInput {
-  key: string;
-  captions: readonly Caption[];
-  boxes: readonly Box[];
-  width: number;
-  height: number;
-}
 
 export interface TemplateOptions {
   seed: number;
@@ -57,7 +49,7 @@ export function toTurns(pairs: readonly { question: string; answer: string }[]):
   ]);
 }
 
-export function stage1Sample(input: TemplateInput, lists: InstructionLists, options: TemplateOptions, variant = 0): TemplateResult {
+export function stage1Sample(input: SynthInput, lists: InstructionLists, options: TemplateOptions, variant = 0): TemplateResult {
   const caption = publishedCaption(input.captions);
   const text = caption ? caption.text.trim() : '';
   if (!caption || text === '') return { ok: false, code: 'no_caption', detail: 'the sample has no published caption' };
@@ -68,7 +60,7 @@ export function stage1Sample(input: TemplateInput, lists: InstructionLists, opti
 /** Markup a box label must not carry into a sample: special tokens, region placeholders, the image token. */
 const LABEL_MARKUP = /<\|[A-Za-z0-9_]+\|>|<\/?region\b|<image>/i;
 
-function usableBoxes(input: TemplateInput): { label: string; corners: BoxXYXY }[] {
+function usableBoxes(input: SynthInput): { label: string; corners: BoxXYXY }[] {
   return input.boxes
     .map((box) => ({ label: cleanText(box.label, 100), corners: box.box }))
     .filter(({ label, corners: [x1, y1, x2, y2] }) => label !== '' && !LABEL_MARKUP.test(label) && x2 > x1 && y2 > y1);
@@ -78,7 +70,7 @@ function fill(template: string, values: Record<string, string>): string {
   return template.replace(/\{(\w+)\}/g, (whole, name: string) => values[name] ?? whole);
 }
 
-export function groundingSample(input: TemplateInput, lists: InstructionLists, options: TemplateOptions, variant = 0): TemplateResult {
+export function groundingSample(input: SynthInput, lists: InstructionLists, options: TemplateOptions, variant = 0): TemplateResult {
   const boxes = usableBoxes(input);
   if (boxes.length === 0) return { ok: false, code: 'no_boxes', detail: 'the sample has no boxes to ground' };
   const byLabel = new Map<string, BoxXYXY[]>();
@@ -96,7 +88,7 @@ export function groundingSample(input: TemplateInput, lists: InstructionLists, o
   return { ok: true, conversations: toTurns(pairs) };
 }
 
-export function referringSample(input: TemplateInput, lists: InstructionLists, options: TemplateOptions, variant = 0): TemplateResult {
+export function referringSample(input: SynthInput, lists: InstructionLists, options: TemplateOptions, variant = 0): TemplateResult {
   const boxes = usableBoxes(input);
   if (boxes.length === 0) return { ok: false, code: 'no_boxes', detail: 'the sample has no boxes to describe' };
   const frame = { width: input.width, height: input.height, padToSquare: options.padToSquare };

@@ -25,6 +25,6 @@ export { VicunaV1Template, VICUNA_V1_SYSTEM } from './vicuna-v1.js';
 export { Qwen2VlTemplate, QWEN2_VL_SYSTEM } from './qwen2-vl.js';
 export { pythonStrip, QWEN_IMAGE_TEXT_STYLES, strippedUserText, type QwenImageText } from './qwen-user-text.js';
 export { JinjaTemplate } from './jinja.js';
-export { verifyMasks, type Verdict } from './verify.js';
+export { verifyMasks, type MaskVerdict } from './verify.js';
 export { fitLength, type FitResult, type OverLength } from './fit-length.js';
 export { createTemplate, isTemplateFile, TEMPLATE_NAMES, type TemplateSettings } from './registry.js';

@@ -13,18 +13,18 @@
 import type { ChatTokenizer } from '../../tokenizers/chat-tokenizer.js';
 import { IGNORE_INDEX, type TokenizedConversation } from './template.js';
 
-export type Verdict = { ok: true } | { ok: false; code: 'mask_mismatch'; message: string };
+export type MaskVerdict = { ok: true } | { ok: false; code: 'mask_mismatch'; message: string };
 
 function show(text: string): string {
   const json = JSON.stringify(text);
   return json.length > 80 ? `${json.slice(0, 77)}..."` : json;
 }
 
-function fail(message: string): Verdict {
+function fail(message: string): MaskVerdict {
   return { ok: false, code: 'mask_mismatch', message };
 }
 
-export function verifyMasks(tokenized: TokenizedConversation, tokenizer: ChatTokenizer): Verdict {
+export function verifyMasks(tokenized: TokenizedConversation, tokenizer: ChatTokenizer): MaskVerdict {
   const { inputIds, labels, spans, imageRuns } = tokenized;
   if (labels.length !== inputIds.length) return fail(`labels has ${labels.length} positions, input_ids ${inputIds.length}`);
   const inImage = new Uint8Array(inputIds.length);
