@@ -27,7 +27,7 @@ import PQueue from 'p-queue';
 import { z } from 'zod';
 import { ConfigError, describeError } from '../core/errors.js';
 import type { LlmCounters } from '../core/events.js';
-import { compactDataUrls, requestHash, type CachedResponse, type NewCachedResponse } from '../store/llm-cache.js';
+import { compactDataUrls, requestHash, type CachedResponse, type NewCachedResponse } from './llm-cache-entry.js';
 import {
   LlmAbortError,
   LlmBadResponseError,

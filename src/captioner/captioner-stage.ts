@@ -2,12 +2,10 @@ import { STOP_CODES } from '../backends/llm-errors.js';
 import type { Caption as SampleCaption, DecodedPair } from '../core/sample.js';
 import { failSample, isOpen } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
+import { CAPTIONER_STAGE } from '../core/stage-names.js';
 import { describeError } from '../core/errors.js';
 import { batch, unbatch } from '../iter/batch.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
-
-/** The stage's name: the failures of samples it holds back are recorded under it (`done-rule.ts`). */
-export const CAPTIONER_STAGE = 'captioner';
 
 /**
  * An image's new captions, or why it must wait for a later run (`heldBack`: a failure code a later run can

@@ -10,7 +10,7 @@ import { exportSchema } from '../export/registry.js';
 import { filterOptionsSchema } from '../filter/filter-options.js';
 import { synthOptionsSchema } from '../synth/synth-options.js';
 import { captionerOptionsSchema } from '../captioner/registry.js';
-import { formatIssues } from './format-issues.js';
+import { formatIssues } from '../core/format-issues.js';
 
 /**
  * The recipe schema, composed from each stage's own options schema: every option and its default is

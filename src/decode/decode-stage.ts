@@ -23,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import sharp, { type Metadata } from 'sharp';
 import { z } from 'zod';
-import { formatIssues } from '../config/format-issues.js';
+import { formatIssues } from '../core/format-issues.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { failSample, type DecodedPair, type ImageFacts, type Pair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';

@@ -6,11 +6,9 @@
  */
 import { isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
+import { DEDUP_STAGE, DUPLICATE_IMAGE } from '../core/stage-names.js';
 import { batch } from '../iter/batch.js';
 import type { RunStore } from '../store/run-store.js';
-
-export const DEDUP_STAGE = 'dedup';
-export const DUPLICATE_IMAGE = 'duplicate_image';
 
 /** Samples seen here but maybe not recorded yet: far more than stages between here and `record` hold. */
 const RECENT_WINDOW = 16_384;

@@ -18,7 +18,7 @@ import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { describeError } from '../core/errors.js';
 import { DEFAULT_MAX_FILE_BYTES, imageFileCode, openRegularStream, readLocalFile } from './local-file.js';
-import { readParquetCells } from '../sources/parquet.js';
+import { readParquetCells } from './parquet-file.js';
 import { isOpen, type ImageFacts, type Pair, type SampleFailure } from '../core/sample.js';
 
 export type ImageRef =

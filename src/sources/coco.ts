@@ -26,7 +26,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { formatIssues } from '../config/format-issues.js';
+import { formatIssues } from '../core/format-issues.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { inShard } from '../core/shard.js';

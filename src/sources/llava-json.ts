@@ -38,7 +38,7 @@ import { z } from 'zod';
 import { ConfigError, describeError } from '../core/errors.js';
 import { IMAGE_TOKEN, type Turn } from '../core/conversation.js';
 import { toKey, type Caption, type Pair } from '../core/sample.js';
-import { loadInstructionList } from '../synth/prompts.js';
+import { loadInstructionList } from '../core/prompt-files.js';
 import { captionFromString } from './caption-text.js';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
 import { loadImage, locateImage, locationRef, SOURCE_STAGE, type LocalImages } from '../images/image-location.js';

@@ -9,7 +9,7 @@
  * synthesis, or one of a recipe that only synthesizes and exports later) back through synthesis.
  */
 import { RESUMABLE_CODES } from '../backends/llm-errors.js';
-import { CAPTIONER_STAGE } from '../captioner/captioner-stage.js';
+import { CAPTIONER_STAGE } from '../core/stage-names.js';
 
 export interface DoneRule {
   /** Exports that must hold every ok sample. */

@@ -9,13 +9,15 @@
  * scanned once. The reader uses its own read-only connections (WAL lets them read while the export writes
  * through the main one): one streams the ordered samples, the other fetches their rows in batches.
  */
-import type { InstructionSample } from '../core/conversation.js';
-import type { Box, Caption, CaptionOrigin } from '../core/sample.js';
-import type { InstructionExportable } from '../export/instruction-records.js';
+import type { InstructionSample, WithInstructions } from '../core/conversation.js';
+import type { Box, Caption, CaptionOrigin, DecodedPair } from '../core/sample.js';
 import { groupBy } from '../iter/group-by.js';
 import { openDatabase, type Db } from './database.js';
 import { decodeInstructionRow, INSTRUCTION_COLUMNS, type StoredInstructionRow } from './instruction-store.js';
 import { unfinishedSynthesis } from './unfinished-synthesis.js';
+
+/** A sample as read back: what the export stages take (`export/instruction-records.ts` InstructionExportable). */
+export type StoredSample = DecodedPair & WithInstructions;
 
 export interface ExportReaderOptions {
   /** Samples whose rows are fetched together. Default 256. */
@@ -93,7 +95,7 @@ export function countExportSamples(dbPath: string, options: ExportReaderOptions 
 }
 
 /** Stream the run's `ok` samples, ordered by image reference then key, with everything an export needs. */
-export async function* readExportSamples(dbPath: string, options: ExportReaderOptions = {}): AsyncGenerator<InstructionExportable> {
+export async function* readExportSamples(dbPath: string, options: ExportReaderOptions = {}): AsyncGenerator<StoredSample> {
   const batchSize = options.batchSize ?? 256;
   const stream = openReadonly(dbPath);
   const detail = openReadonly(dbPath);
@@ -108,7 +110,7 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
       )
       .iterate(...sources) as IterableIterator<SampleRow>;
     let batch: SampleRow[] = [];
-    const emit = (group: SampleRow[]): InstructionExportable[] => {
+    const emit = (group: SampleRow[]): StoredSample[] => {
       const keys = group.map((r) => r.key);
       const marks = keys.map(() => '?').join(',');
       const captions = groupBy(
@@ -135,7 +137,7 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
         (row) => row.sampleKey,
       );
       return group.map((row) => {
-        const sample: InstructionExportable = {
+        const sample: StoredSample = {
           key: row.key,
           source: row.source,
           imageRef: row.image_ref,

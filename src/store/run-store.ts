@@ -2,7 +2,7 @@ import type { Db } from './database.js';
 import { nowIso } from './database.js';
 import { sampleStatus, type Caption, type CaptionOrigin, type DecodedPair } from '../core/sample.js';
 import { groupBy } from '../iter/group-by.js';
-import { DUPLICATE_IMAGE } from '../decode/dedup-stage.js';
+import { DUPLICATE_IMAGE } from '../core/stage-names.js';
 import { InstructionStore } from './instruction-store.js';
 import { asCollision, KEY_COLLISION_STAGE } from './key-collision.js';
 import { doneCondition, exportedCondition, type DoneRule } from './done-rule.js';

@@ -4,9 +4,7 @@
  * build's synthesis stage and the re-export reader both apply it, so a sample is held back the same way.
  */
 import { RESUMABLE_CODES } from '../backends/llm-errors.js';
-
-/** The stage a synthesis deferral names (`synth/synth-stage.ts` SYNTH_STAGE; store does not import synth). */
-const SYNTH_STAGE_NAME = 'synth';
+import { SYNTH_STAGE } from '../core/stage-names.js';
 
 /**
  * `{ reason: 'llm_unfinished: budget_exhausted, interrupted', stage: 'synth' }` (each resumable code once,
@@ -17,5 +15,5 @@ export function unfinishedSynthesis(rows: readonly { status: string; code: strin
   for (const row of rows) {
     if (row.status === 'failed' && row.code !== null && RESUMABLE_CODES.has(row.code)) codes.add(row.code);
   }
-  return codes.size > 0 ? { reason: `llm_unfinished: ${[...codes].join(', ')}`, stage: SYNTH_STAGE_NAME } : null;
+  return codes.size > 0 ? { reason: `llm_unfinished: ${[...codes].join(', ')}`, stage: SYNTH_STAGE } : null;
 }

@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import { estimatePromptTokens, estimateTextTokens, costUsd } from '../backends/llm-tokens.js';
-import { formatIssues } from '../config/format-issues.js';
+import { formatIssues } from '../core/format-issues.js';
 import type { LoadedRecipe } from '../config/recipe.js';
 import { ConfigError } from '../core/errors.js';
 import type { Pair } from '../core/sample.js';
@@ -17,7 +17,8 @@ import { WHOLE } from '../core/shard.js';
 import { createSource } from '../sources/registry.js';
 import { synthProgress } from '../store/synth-progress.js';
 import { isLlmTask, taskContext } from './llm-tasks.js';
-import { buildMessages, defaultPromptsDir, loadTaskPrompt, type LlmTaskName } from './prompts.js';
+import { defaultPromptsDir } from '../core/prompt-files.js';
+import { buildMessages, loadTaskPrompt, type LlmTaskName } from './prompts.js';
 import { synthOptionsSchema, type SynthOptions } from './synth-options.js';
 
 export interface TaskEstimate {

@@ -3,11 +3,13 @@
  * the format of `context.ts`) with `example-N.answer.txt` (the reference answer). Instruction lists live
  * in `prompts/instructions/*.txt`, one per line. A task's content hash covers its files (names and
  * bytes) and enters the cache key, so editing a prompt makes new requests instead of reusing old answers.
+ * Finding the bundled folder and the instruction lists: `core/prompt-files.ts`.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
+import { defaultPromptsDir, readPromptText } from '../core/prompt-files.js';
 import type { ChatMessage } from '../backends/llm-client.js';
 import { sceneMessage } from './context.js';
 
@@ -27,30 +29,11 @@ export interface TaskPrompt {
   hash: string;
 }
 
-/** The `prompts/` folder shipped with vlcurate: found by walking up from this module (src/ or dist/src/). */
-export function defaultPromptsDir(): string {
-  let dir = import.meta.dirname;
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, 'prompts');
-    if (existsSync(join(candidate, 'conversation', 'system.md'))) return candidate;
-    dir = dirname(dir);
-  }
-  throw new ConfigError(`prompts: cannot find the bundled prompts/ folder above ${import.meta.dirname}; set synth.promptsDir`);
-}
-
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8').replace(/\r\n/g, '\n').trim();
-  } catch (err) {
-    throw new ConfigError(`${what}: cannot read "${path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-}
-
 /** Load a task's system prompt and few-shot pairs. */
 export function loadTaskPrompt(task: LlmTaskName, promptsDir: string = defaultPromptsDir()): TaskPrompt {
   const dir = resolve(promptsDir, task);
   const hash = createHash('sha256');
-  const system = readText(join(dir, 'system.md'), `prompts/${task}`);
+  const system = readPromptText(join(dir, 'system.md'), `prompts/${task}`);
   if (system === '') throw new ConfigError(`prompts/${task}/system.md: expected a system prompt, got an empty file`);
   hash.update(`system.md\0${system}\0`);
   let names: string[];
@@ -69,7 +52,7 @@ export function loadTaskPrompt(task: LlmTaskName, promptsDir: string = defaultPr
     if (!existsSync(contextPath) || !existsSync(answerPath)) {
       throw new ConfigError(`prompts/${task}: example-${n} needs both example-${n}.context.txt and example-${n}.answer.txt`);
     }
-    const example = { name: `example-${n}`, context: readText(contextPath, `prompts/${task}`), answer: readText(answerPath, `prompts/${task}`) };
+    const example = { name: `example-${n}`, context: readPromptText(contextPath, `prompts/${task}`), answer: readPromptText(answerPath, `prompts/${task}`) };
     hash.update(`${example.name}.context.txt\0${example.context}\0${example.name}.answer.txt\0${example.answer}\0`);
     examples.push(example);
   }
@@ -85,17 +68,4 @@ export function buildMessages(prompt: TaskPrompt, contextText: string): ChatMess
   }
   messages.push({ role: 'user', content: sceneMessage(contextText) });
   return messages;
-}
-
-export type InstructionListName = 'brief' | 'detailed' | 'grounding' | 'referring';
-
-/** One instruction per line; blank lines and lines starting with `#` are skipped. */
-export function loadInstructionList(name: InstructionListName, promptsDir: string = defaultPromptsDir()): string[] {
-  const path = resolve(promptsDir, 'instructions', `${name}.txt`);
-  const lines = readText(path, `prompts/instructions/${name}.txt`)
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('#'));
-  if (lines.length === 0) throw new ConfigError(`prompts/instructions/${name}.txt: expected at least one instruction, got none`);
-  return lines;
 }

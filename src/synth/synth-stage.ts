@@ -28,15 +28,15 @@ import { batchSynthesis } from './batch-synthesis.js';
 import { liveSynthesis } from './live-synthesis.js';
 import { isLlmTask } from './llm-tasks.js';
 import type { Ask } from './llm-task-runner.js';
-import { defaultPromptsDir, loadInstructionList, loadTaskPrompt, type LlmTaskName, type TaskPrompt } from './prompts.js';
+import { defaultPromptsDir, loadInstructionList } from '../core/prompt-files.js';
+import { SYNTH_STAGE } from '../core/stage-names.js';
+import { loadTaskPrompt, type LlmTaskName, type TaskPrompt } from './prompts.js';
 import { sampleSynthesis, type SynthesizedPair } from './sample-synthesis.js';
 import type { InstructionLists } from './template-tasks.js';
 import type { SynthOptions } from './synth-options.js';
 
 export { synthOptionsSchema, synthBatchSchema, SYNTH_TASKS, type SynthOptions, type SynthTask } from './synth-options.js';
 export type { SynthesizedPair } from './sample-synthesis.js';
-
-export const SYNTH_STAGE = 'synth';
 
 export interface SynthStageDeps {
   db: Db;

@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { interpretAnswer, LLM_TASK_NAMES } from '../../src/synth/llm-tasks.js';
 import { ObjectVocabulary } from '../../src/synth/object-nouns.js';
-import { buildMessages, defaultPromptsDir, loadInstructionList, loadTaskPrompt } from '../../src/synth/prompts.js';
+import { defaultPromptsDir, loadInstructionList } from '../../src/core/prompt-files.js';
+import { buildMessages, loadTaskPrompt } from '../../src/synth/prompts.js';
 import { findLeak } from '../../src/synth/validate.js';
 import { expectEvery } from '../expect-every.js';
 

@@ -3,7 +3,7 @@ import { IMAGE_TOKEN } from '../../src/core/conversation.js';
 import { formatGrounding, formatRegion } from '../../src/regions/region-format.js';
 import { smartResize } from '../../src/core/smart-resize.js';
 import { groundingSample, referringSample, stage1Sample, type InstructionLists } from '../../src/synth/template-tasks.js';
-import { loadInstructionList } from '../../src/synth/prompts.js';
+import { loadInstructionList } from '../../src/core/prompt-files.js';
 import { caption, cocoPair, emptyPair, pair, shapesPair } from './fixtures.js';
 
 const lists: InstructionLists = {

@@ -11,7 +11,7 @@
 import { escapeControlChars } from '../../core/control-chars.js';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { formatIssues } from '../../config/format-issues.js';
+import { formatIssues } from '../../core/format-issues.js';
 import { ConfigError } from '../../core/errors.js';
 import { exportSchema, exportTypeNames } from '../../export/registry.js';
 import { describeSettings } from '../../export/export-stats.js';

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { describeValue } from '../core/describe-value.js';
+import { describeValue } from './describe-value.js';
 
 /** `sources[0].type` from a zod path. */
 export function formatPath(path: readonly PropertyKey[]): string {
