@@ -1,11 +1,11 @@
 /**
- * `vlcurate estimate RECIPE`: what synthesis will cost before anything is spent (`synth/estimate-synthesis.ts`
+ * `vlcurate estimate RECIPE`: what synthesis will cost before anything is spent (`run/estimate-synthesis.ts`
  * counts and prices); this file parses the arguments and prints the table or the JSON.
  */
 import type { Command } from 'commander';
 import { loadRecipe } from '../../config/recipe.js';
 import { ConfigError } from '../../core/errors.js';
-import { estimateSynthesis, synthSection } from '../../synth/estimate-synthesis.js';
+import { estimateSynthesis, synthSection } from '../../run/estimate-synthesis.js';
 import { renderTable } from '../table.js';
 
 function parseSample(value: string): number {

@@ -16,10 +16,10 @@ import type { Pair } from '../core/sample.js';
 import { WHOLE } from '../core/shard.js';
 import { createSource } from '../sources/registry.js';
 import { synthProgress } from '../store/synth-progress.js';
-import { isLlmTask, taskContext } from './llm-tasks.js';
+import { isLlmTask, taskContext } from '../synth/llm-tasks.js';
 import { defaultPromptsDir } from '../core/prompt-files.js';
-import { buildMessages, loadTaskPrompt, type LlmTaskName } from './prompts.js';
-import { synthOptionsSchema, type SynthOptions } from './synth-options.js';
+import { buildMessages, loadTaskPrompt, type LlmTaskName } from '../synth/prompts.js';
+import { synthOptionsSchema, type SynthOptions } from '../synth/synth-options.js';
 
 export interface TaskEstimate {
   requests: number;

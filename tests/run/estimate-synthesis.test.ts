@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import { registerEstimate } from '../../src/cli/commands/estimate.js';
-import { estimateSynthesis, synthSection } from '../../src/synth/estimate-synthesis.js';
+import { estimateSynthesis, synthSection } from '../../src/run/estimate-synthesis.js';
 import { parseRecipe, recipeSchema } from '../../src/config/recipe.js';
 import type { DecodedPair, Pair } from '../../src/core/sample.js';
 import { WHOLE } from '../../src/core/shard.js';
@@ -14,7 +14,7 @@ import { runDatabases } from '../../src/store/synth-progress.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stage.js';
 import { FakeLlmServer, promptTokensOf } from '../llm-server/server.js';
-import { createRun, drain } from './helpers.js';
+import { createRun, drain } from '../synth/helpers.js';
 
 const SAMPLE_DATA = resolve(import.meta.dirname, '../../datasets/shapes-sample');
 const cocoSource = { type: 'coco', captions: 'coco/captions.json', instances: 'coco/instances.json', images: 'coco/images' };
