@@ -30,7 +30,8 @@ import { openDatabase, type Db } from '../store/database.js';
 import { countExportSamples, readExportSamples } from '../store/export-reader.js';
 import { ExportRecords } from '../store/export-records.js';
 import { exportProblems } from '../store/export-problems.js';
-import { exportedSampleCount, latestRecipeJson } from '../store/queries.js';
+import { exportedSampleCount } from '../store/queries.js';
+import { latestRun } from '../store/run-history.js';
 import { lockRunDatabase } from '../store/run-lock.js';
 import { RunStore } from '../store/run-store.js';
 
@@ -123,7 +124,7 @@ export async function exportRun(
     let deferred = 0;
     let read = 0;
     // Samples still lacking instruction samples the run's recipe asks for are held back, as the build does.
-    const wanted = wantedInstructionsOfStored(latestRecipeJson(db));
+    const wanted = wantedInstructionsOfStored(latestRun(db)?.recipeJson);
     const source = loadImages(takeUntilAborted(readExportSamples(dbPath, { wanted }), signal), { signal });
     for await (const sample of stage.run(source, ctx)) {
       read++;

@@ -326,11 +326,6 @@ export function showSample(db: Db, key: string): SampleDetail | null {
   };
 }
 
-/** The recipe the latest run stored (`runs.recipe_json`), or undefined when the database holds no run. */
-export function latestRecipeJson(db: Db): string | undefined {
-  return db.prepare('SELECT recipe_json FROM runs ORDER BY id DESC LIMIT 1').pluck().get() as string | undefined;
-}
-
 /** Samples export `exportName` holds (written by any run or `vlcurate export`). */
 export function exportedSampleCount(db: Db, exportName: string): number {
   return db.prepare('SELECT COUNT(*) FROM exports WHERE export_name = ?').pluck().get(exportName) as number;
