@@ -1,11 +1,10 @@
 import { STOP_CODES } from '../backends/llm-errors.js';
-import type { Caption as SampleCaption, DecodedPair } from '../core/sample.js';
-import { failSample, isOpen } from '../core/sample.js';
-import type { Stage } from '../core/stage.js';
+import { runBatched } from '../core/batched-stage.js';
 import { CAPTIONER_STAGE } from '../core/stage-names.js';
 import { describeError } from '../core/errors.js';
-import { batch, unbatch } from '../iter/batch.js';
-import { mapConcurrent } from '../iter/map-concurrent.js';
+import type { Caption as SampleCaption, DecodedPair } from '../core/sample.js';
+import { failSample } from '../core/sample.js';
+import type { Stage } from '../core/stage.js';
 
 /**
  * An image's new captions, or why it must wait for a later run (`heldBack`: a failure code a later run can
@@ -29,7 +28,7 @@ export interface CaptionerStageOptions {
 
 /**
  * CapFilt's captioner: appends synthetic captions to each wanted sample, batching images across samples
- * with two batches in flight (one preparing while the other decodes). Captions are seeded by sample key,
+ * (`runBatched`: two batches in flight, one preparing while the other decodes). Captions are seeded by sample key,
  * so a resumed run writes the same ones. A batch that fails is retried image by image, so one bad image
  * fails alone (`caption_failed`).
  *
@@ -39,27 +38,8 @@ export interface CaptionerStageOptions {
  * the samples it holds back for it get no line each.
  */
 export function createCaptionerStage(captionBatch: CaptionBatch, options: CaptionerStageOptions, name = CAPTIONER_STAGE): Stage<DecodedPair, DecodedPair> {
-  const run = async (samples: DecodedPair[], withCaptions: (sample: DecodedPair, result: CaptionedImage | undefined) => DecodedPair): Promise<DecodedPair[]> => {
-    // A sample that already has synthetic captions (resumed with its recorded ones) is never captioned twice.
-    const captioned = (s: DecodedPair) => s.captions.some((c) => c.origin === 'synthetic');
-    const chosen = samples.flatMap((s, i) => (isOpen(s) && s.image && s.imageBytes && !captioned(s) && options.wants(s) ? [i] : []));
-    if (chosen.length === 0) return samples;
-    const images = chosen.map((i) => ({ key: samples[i]!.key, bytes: samples[i]!.imageBytes!, format: samples[i]!.image!.format }));
-    const out = samples.slice();
-    try {
-      const captions = await captionBatch(images);
-      chosen.forEach((i, k) => (out[i] = withCaptions(samples[i]!, captions[k])));
-    } catch {
-      for (const [k, i] of chosen.entries()) {
-        try {
-          out[i] = withCaptions(samples[i]!, (await captionBatch([images[k]!]))[0]);
-        } catch (err) {
-          out[i] = failSample(samples[i]!, name, 'caption_failed', `the captioner failed on this image: ${describeError(err)}`);
-        }
-      }
-    }
-    return out;
-  };
+  // A sample that already has synthetic captions (resumed with its recorded ones) is never captioned twice.
+  const captioned = (sample: DecodedPair) => sample.captions.some((c) => c.origin === 'synthetic');
 
   return {
     name,
@@ -79,18 +59,15 @@ export function createCaptionerStage(captionBatch: CaptionBatch, options: Captio
         }
         return { ...failed, failure: { ...failed.failure, said: true } };
       };
-      return unbatch(
-        mapConcurrent(
-          batch(input, options.batchSize),
-          async (samples) => {
-            const started = performance.now();
-            const out = await run(samples, withCaptions);
-            if (out !== samples) ctx.emit({ type: 'batch-latency', ms: performance.now() - started });
-            return out;
-          },
-          { concurrency: 2 },
-        ),
-      );
+      return runBatched(input, ctx, {
+        batchSize: options.batchSize,
+        wants: (sample) => Boolean(sample.image && sample.imageBytes) && !captioned(sample) && options.wants(sample),
+        process: async (samples) => {
+          const captions = await captionBatch(samples.map((s) => ({ key: s.key, bytes: s.imageBytes!, format: s.image!.format })));
+          return samples.map((sample, k) => withCaptions(sample, captions[k]));
+        },
+        fail: (sample, error) => failSample(sample, name, 'caption_failed', `the captioner failed on this image: ${describeError(error)}`),
+      });
     },
   };
 }

@@ -2,10 +2,13 @@
  * The filter's score stage on the bundled demo models: an image the models cannot read fails alone, and its
  * `score_failed` message carries the cause (the decoder's own words), as `caption_failed` does.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StageEvent } from '../../src/core/events.js';
 import type { DecodedPair } from '../../src/core/sample.js';
+import type { Stage } from '../../src/core/stage.js';
 import { CaptionScorer } from '../../src/filter/caption-scorer.js';
 import { createFilterStage } from '../../src/filter/filter-stage.js';
 import { loadItcModel, loadItmModel } from '../../src/models/index.js';
@@ -83,5 +86,95 @@ describe('score stage', () => {
     expect(out).toHaveLength(1);
     expect(out[0]!.failure).toMatchObject({ code: 'score_failed' });
     expect(out[0]!.failure!.message).toMatch(CAUSE);
+  });
+});
+
+/** The committed demo images with their web captions (datasets/shapes-sample). */
+async function shapes(count: number): Promise<DecodedPair[]> {
+  const root = resolve(import.meta.dirname, '../../datasets/shapes-sample');
+  const truth = readFileSync(resolve(root, 'ground_truth.jsonl'), 'utf8').trim().split('\n').slice(0, count);
+  return Promise.all(
+    truth.map(async (line) => {
+      const { key, web_caption } = JSON.parse(line) as { key: string; web_caption: string };
+      const s = await sample(key, readFileSync(resolve(root, 'coco', 'images', `${key}.jpg`)));
+      return { ...s, captions: [{ text: web_caption, origin: 'web' as const, issue: null, usable: true }] };
+    }),
+  );
+}
+
+async function runStage(stage: Stage<DecodedPair, DecodedPair>, input: readonly DecodedPair[]): Promise<{ out: DecodedPair[]; events: StageEvent[] }> {
+  const out: DecodedPair[] = [];
+  const events: StageEvent[] = [];
+  async function* feed() {
+    yield* input;
+  }
+  for await (const s of stage.run(feed(), { signal: new AbortController().signal, emit: (e) => events.push(e) })) out.push(s);
+  return { out, events };
+}
+
+describe('filter stage fed an array of samples', () => {
+  it('scores each open sample as the models score it alone, keeps order, fails the unreadable image alone and passes closed samples through', async () => {
+    const [a, b, c, d, e, f] = await shapes(6);
+    const input: DecodedPair[] = [
+      a!,
+      // Already scored captions keep their scores; empty and unusable ones get null; the rest are scored.
+      {
+        ...b!,
+        captions: [
+          { ...b!.captions[0]!, itc: 0.125, itm: 0.25 },
+          { text: 'a small blue hexagon', origin: 'synthetic', issue: null, usable: true },
+          { text: '  ', origin: 'web', issue: null, usable: true },
+          { text: '\ufffd', origin: 'web', issue: 'invalid_utf8', usable: false },
+        ],
+      },
+      { ...c!, failure: { code: 'caption_failed', message: 'the captioner failed', stage: 'captioner' } },
+      await sample('bad', await jpegWithCorruptData()),
+      d!,
+      { ...e!, dropped: { reason: 'duplicate_image', stage: 'dedup' } },
+      { ...f!, deferred: { reason: 'budget_exhausted', stage: 'synth' } },
+      { ...a!, key: 'a_again', captions: [{ text: 'a small green triangle', origin: 'web', issue: null, usable: true }] },
+    ];
+    const { out, events } = await runStage(createFilterStage(scorer, { name: 'filter', batchSize: 3 }), input);
+    expect(out.map((s) => s.key)).toEqual(input.map((s) => s.key));
+    for (const i of [2, 5, 6]) expect(out[i], input[i]!.key).toBe(input[i]);
+
+    // Scores as the models give them for that image and text alone: nothing crossed between samples.
+    const alone = async (s: DecodedPair, texts: string[]) => (await scorer.score([{ image: s.imageBytes!, texts }]))[0]!;
+    for (const i of [0, 4, 7]) {
+      const expected = await alone(input[i]!, [input[i]!.captions[0]!.text]);
+      expect(out[i]!.failure).toBeNull();
+      expect(out[i]!.captions[0]!.itc).toBeCloseTo(expected.itc[0]!, 5);
+      expect(out[i]!.captions[0]!.itm).toBeCloseTo(expected.itm[0]!, 5);
+    }
+    // The same image with a caption that does not match scores lower than with its own.
+    expect(out[7]!.captions[0]!.itm!).toBeLessThan(out[0]!.captions[0]!.itm!);
+
+    const mixed = out[1]!.captions;
+    expect([mixed[0]!.itc, mixed[0]!.itm]).toEqual([0.125, 0.25]);
+    const hexagon = await alone(input[1]!, ['a small blue hexagon']);
+    expect(mixed[1]!.itc).toBeCloseTo(hexagon.itc[0]!, 5);
+    expect(mixed[1]!.itm).toBeCloseTo(hexagon.itm[0]!, 5);
+    expect(mixed.slice(2).map((c) => [c.itc, c.itm])).toEqual([
+      [null, null],
+      [null, null],
+    ]);
+
+    expect(out[3]!.failure).toMatchObject({ code: 'score_failed', stage: 'filter' });
+    expect(out[3]!.failure!.message).toMatch(CAUSE);
+    // Batches of 3: [a b failed] [bad d dropped] [deferred a_again]: each has work, each says its latency.
+    expect(events.filter((ev) => ev.type === 'batch-latency')).toHaveLength(3);
+  });
+
+  it('a second filter pass scores only the captions added since the first', async () => {
+    const [a] = await shapes(1);
+    const stage = createFilterStage(scorer, { name: 'filter', batchSize: 4 });
+    const first = (await runStage(stage, [a!])).out[0]!;
+    const added = { ...first, captions: [...first.captions, { text: 'a large orange circle', origin: 'synthetic' as const, issue: null, usable: true }] };
+    const { out, events } = await runStage(createFilterStage(scorer, { name: 'filter:synthetic', batchSize: 4 }), [added, first]);
+    expect(out[0]!.captions[0]).toBe(first.captions[0]);
+    expect(typeof out[0]!.captions[1]!.itc).toBe('number');
+    // Nothing left to score in the second sample: it passes untouched, and its batch still had work.
+    expect(out[1]!.captions).toEqual(first.captions);
+    expect(events.filter((ev) => ev.type === 'batch-latency')).toHaveLength(1);
   });
 });
