@@ -22,7 +22,7 @@ let captionBatch: CaptionBatch;
 
 beforeAll(async () => {
   captioner = await OnnxCaptioner.load(resolve(ROOT, 'models/shapes-captioner'));
-  // As the build wires the ONNX captioner (run/run-build.ts).
+  // As the registered ONNX captioner wires it (captioner/onnx-captioner.ts).
   captionBatch = async (images) =>
     (await captioner.caption(images.map((i) => i.bytes), { ...DECODING, keys: images.map((i) => i.key) })).map((list) => ({ captions: list.map((c) => c.text) }));
 });
