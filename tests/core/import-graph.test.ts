@@ -1,10 +1,11 @@
 /**
  * The import graph of src/ has no file cycle, and every import between folders goes in a direction that
  * tools/import-rules.json allows (issue 14). The checker (tools/check-imports.mjs) is also fed small trees
- * with a planted cycle and a planted wrong direction, so a checker that finds nothing cannot pass.
+ * with a planted cycle and a planted wrong direction, so a checker that finds nothing cannot pass. Each
+ * folder's README.md states what the folder may import; that line must say what the rules say.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -37,6 +38,19 @@ describe('src/ import graph', () => {
     expect(result.files).toBeGreaterThan(150);
     expect(result.folders.get('cli')?.size).toBeGreaterThan(5);
     expect(formatProblems(result)).toEqual([]);
+  });
+
+  it("every folder has a README.md whose 'May import' line is the rules' list", () => {
+    const folders = readdirSync(join(ROOT, 'src'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const { allowed } = loadRules(RULES);
+    expect(folders.length).toBeGreaterThan(10);
+    expect([...allowed.keys()].sort()).toEqual([...folders].sort());
+    const stated = folders.map((folder) => {
+      const readme = join(ROOT, 'src', folder, 'README.md');
+      const line = existsSync(readme) ? /^\*\*May import:\*\* (.*)$/m.exec(readFileSync(readme, 'utf8'))?.[1] : undefined;
+      return [folder, line === '(nothing in src/)' ? '' : line];
+    });
+    expect(stated).toEqual(folders.map((folder) => [folder, allowed.get(folder)!.join(', ')]));
   });
 
   it('the script exits 0 on src/ and says so', () => {
