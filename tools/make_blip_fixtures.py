@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Write the tiny BLIP test fixtures (tests/fixtures/models/blip-itm, blip-captioner) with the export tools.
+"""Write the tiny BLIP test fixtures (tests/fixtures/models/blip-itm, blip-captioner, blip2-itm) with the export tools.
 
-    /usr/bin/python3 tools/make_blip_fixtures.py --blip-code /path/to/salesforce/BLIP [--out tests/fixtures/models]
+    /usr/bin/python3 tools/make_blip_fixtures.py --blip-code /path/to/salesforce/BLIP --lavis-code /path/to/salesforce/LAVIS \
+        [--out tests/fixtures/models]
 
 The models are salesforce/BLIP's own classes (`BLIP_ITM` of blip_itm.py, `BLIP_Decoder` of blip.py, with
 med.py's BERT and vit.py's VisionTransformer) built at a tiny size with random weights: a 2-block ViT on
@@ -11,11 +12,16 @@ them to bert-base-uncased). `create_vit` is the only thing replaced: BLIP's vers
 tools/export/ exports them exactly as it exports a real checkpoint (and runs its self-check against
 vlcurate's CLI, so build first: `npm run build`); the folders' reference.json hold the PyTorch outputs
 that tests/models/blip-export.test.ts checks vlcurate against. Fixed seeds: the same files every run.
+
+`blip2-itm` is LAVIS's own `Blip2ITM` (blip2_image_text_matching.py: Q-Former of Qformer.py, EVA ViT of
+eva_vit.py) at a tiny size: the EVA ViT class with 2 blocks of width 24 on 32 x 32 images in place of
+`create_eva_vit_g` (ViT-g), a 2-layer Q-Former of width 32 with cross-attention in layer 0 and 4 query tokens.
 """
 
 from __future__ import annotations
 
 import argparse
+from functools import partial
 import json
 import shutil
 import sys
@@ -27,7 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent / "export"))
 
 from blip_code import load_blip_code  # noqa: E402
+from blip2_folder import export_blip2_folder  # noqa: E402
 from blip_folders import export_caption_folder, export_itm_folder  # noqa: E402
+from lavis_code import load_lavis_code  # noqa: E402
+from shims.bert_config import register_config  # noqa: E402
 from self_check import vlcurate_command  # noqa: E402
 from shims.bert_tokenizer import register_vocab  # noqa: E402
 
@@ -113,6 +122,7 @@ def randomize_decoder(model: torch.nn.Module, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--blip-code", required=True, help="salesforce/BLIP checkout")
+    parser.add_argument("--lavis-code", required=True, help="salesforce/LAVIS checkout (BLIP-2)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "models"))
     parser.add_argument("--vlcurate", help="command running vlcurate's CLI (default: node dist/src/cli/main.js)")
     args = parser.parse_args()
@@ -150,6 +160,25 @@ def main() -> None:
         ref = export_caption_folder(cap, folder, image_size=IMAGE, source=source, prompt=PROMPT, max_new_tokens=MAX_NEW_TOKENS,
                                     user_images=[], drawn_images=3, check=check)
         print("greedy captions:", ref["greedy"]["captions"], "smallest top-2 margin", ref["greedy"]["min_top2_margin"])
+
+        lavis = load_lavis_code(args.lavis_code)
+
+        def tiny_eva(img_size: int = 224, drop_path_rate: float = 0.0, use_checkpoint: bool = False, precision: str = "fp32") -> torch.nn.Module:
+            return lavis.eva_vit.VisionTransformer(
+                img_size=IMAGE, patch_size=PATCH, use_mean_pooling=False, embed_dim=VISION_WIDTH, depth=2, num_heads=2,
+                mlp_ratio=4.3637, qkv_bias=True, drop_path_rate=0.0, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+                use_checkpoint=False)
+
+        lavis.blip2.create_eva_vit_g = tiny_eva
+        register_config("bert-base-uncased", {**json.loads(med.read_text()), "vocab_size": len(WORDS) + 5})
+        torch.manual_seed(0)
+        blip2 = lavis.blip2_itm.Blip2ITM(vit_model="eva_clip_g", img_size=IMAGE, vit_precision="fp32", num_query_token=4,
+                                         cross_attention_freq=2, embed_dim=16, max_txt_len=32)
+        randomize(blip2, 3)
+        folder = out / "blip2-itm"
+        shutil.rmtree(folder, ignore_errors=True)
+        source2 = {**source, "lavis_code": {"repository": "https://github.com/salesforce/LAVIS", "commit": lavis.commit}}
+        export_blip2_folder(blip2, folder, image_size=IMAGE, source=source2, texts=TEXTS, user_images=[], drawn_images=3, check=check)
 
 
 if __name__ == "__main__":

@@ -125,3 +125,43 @@ describe('BLIP captioner folder exported by tools/export', () => {
     });
   });
 });
+
+describe('BLIP-2 Q-Former ITC + ITM folder exported by tools/export', () => {
+  // tools/make_blip_fixtures.py: LAVIS's own Blip2ITM (blip2_image_text_matching.py) at a tiny size, 4 query
+  // tokens. References from Blip2ITM.forward(match_head='itc'): the best cosine over the queries, and
+  // forward(match_head='itm'): itm_head on every query output, logits averaged over the queries.
+  const dir = modelDir('blip2-itm');
+  const ref = readJson<ItmReference>(dir);
+  let itc: ItcModel;
+  let itm: ItmModel;
+  beforeAll(async () => {
+    [itc, itm] = await Promise.all([loadItcModel(dir), loadItmModel(dir)]);
+  });
+  afterAll(async () => {
+    await Promise.all([itc.close(), itm.close()]);
+  });
+
+  it('tokenizes with [CLS] first (BLIP-2 has no [ENC]), truncated to max_txt_len 32', () => {
+    expect(itm.maxTextLength).toBe(32);
+    const batch = itm.tokenizer.encodeBatch(ref.texts, { maxLength: 32, padding: 'longest' });
+    const width = batch.dims[1];
+    expect(ref.token_ids.at(-1)).toHaveLength(32);
+    ref.token_ids.forEach((ids, r) => expect(Array.from(batch.inputIds.subarray(r * width, r * width + ids.length), Number)).toEqual(ids));
+  });
+
+  it('ITC: query embeddings [B, 4, D], scored as the best cosine over the queries', async () => {
+    const imageEmbeds = await itc.encodeImages(images(dir, ref.images));
+    expect(imageEmbeds.dims).toEqual([3, 4, 16]);
+    const textEmbeds = await itc.encodeTexts(ref.texts);
+    expectClose(itc.score(imageEmbeds, textEmbeds), ref.itc.cosine, 1e-4);
+  });
+
+  it('ITM: per-query logits [pairs, 4, 2], averaged over the queries before the softmax', async () => {
+    const encoded = await itm.encodeImages(images(dir, ref.images));
+    const index = ref.images.flatMap((_, i) => ref.texts.map(() => i));
+    const scores = await itm.scoreIndexed(encoded, index, ref.images.flatMap(() => ref.texts));
+    expect(scores.logitDims).toEqual([15, 4, 2]);
+    expectClose(scores.logits, ref.itm.logits, 1e-4);
+    expectClose(scores.pMatch, ref.itm.p_match, 1e-4);
+  });
+});

@@ -71,8 +71,8 @@ def tokenizer_json(vocab: dict[str, int], added: list[str]) -> dict[str, Any]:
     }
 
 
-def tokenizer_config(model_max_length: int) -> dict[str, Any]:
-    return {
+def tokenizer_config(model_max_length: int, added: list[str]) -> dict[str, Any]:
+    config = {
         "tokenizer_class": "BertTokenizer",
         "do_lower_case": True,
         "model_max_length": model_max_length,
@@ -81,13 +81,16 @@ def tokenizer_config(model_max_length: int) -> dict[str, Any]:
         "pad_token": "[PAD]",
         "unk_token": "[UNK]",
         "mask_token": "[MASK]",
-        "bos_token": "[DEC]",
-        "additional_special_tokens": ["[ENC]"],
     }
+    if "[DEC]" in added:
+        config["bos_token"] = "[DEC]"
+    if "[ENC]" in added:
+        config["additional_special_tokens"] = ["[ENC]"]
+    return config
 
 
 def write_tokenizer(folder: Path, tokenizer: Any, model_max_length: int) -> None:
     """tokenizer.json and tokenizer_config.json of a BLIP tokenizer (the shim BertTokenizer after init_tokenizer)."""
     added = [t for t in ("[DEC]", "[ENC]") if t in tokenizer.vocab]
     write_json(folder / "tokenizer.json", tokenizer_json(tokenizer.vocab, added))
-    write_json(folder / "tokenizer_config.json", tokenizer_config(model_max_length))
+    write_json(folder / "tokenizer_config.json", tokenizer_config(model_max_length, added))

@@ -1,4 +1,5 @@
-"""Stand-ins for the few names salesforce/BLIP's model code imports from transformers, timm and fairscale.
+"""Stand-ins for the few names salesforce/BLIP's (and LAVIS's BLIP-2) model code imports from
+transformers, timm and fairscale.
 
 BLIP's `models/med.py`, `vit.py`, `blip.py`, `blip_itm.py` and `blip_retrieval.py` import a handful of
 helpers from those packages (output dataclasses, a config class, BertTokenizer, timm's PatchEmbed, ...).
@@ -35,7 +36,7 @@ def shim_modules() -> dict[str, types.ModuleType]:
         ),
         "transformers.activations": _module("transformers.activations", ACT2FN=hf_modeling.ACT2FN),
         "transformers.file_utils": _module("transformers.file_utils", ModelOutput=hf_outputs.ModelOutput),
-        "transformers.modeling_outputs": _module("transformers.modeling_outputs", **outputs),
+        "transformers.modeling_outputs": _module("transformers.modeling_outputs", ModelOutput=hf_outputs.ModelOutput, **outputs),
         "transformers.modeling_utils": _module(
             "transformers.modeling_utils",
             PreTrainedModel=hf_modeling.PreTrainedModel,
@@ -55,7 +56,8 @@ def shim_modules() -> dict[str, types.ModuleType]:
         ),
         "timm.models.registry": _module("timm.models.registry", register_model=timm_parts.register_model),
         "timm.models.layers": _module(
-            "timm.models.layers", trunc_normal_=timm_parts.trunc_normal_, DropPath=timm_parts.DropPath
+            "timm.models.layers", trunc_normal_=timm_parts.trunc_normal_, DropPath=timm_parts.DropPath,
+            drop_path=timm_parts.drop_path, to_2tuple=timm_parts.to_2tuple,
         ),
         "timm.models.helpers": _module(
             "timm.models.helpers", named_apply=timm_parts.named_apply, adapt_input_conv=timm_parts.adapt_input_conv

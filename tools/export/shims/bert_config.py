@@ -33,6 +33,14 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+_NAMED: dict[str, dict[str, Any]] = {}
+
+
+def register_config(name: str, values: dict[str, Any]) -> None:
+    """Make `BertConfig.from_pretrained(name)` return these values (LAVIS asks for 'bert-base-uncased')."""
+    _NAMED[name] = dict(values)
+
+
 class BertConfig:
     model_type = "bert"
 
@@ -48,6 +56,11 @@ class BertConfig:
     def from_json_file(cls, path: str) -> "BertConfig":
         with open(path, encoding="utf-8") as f:
             return cls(**json.load(f))
+
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs: Any) -> "BertConfig":
+        """A registered config, else transformers' defaults (which are bert-base-uncased's)."""
+        return cls(**{**_NAMED.get(name, {}), **kwargs})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "BertConfig":

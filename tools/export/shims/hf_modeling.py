@@ -49,6 +49,39 @@ class PreTrainedModel(nn.Module):
         super().__init__()
         self.config = config
 
+    @classmethod
+    def from_pretrained(cls, _name: str, config: Any = None, **_kwargs: Any) -> "PreTrainedModel":
+        """The architecture only: LAVIS builds the Q-Former this way and then loads its own checkpoint."""
+        return cls(config)
+
+    def resize_token_embeddings(self, count: int) -> nn.Embedding:
+        """Grow (or cut) the word embeddings to `count` rows, keeping the existing rows; retie the LM head."""
+        old = self.get_input_embeddings()
+        new = nn.Embedding(count, old.weight.shape[1], padding_idx=old.padding_idx)
+        self._init_weights(new)
+        rows = min(count, old.weight.shape[0])
+        with torch.no_grad():
+            new.weight[:rows] = old.weight[:rows]
+        base = getattr(self, self.base_model_prefix, self)
+        base.set_input_embeddings(new)
+        output = self.get_output_embeddings()
+        if output is not None:
+            head = nn.Linear(old.weight.shape[1], count, bias=False)
+            with torch.no_grad():
+                head.weight[:rows] = output.weight[:rows]
+            if getattr(output, "bias", None) is not None:
+                bias = torch.zeros(count)
+                bias[:rows] = output.bias.data[:rows]
+                head.bias = nn.Parameter(bias)
+                # BERT's prediction head keeps the same Parameter as `bias` beside `decoder.bias`.
+                for module in self.modules():
+                    if module.__dict__.get("_parameters", {}).get("bias") is output.bias and module is not output:
+                        module.bias = head.bias
+            self.set_output_embeddings(head)
+            self.tie_weights()
+        self.config.vocab_size = count
+        return new
+
     @property
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype

@@ -1,6 +1,6 @@
 """The timm pieces BLIP's vit.py imports: PatchEmbed (a strided convolution over non-overlapping
 patches, flattened to tokens), trunc_normal_, DropPath (identity at inference), named_apply,
-adapt_input_conv, the registry decorator and the default-config helper, and the hub download helper
+adapt_input_conv, drop_path and to_2tuple (LAVIS's EVA ViT), the registry decorator and the default-config helper, and the hub download helper
 (refused: checkpoints are read from local files here)."""
 
 from __future__ import annotations
@@ -46,6 +46,18 @@ class DropPath(nn.Module):
         keep = 1 - self.drop_prob
         mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
         return x * mask / keep
+
+
+def drop_path(x: torch.Tensor, drop_prob: float = 0.0, training: bool = False) -> torch.Tensor:
+    if drop_prob == 0.0 or not training:
+        return x
+    keep = 1 - drop_prob
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+def to_2tuple(x: Any) -> tuple[Any, Any]:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
 
 
 def named_apply(fn: Callable[..., None], module: nn.Module, name: str = "", depth_first: bool = True, include_root: bool = False) -> nn.Module:
