@@ -2,7 +2,7 @@ import { STOP_CODES } from '../backends/llm-errors.js';
 import { runBatched } from '../core/batched-stage.js';
 import { CAPTIONER_STAGE } from '../core/stage-names.js';
 import { describeError } from '../core/errors.js';
-import type { Caption as SampleCaption, DecodedPair } from '../core/sample.js';
+import type { Caption, DecodedPair } from '../core/sample.js';
 import { failSample } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 
@@ -48,7 +48,7 @@ export function createCaptionerStage(captionBatch: CaptionBatch, options: Captio
       const withCaptions = (sample: DecodedPair, result: CaptionedImage | undefined): DecodedPair => {
         const held = result?.heldBack;
         if (!held) {
-          const added: SampleCaption[] = (result?.captions ?? []).map((text) => ({ text, origin: 'synthetic', issue: null, usable: true, model: options.model }));
+          const added: Caption[] = (result?.captions ?? []).map((text) => ({ text, origin: 'synthetic', issue: null, usable: true, model: options.model }));
           return { ...sample, captions: [...sample.captions, ...added] };
         }
         const failed = failSample(sample, name, held.code, held.message);
