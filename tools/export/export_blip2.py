@@ -14,7 +14,7 @@ The self-check compares vlcurate's ITC (best cosine over the 32 queries) and ITM
 over the queries) with `Blip2ITM.forward(match_head='itc' | 'itm')` to --tolerance.
 
 Verified here only on a tiny random-weight Blip2ITM (tools/make_blip_fixtures.py); the ViT-g graphs are
-~4 GB in fp32 (onnx stores weights over 2 GB as external data beside the graph), which was not tried here.
+~4 GB in fp32, over protobuf's 2 GB limit, so they need onnx's external data beside the graph: not tried here.
 BLIP-2's captioners decode with OPT-2.7B/6.7B or Flan-T5-XL/XXL: far too large for this CPU captioner path
 (and not a BERT decoder), so no captioner export is offered; use a VLM through `captioner: {type: openai}`.
 """
