@@ -19,7 +19,7 @@ function lcg(seed: number): () => number {
   };
 }
 
-const FAILURES = ['image_truncated', 'image_corrupt', 'image_unsupported', 'image_missing'];
+const FAILURES = ['image_truncated', 'image_corrupt', 'image_unsupported', 'image_missing'] as const;
 
 /**
  * Photo-like JPEGs (640x480: blurred colour noise, about as hard to compress as a photo) that the 100k

@@ -4,6 +4,7 @@
  * connections are retryable; a truncated or filtered answer is not).
  */
 import { VlcurateError } from '../core/errors.js';
+import type { FailureCode } from '../core/failure-codes.js';
 import { isRetryableStatus } from './retry-policy.js';
 
 /** Retried besides 408, 429 and 5xx: 409 Conflict, as OpenAI's SDK retries it (openai-node `shouldRetry`). */
@@ -18,6 +19,8 @@ export interface LlmErrorDetails {
 }
 
 export abstract class LlmError extends VlcurateError {
+  /** The failure code recorded for it (`core/failure-codes.ts`). */
+  declare readonly code: FailureCode;
   abstract readonly isRetryable: boolean;
   readonly status: number | null;
   readonly retryAfterMs: number | null;
@@ -26,7 +29,7 @@ export abstract class LlmError extends VlcurateError {
   /** Cache key of the request, when the failure is about a received answer (set by the client). */
   requestHash: string | null = null;
 
-  constructor(code: string, message: string, details: LlmErrorDetails = {}) {
+  constructor(code: FailureCode, message: string, details: LlmErrorDetails = {}) {
     super(code, message, { cause: details.cause });
     this.status = details.status ?? null;
     this.retryAfterMs = details.retryAfterMs ?? null;
@@ -136,26 +139,6 @@ export class LlmAbortError extends LlmError {
     super('aborted', message);
   }
 }
-
-/** Failure codes after which a later run should try again (nothing was learned about the answer). */
-export const RESUMABLE_CODES: ReadonlySet<string> = new Set([
-  'budget_exhausted',
-  'aborted',
-  'rate_limited',
-  'server_error',
-  'timeout',
-  'connection_error',
-  'bad_response',
-  'http_409',
-  'key_rejected',
-  'server_unreachable',
-  // Stored as final failures by versions before `key_rejected`: a later run asks again.
-  'http_401',
-  'http_403',
-]);
-
-/** Failure codes that stop a client: the one line that says why, instead of a warning per request. */
-export const STOP_CODES: ReadonlySet<string> = new Set(['key_rejected', 'server_unreachable']);
 
 /**
  * Why a connection could not be opened, when that is what `thrown` (or an error in its cause chain) says:

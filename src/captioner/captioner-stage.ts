@@ -1,4 +1,4 @@
-import { STOP_CODES } from '../backends/llm-errors.js';
+import { STOP_CODES, type FailureCode } from '../core/failure-codes.js';
 import { runBatched } from '../core/batched-stage.js';
 import { CAPTIONER_STAGE } from '../core/stage-names.js';
 import { describeError } from '../core/errors.js';
@@ -12,7 +12,7 @@ import type { Stage } from '../core/stage.js';
  */
 export interface CaptionedImage {
   captions: string[];
-  heldBack?: { code: string; message: string } | null;
+  heldBack?: { code: FailureCode; message: string } | null;
 }
 
 /** Writes K captions for each of a batch of images; one result per image, in order. */

@@ -11,7 +11,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { LlmClient, type ChatRequest } from '../backends/llm-client.js';
-import { LlmError, RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
+import { LlmError } from '../backends/llm-errors.js';
+import { isResumableLlmCode, STOP_CODES, type FailureCode } from '../core/failure-codes.js';
 import { llmOptionsSchema } from '../backends/llm-options.js';
 import type { Db } from '../store/database.js';
 import { LlmCache } from '../store/llm-cache.js';
@@ -44,13 +45,13 @@ export interface ImageCaptions {
   key: string;
   captions: string[];
   /** Requests that failed for good (their captions are missing from `captions`). */
-  errors: { seed: number; code: string; message: string }[];
+  errors: { seed: number; code: FailureCode | 'empty_caption'; message: string }[];
   /**
    * Set when a request failed for a reason a later run can fix: the stop of the client (`key_rejected`,
    * `server_unreachable`) when there is one, else the first such failure. Null when every caption came
    * back or failed for good.
    */
-  heldBack: { code: string; message: string } | null;
+  heldBack: { code: FailureCode; message: string } | null;
 }
 
 export interface OpenAiCaptionerDeps {
@@ -117,7 +118,7 @@ export class OpenAiCaptioner {
             try {
               const result = await this.client.complete(this.request(image, seed), { signal });
               const caption = cleanCaption(result.text);
-              return caption === '' ? { seed, error: { code: 'empty_caption', message: 'the model answered with no text' } } : { seed, caption };
+              return caption === '' ? { seed, error: { code: 'empty_caption' as const, message: 'the model answered with no text' } } : { seed, caption };
             } catch (err) {
               if (err instanceof LlmError) return { seed, error: { code: err.code, message: err.message } };
               throw err;
@@ -125,7 +126,7 @@ export class OpenAiCaptioner {
           }),
         );
         const errors = results.flatMap((r) => ('error' in r && r.error ? [{ seed: r.seed, ...r.error }] : []));
-        const resumable = errors.filter((e) => RESUMABLE_CODES.has(e.code));
+        const resumable = errors.flatMap((e) => (isResumableLlmCode(e.code) ? [{ ...e, code: e.code }] : []));
         const cause = resumable.find((e) => STOP_CODES.has(e.code)) ?? resumable[0];
         return {
           key: image.key,

@@ -5,6 +5,7 @@
  */
 
 import type { Turn } from './conversation.js';
+import type { FailureCode } from './failure-codes.js';
 
 export type CaptionOrigin = 'web' | 'annotation' | 'synthetic';
 
@@ -50,8 +51,8 @@ export interface Box {
 export type SampleStatus = 'ok' | 'failed' | 'dropped';
 
 export interface SampleFailure {
-  /** Stable machine code, e.g. `image_truncated`, `image_too_large`, `tar_truncated`. */
-  code: string;
+  /** Stable machine code, e.g. `image_truncated`, `image_too_large`, `tar_truncated`: one of `core/failure-codes.ts`. */
+  code: FailureCode;
   message: string;
   /** Stage that recorded the failure. */
   stage: string;
@@ -115,7 +116,7 @@ export interface DecodedPair extends Pair {
 }
 
 /** Mark a sample failed; keeps the first failure if one is already set. */
-export function failSample<T extends Pair>(sample: T, stage: string, code: string, message: string): T {
+export function failSample<T extends Pair>(sample: T, stage: string, code: FailureCode, message: string): T {
   if (sample.failure) return sample;
   return { ...sample, failure: { code, message, stage } };
 }

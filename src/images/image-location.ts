@@ -11,6 +11,7 @@
  *   `/etc/passwd`, a symbolic link to a file elsewhere) is `image_path_invalid`, unless the source lists
  *   the place in `imageRoots` or sets `allowAbsolutePaths` (`image-roots.ts`)
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeError } from '../core/errors.js';
@@ -94,7 +95,7 @@ export async function loadImage(
   signal: AbortSignal,
   images: LocalImages,
 ): Promise<Pair | null> {
-  const fail = (code: string, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
+  const fail = (code: FailureCode, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
   if (location.kind === 'invalid') return fail(location.code, location.message);
   if (location.kind === 'file') {
     const read = await readLocalFile(location.path, { maxBytes: images.maxBytes, roots: images.roots?.real ?? null, what: 'image file' });

@@ -12,6 +12,7 @@
  * and each file is scanned once); samples of a tar come out in the tar's member order. A member or file that is missing, unreadable, or
  * whose sha256 no longer matches the recorded one becomes a failure on that sample, never an exception.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -89,7 +90,7 @@ export interface LoadImagesOptions {
 /** Stage name on failures recorded here. */
 const STAGE = 'image-ref';
 
-function failed<T extends ImageRefSample>(sample: T, code: string, message: string): T {
+function failed<T extends ImageRefSample>(sample: T, code: FailureCode, message: string): T {
   return { ...sample, imageBytes: null, failure: sample.failure ?? { code, message, stage: STAGE } };
 }
 

@@ -1,19 +1,7 @@
 /**
  * Downloading images over HTTP(S) for manifests whose image column holds URLs, the way img2dataset does
- * it, with every failure turned into a per-sample code:
- *
- * | code | when |
- * |---|---|
- * | `url_invalid` | not a URL, or a scheme other than `http:` / `https:` (nothing is requested) |
- * | `timeout` | no complete answer within `timeoutMs` (per request: connect, headers and body) |
- * | `connection_failed` | DNS failure, refused or reset connection, a body cut off, a TLS or protocol error |
- * | `http_<status>` | a status other than 2xx / redirect, e.g. `http_404`, `http_503` |
- * | `redirect_invalid` | a redirect to another scheme (`ftp:`, `file:`, `data:`) or an unparseable `Location` |
- * | `too_many_redirects` | more than `maxRedirects` hops, or a redirect loop |
- * | `too_large` | a declared `Content-Length` over `maxBytes`, or a body that grows past it (the read is aborted) |
- * | `not_an_image` | a `Content-Type` that is not an image (`text/html`, ...), or bytes that start like no image format |
- * | `robots_disallowed` | an `X-Robots-Tag` header with `noai`, `noimageai`, `noindex` or `noimageindex` |
- * | `address_disallowed` | the host is, or resolves only to, a loopback, private, link-local, multicast or other non-public address |
+ * it, with every failure turned into a per-sample code (`DownloadFailureCode`; what each means is in the
+ * failure-code registry, `core/failure-codes.ts`, stage `source`, and the README table made from it).
  *
  * Destinations (SSRF): unless `allowPrivateNetworks` is set, every hop (the first request and each redirect)
  * is checked on the address it connects to (`address-policy.ts`): an IP literal before anything is sent,

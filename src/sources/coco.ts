@@ -23,6 +23,7 @@
  * - a missing image file: `image_missing`.
  * The first failure of an image is the one recorded.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -237,7 +238,7 @@ async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, 
   return { ...pair, imageBytes: read.bytes };
 }
 
-function fail(pair: Pair, code: string, message: string): Pair {
+function fail(pair: Pair, code: FailureCode, message: string): Pair {
   return { ...pair, failure: { code, message, stage: STAGE } };
 }
 
@@ -448,7 +449,7 @@ function indexImages(
   return { entries, byId, usedKeys };
 }
 
-function failure(code: string, message: string): SampleFailure {
+function failure(code: FailureCode, message: string): SampleFailure {
   return { code, message, stage: STAGE };
 }
 

@@ -22,6 +22,7 @@
  * vanished since the listing), `image_unreadable` (not a regular file), `image_too_large` (over
  * `decode.maxBytes`). The folder itself missing is a configuration error.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -180,7 +181,7 @@ async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'an
     meta: { path: entry.relative },
     failure: null,
   };
-  const fail = (code: string, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
+  const fail = (code: FailureCode, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
 
   let meta: Record<string, unknown> = {};
   if (entry.json !== null) {

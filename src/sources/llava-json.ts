@@ -32,6 +32,7 @@
  * itself missing, or holding no records at all (one JSON object such as `{"data": [...]}`, a bare value,
  * JSON over several lines that is not a list), is a configuration error.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import { collisionReason, KeyClaims } from './key-claims.js';
 import path from 'node:path';
 import { z } from 'zod';
@@ -146,7 +147,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     throw new Error('llava sources read local files only');
   };
 
-  const failed = (key: string, record: JsonRecord, meta: Record<string, unknown>, code: string, problem: string, imageRef = `llava:${file}#${record.index}`): Pending => ({
+  const failed = (key: string, record: JsonRecord, meta: Record<string, unknown>, code: FailureCode, problem: string, imageRef = `llava:${file}#${record.index}`): Pending => ({
     key,
     pair: {
       key,

@@ -24,6 +24,7 @@
  *
  * Sharding and resume are decided on the key before any image is read or downloaded.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import path from 'node:path';
 import { toKey, type Box, type Caption, type CaptionOrigin, type Pair } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
@@ -169,7 +170,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
 
     // Key first: sharding and resume need nothing else.
     let key = defaultRowKey(prefix, row.index);
-    let duplicate: { code: string; message: string } | null = null;
+    let duplicate: { code: FailureCode; message: string } | null = null;
     if (options.key !== undefined) {
       const value = row.get(options.key);
       const text = value === undefined || value === null ? '' : textOf(value).trim();
@@ -203,7 +204,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     where: string,
     meta: Record<string, unknown>,
     problems: string[],
-    duplicate: { code: string; message: string } | null,
+    duplicate: { code: FailureCode; message: string } | null,
     signal: AbortSignal,
   ): Promise<Pair | null> | Pair {
     const base: Pair = { key, source: name, imageRef: `manifest:${manifestPath}#${row.index}`, imageBytes: null, captions: [], boxes: [], meta, failure: null };

@@ -13,6 +13,7 @@
  * past from the size in its header, never buffered) — each becomes a failed `Pair` with a specific code,
  * and reading goes on with the next sample or shard.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -97,7 +98,7 @@ interface Group {
 
 /** Read one shard, yielding its samples in order; never throws for bad data. */
 export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator<Pair> {
-  const shardFailure = (code: string, message: string): Pair | null => {
+  const shardFailure = (code: FailureCode, message: string): Pair | null => {
     const key = `${env.keyPrefix}${toKey(path.basename(absPath))}__shard`;
     if (!inShard(key, env.ctx.shard)) return null;
     return {
@@ -234,7 +235,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 function finishGroup(group: Group, absPath: string, env: ShardEnv): Pair | null {
   if (group.skip) return null;
-  const fail = (code: string, message: string) => {
+  const fail = (code: FailureCode, message: string) => {
     group.failure ??= { code, message, stage: STAGE };
   };
 
@@ -321,7 +322,7 @@ function describeReadError(
   entries: number,
   reading: string | null,
   lastMember: string | null,
-): { code: string; message: string } {
+): { code: FailureCode; message: string } {
   const text = describeError(err);
   if (entries === 0) {
     return { code: 'shard_unreadable', message: `shard ${absPath} is not a readable tar file: ${text}` };

@@ -8,7 +8,7 @@
  * The second part is what brings a sample that `refilter` revived (or one recorded by a run killed before
  * synthesis, or one of a recipe that only synthesizes and exports later) back through synthesis.
  */
-import { RESUMABLE_CODES } from '../backends/llm-errors.js';
+import { RESUMABLE_LLM_CODES } from '../core/failure-codes.js';
 import { CAPTIONER_STAGE } from '../core/stage-names.js';
 
 export interface DoneRule {
@@ -29,7 +29,7 @@ export function doneCondition(rule: DoneRule): { sql: string; params: unknown[] 
   }
   if (rule.synth.length > 0) {
     const wanted = rule.synth.map(() => '(i.task = ? AND i.variant < ?)').join(' OR ');
-    const resumable = [...RESUMABLE_CODES];
+    const resumable = [...RESUMABLE_LLM_CODES];
     parts.push(
       `(s.format IS NULL OR (SELECT COUNT(*) FROM instructions i WHERE i.sample_key = s.key AND (${wanted})
           AND NOT (i.status = 'failed' AND i.code IN (${resumable.map(() => '?').join(',')}))) >= ?)`,
@@ -48,7 +48,7 @@ export function doneCondition(rule: DoneRule): { sql: string; params: unknown[] 
  * a later run can fix, such as `server_unreachable`): the next run captions it.
  */
 export function heldBackCondition(): { sql: string; params: unknown[] } {
-  const codes = [...RESUMABLE_CODES];
+  const codes = [...RESUMABLE_LLM_CODES];
   return {
     sql: `(s.status = 'failed' AND coalesce(s.error_stage, '') = ? AND coalesce(s.error_code, '') IN (${codes.map(() => '?').join(',')}))`,
     params: [CAPTIONER_STAGE, ...codes],

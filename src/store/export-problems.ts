@@ -9,7 +9,7 @@
  * held back (`--max-cost`, an interrupted run, an LLM error the next run asks again), and the next run
  * writes them.
  */
-import { RESUMABLE_CODES } from '../backends/llm-errors.js';
+import { RESUMABLE_LLM_CODES } from '../core/failure-codes.js';
 import type { ExportProblem } from '../core/events.js';
 import type { Db } from './database.js';
 import { heldBackCondition } from './done-rule.js';
@@ -19,7 +19,7 @@ export function exportProblems(db: Db, exportNames: readonly string[]): ExportPr
   const writtenOf = db.prepare('SELECT COUNT(*) FROM exports WHERE export_name = ?').pluck();
   const outcomes = db.prepare('SELECT status, code, COUNT(*) AS n FROM export_records WHERE export_name = ? GROUP BY status, code ORDER BY n DESC, code');
   const example = db.prepare('SELECT message FROM export_records WHERE export_name = ? AND code = ? AND message IS NOT NULL LIMIT 1').pluck();
-  const resumable = [...RESUMABLE_CODES];
+  const resumable = [...RESUMABLE_LLM_CODES];
   const notHeld = `s.status = 'ok' AND NOT EXISTS (SELECT 1 FROM exports e WHERE e.export_name = ? AND e.sample_key = s.key)`;
   const waitingOf = db
     .prepare(

@@ -1,4 +1,4 @@
-import { RESUMABLE_CODES, STOP_CODES } from '../backends/llm-errors.js';
+import { RESUMABLE_LLM_CODES, STOP_CODES } from '../core/failure-codes.js';
 import type { CaptioningSummary, SynthesisSummary, RunSummary } from '../core/events.js';
 import type { Db } from './database.js';
 import { heldBackCondition } from './done-rule.js';
@@ -85,7 +85,7 @@ function instructionSummary(db: Db): SynthesisSummary | undefined {
       summary.notApplicableReasons[key] = (summary.notApplicableReasons[key] ?? 0) + n;
     } else if (status === 'rejected' || status === 'failed') {
       summary[status] += n;
-      if (status === 'failed' && code !== null && RESUMABLE_CODES.has(code)) summary.retriable += n;
+      if (status === 'failed' && code !== null && RESUMABLE_LLM_CODES.has(code)) summary.retriable += n;
       const key = code ?? status;
       summary.reasons[key] = (summary.reasons[key] ?? 0) + n;
     }

@@ -3,7 +3,7 @@
  * instruction rows failed with a resumable code (budget exhausted, interrupted, server trouble). The
  * build's synthesis stage and the re-export reader both apply it, so a sample is held back the same way.
  */
-import { RESUMABLE_CODES } from '../backends/llm-errors.js';
+import { RESUMABLE_LLM_CODES } from '../core/failure-codes.js';
 import { SYNTH_STAGE } from '../core/stage-names.js';
 
 /**
@@ -13,7 +13,7 @@ import { SYNTH_STAGE } from '../core/stage-names.js';
 export function unfinishedSynthesis(rows: readonly { status: string; code: string | null }[]): { reason: string; stage: string } | null {
   const codes = new Set<string>();
   for (const row of rows) {
-    if (row.status === 'failed' && row.code !== null && RESUMABLE_CODES.has(row.code)) codes.add(row.code);
+    if (row.status === 'failed' && row.code !== null && RESUMABLE_LLM_CODES.has(row.code)) codes.add(row.code);
   }
   return codes.size > 0 ? { reason: `llm_unfinished: ${[...codes].join(', ')}`, stage: SYNTH_STAGE } : null;
 }

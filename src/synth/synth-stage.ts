@@ -20,7 +20,7 @@ import { ConfigError } from '../core/errors.js';
 import { isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage, StageContext } from '../core/stage.js';
 import { LlmClient, type ChatRequest } from '../backends/llm-client.js';
-import { STOP_CODES } from '../backends/llm-errors.js';
+import { STOP_CODES } from '../core/failure-codes.js';
 import type { Db } from '../store/database.js';
 import { InstructionStore, instructionReasonText, type InstructionRow } from '../store/instruction-store.js';
 import { LlmCache } from '../store/llm-cache.js';

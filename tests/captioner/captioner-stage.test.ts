@@ -111,7 +111,7 @@ describe('captioner stage fed an array of samples', () => {
 
   it('a batch with nothing to caption calls no model and says no latency', async () => {
     const [a] = await shapes(1);
-    const input = [{ ...a!, failure: { code: 'image_truncated', message: 'cut', stage: 'decode' } }];
+    const input = [{ ...a!, failure: { code: 'image_truncated' as const, message: 'cut', stage: 'decode' } }];
     const { out, events } = await runStage(input, { batchSize: 4 });
     expect(out[0]).toBe(input[0]);
     expect(events).toEqual([]);

@@ -22,7 +22,7 @@ async function run(input: readonly Item[], work: Partial<BatchedWork<Item>> & Pi
     yield* input;
   }
   const out: Item[] = [];
-  const full: BatchedWork<Item> = { batchSize: 4, wants: () => true, fail: (s, e) => failSample(s as Pair, 'test', 'test_failed', String(e)), ...work };
+  const full: BatchedWork<Item> = { batchSize: 4, wants: () => true, fail: (s, e) => failSample(s as Pair, 'test', 'score_failed', String(e)), ...work };
   for await (const sample of runBatched(from(), ctx, full)) out.push(sample);
   return { out, events };
 }
@@ -90,7 +90,7 @@ describe('runBatched', () => {
     });
     expect(calls).toEqual([['s0', 's1', 's2', 's3'], ['s4', 's5', 's6', 's7'], ['s4'], ['s5'], ['s6'], ['s7']]);
     expect(out.map((s) => s.key)).toEqual(items(8).map((s) => s.key));
-    expect(out[5]!.failure).toEqual({ code: 'test_failed', message: 'Error: s5 is unreadable', stage: 'test' });
+    expect(out[5]!.failure).toEqual({ code: 'score_failed', message: 'Error: s5 is unreadable', stage: 'test' });
     expect(out[5]!.done).toBeUndefined();
     const others = out.filter((s) => s.key !== 's5');
     expect(others).toHaveLength(7);
@@ -124,13 +124,13 @@ describe('runBatched', () => {
       },
     });
     expect(out).toHaveLength(5);
-    expectEvery(out, (s) => s.failure?.code === 'test_failed');
+    expectEvery(out, (s) => s.failure?.code === 'score_failed');
   });
 
   it('passes closed and unwanted samples through untouched, in their places, never offering them', async () => {
     const input = [
       item('a'),
-      item('failed', { failure: { code: 'image_truncated', message: 'cut', stage: 'decode' } }),
+      item('failed', { failure: { code: 'image_truncated' as const, message: 'cut', stage: 'decode' } }),
       item('dropped', { dropped: { reason: 'duplicate_image', stage: 'dedup' } }),
       item('b'),
       item('unwanted'),
@@ -158,7 +158,7 @@ describe('runBatched', () => {
   });
 
   it('reports one batch-latency event per batch with work, retries included', async () => {
-    const closed = { failure: { code: 'x', message: 'x', stage: 'x' } };
+    const closed = { failure: { code: 'image_corrupt' as const, message: 'x', stage: 'x' } };
     // Batches of 2: [s0 s1] work, [closed closed] none, [s4 bad] fails and is retried.
     const input = [item('s0'), item('s1'), item('c0', closed), item('c1', closed), item('s4'), item('bad')];
     const { events } = await run(input, {

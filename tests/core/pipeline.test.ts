@@ -32,7 +32,7 @@ const judge: Stage<Pair, Pair> = {
     return mapConcurrent(input, async (p) => {
       await new Promise((r) => setTimeout(r, 1));
       ctx.emit({ type: 'batch-latency', ms: 1 });
-      if (p.key.endsWith('3')) return failSample(p, 'judge', 'bad_three', `${p.key} ends in 3`);
+      if (p.key.endsWith('3')) return failSample(p, 'judge', 'score_failed', `${p.key} ends in 3`);
       if (p.key.endsWith('5')) return { ...p, dropped: { reason: 'five', stage: 'judge' } };
       return p;
     }, { concurrency: 4 });
@@ -69,7 +69,7 @@ describe('runPipeline', () => {
     expect(seen).toHaveLength(100);
     const errors = events.filter((e) => e.type === 'sample-error');
     expect(errors).toHaveLength(10);
-    expect(errors[0]).toMatchObject({ stage: 'judge', code: 'bad_three', key: 'k3' });
+    expect(errors[0]).toMatchObject({ stage: 'judge', code: 'score_failed', key: 'k3' });
   });
 
   it('counts failures a source yields under "read"', async () => {

@@ -178,7 +178,7 @@ describe('decodeImage', () => {
 
 describe('decode stage', () => {
   it('keeps order, passes failed pairs through untouched, and records failures on the sample', async () => {
-    const earlier = { code: 'image_missing', message: 'gone', stage: 'source' };
+    const earlier = { code: 'image_missing' as const, message: 'gone', stage: 'source' };
     const input = [
       pair('a', smallJpeg),
       pair('b', null, earlier),

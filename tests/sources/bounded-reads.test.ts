@@ -201,7 +201,7 @@ describe('caption length (decode.maxCaptionChars)', () => {
     const caption = (text: string) => ({ text, origin: 'web' as const, issue: null, usable: true });
     async function* feed(): AsyncGenerator<Pair> {
       yield { key: 'ok', source: 's', imageRef: 'x', imageBytes: image, captions: [caption('short'), caption('w'.repeat(5000))], boxes: [], meta: {}, failure: null };
-      const failure = { code: 'image_missing', message: 'gone', stage: 'source' };
+      const failure = { code: 'image_missing' as const, message: 'gone', stage: 'source' };
       yield { key: 'failed', source: 's', imageRef: 'y', imageBytes: null, captions: [caption('v'.repeat(101))], boxes: [], meta: {}, failure };
     }
     const out = await collect(stage.run(feed(), { signal: new AbortController().signal, emit: () => undefined }) as AsyncIterable<Pair>);

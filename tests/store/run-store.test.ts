@@ -9,6 +9,7 @@ import { RunStore } from '../../src/store/run-store.js';
 import { InstructionStore } from '../../src/store/instruction-store.js';
 import { runSummary, runStats, listSamples, showSample } from '../../src/store/queries.js';
 import type { DecodedPair } from '../../src/core/sample.js';
+import type { FailureCode } from '../../src/core/failure-codes.js';
 
 function sample(key: string, extra: Partial<DecodedPair> = {}): DecodedPair {
   return {
@@ -106,7 +107,7 @@ describe('run database', () => {
   it('doneKeys: failed samples and samples exported everywhere are done; others are not', () => {
     const store = new RunStore(db);
     const run = store.startRun('{}', 'h', '0/1');
-    store.writeSamples(run, [sample('ok1'), sample('ok2'), sample('bad', { failure: { code: 'x', message: 'y', stage: 'decode' }, image: null })]);
+    store.writeSamples(run, [sample('ok1'), sample('ok2'), sample('bad', { failure: { code: 'image_corrupt', message: 'y', stage: 'decode' }, image: null })]);
     store.recordShard({ exportName: 'wds', shardIndex: 0, path: 'wds-000000.tar', sampleCount: 1, byteLength: 10, sha256: 'cafe' }, ['ok1']);
     const exportsOnly = (...exports: string[]) => ({ exports, synth: [] });
     expect([...store.doneKeys(['ok1', 'ok2', 'bad', 'unknown'], exportsOnly('wds'))].sort()).toEqual(['bad', 'ok1']);
@@ -122,7 +123,7 @@ describe('run database', () => {
   it('doneKeys: a sample the captioner held back (a code a later run can fix) is not done, with or without exports; the summary counts it', () => {
     const store = new RunStore(db);
     const run = store.startRun('{}', 'h', '0/1');
-    const failed = (key: string, stage: string, code: string, message = 'm') => sample(key, { failure: { code, message, stage } });
+    const failed = (key: string, stage: string, code: FailureCode, message = 'm') => sample(key, { failure: { code, message, stage } });
     store.writeSamples(run, [
       failed('held', 'captioner', 'server_unreachable', 'cannot reach http://127.0.0.1:1/v1: connection refused (ECONNREFUSED)'),
       failed('slow', 'captioner', 'timeout'),

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { RESUMABLE_CODES } from '../../src/backends/llm-errors.js';
+import { RESUMABLE_LLM_CODES } from '../../src/core/failure-codes.js';
 import { unfinishedSynthesis } from '../../src/store/unfinished-synthesis.js';
 
 describe('unfinishedSynthesis (the deferral rule shared by synthesis and re-export)', () => {
   it('defers a sample whose rows failed with resumable codes, naming each code once in row order', () => {
-    expect(RESUMABLE_CODES.has('budget_exhausted')).toBe(true);
-    expect(RESUMABLE_CODES.has('aborted')).toBe(true);
+    expect(RESUMABLE_LLM_CODES.has('budget_exhausted')).toBe(true);
+    expect(RESUMABLE_LLM_CODES.has('aborted')).toBe(true);
     const rows = [
       { status: 'ok', code: null },
       { status: 'failed', code: 'aborted', message: 'the run was stopped' },

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Turn } from '../../src/core/conversation.js';
 import { ConfigError } from '../../src/core/errors.js';
 import type { DecodedPair } from '../../src/core/sample.js';
-import { RESUMABLE_CODES } from '../../src/backends/llm-errors.js';
+import { RESUMABLE_LLM_CODES } from '../../src/core/failure-codes.js';
 import { InstructionStore } from '../../src/store/instruction-store.js';
 import { createSynthStage, synthOptionsSchema, type SynthesizedPair } from '../../src/synth/synth-stage.js';
 import { FakeLlmServer, type Behaviour, type FakeServerOptions } from '../llm-server/server.js';
@@ -239,7 +239,7 @@ describe('synth stage: LLM tasks', () => {
     expect(s.requests).toHaveLength(ok.length);
     expect(first.events.some((e) => e.type === 'log' && e.level === 'warn' && e.message.includes('--max-cost'))).toBe(true);
     // The store can tell resume which samples still have work.
-    expect(new InstructionStore(r.db).unfinishedKeys(samples.map((x) => x.key), RESUMABLE_CODES).size).toBe(exhausted.length);
+    expect(new InstructionStore(r.db).unfinishedKeys(samples.map((x) => x.key), RESUMABLE_LLM_CODES).size).toBe(exhausted.length);
 
     const before = s.requests.length;
     await drain(createSynthStage(options, { db: r.db, runId: r.runId, maxCostUsd: 1 }), samples);
