@@ -8,7 +8,8 @@ export interface StageContext {
 
 /**
  * A pipeline step: an async iterable in, an async iterable out. Backpressure comes from pulling;
- * batching and concurrency come from `src/iter`, never hand-rolled in a stage.
+ * batching and concurrency come from `src/iter` (for batched model work, `runBatched` in
+ * `batched-stage.ts`), never hand-rolled in a stage.
  */
 export interface Stage<I, O> {
   readonly name: string;
