@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cleanCaption, OpenAiCaptioner, openaiCaptionerSchema } from '../../src/captioner/openai-captioner.js';
 import { FakeLlmServer } from '../llm-server/server.js';
-import { createRun } from './helpers.js';
+import { createRun } from '../synth/helpers.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
