@@ -7,10 +7,12 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { DecodedPair } from '../src/core/sample.js';
 import { openDatabase } from '../src/store/database.js';
 import { RunStore } from '../src/store/run-store.js';
+import { InstructionStore } from '../src/store/instruction-store.js';
+import { LlmCache } from '../src/store/llm-cache.js';
 import { createSynthStage, synthOptionsSchema } from '../src/synth/synth-stage.js';
 import { FakeLlmServer } from '../tests/llm-server/server.js';
 import { round } from './util.js';
@@ -75,7 +77,7 @@ export async function benchLlm(): Promise<Record<string, unknown>> {
       concurrency: 64,
       llm: { baseURL: server.baseURL, model: 'bench-model', rpm: LIMIT_RPM, tpm: 10_000_000, concurrency: 16, retryBaseMs: 500, retryMaxMs: 8000 },
     });
-    const stage = createSynthStage(options, { db, runId });
+    const stage = createSynthStage(options, { instructions: new InstructionStore(db), llmCache: new LlmCache(db), runFolder: dirname(db.name), runId });
     async function* input() {
       yield* samples;
     }

@@ -1,13 +1,13 @@
 import type { z } from 'zod';
-import type { Db } from '../store/database.js';
+import type { LlmResponseStore } from '../backends/llm-client.js';
 import type { CaptionBatch } from './captioner-stage.js';
 
 /** What loading a captioner needs from the build. */
 export interface CaptionerContext {
   /** Relative model paths resolve against this folder (the recipe's folder). */
   readonly baseDir: string;
-  /** Run database, for the response cache of captioners that send requests. */
-  readonly db: Db;
+  /** The run database's response cache (`store/llm-cache.ts`), for captioners that send requests. */
+  readonly llmCache: LlmResponseStore;
   /** `--max-cost`: US dollars this run may spend on LLM requests (none when null). */
   readonly maxCostUsd: number | null;
 }

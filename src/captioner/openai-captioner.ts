@@ -10,12 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { LlmClient, type ChatRequest } from '../backends/llm-client.js';
+import { LlmClient, type ChatRequest, type LlmResponseStore } from '../backends/llm-client.js';
 import { LlmError } from '../backends/llm-errors.js';
 import { isResumableLlmCode, STOP_CODES, type FailureCode } from '../core/failure-codes.js';
 import { llmOptionsSchema } from '../backends/llm-options.js';
-import type { Db } from '../store/database.js';
-import { LlmCache } from '../store/llm-cache.js';
 import type { CaptionerType } from './captioner-type.js';
 
 export const openaiCaptionerSchema = llmOptionsSchema
@@ -55,8 +53,8 @@ export interface ImageCaptions {
 }
 
 export interface OpenAiCaptionerDeps {
-  /** Run database for the response cache. */
-  db?: Db;
+  /** The response cache (the run database's `llm_cache`); none: every request is sent. */
+  llmCache?: LlmResponseStore;
   client?: LlmClient;
   env?: Record<string, string | undefined>;
   maxCostUsd?: number | null;
@@ -84,7 +82,7 @@ export class OpenAiCaptioner {
     this.client =
       deps.client ??
       new LlmClient(llm, {
-        cache: deps.db ? new LlmCache(deps.db) : null,
+        cache: deps.llmCache ?? null,
         env: deps.env,
         maxCostUsd: deps.maxCostUsd ?? null,
         minuteMs: deps.minuteMs,
@@ -149,7 +147,7 @@ export const openaiCaptionerType: CaptionerType<typeof openaiCaptionerSchema> = 
   type: 'openai',
   schema: openaiCaptionerSchema,
   async load(options, ctx) {
-    const captioner = new OpenAiCaptioner(options, { db: ctx.db, maxCostUsd: ctx.maxCostUsd });
+    const captioner = new OpenAiCaptioner(options, { llmCache: ctx.llmCache, maxCostUsd: ctx.maxCostUsd });
     return {
       model: options.model,
       batchSize: 8,

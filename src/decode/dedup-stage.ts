@@ -8,12 +8,12 @@ import { isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { DEDUP_STAGE, DUPLICATE_IMAGE } from '../core/stage-names.js';
 import { batch } from '../iter/batch.js';
-import type { RunStore } from '../store/run-store.js';
+import type { ContentIndex } from '../store/stage-ports.js';
 
 /** Samples seen here but maybe not recorded yet: far more than stages between here and `record` hold. */
 const RECENT_WINDOW = 16_384;
 
-export function createDedupStage(store: RunStore, lookupEvery = 64): Stage<DecodedPair, DecodedPair> {
+export function createDedupStage(store: ContentIndex, lookupEvery = 64): Stage<DecodedPair, DecodedPair> {
   return {
     name: DEDUP_STAGE,
     async *run(input) {

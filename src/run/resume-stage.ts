@@ -4,7 +4,7 @@ import { batch } from '../iter/batch.js';
 import { groupBy } from '../iter/group-by.js';
 import { asCollision } from '../store/key-collision.js';
 import type { DoneRule } from '../store/done-rule.js';
-import type { RunStore } from '../store/run-store.js';
+import type { DoneKeys } from '../store/stage-ports.js';
 
 /**
  * Resume: drops pairs an earlier run already finished (failed, dropped, or exported everywhere and
@@ -12,7 +12,7 @@ import type { RunStore } from '../store/run-store.js';
  * ago and not recorded yet) becomes its `key_duplicate` failure here, so no model works on it and dedup
  * never takes it for an original. Looks keys up in batches, so memory does not grow with the run.
  */
-export function createResumeStage(store: RunStore, rule: DoneRule, lookupEvery = 256): Stage<Pair, Pair> {
+export function createResumeStage(store: DoneKeys, rule: DoneRule, lookupEvery = 256): Stage<Pair, Pair> {
   return {
     name: 'resume',
     async *run(input, ctx) {

@@ -10,15 +10,15 @@ import { isOpen, type Caption, type DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
 import { groupBy } from '../iter/group-by.js';
-import type { RunStore } from '../store/run-store.js';
+import type { RecordedWork, RecordedWorkLookup } from '../store/stage-ports.js';
 
-export function createReuseStage(store: RunStore, reuseRuns: readonly number[], lookupEvery = 64): Stage<DecodedPair, DecodedPair> {
+export function createReuseStage(store: RecordedWorkLookup, reuseRuns: readonly number[], lookupEvery = 64): Stage<DecodedPair, DecodedPair> {
   return {
     name: 'reuse',
     async *run(input) {
       for await (const samples of batch(input, lookupEvery)) {
         const open = samples.filter((s) => isOpen(s) && s.image);
-        const recorded = new Map<string, { sha256: string | null; captions: Caption[] }>();
+        const recorded = new Map<string, RecordedWork>();
         for (const [source, group] of groupBy(open, (s) => s.source)) {
           for (const [key, work] of store.recordedWork(group.map((s) => s.key), source, reuseRuns)) recorded.set(key, work);
         }

@@ -12,6 +12,8 @@ import { NewPaths } from './new-paths.js';
 import { runSummary } from '../store/queries.js';
 import { createRecordStage } from './record-stage.js';
 import { RunStore } from '../store/run-store.js';
+import { InstructionStore } from '../store/instruction-store.js';
+import { LlmCache } from '../store/llm-cache.js';
 import { createResumeStage } from './resume-stage.js';
 import { createSource } from '../sources/registry.js';
 import type { SourceContext } from '../sources/source.js';
@@ -119,7 +121,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir) : null;
     cleanups.push(() => scorer?.close());
     const captioner = recipe.captioner
-      ? await inField('captioner.model', () => loadCaptioner(recipe.captioner!, { baseDir, db, maxCostUsd: options.maxCostUsd ?? null }))
+      ? await inField('captioner.model', () => loadCaptioner(recipe.captioner!, { baseDir, llmCache: new LlmCache(db), maxCostUsd: options.maxCostUsd ?? null }))
       : null;
     cleanups.push(() => captioner?.close());
     // Stored with the run: a retrained model in place of the old one must not count as the same settings.
@@ -148,7 +150,17 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       createRecordStage(store, runId, recipe.run.commitEvery),
       // After record: instruction rows reference the samples table.
       ...(recipe.synth
-        ? [createSynthStage(recipe.synth, { db, runId, signal: options.signal, maxCostUsd: options.maxCostUsd ?? null, baseDir })]
+        ? [
+            createSynthStage(recipe.synth, {
+              instructions: new InstructionStore(db),
+              llmCache: new LlmCache(db),
+              runFolder: dirname(dbPath),
+              runId,
+              signal: options.signal,
+              maxCostUsd: options.maxCostUsd ?? null,
+              baseDir,
+            }),
+          ]
         : []),
       ...recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })),
     ];

@@ -6,6 +6,7 @@ import { DUPLICATE_IMAGE } from '../core/stage-names.js';
 import { InstructionStore } from './instruction-store.js';
 import { asCollision, KEY_COLLISION_STAGE } from './key-collision.js';
 import { doneCondition, exportedCondition, type DoneRule } from './done-rule.js';
+import type { ContentIndex, DoneKeys, RecordedWork, RecordedWorkLookup, ResumeState, SampleRecorder } from './stage-ports.js';
 
 export interface ShardRecord {
   exportName: string;
@@ -28,7 +29,7 @@ interface SampleProgress {
  * Writes and reads the state of a run. Every method that writes runs in one transaction, so a batch of
  * samples or a finished shard is committed whole or not at all.
  */
-export class RunStore {
+export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, SampleRecorder {
   private readonly upsertSample;
   private readonly ownerOf;
   private readonly deleteCaptions;
@@ -165,7 +166,7 @@ export class RunStore {
     keys: readonly string[],
     rule: DoneRule,
     source?: string,
-  ): { done: Set<string>; owners: Map<string, string>; reopened: Set<string> } {
+  ): ResumeState {
     const done = new Set<string>();
     const owners = new Map<string, string>();
     // Held by every export, yet not done: synthesis will add instruction samples those exports lack.
@@ -206,8 +207,8 @@ export class RunStore {
    * The image sha256 and captions (with scores) an earlier run recorded for ok samples of `source`, for
    * resuming without inference: only from runs in `runIds` (see `reuse-stage.ts`).
    */
-  recordedWork(keys: readonly string[], source: string, runIds: readonly number[]): Map<string, { sha256: string | null; captions: Caption[] }> {
-    const found = new Map<string, { sha256: string | null; captions: Caption[] }>();
+  recordedWork(keys: readonly string[], source: string, runIds: readonly number[]): Map<string, RecordedWork> {
+    const found = new Map<string, RecordedWork>();
     if (keys.length === 0 || runIds.length === 0) return found;
     const rows = this.db
       .prepare(

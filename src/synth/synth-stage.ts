@@ -15,15 +15,14 @@
  * `live-synthesis.ts` (requests through the client) and `batch-synthesis.ts` (the Batch API).
  */
 import { setMaxListeners } from 'node:events';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage, StageContext } from '../core/stage.js';
-import { LlmClient, type ChatRequest } from '../backends/llm-client.js';
+import { LlmClient, type ChatRequest, type LlmResponseStore } from '../backends/llm-client.js';
 import { STOP_CODES } from '../core/failure-codes.js';
-import type { Db } from '../store/database.js';
-import { InstructionStore, instructionReasonText, type InstructionRow } from '../store/instruction-store.js';
-import { LlmCache } from '../store/llm-cache.js';
+import { instructionReasonText, type InstructionRow } from '../store/instruction-store.js';
+import type { InstructionWriter } from '../store/stage-ports.js';
 import { batchSynthesis } from './batch-synthesis.js';
 import { liveSynthesis } from './live-synthesis.js';
 import { isLlmTask } from './llm-tasks.js';
@@ -39,7 +38,12 @@ export { synthOptionsSchema, synthBatchSchema, SYNTH_TASKS, type SynthOptions, t
 export type { SynthesizedPair } from './sample-synthesis.js';
 
 export interface SynthStageDeps {
-  db: Db;
+  /** Where the instruction rows go (the run database's `InstructionStore`). */
+  instructions: InstructionWriter;
+  /** Answers already paid for (the run database's `LlmCache`). */
+  llmCache: LlmResponseStore;
+  /** The run database's folder: batch files go to `batches/` there unless `synth.batch.dir` says otherwise. */
+  runFolder: string;
   /** The run (sent as batch metadata, so a provider's batch list shows which run it belongs to). */
   runId: number;
   /** Stops new LLM requests (the stage context's signal is honoured as well). */
@@ -76,13 +80,13 @@ export function createSynthStage(options: SynthOptions, deps: SynthStageDeps): S
     referring: loadInstructionList('referring', promptsDir),
   };
   const work = sampleSynthesis(options, prompts, lists);
-  const store = new InstructionStore(deps.db);
+  const store = deps.instructions;
   const client =
     llmTasks.length === 0
       ? null
       : (deps.client ??
-        new LlmClient(options.llm!, { cache: new LlmCache(deps.db), maxCostUsd: deps.maxCostUsd ?? null, env: deps.env, minuteMs: deps.minuteMs }));
-  const batchDir = options.batch.dir ? resolve(baseDir, options.batch.dir) : resolve(dirname(deps.db.name), 'batches');
+        new LlmClient(options.llm!, { cache: deps.llmCache, maxCostUsd: deps.maxCostUsd ?? null, env: deps.env, minuteMs: deps.minuteMs }));
+  const batchDir = options.batch.dir ? resolve(baseDir, options.batch.dir) : resolve(deps.runFolder, 'batches');
 
   const workable = (sample: DecodedPair) => isOpen(sample) && sample.image !== null;
 

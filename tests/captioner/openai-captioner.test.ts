@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cleanCaption, OpenAiCaptioner, openaiCaptionerSchema } from '../../src/captioner/openai-captioner.js';
 import { FakeLlmServer } from '../llm-server/server.js';
 import { createRun } from '../synth/helpers.js';
+import { LlmCache } from '../../src/store/llm-cache.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -20,7 +21,7 @@ describe('OpenAI-compatible VLM captioner', () => {
     const r = createRun([]);
     cleanups.push(r.cleanup);
     const options = openaiCaptionerSchema.parse({ type: 'openai', baseURL: s.baseURL, model: 'vlm', samples: 3, rpm: 10_000 });
-    const captioner = new OpenAiCaptioner(options, { db: r.db });
+    const captioner = new OpenAiCaptioner(options, { llmCache: new LlmCache(r.db) });
     const images = [
       { key: 'a', bytes: PNG, mime: 'image/png' },
       { key: 'b', bytes: Buffer.concat([PNG, Buffer.from([0])]), mime: 'image/png' },
@@ -37,7 +38,7 @@ describe('OpenAI-compatible VLM captioner', () => {
     expect(content[1]!.image_url!.url).toBe(`data:image/png;base64,${PNG.toString('base64')}`);
     expect(new Set(s.requests.map((q) => q.body.seed))).toEqual(new Set([0, 1, 2]));
     // Cached: asking again sends nothing; the stored request keeps the image as its hash, not its bytes.
-    expect(await new OpenAiCaptioner(options, { db: r.db }).caption(images, 3)).toEqual(captions);
+    expect(await new OpenAiCaptioner(options, { llmCache: new LlmCache(r.db) }).caption(images, 3)).toEqual(captions);
     expect(s.requests).toHaveLength(6);
     const stored = (r.db.prepare('SELECT request_json FROM llm_cache LIMIT 1').get() as { request_json: string }).request_json;
     expect(stored).toMatch(/data:image\/png;base64;sha256=[0-9a-f]{64}/);

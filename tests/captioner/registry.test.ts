@@ -8,6 +8,7 @@ import { captionerModelFolder, captionerOptionsSchema, captionerTypeNames, loadC
 import { parseRecipe } from '../../src/config/recipe.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { openDatabase } from '../../src/store/database.js';
+import { LlmCache } from '../../src/store/llm-cache.js';
 import { readImage } from './fixtures.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -23,7 +24,7 @@ describe('captioner registry', () => {
 
   it('an unknown type given to the loader is a config error naming the field, the value and the types', async () => {
     const unknown = { type: 'blip2', model: 'm' } as unknown as CaptionerOptions;
-    const err = await loadCaptioner(unknown, { baseDir: dir, db, maxCostUsd: null }).then(
+    const err = await loadCaptioner(unknown, { baseDir: dir, llmCache: new LlmCache(db), maxCostUsd: null }).then(
       () => null,
       (e: unknown) => e,
     );
@@ -55,7 +56,7 @@ describe('captioner registry', () => {
 
   it('loads an onnx captioner from a relative folder: its name, batch size, and K captions per image', async () => {
     const options = captionerOptionsSchema.parse({ type: 'onnx', model: 'models/shapes-captioner', samples: 2, batchSize: 3, strategy: 'nucleus', seed: 1 });
-    const captioner = await loadCaptioner(options, { baseDir: root, db, maxCostUsd: null });
+    const captioner = await loadCaptioner(options, { baseDir: root, llmCache: new LlmCache(db), maxCostUsd: null });
     try {
       expect(captioner.model).toBe('shapes-captioner');
       expect(captioner.batchSize).toBe(3);
@@ -70,7 +71,7 @@ describe('captioner registry', () => {
 
   it('loads an openai captioner without contacting the server: its model name and batch size', async () => {
     const options = captionerOptionsSchema.parse({ type: 'openai', baseURL: 'http://127.0.0.1:1/v1', model: 'vlm-7b' });
-    const captioner = await loadCaptioner(options, { baseDir: dir, db, maxCostUsd: 1 });
+    const captioner = await loadCaptioner(options, { baseDir: dir, llmCache: new LlmCache(db), maxCostUsd: 1 });
     expect(captioner.model).toBe('vlm-7b');
     expect(captioner.batchSize).toBe(8);
     await captioner.close();

@@ -21,6 +21,7 @@ import { createDedupStage } from '../../src/decode/dedup-stage.js';
 import { createReuseStage } from '../../src/run/reuse-stage.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stage.js';
+import { synthDeps } from '../synth/helpers.js';
 
 const POLICY: ResolvedPolicy = { policy: 'itc', itcThreshold: 0.3, itmThreshold: null, topK: null, topKBy: 'itc', preferWeb: false };
 const SHA = 'c0ffee'.repeat(10) + 'c0ff';
@@ -151,7 +152,7 @@ describe('stages pass closed samples through untouched', () => {
     const runId = store.startRun('{}', 'h', '0/1');
     const samples = input();
     store.writeSamples(runId, samples);
-    const out = await drain(createSynthStage(synthOptionsSchema.parse({ tasks: ['stage1'] }), { db, runId }), samples);
+    const out = await drain(createSynthStage(synthOptionsSchema.parse({ tasks: ['stage1'] }), { ...synthDeps(db), runId }), samples);
     // Synthesis yields as samples finish: closed ones are the same objects, open ones got instructions.
     expect(out.map((s) => s.key).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
     for (const sample of samples) {

@@ -14,7 +14,7 @@ import { runDatabases } from '../../src/store/synth-progress.js';
 import { openDatabase } from '../../src/store/database.js';
 import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stage.js';
 import { FakeLlmServer, promptTokensOf } from '../llm-server/server.js';
-import { createRun, drain } from '../synth/helpers.js';
+import { createRun, drain, synthDeps } from '../synth/helpers.js';
 
 const SAMPLE_DATA = resolve(import.meta.dirname, '../../datasets/shapes-sample');
 const cocoSource = { type: 'coco', captions: 'coco/captions.json', instances: 'coco/instances.json', images: 'coco/images' };
@@ -65,7 +65,7 @@ describe('estimate', () => {
     // The same samples through the synth stage against the local server: the prompt tokens it counts.
     const { s, pairs, r } = await liveRun();
     const live = synthOptionsSchema.parse({ ...synth, llm: { ...synth.llm, baseURL: s.baseURL, rpm: 100_000, tpm: 100_000_000 } });
-    await drain(createSynthStage(live, { db: r.db, runId: r.runId }), pairs);
+    await drain(createSynthStage(live, { ...synthDeps(r.db), runId: r.runId }), pairs);
     expect(s.requests).toHaveLength(estimate.requests);
     const actual = s.requests.reduce((n, q) => n + promptTokensOf(q.body), 0);
     expect(Math.abs(estimate.promptTokens - actual) / actual).toBeLessThan(0.05);
@@ -103,7 +103,7 @@ describe('estimate', () => {
     const llm = { baseURL: s.baseURL, model: 'm', price: { inputPerMTok: 1, outputPerMTok: 2 }, rpm: 100_000, tpm: 100_000_000 };
     const synth = synthOptionsSchema.parse({ tasks: ['conversation', 'detail'], llm });
     // An earlier run answered both tasks for 6 of the 16 images.
-    await drain(createSynthStage(synth, { db: r.db, runId: r.runId }), pairs.slice(0, 6));
+    await drain(createSynthStage(synth, { ...synthDeps(r.db), runId: r.runId }), pairs.slice(0, 6));
     const paid = r.db.prepare('SELECT SUM(cost_usd) FROM llm_cache').pluck().get() as number;
     r.db.close();
 

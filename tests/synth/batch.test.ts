@@ -6,7 +6,7 @@ import { BATCH_URL, parseBatchOutput, parseBatchRequests, writeBatchJsonl, batch
 import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stage.js';
 import { FakeLlmServer, type Behaviour } from '../llm-server/server.js';
 import { cocoPair, shapesPair } from './fixtures.js';
-import { createRun, drain, expectEveryRowAccountedFor, instructionRows, type TestRun } from './helpers.js';
+import { createRun, drain, expectEveryRowAccountedFor, instructionRows, type TestRun, synthDeps } from './helpers.js';
 import { expectEvery } from '../expect-every.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -50,7 +50,7 @@ describe('batch mode', () => {
     const s = await server();
     const samples = [shapesPair('a'), cocoPair('b'), shapesPair('c')];
     const r = run(samples);
-    const { out, events } = await drain(createSynthStage(options(s.baseURL), { db: r.db, runId: r.runId }), samples);
+    const { out, events } = await drain(createSynthStage(options(s.baseURL), { ...synthDeps(r.db), runId: r.runId }), samples);
     expect(out).toHaveLength(3);
     expect(s.liveRequests()).toEqual([]);
     expect(s.requests.filter((q) => q.viaBatch)).toHaveLength(6);
@@ -80,7 +80,7 @@ describe('batch mode', () => {
     expect(events.some((e) => e.type === 'log' && e.message.includes('6 requests submitted'))).toBe(true);
 
     // Again: everything is cached, no new batch.
-    await drain(createSynthStage(options(s.baseURL), { db: r.db, runId: r.runId }), samples);
+    await drain(createSynthStage(options(s.baseURL), { ...synthDeps(r.db), runId: r.runId }), samples);
     expect(s.uploadedFiles().filter((f) => f.purpose === 'batch')).toHaveLength(1);
   });
 
@@ -97,7 +97,7 @@ describe('batch mode', () => {
     });
     const samples = [shapesPair('a'), cocoPair('b')];
     const r = run(samples);
-    await drain(createSynthStage(options(s.baseURL, { tasks: ['detail'] }), { db: r.db, runId: r.runId }), samples);
+    await drain(createSynthStage(options(s.baseURL, { tasks: ['detail'] }), { ...synthDeps(r.db), runId: r.runId }), samples);
     const rows = instructionRows(r.db);
     expectEveryRowAccountedFor(rows);
     expect(rows.find((row) => row.sample_key === 'a')).toMatchObject({ status: 'ok', attempts: 2 });
@@ -112,7 +112,7 @@ describe('batch mode', () => {
       const samples = [shapesPair('a'), cocoPair('b'), shapesPair('c')];
       const r = run(samples);
       // One sample per batch: without the stop, each group would upload again.
-      const stage = createSynthStage(options(s.baseURL, { batch: { enabled: true, size: 1, pollIntervalMs: 5 } }), { db: r.db, runId: r.runId });
+      const stage = createSynthStage(options(s.baseURL, { batch: { enabled: true, size: 1, pollIntervalMs: 5 } }), { ...synthDeps(r.db), runId: r.runId });
       const { out, events } = await drain(stage, samples);
       expect(out.map((o) => o.deferred?.reason)).toEqual(['llm_unfinished: key_rejected', 'llm_unfinished: key_rejected', 'llm_unfinished: key_rejected']);
       expect(s.rawRequests).toHaveLength(1);
@@ -131,7 +131,7 @@ describe('batch mode', () => {
     await gone.close();
     const samples = [shapesPair('a'), cocoPair('b')];
     const r = run(samples);
-    const { out, events } = await drain(createSynthStage(options(gone.baseURL), { db: r.db, runId: r.runId }), samples);
+    const { out, events } = await drain(createSynthStage(options(gone.baseURL), { ...synthDeps(r.db), runId: r.runId }), samples);
     expect(out.map((o) => o.deferred?.reason)).toEqual(['llm_unfinished: server_unreachable', 'llm_unfinished: server_unreachable']);
     const logs = events.filter((e) => e.type === 'log').map((e) => (e as { message: string }).message);
     expect(logs.filter((m) => m.startsWith('synth: '))).toEqual([
@@ -149,7 +149,7 @@ describe('batch mode', () => {
     const timer = setInterval(() => {
       if (s.uploadedFiles().length > 0) setTimeout(() => controller.abort(), 30);
     }, 5);
-    await drain(createSynthStage(options(s.baseURL, { tasks: ['detail'] }), { db: r.db, runId: r.runId }), samples, controller.signal);
+    await drain(createSynthStage(options(s.baseURL, { tasks: ['detail'] }), { ...synthDeps(r.db), runId: r.runId }), samples, controller.signal);
     clearInterval(timer);
     expectEvery(instructionRows(r.db), (row) => row.reason?.startsWith('aborted:'));
     const ledger = readdirSync(join(r.dir, 'batches')).filter((f) => f.startsWith('batch_'));
@@ -158,7 +158,7 @@ describe('batch mode', () => {
 
     // The provider finishes the batch; the next run collects it and submits nothing new.
     (s as unknown as { batchPollsBeforeDone: number }).batchPollsBeforeDone = 0;
-    await drain(createSynthStage(options(s.baseURL, { tasks: ['detail'] }), { db: r.db, runId: r.runId }), samples);
+    await drain(createSynthStage(options(s.baseURL, { tasks: ['detail'] }), { ...synthDeps(r.db), runId: r.runId }), samples);
     expect(s.uploadedFiles().filter((f) => f.purpose === 'batch')).toHaveLength(1);
     expectEvery(instructionRows(r.db), (row) => row.status === 'ok');
     expect(existsSync(join(r.dir, 'batches'))).toBe(true);

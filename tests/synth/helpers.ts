@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
 import { IMAGE_TOKEN, type Turn } from '../../src/core/conversation.js';
 import type { StageEvent } from '../../src/core/events.js';
@@ -8,6 +8,14 @@ import type { DecodedPair } from '../../src/core/sample.js';
 import type { Stage } from '../../src/core/stage.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
 import { RunStore } from '../../src/store/run-store.js';
+import { InstructionStore } from '../../src/store/instruction-store.js';
+import { LlmCache } from '../../src/store/llm-cache.js';
+import type { SynthStageDeps } from '../../src/synth/synth-stage.js';
+
+/** The synthesis stage's ports over a run database, as the build gives them. */
+export function synthDeps(db: Db): Pick<SynthStageDeps, 'instructions' | 'llmCache' | 'runFolder'> {
+  return { instructions: new InstructionStore(db), llmCache: new LlmCache(db), runFolder: dirname(db.name) };
+}
 
 export interface TestRun {
   dir: string;

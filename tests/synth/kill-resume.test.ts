@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSynthStage, synthOptionsSchema } from '../../src/synth/synth-stage.js';
 import { bodyHash, FakeLlmServer } from '../llm-server/server.js';
 import { shapesPair } from './fixtures.js';
-import { createRun, drain, expectEveryRowAccountedFor, instructionRows, type TestRun } from './helpers.js';
+import { createRun, drain, expectEveryRowAccountedFor, instructionRows, type TestRun, synthDeps } from './helpers.js';
 import { expectEvery } from '../expect-every.js';
 
 const DIST = resolve(import.meta.dirname, '../../dist/src');
@@ -24,11 +24,14 @@ afterEach(async () => {
 const CHILD = `
 import { openDatabase } from ${JSON.stringify(pathToFileURL(join(DIST, 'store/database.js')).href)};
 import { createSynthStage, synthOptionsSchema } from ${JSON.stringify(pathToFileURL(join(DIST, 'synth/synth-stage.js')).href)};
+import { InstructionStore } from ${JSON.stringify(pathToFileURL(join(DIST, 'store/instruction-store.js')).href)};
+import { LlmCache } from ${JSON.stringify(pathToFileURL(join(DIST, 'store/llm-cache.js')).href)};
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 const [dbPath, samplesPath, optionsJson] = process.argv.slice(2);
 const samples = JSON.parse(readFileSync(samplesPath, 'utf8')).map((s) => ({ ...s, imageBytes: null }));
 const db = openDatabase(dbPath);
-const stage = createSynthStage(synthOptionsSchema.parse(JSON.parse(optionsJson)), { db, runId: 1 });
+const stage = createSynthStage(synthOptionsSchema.parse(JSON.parse(optionsJson)), { instructions: new InstructionStore(db), llmCache: new LlmCache(db), runFolder: dirname(dbPath), runId: 1 });
 async function* input() { yield* samples; }
 for await (const _ of stage.run(input(), { signal: new AbortController().signal, emit() {} })) {}
 process.stdout.write('finished\\n');
@@ -76,7 +79,7 @@ describe('kill -9 during synthesis, then resume', () => {
     expect(cachedHashes.size).toBeLessThan(80);
     for (const hash of cachedHashes) expect(sentHashes.has(hash)).toBe(true);
 
-    await drain(createSynthStage(synthOptionsSchema.parse(optionsInput), { db: r.db, runId: r.runId }), samples);
+    await drain(createSynthStage(synthOptionsSchema.parse(optionsInput), { ...synthDeps(r.db), runId: r.runId }), samples);
     const resent = s.requests.slice(sentBeforeKill).map((q) => q.hash);
     // Nothing cached was asked again; nothing was asked twice; every task now has its answer.
     expect(resent.filter((hash) => cachedHashes.has(hash))).toEqual([]);

@@ -9,7 +9,7 @@ import { InstructionStore } from '../../src/store/instruction-store.js';
 import { createSynthStage, synthOptionsSchema, type SynthesizedPair } from '../../src/synth/synth-stage.js';
 import { FakeLlmServer, type Behaviour, type FakeServerOptions } from '../llm-server/server.js';
 import { cocoPair, droppedPair, emptyPair, failedPair, hostilePair, HOSTILE, shapesPair } from './fixtures.js';
-import { createRun, drain, expectEveryRowAccountedFor, expectValidConversation, instructionRows, type TestRun } from './helpers.js';
+import { createRun, drain, expectEveryRowAccountedFor, expectValidConversation, instructionRows, type TestRun, synthDeps } from './helpers.js';
 import { expectEvery } from '../expect-every.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -43,7 +43,7 @@ describe('synth stage: template tasks', () => {
   it('makes stage1, grounding and referring samples without an LLM, records them, and passes failed samples through', async () => {
     const samples = [shapesPair('a'), cocoPair('b'), emptyPair('c'), failedPair('d'), droppedPair('e')];
     const r = run(samples);
-    const stage = createSynthStage(parse({ tasks: ['stage1', 'grounding', 'referring'] }), { db: r.db, runId: r.runId });
+    const stage = createSynthStage(parse({ tasks: ['stage1', 'grounding', 'referring'] }), { ...synthDeps(r.db), runId: r.runId });
     const { out } = await drain(stage, samples);
     expect(out.map((s) => s.key).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
     // Upstream failures and drops come out as they went in.
@@ -76,14 +76,14 @@ describe('synth stage: template tasks', () => {
 describe('synth stage: configuration errors', () => {
   it('LLM tasks without synth.llm name the option', () => {
     const r = run([]);
-    expect(() => createSynthStage(parse({ tasks: ['conversation'] }), { db: r.db, runId: r.runId })).toThrow(ConfigError);
-    expect(() => createSynthStage(parse({ tasks: ['stage1', 'detail'] }), { db: r.db, runId: r.runId })).toThrow(/synth\.llm/);
+    expect(() => createSynthStage(parse({ tasks: ['conversation'] }), { ...synthDeps(r.db), runId: r.runId })).toThrow(ConfigError);
+    expect(() => createSynthStage(parse({ tasks: ['stage1', 'detail'] }), { ...synthDeps(r.db), runId: r.runId })).toThrow(/synth\.llm/);
   });
 
   it('a missing API key variable is named', () => {
     const r = run([]);
     const options = parse({ tasks: ['conversation'], llm: llmOptions('http://127.0.0.1:9/v1', { apiKeyEnv: 'VLC_NOT_SET_ANYWHERE' }) });
-    expect(() => createSynthStage(options, { db: r.db, runId: r.runId, env: {} })).toThrow(/VLC_NOT_SET_ANYWHERE/);
+    expect(() => createSynthStage(options, { ...synthDeps(r.db), runId: r.runId, env: {} })).toThrow(/VLC_NOT_SET_ANYWHERE/);
   });
 });
 
@@ -93,7 +93,7 @@ describe('synth stage: LLM tasks', () => {
     const samples = [shapesPair('a'), cocoPair('b'), hostilePair('c'), emptyPair('d'), failedPair('e')];
     const r = run(samples);
     const options = parse({ tasks: [...LLM_TASKS, 'stage1'], llm: llmOptions(s.baseURL) });
-    const { out, events } = await drain(createSynthStage(options, { db: r.db, runId: r.runId }), samples);
+    const { out, events } = await drain(createSynthStage(options, { ...synthDeps(r.db), runId: r.runId }), samples);
     expect(out).toHaveLength(5);
     // Three samples with context, three tasks each; the empty one has nothing to talk about.
     expect(s.requests).toHaveLength(9);
@@ -113,7 +113,7 @@ describe('synth stage: LLM tasks', () => {
     expect(llmEvents.at(-1)).toMatchObject({ type: 'llm', counters: { requests: 9, inFlight: 0 } });
 
     // A second run over the same database: every answer is cached, nothing is sent, the rows are the same.
-    const again = await drain(createSynthStage(options, { db: r.db, runId: r.runId }), samples);
+    const again = await drain(createSynthStage(options, { ...synthDeps(r.db), runId: r.runId }), samples);
     expect(s.requests).toHaveLength(9);
     expect(instructionRows(r.db).map(({ reason, status, conversations_json }) => ({ reason, status, conversations_json }))).toEqual(
       rows.map(({ reason, status, conversations_json }) => ({ reason, status, conversations_json })),
@@ -126,7 +126,7 @@ describe('synth stage: LLM tasks', () => {
     const s = await server();
     const samples = [hostilePair('h')];
     const r = run(samples);
-    await drain(createSynthStage(parse({ tasks: ['conversation', 'detail'], llm: llmOptions(s.baseURL) }), { db: r.db, runId: r.runId }), samples);
+    await drain(createSynthStage(parse({ tasks: ['conversation', 'detail'], llm: llmOptions(s.baseURL) }), { ...synthDeps(r.db), runId: r.runId }), samples);
     expect(s.requests).toHaveLength(2);
     for (const request of s.requests) {
       const messages = request.body.messages;
@@ -162,7 +162,7 @@ describe('synth stage: LLM tasks', () => {
     });
     const samples = [shapesPair('a'), cocoPair('b')];
     const r = run(samples);
-    const { out } = await drain(createSynthStage(parse({ tasks: ['conversation'], maxAttempts: 3, llm: llmOptions(s.baseURL) }), { db: r.db, runId: r.runId }), samples);
+    const { out } = await drain(createSynthStage(parse({ tasks: ['conversation'], maxAttempts: 3, llm: llmOptions(s.baseURL) }), { ...synthDeps(r.db), runId: r.runId }), samples);
     const rows = instructionRows(r.db);
     expectEveryRowAccountedFor(rows);
     expect(rows.find((row) => row.sample_key === 'a')).toMatchObject({ status: 'ok', attempts: 2 });
@@ -201,7 +201,7 @@ describe('synth stage: LLM tasks', () => {
     const samples = [...Object.keys(behaviours).map(keyed), shapesPair('fine')];
     const r = run(samples);
     const { out } = await drain(
-      createSynthStage(parse({ tasks: ['detail'], llm: llmOptions(s.baseURL, { maxRetries: 1, timeoutMs: 800 }) }), { db: r.db, runId: r.runId }),
+      createSynthStage(parse({ tasks: ['detail'], llm: llmOptions(s.baseURL, { maxRetries: 1, timeoutMs: 800 }) }), { ...synthDeps(r.db), runId: r.runId }),
       samples,
     );
     expectEvery(out, (x) => x.failure === null);
@@ -227,7 +227,7 @@ describe('synth stage: LLM tasks', () => {
     const llm = llmOptions(s.baseURL, { concurrency: 1, price: { inputPerMTok: 0, outputPerMTok: 10 } });
     const options = parse({ tasks: ['detail'], concurrency: 4, llm });
     // About 100 completion tokens at $10/M: $0.001 a request, so a $0.004 budget buys four.
-    const first = await drain(createSynthStage(options, { db: r.db, runId: r.runId, maxCostUsd: 0.004 }), samples);
+    const first = await drain(createSynthStage(options, { ...synthDeps(r.db), runId: r.runId, maxCostUsd: 0.004 }), samples);
     expect(first.out).toHaveLength(12);
     const rows = instructionRows(r.db);
     expectEveryRowAccountedFor(rows);
@@ -242,7 +242,7 @@ describe('synth stage: LLM tasks', () => {
     expect(new InstructionStore(r.db).unfinishedKeys(samples.map((x) => x.key), RESUMABLE_LLM_CODES).size).toBe(exhausted.length);
 
     const before = s.requests.length;
-    await drain(createSynthStage(options, { db: r.db, runId: r.runId, maxCostUsd: 1 }), samples);
+    await drain(createSynthStage(options, { ...synthDeps(r.db), runId: r.runId, maxCostUsd: 1 }), samples);
     expect(s.requests.length - before).toBe(exhausted.length);
     expectEvery(instructionRows(r.db), (row) => row.status === 'ok');
   });
@@ -256,7 +256,7 @@ describe('synth stage: LLM tasks', () => {
     const timer = setInterval(() => {
       if (s.requests.length >= 12) controller.abort();
     }, 2);
-    const first = await drain(createSynthStage(options, { db: r.db, runId: r.runId }), samples, controller.signal);
+    const first = await drain(createSynthStage(options, { ...synthDeps(r.db), runId: r.runId }), samples, controller.signal);
     clearInterval(timer);
     expect(first.out).toHaveLength(30);
     const firstRequests = new Set(s.requests.map((q) => q.hash));
@@ -267,7 +267,7 @@ describe('synth stage: LLM tasks', () => {
     expect(rows.filter((row) => row.status === 'ok').length).toBe(firstRequests.size);
 
     const firstCount = s.requests.length;
-    await drain(createSynthStage(options, { db: r.db, runId: r.runId }), samples);
+    await drain(createSynthStage(options, { ...synthDeps(r.db), runId: r.runId }), samples);
     const resumed = s.requests.slice(firstCount);
     expect(resumed).toHaveLength(aborted.length);
     expect(resumed.filter((q) => firstRequests.has(q.hash))).toEqual([]);
@@ -286,7 +286,7 @@ describe('synth stage: LLM tasks', () => {
     const samples = [shapesPair('a'), cocoPair('b'), hostilePair('c')];
     const r = run(samples);
     const options = parse({ tasks: ['conversation', 'detail'], llm: llmOptions(s.baseURL, { apiKeyEnv: 'VLC_TEST_API_KEY' }) });
-    const { out, events } = await drain(createSynthStage(options, { db: r.db, runId: r.runId, env: { VLC_TEST_API_KEY: secret } }), samples);
+    const { out, events } = await drain(createSynthStage(options, { ...synthDeps(r.db), runId: r.runId, env: { VLC_TEST_API_KEY: secret } }), samples);
     expect(s.requests[0]!.authorization).toBe(`Bearer ${secret}`);
     const rows = instructionRows(r.db);
     expect(rows.some((row) => row.reason?.startsWith('http_400: HTTP 400: bad key Bearer ***'))).toBe(true);
@@ -306,7 +306,7 @@ describe('synth stage: LLM tasks', () => {
     const samples = [shapesPair('a')];
     const r = run(samples);
     const { out } = await drain(
-      createSynthStage(parse({ tasks: ['grounding', 'detail'], samplesPerTask: 2, llm: llmOptions(s.baseURL) }), { db: r.db, runId: r.runId }),
+      createSynthStage(parse({ tasks: ['grounding', 'detail'], samplesPerTask: 2, llm: llmOptions(s.baseURL) }), { ...synthDeps(r.db), runId: r.runId }),
       samples,
     );
     const instructions = (out[0] as SynthesizedPair).instructions!;
