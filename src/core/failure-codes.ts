@@ -5,14 +5,15 @@
  * ("Bad input never stops a run") is generated from this list (`npm run docs:failures`) and a test checks it.
  *
  * Stages: `source` (readers and URL downloads), `decode`, `record` (keys that clash across sources),
- * `filter`, `captioner`, `synth` (a failed instruction row; the sample itself stays ok), and `image-ref`
+ * `filter`, `captioner`, `synth` (a failed instruction row; the sample itself stays ok), `export` (a record
+ * or sample one export left out, in `export_records` or `export_left_out`), and `image-ref`
  * (reading a recorded sample's image back for a re-export or refilter). The LLM codes are recorded by
  * synthesis on the instruction row (the next run asks again when the code is resumable) and, for the
  * resumable ones only, by the OpenAI captioner on the sample it holds back for the next run (a caption
  * request that failed for good just leaves that caption out).
  */
 
-export type FailureStage = 'source' | 'decode' | 'record' | 'filter' | 'captioner' | 'synth' | 'image-ref';
+export type FailureStage = 'source' | 'decode' | 'record' | 'filter' | 'captioner' | 'synth' | 'export' | 'image-ref';
 
 export interface FailureCodeEntry {
   /** The code as stored (`http_<status>` stands for every `http_404`, `http_503`, ...). */
@@ -58,7 +59,7 @@ export const FAILURE_CODES = [
   },
   { code: 'text_only', stages: ['source'], resumable: false, description: 'a LLaVA record without an image, with `textOnly: fail` (the default `skip` drops it instead)' },
   // Local image files (manifests, LLaVA, COCO, folders).
-  { code: 'image_missing', stages: ['source', 'decode', 'image-ref'], resumable: false, description: 'no image member or file, or no image bytes to decode' },
+  { code: 'image_missing', stages: ['source', 'decode', 'export', 'image-ref'], resumable: false, description: 'no image member or file, or no image bytes to decode or to copy into an export' },
   {
     code: 'image_unreadable',
     stages: ['source', 'image-ref'],
@@ -119,6 +120,33 @@ export const FAILURE_CODES = [
   { code: 'finish_length', stages: ['synth'], resumable: false, description: 'the answer was cut off at `max_tokens`' },
   { code: 'content_filter', stages: ['synth'], resumable: false, description: 'the provider withheld the answer (`finish_reason: content_filter`)' },
   { code: 'batch_incomplete', stages: ['synth'], resumable: false, description: 'Batch API mode: the batch ended without an answer for this request' },
+  // Exports (a record or sample an export leaves out; the sample itself stays ok and the other exports write it).
+  { code: 'no_caption', stages: ['export'], resumable: false, description: 'a caption export (WebDataset without conversation options): the sample has no caption to train on' },
+  { code: 'no_conversation', stages: ['export'], resumable: false, description: 'a conversation export: no valid record of the tasks it exports' },
+  { code: 'conversation_invalid', stages: ['export'], resumable: false, description: 'a record whose conversations are not a list of turns `{from, value}` (from: human or gpt)' },
+  { code: 'conversation_empty', stages: ['export'], resumable: false, description: 'a record with no turns' },
+  { code: 'conversation_empty_turn', stages: ['export'], resumable: false, description: 'a turn with no text' },
+  { code: 'conversation_alternation', stages: ['export'], resumable: false, description: 'turns that do not alternate human, gpt starting with human, or that end with a human turn' },
+  { code: 'image_token_position', stages: ['export'], resumable: false, description: '`<image>` in a turn other than the first human turn' },
+  { code: 'image_token_count', stages: ['export'], resumable: false, description: '`<image>` more than once, or `<image>` for a sample without an image' },
+  { code: 'text_special_token', stages: ['export'], resumable: false, description: "a turn whose text holds one of the tokenizer's special tokens" },
+  { code: 'text_video_token', stages: ['export'], resumable: false, description: "a turn holding Qwen's video placeholder, which its finetune code reads as a video" },
+  { code: 'assistant_token_in_text', stages: ['export'], resumable: false, description: "`qwen2_vl`: \"assistant\" tokenized in a user or system message, which Qwen's finetune code would take for an answer" },
+  { code: 'separator_in_text', stages: ['export'], resumable: false, description: "`vicuna_v1`: a turn holding the template's separator (`</s>`), which would cut the conversation" },
+  { code: 'region_invalid', stages: ['export'], resumable: false, description: 'a malformed region placeholder, a box outside the image, or a region in a sample without an image' },
+  { code: 'template_turns', stages: ['export'], resumable: false, description: '`plain`: not exactly one human and one gpt turn' },
+  { code: 'template_needs_image', stages: ['export'], resumable: false, description: '`plain`: the sample has no image' },
+  { code: 'template_error', stages: ['export'], resumable: false, description: 'a chat template that fails to render, or a tokenizer without the BOS token it needs' },
+  { code: 'template_not_incremental', stages: ['export'], resumable: false, description: 'a chat template whose rendering up to a turn is not a prefix of the next (its loss mask cannot be found)' },
+  { code: 'template_rewrites_turn', stages: ['export'], resumable: false, description: 'a chat template that does not render a turn verbatim' },
+  { code: 'mask_mismatch', stages: ['export'], resumable: false, description: 'the trained tokens do not decode to the answers (a loss-mask check failed)' },
+  { code: 'image_too_small', stages: ['export'], resumable: false, description: '`qwen2_vl`: a side under 28 px, which Qwen2-VL image processors refuse or resize differently' },
+  { code: 'image_aspect_ratio', stages: ['export'], resumable: false, description: '`qwen2_vl`: an aspect ratio over 200, which Qwen2-VL image processors refuse' },
+  { code: 'image_size_unsupported', stages: ['export'], resumable: false, description: '`qwen2_vl`: the image cannot be sized for the model' },
+  { code: 'over_length', stages: ['export'], resumable: false, description: 'more tokens than `maxLength` with `truncation: drop` (the record is dropped, not failed)' },
+  { code: 'truncated_no_target', stages: ['export'], resumable: false, description: 'truncating to `maxLength` leaves no whole answer to train on' },
+  { code: 'truncated_image', stages: ['export'], resumable: false, description: "truncating to `maxLength` would cut the image's tokens" },
+  { code: 'image_write_failed', stages: ['export'], resumable: false, description: "a JSON export's image file that cannot be written (its name refused, a folder in its place)" },
   // Reading a recorded image back.
   { code: 'image_changed', stages: ['image-ref'], resumable: false, description: 'the image file no longer matches the sha256 recorded when it was first read' },
   { code: 'image_ref_invalid', stages: ['image-ref'], resumable: false, description: "a recorded image reference that names no readable file or tar member" },

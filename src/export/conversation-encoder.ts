@@ -4,6 +4,7 @@
  * `maxLength`. Every problem is a result with a code, never an exception: the export records it on that
  * record and goes on.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import type { InstructionTask, Turn } from '../core/conversation.js';
 import type { ChatTokenizer } from '../tokenizers/chat-tokenizer.js';
 import { checkConversation, isProblem, type SourceRecord } from './instruction-records.js';
@@ -65,7 +66,7 @@ export interface EncodedTokens {
 export type EncodedRecord =
   | { status: 'ok'; conversations: Turn[]; hasImage: boolean; tokens: EncodedTokens | null }
   /** `dropped`: over `maxLength` with `overLength: drop`; `failed`: anything else. `length` when it was tokenized. */
-  | { status: 'failed' | 'dropped'; code: string; message: string; length: number | null };
+  | { status: 'failed' | 'dropped'; code: FailureCode; message: string; length: number | null };
 
 export class ConversationEncoder {
   constructor(private readonly options: EncoderOptions) {}
@@ -141,7 +142,7 @@ function qwenProblem(
   image: { width: number; height: number } | null,
   qwen: QwenRules,
   resize: SmartResizeOptions | undefined,
-): { code: string; message: string } | null {
+): { code: FailureCode; message: string } | null {
   if (image) {
     const problem = qwenImageProblem(image.width, image.height, resize?.factor);
     if (problem) return problem;

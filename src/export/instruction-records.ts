@@ -6,6 +6,7 @@
  * text holds no special-token strings (a caption saying `<|im_end|>` would break the template) other than
  * Qwen's grounding tokens.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import { IMAGE_TOKEN, type InstructionSample, type InstructionTask, type Turn, type WithInstructions } from '../core/conversation.js';
 import { publishedCaption } from '../core/sample.js';
 import { stableHash } from '../core/shard.js';
@@ -28,7 +29,7 @@ export interface SourceRecord {
 }
 
 export interface RecordProblem {
-  code: string;
+  code: FailureCode;
   message: string;
 }
 

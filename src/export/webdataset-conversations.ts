@@ -19,6 +19,7 @@
  * instead of leaving all of them out; regions are written in
  * the template's family style (`qwen2vl` for qwen2_vl, else `llava`).
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import { IMAGE_TOKEN, type InstructionTask, type Turn } from '../core/conversation.js';
 import { trainingCaption } from './webdataset-sample.js';
 import type { ShardSpec } from '../core/shard.js';
@@ -33,7 +34,7 @@ import { int32Npy } from './npy.js';
 import type { WebDatasetSampleExtras } from './webdataset-sample.js';
 import type { SampleMember } from './webdataset-writer.js';
 
-export type PreparedConversation = { ok: true; extras: WebDatasetSampleExtras | null } | { ok: false; code: string; message: string };
+export type PreparedConversation = { ok: true; extras: WebDatasetSampleExtras | null } | { ok: false; code: FailureCode; message: string };
 
 /** Option names that switch conversation handling on (besides samples that carry instructions). */
 const CONVERSATION_KEYS: readonly (keyof ConversationOptions)[] = [
@@ -151,7 +152,7 @@ export class WebDatasetConversations {
       }
       valid.push({ id: source.id, task: source.task, conversations: source.conversations, hasImage: checked.hasImage });
     }
-    const fail = (code: string, message: string, tokens: number | null = null, status: 'failed' | 'dropped' = 'failed'): PreparedConversation => {
+    const fail = (code: FailureCode, message: string, tokens: number | null = null, status: 'failed' | 'dropped' = 'failed'): PreparedConversation => {
       this.stage({ recordId: sample.key, sampleKey: sample.key, status, code, message, recordJson: null, tokens, truncated: false });
       return { ok: false, code, message };
     };

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { FailureCode } from '../core/failure-codes.js';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -389,7 +390,7 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
           const exported = store.handledKeys(exportName, candidates);
           // Written but unknown to that query: the open shard's keys, then whatever this group adds.
           const written = new Set(writer.pendingKeys);
-          const leftOut: { key: string; code: string }[] = [];
+          const leftOut: { key: string; code: FailureCode }[] = [];
           for (const sample of group) {
             if (isOpen(sample) && !exported.has(sample.key) && !written.has(sample.key)) {
               const prepared = conversations.prepare(sample);

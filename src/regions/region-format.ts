@@ -23,6 +23,7 @@
  * [0, resized_w - 1], both with Python's `round` (half to even, on the binary value). Qwen-VL (`qwenvl`)
  * keeps its [0, 1000) grid, `floor(x / w * 1000)` at most 999.
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import { VlcurateError } from '../core/errors.js';
 import { formatPythonRound, pythonRound } from '../core/python-float.js';
 import type { BoxXYXY } from '../core/sample.js';
@@ -37,6 +38,7 @@ export type ModelRegionFormat = (typeof MODEL_REGION_FORMATS)[number];
 type Corners = readonly [number, number, number, number];
 
 export class RegionError extends VlcurateError {
+  declare readonly code: FailureCode;
   constructor(message: string, options?: { cause?: unknown }) {
     super('region_invalid', message, options);
   }

@@ -6,6 +6,7 @@
  *
  * The tables come from schema migration 2 (`EXPORT_RECORDS_SCHEMA`).
  */
+import type { FailureCode } from '../core/failure-codes.js';
 import { ConfigError } from '../core/errors.js';
 import { nowIso, type Db } from './database.js';
 
@@ -17,7 +18,7 @@ export interface RecordRow {
   part: string;
   seq: number;
   status: RecordStatus;
-  code: string | null;
+  code: FailureCode | null;
   message: string | null;
   recordJson: string | null;
   tokens: number | null;

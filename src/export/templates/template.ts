@@ -1,4 +1,5 @@
 import type { Turn } from '../../core/conversation.js';
+import type { FailureCode } from '../../core/failure-codes.js';
 import { VlcurateError } from '../../core/errors.js';
 
 /** Label value of positions that carry no loss (PyTorch's `CrossEntropyLoss(ignore_index=-100)`). */
@@ -46,7 +47,12 @@ export interface TokenizedConversation {
 }
 
 /** A per-sample problem a template found (bad turn structure for it, an image it cannot size, ...). */
-export class TemplateError extends VlcurateError {}
+export class TemplateError extends VlcurateError {
+  declare readonly code: FailureCode;
+  constructor(code: FailureCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
 
 /** A chat template: renders a conversation and tokenizes it with its loss mask. */
 export interface ChatTemplate {
