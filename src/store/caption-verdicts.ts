@@ -3,23 +3,15 @@
  * them, a run-level score percentile, and new verdicts written with the refilter's record in one
  * transaction. No model runs; the decisions themselves are the filter's (`filter/refilter.ts`).
  */
-import type { CaptionOrigin } from '../core/sample.js';
+import { CAPTION_COLUMNS_OF_C, captionFromValues, type StoredCaption } from './caption-row.js';
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
 import { recordRefilter, type RefilterEntry } from './refilter-log.js';
 import { latestRun } from './run-history.js';
 
-/** A stored caption with what decides it (scores, origin, usable) and its verdict now. */
-export interface StoredVerdict {
-  /** The caption's row id, to write its new verdict. */
+/** A stored caption (what decides it: scores, origin, usable; and its verdict now) with its row id, to write its new verdict. */
+export interface StoredVerdict extends StoredCaption {
   id: number;
-  origin: CaptionOrigin;
-  text: string;
-  usable: boolean;
-  itc: number | null;
-  itm: number | null;
-  kept: boolean | null;
-  reason: string | null;
 }
 
 export interface DecidedSample {
@@ -30,7 +22,8 @@ export interface DecidedSample {
   captions: StoredVerdict[];
 }
 
-type Row = [key: string, status: 'ok' | 'dropped', id: number, origin: CaptionOrigin, text: string, usable: number, itc: number | null, itm: number | null, kept: number | null, reason: string | null];
+/** `sample_key, status, id`, then the caption's `CAPTION_COLUMNS` (a raw row: this scans every caption of the run). */
+type Row = [key: string, status: 'ok' | 'dropped', id: number, ...caption: unknown[]];
 
 /**
  * Samples whose captions decide whether they are kept: ok ones, and those dropped for `dropReason` (none
@@ -40,7 +33,7 @@ type Row = [key: string, status: 'ok' | 'dropped', id: number, origin: CaptionOr
 export function decidedSamples(db: Db, dropReason: string): DecidedSample[] {
   const rows = db
     .prepare(
-      `SELECT c.sample_key, s.status, c.id, c.origin, c.text, c.usable, c.itc, c.itm, c.kept, c.reason
+      `SELECT c.sample_key, s.status, c.id, ${CAPTION_COLUMNS_OF_C}
        FROM captions c JOIN samples s ON s.key = c.sample_key
        WHERE s.status = 'ok' OR s.drop_reason = ? ORDER BY c.sample_key, c.idx`,
     )
@@ -48,9 +41,10 @@ export function decidedSamples(db: Db, dropReason: string): DecidedSample[] {
     .all(dropReason) as Row[];
   const samples: DecidedSample[] = [];
   let current: DecidedSample | undefined;
-  for (const [key, status, id, origin, text, usable, itc, itm, kept, reason] of rows) {
+  for (const row of rows) {
+    const [key, status, id] = row;
     if (current?.key !== key) samples.push((current = { key, status, captions: [] }));
-    current.captions.push({ id, origin, text, usable: usable === 1, itc, itm, kept: kept === null ? null : kept === 1, reason });
+    current.captions.push({ id, ...captionFromValues(row, 3) });
   }
   return samples;
 }

@@ -10,8 +10,9 @@
  * through the main one): one streams the ordered samples, the other fetches their rows in batches.
  */
 import type { InstructionSample, WithInstructions } from '../core/conversation.js';
-import type { Box, Caption, CaptionOrigin, DecodedPair } from '../core/sample.js';
+import type { Box, DecodedPair } from '../core/sample.js';
 import { groupBy } from '../iter/group-by.js';
+import { CAPTION_COLUMNS, captionFromRow, type CaptionRow } from './caption-row.js';
 import { openDatabase, type Db } from './database.js';
 import { decodeInstructionRow, INSTRUCTION_COLUMNS, type StoredInstructionRow } from './instruction-store.js';
 import { unfinishedSynthesis } from './unfinished-synthesis.js';
@@ -43,18 +44,6 @@ interface SampleRow {
   sha256: string | null;
   orientation: number | null;
   meta_json: string;
-}
-
-interface CaptionRow {
-  sample_key: string;
-  origin: string;
-  text: string;
-  issue: string | null;
-  usable: number;
-  itc: number | null;
-  itm: number | null;
-  kept: number | null;
-  reason: string | null;
 }
 
 interface BoxRow {
@@ -116,10 +105,10 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
       const captions = groupBy(
         detail
           .prepare(
-            `SELECT sample_key, origin, text, issue, usable, itc, itm, kept, reason FROM captions
+            `SELECT sample_key, ${CAPTION_COLUMNS} FROM captions
              WHERE sample_key IN (${marks}) ORDER BY sample_key, idx`,
           )
-          .all(...keys) as CaptionRow[],
+          .all(...keys) as (CaptionRow & { sample_key: string })[],
         byKey,
       );
       const boxes = groupBy(
@@ -142,18 +131,7 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
           source: row.source,
           imageRef: row.image_ref,
           imageBytes: null,
-          captions: (captions.get(row.key) ?? []).map(
-            (c): Caption => ({
-              text: c.text,
-              origin: c.origin as CaptionOrigin,
-              issue: c.issue,
-              usable: c.usable !== 0,
-              itc: c.itc,
-              itm: c.itm,
-              kept: c.kept === null ? null : c.kept !== 0,
-              reason: c.reason,
-            }),
-          ),
+          captions: (captions.get(row.key) ?? []).map(captionFromRow),
           boxes: (boxes.get(row.key) ?? []).map((b): Box => {
             const box: Box = { label: b.label, box: [b.x1, b.y1, b.x2, b.y2] };
             const original = parseJson(b.original_json, null);

@@ -1,6 +1,7 @@
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
-import { sampleStatus, type Caption, type CaptionOrigin, type DecodedPair } from '../core/sample.js';
+import { sampleStatus, type Caption, type DecodedPair } from '../core/sample.js';
+import { CAPTION_COLUMNS_OF_C, captionFromRow, captionToRow, type CaptionRow } from './caption-row.js';
 import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from '../core/stage-names.js';
 import { InstructionStore } from './instruction-store.js';
@@ -58,7 +59,7 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
     this.deleteCaptions = db.prepare('DELETE FROM captions WHERE sample_key = ?');
     this.insertCaption = db.prepare(`
       INSERT INTO captions (sample_key, idx, origin, text, issue, usable, model, itc, itm, kept, reason)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      VALUES (@sampleKey, @idx, @origin, @text, @issue, @usable, @model, @itc, @itm, @kept, @reason)`);
     this.deleteBoxes = db.prepare('DELETE FROM boxes WHERE sample_key = ?');
     this.insertBox = db.prepare(`
       INSERT INTO boxes (sample_key, idx, label, x1, y1, x2, y2, original_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -109,10 +110,7 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
       }
     }
     this.deleteCaptions.run(s.key);
-    s.captions.forEach((c, idx) =>
-      this.insertCaption.run(s.key, idx, c.origin, c.text, c.issue, c.usable ? 1 : 0, c.model ?? null, c.itc ?? null, c.itm ?? null,
-        c.kept === undefined || c.kept === null ? null : c.kept ? 1 : 0, c.reason ?? null),
-    );
+    s.captions.forEach((c, idx) => this.insertCaption.run({ sampleKey: s.key, idx, ...captionToRow(c) }));
     this.deleteBoxes.run(s.key);
     s.boxes.forEach((b, idx) => this.insertBox.run(s.key, idx, b.label, ...b.box, b.original ? JSON.stringify(b.original) : null));
     if (s.conversations && s.conversations.length > 0) {
@@ -212,25 +210,16 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
     if (keys.length === 0 || runIds.length === 0) return found;
     const rows = this.db
       .prepare(
-        `SELECT c.sample_key, s.sha256, c.origin, c.text, c.issue, c.usable, c.model, c.itc, c.itm
+        `SELECT c.sample_key, s.sha256, ${CAPTION_COLUMNS_OF_C}
          FROM captions c JOIN samples s ON s.key = c.sample_key
          WHERE s.status = 'ok' AND s.source = ? AND s.run_id IN (${runIds.map(() => '?').join(',')})
            AND c.sample_key IN (${keys.map(() => '?').join(',')})
          ORDER BY c.sample_key, c.idx`,
       )
-      .all(source, ...runIds, ...keys) as {
-      sample_key: string;
-      sha256: string | null;
-      origin: CaptionOrigin;
-      text: string;
-      issue: string | null;
-      usable: number;
-      model: string | null;
-      itc: number | null;
-      itm: number | null;
-    }[];
+      .all(source, ...runIds, ...keys) as (CaptionRow & { sample_key: string; sha256: string | null })[];
     for (const [key, group] of groupBy(rows, (r) => r.sample_key)) {
-      const captions = group.map((r) => ({ text: r.text, origin: r.origin, issue: r.issue, usable: r.usable === 1, model: r.model, itc: r.itc, itm: r.itm }));
+      // Scores come back, verdicts do not: the filter decides the reused captions with the policy in force.
+      const captions = group.map((r) => withoutVerdict(captionFromRow(r)));
       found.set(key, { sha256: group[0]!.sha256, captions });
     }
     return found;
@@ -362,4 +351,9 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
       )
       .all(exportName) as ShardRecord[];
   }
+}
+
+function withoutVerdict(caption: Caption): Caption {
+  const { kept: _kept, reason: _reason, ...unjudged } = caption;
+  return unjudged;
 }
