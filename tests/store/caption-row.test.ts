@@ -1,7 +1,7 @@
 /**
  * The caption row codec (`store/caption-row.ts`) on a real run database written by the real RunStore: what
  * a stage set comes back as written, what it did not set comes back as null, and every reader of caption
- * rows (resume's reuse, the re-export reader, refilter) sees the same captions.
+ * rows (resume's reuse, the re-export reader, the report, refilter) sees the same captions.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import type { ResolvedPolicy } from '../../src/filter/policy.js';
 import { CAPTION_COLUMNS, captionFromRow, captionToRow, type CaptionRow } from '../../src/store/caption-row.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
 import { readExportSamples } from '../../src/store/export-reader.js';
+import { ReportQueries } from '../../src/store/report-queries.js';
 import { RunStore } from '../../src/store/run-store.js';
 
 /** One caption of each shape a run records. */
@@ -83,6 +84,12 @@ describe('caption row codec', () => {
     expect(rows.map(captionFromRow)).toEqual(AS_READ);
     // Encoding what was decoded gives the same row back.
     expect(rows.map(captionFromRow).map(captionToRow)).toEqual(rows);
+  });
+
+  it('the report reads the same captions, with their position', () => {
+    db.close();
+    db = openDatabase(path, { readonly: true });
+    expect(new ReportQueries(db).captions('a')).toEqual(AS_READ.map((c, idx) => ({ idx, ...c })));
   });
 
   it('the re-export reader reads the same captions (the captioner model included)', async () => {

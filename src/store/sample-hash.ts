@@ -1,5 +1,5 @@
 import { stableHash } from '../core/shard.js';
-import type { Db } from '../store/database.js';
+import type { Db } from './database.js';
 
 /** The SQL function name registered by {@link registerSampleHash}. */
 export const SAMPLE_HASH = 'vlc_sample_hash';
