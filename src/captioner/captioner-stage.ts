@@ -33,7 +33,7 @@ export interface CaptionerStageOptions {
  * fails alone (`caption_failed`).
  *
  * A sample whose image is held back (see `CaptionedImage`) is recorded as failed with that code: not
- * decided, dropped or exported, and not done, so the next run captions it (`done-rule.ts`). When the
+ * decided, dropped or exported, and not done, so the next run captions it (`store/done-rule.ts`). When the
  * cause is a stopped LLM client (a rejected key, a server it cannot reach) the stage says so once, and
  * the samples it holds back for it get no line each.
  */

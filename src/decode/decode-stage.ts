@@ -18,7 +18,7 @@
  * `image: null`.
  *
  * Every pair's captions (failed pairs' too) are also held to `maxCaptionChars` here: a longer caption is
- * cut to that length and marked `too_long`, unusable (`caption-text.ts`).
+ * cut to that length and marked `too_long`, unusable (`sources/caption-text.ts`).
  */
 import { createHash } from 'node:crypto';
 import sharp, { type Metadata } from 'sharp';

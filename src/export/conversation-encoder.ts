@@ -25,7 +25,7 @@ export interface Tokenization {
   stage1Template: ChatTemplate;
 }
 
-/** A LLaVA-family export: records as LLaVA's data code prepares them (`llava-preprocess.ts`). */
+/** A LLaVA-family export: records as LLaVA's data code prepares them (`templates/llava-preprocess.ts`). */
 export interface LlavaFamily {
   /**
    * System message of `vicuna_v1`, to check records against `preprocess_v1`'s splits when no tokenizer is

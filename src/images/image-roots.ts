@@ -1,8 +1,8 @@
 /**
  * The folders a source's local image references must stay in (`imageRoots`, `allowAbsolutePaths`: see
- * `common-options.ts`). A reference is checked twice: its path as written, resolved against the images
- * folder (`..` and absolute paths that leave every folder are refused before anything is opened), and the
- * real file it leads to, symbolic links followed (`local-file.ts`, with the folders' real paths).
+ * `sources/common-options.ts`). A reference is checked twice: its path as written, resolved against the
+ * images folder (`..` and absolute paths that leave every folder are refused before anything is opened),
+ * and the real file it leads to, symbolic links followed (`local-file.ts`, with the folders' real paths).
  */
 import path from 'node:path';
 import { isInside, realFolders } from './local-file.js';

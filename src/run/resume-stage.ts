@@ -8,9 +8,10 @@ import type { DoneKeys } from '../store/stage-ports.js';
 
 /**
  * Resume: drops pairs an earlier run already finished (failed, dropped, or exported everywhere and
- * synthesized: `done-rule.ts`) before any image is decoded. A pair whose key another source already claimed (recorded, or passed here moments
- * ago and not recorded yet) becomes its `key_duplicate` failure here, so no model works on it and dedup
- * never takes it for an original. Looks keys up in batches, so memory does not grow with the run.
+ * synthesized: `store/done-rule.ts`) before any image is decoded. A pair whose key another source already
+ * claimed (recorded, or passed here moments ago and not recorded yet) becomes its `key_duplicate` failure
+ * here, so no model works on it and dedup never takes it for an original. Looks keys up in batches, so
+ * memory does not grow with the run.
  */
 export function createResumeStage(store: DoneKeys, rule: DoneRule, lookupEvery = 256): Stage<Pair, Pair> {
   return {

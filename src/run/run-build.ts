@@ -94,7 +94,8 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const store = new RunStore(db);
     const sources = recipe.sources.map((entry, i) => createSource(entry, i));
     const exportNames = recipe.export.map((e) => e.name);
-    // What a recorded sample still needs (`done-rule.ts`): every export, and every instruction row asked for.
+    // What a recorded sample still needs (`store/done-rule.ts`): every export, and every instruction row
+    // asked for.
     const doneRule: DoneRule = {
       exports: exportNames,
       synth: wantedInstructions(recipe.synth),
@@ -138,7 +139,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     };
     store.forgetKeyCollisions();
     // After a refilter the build decides with its policy (not the recipe's), so it neither undoes the
-    // refilter nor drops again what it revived (`policy-in-force.ts`; this run's recipe counts).
+    // refilter nor drops again what it revived (`filter/policy-in-force.ts`; this run's recipe counts).
     const inForce = recipe.filter ? policyInForce(db) : null;
     const refiltered = inForce?.source.kind === 'refilter' ? { policy: inForce.policy, note: describeRefilterInForce(inForce.source.refilter) } : null;
     const stages: Stage<any, any>[] = [

@@ -1,7 +1,7 @@
 /**
  * What a manifest's image cell holds, by the value's kind:
  *
- * - a string (or CSV bytes): a path, `file:` URL or `http(s)://` URL (`image-location.ts`)
+ * - a string (or CSV bytes): a path, `file:` URL or `http(s)://` URL (`images/image-location.ts`)
  * - binary data (a Parquet BYTE_ARRAY without a string annotation): the image itself, embedded, unless
  *   the bytes are plain UTF-8 text, which older writers use for paths (an image is never valid UTF-8)
  * - an object `{bytes, path}` (the Hugging Face `datasets` Image feature in Parquet): the embedded bytes

@@ -9,7 +9,7 @@ import { fetchOptionsSchema } from '../images/url-fetcher.js';
 
 const columnSchema = z.string().min(1, 'expected a column name');
 
-/** How URL images are downloaded and cached (see `url-fetcher.ts` and `download-cache.ts`). */
+/** How URL images are downloaded and cached (see `images/url-fetcher.ts` and `images/download-cache.ts`). */
 export const downloadOptionsSchema = fetchOptionsSchema
   .extend({
     /** Keep downloads (and permanent failures) in a content-addressed cache on disk. Default true. */

@@ -18,7 +18,7 @@
  *   message gives the row number, the line and every problem found
  * - `key_duplicate`: the `key` column repeats a key; `key_collision`: two different keys become one key
  *   (`a b` and `a_b`); either way the later pair gets `KEY__dupN`
- * - `url_invalid`, `image_missing`, and the download codes of `url-fetcher.ts`
+ * - `url_invalid`, `image_missing`, and the download codes of `images/url-fetcher.ts`
  * - `manifest_unreadable`: the file is damaged part-way (a gzip stream cut off, a Parquet row group that
  *   does not decode); one pair keyed `<prefix>_unreadable_<n>` records where, and reading stops or skips on
  *

@@ -185,7 +185,7 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
 
   /**
    * For each sha256, the keys of recorded samples with those image bytes that own them: not failed and
-   * not dropped as duplicates themselves (`dedup-stage.ts`), oldest first.
+   * not dropped as duplicates themselves (`decode/dedup-stage.ts`), oldest first.
    */
   imageOwners(sha256s: readonly string[]): Map<string, string[]> {
     const owners = new Map<string, string[]>();
@@ -203,7 +203,7 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
 
   /**
    * The image sha256 and captions (with scores) an earlier run recorded for ok samples of `source`, for
-   * resuming without inference: only from runs in `runIds` (see `reuse-stage.ts`).
+   * resuming without inference: only from runs in `runIds` (see `run/reuse-stage.ts`).
    */
   recordedWork(keys: readonly string[], source: string, runIds: readonly number[]): Map<string, RecordedWork> {
     const found = new Map<string, RecordedWork>();

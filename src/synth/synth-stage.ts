@@ -8,7 +8,7 @@
  * on its own row with the reason, and the sample itself stays ok. Samples failed or dropped upstream
  * pass through untouched. Re-running is cheap: every answer already received comes from the cache, so a
  * resumed run sends only the requests that never got an answer. When the client stops (a rejected key,
- * a server that cannot be reached; see `llm-client.ts`) the stage says so in one line, and every LLM
+ * a server that cannot be reached; see `backends/llm-client.ts`) the stage says so in one line, and every LLM
  * task left is recorded with the stop's code: the samples are held back and the next run finishes them.
  *
  * This file sets the stage up and says what happens; the work is in `sample-synthesis.ts` (one sample),
