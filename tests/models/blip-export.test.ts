@@ -2,8 +2,9 @@
 // with salesforce/BLIP's own BLIP_ITM and BLIP_Decoder classes) load with vlcurate's real model code and
 // reproduce the PyTorch references in their reference.json: ITC cosines, ITM p(match) with BLIP's [ENC]
 // first token (train_retrieval.py `evaluation`: `text_ids[:,0] = model.tokenizer.enc_token_id`), and the
-// greedy captions of the merged decoder with its KV cache (reference: BLIP's text_decoder re-run on the
-// whole sequence each step, from BLIP_Decoder.generate's prefix [DEC] + prompt).
+// greedy captions of the merged decoder with its KV caches (self-attention, and cross-attention computed at
+// step 0 only; reference: BLIP's text_decoder re-run on the whole sequence each step, from
+// BLIP_Decoder.generate's prefix [DEC] + prompt).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -100,6 +101,17 @@ describe('BLIP captioner folder exported by tools/export', () => {
   it('is the merged layout with BLIP\'s ids: [DEC] starts, [SEP] ends', () => {
     expect(captioner.layout).toBe('merged');
     expect(captioner.cache?.layers).toBe(2);
+    // Self-attention caches, then the cross-attention keys and values over the image, computed at step 0 only.
+    expect(captioner.cache?.pastNames).toEqual([
+      'past_key_values.0.key',
+      'past_key_values.0.value',
+      'past_key_values.1.key',
+      'past_key_values.1.value',
+      'past_key_values.0.encoder.key',
+      'past_key_values.0.encoder.value',
+      'past_key_values.1.encoder.key',
+      'past_key_values.1.encoder.value',
+    ]);
     expect(captioner.ids.startId).toBe(ref.prefix_ids[0]);
     expect(captioner.ids.eosIds).toEqual([ref.eos_token_id]);
     expect([captioner.ids.startId, ...captioner.promptIds(ref.prompt)]).toEqual(ref.prefix_ids);
@@ -114,6 +126,7 @@ describe('BLIP captioner folder exported by tools/export', () => {
       prompt: ref.prompt,
     });
     expect(captions).toHaveLength(ref.images.length);
+    // One batch of 3: two captions end early, so the rows left (and their caches) are gathered mid-way.
     const finished = ref.greedy.token_ids.map((ids) => ids.at(-1) === ref.eos_token_id);
     expect(finished).toContain(true); // some captions end with [SEP], some run to the maximum length
     expect(finished).toContain(false);
