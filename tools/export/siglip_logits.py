@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import struct
 import sys
 from pathlib import Path
@@ -117,7 +118,9 @@ def main(argv: list[str]) -> None:
     if str(config.get("model_type", "")).lower() != "siglip":
         print(f"warning: {config_path} has model_type {config.get('model_type')!r}; vlcurate uses logit_scale/logit_bias only for \"siglip\"", file=sys.stderr)
     values, source = read_logits(folder, args.checkpoint)
-    config.update({"logit_scale": values["logit_scale"], "logit_bias": values["logit_bias"], "logit_source": source})
+    # Name a file inside the folder relative to it, so the folder can move.
+    where = os.path.relpath(source, folder) if Path(source).resolve().is_relative_to(folder.resolve()) else source
+    config.update({"logit_scale": values["logit_scale"], "logit_bias": values["logit_bias"], "logit_source": where})
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     print(f"{config_path}: logit_scale {values['logit_scale']:.6g} (scale {np.exp(values['logit_scale']):.6g}), logit_bias {values['logit_bias']:.6g}, from {source}")
 
