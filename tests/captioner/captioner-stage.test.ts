@@ -3,7 +3,8 @@
  * session), fed arrays of samples as the decode stage's tests feed theirs: order kept, each wanted open
  * sample gets the captions the model gives its image alone (seeded by key), an image the model cannot read
  * fails alone (`caption_failed`) while the rest of its batch is captioned, and samples that are closed,
- * unwanted or already captioned pass through untouched.
+ * unwanted or already captioned pass through untouched. Then, with a scripted captioner answering as the
+ * OpenAI one does, images held back for a later run: failed under their code, a stopped client said once.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -114,6 +115,51 @@ describe('captioner stage fed an array of samples', () => {
     const input = [{ ...a!, failure: { code: 'image_truncated' as const, message: 'cut', stage: 'decode' } }];
     const { out, events } = await runStage(input, { batchSize: 4 });
     expect(out[0]).toBe(input[0]);
+    expect(events).toEqual([]);
+  });
+});
+
+describe('captioner stage: images held back for a later run', () => {
+  /** A captioner (as the OpenAI one answers) that holds back the images of `held` with `code`. */
+  function holding(held: ReadonlySet<string>, code: 'server_unreachable' | 'budget_exhausted'): CaptionBatch {
+    return async (images) =>
+      images.map((image) => (held.has(image.key) ? { captions: ['half of it'], heldBack: { code, message: `${code} for ${image.key}` } } : { captions: [`caption of ${image.key}`] }));
+  }
+
+  async function run(captionBatch: CaptionBatch, input: readonly DecodedPair[]) {
+    const stage = createCaptionerStage(captionBatch, { model: 'vlm', batchSize: 2, wants: () => true });
+    const out: DecodedPair[] = [];
+    const events: StageEvent[] = [];
+    async function* feed() {
+      yield* input;
+    }
+    for await (const s of stage.run(feed(), { signal: new AbortController().signal, emit: (e) => events.push(e) })) out.push(s);
+    return { out, events: events.filter((e) => e.type === 'log') };
+  }
+
+  it('a stopped client holds its samples back under its code, says so once, and the samples get no line each', async () => {
+    const input = await shapes(5);
+    const held = new Set([input[1]!.key, input[2]!.key, input[4]!.key]);
+    const { out, events } = await run(holding(held, 'server_unreachable'), input);
+    expect(out.map((s) => s.key)).toEqual(input.map((s) => s.key));
+    for (const [i, s] of out.entries()) {
+      if (held.has(s.key)) {
+        expect(s.failure).toEqual({ code: 'server_unreachable', message: `server_unreachable for ${s.key}`, stage: 'captioner', said: true });
+        // Captions of a held-back image are incomplete: none are kept.
+        expect(s.captions).toEqual(input[i]!.captions);
+      } else {
+        expect(s.failure).toBeNull();
+        expect(s.captions.slice(1).map((c) => c.text)).toEqual([`caption of ${s.key}`]);
+      }
+    }
+    expect(events).toEqual([{ type: 'log', level: 'warn', message: `captioner: captioning stopped: server_unreachable for ${input[1]!.key}; the samples wait for the next run` }]);
+  });
+
+  it('a sample held back for a code of its own (not a stopped client) is failed with it, and the runner reports it', async () => {
+    const input = await shapes(2);
+    const { out, events } = await run(holding(new Set([input[0]!.key]), 'budget_exhausted'), input);
+    expect(out[0]!.failure).toEqual({ code: 'budget_exhausted', message: `budget_exhausted for ${input[0]!.key}`, stage: 'captioner' });
+    expect(out[1]!.failure).toBeNull();
     expect(events).toEqual([]);
   });
 });
