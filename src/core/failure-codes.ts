@@ -119,7 +119,7 @@ export const FAILURE_CODES = [
   { code: 'http_<status>', stages: ['synth'], resumable: false, description: 'any other HTTP error status of the LLM API (400, 404, 422, ...): not retried' },
   { code: 'finish_length', stages: ['synth'], resumable: false, description: 'the answer was cut off at `max_tokens`' },
   { code: 'content_filter', stages: ['synth'], resumable: false, description: 'the provider withheld the answer (`finish_reason: content_filter`)' },
-  { code: 'batch_incomplete', stages: ['synth'], resumable: false, description: 'Batch API mode: the batch ended without an answer for this request' },
+  { code: 'batch_incomplete', stages: ['synth'], resumable: true, description: 'Batch API mode: the batch was still running after `synth.batch.maxWaitMs` (or gave no answer); the next run collects it' },
   // Exports (a record or sample an export leaves out; the sample itself stays ok and the other exports write it).
   { code: 'no_caption', stages: ['export'], resumable: false, description: 'a caption export (WebDataset without conversation options): the sample has no caption to train on' },
   { code: 'no_conversation', stages: ['export'], resumable: false, description: 'a conversation export: no valid record of the tasks it exports' },
