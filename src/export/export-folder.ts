@@ -15,6 +15,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
+import { otherExportsSettings, otherExportsShards } from '../store/export-catalog.js';
 import type { RunStore } from '../store/run-store.js';
 
 export interface ExportFolderClaim {
@@ -74,17 +75,11 @@ export function foreignExportFiles(claim: ExportFolderClaim): Foreign[] {
     if (shard && !own.test(shard[1]!)) add(shard[1]!, entry);
   }
   if (claim.store) {
-    const others = claim.store.db
-      .prepare('SELECT DISTINCT export_name AS name, path FROM export_shards WHERE export_name != ?')
-      .all(exportName) as { name: string; path: string }[];
-    for (const { name, path } of others) {
+    for (const { name, path } of otherExportsShards(claim.store.db, exportName)) {
       if (resolve(dirname(path)) === resolve(dir) && !byOwner.has(name)) add(name, '(shards recorded in the run database)');
     }
-    const configs = claim.store.db
-      .prepare('SELECT export_name AS name, settings_json AS settings FROM export_configs WHERE export_name != ?')
-      .all(exportName) as { name: string; settings: string }[];
-    for (const { name, settings } of configs) {
-      const out = (JSON.parse(settings) as { out?: unknown }).out;
+    for (const { name, settingsJson } of otherExportsSettings(claim.store.db, exportName)) {
+      const out = (JSON.parse(settingsJson) as { out?: unknown }).out;
       if (typeof out === 'string' && resolve(out) === resolve(dir) && !byOwner.has(name)) add(name, '(recorded in the run database)');
     }
   }

@@ -12,6 +12,8 @@
  */
 import { basename, dirname, isAbsolute, normalize, resolve, sep } from 'node:path';
 import type { Db } from '../store/database.js';
+import { firstShardPath, lastShardPath, recordedExportNames, recordedSettings } from '../store/export-catalog.js';
+import { latestRun, recordedRuns } from '../store/run-history.js';
 import { exportSchema, type ExportOptions } from './registry.js';
 
 export interface RecordedExport {
@@ -24,10 +26,10 @@ export interface RecordedExport {
 
 /** The folder a recorded export wrote to: of its shards, or of its recorded settings. */
 function recordedFolder(db: Db, name: string): string | null {
-  const shard = db.prepare('SELECT path FROM export_shards WHERE export_name = ? ORDER BY shard_index DESC LIMIT 1').pluck().get(name) as string | undefined;
+  const shard = lastShardPath(db, name);
   if (shard) return dirname(shard);
-  const settings = db.prepare('SELECT settings_json FROM export_configs WHERE export_name = ?').pluck().get(name) as string | undefined;
-  const out = settings ? (JSON.parse(settings) as { out?: unknown }).out : undefined;
+  const settings = recordedSettings(db, name);
+  const out = settings ? (JSON.parse(settings.settingsJson) as { out?: unknown }).out : undefined;
   return typeof out === 'string' ? out : null;
 }
 
@@ -42,11 +44,10 @@ function baseDirFor(out: string, folder: string): string | null {
 }
 
 function fromRecipes(db: Db, name: string): RecordedExport | null {
-  const runs = db.prepare('SELECT id, recipe_json FROM runs ORDER BY id DESC').all() as { id: number; recipe_json: string }[];
-  for (const run of runs) {
+  for (const run of recordedRuns(db).reverse()) {
     let stored: { export?: unknown; recipeDir?: unknown };
     try {
-      stored = JSON.parse(run.recipe_json) as typeof stored;
+      stored = JSON.parse(run.recipeJson) as typeof stored;
     } catch {
       continue;
     }
@@ -63,9 +64,9 @@ function fromRecipes(db: Db, name: string): RecordedExport | null {
 }
 
 function fromSettings(db: Db, name: string): RecordedExport | null {
-  const row = db.prepare('SELECT type, settings_json AS settings FROM export_configs WHERE export_name = ?').get(name) as { type: string; settings: string } | undefined;
+  const row = recordedSettings(db, name);
   if (!row) return null;
-  const settings = JSON.parse(row.settings) as Record<string, unknown>;
+  const settings = JSON.parse(row.settingsJson) as Record<string, unknown>;
   const out = typeof settings.out === 'string' ? settings.out : recordedFolder(db, name);
   if (!out) return null;
   // Settings keep resolved values (null for an unset tokenizer or template): unset is what the schema wants.
@@ -81,7 +82,7 @@ function fromSettings(db: Db, name: string): RecordedExport | null {
 
 /** The file prefix of a WebDataset export's recorded shards (`PREFIX-000000.tar`). */
 function shardPrefixOf(db: Db, name: string): string | null {
-  const path = db.prepare('SELECT path FROM export_shards WHERE export_name = ? LIMIT 1').pluck().get(name) as string | undefined;
+  const path = firstShardPath(db, name);
   const match = path ? /^(.+?)-\d{6,}\.tar$/.exec(basename(path)) : null;
   return match ? match[1]! : null;
 }
@@ -102,17 +103,15 @@ export function recordedExport(db: Db, name: string): RecordedExport | null {
 /** Every export the run database knows of: its recipes' and the ones recorded by `vlcurate export`. */
 export function knownExports(db: Db): string[] {
   const names = new Set<string>();
-  const runs = db.prepare('SELECT recipe_json FROM runs ORDER BY id DESC LIMIT 1').pluck().all() as string[];
-  for (const json of runs) {
+  const latest = latestRun(db);
+  if (latest) {
     try {
-      const exports = (JSON.parse(json) as { export?: { name?: unknown }[] }).export;
+      const exports = (JSON.parse(latest.recipeJson) as { export?: { name?: unknown }[] }).export;
       for (const e of Array.isArray(exports) ? exports : []) if (typeof e?.name === 'string') names.add(e.name);
     } catch {
       // An unreadable recipe names no export.
     }
   }
-  for (const table of ['export_shards', 'export_configs', 'exports']) {
-    for (const name of db.prepare(`SELECT DISTINCT export_name FROM ${table}`).pluck().all() as string[]) names.add(name);
-  }
+  for (const name of recordedExportNames(db)) names.add(name);
   return [...names].sort();
 }

@@ -264,26 +264,11 @@ export function buildManifest(store: RunStore, exportName: string, prefix: strin
  */
 function recordShard(store: RunStore, exportName: string, prefix: string, info: ShardInfo, keys: readonly string[]): number {
   const dir = dirname(info.path);
-  const recorded = store.db.prepare('SELECT 1 FROM export_shards WHERE path = ?').pluck();
-  const record = store.db.transaction(() => {
-    const highest = store.shards(exportName).reduce((max, s) => Math.max(max, s.shardIndex), -1);
-    let index = info.index;
-    const pathOf = (i: number) => join(dir, shardFileName(prefix, i));
-    while (recorded.get(pathOf(index)) !== undefined || existsSync(pathOf(index))) index++;
-    store.recordShard(
-      {
-        exportName,
-        shardIndex: highest + 1,
-        path: pathOf(index),
-        sampleCount: info.count,
-        byteLength: info.bytes,
-        sha256: info.sha256,
-      },
-      keys,
-    );
-    return index;
-  });
-  return record.immediate();
+  return store.recordNextShard(
+    { exportName, sampleCount: info.count, byteLength: info.bytes, sha256: info.sha256 },
+    { from: info.index, pathOf: (i) => join(dir, shardFileName(prefix, i)), taken: existsSync },
+    keys,
+  );
 }
 
 /** One line on what pruning did, or null when it did nothing. */

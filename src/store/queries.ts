@@ -1,5 +1,6 @@
 import { RESUMABLE_LLM_CODES, STOP_CODES } from '../core/failure-codes.js';
 import type { CaptioningSummary, SynthesisSummary, RunSummary } from '../core/events.js';
+import { recordedExportNames } from './export-catalog.js';
 import type { Db } from './database.js';
 import { heldBackCondition } from './done-rule.js';
 import { exportProblems } from './export-problems.js';
@@ -9,7 +10,7 @@ import { exportProblems } from './export-problems.js';
  * `exportNames`: the exports the recipe has (each counted, 0 when it holds nothing); default: every export
  * the database knows of.
  */
-export function runSummary(db: Db, exportNames: readonly string[] = knownExports(db)): RunSummary {
+export function runSummary(db: Db, exportNames: readonly string[] = recordedExportNames(db)): RunSummary {
   const samples = { total: 0, ok: 0, failed: 0, dropped: 0 };
   for (const row of db.prepare('SELECT status, COUNT(*) AS n FROM samples GROUP BY status').all() as { status: string; n: number }[]) {
     samples.total += row.n;
@@ -36,14 +37,6 @@ export function runSummary(db: Db, exportNames: readonly string[] = knownExports
   const problems = exportProblems(db, exportNames);
   if (problems.length > 0) summary.exportProblems = problems;
   return summary;
-}
-
-/** Exports the database has a record of: shards, exported samples, or conversation settings. */
-function knownExports(db: Db): string[] {
-  return db
-    .prepare('SELECT export_name FROM exports UNION SELECT export_name FROM export_shards UNION SELECT export_name FROM export_configs ORDER BY 1')
-    .pluck()
-    .all() as string[];
 }
 
 /** Samples the captioner held back for a later run, by code, and why it stopped; undefined when none. */

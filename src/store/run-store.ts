@@ -283,6 +283,29 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
   }
 
   /**
+   * Record a finished shard under the export's next free shard index and the first file index from
+   * `file.from` whose path (`file.pathOf`) no shard of any export has and that is not `file.taken` (a file
+   * there), in one immediate transaction, so that processes sharing the database (`--shard I/N`) never pick
+   * the same index or name. Returns the file index taken.
+   */
+  recordNextShard(
+    shard: Omit<ShardRecord, 'shardIndex' | 'path'>,
+    file: { from: number; pathOf: (index: number) => string; taken: (path: string) => boolean },
+    keys: readonly string[],
+  ): number {
+    const recorded = this.db.prepare('SELECT 1 FROM export_shards WHERE path = ?').pluck();
+    const highest = this.db.prepare('SELECT MAX(shard_index) FROM export_shards WHERE export_name = ?').pluck();
+    const record = this.db.transaction(() => {
+      let index = file.from;
+      while (recorded.get(file.pathOf(index)) !== undefined || file.taken(file.pathOf(index))) index++;
+      const shardIndex = ((highest.get(shard.exportName) as number | null) ?? -1) + 1;
+      this.recordShard({ ...shard, shardIndex, path: file.pathOf(index) }, keys);
+      return index;
+    });
+    return record.immediate();
+  }
+
+  /**
    * Per recorded shard of an export, how many of the samples it holds are still kept (status ok). A shard
    * holding fewer than it was recorded with holds samples a refilter dropped (or whose records are gone).
    */
