@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import { ConfigError, VlcurateError } from '../core/errors.js';
+import { parseDevice, type ResolvedModelRuntime } from '../core/runtime-settings.js';
 import { convertTensor, elementCount, type TensorData, type ValueInfo } from './onnx-tensor.js';
 
 /** Options for {@link OnnxSession.open}. */
@@ -31,6 +32,17 @@ export interface OnnxSessionOptions {
   workers?: number;
   /** CUDA device index (with `executionProvider: 'cuda'`). Default 0. */
   deviceId?: number;
+}
+
+/** Session options for a model's resolved recipe runtime (`core/runtime-settings.ts`). */
+export function sessionOptionsFor(runtime: ResolvedModelRuntime): OnnxSessionOptions {
+  const device = parseDevice(runtime.device);
+  return {
+    executionProvider: device.type,
+    ...(device.type === 'cuda' ? { deviceId: device.id } : {}),
+    intraOpThreads: runtime.threads,
+    workers: runtime.workers,
+  };
 }
 
 /** Options for one {@link OnnxSession.run} call. */

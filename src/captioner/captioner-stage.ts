@@ -22,6 +22,8 @@ export interface CaptionerStageOptions {
   /** Recorded as each synthetic caption's `model`. */
   model: string;
   batchSize: number;
+  /** Batches at once (default 2); more when the captioner has more workers. */
+  inFlight?: number;
   /** Whether a sample gets new captions (all samples, or those whose own captions failed the filter). */
   wants: (sample: DecodedPair) => boolean;
 }
@@ -61,6 +63,7 @@ export function createCaptionerStage(captionBatch: CaptionBatch, options: Captio
       };
       return runBatched(input, ctx, {
         batchSize: options.batchSize,
+        ...(options.inFlight === undefined ? {} : { inFlight: options.inFlight }),
         wants: (sample) => Boolean(sample.image && sample.imageBytes) && !captioned(sample) && options.wants(sample),
         process: async (samples) => {
           const captions = await captionBatch(samples.map((s) => ({ key: s.key, bytes: s.imageBytes!, format: s.image!.format })));

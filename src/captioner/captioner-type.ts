@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { LlmResponseStore } from '../backends/llm-client.js';
+import type { ResolvedModelRuntime } from '../core/runtime-settings.js';
 import type { CaptionBatch } from './captioner-stage.js';
 
 /** What loading a captioner needs from the build. */
@@ -10,6 +11,8 @@ export interface CaptionerContext {
   readonly llmCache: LlmResponseStore;
   /** `--max-cost`: US dollars this run may spend on LLM requests (none when null). */
   readonly maxCostUsd: number | null;
+  /** Device, threads and workers for a captioner that runs ONNX graphs (the recipe's resolved `runtime`). */
+  readonly onnxRuntime?: ResolvedModelRuntime | undefined;
 }
 
 /** A captioner ready for the captioner stage. */
@@ -18,6 +21,8 @@ export interface LoadedCaptioner {
   readonly model: string;
   /** Images per call of `captionBatch`. */
   readonly batchSize: number;
+  /** Batches the captioner stage keeps in flight (default 2). */
+  readonly inFlight?: number;
   readonly captionBatch: CaptionBatch;
   close(): Promise<void>;
 }

@@ -18,8 +18,10 @@ import path from 'node:path';
 
 import { z } from 'zod';
 
+import { sessionOptionsFor } from '../backends/onnx-session.js';
 import type { TensorData } from '../backends/onnx-tensor.js';
 import { ConfigError } from '../core/errors.js';
+import { modelRuntimeSchema } from '../core/runtime-settings.js';
 import { checkVariant, MODEL_VARIANTS, type ModelVariant } from '../models/model-files.js';
 import { loadFolderBasics, preprocessOrThrow, sessionOptions, type ModelLoadOptions } from '../models/model-folder.js';
 import type { ImagePreprocessor } from '../models/preprocess.js';
@@ -51,6 +53,8 @@ export const onnxCaptionerOptionsSchema = z
     samples: z.number({ error: 'expected an integer from 1 and up' }).int({ error: 'expected an integer from 1 and up' }).min(1, { error: 'expected an integer from 1 and up' }).default(1),
     /** Images encoded and decoded together. Default 8. */
     batchSize: z.number({ error: 'expected an integer from 1 and up' }).int({ error: 'expected an integer from 1 and up' }).min(1, { error: 'expected an integer from 1 and up' }).default(8),
+    /** Device, threads, workers of the captioner's graphs; unset fields come from the recipe's top-level `runtime`. */
+    runtime: modelRuntimeSchema.optional(),
     ...decodingFields,
   })
   .superRefine((value, ctx) => {
@@ -63,7 +67,7 @@ export type OnnxCaptionerOptions = z.output<typeof onnxCaptionerOptionsSchema>;
 
 /** The decoding part of the recipe section, as `caption()` options (`samples` becomes `k`). */
 export function decodingFromRecipe(options: OnnxCaptionerOptions): DecodingInput {
-  const { type: _type, model: _model, variant: _variant, samples, batchSize: _batch, ...decoding } = options;
+  const { type: _type, model: _model, variant: _variant, samples, batchSize: _batch, runtime: _runtime, ...decoding } = options;
   return { ...decoding, k: samples };
 }
 
@@ -297,11 +301,14 @@ export const onnxCaptionerType: CaptionerType<typeof onnxCaptionerOptionsSchema>
   schema: onnxCaptionerOptionsSchema,
   async load(options, ctx) {
     const dir = path.resolve(ctx.baseDir, options.model);
-    const captioner = await OnnxCaptioner.load(dir, { variant: options.variant });
+    const runtime = ctx.onnxRuntime ? sessionOptionsFor(ctx.onnxRuntime) : {};
+    const captioner = await OnnxCaptioner.load(dir, { variant: options.variant, ...runtime });
     const decoding = decodingFromRecipe(options);
     return {
       model: path.basename(dir),
       batchSize: options.batchSize,
+      // One batch more than workers: each worker busy while the next batch is prepared.
+      inFlight: Math.max(2, (runtime.workers ?? 1) + 1),
       captionBatch: async (images) =>
         (await captioner.caption(images.map((i) => i.bytes), { ...decoding, keys: images.map((i) => i.key) })).map((list) => ({ captions: list.map((c) => c.text) })),
       close: () => captioner.close(),

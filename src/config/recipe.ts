@@ -11,6 +11,7 @@ import { filterOptionsSchema } from '../filter/filter-options.js';
 import { synthOptionsSchema } from '../synth/synth-options.js';
 import { captionerOptionsSchema } from '../captioner/registry.js';
 import { formatIssues } from '../core/format-issues.js';
+import { runtimeSchema } from '../core/runtime-settings.js';
 
 /**
  * The recipe schema, composed from each stage's own options schema: every option and its default is
@@ -31,6 +32,16 @@ export const runOptionsSchema = z
 export const recipeSchema = z
   .object({
     run: runOptionsSchema.default(() => runOptionsSchema.parse({})),
+    /**
+     * Device, threads and workers of every ONNX model (filter.itc, filter.itm, an onnx captioner), each of
+     * which may override it under its own `runtime`; `auto` is resolved by `core/runtime-settings.ts`.
+     */
+    runtime: runtimeSchema.default(() => runtimeSchema.parse({})),
+    /**
+     * What `auto` resolved to on the machine that printed the recipe (`--print-recipe` writes it). Ignored
+     * when read: `auto` is resolved again on the machine that runs the build.
+     */
+    resolvedRuntime: z.unknown().optional(),
     sources: z.array(sourceSchema).min(1),
     decode: decodeOptionsSchema.default(() => decodeOptionsSchema.parse({})),
     /** CapFilt filter: score captions with ITC and/or ITM and keep those that pass. Off when absent. */
@@ -63,6 +74,7 @@ export function parseRecipe(input: unknown, origin: string, baseDir: string): Lo
     throw new ConfigError(`${origin}: invalid recipe\n  ${lines.join('\n  ')}`);
   }
   const recipe = result.data;
+  delete recipe.resolvedRuntime;
   // A sample's source name says which source owns its key (see `store/key-collision.ts`).
   const sourceNames = new Map<string, number>();
   recipe.sources.forEach((source, i) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { modelRuntimeSchema } from '../core/runtime-settings.js';
 
 /**
  * One score's cut. Exactly one of `threshold` (absolute), `percentile` (keep captions at or above the
@@ -20,6 +21,8 @@ function cutFields(scoreRange: { min: number; max: number; what: string }) {
       .optional(),
     percentile: z.number().min(0).max(100).optional(),
     topFraction: z.number().gt(0).max(1).optional(),
+    /** Device, threads, workers of this model; unset fields come from the recipe's top-level `runtime`. */
+    runtime: modelRuntimeSchema.optional(),
   };
 }
 

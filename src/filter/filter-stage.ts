@@ -24,7 +24,10 @@ async function* withUnscorableNulled(input: AsyncIterable<DecodedPair>): AsyncGe
  * read fails alone (`score_failed`); every image of a batch failing, none for a reason of its own (a
  * `SampleError`), is the models' fault and stops the run.
  */
-export function createFilterStage(scorer: CaptionScorer, options: { name: string; batchSize: number }): Stage<DecodedPair, DecodedPair> {
+export function createFilterStage(
+  scorer: CaptionScorer,
+  options: { name: string; batchSize: number; /** Batches at once (default 2); more when the models have more workers. */ inFlight?: number },
+): Stage<DecodedPair, DecodedPair> {
   const score = async (samples: DecodedPair[]): Promise<DecodedPair[]> => {
     const todo = samples.map((sample) => sample.captions.flatMap((c, j) => (needsScore(c) ? [j] : [])));
     const results = await scorer.score(samples.map((sample, i) => ({ image: sample.imageBytes!, texts: todo[i]!.map((j) => sample.captions[j]!.text) })));
@@ -42,6 +45,7 @@ export function createFilterStage(scorer: CaptionScorer, options: { name: string
     run(input, ctx) {
       return runBatched(withUnscorableNulled(input), ctx, {
         batchSize: options.batchSize,
+        ...(options.inFlight === undefined ? {} : { inFlight: options.inFlight }),
         wants: (sample) => sample.captions.some(needsScore),
         process: score,
         fail: (sample, error) => failSample(sample, options.name, 'score_failed', `the filter models could not score this image: ${describeError(error)}`),

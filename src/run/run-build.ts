@@ -42,6 +42,9 @@ import type { Recipe } from '../config/recipe.js';
 import { createCaptionerStage } from '../captioner/captioner-stage.js';
 import type { LoadedCaptioner } from '../captioner/captioner-type.js';
 import { captionerModelFolder, loadCaptioner } from '../captioner/registry.js';
+import { resolveRecipeRuntime } from '../config/recipe-runtime.js';
+import type { ResolvedRuntime } from '../core/runtime-settings.js';
+import { sessionOptionsFor } from '../backends/onnx-session.js';
 
 export interface BuildOptions {
   shard: ShardSpec;
@@ -49,6 +52,8 @@ export interface BuildOptions {
   tickMs?: number;
   /** `--max-cost`: US dollars this run may spend on LLM requests (none when absent). */
   maxCostUsd?: number | null;
+  /** Cores `auto` runtime settings divide (default: this machine's, `os.availableParallelism()`). */
+  cores?: number;
 }
 
 /** Resolve a recipe path against the recipe's folder. */
@@ -119,16 +124,19 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     }
     for (const [i, entry] of recipe.export.entries()) await inField(`export[${i}]`, () => checkExport(entry, baseDir, store));
     if (recipe.synth?.llm) apiKeyOf(recipe.synth.llm, 'synth.llm');
-    const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir) : null;
+    // Device, threads and workers of each ONNX model, `auto` resolved for this machine's cores.
+    const runtime = resolveRecipeRuntime(recipe, options.cores);
+    const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir, runtime) : null;
     cleanups.push(() => scorer?.close());
+    const captionerContext = { baseDir, llmCache: new LlmCache(db), maxCostUsd: options.maxCostUsd ?? null, onnxRuntime: runtime.models['captioner'] };
     const captioner = recipe.captioner
-      ? await inField('captioner.model', () => loadCaptioner(recipe.captioner!, { baseDir, llmCache: new LlmCache(db), maxCostUsd: options.maxCostUsd ?? null }))
+      ? await inField('captioner.model', () => loadCaptioner(recipe.captioner!, captionerContext))
       : null;
     cleanups.push(() => captioner?.close());
     // Stored with the run: a retrained model in place of the old one must not count as the same settings.
     // The recipe's folder and file too: `vlcurate export --name` continues its exports with their settings
     // (relative paths resolve against the folder), and `refilter` names the recipe to build.
-    const stored = { ...recipe, modelFingerprints: modelFingerprints(recipe, baseDir), recipeDir: baseDir, recipeFile: loaded.path ?? null };
+    const stored = { ...recipe, resolvedRuntime: runtime, modelFingerprints: modelFingerprints(recipe, baseDir), recipeDir: baseDir, recipeFile: loaded.path ?? null };
     const reuseRuns = recipe.filter || recipe.captioner ? store.runsWithSettings(capfiltSettings, capfiltSettings(stored)) : [];
     // The run is on record only once its configuration has loaded: a recipe error leaves no run row behind.
     const runId = store.startRun(JSON.stringify(stored), loaded.hash, `${options.shard.index}/${options.shard.count}`);
@@ -147,7 +155,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       createDecodeStage(recipe.decode),
       ...(recipe.decode.dedup === 'exact' ? [createDedupStage(store)] : []),
       ...(reuseRuns.length > 0 ? [createReuseStage(store, reuseRuns)] : []),
-      ...capfiltStages(recipe, scorer, captioner, refiltered),
+      ...capfiltStages(recipe, scorer, captioner, refiltered, filterInFlight(runtime)),
       createRecordStage(store, runId, recipe.run.commitEvery),
       // After record: instruction rows reference the samples table.
       ...(recipe.synth
@@ -195,9 +203,26 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   }
 }
 
-/** The parts of a stored recipe that decide a sample's captions and scores: equal ones may reuse recorded work. */
+/**
+ * The parts of a stored recipe that decide a sample's captions and scores: equal ones may reuse recorded work.
+ * Where and how wide a model runs (`runtime`) does not decide them.
+ */
 function capfiltSettings(stored: Record<string, unknown>): string {
-  return JSON.stringify([stored['sources'], stored['decode'], stored['filter'] ?? null, stored['captioner'] ?? null, stored['modelFingerprints'] ?? null]);
+  const filter = stored['filter'] as { itc?: object; itm?: object } | undefined;
+  const models = filter ? { ...filter, itc: withoutRuntime(filter.itc), itm: withoutRuntime(filter.itm) } : null;
+  return JSON.stringify([stored['sources'], stored['decode'], models, withoutRuntime(stored['captioner']) ?? null, stored['modelFingerprints'] ?? null]);
+}
+
+function withoutRuntime(section: unknown): unknown {
+  if (!section || typeof section !== 'object') return section;
+  const { runtime: _runtime, ...rest } = section as Record<string, unknown>;
+  return rest;
+}
+
+/** Filter batches in flight: one more than the filter models' most workers, so each worker stays busy. */
+function filterInFlight(runtime: ResolvedRuntime): number {
+  const workers = ['filter.itc', 'filter.itm'].map((name) => runtime.models[name]?.workers ?? 1);
+  return Math.max(2, Math.max(...workers) + 1);
 }
 
 /** Each local model folder of the filter and captioner as the sizes and times of its files. */
@@ -232,16 +257,18 @@ function capfiltStages(
   scorer: CaptionScorer | null,
   captioner: LoadedCaptioner | null,
   refiltered: { policy: ResolvedPolicy; note: string } | null,
+  inFlight: number,
 ): Stage<DecodedPair, DecodedPair>[] {
   const filter = recipe.filter;
   const policy = filter && scorer ? (refiltered?.policy ?? resolvePolicy(filter, null)) : null;
   const stages: Stage<DecodedPair, DecodedPair>[] = [];
-  if (filter && scorer) stages.push(createFilterStage(scorer, { name: 'filter', batchSize: filter.batchSize }));
+  if (filter && scorer) stages.push(createFilterStage(scorer, { name: 'filter', batchSize: filter.batchSize, inFlight }));
   if (captioner) {
     const onlyFailed = policy !== null && filter?.recaption === 'web-failed';
     const wants = (sample: DecodedPair) => !onlyFailed || !decideCaptions(sample.captions.map(asScored), policy!).some((v) => v.kept);
-    stages.push(createCaptionerStage(captioner.captionBatch, { model: captioner.model, batchSize: captioner.batchSize, wants }));
-    if (filter && scorer) stages.push(createFilterStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize }));
+    const captionerInFlight = captioner.inFlight === undefined ? {} : { inFlight: captioner.inFlight };
+    stages.push(createCaptionerStage(captioner.captionBatch, { model: captioner.model, batchSize: captioner.batchSize, wants, ...captionerInFlight }));
+    if (filter && scorer) stages.push(createFilterStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize, inFlight }));
   }
   if (policy) stages.push(createSelectStage(policy, 'select', refiltered?.note));
   return stages;
@@ -259,7 +286,7 @@ function asScored(c: Caption): ScoredCaption {
 }
 
 /** Load the filter's models once per build; paths resolve against the recipe's folder. */
-async function loadScorer(filter: FilterOptions, baseDir: string): Promise<CaptionScorer> {
+async function loadScorer(filter: FilterOptions, baseDir: string, runtime: ResolvedRuntime): Promise<CaptionScorer> {
   if (needsRunLevelCuts(filter)) {
     throw new ConfigError(
       'filter: percentile and topFraction cuts are computed over the whole run; build with a `threshold` and then run ' +
@@ -267,7 +294,12 @@ async function loadScorer(filter: FilterOptions, baseDir: string): Promise<Capti
     );
   }
   const { itc: itcOptions, itm: itmOptions } = filter;
-  const itc = itcOptions ? await inField('filter.itc.model', () => loadItcModel(resolvePath(baseDir, itcOptions.model), { variant: itcOptions.variant })) : null;
-  const itm = itmOptions ? await inField('filter.itm.model', () => loadItmModel(resolvePath(baseDir, itmOptions.model), { variant: itmOptions.variant })) : null;
+  const session = (name: string) => sessionOptionsFor(runtime.models[name]!);
+  const itc = itcOptions
+    ? await inField('filter.itc.model', () => loadItcModel(resolvePath(baseDir, itcOptions.model), { variant: itcOptions.variant, ...session('filter.itc') }))
+    : null;
+  const itm = itmOptions
+    ? await inField('filter.itm.model', () => loadItmModel(resolvePath(baseDir, itmOptions.model), { variant: itmOptions.variant, ...session('filter.itm') }))
+    : null;
   return new CaptionScorer(itc, itm);
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { runBuild } from '../../run/run-build.js';
 import { loadRecipe } from '../../config/recipe.js';
+import { resolveRecipeRuntime } from '../../config/recipe-runtime.js';
 import { parseShard } from '../../core/shard.js';
 import { ConfigError } from '../../core/errors.js';
 import type { RunSummary } from '../../core/events.js';
@@ -20,7 +21,9 @@ export interface BuildCliOptions {
 export async function buildCommand(recipePath: string, opts: BuildCliOptions): Promise<number> {
   const loaded = loadRecipe(recipePath);
   if (opts.printRecipe) {
-    process.stdout.write(`${JSON.stringify(loaded.recipe, null, 2)}\n`);
+    // What `auto` resolved to on this machine rides along; the recipe reader ignores it.
+    const printed = { ...loaded.recipe, resolvedRuntime: resolveRecipeRuntime(loaded.recipe) };
+    process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
     return EXIT_OK;
   }
   const shard = parseShard(opts.shard);
@@ -65,6 +68,6 @@ export function registerBuild(program: Command, setExit: (code: number) => void)
     .option('--progress <mode>', 'auto | tty | plain | json', 'auto')
     .option('--progress-interval <ms>', 'how often progress events are emitted', '500')
     .option('--max-cost <usd>', 'stop starting LLM requests once this many US dollars are spent (resumable)')
-    .option('--print-recipe', 'print the resolved recipe with every default filled in, and exit')
+    .option('--print-recipe', 'print the resolved recipe with every default filled in (and what runtime `auto` resolved to on this machine), and exit')
     .action(async (recipe: string, opts: BuildCliOptions) => setExit(await buildCommand(recipe, opts)));
 }
