@@ -4,6 +4,7 @@ import { captionIsCorrect } from '../../../datasets/shapes/judge.js';
 import { ConfigError } from '../../core/errors.js';
 import { calibrate, type LabelledScore } from '../../filter/calibrate.js';
 import { openDatabase } from '../../store/database.js';
+import { scoredCaptions } from '../../store/scored-captions.js';
 import { renderTable } from '../table.js';
 
 interface CalibrateFlags {
@@ -72,9 +73,7 @@ export function registerCalibrate(program: Command): void {
       const labelled: LabelledScore[] = [];
       let unlabelled = 0;
       try {
-        const rows = db
-          .prepare(`SELECT sample_key AS key, text, ${flags.score} AS score FROM captions WHERE ${flags.score} IS NOT NULL AND usable = 1`)
-          .all() as { key: string; text: string; score: number }[];
+        const rows = scoredCaptions(db, flags.score);
         const prefix = flags.keyPrefix ?? '';
         for (const row of rows) {
           if (!row.key.startsWith(prefix)) {
