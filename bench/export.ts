@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import type { InstructionSample, Turn } from '../src/core/conversation.js';
+import { OPEN } from '../src/core/sample.js';
 import type { Stage } from '../src/core/stage.js';
 import { loadTokenizerCached } from '../src/export/conversation-options.js';
 import type { ExportStats } from '../src/export/export-stats.js';
@@ -78,7 +79,7 @@ async function makeSamples(): Promise<InstructionExportable[]> {
       captions: [{ text: sentence(next, 6, 14), origin: 'web', issue: null, usable: true }],
       boxes: [],
       meta: {},
-      failure: null,
+      fate: OPEN,
       image: { width: 64, height: 48, format: 'jpeg', byteLength: image.bytes.length, sha256: image.sha256, orientation: 1 },
       instructions: [instruction],
     });

@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import type { Caption, DecodedPair } from '../src/core/sample.js';
+import { OPEN, type Caption, type DecodedPair } from '../src/core/sample.js';
 import { openDatabase, type Db } from '../src/store/database.js';
 import { InstructionStore } from '../src/store/instruction-store.js';
 import { listSamples, runStats, showSample, type SampleFilter } from '../src/store/queries.js';
@@ -93,8 +93,11 @@ export async function buildInspectDb(dir: string, samples: number): Promise<{ db
         captions,
         boxes: Array.from({ length: i % 4 }, (_, b) => ({ label: `object ${b}`, box: [40 + b * 100, 60, 200 + b * 100, 300] as [number, number, number, number] })),
         meta: { url: `https://example.invalid/${i}.jpg` },
-        failure: failed ? { code: FAILURES[i % FAILURES.length]!, message: `sample ${i} could not be decoded`, stage: 'decode' } : null,
-        dropped: !failed && !anyKept ? { reason: 'no_caption_passed', stage: 'select' } : null,
+        fate: failed
+          ? { kind: 'failed', code: FAILURES[i % FAILURES.length]!, message: `sample ${i} could not be decoded`, stage: 'decode' }
+          : !anyKept
+            ? { kind: 'dropped', reason: 'no_caption_passed', stage: 'select' }
+            : OPEN,
         image: failed ? null : { width: 640, height: 480, format: 'jpeg', byteLength: 50_000, sha256: '', orientation: 1 },
       });
       if (!failed && i % 20 === 0) {

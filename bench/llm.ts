@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { DecodedPair } from '../src/core/sample.js';
+import { OPEN, type DecodedPair } from '../src/core/sample.js';
 import { openDatabase } from '../src/store/database.js';
 import { RunStore } from '../src/store/run-store.js';
 import { InstructionStore } from '../src/store/instruction-store.js';
@@ -43,7 +43,7 @@ function sample(i: number): DecodedPair {
       { label: b, box: [80, 50, 100, 70] },
     ],
     meta: {},
-    failure: null,
+    fate: OPEN,
     image: { width: 128, height: 128, format: 'png', byteLength: 0, sha256: '', orientation: 1 },
   };
 }

@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Caption, DecodedPair } from '../src/core/sample.js';
+import { OPEN, type Caption, type DecodedPair } from '../src/core/sample.js';
 import { refilterRun } from '../src/filter/refilter.js';
 import { resolvePolicy } from '../src/filter/resolve-policy.js';
 import { filterOptionsSchema } from '../src/filter/filter-options.js';
@@ -49,7 +49,7 @@ export async function benchRefilter(samples = 100_000): Promise<Record<string, u
         captions,
         boxes: [],
         meta: {},
-        failure: null,
+        fate: OPEN,
         image: { width: 128, height: 128, format: 'jpeg', byteLength: 5000, sha256: 'x', orientation: 1 },
       });
     }

@@ -48,7 +48,7 @@ async function drain(pairs: AsyncIterable<Pair>): Promise<{ n: number; failed: n
   let failed = 0;
   for await (const pair of pairs) {
     n++;
-    if (pair.failure) failed++;
+    if (pair.fate.kind === 'failed') failed++;
   }
   return { n, failed };
 }

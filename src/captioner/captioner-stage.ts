@@ -54,12 +54,12 @@ export function createCaptionerStage(captionBatch: CaptionBatch, options: Captio
           return { ...sample, captions: [...sample.captions, ...added] };
         }
         const failed = failSample(sample, name, held.code, held.message);
-        if (!STOP_CODES.has(held.code) || !failed.failure) return failed;
+        if (!STOP_CODES.has(held.code) || failed.fate.kind !== 'failed') return failed;
         if (!stopSaid) {
           stopSaid = true;
           ctx.emit({ type: 'log', level: 'warn', message: `${name}: captioning stopped: ${held.message}; the samples wait for the next run` });
         }
-        return { ...failed, failure: { ...failed.failure, said: true } };
+        return { ...failed, fate: { ...failed.fate, said: true } };
       };
       return runBatched(input, ctx, {
         batchSize: options.batchSize,

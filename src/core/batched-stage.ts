@@ -1,6 +1,6 @@
 import { batch, unbatch } from '../iter/batch.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
-import { isOpen, type Pair } from './sample.js';
+import { isOpen, type HasFate } from './sample.js';
 import type { StageContext } from './stage.js';
 
 /** What a batched model stage does with the samples it works on; `runBatched` does the rest. */
@@ -32,7 +32,7 @@ export interface BatchedWork<T> {
  * their places. A failed batch is retried sample by sample; a sample that fails alone is failed with
  * `fail`. Each batch with work reports its latency (retries included) as a `batch-latency` event.
  */
-export function runBatched<T extends Pick<Pair, 'failure' | 'dropped' | 'deferred'>>(
+export function runBatched<T extends HasFate>(
   input: AsyncIterable<T>,
   ctx: StageContext,
   work: BatchedWork<T>,

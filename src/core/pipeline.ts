@@ -7,7 +7,7 @@ import { Channel } from '../iter/channel.js';
 import { takeUntilAborted } from '../iter/take.js';
 
 /** What the runner needs to know about a flowing record to count it. */
-type Countable = Pick<Pair, 'key' | 'failure' | 'dropped'>;
+type Countable = Pick<Pair, 'key' | 'fate'>;
 
 export interface PipelineSpec {
   runId: number;
@@ -108,9 +108,9 @@ async function* countIn<T>(input: AsyncIterable<T>, meter: StageMeter): AsyncGen
  * quoted in a parse error) must reach neither a terminal nor the database as control characters.
  */
 function withSafeFailureMessage<T extends Countable>(item: T): T {
-  if (!item.failure) return item;
-  const message = escapeControlChars(item.failure.message, { oneLine: true });
-  return message === item.failure.message ? item : { ...item, failure: { ...item.failure, message } };
+  if (item.fate.kind !== 'failed') return item;
+  const message = escapeControlChars(item.fate.message, { oneLine: true });
+  return message === item.fate.message ? item : { ...item, fate: { ...item.fate, message } };
 }
 
 async function* countOut(
@@ -123,10 +123,12 @@ async function* countOut(
   for await (const produced of output) {
     meter.out++;
     const item = withSafeFailureMessage(produced);
-    if (item.failure && (stage === null || item.failure.stage === stage)) {
+    const { fate } = item;
+    const ours = stage === null || (fate.kind !== 'open' && fate.stage === stage);
+    if (fate.kind === 'failed' && ours) {
       meter.failed++;
-      if (!item.failure.said) events.push({ type: 'sample-error', stage: meter.stage, key: item.key, code: item.failure.code, message: item.failure.message });
-    } else if (item.dropped && (stage === null || item.dropped.stage === stage)) {
+      if (!fate.said) events.push({ type: 'sample-error', stage: meter.stage, key: item.key, code: fate.code, message: fate.message });
+    } else if (fate.kind === 'dropped' && ours) {
       meter.dropped++;
     }
     yield item;

@@ -1,7 +1,7 @@
 /**
  * Sample records. A record grows as it passes stages: a source yields a `Pair`, decoding adds `image`
- * facts (`DecodedPair`), later stages add scores and conversations. A sample that failed keeps flowing
- * with `failure` set so the store records it; stages pass such samples through untouched.
+ * facts (`DecodedPair`), later stages add scores and conversations. A sample that failed or was dropped
+ * keeps flowing with its `fate` set so the store records it; stages pass such samples through untouched.
  */
 
 import type { Turn } from './conversation.js';
@@ -52,15 +52,43 @@ export type SampleStatus = 'ok' | 'failed' | 'dropped';
 
 export interface SampleFailure {
   /** Stable machine code, e.g. `image_truncated`, `image_too_large`, `tar_truncated`: one of `core/failure-codes.ts`. */
-  code: FailureCode;
-  message: string;
+  readonly code: FailureCode;
+  readonly message: string;
   /** Stage that recorded the failure. */
-  stage: string;
+  readonly stage: string;
   /**
    * True when the stage already said why in one line for every sample it fails so (a stopped LLM client):
    * the run reports no line per sample. Not stored.
    */
-  said?: boolean;
+  readonly said?: boolean;
+}
+
+/** Why a stage decided not to keep the sample (e.g. `no_caption_passed`), or why work on it waits. */
+export interface SampleDecision {
+  readonly reason: string;
+  readonly stage: string;
+}
+
+/**
+ * What became of a sample so far. `open`: still worked on, and exported at the end. `failed`: bad input or
+ * a failed step, recorded with its code. `dropped`: a stage decided not to keep it. `deferred`: work on it
+ * is left for a later run (an LLM budget ran out, the run was interrupted), so exports hold it back and
+ * resuming finishes it and exports it once, complete. Stored as the sample's status (`sampleStatus`).
+ */
+export type SampleFate =
+  | { readonly kind: 'open' }
+  | ({ readonly kind: 'failed' } & SampleFailure)
+  | ({ readonly kind: 'dropped' } & SampleDecision)
+  | ({ readonly kind: 'deferred' } & SampleDecision);
+
+export type FateKind = SampleFate['kind'];
+
+/** The fate of a sample nothing has decided about yet. */
+export const OPEN: SampleFate = Object.freeze({ kind: 'open' });
+
+/** Any record that carries a fate: samples, and the narrower views exports and reports take of them. */
+export interface HasFate {
+  fate: SampleFate;
 }
 
 /** What a source yields: image bytes plus the text and boxes that came with them. */
@@ -71,7 +99,7 @@ export interface Pair {
   source: string;
   /** Where the image bytes live, so later commands can read them again: `tar:PATH#MEMBER` or `file:PATH`. */
   imageRef: string;
-  /** Original encoded bytes; null when the source could not read them (then `failure` is set). */
+  /** Original encoded bytes; null when the source could not read them (then it has `failed`). */
   imageBytes: Buffer | null;
   captions: Caption[];
   boxes: Box[];
@@ -79,23 +107,7 @@ export interface Pair {
   meta: Record<string, unknown>;
   /** A conversation the source brought (an existing LLaVA record): recorded and exported as task `imported`. */
   conversations?: Turn[];
-  failure: SampleFailure | null;
-  /** Set by a stage that decided not to keep the sample (e.g. no caption passed the filter). */
-  dropped?: { reason: string; stage: string } | null;
-  /**
-   * Set when work on the sample is left for a later run (an LLM budget ran out, the run was interrupted):
-   * exports hold it back, so resuming finishes it and exports it once, complete.
-   */
-  deferred?: { reason: string; stage: string } | null;
-}
-
-/**
- * The one "is this sample still open" rule: not failed, not dropped, not deferred. Stages work on open
- * samples only and pass the others through untouched, in order (they still get recorded); exports write
- * the samples still open at the end.
- */
-export function isOpen(sample: Pick<Pair, 'failure' | 'dropped' | 'deferred'>): boolean {
-  return !sample.failure && !sample.dropped && !sample.deferred;
+  fate: SampleFate;
 }
 
 export interface ImageFacts {
@@ -111,20 +123,60 @@ export interface ImageFacts {
 }
 
 export interface DecodedPair extends Pair {
-  /** Null when `failure` is set, or when a source dropped the pair before reading an image (a text-only record). */
+  /** Null when the sample failed before or in decode, or when a source dropped the pair before reading an image (a text-only record). */
   image: ImageFacts | null;
 }
 
-/** Mark a sample failed; keeps the first failure if one is already set. */
-export function failSample<T extends Pair>(sample: T, stage: string, code: FailureCode, message: string): T {
-  if (sample.failure) return sample;
-  return { ...sample, failure: { code, message, stage } };
+/** The fate of a sample a source read with `failure` (a failure it met), or open when there is none. */
+export function fateOf(failure: SampleFailure | null): SampleFate {
+  return failure ? { kind: 'failed', ...failure } : OPEN;
 }
 
-export function sampleStatus(sample: Pair): SampleStatus {
-  if (sample.failure) return 'failed';
-  if (sample.dropped) return 'dropped';
-  return 'ok';
+/**
+ * How final each fate is. A fate only becomes more final, and of two equal ones the first stays: a
+ * failure outweighs a drop (a failed sample is recorded as failed), a drop outweighs a deferral.
+ */
+const FINALITY: Record<FateKind, number> = { open: 0, deferred: 1, dropped: 2, failed: 3 };
+
+function withFate<T extends HasFate>(sample: T, fate: SampleFate): T {
+  return FINALITY[fate.kind] > FINALITY[sample.fate.kind] ? { ...sample, fate } : sample;
+}
+
+/** Mark a sample failed; keeps the first failure if one is already set. */
+export function failSample<T extends HasFate>(sample: T, stage: string, code: FailureCode, message: string): T {
+  return withFate(sample, { kind: 'failed', code, message, stage });
+}
+
+/** Drop a sample (`reason`, e.g. `no_caption_passed`); a failed or already dropped sample stays as it is. */
+export function dropSample<T extends HasFate>(sample: T, stage: string, reason: string): T {
+  return withFate(sample, { kind: 'dropped', reason, stage });
+}
+
+/** Leave the rest of a sample's work for a later run; only an open sample can wait. */
+export function deferSample<T extends HasFate>(sample: T, stage: string, reason: string): T {
+  return withFate(sample, { kind: 'deferred', reason, stage });
+}
+
+/**
+ * The one "is this sample still open" rule: not failed, not dropped, not deferred. Stages work on open
+ * samples only and pass the others through untouched, in order (they still get recorded); exports write
+ * the samples still open at the end.
+ */
+export function isOpen(sample: HasFate): boolean {
+  return sample.fate.kind === 'open';
+}
+
+/** The failure, when the sample failed; null otherwise. */
+export function failureOf(sample: HasFate): SampleFailure | null {
+  if (sample.fate.kind !== 'failed') return null;
+  const { kind: _, ...failure } = sample.fate;
+  return failure;
+}
+
+/** The status a sample is recorded with; a deferred sample is `ok` (its instruction rows say what waits). */
+export function sampleStatus(sample: HasFate): SampleStatus {
+  const { kind } = sample.fate;
+  return kind === 'failed' ? 'failed' : kind === 'dropped' ? 'dropped' : 'ok';
 }
 
 /**

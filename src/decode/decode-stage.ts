@@ -93,7 +93,7 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
           // Every caption is held to the length limit here, failed samples' too (they are recorded).
           const pair = withCaptionsLimited(input, maxCaptionChars);
           // Failed pairs, and pairs a source dropped before reading an image (text-only records), pass through.
-          if (pair.failure || (pair.dropped && pair.imageBytes === null)) return { ...pair, image: null };
+          if (pair.fate.kind === 'failed' || (pair.fate.kind === 'dropped' && pair.imageBytes === null)) return { ...pair, image: null };
           const result = await decodeImage(pair.imageBytes, maxPixels, maxBytes);
           if (result.ok) return { ...pair, image: result.image };
           return { ...failSample(pair, DECODE_STAGE, result.code, result.message), image: null };

@@ -1,4 +1,4 @@
-import { isOpen, type DecodedPair } from '../core/sample.js';
+import { dropSample, isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { decideCaptions, NO_CAPTION_PASSED, type ResolvedPolicy } from './policy.js';
 
@@ -24,7 +24,8 @@ export function createSelectStage(policy: ResolvedPolicy, name = 'select', note?
         );
         const captions = sample.captions.map((c, i) => ({ ...c, kept: verdicts[i]!.kept, reason: verdicts[i]!.reason }));
         const anyKept = verdicts.some((v) => v.kept);
-        yield { ...sample, captions, dropped: anyKept ? null : { reason: NO_CAPTION_PASSED, stage: name } };
+        const selected = { ...sample, captions };
+        yield anyKept ? selected : dropSample(selected, name, NO_CAPTION_PASSED);
       }
     },
   };

@@ -95,7 +95,7 @@ export async function loadImage(
   signal: AbortSignal,
   images: LocalImages,
 ): Promise<Pair | null> {
-  const fail = (code: FailureCode, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
+  const fail = (code: FailureCode, message: string): Pair => ({ ...pair, imageBytes: null, fate: { kind: 'failed', code, message, stage: SOURCE_STAGE } });
   if (location.kind === 'invalid') return fail(location.code, location.message);
   if (location.kind === 'file') {
     const read = await readLocalFile(location.path, { maxBytes: images.maxBytes, roots: images.roots?.real ?? null, what: 'image file' });

@@ -20,7 +20,7 @@ import { extract } from 'tar-stream';
 import { describeError } from '../core/errors.js';
 import { DEFAULT_MAX_FILE_BYTES, imageFileCode, openRegularStream, readLocalFile } from './local-file.js';
 import { readParquetCells } from './parquet-file.js';
-import { isOpen, type ImageFacts, type Pair, type SampleFailure } from '../core/sample.js';
+import { failSample, isOpen, OPEN, type ImageFacts, type SampleFate } from '../core/sample.js';
 
 export type ImageRef =
   | { kind: 'tar'; path: string; member: string }
@@ -64,12 +64,10 @@ export interface ImageRefSample {
   key: string;
   imageRef: string;
   imageBytes: Buffer | null;
-  failure: SampleFailure | null;
+  /** A sample no longer open (failed, dropped, or held back from exports) needs no bytes now. */
+  fate: SampleFate;
   /** When present, the bytes read must have this sha256. */
   image?: ImageFacts | null;
-  /** A dropped sample, or one held back from exports, needs no bytes now. */
-  dropped?: Pair['dropped'];
-  deferred?: Pair['deferred'];
 }
 
 export interface LoadImagesOptions {
@@ -91,7 +89,7 @@ export interface LoadImagesOptions {
 const STAGE = 'image-ref';
 
 function failed<T extends ImageRefSample>(sample: T, code: FailureCode, message: string): T {
-  return { ...sample, imageBytes: null, failure: sample.failure ?? { code, message, stage: STAGE } };
+  return failSample({ ...sample, imageBytes: null }, STAGE, code, message);
 }
 
 function withBytes<T extends ImageRefSample>(sample: T, bytes: Buffer, verify: boolean): T {
@@ -278,16 +276,16 @@ export async function readImageRef(ref: string, maxBytes = DEFAULT_MAX_FILE_BYTE
     return read.bytes;
   }
   if (parsed.kind === 'parquet') {
-    const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, failure: null };
+    const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, fate: OPEN };
     for await (const result of readParquetGroup(parsed.path, [{ sample: probe, cell: parsed }], false)) {
-      if (result.failure) throw new Error(result.failure.message);
+      if (result.fate.kind === 'failed') throw new Error(result.fate.message);
       return result.imageBytes!;
     }
     throw new Error(`row ${parsed.row} of ${parsed.path} could not be read`);
   }
-  const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, failure: null };
+  const probe: ImageRefSample = { key: 'probe', imageRef: ref, imageBytes: null, fate: OPEN };
   for await (const result of readTarGroup(parsed.path, [{ sample: probe, member: parsed.member }], false, maxBytes)) {
-    if (result.failure) throw new Error(result.failure.message);
+    if (result.fate.kind === 'failed') throw new Error(result.fate.message);
     return result.imageBytes!;
   }
   throw new Error(`member ${parsed.member} is not in ${parsed.path}`);

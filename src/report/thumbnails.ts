@@ -4,7 +4,7 @@
  * tar is scanned once for all of its wanted members.
  */
 import sharp from 'sharp';
-import type { ImageFacts } from '../core/sample.js';
+import { OPEN, type ImageFacts } from '../core/sample.js';
 import { loadImages, type ImageRefSample } from '../images/image-ref.js';
 
 export type Thumbnail =
@@ -46,7 +46,7 @@ async function* sorted(requests: readonly ThumbnailRequest[]): AsyncGenerator<Im
   const list = [...unique.values()].sort((a, b) => (a.imageRef < b.imageRef ? -1 : a.imageRef > b.imageRef ? 1 : 0));
   for (const r of list) {
     const image = r.sha256 ? ({ sha256: r.sha256 } as ImageFacts) : null;
-    yield { key: r.key, imageRef: r.imageRef, imageBytes: null, failure: null, image };
+    yield { key: r.key, imageRef: r.imageRef, imageBytes: null, fate: OPEN, image };
   }
 }
 
@@ -55,8 +55,8 @@ export async function makeThumbnails(requests: readonly ThumbnailRequest[], opti
   const resolved: Required<ThumbnailOptions> = { size: options.size ?? 256, quality: options.quality ?? 70, maxPixels: options.maxPixels ?? 89_478_485 };
   const out = new Map<string, Thumbnail>();
   for await (const sample of loadImages(sorted(requests), { concurrency: 4 })) {
-    if (sample.failure || !sample.imageBytes) {
-      out.set(sample.key, { ok: false, error: sample.failure?.message ?? 'no image bytes' });
+    if (sample.fate.kind === 'failed' || !sample.imageBytes) {
+      out.set(sample.key, { ok: false, error: sample.fate.kind === 'failed' ? sample.fate.message : 'no image bytes' });
       continue;
     }
     out.set(sample.key, await thumbnail(sample.imageBytes, resolved));

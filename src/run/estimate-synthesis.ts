@@ -95,7 +95,7 @@ export async function estimateSynthesis(loaded: LoadedRecipe, synth: SynthOption
     let read = 0;
     for await (const pair of source.read(ctx)) {
       read++;
-      if (pair.failure) continue;
+      if (pair.fate.kind === 'failed') continue;
       if (sampled < options.sample) {
         sampled++;
         const { width, height } = sizeOf(pair);

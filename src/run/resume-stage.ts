@@ -38,7 +38,7 @@ export function createResumeStage(store: DoneKeys, rule: DoneRule, lookupEvery =
           if (done.has(pair)) continue;
           const passed = recent.get(pair.key);
           const owner = recorded.get(pair) ?? (passed !== undefined && passed !== pair.source ? passed : undefined);
-          if (owner !== undefined && !pair.failure) {
+          if (owner !== undefined && pair.fate.kind !== 'failed') {
             yield asCollision(pair, owner);
             continue;
           }

@@ -128,10 +128,11 @@ export async function exportRun(
     const source = loadImages(takeUntilAborted(readExportSamples(dbPath, { wanted }), signal), { signal });
     for await (const sample of stage.run(source, ctx)) {
       read++;
-      if (sample.deferred) deferred++;
-      if (sample.failure) {
-        imageFailures[sample.failure.code] = (imageFailures[sample.failure.code] ?? 0) + 1;
-        emit({ type: 'image_failed', key: sample.key, code: sample.failure.code, message: sample.failure.message });
+      const { fate } = sample;
+      if (fate.kind === 'deferred') deferred++;
+      if (fate.kind === 'failed') {
+        imageFailures[fate.code] = (imageFailures[fate.code] ?? 0) + 1;
+        emit({ type: 'image_failed', key: sample.key, code: fate.code, message: fate.message });
       }
       emit({ type: 'progress', exportName: options.name, read, total });
     }

@@ -29,7 +29,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { formatIssues } from '../core/format-issues.js';
 import { ConfigError, describeError } from '../core/errors.js';
-import { toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
+import { fateOf, toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
 import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from '../images/local-file.js';
 import { captionFromString } from './caption-text.js';
@@ -188,7 +188,8 @@ async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: 
       captions: [],
       boxes: [],
       meta: { image_id: orphan.imageId },
-      failure: {
+      fate: {
+        kind: 'failed',
         code: 'annotation_unknown_image',
         message: `image id ${orphan.imageId} is not in any "images" list, but ${described} refer to it`,
         stage: STAGE,
@@ -210,9 +211,11 @@ async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: 
     captions: [],
     boxes: [],
     meta: { annotations: problems.length },
-    failure: failure(
-      'row_invalid',
-      `${problems.length} annotation${problems.length === 1 ? ' has' : 's have'} no usable image_id, so no image can carry ${problems.length === 1 ? 'it' : 'them'}: ${shown}${more}`,
+    fate: fateOf(
+      failure(
+        'row_invalid',
+        `${problems.length} annotation${problems.length === 1 ? ' has' : 's have'} no usable image_id, so no image can carry ${problems.length === 1 ? 'it' : 'them'}: ${shown}${more}`,
+      ),
     ),
   };
 }
@@ -228,9 +231,9 @@ async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, 
     captions: entry.captions.map((caption) => ({ ...caption })),
     boxes: entry.boxes.map((box) => ({ ...box, box: [...box.box] as Box['box'] })),
     meta: entry.dropped.length > 0 ? { ...entry.meta, droppedAnnotations: entry.dropped.map((d) => ({ ...d })) } : { ...entry.meta },
-    failure: entry.failure,
+    fate: fateOf(entry.failure),
   };
-  if (pair.failure || imagePath === null) return pair;
+  if (pair.fate.kind === 'failed' || imagePath === null) return pair;
   const outside = outsideRoots(imagePath, images.roots, entry.fileName!);
   if (outside !== null) return fail(pair, 'image_path_invalid', `file_name: ${outside}`);
   const read = await readLocalFile(imagePath, { maxBytes: images.maxBytes, roots: images.roots?.real ?? null, what: 'image file' });
@@ -239,7 +242,7 @@ async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, 
 }
 
 function fail(pair: Pair, code: FailureCode, message: string): Pair {
-  return { ...pair, failure: { code, message, stage: STAGE } };
+  return { ...pair, fate: { kind: 'failed', code, message, stage: STAGE } };
 }
 
 function listIds(ids: string[]): string {

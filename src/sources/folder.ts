@@ -27,7 +27,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, describeError } from '../core/errors.js';
-import { toKey, type Caption, type Pair } from '../core/sample.js';
+import { OPEN, toKey, type Caption, type Pair } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
@@ -179,9 +179,9 @@ async function loadEntry(entry: FolderEntry, source: string, origin: 'web' | 'an
     captions: [],
     boxes: [],
     meta: { path: entry.relative },
-    failure: null,
+    fate: OPEN,
   };
-  const fail = (code: FailureCode, message: string): Pair => ({ ...pair, imageBytes: null, failure: { code, message, stage: SOURCE_STAGE } });
+  const fail = (code: FailureCode, message: string): Pair => ({ ...pair, imageBytes: null, fate: { kind: 'failed', code, message, stage: SOURCE_STAGE } });
 
   let meta: Record<string, unknown> = {};
   if (entry.json !== null) {

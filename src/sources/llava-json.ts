@@ -38,7 +38,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, describeError } from '../core/errors.js';
 import { IMAGE_TOKEN, type Turn } from '../core/conversation.js';
-import { toKey, type Caption, type Pair } from '../core/sample.js';
+import { OPEN, toKey, type Caption, type Pair } from '../core/sample.js';
 import { loadInstructionList } from '../core/prompt-files.js';
 import { captionFromString } from './caption-text.js';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
@@ -157,7 +157,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
       captions: [],
       boxes: [],
       meta,
-      failure: { code, message: `record ${record.index} (line ${record.line}) of ${file}: ${problem}`, stage: SOURCE_STAGE },
+      fate: { kind: 'failed', code, message: `record ${record.index} (line ${record.line}) of ${file}: ${problem}`, stage: SOURCE_STAGE },
     },
   });
 
@@ -192,8 +192,8 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
     if (image === undefined || image === null || image === '' || (Array.isArray(image) && image.length === 0)) {
       if (options.textOnly === 'skip') {
         const { conversations: _conversations, ...rest } = meta;
-        const pair: Pair = { key, source: name, imageRef: `llava:${file}#${record.index}`, imageBytes: null, captions: [], boxes: [], meta: rest, failure: null };
-        return { key, pair: { ...pair, dropped: { reason: 'text_only', stage: SOURCE_STAGE } } };
+        const pair: Pair = { key, source: name, imageRef: `llava:${file}#${record.index}`, imageBytes: null, captions: [], boxes: [], meta: rest, fate: OPEN };
+        return { key, pair: { ...pair, fate: { kind: 'dropped', reason: 'text_only', stage: SOURCE_STAGE } } };
       }
       return failed(key, record, meta, 'text_only', 'the record has no image (a text-only conversation)');
     }
@@ -217,7 +217,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
 
     // A brief-description record lives on as its caption (stage 1 is made from it); any other
     // conversation is imported whole, so exports can write it again.
-    const pair: Pair = { key, source: name, imageRef: locationRef(location), imageBytes: null, captions, boxes: [], meta, failure: null };
+    const pair: Pair = { key, source: name, imageRef: locationRef(location), imageBytes: null, captions, boxes: [], meta, fate: OPEN };
     if (brief === null && conversations.data.length > 0) pair.conversations = withImageToken(conversations.data.map((t) => ({ from: t.from, value: t.value }) as Turn));
     return { key, load: (signal) => loadImage(pair, location, noDownloads, signal, images) };
   }
@@ -259,7 +259,7 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
           captions: [],
           boxes: [],
           meta: {},
-          failure: { code: 'manifest_unreadable', message: `${file}: cannot read past line ${lastLine}: ${describeError(err)}`, stage: SOURCE_STAGE },
+          fate: { kind: 'failed', code: 'manifest_unreadable', message: `${file}: cannot read past line ${lastLine}: ${describeError(err)}`, stage: SOURCE_STAGE },
         },
       };
     } finally {

@@ -26,7 +26,7 @@
  */
 import type { FailureCode } from '../core/failure-codes.js';
 import path from 'node:path';
-import { toKey, type Box, type Caption, type CaptionOrigin, type Pair } from '../core/sample.js';
+import { OPEN, toKey, type Box, type Caption, type CaptionOrigin, type Pair } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { DownloadCache, Downloader } from '../images/download-cache.js';
@@ -154,7 +154,7 @@ export async function* readManifest(options: ManifestOptions, name: string, read
             captions: [],
             boxes: [],
             meta: {},
-            failure: { code: 'manifest_unreadable', message: `${manifestPath}: ${item.unreadable}`, stage: SOURCE_STAGE },
+            fate: { kind: 'failed', code: 'manifest_unreadable', message: `${manifestPath}: ${item.unreadable}`, stage: SOURCE_STAGE },
           },
         };
         continue;
@@ -207,10 +207,10 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     duplicate: { code: FailureCode; message: string } | null,
     signal: AbortSignal,
   ): Promise<Pair | null> | Pair {
-    const base: Pair = { key, source: name, imageRef: `manifest:${manifestPath}#${row.index}`, imageBytes: null, captions: [], boxes: [], meta, failure: null };
+    const base: Pair = { key, source: name, imageRef: `manifest:${manifestPath}#${row.index}`, imageBytes: null, captions: [], boxes: [], meta, fate: OPEN };
     if (row.problem !== null) {
       // The row as a whole is broken: its columns cannot be trusted, so say only that.
-      return { ...base, failure: { code: 'row_invalid', message: `${where} of ${manifestPath}: ${row.problem}`, stage: SOURCE_STAGE } };
+      return { ...base, fate: { kind: 'failed', code: 'row_invalid', message: `${where} of ${manifestPath}: ${row.problem}`, stage: SOURCE_STAGE } };
     }
 
     let location: ImageLocation | null = null;
@@ -249,10 +249,10 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     const imageRef = embedded !== null ? parquetImageRef(manifestPath, row.index, options.image) : location !== null ? locationRef(location) : base.imageRef;
     const pair: Pair = { ...base, imageRef, captions, boxes, meta };
     if (problems.length > 0) {
-      return { ...pair, failure: { code: 'row_invalid', message: `${where} of ${manifestPath}: ${problems.join('; ')}`, stage: SOURCE_STAGE } };
+      return { ...pair, fate: { kind: 'failed', code: 'row_invalid', message: `${where} of ${manifestPath}: ${problems.join('; ')}`, stage: SOURCE_STAGE } };
     }
     if (duplicate !== null) {
-      return { ...pair, failure: { code: duplicate.code, message: `${where} of ${manifestPath}: ${duplicate.message}`, stage: SOURCE_STAGE } };
+      return { ...pair, fate: { kind: 'failed', code: duplicate.code, message: `${where} of ${manifestPath}: ${duplicate.message}`, stage: SOURCE_STAGE } };
     }
     if (embedded !== null) return { ...pair, imageBytes: embedded };
     return loadImage(pair, location!, getDownloader, signal, images);

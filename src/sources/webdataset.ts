@@ -21,7 +21,7 @@ import { extract, type Header } from 'tar-stream';
 import { z } from 'zod';
 import { describeError } from '../core/errors.js';
 import { inShard } from '../core/shard.js';
-import { isValidKey, toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
+import { fateOf, isValidKey, toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { expandPatterns } from './brace.js';
 import { collisionReason, KeyClaims } from './key-claims.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
@@ -109,7 +109,7 @@ export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator
       captions: [],
       boxes: [],
       meta: { shard: absPath },
-      failure: { code, message, stage: STAGE },
+      fate: { kind: 'failed', code, message, stage: STAGE },
     };
   };
 
@@ -278,7 +278,7 @@ function finishGroup(group: Group, absPath: string, env: ShardEnv): Pair | null 
     captions,
     boxes: boxesFromMeta(meta),
     meta,
-    failure: group.failure,
+    fate: fateOf(group.failure),
   };
 }
 

@@ -10,7 +10,7 @@
  * through the main one): one streams the ordered samples, the other fetches their rows in batches.
  */
 import type { InstructionSample, WithInstructions } from '../core/conversation.js';
-import type { Box, DecodedPair } from '../core/sample.js';
+import { OPEN, type Box, type DecodedPair } from '../core/sample.js';
 import { groupBy } from '../iter/group-by.js';
 import { CAPTION_COLUMNS, captionFromRow, type CaptionRow } from './caption-row.js';
 import { openDatabase, type Db } from './database.js';
@@ -139,7 +139,7 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
             return box;
           }),
           meta: parseJson(row.meta_json, {}) as Record<string, unknown>,
-          failure: null,
+          fate: OPEN,
           image:
             row.width !== null && row.height !== null && row.format !== null
               ? {
@@ -155,10 +155,10 @@ export async function* readExportSamples(dbPath: string, options: ExportReaderOp
         const rows = instructions.get(row.key) ?? [];
         // Synthesis left for a later run (budget, interruption, rate limits): held back like the build does.
         const unfinished = unfinishedSynthesis(rows);
-        if (unfinished) sample.deferred = unfinished;
+        if (unfinished) sample.fate = { kind: 'deferred', ...unfinished };
         const lacking = (options.wanted ?? []).filter((w) => rows.filter((i) => i.task === w.task && i.variant < w.variants).length < w.variants);
-        if (!sample.deferred && sample.image && lacking.length > 0) {
-          sample.deferred = { reason: `synthesis_missing: ${lacking.map((w) => w.task).join(', ')} (vlcurate build synthesizes them)`, stage: 'synth' };
+        if (!unfinished && sample.image && lacking.length > 0) {
+          sample.fate = { kind: 'deferred', reason: `synthesis_missing: ${lacking.map((w) => w.task).join(', ')} (vlcurate build synthesizes them)`, stage: 'synth' };
         }
         const own = rows.filter((i) => i.status === 'ok');
         if (own.length > 0) {

@@ -22,7 +22,8 @@ export function asCollision<T extends Pair>(sample: T, owner: string, n = 1): T 
   return {
     ...sample,
     key: collisionKey(sample.key, sample.source, n),
-    failure: {
+    fate: {
+      kind: 'failed',
       code: 'key_duplicate',
       message: `key "${sample.key}" of source "${sample.source}" is already used by source "${owner}"; give the sources distinct \`keyPrefix\` to keep both`,
       stage: KEY_COLLISION_STAGE,

@@ -1,6 +1,6 @@
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
-import { sampleStatus, type Caption, type DecodedPair } from '../core/sample.js';
+import { failureOf, sampleStatus, type Caption, type DecodedPair } from '../core/sample.js';
 import { CAPTION_COLUMNS_OF_C, captionFromRow, captionToRow, type CaptionRow } from './caption-row.js';
 import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from '../core/stage-names.js';
@@ -124,7 +124,7 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
 
   /** Insert or update one sample row; false when the key belongs to another source (nothing written). */
   private upsert(runId: number, s: DecodedPair, now: string): boolean {
-    const status = sampleStatus(s);
+    const failure = failureOf(s);
     const info = this.upsertSample.run({
       key: s.key,
       source: s.source,
@@ -135,11 +135,11 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
       byteLength: s.image?.byteLength ?? s.imageBytes?.length ?? null,
       sha256: s.image?.sha256 ?? null,
       orientation: s.image?.orientation ?? null,
-      status,
-      errorCode: s.failure?.code ?? null,
-      errorMessage: s.failure?.message ?? null,
-      errorStage: s.failure?.stage ?? null,
-      dropReason: s.dropped?.reason ?? null,
+      status: sampleStatus(s),
+      errorCode: failure?.code ?? null,
+      errorMessage: failure?.message ?? null,
+      errorStage: failure?.stage ?? null,
+      dropReason: s.fate.kind === 'dropped' ? s.fate.reason : null,
       metaJson: JSON.stringify(s.meta),
       runId,
       now,

@@ -4,7 +4,7 @@
  * instruction samples once the rows are known.
  */
 import type { InstructionSample, WithInstructions } from '../core/conversation.js';
-import type { DecodedPair } from '../core/sample.js';
+import { deferSample, type DecodedPair } from '../core/sample.js';
 import type { InstructionRow } from '../store/instruction-store.js';
 import { unfinishedSynthesis } from '../store/unfinished-synthesis.js';
 import { isLlmTask, taskContext } from './llm-tasks.js';
@@ -90,8 +90,9 @@ export function sampleSynthesis(options: SynthOptions, prompts: ReadonlyMap<LlmT
       .map((row) => ({ sampleKey: row.sampleKey, task: row.task, variant: row.variant, conversations: row.conversations! }));
     // Tasks that failed for a reason a later run can fix (budget, interruption, server trouble) hold the
     // sample back from exports; resuming re-asks only those (answered ones come from the cache).
-    const deferred = unfinishedSynthesis(rows);
-    return { sample: { ...sample, instructions, deferred }, rows };
+    const unfinished = unfinishedSynthesis(rows);
+    const synthesized: SynthesizedPair = { ...sample, instructions };
+    return { sample: unfinished ? deferSample(synthesized, unfinished.stage, unfinished.reason) : synthesized, rows };
   }
 
   return { synthesize, finish };

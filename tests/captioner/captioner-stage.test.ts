@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCaptionerStage, type CaptionBatch } from '../../src/captioner/captioner-stage.js';
 import { OnnxCaptioner, type CaptionOptions } from '../../src/captioner/onnx-captioner.js';
 import type { StageEvent } from '../../src/core/events.js';
-import type { DecodedPair } from '../../src/core/sample.js';
+import { failureOf, OPEN, type DecodedPair } from '../../src/core/sample.js';
 import { decodeImage } from '../../src/decode/decode-stage.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -34,7 +34,7 @@ afterAll(async () => {
 async function sample(key: string, bytes: Buffer): Promise<DecodedPair> {
   const decoded = await decodeImage(bytes, 89_478_485);
   if (!decoded.ok) throw new Error(`fixture ${key} does not decode: ${decoded.message}`);
-  return { key, source: 'test', imageRef: `file:/x/${key}`, imageBytes: bytes, image: decoded.image, captions: [{ text: 'a shape', origin: 'web', issue: null, usable: true }], boxes: [], meta: {}, failure: null };
+  return { key, source: 'test', imageRef: `file:/x/${key}`, imageBytes: bytes, image: decoded.image, captions: [{ text: 'a shape', origin: 'web', issue: null, usable: true }], boxes: [], meta: {}, fate: OPEN };
 }
 
 async function shapes(count: number): Promise<DecodedPair[]> {
@@ -69,11 +69,11 @@ describe('captioner stage fed an array of samples', () => {
     const [a, b, c, d, e, f, g] = await shapes(7);
     const input: DecodedPair[] = [
       a!,
-      { ...b!, failure: { code: 'image_truncated', message: 'cut', stage: 'decode' } },
+      { ...b!, fate: { kind: 'failed', code: 'image_truncated', message: 'cut', stage: 'decode' } },
       await sample('bad', await jpegWithCorruptData()),
       c!,
-      { ...d!, dropped: { reason: 'duplicate_image', stage: 'dedup' } },
-      { ...e!, deferred: { reason: 'budget_exhausted', stage: 'synth' } },
+      { ...d!, fate: { kind: 'dropped', reason: 'duplicate_image', stage: 'dedup' } },
+      { ...e!, fate: { kind: 'deferred', reason: 'budget_exhausted', stage: 'synth' } },
       // Resumed with its recorded synthetic captions: never captioned twice.
       { ...f!, captions: [...f!.captions, { text: 'a recorded caption', origin: 'synthetic', issue: null, usable: true, model: 'shapes-captioner' }] },
       { ...g!, key: 'not_wanted' },
@@ -86,15 +86,15 @@ describe('captioner stage fed an array of samples', () => {
     for (const i of [0, 3, 8]) {
       const alone = await captioner.caption([input[i]!.imageBytes!], { ...DECODING, keys: [input[i]!.key] });
       const added = out[i]!.captions.slice(1);
-      expect(out[i]!.failure).toBeNull();
+      expect(failureOf(out[i]!)).toBeNull();
       expect(out[i]!.captions[0]).toBe(input[i]!.captions[0]);
       expect(added.map((cap) => cap.text)).toEqual(alone[0]!.map((cap) => cap.text));
       expect(added).toHaveLength(2);
       for (const cap of added) expect(cap).toMatchObject({ origin: 'synthetic', usable: true, issue: null, model: 'shapes-captioner' });
     }
 
-    expect(out[2]!.failure).toMatchObject({ code: 'caption_failed', stage: 'captioner' });
-    expect(out[2]!.failure!.message).toMatch(/^the captioner failed on this image: .*(Corrupt JPEG data|failOn)/);
+    expect(failureOf(out[2]!)).toMatchObject({ code: 'caption_failed', stage: 'captioner' });
+    expect(failureOf(out[2]!)!.message).toMatch(/^the captioner failed on this image: .*(Corrupt JPEG data|failOn)/);
     expect(out[2]!.captions).toEqual(input[2]!.captions);
     // Batches of 3: [a failed bad] [c dropped deferred] [recorded not_wanted g]: each has work.
     expect(events.filter((ev) => ev.type === 'batch-latency')).toHaveLength(3);
@@ -112,7 +112,7 @@ describe('captioner stage fed an array of samples', () => {
 
   it('a batch with nothing to caption calls no model and says no latency', async () => {
     const [a] = await shapes(1);
-    const input = [{ ...a!, failure: { code: 'image_truncated' as const, message: 'cut', stage: 'decode' } }];
+    const input: DecodedPair[] = [{ ...a!, fate: { kind: 'failed', code: 'image_truncated', message: 'cut', stage: 'decode' } }];
     const { out, events } = await runStage(input, { batchSize: 4 });
     expect(out[0]).toBe(input[0]);
     expect(events).toEqual([]);
@@ -144,11 +144,11 @@ describe('captioner stage: images held back for a later run', () => {
     expect(out.map((s) => s.key)).toEqual(input.map((s) => s.key));
     for (const [i, s] of out.entries()) {
       if (held.has(s.key)) {
-        expect(s.failure).toEqual({ code: 'server_unreachable', message: `server_unreachable for ${s.key}`, stage: 'captioner', said: true });
+        expect(failureOf(s)).toEqual({ code: 'server_unreachable', message: `server_unreachable for ${s.key}`, stage: 'captioner', said: true });
         // Captions of a held-back image are incomplete: none are kept.
         expect(s.captions).toEqual(input[i]!.captions);
       } else {
-        expect(s.failure).toBeNull();
+        expect(failureOf(s)).toBeNull();
         expect(s.captions.slice(1).map((c) => c.text)).toEqual([`caption of ${s.key}`]);
       }
     }
@@ -158,8 +158,8 @@ describe('captioner stage: images held back for a later run', () => {
   it('a sample held back for a code of its own (not a stopped client) is failed with it, and the runner reports it', async () => {
     const input = await shapes(2);
     const { out, events } = await run(holding(new Set([input[0]!.key]), 'budget_exhausted'), input);
-    expect(out[0]!.failure).toEqual({ code: 'budget_exhausted', message: `budget_exhausted for ${input[0]!.key}`, stage: 'captioner' });
-    expect(out[1]!.failure).toBeNull();
+    expect(failureOf(out[0]!)).toEqual({ code: 'budget_exhausted', message: `budget_exhausted for ${input[0]!.key}`, stage: 'captioner' });
+    expect(failureOf(out[1]!)).toBeNull();
     expect(events).toEqual([]);
   });
 });

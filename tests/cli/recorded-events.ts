@@ -8,13 +8,13 @@
  */
 import type { LlmCounters, PipelineEvent, StageCounts } from '../../src/core/events.js';
 import { runPipeline } from '../../src/core/pipeline.js';
-import type { Pair } from '../../src/core/sample.js';
+import { failureOf, OPEN, type Pair } from '../../src/core/sample.js';
 import { failSample } from '../../src/core/sample.js';
 import type { Stage } from '../../src/core/stage.js';
 import { mapConcurrent } from '../../src/iter/index.js';
 
 function pair(key: string): Pair {
-  return { key, source: 'test', imageRef: `file:/nowhere/${key}.jpg`, imageBytes: null, captions: [], boxes: [], meta: {}, failure: null };
+  return { key, source: 'test', imageRef: `file:/nowhere/${key}.jpg`, imageBytes: null, captions: [], boxes: [], meta: {}, fate: OPEN };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -45,7 +45,7 @@ export async function recordPipeline(n: number, options: { abortAfter?: number }
     run(input, ctx) {
       return mapConcurrent(input, async (p) => {
         ctx.emit({ type: 'batch-latency', ms: 12 });
-        return p.key.endsWith('5') && !p.failure ? { ...p, dropped: { reason: 'no_caption_passed', stage: 'judge' } } : p;
+        return p.key.endsWith('5') && !failureOf(p) ? { ...p, fate: { kind: 'dropped', reason: 'no_caption_passed', stage: 'judge' } } : p;
       }, { concurrency: 2 });
     },
   };
@@ -77,10 +77,10 @@ export async function recordPipeline(n: number, options: { abortAfter?: number }
     name: 'record',
     async *run(input) {
       for await (const p of input) {
-        if (p.failure) {
+        if (p.fate.kind === 'failed') {
           failed++;
-          failures[p.failure.code] = (failures[p.failure.code] ?? 0) + 1;
-        } else if (p.dropped) dropped++;
+          failures[p.fate.code] = (failures[p.fate.code] ?? 0) + 1;
+        } else if (p.fate.kind === 'dropped') dropped++;
         else ok++;
         yield p;
       }

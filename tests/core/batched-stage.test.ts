@@ -6,12 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { runBatched, type BatchedWork } from '../../src/core/batched-stage.js';
 import type { StageEvent } from '../../src/core/events.js';
-import { failSample, type Pair } from '../../src/core/sample.js';
+import { failSample, failureOf, OPEN, type Pair } from '../../src/core/sample.js';
 import { expectEvery } from '../expect-every.js';
 
-type Item = Pick<Pair, 'key' | 'failure' | 'dropped' | 'deferred'> & { done?: number };
+type Item = Pick<Pair, 'key' | 'fate'> & { done?: number };
 
-const item = (key: string, extra: Partial<Item> = {}): Item => ({ key, failure: null, ...extra });
+const item = (key: string, extra: Partial<Item> = {}): Item => ({ key, fate: OPEN, ...extra });
 const items = (n: number) => Array.from({ length: n }, (_, i) => item(`s${i}`));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -22,7 +22,7 @@ async function run(input: readonly Item[], work: Partial<BatchedWork<Item>> & Pi
     yield* input;
   }
   const out: Item[] = [];
-  const full: BatchedWork<Item> = { batchSize: 4, wants: () => true, fail: (s, e) => failSample(s as Pair, 'test', 'score_failed', String(e)), ...work };
+  const full: BatchedWork<Item> = { batchSize: 4, wants: () => true, fail: (s, e) => failSample(s, 'test', 'score_failed', String(e)), ...work };
   for await (const sample of runBatched(from(), ctx, full)) out.push(sample);
   return { out, events };
 }
@@ -90,11 +90,11 @@ describe('runBatched', () => {
     });
     expect(calls).toEqual([['s0', 's1', 's2', 's3'], ['s4', 's5', 's6', 's7'], ['s4'], ['s5'], ['s6'], ['s7']]);
     expect(out.map((s) => s.key)).toEqual(items(8).map((s) => s.key));
-    expect(out[5]!.failure).toEqual({ code: 'score_failed', message: 'Error: s5 is unreadable', stage: 'test' });
+    expect(failureOf(out[5]!)).toEqual({ code: 'score_failed', message: 'Error: s5 is unreadable', stage: 'test' });
     expect(out[5]!.done).toBeUndefined();
     const others = out.filter((s) => s.key !== 's5');
     expect(others).toHaveLength(7);
-    expectEvery(others, (s) => s.done === 1 && s.failure === null);
+    expectEvery(others, (s) => s.done === 1 && failureOf(s) === null);
   });
 
   it("stops the run with the batch's error when every sample fails alone for a reason not its own", async () => {
@@ -114,7 +114,7 @@ describe('runBatched', () => {
         throw new Error('the model is broken');
       },
     });
-    expect(out.map((s) => s.failure?.message)).toEqual(['Error: the model is broken', 'Error: the model is broken', 'Error: bad image', 'Error: the model is broken']);
+    expect(out.map((s) => failureOf(s)?.message)).toEqual(['Error: the model is broken', 'Error: the model is broken', 'Error: bad image', 'Error: the model is broken']);
   });
 
   it('without isOwnError, a batch whose samples all fail alone fails them all and goes on', async () => {
@@ -124,17 +124,17 @@ describe('runBatched', () => {
       },
     });
     expect(out).toHaveLength(5);
-    expectEvery(out, (s) => s.failure?.code === 'score_failed');
+    expectEvery(out, (s) => failureOf(s)?.code === 'score_failed');
   });
 
   it('passes closed and unwanted samples through untouched, in their places, never offering them', async () => {
     const input = [
       item('a'),
-      item('failed', { failure: { code: 'image_truncated' as const, message: 'cut', stage: 'decode' } }),
-      item('dropped', { dropped: { reason: 'duplicate_image', stage: 'dedup' } }),
+      item('failed', { fate: { kind: 'failed', code: 'image_truncated', message: 'cut', stage: 'decode' } }),
+      item('dropped', { fate: { kind: 'dropped', reason: 'duplicate_image', stage: 'dedup' } }),
       item('b'),
       item('unwanted'),
-      item('deferred', { deferred: { reason: 'budget_exhausted', stage: 'synth' } }),
+      item('deferred', { fate: { kind: 'deferred', reason: 'budget_exhausted', stage: 'synth' } }),
       item('c'),
     ];
     const offered: string[] = [];
@@ -158,7 +158,7 @@ describe('runBatched', () => {
   });
 
   it('reports one batch-latency event per batch with work, retries included', async () => {
-    const closed = { failure: { code: 'image_corrupt' as const, message: 'x', stage: 'x' } };
+    const closed: Partial<Item> = { fate: { kind: 'failed', code: 'image_corrupt', message: 'x', stage: 'x' } };
     // Batches of 2: [s0 s1] work, [closed closed] none, [s4 bad] fails and is retried.
     const input = [item('s0'), item('s1'), item('c0', closed), item('c1', closed), item('s4'), item('bad')];
     const { events } = await run(input, {

@@ -20,7 +20,7 @@ import {
   type LlmError,
 } from '../../src/backends/llm-errors.js';
 import { FAILURE_CODES, RESUMABLE_LLM_CODES, STOP_CODES, failureCodeEntry, failureCodeTable, isResumableLlmCode } from '../../src/core/failure-codes.js';
-import { failSample, type Pair } from '../../src/core/sample.js';
+import { failSample, failureOf, OPEN, type Pair } from '../../src/core/sample.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -113,10 +113,10 @@ describe('failure-code registry', () => {
   });
 
   it('an unlisted code does not compile', () => {
-    const pair: Pair = { key: 'k', source: 's', imageRef: 'x', imageBytes: null, captions: [], boxes: [], meta: {}, failure: null };
+    const pair: Pair = { key: 'k', source: 's', imageRef: 'x', imageBytes: null, captions: [], boxes: [], meta: {}, fate: OPEN };
     // @ts-expect-error -- 'no_such_code' is not in the registry (tsc --noEmit fails if this ever compiles)
     const failed = failSample(pair, 'decode', 'no_such_code', 'm');
-    expect(failed.failure?.code).toBe('no_such_code');
-    expect(failSample(pair, 'source', 'http_404', 'm').failure?.code).toBe('http_404');
+    expect(failureOf(failed)?.code).toBe('no_such_code');
+    expect(failureOf(failSample(pair, 'source', 'http_404', 'm'))?.code).toBe('http_404');
   });
 });

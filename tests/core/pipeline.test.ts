@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { runPipeline } from '../../src/core/pipeline.js';
 import type { PipelineEvent } from '../../src/core/events.js';
-import type { Pair } from '../../src/core/sample.js';
+import { OPEN, type Pair } from '../../src/core/sample.js';
 import { failSample } from '../../src/core/sample.js';
 import type { Stage } from '../../src/core/stage.js';
 import { mapConcurrent } from '../../src/iter/index.js';
 
 function pair(key: string): Pair {
-  return { key, source: 'test', imageRef: `file:${key}`, imageBytes: null, captions: [], boxes: [], meta: {}, failure: null };
+  return { key, source: 'test', imageRef: `file:${key}`, imageBytes: null, captions: [], boxes: [], meta: {}, fate: OPEN };
 }
 
 async function* pairs(n: number, delayMs = 0): AsyncGenerator<Pair> {
@@ -33,7 +33,7 @@ const judge: Stage<Pair, Pair> = {
       await new Promise((r) => setTimeout(r, 1));
       ctx.emit({ type: 'batch-latency', ms: 1 });
       if (p.key.endsWith('3')) return failSample(p, 'judge', 'score_failed', `${p.key} ends in 3`);
-      if (p.key.endsWith('5')) return { ...p, dropped: { reason: 'five', stage: 'judge' } };
+      if (p.key.endsWith('5')) return { ...p, fate: { kind: 'dropped', reason: 'five', stage: 'judge' } };
       return p;
     }, { concurrency: 4 });
   },

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isOpen, type DecodedPair } from '../../src/core/sample.js';
+import { failureOf, isOpen, OPEN, type DecodedPair } from '../../src/core/sample.js';
 import type { Stage } from '../../src/core/stage.js';
 import { createCaptionerStage } from '../../src/captioner/captioner-stage.js';
 import type { CaptionScorer } from '../../src/filter/caption-scorer.js';
@@ -35,16 +35,16 @@ function open(key: string): DecodedPair {
     captions: [{ text: 'a red circle', origin: 'web', issue: null, usable: true }],
     boxes: [{ label: 'red circle', box: [1, 1, 20, 20] }],
     meta: {},
-    failure: null,
+    fate: OPEN,
     image: { width: 64, height: 64, format: 'png', byteLength: 5, sha256: SHA, orientation: 1 },
   };
 }
 
 /** Closed samples that still carry everything a stage would work on. */
 const closed = {
-  failed: (key: string): DecodedPair => ({ ...open(key), failure: { code: 'caption_failed', message: 'the captioner failed', stage: 'captioner' } }),
-  dropped: (key: string): DecodedPair => ({ ...open(key), dropped: { reason: 'duplicate_image', stage: 'dedup' } }),
-  deferred: (key: string): DecodedPair => ({ ...open(key), deferred: { reason: 'budget_exhausted', stage: 'synth' } }),
+  failed: (key: string): DecodedPair => ({ ...open(key), fate: { kind: 'failed', code: 'caption_failed', message: 'the captioner failed', stage: 'captioner' } }),
+  dropped: (key: string): DecodedPair => ({ ...open(key), fate: { kind: 'dropped', reason: 'duplicate_image', stage: 'dedup' } }),
+  deferred: (key: string): DecodedPair => ({ ...open(key), fate: { kind: 'deferred', reason: 'budget_exhausted', stage: 'synth' } }),
 };
 
 function input(): DecodedPair[] {
@@ -84,7 +84,6 @@ function database(): Db {
 describe('isOpen', () => {
   it('is true only for a sample neither failed, dropped nor deferred', () => {
     expect(isOpen(open('a'))).toBe(true);
-    expect(isOpen({ ...open('a'), dropped: null, deferred: null })).toBe(true);
     expect(isOpen(closed.failed('b'))).toBe(false);
     expect(isOpen(closed.dropped('c'))).toBe(false);
     expect(isOpen(closed.deferred('d'))).toBe(false);
@@ -131,7 +130,7 @@ describe('stages pass closed samples through untouched', () => {
     const out = await drain(createDedupStage(new RunStore(database())), samples);
     expectClosedUntouched(samples, out);
     // The second open sample with the same bytes is the duplicate; the closed ones in between are not owners.
-    expect(out[4]!.dropped).toEqual({ reason: 'duplicate_image', stage: 'dedup' });
+    expect(out[4]!.fate).toEqual({ kind: 'dropped', reason: 'duplicate_image', stage: 'dedup' });
     expect(out[4]!.meta.duplicateOf).toBe('a');
   });
 
@@ -173,6 +172,6 @@ describe('stages pass closed samples through untouched', () => {
       out.push(sample);
     expectClosedUntouched(samples, out);
     // The open ones point at files that are not there.
-    expect(out[0]!.failure?.code).toBe('image_missing');
+    expect(failureOf(out[0]!)?.code).toBe('image_missing');
   });
 });

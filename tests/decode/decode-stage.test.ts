@@ -3,14 +3,14 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import type { StageEvent } from '../../src/core/events.js';
-import type { DecodedPair, Pair } from '../../src/core/sample.js';
+import { failureOf, OPEN, type DecodedPair, type Pair, type SampleFate } from '../../src/core/sample.js';
 import { createDecodeStage, decodeImage, decodeOptionsSchema } from '../../src/decode/decode-stage.js';
 import { makeImage, makeOrientedJpeg, makePngClaiming } from '../fixtures/make-webdataset.js';
 
 const LIMIT = 89_478_485;
 
-function pair(key: string, imageBytes: Buffer | null, failure: Pair['failure'] = null): Pair {
-  return { key, source: 'test', imageRef: `file:/x/${key}`, imageBytes, captions: [], boxes: [], meta: {}, failure };
+function pair(key: string, imageBytes: Buffer | null, fate: SampleFate = OPEN): Pair {
+  return { key, source: 'test', imageRef: `file:/x/${key}`, imageBytes, captions: [], boxes: [], meta: {}, fate };
 }
 
 async function runStage(pairs: Pair[], options = {}): Promise<{ out: DecodedPair[]; events: StageEvent[] }> {
@@ -178,7 +178,7 @@ describe('decodeImage', () => {
 
 describe('decode stage', () => {
   it('keeps order, passes failed pairs through untouched, and records failures on the sample', async () => {
-    const earlier = { code: 'image_missing' as const, message: 'gone', stage: 'source' };
+    const earlier: SampleFate = { kind: 'failed', code: 'image_missing', message: 'gone', stage: 'source' };
     const input = [
       pair('a', smallJpeg),
       pair('b', null, earlier),
@@ -188,15 +188,15 @@ describe('decode stage', () => {
     ];
     const { out, events } = await runStage(input, { concurrency: 3 });
     expect(out.map((p) => p.key)).toEqual(['a', 'b', 'c', 'd', 'e']);
-    expect(out.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'image_missing', 'image_unsupported', 'ok', 'image_empty']);
+    expect(out.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'image_missing', 'image_unsupported', 'ok', 'image_empty']);
     expect(out[0]!.image).toMatchObject({ width: 64, height: 48, format: 'jpeg' });
     expect(out[1]).toEqual({ ...input[1], image: null });
-    expect(out[2]!.failure!.stage).toBe('decode');
+    expect(failureOf(out[2]!)!.stage).toBe('decode');
     expect(out[2]!.image).toBeNull();
     expect(out[3]!.image).toMatchObject({ width: 10, height: 10, format: 'png' });
     // Failures are data on the sample; the pipeline runner reports them as events, so the stage emits none.
     expect(events.filter((e) => e.type === 'log')).toEqual([]);
-    expect(out.filter((p) => p.failure?.stage === 'decode').map((p) => `${p.key}:${p.failure!.code}`)).toEqual(['c:image_unsupported', 'e:image_empty']);
+    expect(out.filter((p) => failureOf(p)?.stage === 'decode').map((p) => `${p.key}:${failureOf(p)!.code}`)).toEqual(['c:image_unsupported', 'e:image_empty']);
   });
 
   it('runs many images with bounded concurrency and gets them all', async () => {

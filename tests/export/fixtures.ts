@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import * as tar from 'tar';
 import { escapeRegExp } from '../../src/core/escape-regexp.js';
 import type { StageEvent } from '../../src/core/events.js';
-import type { Caption, DecodedPair } from '../../src/core/sample.js';
+import { OPEN, type Caption, type DecodedPair } from '../../src/core/sample.js';
 import type { Stage, StageContext } from '../../src/core/stage.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
 import { RunStore } from '../../src/store/run-store.js';
@@ -65,7 +65,7 @@ export async function makePair(
     captions: options.captions ?? [caption(`a picture number ${seed}`)],
     boxes: [{ label: 'square', box: [1, 2, 5, 6] }],
     meta: options.meta ?? { seed },
-    failure: null,
+    fate: OPEN,
     image: {
       width: info.width,
       height: info.height,
@@ -94,7 +94,7 @@ export function failedPair(key: string): ExportableSample {
     captions: [caption('broken')],
     boxes: [],
     meta: {},
-    failure: { code: 'image_truncated', message: 'truncated', stage: 'decode' },
+    fate: { kind: 'failed', code: 'image_truncated', message: 'truncated', stage: 'decode' },
     image: null,
   };
 }

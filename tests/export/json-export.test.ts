@@ -47,7 +47,7 @@ async function makeSamples(): Promise<InstructionExportable[]> {
     ],
   };
   const c = await makePair('c3', 3, { format: 'jpeg' });
-  const dropped: InstructionExportable = { ...(await makePair('d4', 4)), dropped: { reason: 'no_caption_kept', stage: 'filter' } };
+  const dropped: InstructionExportable = { ...(await makePair('d4', 4)), fate: { kind: 'dropped', reason: 'no_caption_kept', stage: 'filter' } };
   return [a, b, c, dropped, failedPair('e5')];
 }
 

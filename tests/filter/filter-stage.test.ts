@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StageEvent } from '../../src/core/events.js';
-import type { DecodedPair } from '../../src/core/sample.js';
+import { failureOf, OPEN, type DecodedPair } from '../../src/core/sample.js';
 import type { Stage } from '../../src/core/stage.js';
 import { CaptionScorer } from '../../src/filter/caption-scorer.js';
 import { createFilterStage } from '../../src/filter/filter-stage.js';
@@ -49,7 +49,7 @@ async function sample(key: string, bytes: Buffer): Promise<DecodedPair> {
     captions: [{ text: 'a red circle', origin: 'web', issue: null, usable: true }],
     boxes: [],
     meta: {},
-    failure: null,
+    fate: OPEN,
   };
 }
 
@@ -66,13 +66,13 @@ describe('score stage', () => {
     }
     for await (const s of stage.run(feed(), { signal: new AbortController().signal, emit: () => {} })) out.push(s);
     expect(out.map((s) => s.key)).toEqual(['good', 'bad']);
-    expect(out[0]!.failure).toBeNull();
+    expect(failureOf(out[0]!)).toBeNull();
     expect(typeof out[0]!.captions[0]!.itc).toBe('number');
     expect(typeof out[0]!.captions[0]!.itm).toBe('number');
-    expect(out[1]!.failure).toMatchObject({ code: 'score_failed', stage: 'filter' });
+    expect(failureOf(out[1]!)).toMatchObject({ code: 'score_failed', stage: 'filter' });
     // libvips words the cause either way (its warning text, or the failOn note when another thread took the
     // warning first, as under load); either is the decoder's own cause, after the stage's words.
-    expect(out[1]!.failure!.message).toMatch(CAUSE);
+    expect(failureOf(out[1]!)!.message).toMatch(CAUSE);
   });
 
   it('a batch holding only such a sample fails that sample, not the run', async () => {
@@ -84,8 +84,8 @@ describe('score stage', () => {
     }
     for await (const s of stage.run(feed(), { signal: new AbortController().signal, emit: () => {} })) out.push(s);
     expect(out).toHaveLength(1);
-    expect(out[0]!.failure).toMatchObject({ code: 'score_failed' });
-    expect(out[0]!.failure!.message).toMatch(CAUSE);
+    expect(failureOf(out[0]!)).toMatchObject({ code: 'score_failed' });
+    expect(failureOf(out[0]!)!.message).toMatch(CAUSE);
   });
 });
 
@@ -127,11 +127,11 @@ describe('filter stage fed an array of samples', () => {
           { text: '\ufffd', origin: 'web', issue: 'invalid_utf8', usable: false },
         ],
       },
-      { ...c!, failure: { code: 'caption_failed', message: 'the captioner failed', stage: 'captioner' } },
+      { ...c!, fate: { kind: 'failed', code: 'caption_failed', message: 'the captioner failed', stage: 'captioner' } },
       await sample('bad', await jpegWithCorruptData()),
       d!,
-      { ...e!, dropped: { reason: 'duplicate_image', stage: 'dedup' } },
-      { ...f!, deferred: { reason: 'budget_exhausted', stage: 'synth' } },
+      { ...e!, fate: { kind: 'dropped', reason: 'duplicate_image', stage: 'dedup' } },
+      { ...f!, fate: { kind: 'deferred', reason: 'budget_exhausted', stage: 'synth' } },
       { ...a!, key: 'a_again', captions: [{ text: 'a small green triangle', origin: 'web', issue: null, usable: true }] },
     ];
     const { out, events } = await runStage(createFilterStage(scorer, { name: 'filter', batchSize: 3 }), input);
@@ -142,7 +142,7 @@ describe('filter stage fed an array of samples', () => {
     const alone = async (s: DecodedPair, texts: string[]) => (await scorer.score([{ image: s.imageBytes!, texts }]))[0]!;
     for (const i of [0, 4, 7]) {
       const expected = await alone(input[i]!, [input[i]!.captions[0]!.text]);
-      expect(out[i]!.failure).toBeNull();
+      expect(failureOf(out[i]!)).toBeNull();
       expect(out[i]!.captions[0]!.itc).toBeCloseTo(expected.itc[0]!, 5);
       expect(out[i]!.captions[0]!.itm).toBeCloseTo(expected.itm[0]!, 5);
     }
@@ -159,8 +159,8 @@ describe('filter stage fed an array of samples', () => {
       [null, null],
     ]);
 
-    expect(out[3]!.failure).toMatchObject({ code: 'score_failed', stage: 'filter' });
-    expect(out[3]!.failure!.message).toMatch(CAUSE);
+    expect(failureOf(out[3]!)).toMatchObject({ code: 'score_failed', stage: 'filter' });
+    expect(failureOf(out[3]!)!.message).toMatch(CAUSE);
     // Batches of 3: [a b failed] [bad d dropped] [deferred a_again]: each has work, each says its latency.
     expect(events.filter((ev) => ev.type === 'batch-latency')).toHaveLength(3);
   });

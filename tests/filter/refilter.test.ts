@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Caption, DecodedPair } from '../../src/core/sample.js';
+import { OPEN, type Caption, type DecodedPair } from '../../src/core/sample.js';
 import { refilterRun } from '../../src/filter/refilter.js';
 import { resolvePolicy } from '../../src/filter/resolve-policy.js';
 import { scorePercentile } from '../../src/store/caption-verdicts.js';
@@ -23,7 +23,7 @@ function sample(key: string, captions: Caption[], failed = false): DecodedPair {
     captions,
     boxes: [],
     meta: {},
-    failure: failed ? { code: 'image_truncated', message: 'cut', stage: 'decode' } : null,
+    fate: failed ? { kind: 'failed', code: 'image_truncated', message: 'cut', stage: 'decode' } : OPEN,
     image: failed ? null : { width: 1, height: 1, format: 'jpeg', byteLength: 1, sha256: 'x', orientation: 1 },
   };
 }

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadImages, parseImageRef, readImageRef, type ImageRefSample } from '../../src/images/image-ref.js';
 import { writeTar } from '../fixtures/make-webdataset.js';
 import { cleanup, makeImage, sha256, tempDir } from '../export/fixtures.js';
+import { failureOf, OPEN } from '../../src/core/sample.js';
 
 afterEach(cleanup);
 
@@ -24,7 +25,7 @@ function ref(key: string, imageRef: string, bytes?: Buffer): ImageRefSample {
     key,
     imageRef,
     imageBytes: null,
-    failure: null,
+    fate: OPEN,
     image: bytes ? { width: 1, height: 1, format: 'png', byteLength: bytes.length, sha256: sha256(bytes), orientation: 1 } : null,
   };
 }
@@ -71,12 +72,12 @@ describe('image references', () => {
     expect(out.map((s) => s.key)).toEqual(['k0', 'k1', 'k2', 'gone', 'k3', 'k4', 'changed', 'nofile', 'noshard', 'bad']);
     for (const [i, key] of ['k0', 'k1', 'k2', 'k3', 'k4'].entries()) {
       const sample = out.find((s) => s.key === key)!;
-      expect(sample.failure).toBeNull();
+      expect(failureOf(sample)).toBeNull();
       expect(Buffer.compare(sample.imageBytes!, images[i]!)).toBe(0);
     }
-    const codes = Object.fromEntries(out.filter((s) => s.failure).map((s) => [s.key, s.failure!.code]));
+    const codes = Object.fromEntries(out.filter((s) => failureOf(s)).map((s) => [s.key, failureOf(s)!.code]));
     expect(codes).toEqual({ gone: 'image_missing', changed: 'image_changed', nofile: 'image_missing', noshard: 'shard_missing', bad: 'image_ref_invalid' });
-    expect(out.find((s) => s.key === 'gone')!.failure!.message).toMatch(/gone\.png is not in .*a\.tar/);
+    expect(failureOf(out.find((s) => s.key === 'gone')!)!.message).toMatch(/gone\.png is not in .*a\.tar/);
   });
 
   it('reads a single reference', async () => {

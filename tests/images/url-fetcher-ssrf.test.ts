@@ -13,6 +13,7 @@ import { UrlFetcher, type AddressCheck, type FetchResult } from '../../src/image
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { startImageServer, type ImageServer } from '../http-server/image-server.js';
 import { collect, context, sourceFrom } from '../sources/manifest-fixtures.js';
+import { failureOf } from '../../src/core/sample.js';
 
 let internal: ImageServer;
 let publicServer: ImageServer;
@@ -98,16 +99,16 @@ describe('downloads refuse non-public destinations by default', () => {
       sourceFrom({ type: 'jsonl', path: 'urls.jsonl', image: 'url', caption: 'caption', download: { ...FAST, cacheDir, ...download } });
     internal.resetStats();
     const refused = await collect(source({}).read(context(dir)));
-    expect(refused.map((p) => p.failure?.code)).toEqual(['address_disallowed']);
+    expect(refused.map((p) => failureOf(p)?.code)).toEqual(['address_disallowed']);
     expect(internal.count()).toBe(0);
 
     const allowed = await collect(source({ allowPrivateNetworks: true }).read(context(dir)));
-    expect(allowed.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok']);
+    expect(allowed.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok']);
     expect(internal.count()).toBe(1);
 
     // What was downloaded while allowed is not handed to a run that refuses it.
     const again = await collect(source({}).read(context(dir)));
-    expect(again.map((p) => p.failure?.code)).toEqual(['address_disallowed']);
+    expect(again.map((p) => failureOf(p)?.code)).toEqual(['address_disallowed']);
     expect(internal.count()).toBe(1);
   });
 });

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DecodedPair } from '../../src/core/sample.js';
+import { OPEN, type DecodedPair } from '../../src/core/sample.js';
 import { buildReport } from '../../src/report/build-report.js';
 import { histogramSvg } from '../../src/report/histogram-svg.js';
 import type { ScoreHistogram } from '../../src/report/report-data.js';
@@ -30,7 +30,7 @@ function sample(key: string, imageRef: string, sha256 = ''): DecodedPair {
     captions: [{ text: `a photo called ${key}`, origin: 'web', issue: null, usable: true }],
     boxes: [{ label: 'thing', box: [2, 2, 20, 10] }],
     meta: {},
-    failure: null,
+    fate: OPEN,
     image: { width: 40, height: 30, format: 'png', byteLength: 100, sha256, orientation: 1 },
   };
 }

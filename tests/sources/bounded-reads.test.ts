@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pair } from '../../src/core/sample.js';
+import { failureOf, OPEN, type Pair } from '../../src/core/sample.js';
 import { createDecodeStage } from '../../src/decode/decode-stage.js';
 import { loadImages, type ImageRefSample } from '../../src/images/image-ref.js';
 import { makeImage, makeTempDir, writeTar } from '../fixtures/make-webdataset.js';
@@ -31,7 +31,7 @@ afterAll(async () => {
   await cleanup();
 });
 
-const byKey = (pairs: Pair[]) => Object.fromEntries(pairs.map((p) => [p.key, p.failure ? `${p.failure.code}: ${p.failure.message}` : `ok ${p.imageBytes?.length}`]));
+const byKey = (pairs: Pair[]) => Object.fromEntries(pairs.map((p) => [p.key, p.fate.kind === 'failed' ? `${p.fate.code}: ${p.fate.message}` : `ok ${p.imageBytes?.length}`]));
 
 describe('manifest and LLaVA image references', () => {
   it('fail a FIFO, a link to /dev/zero and an over-size file, each on its own sample', async () => {
@@ -64,8 +64,8 @@ describe('manifest and LLaVA image references', () => {
     const pairs = await collect(
       sourceFrom({ type: 'jsonl', path: 'abs.jsonl', image: 'image', key: 'key', keyPrefix: '', order: 'input', allowAbsolutePaths: true }).read(context(dir)),
     );
-    expect(pairs.map((p) => p.failure?.code)).toEqual(['image_unreadable', 'image_unreadable', 'image_unreadable']);
-    for (const pair of pairs) expect(pair.failure!.message).toContain('is not a regular file (a character device)');
+    expect(pairs.map((p) => failureOf(p)?.code)).toEqual(['image_unreadable', 'image_unreadable', 'image_unreadable']);
+    for (const pair of pairs) expect(failureOf(pair)!.message).toContain('is not a regular file (a character device)');
   });
 
   it('fail a FIFO named by a LLaVA record', async () => {
@@ -77,7 +77,7 @@ describe('manifest and LLaVA image references', () => {
       ]),
     );
     const pairs = await collect(sourceFrom({ type: 'llava', path: 'llava.json' }).read(context(dir)));
-    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+    expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? 'ok'])).toEqual([
       ['a', 'image_unreadable'],
       ['b', 'ok'],
     ]);
@@ -124,7 +124,7 @@ describe('COCO source', () => {
       }),
     );
     const pairs = await collect(sourceFrom({ type: 'coco', captions: 'coco/captions.json', images: 'coco/images' }).read(context(dir)));
-    expect(pairs.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'image_unreadable']);
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'image_unreadable']);
   });
 });
 
@@ -153,18 +153,18 @@ describe('WebDataset members', () => {
   it('fails a shard path that is a FIFO at once (shard_unreadable)', async () => {
     execFileSync('mkfifo', [path.join(dir, 'pipe.tar')]);
     const pairs = await collect(sourceFrom({ type: 'webdataset', paths: 'pipe.tar' }).read(context(dir)));
-    expect(pairs.map((p) => [p.failure?.code, p.failure?.message])).toEqual([['shard_unreadable', expect.stringContaining('is not a regular file (a FIFO)')]]);
+    expect(pairs.map((p) => [failureOf(p)?.code, failureOf(p)?.message])).toEqual([['shard_unreadable', expect.stringContaining('is not a regular file (a FIFO)')]]);
   });
 });
 
 describe('references read back from the run database', () => {
   async function load(refs: string[], maxBytes?: number) {
     async function* feed(): AsyncGenerator<ImageRefSample> {
-      for (const [i, imageRef] of refs.entries()) yield { key: `k${i}`, imageRef, imageBytes: null, failure: null };
+      for (const [i, imageRef] of refs.entries()) yield { key: `k${i}`, imageRef, imageBytes: null, fate: OPEN };
     }
     const out: ImageRefSample[] = [];
     for await (const s of loadImages(feed(), maxBytes === undefined ? {} : { maxBytes })) out.push(s);
-    return out.map((s) => s.failure?.code ?? `ok ${s.imageBytes?.length}`);
+    return out.map((s) => failureOf(s)?.code ?? `ok ${s.imageBytes?.length}`);
   }
 
   it('fail file: references to /dev/zero and a FIFO, and tar members over maxBytes', async () => {
@@ -187,11 +187,11 @@ describe('decode stage', () => {
   it('fails bytes over decode.maxBytes from any source (a Parquet cell, a download) as image_too_large', async () => {
     const stage = createDecodeStage({ maxBytes: image.length - 1 });
     async function* feed(): AsyncGenerator<Pair> {
-      yield { key: 'p', source: 's', imageRef: 'x', imageBytes: image, captions: [], boxes: [], meta: {}, failure: null };
+      yield { key: 'p', source: 's', imageRef: 'x', imageBytes: image, captions: [], boxes: [], meta: {}, fate: OPEN };
     }
     const out = await collect(stage.run(feed(), { signal: new AbortController().signal, emit: () => undefined }) as AsyncIterable<Pair>);
-    expect(out.map((p) => p.failure?.code)).toEqual(['image_too_large']);
-    expect(out[0]!.failure!.message).toMatch(/more than decode\.maxBytes/);
+    expect(out.map((p) => failureOf(p)?.code)).toEqual(['image_too_large']);
+    expect(failureOf(out[0]!)!.message).toMatch(/more than decode\.maxBytes/);
   });
 });
 
@@ -200,9 +200,9 @@ describe('caption length (decode.maxCaptionChars)', () => {
     const stage = createDecodeStage({ maxCaptionChars: 100 });
     const caption = (text: string) => ({ text, origin: 'web' as const, issue: null, usable: true });
     async function* feed(): AsyncGenerator<Pair> {
-      yield { key: 'ok', source: 's', imageRef: 'x', imageBytes: image, captions: [caption('short'), caption('w'.repeat(5000))], boxes: [], meta: {}, failure: null };
-      const failure = { code: 'image_missing' as const, message: 'gone', stage: 'source' };
-      yield { key: 'failed', source: 's', imageRef: 'y', imageBytes: null, captions: [caption('v'.repeat(101))], boxes: [], meta: {}, failure };
+      yield { key: 'ok', source: 's', imageRef: 'x', imageBytes: image, captions: [caption('short'), caption('w'.repeat(5000))], boxes: [], meta: {}, fate: OPEN };
+      const fate = { kind: 'failed', code: 'image_missing', message: 'gone', stage: 'source' } as const;
+      yield { key: 'failed', source: 's', imageRef: 'y', imageBytes: null, captions: [caption('v'.repeat(101))], boxes: [], meta: {}, fate };
     }
     const out = await collect(stage.run(feed(), { signal: new AbortController().signal, emit: () => undefined }) as AsyncIterable<Pair>);
     expect(out.map((p) => p.captions.map((c) => [c.text.length, c.issue, c.usable]))).toEqual([

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import type { Pair } from '../../src/core/sample.js';
+import { failureOf, type Pair } from '../../src/core/sample.js';
 import { WHOLE, type ShardSpec } from '../../src/core/shard.js';
 import { cocoOptionsSchema, cocoSource } from '../../src/sources/coco.js';
 import type { SourceContext } from '../../src/sources/source.js';
@@ -87,7 +87,7 @@ describe('coco source', () => {
   it('groups captions and instances per image, converts boxes and keeps the COCO frame', async () => {
     const pairs = await collect(source({ captions: 'captions.json', instances: 'instances.json' }).read(context()));
     const first = pairs.find((p) => p.key === '000000000001')!;
-    expect(first.failure).toBeNull();
+    expect(failureOf(first)).toBeNull();
     expect(first.source).toBe('coco-test');
     expect(first.imageRef).toBe(`file:${path.join(dir, 'images', '000000000001.jpg')}`);
     expect(Buffer.compare(first.imageBytes!, imageBytes.get('000000000001.jpg')!)).toBe(0);
@@ -108,7 +108,7 @@ describe('coco source', () => {
     ]);
 
     const fourth = pairs.find((p) => p.key === 'sub_dir_four')!;
-    expect(fourth.failure).toBeNull();
+    expect(failureOf(fourth)).toBeNull();
     expect(fourth.captions).toEqual([]);
     expect(fourth.boxes).toEqual([]);
   });
@@ -128,20 +128,20 @@ describe('coco source', () => {
   it('a missing image file -> image_missing naming the path; the others still come out', async () => {
     const pairs = await collect(source({ captions: 'captions.json' }).read(context()));
     const missing = pairs.find((p) => p.key === 'not-on-disk')!;
-    expect(missing.failure).toMatchObject({ code: 'image_missing', stage: 'source' });
-    expect(missing.failure!.message).toContain(path.join(dir, 'images', 'not-on-disk.jpg'));
+    expect(failureOf(missing)).toMatchObject({ code: 'image_missing', stage: 'source' });
+    expect(failureOf(missing)!.message).toContain(path.join(dir, 'images', 'not-on-disk.jpg'));
     expect(missing.imageBytes).toBeNull();
-    expect(pairs.filter((p) => p.failure === null).map((p) => p.key)).toEqual(['000000000001', '000000000002', 'sub_dir_four']);
+    expect(pairs.filter((p) => failureOf(p) === null).map((p) => p.key)).toEqual(['000000000001', '000000000002', 'sub_dir_four']);
   });
 
   it('annotations of an unknown image id -> annotation_unknown_image naming the annotation ids', async () => {
     const pairs = await collect(source({ captions: 'captions.json', instances: 'instances.json' }).read(context()));
     const orphan = pairs.find((p) => p.key === 'coco_orphan_99')!;
-    expect(orphan.failure).toMatchObject({ code: 'annotation_unknown_image', stage: 'source' });
-    expect(orphan.failure!.message).toContain('image id 99');
-    expect(orphan.failure!.message).toContain('captions annotations 14, 15');
+    expect(failureOf(orphan)).toMatchObject({ code: 'annotation_unknown_image', stage: 'source' });
+    expect(failureOf(orphan)!.message).toContain('image id 99');
+    expect(failureOf(orphan)!.message).toContain('captions annotations 14, 15');
     const other = pairs.find((p) => p.key === 'coco_orphan_77')!;
-    expect(other.failure!.message).toContain('instances annotation 24');
+    expect(failureOf(other)!.message).toContain('instances annotation 24');
   });
 
   it('works with instances alone and with a key prefix', async () => {
@@ -201,13 +201,13 @@ describe('coco source', () => {
     const pairs = await collect(source({ captions: 'captions.json', instances: 'bad-instances.json' }).read(context()));
     const [one, two] = pairs;
     expect(one!.key).toBe('000000000001');
-    expect(one!.failure).toBeNull();
+    expect(failureOf(one!)).toBeNull();
     expect(one!.imageBytes).not.toBeNull();
     expect(one!.captions.map((c) => c.text)).toEqual(['A cat sitting on a mat.', 'a cat on a mat']);
     expect(one!.boxes).toEqual([{ label: 'cat', box: [2, 2, 6, 6], original: { frame: 'coco_xywh', values: [2, 2, 4, 4] } }]);
     const file = `instances file "${path.join(dir, 'bad-instances.json')}"`;
     expect(dropped(one!)).toEqual([['annotation_unknown_category', `annotations[0] (id 1) of ${file}: category_id 5 is not in "categories"`]]);
-    expect(two!.failure).toBeNull();
+    expect(failureOf(two!)).toBeNull();
     expect(two!.boxes).toEqual([]);
     expect(dropped(two!)).toEqual([
       ['annotation_invalid_box', `annotations[1] (id 2) of ${file}: bbox [0, 0, -3, 1] has a width or height of 0 or less (width -3, height 1)`],
@@ -215,8 +215,8 @@ describe('coco source', () => {
     // The image record's own fields stay as they were; an image with nothing dropped gets no extra field.
     expect(one!.meta).toMatchObject({ id: 1, file_name: '000000000001.jpg', license: 3 });
     const clean = await collect(source({ instances: 'instances.json' }).read(context()));
-    expectEvery(clean.filter((p) => !p.failure), (p) => !('droppedAnnotations' in p.meta));
-    expect(clean.filter((p) => !p.failure).length).toBeGreaterThan(0);
+    expectEvery(clean.filter((p) => !failureOf(p)), (p) => !('droppedAnnotations' in p.meta));
+    expect(clean.filter((p) => !failureOf(p)).length).toBeGreaterThan(0);
   });
 
   it('keys stay unique when two files share a name up to the extension', async () => {
@@ -234,7 +234,7 @@ describe('coco source', () => {
   it('a file_name pointing outside the images folder is refused', async () => {
     await writeJson('escape.json', { images: [{ id: 1, file_name: '../captions.json' }], annotations: [] });
     const pairs = await collect(source({ captions: 'escape.json' }).read(context()));
-    expect(pairs[0]!.failure).toMatchObject({ code: 'image_path_invalid' });
+    expect(failureOf(pairs[0]!)).toMatchObject({ code: 'image_path_invalid' });
     expect(pairs[0]!.imageBytes).toBeNull();
   });
 
@@ -262,7 +262,7 @@ describe('coco source', () => {
         ],
       });
       const pairs = await read({ captions: 'entries-captions.json' });
-      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+      expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? null])).toEqual([
         ['000000000001', null],
         ['000000000002', null],
       ]);
@@ -285,7 +285,7 @@ describe('coco source', () => {
         ],
       });
       const pairs = await read({ instances: 'entries-instances.json' });
-      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+      expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? null])).toEqual([
         ['000000000001', null],
         ['000000000002', null],
         ['sub_dir_four', null],
@@ -316,7 +316,7 @@ describe('coco source', () => {
         ],
       });
       const pairs = await read({ captions: 'entries-captions.json' });
-      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+      expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? null])).toEqual([
         ['000000000001', null],
         ['000000000002', null],
         ['coco_orphan_99', 'annotation_unknown_image'],
@@ -326,7 +326,7 @@ describe('coco source', () => {
       const unattached = pairs[3]!;
       expect(unattached.imageBytes).toBeNull();
       expect(unattached.meta).toEqual({ annotations: 3 });
-      expect(unattached.failure!.message).toBe(
+      expect(failureOf(unattached)!.message).toBe(
         `3 annotations have no usable image_id, so no image can carry them: ` +
           `annotations[0] (id 11) of ${captionsPath()}: image_id: expected an integer or a non-empty string, got nothing; ` +
           `annotations[2] of ${captionsPath()}: expected an object {image_id, caption}, got 42; ` +
@@ -349,7 +349,7 @@ describe('coco source', () => {
         ],
       });
       const pairs = await read({ captions: 'entries-captions.json' });
-      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+      expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? null])).toEqual([
         ['000000000001', null],
         ['coco_image_2', 'row_invalid'],
         ['sub_dir_four', 'row_invalid'],
@@ -357,7 +357,7 @@ describe('coco source', () => {
         ['000000000002', 'row_invalid'],
       ]);
       expect(pairs[0]!.imageBytes).not.toBeNull();
-      const messages = pairs.slice(1).map((p) => p.failure!.message);
+      const messages = pairs.slice(1).map((p) => failureOf(p)!.message);
       expect(messages).toEqual([
         `images[1] of ${captionsPath()}: file_name: expected a non-empty string, got 5`,
         `images[2] of ${captionsPath()}: id: expected an integer or a non-empty string, got null`,
@@ -386,7 +386,7 @@ describe('coco source', () => {
         ],
       });
       const pairs = await read({ captions: 'entries-captions.json' });
-      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+      expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? null])).toEqual([
         ['000000000001', null],
         // Keys of first listings are given first: image 3 keeps `four`, the repeat of id 1 gets `four_1`.
         ['four_1', 'key_duplicate'],
@@ -395,7 +395,7 @@ describe('coco source', () => {
         ['000000000002', 'key_duplicate'],
         ['four', 'image_missing'],
       ]);
-      expect(pairs[1]!.failure!.message).toBe(
+      expect(failureOf(pairs[1]!)!.message).toBe(
         `images[1] of ${captionsPath()}: image id 1 repeats (first at images[0] of ${captionsPath()}, "000000000001.jpg"); its annotations stay with the first`,
       );
       expect(pairs[0]!.captions.map((c) => c.text)).toEqual(['cat']);
@@ -414,7 +414,7 @@ describe('coco source', () => {
         annotations: [{ id: 21, image_id: 1, category_id: 1, bbox: [1, 1, 5, 5] }],
       });
       const pairs = await read({ captions: 'entries-captions.json', instances: 'entries-instances.json' });
-      expect(pairs.map((p) => [p.key, p.failure?.code ?? null])).toEqual([
+      expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? null])).toEqual([
         ['000000000001', null],
         ['000000000002', null],
         ['sub_dir_four', 'key_duplicate'],
@@ -422,7 +422,7 @@ describe('coco source', () => {
       ]);
       expect(pairs[0]!.captions).toHaveLength(1);
       expect(pairs[0]!.boxes).toHaveLength(1);
-      expect(pairs[3]!.failure!.message).toBe(
+      expect(failureOf(pairs[3]!)!.message).toBe(
         `images[3] of ${instancesPath()}: image id 2 repeats (first at images[1] of ${captionsPath()}, "000000000002.jpg"); its annotations stay with the first`,
       );
     });
@@ -437,7 +437,7 @@ describe('coco source', () => {
         ],
       });
       const pairs = await read({ instances: 'entries-instances.json' });
-      expect(pairs.map((p) => p.failure?.code ?? null)).toEqual([null, null]);
+      expect(pairs.map((p) => failureOf(p)?.code ?? null)).toEqual([null, null]);
       expect(dropped(pairs[0]!)).toEqual([
         [
           'annotation_unknown_category',
@@ -482,7 +482,7 @@ describe('coco source', () => {
         ],
       });
       const pairs = await collect(source({ instances: 'box-instances.json', images: 'box-images' }).read(context()));
-      expect(pairs.map((p) => [p.key, p.failure?.code ?? null, dropped(p).map(([code]) => code)])).toEqual([
+      expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? null, dropped(p).map(([code]) => code)])).toEqual([
         ['1', null, []],
         ['2', null, ['annotation_invalid_box']],
         ['3', null, ['annotation_invalid_box']],

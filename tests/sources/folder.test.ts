@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { collect, context, sourceFrom } from './manifest-fixtures.js';
+import { failureOf } from '../../src/core/sample.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -68,7 +69,7 @@ describe('folder source', () => {
   it('reads sidecars: .txt caption, .json metadata, the JSON caption when there is no .txt', async () => {
     const pairs = new Map((await collect(sourceFrom({ type: 'folder', path: 'photos' }).read(context(dir)))).map((p) => [p.key, p]));
     const zebra = pairs.get('zebra')!;
-    expect(zebra.failure).toBeNull();
+    expect(failureOf(zebra)).toBeNull();
     expect(Buffer.compare(zebra.imageBytes!, bytes.get('photos/zebra.jpg')!)).toBe(0);
     expect(zebra.imageRef).toBe(`file:${path.join(dir, 'photos', 'zebra.jpg')}`);
     expect(zebra.captions).toEqual([{ text: 'A zebra on grass.', origin: 'web', issue: null, usable: true }]);
@@ -85,8 +86,8 @@ describe('folder source', () => {
 
   it('a sidecar JSON that does not parse -> json_invalid on that image only', async () => {
     const pairs = await collect(sourceFrom({ type: 'folder', path: 'photos' }).read(context(dir)));
-    expect(pairs.filter((p) => p.failure !== null).map((p) => [p.key, p.failure!.code])).toEqual([['bad', 'json_invalid']]);
-    expect(pairs.find((p) => p.key === 'bad')!.failure!.message).toContain('bad.json');
+    expect(pairs.filter((p) => failureOf(p) !== null).map((p) => [p.key, failureOf(p)!.code])).toEqual([['bad', 'json_invalid']]);
+    expect(failureOf(pairs.find((p) => p.key === 'bad')!)!.message).toContain('bad.json');
   });
 
   it('non-recursive, custom extensions, key prefix and caption origin', async () => {

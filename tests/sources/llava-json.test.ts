@@ -7,6 +7,7 @@ import { briefCaption, llavaOptionsSchema, llavaSource } from '../../src/sources
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { collect, context, sourceFrom } from './manifest-fixtures.js';
 import { expectEvery } from '../expect-every.js';
+import { failureOf, OPEN } from '../../src/core/sample.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -57,16 +58,16 @@ describe('llava source', () => {
     const pairs = await collect(source.read(context(dir)));
     expect(pairs.map((p) => p.key)).toEqual(['000000033471', 'GCC_1', 'text-only-1', 'detail_2', 'missing', 'GCC_1__dup2', 'multi', 'badconv', 'lv_000000008']);
     const textOnly = pairs[2]!;
-    expect(textOnly).toMatchObject({ failure: null, imageBytes: null, dropped: { reason: 'text_only', stage: 'source' }, meta: { id: 'text-only-1' } });
+    expect(textOnly).toMatchObject({ imageBytes: null, fate: { kind: 'dropped', reason: 'text_only', stage: 'source' }, meta: { id: 'text-only-1' } });
     expect(textOnly.meta).not.toHaveProperty('conversations');
     expect(textOnly.conversations).toBeUndefined();
-    expect(pairs.filter((p) => p.dropped)).toHaveLength(1);
+    expect(pairs.filter((p) => p.fate.kind === 'dropped')).toHaveLength(1);
   });
 
   it('keeps the conversations in meta and the image bytes; a brief-caption answer becomes an annotation caption', async () => {
     const pairs = new Map((await collect(llava().read(context(dir)))).map((p) => [p.key, p]));
     const vqa = pairs.get('000000033471')!;
-    expect(vqa.failure).toBeNull();
+    expect(failureOf(vqa)).toBeNull();
     expect(Buffer.compare(vqa.imageBytes!, bytes.get('coco/000000033471.jpg')!)).toBe(0);
     expect(vqa.meta['conversations']).toEqual((RECORDS[0] as { conversations: unknown }).conversations);
     expect(vqa.captions).toEqual([]);
@@ -75,23 +76,23 @@ describe('llava source', () => {
     expect(pairs.get('detail_2')!.meta['originalId']).toBe('detail 2');
     expect(pairs.get('lv_000000008')!.captions.map((c) => c.text)).toEqual(['a beach']);
     // A one-element image list is that image; a duplicate id keeps its record under __dup2.
-    expect(pairs.get('GCC_1__dup2')!.failure).toBeNull();
+    expect(failureOf(pairs.get('GCC_1__dup2')!)).toBeNull();
     expect(pairs.get('GCC_1__dup2')!.meta['originalId']).toBe('GCC_1');
   });
 
   it('bad records fail alone: missing image, several images, bad conversations', async () => {
     const pairs = new Map((await collect(llava().read(context(dir)))).map((p) => [p.key, p]));
-    expect(pairs.get('missing')!.failure).toMatchObject({ code: 'image_missing' });
-    expect(pairs.get('multi')!.failure).toMatchObject({ code: 'row_invalid' });
-    expect(pairs.get('multi')!.failure!.message).toMatch(/record 6 \(line \d+\).*2 images/);
-    expect(pairs.get('badconv')!.failure).toMatchObject({ code: 'row_invalid' });
-    expect(pairs.get('badconv')!.failure!.message).toContain('conversations[0].value');
+    expect(failureOf(pairs.get('missing')!)).toMatchObject({ code: 'image_missing' });
+    expect(failureOf(pairs.get('multi')!)).toMatchObject({ code: 'row_invalid' });
+    expect(failureOf(pairs.get('multi')!)!.message).toMatch(/record 6 \(line \d+\).*2 images/);
+    expect(failureOf(pairs.get('badconv')!)).toMatchObject({ code: 'row_invalid' });
+    expect(failureOf(pairs.get('badconv')!)!.message).toContain('conversations[0].value');
   });
 
   it('textOnly: fail records text-only conversations as failures; briefCaptions: false turns the rule off', async () => {
     const pairs = await collect(llava({ textOnly: 'fail', briefCaptions: false }).read(context(dir)));
     const textOnly = pairs.find((p) => p.key === 'text-only-1')!;
-    expect(textOnly.failure).toMatchObject({ code: 'text_only' });
+    expect(failureOf(textOnly)).toMatchObject({ code: 'text_only' });
     expectEvery(pairs, (p) => p.captions.length === 0);
   });
 
@@ -103,7 +104,7 @@ describe('llava source', () => {
       [JSON.stringify(RECORDS[1]), '{"id": "broken", "image": ', JSON.stringify({ ...(RECORDS[3] as object), id: 'after' })].join('\n'),
     );
     const pairs = await collect(llava({ path: 'mixed.jsonl' }).read(context(dir)));
-    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+    expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? 'ok'])).toEqual([
       ['GCC_1', 'ok'],
       ['lv_000000001', 'row_invalid'],
       ['after', 'ok'],
@@ -115,7 +116,7 @@ describe('llava source', () => {
     const record = (id: string) => ({ id, image: 'cc/GCC_1.jpg', conversations: [human('<image>\nWhat is shown?'), gpt('A dog.')] });
     await writeFile(path.join(dir, 'collide.jsonl'), [record('a b'), record('a_b'), record('c'), record('c')].map((r) => JSON.stringify(r)).join('\n'));
     const pairs = await collect(llava({ path: 'collide.jsonl' }).read(context(dir)));
-    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok', p.meta['originalId'] ?? null, p.meta['keyCollision'] ?? null])).toEqual([
+    expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? 'ok', p.meta['originalId'] ?? null, p.meta['keyCollision'] ?? null])).toEqual([
       ['a_b', 'ok', 'a b', null],
       ['a_b__dup2', 'ok', 'a_b', '"a_b" and the earlier "a b" both become key "a_b" (keys keep only letters, digits, "_" and "-"); rename one of them'],
       ['c', 'ok', null, null],
@@ -162,7 +163,7 @@ describe('llava source', () => {
   it('a JSON Lines file with a broken first line, or one record, still reads; a record with neither image nor conversations is row_invalid', async () => {
     const good = JSON.stringify({ id: 'GCC_1', image: 'cc/GCC_1.jpg', conversations: [] });
     await writeFile(path.join(dir, 'broken-first.jsonl'), `{"id": "x", "ima\n${good}\n`);
-    expect((await collect(llava({ path: 'broken-first.jsonl' }).read(context(dir)))).map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+    expect((await collect(llava({ path: 'broken-first.jsonl' }).read(context(dir)))).map((p) => [p.key, failureOf(p)?.code ?? 'ok'])).toEqual([
       ['lv_000000000', 'row_invalid'],
       ['GCC_1', 'ok'],
     ]);
@@ -170,11 +171,11 @@ describe('llava source', () => {
     expect((await collect(llava({ path: 'one.jsonl' }).read(context(dir)))).map((p) => p.key)).toEqual(['GCC_1']);
     await writeFile(path.join(dir, 'stray.jsonl'), `${good}\n{"data": [1]}\n`);
     const pairs = await collect(llava({ path: 'stray.jsonl' }).read(context(dir)));
-    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+    expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? 'ok'])).toEqual([
       ['GCC_1', 'ok'],
       ['lv_000000001', 'row_invalid'],
     ]);
-    expect(pairs[1]!.failure!.message).toContain('neither "image" nor "conversations" (keys "data")');
+    expect(failureOf(pairs[1]!)!.message).toContain('neither "image" nor "conversations" (keys "data")');
   });
 });
 

@@ -1,7 +1,7 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pair } from '../../src/core/sample.js';
+import { failureOf, type Pair } from '../../src/core/sample.js';
 import { DownloadCache, Downloader, isPermanentFailure } from '../../src/images/download-cache.js';
 import { UrlFetcher } from '../../src/images/url-fetcher.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
@@ -57,7 +57,7 @@ describe('manifests with URLs', () => {
     await writeJsonl('urls.jsonl', rows);
     const cacheDir = path.join(dir, 'cache-a');
     const pairs = await collect(urlSource('urls.jsonl', cacheDir, { order: 'input', download: { timeoutMs: 300, maxBytes: 1_000_000 } }).read(context(dir)));
-    expect(pairs.map((p) => p.failure?.code ?? 'ok')).toEqual([
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual([
       'ok',
       'http_404',
       'not_an_image',
@@ -78,7 +78,7 @@ describe('manifests with URLs', () => {
     expect(Buffer.compare(await readFile(first.imageRef.slice('file:'.length)), served.get('p0.jpg')!)).toBe(0);
     expect(pairs[9]!.meta['finalUrl']).toBe(server.url('/chain/0/p3.jpg'));
     expect(pairs[1]!.imageRef).toBe(`url:${rows[1]!.url}`);
-    expectEvery(pairs, (p) => p.failure === null || p.failure.stage === 'source');
+    expectEvery(pairs, (p) => p.fate.kind === 'open' || (p.fate.kind === 'failed' && p.fate.stage === 'source'));
   });
 
   it('the cache means a second read makes zero requests; transient failures are asked again', async () => {
@@ -95,7 +95,7 @@ describe('manifests with URLs', () => {
     server.resetStats();
     const second = await collect(urlSource('cached.jsonl', cacheDir).read(context(dir)));
     expect(server.count()).toBe(0);
-    const strip = (pairs: Pair[]) => sortByKey(pairs).map((p) => ({ key: p.key, code: p.failure?.code ?? null, bytes: p.imageBytes?.length ?? 0, ref: p.imageRef }));
+    const strip = (pairs: Pair[]) => sortByKey(pairs).map((p) => ({ key: p.key, code: failureOf(p)?.code ?? null, bytes: p.imageBytes?.length ?? 0, ref: p.imageRef }));
     expect(strip(second)).toEqual(strip(first));
     // The cache holds 8 bodies and 10 records.
     const files = (await Promise.all((await readdir(cacheDir)).map((d) => readdir(path.join(cacheDir, d))))).flat();
@@ -115,7 +115,7 @@ describe('manifests with URLs', () => {
     server.resetStats();
     const pairs = await collect(urlSource('repeat.jsonl', path.join(dir, 'cache-c')).read(context(dir)));
     expect(pairs).toHaveLength(6);
-    expectEvery(pairs, (p) => p.failure === null);
+    expectEvery(pairs, (p) => failureOf(p) === null);
     expect(server.count('/slow-headers')).toBe(1);
   });
 
@@ -157,7 +157,7 @@ describe('manifests with URLs', () => {
     setTimeout(() => controller.abort(), 400);
     for await (const pair of urlSource('abort.jsonl', path.join(dir, 'cache-abort'), { download: { timeoutMs: 10_000 } }).read(ctx)) pairs.push(pair);
     expect(performance.now() - started).toBeLessThan(2500);
-    expectEvery(pairs, (p) => p.failure === null);
+    expectEvery(pairs, (p) => failureOf(p) === null);
     expect(pairs.length).toBeLessThanOrEqual(2);
   });
 
@@ -172,7 +172,7 @@ describe('manifests with URLs', () => {
         context(dir),
       ),
     );
-    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok', p.captions[0]?.text])).toEqual([
+    expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? 'ok', p.captions[0]?.text])).toEqual([
       ['laion_000000000', 'ok', 'a photo'],
       ['laion_000000001', 'http_403', 'forbidden'],
     ]);

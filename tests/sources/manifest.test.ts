@@ -3,7 +3,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import type { Pair } from '../../src/core/sample.js';
+import { failureOf, type Pair } from '../../src/core/sample.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { collect, context, sourceFrom, writeParquet } from './manifest-fixtures.js';
 import { expectEvery } from '../expect-every.js';
@@ -113,13 +113,13 @@ describe.each(FORMATS)('$type manifest ($path)', (format) => {
 
   it('good rows: image bytes, caption (commas, newlines, quotes), boxes, extra columns and row in meta', () => {
     const [first, second, , , , , seventh] = pairs as [Pair, Pair, Pair, Pair, Pair, Pair, Pair];
-    expect(first.failure).toBeNull();
+    expect(failureOf(first)).toBeNull();
     expect(Buffer.compare(first.imageBytes!, images.get('a.jpg')!)).toBe(0);
     expect(first.imageRef).toBe(`file:${path.join(dir, 'imgs', 'a.jpg')}`);
     expect(first.captions).toEqual([{ text: 'A red, round ball', origin: 'web', issue: null, usable: true }]);
     expect(first.boxes).toEqual([]);
     expect(first.meta).toEqual({ row: 0, tag: 't0' });
-    expect(second.failure).toBeNull();
+    expect(failureOf(second)).toBeNull();
     expect(Buffer.compare(second.imageBytes!, images.get('sub/b.png')!)).toBe(0);
     // Newlines collapse to a space in caption text, as for every source.
     expect(second.captions.map((c) => c.text)).toEqual(['two lines second line']);
@@ -129,20 +129,20 @@ describe.each(FORMATS)('$type manifest ($path)', (format) => {
 
   it('an empty caption is kept and is not an error', () => {
     const fifth = pairs[4]!;
-    expect(fifth.failure).toBeNull();
+    expect(failureOf(fifth)).toBeNull();
     expect(fifth.imageBytes).not.toBeNull();
     expect(fifth.captions).toEqual([{ text: '', origin: 'web', issue: null, usable: true }]);
   });
 
   it('bad rows fail alone, each with its code and row', () => {
-    expect(pairs.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'ok', 'image_missing', 'row_invalid', 'ok', 'url_invalid', 'ok', 'row_invalid']);
-    expect(pairs[2]!.failure!.message).toContain(path.join(dir, 'imgs', 'missing.jpg'));
-    expect(pairs[3]!.failure!.message).toMatch(/^row 3\b/);
-    expect(pairs[3]!.failure!.message).toContain('column "image" (image) is empty');
-    expect(pairs[5]!.failure!.message).toContain('ftp:');
-    expect(pairs[7]!.failure!.message).toContain('boxes[0].box');
-    expect(pairs[7]!.failure!.message).toContain('x2 >= x1');
-    expectEvery(pairs.filter((p) => p.failure), (p) => p.imageBytes === null && p.failure!.stage === 'source');
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'ok', 'image_missing', 'row_invalid', 'ok', 'url_invalid', 'ok', 'row_invalid']);
+    expect(failureOf(pairs[2]!)!.message).toContain(path.join(dir, 'imgs', 'missing.jpg'));
+    expect(failureOf(pairs[3]!)!.message).toMatch(/^row 3\b/);
+    expect(failureOf(pairs[3]!)!.message).toContain('column "image" (image) is empty');
+    expect(failureOf(pairs[5]!)!.message).toContain('ftp:');
+    expect(failureOf(pairs[7]!)!.message).toContain('boxes[0].box');
+    expect(failureOf(pairs[7]!)!.message).toContain('x2 >= x1');
+    expectEvery(pairs.filter((p) => failureOf(p)), (p) => p.imageBytes === null && failureOf(p)!.stage === 'source');
   });
 });
 
@@ -191,9 +191,9 @@ describe('manifest keys, sharding and resume', () => {
     const pairs = await collect(sourceFrom({ type: 'jsonl', path: 'keys.jsonl', image: 'image', key: 'id', imagesDir: 'imgs', order: 'input' }).read(context(dir)));
     expect(pairs.map((p) => p.key)).toEqual(['img_1', 'two', 'two__dup2', 'jsonl-0_000000003']);
     expect(pairs[0]!.meta['originalKey']).toBe('img 1');
-    expect(pairs[2]!.failure).toMatchObject({ code: 'key_duplicate' });
-    expect(pairs[3]!.failure).toMatchObject({ code: 'row_invalid' });
-    expect(pairs[3]!.failure!.message).toContain('missing column "id" (key)');
+    expect(failureOf(pairs[2]!)).toMatchObject({ code: 'key_duplicate' });
+    expect(failureOf(pairs[3]!)).toMatchObject({ code: 'row_invalid' });
+    expect(failureOf(pairs[3]!)!.message).toContain('missing column "id" (key)');
     const prefixed = await collect(
       sourceFrom({ type: 'jsonl', path: 'keys.jsonl', image: 'image', key: 'id', keyPrefix: 'x_', imagesDir: 'imgs', order: 'input' }).read(context(dir)),
     );
@@ -208,17 +208,17 @@ describe('manifest keys, sharding and resume', () => {
     const pairs = await collect(
       sourceFrom({ type: 'jsonl', path: 'collide.jsonl', image: 'image', key: 'id', keyPrefix: 'p_', imagesDir: 'imgs', order: 'input' }).read(context(dir)),
     );
-    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+    expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? 'ok'])).toEqual([
       ['p_ünïcødé', 'ok'],
       ['p_a_b', 'ok'],
       ['p_a_b__dup2', 'key_collision'],
       ['p_a_b__dup3', 'key_duplicate'],
     ]);
     expect(pairs[0]!.meta['originalKey']).toBeUndefined();
-    expect(pairs[2]!.failure!.message).toMatch(
+    expect(failureOf(pairs[2]!)!.message).toMatch(
       /^row 2 \(line 3\) of .*collide\.jsonl: column "id" \(key\): "a_b" and the earlier "a b" both become key "a_b" \(keys keep only letters, digits, "_" and "-"\); rename one of them$/,
     );
-    expect(pairs[3]!.failure!.message).toContain('key "a b" was already used by an earlier row');
+    expect(failureOf(pairs[3]!)!.message).toContain('key "a b" was already used by an earlier row');
   });
 
   it('default order is completion order; the set of pairs is the same', async () => {
@@ -234,10 +234,10 @@ describe('manifest format details', () => {
       ['{"image":"a.jpg","caption":"ok"}', '{"image": "a.jpg", "caption": ', '', '[1,2]', '{"caption":"no image field"}', '{"image":"a.jpg","caption":null}'].join('\n'),
     );
     const pairs = await collect(sourceFrom({ type: 'jsonl', name: 'j', path: 'bad.jsonl', image: 'image', caption: 'caption', imagesDir: 'imgs', order: 'input' }).read(context(dir)));
-    expect(pairs.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'row_invalid', 'row_invalid', 'row_invalid', 'ok']);
-    expect(pairs[1]!.failure!.message).toMatch(/row 1 \(line 2\).*not valid JSON/);
-    expect(pairs[2]!.failure!.message).toMatch(/line 4.*holds a list/);
-    expect(pairs[3]!.failure!.message).toContain('missing column "image" (image)');
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'row_invalid', 'row_invalid', 'row_invalid', 'ok']);
+    expect(failureOf(pairs[1]!)!.message).toMatch(/row 1 \(line 2\).*not valid JSON/);
+    expect(failureOf(pairs[2]!)!.message).toMatch(/line 4.*holds a list/);
+    expect(failureOf(pairs[3]!)!.message).toContain('missing column "image" (image)');
     // A blank line is not a row: the keys count rows, not lines.
     expect(pairs.map((p) => p.key)).toEqual(['j_000000000', 'j_000000001', 'j_000000002', 'j_000000003', 'j_000000004']);
     // A null caption is no caption (not an empty one).
@@ -257,16 +257,16 @@ describe('manifest format details', () => {
   it('CSV: a row with a missing field, broken quoting, and an unterminated quote are row_invalid', async () => {
     await writeFile(path.join(dir, 'broken.csv'), 'image,caption\na.jpg,fine\na.jpg\n"a.jpg"x,bad quote\na.jpg,"never closed\n');
     const pairs = await collect(sourceFrom({ type: 'csv', name: 'c', path: 'broken.csv', image: 'image', caption: 'caption', imagesDir: 'imgs', order: 'input' }).read(context(dir)));
-    expect(pairs.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'row_invalid', 'row_invalid', 'row_invalid']);
-    expect(pairs[1]!.failure!.message).toMatch(/row 1 \(line 3\).*1 field, the header has 2/);
-    expect(pairs[2]!.failure!.message).toContain('after its closing quote');
-    expect(pairs[3]!.failure!.message).toContain('never closed');
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'row_invalid', 'row_invalid', 'row_invalid']);
+    expect(failureOf(pairs[1]!)!.message).toMatch(/row 1 \(line 3\).*1 field, the header has 2/);
+    expect(failureOf(pairs[2]!)!.message).toContain('after its closing quote');
+    expect(failureOf(pairs[3]!)!.message).toContain('never closed');
   });
 
   it('CSV: caption bytes that are not UTF-8 are kept but marked unusable', async () => {
     await writeFile(path.join(dir, 'latin1.csv'), Buffer.concat([Buffer.from('image,caption\na.jpg,caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
     const [pair] = await collect(sourceFrom({ type: 'csv', path: 'latin1.csv', image: 'image', caption: 'caption', imagesDir: 'imgs' }).read(context(dir)));
-    expect(pair!.failure).toBeNull();
+    expect(failureOf(pair!)).toBeNull();
     expect(pair!.captions[0]).toMatchObject({ issue: 'invalid_utf8', usable: false });
   });
 
@@ -276,7 +276,7 @@ describe('manifest format details', () => {
       sourceFrom({ type: 'tsv', path: 'cc3m.tsv', columns: ['caption', 'url'], image: 'url', caption: 'caption', imagesDir: 'imgs', quoting: false, order: 'input' }).read(context(dir)),
     );
     expect(pairs.map((p) => p.captions[0]?.text)).toEqual(['a "quoted" caption', 'second']);
-    expectEvery(pairs, (p) => p.failure === null);
+    expectEvery(pairs, (p) => failureOf(p) === null);
   });
 
   it('Parquet: extra INT64 and DOUBLE columns arrive as JSON numbers; a missing configured column is a ConfigError', async () => {
@@ -308,10 +308,10 @@ describe('manifest format details', () => {
     await writeFile(path.join(dir, 'cut.jsonl.gz'), whole.subarray(0, Math.floor(whole.length / 2)));
     const pairs = await collect(sourceFrom({ type: 'jsonl', name: 'cut', path: 'cut.jsonl.gz', image: 'image', imagesDir: 'imgs', order: 'input' }).read(context(dir)));
     const last = pairs.at(-1)!;
-    expect(last.failure).toMatchObject({ code: 'manifest_unreadable' });
+    expect(failureOf(last)).toMatchObject({ code: 'manifest_unreadable' });
     expect(last.key).toBe('cut__unreadable_0');
     expect(pairs.length).toBeGreaterThan(10);
-    expectEvery(pairs.slice(0, -1), (p) => p.failure === null);
+    expectEvery(pairs.slice(0, -1), (p) => failureOf(p) === null);
   });
 
   it('schema: unknown keys are rejected, defaults are filled in', () => {
@@ -338,27 +338,27 @@ describe('manifest images as paths', () => {
       collect(sourceFrom({ type: 'jsonl', path: 'nested/paths.jsonl', image: 'image', order: 'input', ...extra }).read(context(dir)));
     // By default only the manifest's own folder: an absolute path or file: URL into it is fine, elsewhere is not.
     const confined = await read({});
-    expect(confined.map((p) => p.failure?.code ?? 'ok')).toEqual(['image_path_invalid', 'image_path_invalid', 'ok', 'ok', 'image_missing']);
-    expect(confined[0]!.failure!.message).toBe(
+    expect(confined.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['image_path_invalid', 'image_path_invalid', 'ok', 'ok', 'image_missing']);
+    expect(failureOf(confined[0]!)!.message).toBe(
       `image path ${JSON.stringify(abs)} points outside the folders this source may read (${path.join(dir, 'nested')}); list its folder in imageRoots, or set allowAbsolutePaths: true`,
     );
     expect(confined[0]!.imageBytes).toBeNull();
     expect(confined[2]!.imageRef).toBe(`file:${path.join(dir, 'nested', 'local.jpg')}`);
-    expect((await read({ imageRoots: ['imgs'] })).map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'ok', 'image_missing']);
-    expect((await read({ allowAbsolutePaths: true })).map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'ok', 'image_missing']);
+    expect((await read({ imageRoots: ['imgs'] })).map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'ok', 'image_missing']);
+    expect((await read({ allowAbsolutePaths: true })).map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok', 'ok', 'image_missing']);
   });
 
   it('a relative path that leads out of the images folder is image_path_invalid, and nothing is read', async () => {
     await writeFile(path.join(dir, 'escape.jsonl'), [{ image: '../m.csv' }, { image: 'sub/../../imgs/a.jpg' }].map((r) => JSON.stringify(r)).join('\n'));
     const pairs = await collect(sourceFrom({ type: 'jsonl', path: 'escape.jsonl', image: 'image', imagesDir: 'imgs', order: 'input' }).read(context(dir)));
-    expect(pairs[0]!.failure).toEqual({
+    expect(failureOf(pairs[0]!)).toEqual({
       code: 'image_path_invalid',
       message: `image path "../m.csv" points outside the folders this source may read (${path.join(dir, 'imgs')}); list its folder in imageRoots, or set allowAbsolutePaths: true`,
       stage: 'source',
     });
     expect(pairs[0]!.imageBytes).toBeNull();
     // `sub/../../imgs/a.jpg` lands back in imgs/: inside after all, and read.
-    expect(pairs[1]!.failure).toBeNull();
+    expect(failureOf(pairs[1]!)).toBeNull();
   });
 });
 

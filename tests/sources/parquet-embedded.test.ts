@@ -15,6 +15,7 @@ import { openDatabase } from '../../src/store/database.js';
 import { loadImages, parquetImageRef, parseImageRef, readImageRef, type ImageRefSample } from '../../src/images/image-ref.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { byKey, collect, context, sourceFrom } from './manifest-fixtures.js';
+import { failureOf, OPEN } from '../../src/core/sample.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -62,9 +63,9 @@ describe('Parquet with embedded images', () => {
     expect(at(0).captions.map((c) => c.text)).toEqual(['a red square']);
     expect(Buffer.compare(at(1).imageBytes!, onDisk)).toBe(0);
     expect(at(1).imageRef).toBe(`file:${path.join(dir, 'disk.jpg')}`);
-    expect(at(2).failure).toMatchObject({ code: 'row_invalid' });
-    expect(at(2).failure!.message).toContain('column "image" (image) has neither bytes nor a path');
-    expect(at(3).failure!.message).toContain('column "image" (image) is empty');
+    expect(failureOf(at(2))).toMatchObject({ code: 'row_invalid' });
+    expect(failureOf(at(2))!.message).toContain('column "image" (image) has neither bytes nor a path');
+    expect(failureOf(at(3))!.message).toContain('column "image" (image) is empty');
     expect(Buffer.compare(at(4).imageBytes!, blue)).toBe(0);
   });
 
@@ -86,7 +87,7 @@ describe('Parquet with embedded images', () => {
     const file = path.join(dir, 'hf.parquet');
     expect(parseImageRef(parquetImageRef('/d/a#b.parquet', 7, 'img col&x'))).toEqual({ kind: 'parquet', path: '/d/a#b.parquet', row: 7, column: 'img col&x' });
     expect(Buffer.compare(await readImageRef(parquetImageRef(file, 4, 'image')), blue)).toBe(0);
-    const sample = (key: string, ref: string): ImageRefSample => ({ key, imageRef: ref, imageBytes: null, failure: null });
+    const sample = (key: string, ref: string): ImageRefSample => ({ key, imageRef: ref, imageBytes: null, fate: OPEN });
     const loaded = await (async () => {
       const out: ImageRefSample[] = [];
       const input = [sample('a', parquetImageRef(file, 4, 'image')), sample('b', parquetImageRef(file, 0, 'image')), sample('c', parquetImageRef(file, 3, 'image')), sample('d', parquetImageRef(path.join(dir, 'gone.parquet'), 0, 'image'))];
@@ -96,8 +97,8 @@ describe('Parquet with embedded images', () => {
     expect(loaded.map((s) => s.key)).toEqual(['a', 'b', 'c', 'd']);
     expect(Buffer.compare(loaded[0]!.imageBytes!, blue)).toBe(0);
     expect(Buffer.compare(loaded[1]!.imageBytes!, red)).toBe(0);
-    expect(loaded[2]!.failure).toMatchObject({ code: 'image_missing' });
-    expect(loaded[3]!.failure).toMatchObject({ code: 'image_missing' });
+    expect(failureOf(loaded[2]!)).toMatchObject({ code: 'image_missing' });
+    expect(failureOf(loaded[3]!)).toMatchObject({ code: 'image_missing' });
   });
 
   it('builds a run from them, and `vlcurate export` writes the same images again from the database', async () => {

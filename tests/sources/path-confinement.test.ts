@@ -7,7 +7,7 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pair } from '../../src/core/sample.js';
+import { failureOf, type Pair } from '../../src/core/sample.js';
 import { makeImage, makeTempDir } from '../fixtures/make-webdataset.js';
 import { collect, context, sourceFrom } from './manifest-fixtures.js';
 
@@ -33,7 +33,7 @@ afterAll(async () => {
   await cleanup();
 });
 
-const codes = (pairs: Pair[]) => Object.fromEntries(pairs.map((p) => [p.key, p.failure?.code ?? 'ok']));
+const codes = (pairs: Pair[]) => Object.fromEntries(pairs.map((p) => [p.key, failureOf(p)?.code ?? 'ok']));
 
 describe('manifest image references', () => {
   const rows = () => [
@@ -66,11 +66,11 @@ describe('manifest image references', () => {
       out_link: 'image_path_invalid',
       via_dir_link: 'image_path_invalid',
     });
-    for (const pair of pairs.filter((p) => p.failure)) {
+    for (const pair of pairs.filter((p) => failureOf(p))) {
       expect(pair.imageBytes).toBeNull();
-      expect(pair.failure!.message).toMatch(/outside the folders this source may read \(.*data\/imgs\); list its folder in imageRoots, or set allowAbsolutePaths: true/);
+      expect(failureOf(pair)!.message).toMatch(/outside the folders this source may read \(.*data\/imgs\); list its folder in imageRoots, or set allowAbsolutePaths: true/);
     }
-    expect(pairs.find((p) => p.key === 'out_link')!.failure!.message).toContain(`(a symbolic link to ${secret})`);
+    expect(failureOf(pairs.find((p) => p.key === 'out_link')!)!.message).toContain(`(a symbolic link to ${secret})`);
   });
 
   it('read from the folders imageRoots lists, and from anywhere with allowAbsolutePaths', async () => {
@@ -116,8 +116,8 @@ describe('COCO and folder sources', () => {
       }),
     );
     const read = (extra: Record<string, unknown>) => collect(sourceFrom({ type: 'coco', captions: 'data/captions.json', images: 'data/imgs', ...extra }).read(context(dir)));
-    expect((await read({})).map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'image_path_invalid', 'image_path_invalid']);
-    expect((await read({ imageRoots: ['private'] })).map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok']);
+    expect((await read({})).map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'image_path_invalid', 'image_path_invalid']);
+    expect((await read({ imageRoots: ['private'] })).map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'ok', 'ok']);
   });
 
   it('folder: a link to a file outside the folder is image_path_invalid unless imageRoots lists its folder', async () => {

@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import type { Pair } from '../../src/core/sample.js';
+import { OPEN, type Pair } from '../../src/core/sample.js';
 import { inShard } from '../../src/core/shard.js';
 import { loadPool, resolvePending, type Pending } from '../../src/sources/pending-pairs.js';
 import { context } from './manifest-fixtures.js';
 
-const pair = (key: string): Pair => ({ key, source: 's', imageRef: 'x', imageBytes: null, captions: [], boxes: [], meta: {}, failure: null });
+const pair = (key: string): Pair => ({ key, source: 's', imageRef: 'x', imageBytes: null, captions: [], boxes: [], meta: {}, fate: OPEN });
 
 async function* numbers(n: number): AsyncGenerator<number> {
   for (let i = 0; i < n; i++) yield i;

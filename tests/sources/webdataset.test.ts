@@ -2,7 +2,7 @@ import { copyFile, readFile, stat, truncate, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DecodedPair, Pair } from '../../src/core/sample.js';
+import { failureOf, type DecodedPair, type Pair } from '../../src/core/sample.js';
 import { WHOLE, type ShardSpec } from '../../src/core/shard.js';
 import { createDecodeStage } from '../../src/decode/decode-stage.js';
 import type { SourceContext } from '../../src/sources/source.js';
@@ -52,7 +52,7 @@ async function decodeAll(pairs: Pair[]): Promise<DecodedPair[]> {
 
 function expectGood(pair: Pair | undefined, sample: GoodSample, shardFile: string): void {
   expect(pair).toBeDefined();
-  expect(pair!.failure).toBeNull();
+  expect(failureOf(pair!)).toBeNull();
   expect(pair!.key).toBe(sample.key);
   expect(pair!.source).toBe('wds-test');
   expect(pair!.imageRef).toBe(`tar:${path.join(dir, shardFile)}#${sample.key}.${sample.ext}`);
@@ -86,7 +86,7 @@ describe('webdataset source', () => {
 
   it('decodes all 20 good samples without a failure', async () => {
     const decoded = await decodeAll(await readAll('good-{000000..000001}.tar'));
-    expect(decoded.map((p) => p.failure)).toEqual(Array(20).fill(null));
+    expect(decoded.map((p) => failureOf(p))).toEqual(Array(20).fill(null));
     expect(decoded.map((p) => p.image!.format)).toEqual(good.map((s) => (s.ext === 'jpg' ? 'jpeg' : s.ext)));
     expect(decoded.map((p) => p.image!.width)).toEqual(good.map((_, i) => 32 + i));
   });
@@ -112,7 +112,7 @@ describe('webdataset source', () => {
     await writeFile(path.join(dir, 'gz.tar.gz'), gzipSync(await readFile(path.join(dir, 'good-000000.tar'))));
     const pairs = await readAll('gz.tar.gz');
     expect(pairs.map((p) => p.key)).toEqual(good.slice(0, 10).map((s) => s.key));
-    expectEvery(pairs, (p) => p.failure === null);
+    expectEvery(pairs, (p) => failureOf(p) === null);
   });
 
   it('a gzip shard cut short -> the sample being read is tar_truncated, earlier ones fine', async () => {
@@ -121,8 +121,8 @@ describe('webdataset source', () => {
     const pairs = await readAll('gz-cut.tar.gz');
     expect(pairs.length).toBeGreaterThan(1);
     expect(pairs.length).toBeLessThan(10);
-    expectEvery(pairs.slice(0, -1), (p) => p.failure === null);
-    expect(pairs.at(-1)!.failure).toMatchObject({ code: 'tar_truncated' });
+    expectEvery(pairs.slice(0, -1), (p) => failureOf(p) === null);
+    expect(failureOf(pairs.at(-1)!)).toMatchObject({ code: 'tar_truncated' });
     expect(pairs.map((p) => p.key)).toEqual(good.slice(0, pairs.length).map((s) => s.key));
   });
 
@@ -152,7 +152,7 @@ describe('webdataset source', () => {
       { name: 'c.d.png', data: image },
     ]);
     const pairs = await readAll('collide.tar');
-    expect(pairs.map((p) => [p.key, p.failure?.code ?? 'ok'])).toEqual([
+    expect(pairs.map((p) => [p.key, failureOf(p)?.code ?? 'ok'])).toEqual([
       ['ünïcødé', 'ok'],
       ['a_b', 'ok'],
       ['a_b__dup2', 'key_collision'],
@@ -161,11 +161,11 @@ describe('webdataset source', () => {
       ['c', 'image_missing'],
     ]);
     expect(pairs[0]!.meta).toEqual({});
-    expect(pairs[2]!.failure!.message).toBe(
+    expect(failureOf(pairs[2]!)!.message).toBe(
       'member a_b.png: "a_b" and the earlier "a b" both become key "a_b" (keys keep only letters, digits, "_" and "-"); rename one of them',
     );
     expect(pairs[2]!.meta).toEqual({ originalKey: 'a_b' });
-    expect(pairs[3]!.failure!.message).toBe('key "a b" appears again at member a b.txt, apart from its earlier members');
+    expect(failureOf(pairs[3]!)!.message).toBe('key "a b" appears again at member a b.txt, apart from its earlier members');
   });
 
   it('yields no caption when neither .txt nor a json caption exists, and an empty .txt as an empty caption', async () => {
@@ -177,7 +177,7 @@ describe('webdataset source', () => {
       { name: 'b.txt', data: '' },
     ]);
     const pairs = await readAll('no-caption.tar');
-    expect(pairs.map((p) => p.failure)).toEqual([null, null]);
+    expect(pairs.map((p) => failureOf(p))).toEqual([null, null]);
     expect(pairs[0]!.captions).toEqual([]);
     expect(pairs[1]!.captions).toEqual([{ text: '', origin: 'web', issue: null, usable: true }]);
   });
@@ -226,7 +226,7 @@ describe('webdataset source', () => {
     it('keeps every good sample', () => {
       for (const key of goodKeys) {
         const pair = byKey(key);
-        expect(pair.failure).toBeNull();
+        expect(failureOf(pair)).toBeNull();
         expect(pair.image).not.toBeNull();
       }
       expect(pairs).toHaveLength(5 + 8);
@@ -234,24 +234,24 @@ describe('webdataset source', () => {
 
     it('truncated JPEG -> image_truncated', () => {
       const pair = byKey('truncjpeg');
-      expect(pair.failure).toMatchObject({ code: 'image_truncated', stage: 'decode' });
-      expect(pair.failure!.message).toMatch(/cut off/);
+      expect(failureOf(pair)).toMatchObject({ code: 'image_truncated', stage: 'decode' });
+      expect(failureOf(pair)!.message).toMatch(/cut off/);
       expect(pair.image).toBeNull();
       expect(pair.captions[0]!.text).toBe('half a picture');
     });
 
     it('zero-byte member -> image_empty from the source', () => {
-      expect(byKey('zerobyte').failure).toMatchObject({ code: 'image_empty', stage: 'source' });
+      expect(failureOf(byKey('zerobyte'))).toMatchObject({ code: 'image_empty', stage: 'source' });
       expect(byKey('zerobyte').imageBytes).toBeNull();
     });
 
     it('a text file named .jpg -> image_unsupported', () => {
-      expect(byKey('textjpg').failure).toMatchObject({ code: 'image_unsupported', stage: 'decode' });
-      expect(byKey('textjpg').failure!.message).toMatch(/not an image.*"this is /);
+      expect(failureOf(byKey('textjpg'))).toMatchObject({ code: 'image_unsupported', stage: 'decode' });
+      expect(failureOf(byKey('textjpg'))!.message).toMatch(/not an image.*"this is /);
     });
 
     it('a PNG claiming 30000x30000 -> image_too_large before decoding', () => {
-      const failure = byKey('bomb').failure!;
+      const failure = failureOf(byKey('bomb'))!;
       expect(failure.code).toBe('image_too_large');
       expect(failure.message).toContain('30000x30000');
       expect(failure.message).toContain('89,478,485');
@@ -259,19 +259,19 @@ describe('webdataset source', () => {
 
     it('a caption with invalid UTF-8 is unusable; the sample itself is fine', () => {
       const pair = byKey('badutf8');
-      expect(pair.failure).toBeNull();
+      expect(failureOf(pair)).toBeNull();
       expect(pair.captions).toEqual([{ text: 'a \uFFFD\uFFFD b', origin: 'web', issue: 'invalid_utf8', usable: false }]);
     });
 
     it('a caption with control characters is cleaned and stays usable', () => {
       const pair = byKey('controls');
-      expect(pair.failure).toBeNull();
+      expect(failureOf(pair)).toBeNull();
       expect(pair.captions).toEqual([{ text: 'a cat on a mat', origin: 'web', issue: 'control_chars_removed', usable: true }]);
     });
 
     it('a sample without an image member -> image_missing, with its caption and meta kept', () => {
       const pair = byKey('noimage');
-      expect(pair.failure).toMatchObject({ code: 'image_missing', stage: 'source' });
+      expect(failureOf(pair)).toMatchObject({ code: 'image_missing', stage: 'source' });
       expect(pair.imageBytes).toBeNull();
       expect(pair.captions[0]!.text).toBe('a caption without a picture');
       expect(pair.meta).toEqual({ url: 'https://example.com/gone.jpg' });
@@ -279,8 +279,8 @@ describe('webdataset source', () => {
 
     it('bad json -> json_invalid on that sample only', () => {
       const pair = byKey('badjson');
-      expect(pair.failure).toMatchObject({ code: 'json_invalid', stage: 'source' });
-      expect(pair.failure!.message).toContain('badjson.json');
+      expect(failureOf(pair)).toMatchObject({ code: 'json_invalid', stage: 'source' });
+      expect(failureOf(pair)!.message).toContain('badjson.json');
     });
   });
 
@@ -297,14 +297,14 @@ describe('webdataset source', () => {
 
     const pairs = await readAll('cut-{000000..000001}.tar');
     const firstShard = pairs.slice(0, 4);
-    for (const i of [0, 1, 2]) expect(firstShard[i]!.failure).toBeNull();
+    for (const i of [0, 1, 2]) expect(failureOf(firstShard[i]!)).toBeNull();
     expect(firstShard.map((p) => p.key)).toEqual(samples.slice(0, 4).map((s) => s.key));
-    expect(firstShard[3]!.failure).toMatchObject({ code: 'tar_truncated', stage: 'source' });
-    expect(firstShard[3]!.failure!.message).toContain(`inside member ${samples[3]!.key}.${samples[3]!.ext}`);
+    expect(failureOf(firstShard[3]!)).toMatchObject({ code: 'tar_truncated', stage: 'source' });
+    expect(failureOf(firstShard[3]!)!.message).toContain(`inside member ${samples[3]!.key}.${samples[3]!.ext}`);
     expect(firstShard[3]!.imageBytes).toBeNull();
     // The whole next shard still comes out.
     expect(pairs.slice(4).map((p) => p.key)).toEqual(good.slice(10).map((s) => s.key));
-    expectEvery(pairs.slice(4), (p) => p.failure === null);
+    expectEvery(pairs.slice(4), (p) => failureOf(p) === null);
   });
 
   it('a tar cut off inside a header marks the sample being read', async () => {
@@ -315,8 +315,8 @@ describe('webdataset source', () => {
     const header = bytes.indexOf(Buffer.from(`${samples[2]!.key}.json\0`));
     await truncate(cutPath, header + 100);
     const pairs = await readAll('cut-header.tar');
-    expect(pairs.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'ok', 'tar_truncated']);
-    expect(pairs[2]!.failure!.message).toContain(`after member ${samples[2]!.key}.${samples[2]!.ext}`);
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'ok', 'tar_truncated']);
+    expect(failureOf(pairs[2]!)!.message).toContain(`after member ${samples[2]!.key}.${samples[2]!.ext}`);
   });
 
   it('a missing shard -> one shard_missing failure, and the other shards are read', async () => {
@@ -325,24 +325,24 @@ describe('webdataset source', () => {
     expect(pairs[0]).toMatchObject({
       key: 'missing-000000_tar__shard',
       imageBytes: null,
-      failure: { code: 'shard_missing', stage: 'source' },
+      fate: { kind: 'failed', code: 'shard_missing', stage: 'source' },
     });
-    expect(pairs[0]!.failure!.message).toContain(path.join(dir, 'missing-000000.tar'));
-    expectEvery(pairs.slice(1), (p) => p.failure === null);
+    expect(failureOf(pairs[0]!)!.message).toContain(path.join(dir, 'missing-000000.tar'));
+    expectEvery(pairs.slice(1), (p) => failureOf(p) === null);
   });
 
   it('a file that is not a tar -> shard_unreadable; so is a folder', async () => {
     await writeFile(path.join(dir, 'not-a.tar'), 'hello, I am a text file pretending to be a tar\n'.repeat(40));
     await writeFile(path.join(dir, 'tiny.tar'), 'short');
     const pairs = await readAll(['not-a.tar', 'tiny.tar', 'good-000000.tar', '.']);
-    expect(pairs.map((p) => p.failure?.code ?? 'ok')).toEqual([
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual([
       'shard_unreadable',
       'shard_unreadable',
       ...Array(10).fill('ok'),
       'shard_unreadable',
     ]);
     expect(pairs[0]!.key).toBe('not-a_tar__shard');
-    expect(pairs[0]!.failure!.message).toMatch(/not a readable tar file/);
+    expect(failureOf(pairs[0]!)!.message).toMatch(/not a readable tar file/);
   });
 
   it('a key that reappears apart from its members gets its own failed record', async () => {
@@ -354,7 +354,7 @@ describe('webdataset source', () => {
     ]);
     const pairs = await readAll('dup.tar');
     expect(pairs.map((p) => p.key)).toEqual(['a', 'b', 'a__dup2']);
-    expect(pairs.map((p) => p.failure?.code ?? 'ok')).toEqual(['ok', 'ok', 'key_duplicate']);
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'ok', 'key_duplicate']);
   });
 
   it('stops between samples when the signal aborts', async () => {

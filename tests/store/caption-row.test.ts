@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Caption, DecodedPair } from '../../src/core/sample.js';
+import { OPEN, type Caption, type DecodedPair } from '../../src/core/sample.js';
 import { refilterRun } from '../../src/filter/refilter.js';
 import type { ResolvedPolicy } from '../../src/filter/policy.js';
 import { CAPTION_COLUMNS, captionFromRow, captionToRow, type CaptionRow } from '../../src/store/caption-row.js';
@@ -50,7 +50,7 @@ function sample(key: string, captions: Caption[]): DecodedPair {
     captions,
     boxes: [],
     meta: {},
-    failure: null,
+    fate: OPEN,
     image: { width: 64, height: 48, format: 'jpeg', byteLength: 1, sha256: `sha-${key}`, orientation: 1 },
   };
 }

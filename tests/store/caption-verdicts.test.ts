@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Caption, DecodedPair } from '../../src/core/sample.js';
+import { OPEN, type Caption, type DecodedPair } from '../../src/core/sample.js';
 import { decidedSamples, scorePercentile, writeVerdicts } from '../../src/store/caption-verdicts.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
 import { describeFlags, latestRefilter } from '../../src/store/refilter-log.js';
@@ -26,7 +26,7 @@ function pair(key: string, captions: Caption[], extra: Partial<DecodedPair> = {}
     captions,
     boxes: [],
     meta: {},
-    failure: null,
+    fate: OPEN,
     image: { width: 8, height: 8, format: 'jpeg', byteLength: 1, sha256: key, orientation: 1 },
     ...extra,
   };
@@ -39,9 +39,9 @@ function recordedRun(): { db: Db; store: RunStore } {
   const run = store.startRun('{"filter":{"policy":"itm"}}', 'h', '0/1');
   store.writeSamples(run, [
     pair('a', [caption('a web', 0.3, 0.9, { kept: true, reason: 'itm 0.9 >= 0.5' }), caption('a synthetic', 0.2, 0.1, { origin: 'synthetic', kept: false, reason: 'itm 0.1 < 0.5' })]),
-    pair('b', [caption('b web', 0.1, 0.2, { kept: false, reason: 'itm 0.2 < 0.5' })], { dropped: { reason: 'no_caption_passed', stage: 'select' } }),
-    pair('dup', [caption('dup web', 0.5, 0.99)], { dropped: { reason: 'duplicate_image', stage: 'dedup' } }),
-    pair('bad', [caption('bad web', 0.9, 0.8, { usable: false })], { failure: { code: 'image_truncated', message: 'cut', stage: 'decode' }, image: null }),
+    pair('b', [caption('b web', 0.1, 0.2, { kept: false, reason: 'itm 0.2 < 0.5' })], { fate: { kind: 'dropped', reason: 'no_caption_passed', stage: 'select' } }),
+    pair('dup', [caption('dup web', 0.5, 0.99)], { fate: { kind: 'dropped', reason: 'duplicate_image', stage: 'dedup' } }),
+    pair('bad', [caption('bad web', 0.9, 0.8, { usable: false })], { fate: { kind: 'failed', code: 'image_truncated', message: 'cut', stage: 'decode' }, image: null }),
   ]);
   return { db, store };
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Caption, DecodedPair } from '../../src/core/sample.js';
+import { OPEN, type Caption, type DecodedPair } from '../../src/core/sample.js';
 import { stableHash } from '../../src/core/shard.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
 import { InstructionStore } from '../../src/store/instruction-store.js';
@@ -21,7 +21,7 @@ function caption(text: string, itc: number | null, itm: number | null, kept: boo
 }
 
 function sample(key: string, captions: Caption[], extra: Partial<DecodedPair> = {}): DecodedPair {
-  return { key, source: 'src-0', imageRef: `file:/x/${key}.jpg`, imageBytes: null, captions, boxes: [], meta: {}, failure: null, image: IMAGE, ...extra };
+  return { key, source: 'src-0', imageRef: `file:/x/${key}.jpg`, imageBytes: null, captions, boxes: [], meta: {}, fate: OPEN, image: IMAGE, ...extra };
 }
 
 const synthetic = (text: string, itc: number, itm: number, kept: boolean) => caption(text, itc, itm, kept, { origin: 'synthetic', model: 'cap' });
@@ -36,11 +36,11 @@ const SAMPLES: DecodedPair[] = [
   // ok, nothing decided yet; an unusable caption with a score (not counted by the sweep) and an empty one.
   sample('k3', [caption('three', 0.2, 0.5, null), caption('', 0.4, 0.95, null), caption('bad', 0.45, 0.97, null, { usable: false, issue: 'invalid_utf8' })]),
   // dropped: no caption passed; one synthetic caption.
-  sample('d1', [caption('four', 0.1, 0.3, false), synthetic('four b', 0.12, 0.2, false)], { dropped: { reason: 'no_caption_passed', stage: 'select' } }),
+  sample('d1', [caption('four', 0.1, 0.3, false), synthetic('four b', 0.12, 0.2, false)], { fate: { kind: 'dropped', reason: 'no_caption_passed', stage: 'select' } }),
   // failed: a synthetic caption does not put a failed sample in the recaptioned gallery.
-  sample('f1', [synthetic('five b', 0.2, 0.2, false)], { failure: { code: 'image_truncated', message: 'cut at 10 bytes', stage: 'decode' }, image: null }),
-  sample('f2', [], { failure: { code: 'image_truncated', message: 'cut at 12 bytes', stage: 'decode' }, image: null }),
-  sample('f3', [], { failure: { code: 'timeout', message: 'no answer within 30000 ms', stage: 'source' }, image: null }),
+  sample('f1', [synthetic('five b', 0.2, 0.2, false)], { fate: { kind: 'failed', code: 'image_truncated', message: 'cut at 10 bytes', stage: 'decode' }, image: null }),
+  sample('f2', [], { fate: { kind: 'failed', code: 'image_truncated', message: 'cut at 12 bytes', stage: 'decode' }, image: null }),
+  sample('f3', [], { fate: { kind: 'failed', code: 'timeout', message: 'no answer within 30000 ms', stage: 'source' }, image: null }),
 ];
 
 let dir: string;

@@ -8,7 +8,7 @@ import { MIGRATIONS } from '../../src/store/migrations.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { InstructionStore } from '../../src/store/instruction-store.js';
 import { runSummary, runStats, listSamples, showSample } from '../../src/store/queries.js';
-import type { DecodedPair } from '../../src/core/sample.js';
+import { failureOf, OPEN, type DecodedPair } from '../../src/core/sample.js';
 import type { FailureCode } from '../../src/core/failure-codes.js';
 
 function sample(key: string, extra: Partial<DecodedPair> = {}): DecodedPair {
@@ -20,7 +20,7 @@ function sample(key: string, extra: Partial<DecodedPair> = {}): DecodedPair {
     captions: [{ text: `caption of ${key}`, origin: 'web', issue: null, usable: true }],
     boxes: [{ label: 'red circle', box: [1, 2, 11, 22], original: { frame: 'coco_xywh', values: [1, 2, 10, 20] } }],
     meta: { url: `https://example.invalid/${key}` },
-    failure: null,
+    fate: OPEN,
     image: { width: 64, height: 48, format: 'jpeg', byteLength: 1, sha256: 'ab', orientation: 1 },
     ...extra,
   };
@@ -91,7 +91,7 @@ describe('run database', () => {
   it('writes samples with captions and boxes; rewriting a sample replaces them (resume is idempotent)', () => {
     const store = new RunStore(db);
     const run = store.startRun('{}', 'h', '0/1');
-    store.writeSamples(run, [sample('a'), sample('b', { failure: { code: 'image_truncated', message: 'cut', stage: 'decode' }, image: null })]);
+    store.writeSamples(run, [sample('a'), sample('b', { fate: { kind: 'failed', code: 'image_truncated', message: 'cut', stage: 'decode' }, image: null })]);
     store.writeSamples(run, [sample('a', { captions: [{ text: 'new', origin: 'web', issue: 'control_chars_removed', usable: true }] })]);
     expect(runSummary(db)).toEqual({ samples: { total: 2, ok: 1, failed: 1, dropped: 0 }, failures: { image_truncated: 1 }, exported: {} });
     const detail = showSample(db, 'a')!;
@@ -107,7 +107,7 @@ describe('run database', () => {
   it('doneKeys: failed samples and samples exported everywhere are done; others are not', () => {
     const store = new RunStore(db);
     const run = store.startRun('{}', 'h', '0/1');
-    store.writeSamples(run, [sample('ok1'), sample('ok2'), sample('bad', { failure: { code: 'image_corrupt', message: 'y', stage: 'decode' }, image: null })]);
+    store.writeSamples(run, [sample('ok1'), sample('ok2'), sample('bad', { fate: { kind: 'failed', code: 'image_corrupt', message: 'y', stage: 'decode' }, image: null })]);
     store.recordShard({ exportName: 'wds', shardIndex: 0, path: 'wds-000000.tar', sampleCount: 1, byteLength: 10, sha256: 'cafe' }, ['ok1']);
     const exportsOnly = (...exports: string[]) => ({ exports, synth: [] });
     expect([...store.doneKeys(['ok1', 'ok2', 'bad', 'unknown'], exportsOnly('wds'))].sort()).toEqual(['bad', 'ok1']);
@@ -123,7 +123,7 @@ describe('run database', () => {
   it('doneKeys: a sample the captioner held back (a code a later run can fix) is not done, with or without exports; the summary counts it', () => {
     const store = new RunStore(db);
     const run = store.startRun('{}', 'h', '0/1');
-    const failed = (key: string, stage: string, code: FailureCode, message = 'm') => sample(key, { failure: { code, message, stage } });
+    const failed = (key: string, stage: string, code: FailureCode, message = 'm') => sample(key, { fate: { kind: 'failed', code, message, stage } });
     store.writeSamples(run, [
       failed('held', 'captioner', 'server_unreachable', 'cannot reach http://127.0.0.1:1/v1: connection refused (ECONNREFUSED)'),
       failed('slow', 'captioner', 'timeout'),
@@ -172,7 +172,7 @@ describe('run database', () => {
     store.writeSamples(run, [sample('k', { source: 'a' }), sample('k__b', { source: 'a' })]);
     const [recorded] = store.writeSamples(run, [sample('k', { source: 'b', captions: [{ text: 'from b', origin: 'web', issue: null, usable: true }] })]);
     expect(recorded!.key).toBe('k__b__2');
-    expect(recorded!.failure).toEqual({
+    expect(failureOf(recorded!)).toEqual({
       code: 'key_duplicate',
       message: 'key "k" of source "b" is already used by source "a"; give the sources distinct `keyPrefix` to keep both',
       stage: 'record',

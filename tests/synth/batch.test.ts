@@ -114,7 +114,7 @@ describe('batch mode', () => {
       // One sample per batch: without the stop, each group would upload again.
       const stage = createSynthStage(options(s.baseURL, { batch: { enabled: true, size: 1, pollIntervalMs: 5 } }), { ...synthDeps(r.db), runId: r.runId });
       const { out, events } = await drain(stage, samples);
-      expect(out.map((o) => o.deferred?.reason)).toEqual(['llm_unfinished: key_rejected', 'llm_unfinished: key_rejected', 'llm_unfinished: key_rejected']);
+      expect(out.map((o) => o.fate)).toEqual(Array(3).fill({ kind: 'deferred', reason: 'llm_unfinished: key_rejected', stage: 'synth' }));
       expect(s.rawRequests).toHaveLength(1);
       const rows = instructionRows(r.db);
       expectEveryRowAccountedFor(rows);
@@ -132,7 +132,7 @@ describe('batch mode', () => {
     const samples = [shapesPair('a'), cocoPair('b')];
     const r = run(samples);
     const { out, events } = await drain(createSynthStage(options(gone.baseURL), { ...synthDeps(r.db), runId: r.runId }), samples);
-    expect(out.map((o) => o.deferred?.reason)).toEqual(['llm_unfinished: server_unreachable', 'llm_unfinished: server_unreachable']);
+    expect(out.map((o) => o.fate)).toEqual(Array(2).fill({ kind: 'deferred', reason: 'llm_unfinished: server_unreachable', stage: 'synth' }));
     const logs = events.filter((e) => e.type === 'log').map((e) => (e as { message: string }).message);
     expect(logs.filter((m) => m.startsWith('synth: '))).toEqual([
       `synth: LLM synthesis stopped: batch file upload: cannot reach ${gone.baseURL}: connection refused (ECONNREFUSED); the samples wait for the next run`,

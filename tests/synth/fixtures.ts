@@ -1,5 +1,5 @@
 /** Small, real-looking samples for synthesis tests: shapes scenes, a COCO scene, hostile and empty captions. */
-import type { Box, Caption, DecodedPair } from '../../src/core/sample.js';
+import { OPEN, type Box, type Caption, type DecodedPair } from '../../src/core/sample.js';
 
 export function caption(text: string, origin: Caption['origin'] = 'annotation'): Caption {
   return { text, origin, issue: null, usable: true };
@@ -14,7 +14,7 @@ export function pair(key: string, captions: Caption[], boxes: Box[], size = { wi
     captions,
     boxes,
     meta: {},
-    failure: null,
+    fate: OPEN,
     image: { ...size, format: 'png', byteLength: 19, sha256: '0'.repeat(64), orientation: 1 },
   };
 }
@@ -58,9 +58,9 @@ export function emptyPair(key: string): DecodedPair {
 }
 
 export function failedPair(key: string): DecodedPair {
-  return { ...pair(key, [caption('a red circle')], []), image: null, imageBytes: null, failure: { code: 'image_truncated', message: 'cut', stage: 'decode' } };
+  return { ...pair(key, [caption('a red circle')], []), image: null, imageBytes: null, fate: { kind: 'failed', code: 'image_truncated', message: 'cut', stage: 'decode' } };
 }
 
 export function droppedPair(key: string): DecodedPair {
-  return { ...shapesPair(key), dropped: { reason: 'no_caption_kept', stage: 'filter' } };
+  return { ...shapesPair(key), fate: { kind: 'dropped', reason: 'no_caption_kept', stage: 'filter' } };
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Turn } from '../../src/core/conversation.js';
 import { ConfigError } from '../../src/core/errors.js';
-import type { DecodedPair } from '../../src/core/sample.js';
+import { failureOf, OPEN, type DecodedPair } from '../../src/core/sample.js';
 import { RESUMABLE_LLM_CODES } from '../../src/core/failure-codes.js';
 import { InstructionStore } from '../../src/store/instruction-store.js';
 import { createSynthStage, synthOptionsSchema, type SynthesizedPair } from '../../src/synth/synth-stage.js';
@@ -174,7 +174,7 @@ describe('synth stage: LLM tasks', () => {
     expect(new Set(s.requests.map((q) => q.body.seed)).size).toBe(s.requests.length);
     expect(s.requests).toHaveLength(5);
     // The sample itself is not failed by a rejected task.
-    expect(out.find((x) => x.key === 'b')!.failure).toBeNull();
+    expect(out.find((x) => x.key === 'b')!.fate).toEqual(OPEN);
     expect(out.find((x) => x.key === 'b')!.instructions).toEqual([]);
   });
 
@@ -204,7 +204,7 @@ describe('synth stage: LLM tasks', () => {
       createSynthStage(parse({ tasks: ['detail'], llm: llmOptions(s.baseURL, { maxRetries: 1, timeoutMs: 800 }) }), { ...synthDeps(r.db), runId: r.runId }),
       samples,
     );
-    expectEvery(out, (x) => x.failure === null);
+    expectEvery(out, (x) => failureOf(x) === null);
     const rows = instructionRows(r.db);
     expect(rows).toHaveLength(samples.length);
     expectEveryRowAccountedFor(rows);
