@@ -83,7 +83,7 @@ export interface CaptionPlan {
 }
 
 /** Where `a` lies relative to `b`, from box centres; the dominant axis decides. */
-export function relationOf(a: SceneObject, b: SceneObject, nextTo: boolean): Relation {
+export function relationOf(a: Pick<SceneObject, 'box'>, b: Pick<SceneObject, 'box'>, nextTo: boolean): Relation {
   const [ax, ay] = centre(a.box);
   const [bx, by] = centre(b.box);
   const dx = ax - bx;
@@ -95,26 +95,53 @@ export function relationOf(a: SceneObject, b: SceneObject, nextTo: boolean): Rel
   return dy < 0 ? 'above' : 'below';
 }
 
+/** Does `a` stand in relation `relation` to `b`? The generator's own rule: "next to" for side by side. */
+export function relationHolds(relation: Relation, a: Pick<SceneObject, 'box'>, b: Pick<SceneObject, 'box'>): boolean {
+  return relationOf(a, b, relation === 'next to') === relation;
+}
+
 /** "large red circle". */
 export function objectWords(o: Pick<SceneObject, 'size' | 'color' | 'shape'>): string {
   return `${o.size} ${o.color} ${o.shape}`;
 }
 
 /**
+ * Which relation phrase the `call`-th relation of a caption gets (0-based, in template order), given the true
+ * one and the two objects; the default keeps the truth.
+ */
+export type RelationChoice = (truth: Relation, a: SceneObject, b: SceneObject, call: number) => Relation;
+
+/**
  * Render a plan. `words` may differ from `objects` in colour or shape words (a swap); geometry, and so
- * every relation, always comes from `objects`.
+ * every relation, comes from `objects` unless `relation` says otherwise (a relation swap).
  */
 export function renderCaption(
   plan: CaptionPlan,
   objects: readonly SceneObject[],
   words: readonly Pick<SceneObject, 'size' | 'color' | 'shape'>[] = objects,
+  relation: RelationChoice = (truth) => truth,
 ): string {
   const at = (i: number): number => plan.order[i]!;
+  let calls = 0;
   return plan.template({
     a: (i) => `a ${objectWords(words[at(i)]!)}`,
     bare: (i) => objectWords(words[at(i)]!),
-    rel: (i, j) => relationOf(objects[at(i)]!, objects[at(j)]!, plan.nextTo),
+    rel: (i, j) => {
+      const a = objects[at(i)]!;
+      const b = objects[at(j)]!;
+      return relation(relationOf(a, b, plan.nextTo), a, b, calls++);
+    },
   });
+}
+
+/** How many spatial relations a plan's caption states. */
+export function relationCount(plan: CaptionPlan, objects: readonly SceneObject[]): number {
+  let n = 0;
+  renderCaption(plan, objects, objects, (truth) => {
+    n++;
+    return truth;
+  });
+  return n;
 }
 
 /** Choose five caption plans for a scene: all relational templates plus random plain ones. */

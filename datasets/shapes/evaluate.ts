@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { captionIsCorrect } from './judge.js';
+import { relationsAreCorrect } from './relation-judge.js';
 import type { GroundTruthRecord } from './generate.js';
 
 type Db = Database.Database;
@@ -17,6 +18,11 @@ export interface SelectionQuality {
   precision: number;
   /** Share of all images left with at least one correct kept caption. */
   coverage: number;
+  /** Kept captions that state a spatial relation, and how many state every relation correctly (relation-judge.ts). */
+  keptWithRelation: number;
+  keptRelationCorrect: number;
+  /** keptRelationCorrect / keptWithRelation (0 when none state a relation). */
+  relationPrecision: number;
   /** Per web-noise kind: share of those noisy web captions that were removed. */
   noiseRemoved: Record<string, number>;
   /** Share of clean web captions that were (wrongly) removed. */
@@ -69,6 +75,8 @@ export function evaluateSelections(
     let cleanRemoved = 0;
     let keptCaptions = 0;
     let keptCorrect = 0;
+    let keptWithRelation = 0;
+    let keptRelationCorrect = 0;
     for (const row of rows) {
       const gt = truth.get(row.key);
       if (!gt) continue;
@@ -85,6 +93,11 @@ export function evaluateSelections(
       if (!isKept) continue;
       const ok = captionIsCorrect(row.text, gt);
       keptCaptions++;
+      const relations = relationsAreCorrect(row.text, gt);
+      if (relations !== null) {
+        keptWithRelation++;
+        if (relations) keptRelationCorrect++;
+      }
       kept.set(row.key, (kept.get(row.key) ?? 0) + 1);
       if (ok) {
         keptCorrect++;
@@ -98,6 +111,9 @@ export function evaluateSelections(
       keptCorrect,
       precision: keptCaptions ? keptCorrect / keptCaptions : 0,
       coverage: images.length ? images.filter((k) => correct.has(k)).length / images.length : 0,
+      keptWithRelation,
+      keptRelationCorrect,
+      relationPrecision: keptWithRelation ? keptRelationCorrect / keptWithRelation : 0,
       noiseRemoved: Object.fromEntries(Object.entries(noiseSeen).map(([kind, n]) => [kind, (noiseRemoved[kind] ?? 0) / n])),
       cleanRemoved: clean ? cleanRemoved / clean : 0,
     };

@@ -14,4 +14,5 @@ export { CATEGORIES } from './coco.js';
 export { sceneSvg, renderScene, JPEG_QUALITY } from './render.js';
 export { Rng } from './rng.js';
 export { captionIsCorrect, namedObjects, type NamedObject } from './judge.js';
+export { relationsAreCorrect, statedRelations } from './relation-judge.js';
 export { evaluateSelections, readGroundTruth, type SelectionQuality } from './evaluate.js';

@@ -28,7 +28,7 @@ export function namedObjects(caption: string): NamedObject[] {
 /**
  * Is the caption a correct description of the scene? It must name every object exactly once with the
  * right colour and shape, name nothing else, and any size it gives must be right. Spatial relations are
- * not checked (the demo's noise never changes only a relation).
+ * judged apart, by `relationsAreCorrect` (relation-judge.ts).
  */
 export function captionIsCorrect(caption: string, truth: { objects: readonly { shape: string; color: string; size: string }[] }): boolean {
   const named = namedObjects(caption);

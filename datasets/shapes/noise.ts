@@ -1,20 +1,21 @@
 /**
- * Noisy "web" captions. A fixed number of images, round(noise * count), get one of four kinds of noise;
+ * Noisy "web" captions. A fixed number of images, round(noise * count), get one of five kinds of noise;
  * the rest get one of their own ground-truth captions as the web caption.
  */
-import { renderCaption, type CaptionPlan } from './captions.js';
+import { relationCount, relationHolds, renderCaption, type CaptionPlan } from './captions.js';
 import type { Rng } from './rng.js';
 import type { SceneObject } from './scene.js';
-import { COLORS, SHAPES } from './vocabulary.js';
+import { COLORS, RELATIONS, SHAPES } from './vocabulary.js';
 
-export const NOISE_KINDS = ['mismatch', 'swap', 'boilerplate', 'empty'] as const;
+export const NOISE_KINDS = ['mismatch', 'swap', 'relation', 'boilerplate', 'empty'] as const;
 export type NoiseKind = (typeof NOISE_KINDS)[number];
 
 /** Share of each kind among the noisy images, in percent. */
 export const NOISE_SHARES: Readonly<Record<NoiseKind, number>> = {
-  mismatch: 35,
-  swap: 30,
-  boilerplate: 20,
+  mismatch: 30,
+  swap: 25,
+  relation: 15,
+  boilerplate: 15,
   empty: 15,
 };
 
@@ -57,11 +58,27 @@ export function apportionNoise(noisy: number): Record<NoiseKind, number> {
   return Object.fromEntries(NOISE_KINDS.map((kind, i) => [kind, counts[i]!])) as Record<NoiseKind, number>;
 }
 
-/** Decide which images are noisy and how: a map from image index to kind, exactly `noisy` entries. */
-export function assignNoise(rng: Rng, count: number, noisy: number): Map<number, NoiseKind> {
+/**
+ * Decide which images are noisy and how: a map from image index to kind, exactly `noisy` entries. A
+ * `relation` swap needs a scene with a relation (two or more objects, `hasRelation`): such a kind drawn for
+ * a one-object scene trades kinds with a noisy many-object scene of another kind, and where none is left
+ * (tiny datasets) becomes a `swap`.
+ */
+export function assignNoise(
+  rng: Rng,
+  count: number,
+  noisy: number,
+  hasRelation: (index: number) => boolean = () => true,
+): Map<number, NoiseKind> {
   const chosen = rng.shuffle(Array.from({ length: count }, (_, i) => i)).slice(0, noisy);
   const counts = apportionNoise(noisy);
   const kinds = rng.shuffle(NOISE_KINDS.flatMap((kind) => Array<NoiseKind>(counts[kind]).fill(kind)));
+  for (let i = 0; i < chosen.length; i++) {
+    if (kinds[i] !== 'relation' || hasRelation(chosen[i]!)) continue;
+    const partner = chosen.findIndex((index, j) => kinds[j] !== 'relation' && hasRelation(index));
+    if (partner >= 0) [kinds[i], kinds[partner]] = [kinds[partner]!, kinds[i]!];
+    else kinds[i] = 'swap';
+  }
   return new Map(chosen.map((index, i) => [index, kinds[i]!]));
 }
 
@@ -114,4 +131,19 @@ export function swapCaption(rng: Rng, objects: readonly SceneObject[], plans: re
   const replacement = rng.pick(options);
   const words = objects.map((o, i) => (i === k ? replacement : o));
   return renderCaption(plan, objects, words);
+}
+
+/**
+ * One ground-truth caption that states a relation, with one of its relations replaced by a false one (by
+ * the generator's rule, e.g. "above" for side-by-side objects, or "to the left of" for an object on the
+ * right): the objects are all right, only the relation is wrong. `plans` must include a relational one.
+ */
+export function relationSwapCaption(rng: Rng, objects: readonly SceneObject[], plans: readonly CaptionPlan[]): string {
+  const relational = plans.filter((p) => relationCount(p, objects) > 0);
+  if (relational.length === 0) throw new RangeError('relationSwapCaption: the scene has no caption that states a relation');
+  const plan = rng.pick(relational);
+  const wrongAt = rng.int(0, relationCount(plan, objects) - 1);
+  return renderCaption(plan, objects, objects, (truth, a, b, call) =>
+    call === wrongAt ? rng.pick(RELATIONS.filter((r) => !relationHolds(r, a, b))) : truth,
+  );
 }

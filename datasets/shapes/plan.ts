@@ -9,6 +9,7 @@ import {
   boilerplate,
   mismatchPartner,
   namesDifferentObjects,
+  relationSwapCaption,
   swapCaption,
   type NoiseKind,
 } from './noise.js';
@@ -60,7 +61,7 @@ export function planDataset(options: PlanOptions): PlannedImage[] {
     captions.push(captionPlans.map((p) => renderCaption(p, scene.objects)));
   }
 
-  const noiseOf = assignNoise(noiseRng, count, noisyCount(count, noise));
+  const noiseOf = assignNoise(noiseRng, count, noisyCount(count, noise), (i) => scenes[i]!.objects.length > 1);
   const images: PlannedImage[] = [];
   for (let i = 0; i < count; i++) {
     const scene = scenes[i]!;
@@ -77,6 +78,9 @@ export function planDataset(options: PlanOptions): PlannedImage[] {
       }
       case 'swap':
         webCaption = swapCaption(noiseRng, scene.objects, plans[i]!);
+        break;
+      case 'relation':
+        webCaption = relationSwapCaption(noiseRng, scene.objects, plans[i]!);
         break;
       case 'boilerplate':
         webCaption = boilerplate(noiseRng);

@@ -64,6 +64,11 @@ describe('datasets shapes command', () => {
     expect(printed).toContain('captions.json');
   });
 
+  it('counts every noise kind in the text summary, relation swaps included', async () => {
+    const printed = await run(['--out', join(root, 'kinds'), '--count', '20', '--noise', '0.5']);
+    expect(printed).toContain('noisy web captions: 10 (mismatch 3, swap 3, relation 2, boilerplate 1, empty 1)');
+  });
+
   it('takes the seed from --split, and --seed overrides it', async () => {
     await run(['--out', join(root, 'split'), '--count', '10', '--split', 'test']);
     await run(['--out', join(root, 'seed'), '--count', '10', '--seed', String(SPLIT_SEEDS.test)]);

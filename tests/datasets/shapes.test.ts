@@ -8,17 +8,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   apportionNoise,
   BOILERPLATE,
+  captionIsCorrect,
   COLOR_RGB,
   COLORS,
   generateShapes,
   NOISE_KINDS,
   planDataset,
   RELATIONS,
+  relationsAreCorrect,
+  Rng,
   SHAPES,
   SIZES,
+  statedRelations,
   type GroundTruthRecord,
   type ShapesSummary,
 } from '../../datasets/shapes/index.js';
+import { assignNoise } from '../../datasets/shapes/noise.js';
 import { expectEvery } from '../expect-every.js';
 
 const COUNT = 120;
@@ -204,12 +209,12 @@ describe('ground truth', () => {
 });
 
 describe('web caption noise', () => {
-  it('makes exactly round(noise * count) captions noisy, split 35/30/20/15', () => {
+  it('makes exactly round(noise * count) captions noisy, split 30/25/15/15/15', () => {
     const counts = Object.fromEntries(NOISE_KINDS.map((k) => [k, truth.filter((r) => r.noise === k).length]));
     expect(counts).toEqual(summary.noisy);
     expect(Object.values(counts).reduce((s, n) => s + n, 0)).toBe(Math.round(NOISE * COUNT));
-    expect(counts).toEqual({ mismatch: 17, swap: 14, boilerplate: 10, empty: 7 });
-    expect(apportionNoise(100)).toEqual({ mismatch: 35, swap: 30, boilerplate: 20, empty: 15 });
+    expect(counts).toEqual({ mismatch: 15, swap: 12, relation: 7, boilerplate: 7, empty: 7 });
+    expect(apportionNoise(100)).toEqual({ mismatch: 30, swap: 25, relation: 15, boilerplate: 15, empty: 15 });
     for (const [count, noise] of [[50, 0.25], [33, 0.5], [7, 1], [10, 0], [1, 1]] as const) {
       const plan = planDataset({ count, noise, seed: 3, imageSize: SIZE });
       expect(plan.filter((i) => i.noise !== null)).toHaveLength(Math.round(noise * count));
@@ -247,6 +252,38 @@ describe('web caption noise', () => {
       expect(wrong).toHaveLength(1);
     }
     expect(colours + shapes).toBe(swaps.length);
+  });
+
+  it('swaps only a spatial relation: a true caption with one relation phrase replaced by a false one', () => {
+    const swaps = truth.filter((r) => r.noise === 'relation');
+    expect(swaps.length).toBeGreaterThan(0);
+    const phrase = new RegExp(`\\b(${RELATIONS.join('|')})\\b`, 'g');
+    for (const r of swaps) {
+      expect(r.objects.length).toBeGreaterThan(1);
+      expect(r.captions).not.toContain(r.web_caption);
+      // Objects all right: the caption is correct by the object judge, wrong by the relation judge.
+      expect(captionIsCorrect(r.web_caption, r), r.web_caption).toBe(true);
+      expect(relationsAreCorrect(r.web_caption, r), r.web_caption).toBe(false);
+      expect(statedRelations(r.web_caption, r).filter((ok) => !ok), r.web_caption).toHaveLength(1);
+      // The same sentence as one of the image's own captions but for one relation phrase.
+      const skeleton = r.web_caption.replace(phrase, 'REL');
+      expect(r.captions.some((c) => c.replace(phrase, 'REL') === skeleton), r.web_caption).toBe(true);
+    }
+  });
+
+  it('gives relation swaps only to scenes with two or more objects, keeping the counts, and swaps where none is left', () => {
+    const plan = planDataset({ count: 400, noise: 1, seed: 5, imageSize: SIZE });
+    const relation = plan.filter((i) => i.noise === 'relation');
+    expect(relation).toHaveLength(apportionNoise(400).relation);
+    expectEvery(relation, (i) => i.scene.objects.length > 1);
+    // No scene with a relation (tiny datasets): the relation share goes to swap, the total stays.
+    const kinds = [...assignNoise(new Rng(1, 2), 20, 20, () => false).values()];
+    expect(kinds).toHaveLength(20);
+    expect(kinds.filter((k) => k === 'relation')).toHaveLength(0);
+    expect(kinds.filter((k) => k === 'swap')).toHaveLength(apportionNoise(20).swap + apportionNoise(20).relation);
+    // Only one scene with a relation: it gets the relation swap if one was drawn at all.
+    const one = assignNoise(new Rng(1, 2), 20, 20, (i) => i === 7);
+    expect([...one.entries()].filter(([, k]) => k === 'relation')).toEqual([[7, 'relation']]);
   });
 
   it('mismatches with another image caption that names different objects', () => {

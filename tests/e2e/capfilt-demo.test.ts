@@ -31,14 +31,28 @@ describe('vlcurate demo: CapFilt on 40% noisy web captions', () => {
 
   it('web captions alone are as noisy as generated', () => {
     const web = quality['web captions only']!;
-    expect(web.precision).toBeGreaterThan(0.55);
-    expect(web.precision).toBeLessThan(0.65);
+    // 40% noisy; a relation swap names the right objects, so only 34% are wrong by the object judge.
+    expect(web.precision).toBeGreaterThan(0.61);
+    expect(web.precision).toBeLessThan(0.71);
+    // The relation judge sees the relation swaps: of the web captions stating a relation, the clean ones are right.
+    expect(web.keptWithRelation).toBeGreaterThan(80);
+    expect(web.relationPrecision).toBeGreaterThan(0.5);
+    expect(web.relationPrecision).toBeLessThan(0.75);
+  });
+
+  it('prints the relation column and the relation noise kind', () => {
+    const header = result.stdout.split('\n').find((l) => l.startsWith('selection'))!;
+    expect(header).toContain('relations correct');
+    expect(header).toContain('relation removed');
+    expect(quality['full CapFilt']!.noiseRemoved['relation']).toBeDefined();
+    expect(quality['full CapFilt']!.keptWithRelation).toBeGreaterThan(100);
   });
 
   it('full CapFilt keeps >= 93% correct pairs and leaves >= 93% of images a correct caption (targets 95%)', () => {
     const full = quality['full CapFilt']!;
     expect(full.precision).toBeGreaterThanOrEqual(0.93);
     expect(full.coverage).toBeGreaterThanOrEqual(0.93);
+    // The relation kind is left out: today's models barely see relations (issue 17, "Demo models: relations").
     for (const kind of ['mismatch', 'swap', 'boilerplate', 'empty']) expect(full.noiseRemoved[kind]).toBeGreaterThanOrEqual(0.9);
     expect(full.cleanRemoved).toBeLessThan(0.1);
   });
@@ -46,7 +60,8 @@ describe('vlcurate demo: CapFilt on 40% noisy web captions', () => {
   it('filtering alone cannot reach both numbers: the captioner is what recovers images', () => {
     const itcOnly = quality['ITC filter only']!;
     expect(itcOnly.precision >= 0.95 && itcOnly.coverage >= 0.95).toBe(false);
-    expect(itcOnly.coverage).toBeLessThan(0.65);
+    // ITC keeps the web captions it keeps; 66% are right by the object judge (relation swaps included).
+    expect(itcOnly.coverage).toBeLessThan(0.7);
   });
 
   it('leaves the data, run database, shards and LLaVA JSON with template instruction samples', () => {

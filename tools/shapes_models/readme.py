@@ -160,8 +160,8 @@ Our own negatives, one per image and kind:
 {kind_rows}
 
 ROC-AUC with all of these negatives together: {itm['auc_all_negatives']:.4f}; mismatch + colour + shape swaps
-only: {itm['auc_mismatch_colour_shape']:.4f}. Wrong spatial relations are the weak spot (the demo's noise
-never changes a relation).
+only: {itm['auc_mismatch_colour_shape']:.4f}. Wrong spatial relations are the weak spot (the dataset's
+`relation` noise kind: the right objects, a wrong relation).
 
 ## shapes-captioner
 

@@ -438,7 +438,7 @@ def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
     web = itm_scores(model, feats, web_rows, [test.web_captions[i] for i in web_rows])
     web_kinds = np.array([test.noise[i] for i in web_rows])
     web_result = {}
-    for kind in ['mismatch', 'swap', 'boilerplate', 'empty']:
+    for kind in ['mismatch', 'swap', 'relation', 'boilerplate', 'empty']:
         p = web[web_kinds == kind]
         if len(p):
             web_result[kind] = {'count': int(len(p)),

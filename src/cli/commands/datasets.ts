@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../core/errors.js';
 import {
   generateShapes,
+  NOISE_KINDS,
   SPLIT_SEEDS,
   type ShapesSplit,
   type ShapesSummary,
@@ -49,10 +50,10 @@ function parseSplit(value: string): ShapesSplit {
 
 export function formatShapesSummary(summary: ShapesSummary, seed: number): string {
   const n = summary.noisy;
-  const noisy = n.mismatch + n.swap + n.boilerplate + n.empty;
+  const noisy = NOISE_KINDS.reduce((sum, kind) => sum + n[kind], 0);
   return [
     `shapes: ${summary.count} images (seed ${seed}) in ${summary.out}`,
-    `  noisy web captions: ${noisy} (mismatch ${n.mismatch}, swap ${n.swap}, boilerplate ${n.boilerplate}, empty ${n.empty})`,
+    `  noisy web captions: ${noisy} (${NOISE_KINDS.map((kind) => `${kind} ${n[kind]}`).join(', ')})`,
     `  webdataset: ${summary.shards.length} shard${summary.shards.length === 1 ? '' : 's'}, ${summary.shards[0] ?? ''}${summary.shards.length > 1 ? ' ...' : ''}`,
     `  coco: ${summary.cocoCaptions}, ${summary.cocoInstances}`,
     `  ground truth: ${summary.groundTruth}`,

@@ -72,12 +72,13 @@ export function demoSelections(itcThreshold: number) {
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 export function formatQualityTable(rows: SelectionQuality[]): string {
-  const kinds = ['mismatch', 'swap', 'boilerplate', 'empty'];
+  const kinds = ['mismatch', 'swap', 'relation', 'boilerplate', 'empty'];
   return renderTable(
     rows.map((r) => ({
       selection: r.name,
       'kept pairs correct': pct(r.precision),
       'images with a correct caption': pct(r.coverage),
+      'relations correct': r.keptWithRelation ? `${pct(r.relationPrecision)} of ${r.keptWithRelation}` : '-',
       ...Object.fromEntries(kinds.map((k) => [`${k} removed`, r.noiseRemoved[k] === undefined ? '-' : pct(r.noiseRemoved[k]!)])),
       'clean web removed': pct(r.cleanRemoved),
     })),
