@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import type { Caption, DecodedPair } from '../../src/core/sample.js';
+import { OPEN, type Caption, type DecodedPair } from '../../src/core/sample.js';
 import { openDatabase } from '../../src/store/database.js';
 import { RunStore } from '../../src/store/run-store.js';
 import { scoredCaptions } from '../../src/store/scored-captions.js';
@@ -22,7 +22,7 @@ function sample(key: string, captions: Caption[]): DecodedPair {
     captions,
     boxes: [],
     meta: {},
-    failure: null,
+    fate: OPEN,
     image: { width: 8, height: 8, format: 'jpeg', byteLength: 1, sha256: key, orientation: 1 },
   };
 }
