@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type Database from 'better-sqlite3';
+import { CAPTION_COLUMNS_OF_C, captionFromRow, type CaptionRow, type StoredCaption } from '../../src/store/caption-row.js';
 import { captionIsCorrect } from './judge.js';
 import { relationsAreCorrect } from './relation-judge.js';
 import type { GroundTruthRecord } from './generate.js';
@@ -29,14 +30,9 @@ export interface SelectionQuality {
   cleanRemoved: number;
 }
 
-interface CaptionRow {
+/** A stored caption of an image. */
+export interface ImageCaption extends StoredCaption {
   key: string;
-  origin: string;
-  text: string;
-  usable: number;
-  itc: number | null;
-  itm: number | null;
-  kept: number | null;
 }
 
 export function readGroundTruth(path: string): Map<string, GroundTruthRecord> {
@@ -57,14 +53,16 @@ export function readGroundTruth(path: string): Map<string, GroundTruthRecord> {
 export function evaluateSelections(
   db: Db,
   truth: Map<string, GroundTruthRecord>,
-  selections: Record<string, (c: CaptionRow) => boolean>,
+  selections: Record<string, (c: ImageCaption) => boolean>,
 ): SelectionQuality[] {
-  const rows = db
-    .prepare(
-      `SELECT c.sample_key AS key, c.origin, c.text, c.usable, c.itc, c.itm, c.kept FROM captions c
-       JOIN samples s ON s.key = c.sample_key WHERE s.status != 'failed'`,
-    )
-    .all() as CaptionRow[];
+  const rows = (
+    db
+      .prepare(
+        `SELECT c.sample_key AS key, ${CAPTION_COLUMNS_OF_C} FROM captions c
+         JOIN samples s ON s.key = c.sample_key WHERE s.status != 'failed'`,
+      )
+      .all() as (CaptionRow & { key: string })[]
+  ).map((row): ImageCaption => ({ key: row.key, ...captionFromRow(row) }));
   const images = [...truth.keys()];
   return Object.entries(selections).map(([name, keep]) => {
     const kept = new Map<string, number>();

@@ -65,7 +65,7 @@ export function demoSelections(itcThreshold: number) {
   return {
     'web captions only': (c: { origin: string }) => c.origin === 'web',
     'ITC filter only': (c: { origin: string; itc: number | null }) => c.origin === 'web' && c.itc !== null && c.itc >= itcThreshold,
-    'full CapFilt': (c: { kept: number | null }) => c.kept === 1,
+    'full CapFilt': (c: { kept: boolean | null }) => c.kept === true,
   };
 }
 
