@@ -6,9 +6,12 @@
  */
 import type { Caption, CaptionOrigin } from '../core/sample.js';
 
+/** The columns a caption is read from, in `captionFromValues`' order. */
+const COLUMNS = ['origin', 'text', 'issue', 'usable', 'model', 'itc', 'itm', 'kept', 'reason'] as const;
+
 /** The columns `captionFromRow` reads, for a SELECT (`c.` prefixed in `CAPTION_COLUMNS_OF_C`). */
-export const CAPTION_COLUMNS = 'origin, text, issue, usable, model, itc, itm, kept, reason';
-export const CAPTION_COLUMNS_OF_C = 'c.origin, c.text, c.issue, c.usable, c.model, c.itc, c.itm, c.kept, c.reason';
+export const CAPTION_COLUMNS = COLUMNS.join(', ');
+export const CAPTION_COLUMNS_OF_C = COLUMNS.map((column) => `c.${column}`).join(', ');
 
 /** A caption as read back: every field present, null where no stage set it. */
 export type StoredCaption = Required<Caption>;
