@@ -17,11 +17,12 @@ import { Worker } from 'node:worker_threads';
 
 import { ConfigError, VlcurateError } from '../core/errors.js';
 import { parseDevice, type ResolvedModelRuntime } from '../core/runtime-settings.js';
+import { cudaError, type CudaFailure } from './onnx-cuda-errors.js';
 import { convertTensor, elementCount, type TensorData, type ValueInfo } from './onnx-tensor.js';
 
 /** Options for {@link OnnxSession.open}. */
 export interface OnnxSessionOptions {
-  /** Where to run: `'cpu'` (default) or `'cuda'` (needs onnxruntime's CUDA provider files, see below). */
+  /** Where to run: `'cpu'` (default) or `'cuda'` (needs onnxruntime's CUDA provider files: README "GPU"). */
   executionProvider?: 'cpu' | 'cuda';
   /**
    * Threads onnxruntime may use inside one operator, per worker. Default 1: throughput comes from several
@@ -66,7 +67,8 @@ interface ResolvedOptions {
 
 type WorkerReply =
   | { kind: 'ready'; inputs: ValueInfo[]; outputs: ValueInfo[] }
-  | { kind: 'open-failed'; reason: 'cuda-unavailable' | 'load'; message: string }
+  | { kind: 'open-failed'; reason: 'load'; message: string }
+  | { kind: 'open-failed'; reason: 'cuda'; message: string; cuda: Omit<CudaFailure, 'message'> }
   | { kind: 'result'; id: number; outputs: Record<string, TensorData> }
   | { kind: 'run-failed'; id: number; message: string };
 
@@ -80,13 +82,6 @@ interface Pending {
  * sources, dist/src/backends/onnx-worker.js in the build (tsc copies it there with `allowJs`).
  */
 const WORKER_URL = new URL('./onnx-worker.js', import.meta.url);
-
-const CUDA_HELP =
-  "Install onnxruntime's CUDA files into node_modules/onnxruntime-node/bin/napi-v6/linux/x64/ by running " +
-  '`npx onnxruntime-node-install --onnxruntime-node-install=cuda12` inside node_modules/onnxruntime-node ' +
-  '(or reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 and without `onnxruntime-node-install=skip` in ' +
-  '.npmrc); they come from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux), and need CUDA 12 and cuDNN 9 ' +
-  "libraries on the library path. Or use executionProvider 'cpu'.";
 
 /** One worker and its in-flight runs. */
 class SessionWorker {
@@ -136,8 +131,8 @@ class SessionWorker {
           return;
         }
         void raw.terminate();
-        if (msg.kind === 'open-failed' && msg.reason === 'cuda-unavailable') {
-          reject(new ConfigError(`CUDA execution provider is not available for ${modelPath}: ${msg.message}. ${CUDA_HELP}`));
+        if (msg.kind === 'open-failed' && msg.reason === 'cuda') {
+          reject(cudaError({ ...msg.cuda, message: msg.message }, options.deviceId, modelPath));
         } else if (msg.kind === 'open-failed') {
           reject(new ConfigError(`Could not load ONNX model ${modelPath}: ${msg.message}`));
         } else {

@@ -5,39 +5,25 @@
 //
 // Protocol (types in onnx-session.ts):
 //   workerData                      { modelPath, options: { executionProvider, intraOpThreads, deviceId } }
-//   worker -> main, once            { kind: 'ready', inputs, outputs } | { kind: 'open-failed', reason, message }
+//   worker -> main, once            { kind: 'ready', inputs, outputs } | { kind: 'open-failed', reason, message, cuda? }
 //   main -> worker                  { kind: 'run', id, feeds: { [name]: { type, dims, data } }, outputs }
 //   worker -> main                  { kind: 'result', id, outputs } | { kind: 'run-failed', id, message }
 //   main -> worker                  { kind: 'close' }  (the worker releases the session and exits)
 // Tensor buffers move both ways in transfer lists, so no tensor is copied between threads.
 
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 
 import ort from 'onnxruntime-node';
 
+import { diagnoseCudaProvider } from './onnx-cuda-probe.js';
+
 const require = createRequire(import.meta.url);
 
-/** Names of the shared libraries the CUDA execution provider loads at session creation. */
-function cudaProviderFiles() {
-  if (process.platform === 'win32') return ['onnxruntime_providers_cuda.dll', 'onnxruntime_providers_shared.dll'];
-  return ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'];
-}
-
-/** Why the CUDA provider cannot be used by this onnxruntime-node install, or null when it looks usable. */
-function cudaProblem() {
-  const listed = typeof ort.listSupportedBackends === 'function' ? ort.listSupportedBackends() : [];
-  if (!listed.some((b) => b.name === 'cuda')) {
-    return `this onnxruntime-node build (${process.platform}/${process.arch}) has no CUDA execution provider`;
-  }
-  const binDir = path.join(
-    path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch,
-  );
-  const missing = cudaProviderFiles().filter((f) => !existsSync(path.join(binDir, f)));
-  if (missing.length > 0) return `the CUDA provider files ${missing.join(', ')} are missing from ${binDir}`;
-  return null;
+/** onnxruntime-node's folder of native libraries, where its install script puts the CUDA provider. */
+function nativeDir() {
+  return path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
 }
 
 function describeValues(metadata) {
@@ -58,8 +44,11 @@ function ownBuffer(data) {
 async function open() {
   const { modelPath, options } = workerData;
   if (options.executionProvider === 'cuda') {
-    const problem = cudaProblem();
-    if (problem) return { kind: 'open-failed', reason: 'cuda-unavailable', message: problem };
+    // Missing provider files are found before onnxruntime tries (and logs its native error to stderr).
+    const cuda = diagnoseCudaProvider(nativeDir());
+    if (cuda.missingFiles.length > 0) {
+      return { kind: 'open-failed', reason: 'cuda', message: 'the CUDA provider files are not installed', cuda };
+    }
   }
   const sessionOptions = {
     executionProviders: options.executionProvider === 'cuda' ? [{ name: 'cuda', deviceId: options.deviceId }] : ['cpu'],
@@ -76,10 +65,10 @@ async function open() {
     return { kind: 'ready', session };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    const reason = options.executionProvider === 'cuda' && /cuda|cudnn|cublas|provider/i.test(message)
-      ? 'cuda-unavailable'
-      : 'load';
-    return { kind: 'open-failed', reason, message };
+    if (options.executionProvider === 'cuda' && /cuda|cudnn|cublas|provider|shared library|device/i.test(message)) {
+      return { kind: 'open-failed', reason: 'cuda', message, cuda: diagnoseCudaProvider(nativeDir()) };
+    }
+    return { kind: 'open-failed', reason: 'load', message };
   }
 }
 

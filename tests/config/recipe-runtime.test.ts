@@ -4,7 +4,8 @@
  * what it resolved to, and its output reads back as the same recipe.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -129,4 +130,28 @@ describe('runtime settings in the recipe', () => {
     expect(reloaded.recipe).not.toHaveProperty('resolvedRuntime');
     expect(reloaded.recipe).toEqual(loadRecipe(file).recipe);
   });
+
+  const require = createRequire(import.meta.url);
+  const binDir = join(require.resolve('onnxruntime-node'), '..', '..', 'bin', 'napi-v6', process.platform, process.arch);
+  it.skipIf(existsSync(join(binDir, 'libonnxruntime_providers_cuda.so')))(
+    'a build asked for CUDA without its files stops before its run (exit 2), saying what to run',
+    () => {
+      const file = join(dir, 'cuda.yaml');
+      writeFileSync(
+        file,
+        [
+          'run: { db: cuda-run/run.db }',
+          'runtime: { device: "cuda:1" }',
+          `sources: [{ type: folder, path: ${JSON.stringify(dir)} }]`,
+          `filter: { itc: { model: ${JSON.stringify(join(ROOT, 'models/shapes-clip'))} } }`,
+        ].join('\n'),
+      );
+      const run = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'build', file, '--progress', 'plain'], { encoding: 'utf8' });
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain(`filter.itc.model: device cuda:1 for ${join(ROOT, 'models/shapes-clip/onnx')}`);
+      expect(run.stderr).toContain("onnxruntime-node's CUDA provider is not installed");
+      expect(run.stderr).toContain('`ONNXRUNTIME_NODE_INSTALL=1 npm rebuild onnxruntime-node`');
+      expect(existsSync(join(dir, 'cuda-run', 'run.db'))).toBe(false);
+    },
+  );
 });
