@@ -127,6 +127,14 @@ export interface DecodedPair extends Pair {
   image: ImageFacts | null;
 }
 
+/**
+ * A sample after `decode.dedup: exact`: one dropped as `duplicate_image` names the earlier sample whose
+ * image bytes it repeats. Recorded in the sample's stored metadata as `duplicateOf`.
+ */
+export interface DedupedPair extends DecodedPair {
+  duplicateOf?: string;
+}
+
 /** The fate of a sample a source read with `failure` (a failure it met), or open when there is none. */
 export function fateOf(failure: SampleFailure | null): SampleFate {
   return failure ? { kind: 'failed', ...failure } : OPEN;

@@ -51,7 +51,7 @@ export const decodeOptionsSchema = z
     concurrency: z.number().int().min(1).default(4),
     /**
      * `exact`: an image with the same bytes (sha256) as an earlier sample that was not dropped as a
-     * duplicate itself is dropped (`duplicate_image`, `meta.duplicateOf` names the first), before any
+     * duplicate itself is dropped (`duplicate_image`, its `duplicateOf` names the first, stored in its metadata), before any
      * model sees it. Its captions are not merged into the first. Default `off`.
      */
     dedup: z.enum(['off', 'exact']).default('off'),

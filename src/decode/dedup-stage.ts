@@ -4,7 +4,7 @@
  * earlier one) or seen by this stage moments ago and not recorded yet; the first stays the owner even when
  * CapFilt later drops it. Memory is bounded: the database answers for everything but the recent window.
  */
-import { dropSample, isOpen, type DecodedPair } from '../core/sample.js';
+import { dropSample, isOpen, type DecodedPair, type DedupedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { DEDUP_STAGE, DUPLICATE_IMAGE } from '../core/stage-names.js';
 import { batch } from '../iter/batch.js';
@@ -13,7 +13,7 @@ import type { ContentIndex } from '../store/stage-ports.js';
 /** Samples seen here but maybe not recorded yet: far more than stages between here and `record` hold. */
 const RECENT_WINDOW = 16_384;
 
-export function createDedupStage(store: ContentIndex, lookupEvery = 64): Stage<DecodedPair, DecodedPair> {
+export function createDedupStage(store: ContentIndex, lookupEvery = 64): Stage<DecodedPair, DedupedPair> {
   return {
     name: DEDUP_STAGE,
     async *run(input) {
@@ -37,7 +37,7 @@ export function createDedupStage(store: ContentIndex, lookupEvery = 64): Stage<D
             remember(sha256, sample.key);
             yield sample;
           } else {
-            yield dropSample({ ...sample, meta: { ...sample.meta, duplicateOf: owner } }, DEDUP_STAGE, DUPLICATE_IMAGE);
+            yield dropSample({ ...sample, duplicateOf: owner }, DEDUP_STAGE, DUPLICATE_IMAGE);
           }
         }
       }

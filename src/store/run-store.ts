@@ -1,6 +1,6 @@
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
-import { failureOf, sampleStatus, type Caption, type DecodedPair } from '../core/sample.js';
+import { failureOf, sampleStatus, type Caption, type DedupedPair } from '../core/sample.js';
 import { CAPTION_COLUMNS_OF_C, captionFromRow, captionToRow, type CaptionRow } from './caption-row.js';
 import { groupBy } from '../iter/group-by.js';
 import { DUPLICATE_IMAGE } from '../core/stage-names.js';
@@ -94,12 +94,12 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
    * same source wrote). Returns the samples as recorded: one whose key another source already owns comes
    * back as a `key_duplicate` failure under its own key (see `key-collision.ts`).
    */
-  writeSamples(runId: number, samples: readonly DecodedPair[]): DecodedPair[] {
+  writeSamples<T extends DedupedPair>(runId: number, samples: readonly T[]): T[] {
     const now = nowIso();
     return this.db.transaction(() => samples.map((s) => this.writeSample(runId, s, now)))();
   }
 
-  private writeSample(runId: number, sample: DecodedPair, now: string): DecodedPair {
+  private writeSample<T extends DedupedPair>(runId: number, sample: T, now: string): T {
     let s = sample;
     if (!this.upsert(runId, s, now)) {
       const owner = this.ownerOf.get(sample.key) as string;
@@ -123,7 +123,7 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
   }
 
   /** Insert or update one sample row; false when the key belongs to another source (nothing written). */
-  private upsert(runId: number, s: DecodedPair, now: string): boolean {
+  private upsert(runId: number, s: DedupedPair, now: string): boolean {
     const failure = failureOf(s);
     const info = this.upsertSample.run({
       key: s.key,
@@ -140,7 +140,8 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
       errorMessage: failure?.message ?? null,
       errorStage: failure?.stage ?? null,
       dropReason: s.fate.kind === 'dropped' ? s.fate.reason : null,
-      metaJson: JSON.stringify(s.meta),
+      // What dedup found is stored with the source's metadata, where `inspect` shows it.
+      metaJson: JSON.stringify(s.duplicateOf === undefined ? s.meta : { ...s.meta, duplicateOf: s.duplicateOf }),
       runId,
       now,
     });

@@ -3,7 +3,7 @@
  * the port it needs rather than the whole `RunStore` (which implements them all), and a test can hand it
  * a plain object. The LLM client's port (`LlmResponseStore`) is declared beside the client in `backends/`.
  */
-import type { Caption, DecodedPair } from '../core/sample.js';
+import type { Caption, DedupedPair } from '../core/sample.js';
 import type { DoneRule } from './done-rule.js';
 import type { InstructionRow } from './instruction-store.js';
 
@@ -43,7 +43,7 @@ export interface RecordedWorkLookup {
 /** The record stage's port. */
 export interface SampleRecorder {
   /** Commit a batch in one transaction; returns the samples as recorded (a lost key comes back as `key_duplicate`). */
-  writeSamples(runId: number, samples: readonly DecodedPair[]): DecodedPair[];
+  writeSamples<T extends DedupedPair>(runId: number, samples: readonly T[]): T[];
 }
 
 /** The synthesis stage's port for its results. */

@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { failureOf, isOpen, OPEN, type DecodedPair } from '../../src/core/sample.js';
+import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
+import { failureOf, isOpen, OPEN, type DecodedPair, type DedupedPair } from '../../src/core/sample.js';
 import type { Stage } from '../../src/core/stage.js';
 import { createCaptionerStage } from '../../src/captioner/captioner-stage.js';
 import type { CaptionScorer } from '../../src/filter/caption-scorer.js';
@@ -131,7 +131,10 @@ describe('stages pass closed samples through untouched', () => {
     expectClosedUntouched(samples, out);
     // The second open sample with the same bytes is the duplicate; the closed ones in between are not owners.
     expect(out[4]!.fate).toEqual({ kind: 'dropped', reason: 'duplicate_image', stage: 'dedup' });
-    expect(out[4]!.meta.duplicateOf).toBe('a');
+    expect(out[4]!.duplicateOf).toBe('a');
+    // A typed field of what dedup yields (the record stage stores it with the metadata), not a key in `meta`.
+    expect(out[4]!.meta).not.toHaveProperty('duplicateOf');
+    expectTypeOf(out[4]!).toEqualTypeOf<DedupedPair>();
   });
 
   it('reuse gives recorded work back to open samples only', async () => {
