@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { cachedShapes, CACHE, round, runChild } from './util.js';
+import { cachedShapes, CACHE, ROOT, round, runChild } from './util.js';
+import { cachedWebImages, describeJpegs, readJpegs } from './web-images.js';
 import type { RunSummary, StageCounts } from '../src/core/events.js';
 
 interface ChildResult {
@@ -12,11 +14,89 @@ interface ChildResult {
 }
 
 /**
+ * `npm run bench -- ingest`: web-like JPEGs against bare decoders (issue 15), then the 128x128 shapes
+ * runs with peak RSS at 10k and 100k (issue 2; `VLCURATE_BENCH_INGEST_SHAPES=0` leaves them out).
+ */
+export async function benchIngest(): Promise<Record<string, unknown>> {
+  const web = await benchWebIngest();
+  const shapes = process.env.VLCURATE_BENCH_INGEST_SHAPES === '0' ? { skipped: 'VLCURATE_BENCH_INGEST_SHAPES=0' } : await benchShapesIngest();
+  return { webJpeg: web, shapes128: shapes };
+}
+
+/** Decode concurrency of the recipe default (`decode.concurrency`), used by the bare sharp baseline too. */
+const DECODE_CONCURRENCY = 4;
+
+/**
+ * Issue 15: ingest (read + decode + record + WebDataset export, no models) of web-like JPEGs
+ * (`web-images.ts`, default 1500, `VLCURATE_BENCH_WEB_COUNT`) against, in the same run and on the same
+ * images: bare sharp full decode + sha256 at the decode stage's concurrency, the decode stage's check
+ * alone (`decodeImage`), and one Python process decoding with Pillow + sha256 (`bench/pillow_decode.py`
+ * with `VLCURATE_PYTHON` or `/usr/bin/python3`; skipped with a note when Pillow is not there). The three
+ * alternate for `VLCURATE_BENCH_ROUNDS` rounds (default 2); each figure is its best round.
+ */
+async function benchWebIngest(): Promise<Record<string, unknown>> {
+  const count = Number(process.env.VLCURATE_BENCH_WEB_COUNT ?? 1500);
+  const rounds = Number(process.env.VLCURATE_BENCH_ROUNDS ?? 2);
+  const { shards } = await cachedWebImages(count);
+  const images = describeJpegs(await readJpegs(shards));
+  const python = process.env.VLCURATE_PYTHON ?? '/usr/bin/python3';
+  const probe = spawnSync(python, ['-c', 'import PIL'], { encoding: 'utf8' });
+  const pillowSkip = probe.status === 0 ? null : `${python} with Pillow not found (${(probe.error?.message ?? probe.stderr ?? '').trim().split('\n').at(-1)}); install Debian python3-pil or set VLCURATE_PYTHON`;
+  const best = { ingest: 0, sharp: 0, validate: 0, pillow: 0 };
+  const perRound: unknown[] = [];
+  let pillowVersion: string | undefined;
+  for (let i = 0; i < rounds; i++) {
+    const work = join(CACHE, 'ingest-web');
+    rmSync(work, { recursive: true, force: true });
+    mkdirSync(work, { recursive: true });
+    const recipe = join(work, 'recipe.yaml');
+    writeFileSync(
+      recipe,
+      stringify({
+        run: { db: join(work, 'run.db') },
+        sources: [{ type: 'webdataset', name: 'web', paths: shards }],
+        decode: { concurrency: DECODE_CONCURRENCY },
+        export: [{ type: 'webdataset', name: 'wds', out: join(work, 'wds'), maxCount: 5000 }],
+      }),
+    );
+    const build = runChild<ChildResult>('build-child.js', [recipe]);
+    rmSync(work, { recursive: true, force: true });
+    const ingest = (build.summary.samples.total * 1000) / build.elapsedMs;
+    const bare = runChild<{ sharp: number; validate: number }>('decode-child.js', [String(DECODE_CONCURRENCY), ...shards]);
+    let pillow = 0;
+    if (pillowSkip === null) {
+      const out = spawnSync(python, [join(ROOT, 'bench', 'pillow_decode.py'), ...shards], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      if (out.status !== 0) throw new Error(`pillow_decode.py failed: ${out.stderr}`);
+      const parsed = JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { pillow: number; version: string };
+      pillow = parsed.pillow;
+      pillowVersion = parsed.version;
+    }
+    perRound.push({ ingest: round(ingest), sharp: round(bare.sharp), validate: round(bare.validate), pillow: pillowSkip === null ? round(pillow) : null, peakRssMb: round(build.maxRssMb) });
+    best.ingest = Math.max(best.ingest, ingest);
+    best.sharp = Math.max(best.sharp, bare.sharp);
+    best.validate = Math.max(best.validate, bare.validate);
+    best.pillow = Math.max(best.pillow, pillow);
+  }
+  return {
+    images,
+    decodeConcurrency: DECODE_CONCURRENCY,
+    ingestSamplesPerSecond: round(best.ingest),
+    sharpDecodeSha256PerSecond: round(best.sharp),
+    decodeStageCheckPerSecond: round(best.validate),
+    pillow: pillowSkip ?? { imagesPerSecond: round(best.pillow), version: pillowVersion },
+    ingestToSharp: round(best.ingest / best.sharp, 2),
+    ingestToPillow: pillowSkip === null ? round(best.ingest / best.pillow, 2) : null,
+    checkToSharp: round(best.validate / best.sharp, 2),
+    rounds: perRound,
+  };
+}
+
+/**
  * Issue 2: ingest + decode + record + WebDataset export of demo samples, and peak RSS at 10k and 100k
  * samples. The 100k run reads the 10k shards ten times under ten key prefixes (distinct samples to the
  * pipeline, no extra disk), so memory growth between the two is the pipeline's own.
  */
-export async function benchIngest(): Promise<Record<string, unknown>> {
+async function benchShapesIngest(): Promise<Record<string, unknown>> {
   const data = await cachedShapes(10_000);
   const shards = readdirSync(join(data, 'webdataset')).filter((f) => f.endsWith('.tar')).map((f) => join(data, 'webdataset', f));
   const results: Record<string, unknown> = {};
