@@ -9,6 +9,7 @@
 import type { FailureCode } from '../core/failure-codes.js';
 import { ConfigError } from '../core/errors.js';
 import { nowIso, type Db } from './database.js';
+import { recordedSettings } from './export-catalog.js';
 
 export type RecordStatus = 'ok' | 'failed' | 'dropped';
 
@@ -71,17 +72,15 @@ export class ExportRecords {
    */
   claim(exportName: string, type: string, settings: Record<string, unknown>): boolean {
     const text = canonicalJson(settings);
-    const row = this.db.prepare('SELECT type, settings_json AS settings FROM export_configs WHERE export_name = ?').get(exportName) as
-      | { type: string; settings: string }
-      | undefined;
+    const row = recordedSettings(this.db, exportName);
     if (!row) {
       this.db
         .prepare('INSERT INTO export_configs (export_name, type, settings_json, created_at) VALUES (?, ?, ?, ?)')
         .run(exportName, type, text, nowIso());
       return true;
     }
-    if (row.type === type && row.settings === text) return false;
-    const before: Record<string, unknown> = { type: row.type, ...(JSON.parse(row.settings) as Record<string, unknown>) };
+    if (row.type === type && row.settingsJson === text) return false;
+    const before: Record<string, unknown> = { type: row.type, ...(JSON.parse(row.settingsJson) as Record<string, unknown>) };
     const now: Record<string, unknown> = { type, ...(JSON.parse(text) as Record<string, unknown>) };
     const changed = [...new Set([...Object.keys(before), ...Object.keys(now)])]
       .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(now[k]))
