@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPEN, type DecodedPair } from '../../src/core/sample.js';
 import { buildReport } from '../../src/report/build-report.js';
 import { histogramSvg } from '../../src/report/histogram-svg.js';
-import type { ScoreHistogram } from '../../src/report/report-data.js';
+import { collectReportData, type ScoreHistogram } from '../../src/report/report-data.js';
+import { expectEvery } from '../expect-every.js';
 import { stableHash as fnv1a32 } from '../../src/core/shard.js';
 import { openDatabase } from '../../src/store/database.js';
 import { RunStore } from '../../src/store/run-store.js';
@@ -103,6 +104,27 @@ describe('report edge cases', () => {
     // The plot spans x 52..548: 0.5 is in the middle, where the third bar starts.
     expect(Number(cut[1])).toBeCloseTo(300, 0);
     expect(bars[2]!.x).toBeCloseTo(300.5, 0);
+  });
+
+  it('a histogram bin whose captions no filter decided yet counts 0 kept and 0 dropped, and draws no kept or dropped bar', () => {
+    const dbPath = join(dir, 'half-decided.db');
+    const db = openDatabase(dbPath);
+    const store = new RunStore(db);
+    const run = store.startRun('{}', 'h', '0/1');
+    const scored = (key: string, itm: number, kept: boolean | null): DecodedPair => ({
+      ...sample(key, `file:${join(dir, `${key}.png`)}`),
+      captions: [{ text: `a photo called ${key}`, origin: 'web', issue: null, usable: true, itc: 0.3, itm, kept, reason: kept === null ? null : 'r' }],
+    });
+    store.writeSamples(run, [scored('kept', 0.9, true), scored('undecided', 0.3, null)]);
+    db.close();
+    const ro = openDatabase(dbPath, { readonly: true });
+    const itm = collectReportData(ro).histograms.find((h) => h.score === 'itm')!;
+    ro.close();
+    expectEvery(itm.bins, (b) => Number.isInteger(b.kept) && Number.isInteger(b.dropped) && Number.isInteger(b.undecided));
+    expect(itm.bins.filter((b) => b.undecided > 0).map((b) => [b.kept, b.dropped, b.undecided])).toEqual([[0, 0, 1]]);
+    // Only the bin holding the kept caption has a kept bar (a NULL count drew a sliver in the other).
+    expect(String(histogramSvg(itm)).match(/class="bar kept"/g)).toHaveLength(1);
+    expect(String(histogramSvg(itm)).match(/class="bar undecided"/g)).toHaveLength(1);
   });
 
   it('gallery sampling hashes keys with FNV-1a', () => {
