@@ -105,6 +105,52 @@ describe('decodeImage', () => {
     await expectFailure(largeJpeg.subarray(0, largeJpeg.length - 500), 'image_truncated');
   });
 
+  it('a web-size JPEG (checked with shrink-on-load) is refused exactly where a full decode refuses it', async () => {
+    // 640x480: below the 1 MP line, so before issue 15 this was a full decode; now the 1/8 shrink.
+    const jpeg = await makeImage(640, 480, 'jpeg', 9);
+    expect((await decodeImage(jpeg, LIMIT)).ok).toBe(true);
+    const cuts = [0.05, 0.3, 0.5, 0.9, 0.99].map((keep) => jpeg.subarray(0, Math.floor(jpeg.length * keep)));
+    cuts.push(...[2, 3, 16, 200].map((short) => jpeg.subarray(0, jpeg.length - short)));
+    expect(cuts).toHaveLength(9);
+    for (const cut of cuts) await expectFailure(cut, 'image_truncated');
+
+    // Damaged entropy-coded data with the end intact: garbage bytes, a stray restart marker, a zeroed run,
+    const scan = jpeg.lastIndexOf(Buffer.from([0xff, 0xda])) + 16;
+    const damaged: Buffer[] = [];
+    for (const at of [0.2, 0.5, 0.8]) {
+      const offset = scan + Math.floor((jpeg.length - scan - 4) * at);
+      const garbage = Buffer.from(jpeg);
+      for (let i = 0; i < 64; i++) garbage[offset + i] = (i * 37 + 11) & 0xfe;
+      const restart = Buffer.from(jpeg);
+      restart[offset] = 0xff;
+      restart[offset + 1] = 0xd3;
+      const zeroed = Buffer.from(jpeg);
+      zeroed.fill(0, offset, offset + 2000);
+      // A run of scan bytes missing from the middle: the decoder meets the end marker early.
+      const gap = Buffer.concat([jpeg.subarray(0, offset), jpeg.subarray(offset + Math.floor((jpeg.length - offset) / 2))]);
+      damaged.push(garbage, restart, zeroed, gap);
+    }
+    expect(damaged).toHaveLength(12);
+    const fullDecodeAccepts = (bytes: Buffer) =>
+      sharp(bytes, { failOn: 'truncated' })
+        .raw()
+        .toBuffer()
+        .then(
+          () => true,
+          () => false,
+        );
+    // Whatever the full decode refuses, the check refuses (the cuts, as image_truncated above)...
+    let refusedByFull = 0;
+    for (const cut of cuts) if (!(await fullDecodeAccepts(cut))) refusedByFull++;
+    expect(refusedByFull).toBeGreaterThan(4);
+    // ...and with the end intact, the check accepts exactly what the full decode accepts.
+    for (const bytes of damaged) {
+      const full = await fullDecodeAccepts(bytes);
+      const result = await decodeImage(bytes, LIMIT);
+      expect(result.ok, `full decode ${full ? 'accepts' : 'refuses'}; check: ${JSON.stringify(result)}`).toBe(full);
+    }
+  });
+
   it('a JPEG or PNG with bytes trailing after its end (camera trailers) is not called truncated', async () => {
     const trailer = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 31) % 256).filter((b) => b !== 0xff));
     for (const image of [largeJpeg, smallJpeg, await makeImage(40, 30, 'png', 3)]) {
