@@ -15,8 +15,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
-import { otherExportsSettings, otherExportsShards } from '../store/export-catalog.js';
-import type { RunStore } from '../store/run-store.js';
+import type { ExportLedger } from '../store/stage-ports.js';
 
 export interface ExportFolderClaim {
   /** The folder, absolute. */
@@ -26,7 +25,7 @@ export interface ExportFolderClaim {
   /** Its file prefix (`prefix`, default the name). */
   prefix: string;
   /** The store, to find other exports recorded in this folder. */
-  store?: RunStore;
+  store?: ExportLedger;
 }
 
 /** `manifest.json`, `manifest-s0of2.json`, `stats.json`, `stats-s1of4.json`. */
@@ -75,10 +74,11 @@ export function foreignExportFiles(claim: ExportFolderClaim): Foreign[] {
     if (shard && !own.test(shard[1]!)) add(shard[1]!, entry);
   }
   if (claim.store) {
-    for (const { name, path } of otherExportsShards(claim.store.db, exportName)) {
+    const others = claim.store.otherExports(exportName);
+    for (const { name, path } of others.shards) {
       if (resolve(dirname(path)) === resolve(dir) && !byOwner.has(name)) add(name, '(shards recorded in the run database)');
     }
-    for (const { name, settingsJson } of otherExportsSettings(claim.store.db, exportName)) {
+    for (const { name, settingsJson } of others.settings) {
       const out = (JSON.parse(settingsJson) as { out?: unknown }).out;
       if (typeof out === 'string' && resolve(out) === resolve(dir) && !byOwner.has(name)) add(name, '(recorded in the run database)');
     }

@@ -1,13 +1,13 @@
 import type { z } from 'zod';
 import type { ShardSpec } from '../core/shard.js';
 import type { Stage } from '../core/stage.js';
-import type { RunStore } from '../store/run-store.js';
+import type { ExportLedger } from '../store/stage-ports.js';
 import type { ExportableSample } from './webdataset-sample.js';
 
 /** What every export needs from the run. */
 export interface ExportContext {
   /** Where finished shards and exported keys are recorded; the source of truth for resume. */
-  readonly store: RunStore;
+  readonly store: ExportLedger;
   /** Relative `out` paths resolve against this folder (the recipe's folder). */
   readonly baseDir: string;
   /** This process's `--shard I/N`; with N > 1 file names carry it so processes never collide. */

@@ -29,7 +29,7 @@ import { describeError } from '../core/errors.js';
 import { isOpen } from '../core/sample.js';
 import type { Stage, StageContext } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
-import { ExportRecords, type RecordRow } from '../store/export-records.js';
+import type { ExportRecords, RecordRow } from '../store/export-records.js';
 import { ConversationEncoder } from './conversation-encoder.js';
 import { conversationFields, resolveConversationOptions, type ConversationDefaults } from './conversation-options.js';
 import { writeFileAtomically } from './durable-fs.js';
@@ -152,7 +152,7 @@ export function createJsonExport<T extends InstructionExportable>(options: JsonE
       assertOwnFolder({ dir, exportName, prefix, store: ctx.store }, { flags: false });
       const resolved = await resolveConversationOptions(options, defaults, ctx.baseDir);
       const encoder = new ConversationEncoder(resolved.encoder);
-      const records = new ExportRecords(ctx.store.db);
+      const records = ctx.store.exportRecords();
       if (!records.claimed(exportName)) {
         // A first start, yet the folder holds this export's files: another run database wrote them, and
         // rewriting the parts, manifest and images/ from this one would replace its records.

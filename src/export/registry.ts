@@ -8,7 +8,7 @@ import { JSON_EXPORT_DEFAULTS, llavaExport, qwen25vlExport, qwen2vlExport } from
 import { resolveConversationOptions } from './conversation-options.js';
 import { ALL_TASKS } from './instruction-records.js';
 import { assertOwnFolder } from './export-folder.js';
-import type { RunStore } from '../store/run-store.js';
+import type { ExportLedger } from '../store/stage-ports.js';
 import { resolve } from 'node:path';
 
 /**
@@ -38,7 +38,7 @@ export const exportTypeNames: readonly string[] = EXPORT_TYPES.map((t) => t.type
  * so the export's own start costs nothing more. With the store, also refuse an `out` folder that holds
  * another export's files (`export-folder.ts`).
  */
-export async function checkExport(options: ExportOptions, baseDir: string, store?: RunStore): Promise<void> {
+export async function checkExport(options: ExportOptions, baseDir: string, store?: ExportLedger): Promise<void> {
   if (store) assertOwnFolder({ dir: resolve(baseDir, options.out), exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: false });
   const defaults = options.type === 'webdataset' ? { tasks: ALL_TASKS, regionFormat: 'llava' as const, template: null, stage1Template: null } : JSON_EXPORT_DEFAULTS[options.type];
   await resolveConversationOptions(options, defaults, baseDir);

@@ -23,7 +23,7 @@ import type { FailureCode } from '../core/failure-codes.js';
 import { IMAGE_TOKEN, type InstructionTask, type Turn } from '../core/conversation.js';
 import { trainingCaption } from './webdataset-sample.js';
 import type { ShardSpec } from '../core/shard.js';
-import { ExportRecords, type RecordRow } from '../store/export-records.js';
+import type { ExportRecords, RecordRow } from '../store/export-records.js';
 import { ConversationEncoder } from './conversation-encoder.js';
 import { regionSettings, resolveConversationOptions, type ConversationOptions, type ResolvedConversationOptions } from './conversation-options.js';
 import { writeFileAtomically } from './durable-fs.js';
@@ -112,7 +112,7 @@ export class WebDatasetConversations {
     }
     let records: ExportRecords | null = null;
     if (active) {
-      records = new ExportRecords(ctx.store.db);
+      records = ctx.store.exportRecords();
       records.claim(exportName, 'webdataset', {
         ...Object.fromEntries(CONVERSATION_KEYS.map((k) => [k, options[k]])),
         tasks: [...resolved.tasks],

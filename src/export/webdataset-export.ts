@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { ShardSpec } from '../core/shard.js';
 import type { Stage, StageContext } from '../core/stage.js';
 import { batch } from '../iter/batch.js';
-import type { RunStore, ShardRecord } from '../store/run-store.js';
+import type { ExportLedger, ShardRecord } from '../store/stage-ports.js';
 import { renameNoReplace, syncDir, writeFileAtomically } from './durable-fs.js';
 import type { ExportContext, ExportType } from './export-type.js';
 import { parseSize } from './size.js';
@@ -20,7 +20,6 @@ import { shardFileName, WebDatasetWriter, type ShardInfo } from './webdataset-wr
 import { isBeingWritten, parseTmpName } from '../core/temp-file.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
 import { assertOwnFolder, strangersError } from './export-folder.js';
-import { ExportRecords } from '../store/export-records.js';
 import { isRemoved, pruneShards, type PruneHooks, type PruneReport } from './webdataset-prune.js';
 
 /**
@@ -130,7 +129,7 @@ function shardFileOf(prefix: string, entry: string): ShardFile | null {
 }
 
 /** Recorded shards of this export written under `prefix`, by file index. */
-function ownShards(store: RunStore, exportName: string, prefix: string): Map<number, ShardRecord> {
+function ownShards(store: ExportLedger, exportName: string, prefix: string): Map<number, ShardRecord> {
   const pattern = shardPattern(prefix);
   const own = new Map<number, ShardRecord>();
   for (const record of store.shards(exportName)) {
@@ -163,7 +162,7 @@ export async function recoverShards(params: {
   dir: string;
   prefix: string;
   exportName: string;
-  store: RunStore;
+  store: ExportLedger;
 }): Promise<RecoveryReport> {
   const { dir, prefix, exportName, store } = params;
   const report: RecoveryReport = { renamed: [], deleted: [], missing: [], inUse: [], nextIndex: 0 };
@@ -239,7 +238,7 @@ export async function recoverShards(params: {
 }
 
 /** The manifest of this prefix's shards, from the store (the source of truth), not from the folder. */
-export function buildManifest(store: RunStore, exportName: string, prefix: string): Manifest {
+export function buildManifest(store: ExportLedger, exportName: string, prefix: string): Manifest {
   const own = [...ownShards(store, exportName, prefix)].filter(([, record]) => !isRemoved(record)).sort(([a], [b]) => a - b);
   const shards = own.map(([index, record]) => ({
     path: shardFileName(prefix, index),
@@ -262,7 +261,7 @@ export function buildManifest(store: RunStore, exportName: string, prefix: strin
  * writer's name is recorded already (for any shard of any export) or a file has it, the next free file
  * index is taken, and returned for the writer to rename the shard to.
  */
-function recordShard(store: RunStore, exportName: string, prefix: string, info: ShardInfo, keys: readonly string[]): number {
+function recordShard(store: ExportLedger, exportName: string, prefix: string, info: ShardInfo, keys: readonly string[]): number {
   const dir = dirname(info.path);
   return store.recordNextShard(
     { exportName, sampleCount: info.count, byteLength: info.bytes, sha256: info.sha256 },
@@ -348,7 +347,7 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
       // Shards holding samples no longer kept (a refilter dropped them) are rewritten without them.
       const pruned = await pruneShards({ dir, prefix, exportName, store, own: ownShards(store, exportName, prefix), nextIndex: recovery.nextIndex, hooks: hooks.prune });
       // Outcomes recorded for samples no longer kept (a sample left out with a reason) no longer count.
-      new ExportRecords(store.db).forgetNotKept(exportName);
+      store.exportRecords().forgetNotKept(exportName);
       const note = describePrune(exportName, pruned);
       if (note) stageCtx.emit({ type: 'log', level: pruned.missing.length > 0 ? 'warn' : 'info', message: note });
 

@@ -25,7 +25,7 @@ import { basename, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract } from 'tar-stream';
-import type { RunStore, ShardRecord } from '../store/run-store.js';
+import type { ExportLedger, ShardRecord } from '../store/stage-ports.js';
 import { syncDir } from './durable-fs.js';
 import { shardFileName, WebDatasetWriter, type SampleMember, type ShardInfo } from './webdataset-writer.js';
 
@@ -106,7 +106,7 @@ export async function pruneShards(params: {
   dir: string;
   prefix: string;
   exportName: string;
-  store: RunStore;
+  store: ExportLedger;
   own: ReadonlyMap<number, ShardRecord>;
   nextIndex: number;
   hooks?: PruneHooks;

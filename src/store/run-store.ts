@@ -7,16 +7,20 @@ import { DUPLICATE_IMAGE } from '../core/stage-names.js';
 import { InstructionStore } from './instruction-store.js';
 import { asCollision, KEY_COLLISION_STAGE } from './key-collision.js';
 import { doneCondition, exportedCondition, type DoneRule } from './done-rule.js';
-import type { ContentIndex, DoneKeys, RecordedWork, RecordedWorkLookup, ResumeState, SampleRecorder } from './stage-ports.js';
+import { otherExportsSettings, otherExportsShards } from './export-catalog.js';
+import { ExportRecords } from './export-records.js';
+import type {
+  ContentIndex,
+  DoneKeys,
+  ExportLedger,
+  RecordedWork,
+  RecordedWorkLookup,
+  ResumeState,
+  SampleRecorder,
+  ShardRecord,
+} from './stage-ports.js';
 
-export interface ShardRecord {
-  exportName: string;
-  shardIndex: number;
-  path: string;
-  sampleCount: number;
-  byteLength: number;
-  sha256: string;
-}
+export type { ShardRecord } from './stage-ports.js';
 
 interface SampleProgress {
   key: string;
@@ -30,7 +34,7 @@ interface SampleProgress {
  * Writes and reads the state of a run. Every method that writes runs in one transaction, so a batch of
  * samples or a finished shard is committed whole or not at all.
  */
-export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, SampleRecorder {
+export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, SampleRecorder, ExportLedger {
   private readonly upsertSample;
   private readonly ownerOf;
   private readonly deleteCaptions;
@@ -40,6 +44,7 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
   private readonly insertShard;
   private readonly insertExport;
   private readonly instructions: InstructionStore;
+  private records: ExportRecords | undefined;
 
   constructor(readonly db: Db) {
     this.upsertSample = db.prepare(`
@@ -365,6 +370,16 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
       }
     });
     replace.immediate();
+  }
+
+  /** The per-record outcomes and settings of exports (`export_records`, `export_configs`). */
+  exportRecords(): ExportRecords {
+    return (this.records ??= new ExportRecords(this.db));
+  }
+
+  /** Every other export's recorded shard paths and settings, to tell its files from `exportName`'s in a folder. */
+  otherExports(exportName: string): { shards: { name: string; path: string }[]; settings: { name: string; settingsJson: string }[] } {
+    return { shards: otherExportsShards(this.db, exportName), settings: otherExportsSettings(this.db, exportName) };
   }
 
   shards(exportName: string): ShardRecord[] {

@@ -1,10 +1,11 @@
 /**
  * What each pipeline stage may ask of the run database: one narrow interface per stage, so a stage gets
  * the port it needs rather than the whole `RunStore` (which implements them all), and a test can hand it
- * a plain object. The LLM client's port (`LlmResponseStore`) is declared beside the client in `backends/`.
+ * a plain object (or a fake). The LLM client's port (`LlmResponseStore`) is declared beside the client in `backends/`.
  */
 import type { Caption, DedupedPair } from '../core/sample.js';
 import type { DoneRule } from './done-rule.js';
+import type { ExportRecords } from './export-records.js';
 import type { InstructionRow } from './instruction-store.js';
 
 /** A batch of keys of one source, as resume sees them. */
@@ -50,4 +51,33 @@ export interface SampleRecorder {
 export interface InstructionWriter {
   /** Write rows in one transaction, replacing earlier rows of the same sample, task and variant. */
   write(rows: readonly InstructionRow[]): void;
+}
+
+export interface ShardRecord {
+  exportName: string;
+  shardIndex: number;
+  path: string;
+  sampleCount: number;
+  byteLength: number;
+  sha256: string;
+}
+
+/** The export stages' port: their shards, the samples they hold or left out, their records. */
+export interface ExportLedger {
+  shards(exportName: string): ShardRecord[];
+  /** Keys the export already holds or left out on purpose, of those given. */
+  handledKeys(exportName: string, keys: readonly string[]): Set<string>;
+  /** Remember samples the export left out on purpose, with the reason's code. */
+  leaveOut(exportName: string, samples: readonly { key: string; code: string }[]): void;
+  /** Record a finished shard under the next free index and file name (see `RunStore.recordNextShard`). */
+  recordNextShard(
+    shard: Omit<ShardRecord, 'shardIndex' | 'path'>,
+    file: { from: number; pathOf: (index: number) => string; taken: (path: string) => boolean },
+    keys: readonly string[],
+  ): number;
+  keptPerShard(exportName: string): Map<number, number>;
+  keptInShard(exportName: string, shardIndex: number): string[];
+  replaceShard(exportName: string, oldIndex: number, replacement: Omit<ShardRecord, 'exportName' | 'shardIndex'> | null, keys: readonly string[]): void;
+  exportRecords(): ExportRecords;
+  otherExports(exportName: string): { shards: { name: string; path: string }[]; settings: { name: string; settingsJson: string }[] };
 }
