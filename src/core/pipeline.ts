@@ -1,20 +1,16 @@
 import { escapeControlChars } from './control-chars.js';
 import type { PipelineEvent, RunSummary, StageEvent } from './events.js';
-import type { Pair } from './sample.js';
-import type { Stage, StageContext } from './stage.js';
+import type { StageContext } from './stage.js';
+import type { Countable, StageChain } from './stage-chain.js';
 import { StageMeter } from './stage-meter.js';
 import { Channel } from '../iter/channel.js';
 import { takeUntilAborted } from '../iter/take.js';
 
-/** What the runner needs to know about a flowing record to count it. */
-type Countable = Pick<Pair, 'key' | 'fate'>;
-
-export interface PipelineSpec {
+export interface PipelineSpec<T extends Countable> {
   runId: number;
-  source: AsyncIterable<Countable>;
-  // Stages are chained by the caller's types; the runner only counts what flows through them.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  stages: Stage<any, any>[];
+  source: AsyncIterable<T>;
+  /** The stages, typed end to end by the chain; the runner only counts what flows through them. */
+  stages: StageChain<T, Countable>;
   signal: AbortSignal;
   /** Samples expected in total, when known (for ETA). */
   total?: number | null;
@@ -32,17 +28,17 @@ export interface PipelineSpec {
  * yielding; everything already pulled finishes and is committed by the stages; then `run-end` says
  * `aborted: true` and the run can be resumed.
  */
-export async function* runPipeline(spec: PipelineSpec): AsyncGenerator<PipelineEvent> {
+export async function* runPipeline<T extends Countable>(spec: PipelineSpec<T>): AsyncGenerator<PipelineEvent> {
   const events = new Channel<PipelineEvent>();
   const started = performance.now();
   // The source is metered as a pseudo-stage "read": what it yields, and what it could not read.
   const readMeter = new StageMeter('read');
-  const meters = [readMeter, ...spec.stages.map((stage) => new StageMeter(stage.name))];
+  const meters = [readMeter, ...spec.stages.stages.map((stage) => new StageMeter(stage.name))];
   const snapshot = () => meters.map((m) => m.snapshot());
   const total = spec.total ?? null;
 
   let flowing: AsyncIterable<Countable> = countOut(takeUntilAborted(spec.source, spec.signal), readMeter, null, events);
-  spec.stages.forEach((stage, i) => {
+  spec.stages.stages.forEach((stage, i) => {
     const meter = meters[i + 1]!;
     const ctx: StageContext = {
       signal: spec.signal,

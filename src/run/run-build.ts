@@ -4,7 +4,9 @@ import type { PipelineEvent } from '../core/events.js';
 import { runPipeline } from '../core/pipeline.js';
 import type { ShardSpec } from '../core/shard.js';
 import type { Stage } from '../core/stage.js';
+import { StageChain } from '../core/stage-chain.js';
 import type { Pair } from '../core/sample.js';
+import type { WithInstructions } from '../core/conversation.js';
 import { concat } from '../iter/merge.js';
 import { openDatabase, type Db } from '../store/database.js';
 import { lockRunDatabase } from '../store/run-lock.js';
@@ -37,7 +39,7 @@ import { policyInForce } from '../filter/policy-in-force.js';
 import { describeFlags, type RefilterEntry } from '../store/refilter-log.js';
 import { wantedInstructions } from '../synth/wanted-instructions.js';
 import type { DoneRule } from '../store/done-rule.js';
-import type { Caption, DecodedPair } from '../core/sample.js';
+import type { Caption, DecodedPair, DedupedPair } from '../core/sample.js';
 import type { Recipe } from '../config/recipe.js';
 import { createCaptionerStage } from '../captioner/captioner-stage.js';
 import type { LoadedCaptioner } from '../captioner/captioner-type.js';
@@ -150,29 +152,27 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     // refilter nor drops again what it revived (`filter/policy-in-force.ts`; this run's recipe counts).
     const inForce = recipe.filter ? policyInForce(db) : null;
     const refiltered = inForce?.source.kind === 'refilter' ? { policy: inForce.policy, note: describeRefilterInForce(inForce.source.refilter) } : null;
-    const stages: Stage<any, any>[] = [
-      createResumeStage(store, doneRule),
-      createDecodeStage(recipe.decode),
-      ...(recipe.decode.dedup === 'exact' ? [createDedupStage(store)] : []),
-      ...(reuseRuns.length > 0 ? [createReuseStage(store, reuseRuns)] : []),
-      ...capfiltStages(recipe, scorer, captioner, refiltered, filterInFlight(runtime)),
-      createRecordStage(store, runId, recipe.run.commitEvery),
-      // After record: instruction rows reference the samples table.
-      ...(recipe.synth
-        ? [
-            createSynthStage(recipe.synth, {
-              instructions: new InstructionStore(db),
-              llmCache: new LlmCache(db),
-              runFolder: dirname(dbPath),
-              runId,
-              signal: options.signal,
-              maxCostUsd: options.maxCostUsd ?? null,
-              baseDir,
-            }),
-          ]
-        : []),
-      ...recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })),
-    ];
+    const decoded = StageChain.from<Pair>().then(createResumeStage(store, doneRule)).then(createDecodeStage(recipe.decode));
+    const deduped: StageChain<Pair, DedupedPair> = recipe.decode.dedup === 'exact' ? decoded.then(createDedupStage(store)) : decoded;
+    const recorded = deduped
+      .thenAll(reuseRuns.length > 0 ? [createReuseStage(store, reuseRuns)] : [])
+      .thenAll(capfiltStages(recipe, scorer, captioner, refiltered, filterInFlight(runtime)))
+      .then(createRecordStage<DedupedPair>(store, runId, recipe.run.commitEvery));
+    // After record: instruction rows reference the samples table.
+    const synthesized: StageChain<Pair, DedupedPair & Partial<WithInstructions>> = recipe.synth
+      ? recorded.then(
+          createSynthStage(recipe.synth, {
+            instructions: new InstructionStore(db),
+            llmCache: new LlmCache(db),
+            runFolder: dirname(dbPath),
+            runId,
+            signal: options.signal,
+            maxCostUsd: options.maxCostUsd ?? null,
+            baseDir,
+          }),
+        )
+      : recorded;
+    const stages = synthesized.thenAll(recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })));
     started = true;
     yield* runPipeline({
       runId,

@@ -8,6 +8,7 @@
  */
 import type { LlmCounters, PipelineEvent, StageCounts } from '../../src/core/events.js';
 import { runPipeline } from '../../src/core/pipeline.js';
+import { StageChain } from '../../src/core/stage-chain.js';
 import { failureOf, OPEN, type Pair } from '../../src/core/sample.js';
 import { failSample } from '../../src/core/sample.js';
 import type { Stage } from '../../src/core/stage.js';
@@ -89,7 +90,7 @@ export async function recordPipeline(n: number, options: { abortAfter?: number }
   for await (const event of runPipeline({
     runId: 1,
     source: source(),
-    stages: [decode, judge, chat, count],
+    stages: StageChain.from<Pair>().thenAll([decode, judge, chat, count]),
     signal: controller.signal,
     total: n,
     tickMs: 20,

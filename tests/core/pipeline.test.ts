@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runPipeline } from '../../src/core/pipeline.js';
+import { StageChain } from '../../src/core/stage-chain.js';
 import type { PipelineEvent } from '../../src/core/events.js';
 import { OPEN, type Pair } from '../../src/core/sample.js';
 import { failSample } from '../../src/core/sample.js';
@@ -53,7 +54,7 @@ describe('runPipeline', () => {
     };
     const controller = new AbortController();
     const events = await collect(
-      runPipeline({ runId: 1, source: pairs(100), stages: [judge, sink], signal: controller.signal, total: 100, tickMs: 5, summarize: summary }),
+      runPipeline({ runId: 1, source: pairs(100), stages: StageChain.from<Pair>().then(judge).then(sink), signal: controller.signal, total: 100, tickMs: 5, summarize: summary }),
     );
     expect(events[0]).toMatchObject({ type: 'run-start', stages: ['read', 'judge', 'sink'], total: 100 });
     const end = events.at(-1)!;
@@ -77,7 +78,7 @@ describe('runPipeline', () => {
       yield pair('a');
       yield failSample(pair('b'), 'source', 'tar_truncated', 'cut off');
     }
-    const events = await collect(runPipeline({ runId: 1, source: source(), stages: [], signal: new AbortController().signal, summarize: summary }));
+    const events = await collect(runPipeline({ runId: 1, source: source(), stages: StageChain.from<Pair>(), signal: new AbortController().signal, summarize: summary }));
     const end = events.at(-1)!;
     expect(end.type === 'run-end' && end.stages[0]).toMatchObject({ stage: 'read', out: 2, failed: 1 });
     expect(events.some((e) => e.type === 'sample-error' && e.code === 'tar_truncated')).toBe(true);
@@ -97,7 +98,7 @@ describe('runPipeline', () => {
         }, { concurrency: 3 });
       },
     };
-    const events = await collect(runPipeline({ runId: 1, source: pairs(1000, 1), stages: [slow], signal: controller.signal, summarize: summary }));
+    const events = await collect(runPipeline({ runId: 1, source: pairs(1000, 1), stages: StageChain.from<Pair>().then(slow), signal: controller.signal, summarize: summary }));
     expect(events.some((e) => e.type === 'aborting')).toBe(true);
     const end = events.at(-1)!;
     if (end.type !== 'run-end') throw new Error('expected run-end last');
@@ -111,7 +112,7 @@ describe('runPipeline', () => {
 
   it('emits progress events with rates while running', async () => {
     const events = await collect(
-      runPipeline({ runId: 1, source: pairs(60, 2), stages: [judge], signal: new AbortController().signal, tickMs: 10, summarize: summary }),
+      runPipeline({ runId: 1, source: pairs(60, 2), stages: StageChain.from<Pair>().then(judge), signal: new AbortController().signal, tickMs: 10, summarize: summary }),
     );
     const progress = events.filter((e) => e.type === 'progress');
     expect(progress.length).toBeGreaterThan(2);
@@ -131,7 +132,7 @@ describe('runPipeline', () => {
         }
       },
     };
-    await expect(collect(runPipeline({ runId: 1, source: pairs(5), stages: [broken], signal: new AbortController().signal, summarize: summary }))).rejects.toThrow(
+    await expect(collect(runPipeline({ runId: 1, source: pairs(5), stages: StageChain.from<Pair>().then(broken), signal: new AbortController().signal, summarize: summary }))).rejects.toThrow(
       'invariant broken',
     );
   });
