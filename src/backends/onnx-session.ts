@@ -57,6 +57,23 @@ export interface OnnxRunOptions {
    * a preallocated input array.
    */
   transferInputs?: boolean;
+  /**
+   * Tensors kept in a worker ({@link OnnxSession.resident}) that this run reads: the run goes to that
+   * worker, and the set's tensors feed the declared inputs of the same names that `feeds` does not give.
+   */
+  resident?: ResidentTensors;
+}
+
+/** Bytes of tensor data that crossed between the main thread and the workers (`OnnxSession.traffic`). */
+export interface TensorTraffic {
+  /** Runs started. */
+  runs: number;
+  /** Bytes sent to the workers: run feeds and resident tensors. */
+  sentBytes: number;
+  /** Bytes of run outputs received. */
+  receivedBytes: number;
+  /** `sentBytes` by input name. */
+  sentByInput: Record<string, number>;
 }
 
 interface ResolvedOptions {
@@ -70,7 +87,8 @@ type WorkerReply =
   | { kind: 'open-failed'; reason: 'load'; message: string }
   | { kind: 'open-failed'; reason: 'cuda'; message: string; cuda: Omit<CudaFailure, 'message'> }
   | { kind: 'result'; id: number; outputs: Record<string, TensorData> }
-  | { kind: 'run-failed'; id: number; message: string };
+  | { kind: 'run-failed'; id: number; message: string }
+  | { kind: 'resident-count'; id: number; sets: number };
 
 interface Pending {
   resolve: (outputs: Record<string, TensorData>) => void;
@@ -86,6 +104,7 @@ const WORKER_URL = new URL('./onnx-worker.js', import.meta.url);
 /** One worker and its in-flight runs. */
 class SessionWorker {
   readonly pending = new Map<number, Pending>();
+  private readonly counts = new Map<number, (sets: number) => void>();
   private failure: Error | undefined;
   private closing = false;
   private exited = false;
@@ -154,18 +173,40 @@ class SessionWorker {
     return this.pending.size;
   }
 
-  run(id: number, feeds: Record<string, TensorData>, outputs: string[], transfer: ArrayBuffer[]): Promise<Record<string, TensorData>> {
+  run(
+    id: number,
+    feeds: Record<string, TensorData>,
+    outputs: string[],
+    transfer: ArrayBuffer[],
+    resident: { resident?: number; residentNames?: string[] } = {},
+  ): Promise<Record<string, TensorData>> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new VlcurateError('onnx_closed', `ONNX session ${this.modelPath} was closed`));
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
       try {
-        this.worker.postMessage({ kind: 'run', id, feeds, outputs }, transfer);
+        this.worker.postMessage({ kind: 'run', id, feeds, outputs, ...resident }, transfer);
       } catch (err) {
         this.settle(id);
         reject(err as Error);
       }
+    });
+  }
+
+  /** Post a resident-set message; the worker handles it after the messages posted before it. */
+  post(msg: { kind: 'resident-set' | 'resident-gather' | 'resident-release'; set: number; [key: string]: unknown }): void {
+    if (this.failure || this.exited) return;
+    this.worker.postMessage(msg);
+  }
+
+  /** How many resident sets the worker holds (for tests and leak checks). */
+  residentSets(id: number): Promise<number> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve) => {
+      this.counts.set(id, resolve);
+      this.worker.ref();
+      this.worker.postMessage({ kind: 'resident-count', id });
     });
   }
 
@@ -199,6 +240,10 @@ class SessionWorker {
   private onMessage(msg: WorkerReply): void {
     if (msg.kind === 'result') {
       this.settle(msg.id)?.resolve(msg.outputs);
+    } else if (msg.kind === 'resident-count') {
+      this.counts.get(msg.id)?.(msg.sets);
+      this.counts.delete(msg.id);
+      if (this.pending.size === 0 && this.counts.size === 0) this.worker.unref();
     } else if (msg.kind === 'run-failed') {
       this.settle(msg.id)?.reject(new VlcurateError('onnx_run', `ONNX model ${this.modelPath} failed to run: ${msg.message}`));
     }
@@ -233,7 +278,9 @@ export class OnnxSession {
   /** Outputs the graph declares, in graph order. */
   readonly outputNames: readonly string[];
   private nextId = 0;
+  private nextResident = 0;
   private closed = false;
+  private readonly counted: TensorTraffic = { runs: 0, sentBytes: 0, receivedBytes: 0, sentByInput: {} };
 
   private constructor(
     /** Path of the model file. */
@@ -307,7 +354,11 @@ export class OnnxSession {
   async run(feeds: Record<string, TensorData>, options: OnnxRunOptions = {}): Promise<Record<string, TensorData>> {
     if (this.closed) throw new VlcurateError('onnx_closed', `ONNX session ${this.path} was closed`);
     const outputs = this.checkOutputs(options.outputs);
-    const declared = this.prepareFeeds(feeds);
+    const resident = options.resident;
+    if (resident !== undefined && (resident.session !== this || resident.released)) {
+      throw new VlcurateError('onnx_run', `A resident tensor set of ${resident.session.path} was ${resident.released ? 'released' : 'given to another session'}`);
+    }
+    const declared = this.prepareFeeds(feeds, resident);
     const transferInputs = options.transferInputs ?? true;
     const transfer = new Set<ArrayBuffer>();
     const sendable: Record<string, TensorData> = {};
@@ -325,8 +376,44 @@ export class OnnxSession {
         sendable[name] = copy;
       }
     }
-    const worker = this.workers.reduce((best, w) => (w.busy < best.busy ? w : best));
-    return worker.run(this.nextId++, sendable, outputs, [...transfer]);
+    const residentNames = resident === undefined ? [] : this.inputNames.filter((n) => feeds[n] === undefined && resident.has(n));
+    for (const name of residentNames) delete sendable[name];
+    const worker = resident?.worker ?? this.leastBusy();
+    this.counted.runs++;
+    for (const [name, t] of Object.entries(sendable)) this.countSent(name, t.data.byteLength);
+    const message = resident === undefined ? {} : { resident: resident.id, residentNames };
+    const result = await worker.run(this.nextId++, sendable, outputs, [...transfer], message);
+    for (const t of Object.values(result)) this.counted.receivedBytes += t.data.byteLength;
+    return result;
+  }
+
+  /**
+   * A set of tensors kept in one of this session's workers, for runs that feed the same large values again
+   * and again (a captioner's encoder states at every decoding step). Release it when done.
+   */
+  resident(): ResidentTensors {
+    if (this.closed) throw new VlcurateError('onnx_closed', `ONNX session ${this.path} was closed`);
+    return new ResidentTensors(this, this.leastBusy(), this.nextResident++, (name, bytes) => this.countSent(name, bytes));
+  }
+
+  /** Tensor bytes moved between this thread and the workers so far. */
+  get traffic(): TensorTraffic {
+    return { ...this.counted, sentByInput: { ...this.counted.sentByInput } };
+  }
+
+  private countSent(name: string, bytes: number): void {
+    this.counted.sentBytes += bytes;
+    this.counted.sentByInput[name] = (this.counted.sentByInput[name] ?? 0) + bytes;
+  }
+
+  /** Resident sets the workers hold now, summed (0 once every set is released). */
+  async residentSets(): Promise<number> {
+    const counts = await Promise.all(this.workers.map((w) => w.residentSets(this.nextId++)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  private leastBusy(): SessionWorker {
+    return this.workers.reduce((best, w) => (w.busy < best.busy ? w : best));
   }
 
   /** Stop the workers and release the sessions, after the runs already in flight have finished. */
@@ -353,10 +440,14 @@ export class OnnxSession {
     return unique;
   }
 
-  private prepareFeeds(feeds: Record<string, TensorData>): Record<string, TensorData> {
+  private prepareFeeds(feeds: Record<string, TensorData>, resident: ResidentTensors | undefined): Record<string, TensorData> {
     const out: Record<string, TensorData> = {};
     const given = Object.keys(feeds);
     for (const meta of this.inputMetadata) {
+      if (feeds[meta.name] === undefined && resident?.has(meta.name)) {
+        // Checked against the graph when it was set; its rows follow gather().
+        continue;
+      }
       const t = feeds[meta.name];
       if (t === undefined) {
         throw new ConfigError(
@@ -389,5 +480,65 @@ export class OnnxSession {
       out[meta.name] = value;
     }
     return out;
+  }
+}
+
+/**
+ * Tensors kept in one worker of a session ({@link OnnxSession.resident}): each is sent once, then runs that
+ * name the set feed it from the worker's side. Messages to the worker are handled in the order they are
+ * posted, so `set`, `gather` and `release` take effect before any run started after them.
+ */
+export class ResidentTensors {
+  private readonly shapes = new Map<string, TensorData['type']>();
+  private releasedFlag = false;
+
+  /** @internal made by OnnxSession.resident() */
+  constructor(
+    readonly session: OnnxSession,
+    /** @internal */ readonly worker: SessionWorker,
+    /** @internal */ readonly id: number,
+    private readonly countSent: (name: string, bytes: number) => void,
+  ) {}
+
+  get released(): boolean {
+    return this.releasedFlag;
+  }
+
+  /** Whether the set holds `name`. */
+  has(name: string): boolean {
+    return this.shapes.has(name);
+  }
+
+  /**
+   * Keep a copy of `t` as `name` (converted to the type the graph declares for that input, as `run` does).
+   * Throws a ConfigError when the graph declares no such input or `t` does not fit it.
+   */
+  set(name: string, t: TensorData): void {
+    if (this.releasedFlag) throw new VlcurateError('onnx_run', `A resident tensor set of ${this.session.path} was released`);
+    const meta = this.session.input(name);
+    if (meta === undefined) throw new ConfigError(`ONNX model ${this.session.path} declares no input "${name}" to keep resident`);
+    let value = t;
+    if (meta.type !== undefined && meta.type !== t.type) {
+      const converted = convertTensor(t, meta.type);
+      if (converted === undefined) throw new ConfigError(`Input "${name}" of ONNX model ${this.session.path} must be ${meta.type}, got ${t.type}`);
+      value = converted;
+    }
+    this.shapes.set(name, value.type);
+    this.countSent(name, value.data.byteLength);
+    // Structured clone: the worker gets its own copy; the caller keeps `t`.
+    this.worker.post({ kind: 'resident-set', set: this.id, name, tensor: value });
+  }
+
+  /** Make row i of every tensor of the set its current row `rows[i]` (dim 0), in the worker. */
+  gather(rows: readonly number[]): void {
+    if (this.releasedFlag) return;
+    this.worker.post({ kind: 'resident-gather', set: this.id, rows: [...rows] });
+  }
+
+  /** Drop the set in the worker (idempotent). */
+  release(): void {
+    if (this.releasedFlag) return;
+    this.releasedFlag = true;
+    this.worker.post({ kind: 'resident-release', set: this.id });
   }
 }

@@ -9,6 +9,12 @@
 //   main -> worker                  { kind: 'run', id, feeds: { [name]: { type, dims, data } }, outputs }
 //   worker -> main                  { kind: 'result', id, outputs } | { kind: 'run-failed', id, message }
 //   main -> worker                  { kind: 'close' }  (the worker releases the session and exits)
+//   main -> worker                  { kind: 'resident-set', set, name, tensor }   keep a tensor in set `set`
+//   main -> worker                  { kind: 'resident-gather', set, rows }        rows[i] of every tensor of the set (dim 0)
+//   main -> worker                  { kind: 'resident-release', set }             drop the set
+//   main -> worker                  { kind: 'resident-count', id }  -> { kind: 'resident-count', id, sets }
+// A run may name a resident set (`resident`, `residentNames`): those tensors are fed from this thread, so
+// values that do not change between runs (a captioner's encoder states) cross the thread boundary once.
 // Tensor buffers move both ways in transfer lists, so no tensor is copied between threads.
 
 import { createRequire } from 'node:module';
@@ -90,16 +96,52 @@ if (opened.kind !== 'ready') {
   });
 }
 
+/** Resident tensor sets by id: name -> ort.Tensor. */
+const residents = new Map();
+
+/** Rows `rows[i]` of `t` along dim 0, as a new tensor. */
+function gatherRows(t, rows) {
+  const rest = t.dims.slice(1);
+  const size = rest.reduce((a, b) => a * b, 1);
+  const out = new t.data.constructor(rows.length * size);
+  rows.forEach((r, i) => out.set(t.data.subarray(r * size, (r + 1) * size), i * size));
+  return new ort.Tensor(t.type, out, [rows.length, ...rest]);
+}
+
 async function handle(session, msg) {
   if (msg.kind === 'close') {
+    residents.clear();
     await session.release();
     parentPort.close();
+    return;
+  }
+  if (msg.kind === 'resident-set') {
+    if (!residents.has(msg.set)) residents.set(msg.set, new Map());
+    residents.get(msg.set).set(msg.name, new ort.Tensor(msg.tensor.type, msg.tensor.data, msg.tensor.dims));
+    return;
+  }
+  if (msg.kind === 'resident-gather') {
+    const set = residents.get(msg.set);
+    if (set !== undefined) for (const [name, t] of set) set.set(name, gatherRows(t, msg.rows));
+    return;
+  }
+  if (msg.kind === 'resident-release') {
+    residents.delete(msg.set);
+    return;
+  }
+  if (msg.kind === 'resident-count') {
+    parentPort.postMessage({ kind: 'resident-count', id: msg.id, sets: residents.size });
     return;
   }
   if (msg.kind !== 'run') return;
   try {
     const feeds = {};
     for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+    if (msg.resident !== undefined) {
+      const set = residents.get(msg.resident);
+      if (set === undefined) throw new Error(`resident tensor set ${msg.resident} was released`);
+      for (const name of msg.residentNames) feeds[name] = set.get(name);
+    }
     const results = await session.run(feeds, msg.outputs);
     const outputs = {};
     const transfer = [];

@@ -21,7 +21,7 @@ import type { TensorData } from '../backends/onnx-tensor.js';
 import { ConfigError } from '../core/errors.js';
 import { listOnnxFiles, onnxPath, type ModelVariant } from '../models/model-files.js';
 import { pickInput, pickOutput } from '../models/model-folder.js';
-import type { OnnxSessionOptions } from '../backends/onnx-session.js';
+import type { OnnxSessionOptions, TensorTraffic } from '../backends/onnx-session.js';
 import type { StepModel } from './decoding/step-model.js';
 import { CACHE_INPUT, DecoderStepper, presentName, type CacheSpec, type DecoderGraphs } from './decoder-stepper.js';
 
@@ -42,9 +42,7 @@ export class CaptionerGraphs {
 
   /** The ONNX files in use. */
   get files(): string[] {
-    const d = this.decoders;
-    const decoders = d.layout === 'merged' ? [d.merged] : d.layout === 'pair' ? [d.first, d.withPast] : [d.first];
-    return [this.encoder.path, ...decoders.map((s) => s.path)];
+    return [this.encoder.path, ...this.decoderSessions().map((s) => s.path)];
   }
 
   /**
@@ -138,10 +136,32 @@ export class CaptionerGraphs {
     return new DecoderStepper(this.decoders, this.cache, encoderStates);
   }
 
+  /** Tensor bytes moved to and from the decoder graphs' workers so far, summed over the graphs. */
+  get decoderTraffic(): TensorTraffic {
+    const total: TensorTraffic = { runs: 0, sentBytes: 0, receivedBytes: 0, sentByInput: {} };
+    for (const s of this.decoderSessions()) {
+      const t = s.traffic;
+      total.runs += t.runs;
+      total.sentBytes += t.sentBytes;
+      total.receivedBytes += t.receivedBytes;
+      for (const [name, bytes] of Object.entries(t.sentByInput)) total.sentByInput[name] = (total.sentByInput[name] ?? 0) + bytes;
+    }
+    return total;
+  }
+
+  /** Resident tensor sets the decoder graphs' workers hold now (0 between batches). */
+  async residentSets(): Promise<number> {
+    const counts = await Promise.all(this.decoderSessions().map((s) => s.residentSets()));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   async close(): Promise<void> {
+    await Promise.all([this.encoder.close(), ...this.decoderSessions().map((s) => s.close())]);
+  }
+
+  private decoderSessions(): OnnxSession[] {
     const d = this.decoders;
-    const sessions = d.layout === 'merged' ? [d.merged] : d.layout === 'pair' ? [d.first, d.withPast] : [d.first];
-    await Promise.all([this.encoder.close(), ...sessions.map((s) => s.close())]);
+    return d.layout === 'merged' ? [d.merged] : d.layout === 'pair' ? [d.first, d.withPast] : [d.first];
   }
 }
 

@@ -10,10 +10,16 @@
  * of a batch step together with equally long sequences (the prompt is the same for all), so no padding is
  * ever fed. A past input without a matching `present.*` output (the cross-attention caches of seq2seq
  * exports) keeps the value from step 0.
+ *
+ * Values that do not change between steps stay in the decoder's worker (`OnnxSession.resident`): the
+ * encoder states and `encoder_attention_mask` are sent once per batch, a cross-attention cache once after
+ * step 0; `select()` reorders them there. Each step sends the new tokens (and the self-attention cache)
+ * and receives the logits (and the new cache). `release()` drops them; the captioner calls it when a
+ * batch ends, however it ends.
  */
-import type { OnnxSession } from '../backends/onnx-session.js';
+import type { OnnxSession, ResidentTensors } from '../backends/onnx-session.js';
 import { toFloat32, type TensorData } from '../backends/onnx-tensor.js';
-import { copyTensor, emptyFloatTensor, gatherRows, int64Matrix } from '../backends/tensor-rows.js';
+import { emptyFloatTensor, gatherRows, int64Matrix } from '../backends/tensor-rows.js';
 import { ConfigError } from '../core/errors.js';
 import type { StepModel } from './decoding/step-model.js';
 
@@ -42,8 +48,12 @@ export function presentName(past: string): string {
 
 /** Steps a captioner's decoder graphs, one row per image, keeping the key/value cache between steps. */
 export class DecoderStepper implements StepModel {
-  /** Encoder states, one row per current decoder row. */
-  private encoder: TensorData;
+  /** Current decoder rows. */
+  private rows: number;
+  /** Tokens of the encoder states. */
+  private readonly encoderLength: number;
+  /** Per decoder graph, the tensors kept in its worker, one row per current decoder row. */
+  private readonly residents = new Map<OnnxSession, ResidentTensors>();
   /** Cached keys and values by past input name, one row per current decoder row. */
   private cache = new Map<string, TensorData>();
   /** Tokens the cache holds (0 before the first step). */
@@ -54,26 +64,38 @@ export class DecoderStepper implements StepModel {
     private readonly spec: CacheSpec | undefined,
     encoderStates: TensorData,
   ) {
-    this.encoder = encoderStates;
+    this.rows = encoderStates.dims[0]!;
+    this.encoderLength = encoderStates.dims[1]!;
+    const sessions = graphs.layout === 'merged' ? [graphs.merged] : graphs.layout === 'pair' ? [graphs.first, graphs.withPast] : [graphs.first];
+    try {
+      for (const session of sessions) {
+        const set = session.resident();
+        this.residents.set(session, set);
+        set.set('encoder_hidden_states', encoderStates);
+        if (session.input('encoder_attention_mask') !== undefined) {
+          set.set('encoder_attention_mask', int64Matrix([this.rows, this.encoderLength], () => 1));
+        }
+      }
+    } catch (err) {
+      this.release();
+      throw err;
+    }
   }
 
   async next(sequences: readonly (readonly number[])[]): Promise<Float32Array> {
     const rows = sequences.length;
     const total = sequences[0]?.length ?? 0;
-    if (rows !== this.encoder.dims[0]) throw new RangeError(`Expected ${this.encoder.dims[0]} sequences (one per row), got ${rows}`);
+    if (rows !== this.rows) throw new RangeError(`Expected ${this.rows} sequences (one per row), got ${rows}`);
     if (sequences.some((s) => s.length !== total)) throw new RangeError('Expected equally long sequences');
     const g = this.graphs;
     const cached = g.layout !== 'no-cache' && this.seen > 0;
     const start = cached ? this.seen : 0;
     const steps = total - start;
     if (steps < 1) throw new RangeError(`Expected new tokens after the ${this.seen} already seen, got sequences of ${total}`);
-    const encoderLength = this.encoder.dims[1]!;
     const feeds: Record<string, TensorData> = {
       input_ids: int64Matrix([rows, steps], (r, c) => sequences[r]![start + c]!),
-      encoder_hidden_states: copyTensor(this.encoder),
       attention_mask: int64Matrix([rows, total], () => 1),
       position_ids: int64Matrix([rows, steps], (_r, c) => start + c),
-      encoder_attention_mask: int64Matrix([rows, encoderLength], () => 1),
       cache_position: { type: 'int64', dims: [steps], data: BigInt64Array.from({ length: steps }, (_, c) => BigInt(start + c)) },
     };
     let session: OnnxSession;
@@ -85,6 +107,7 @@ export class DecoderStepper implements StepModel {
     } else {
       session = g.first;
     }
+    const resident = this.residents.get(session)!;
     const outputs = ['logits'];
     if (this.spec !== undefined) {
       for (const name of this.spec.pastNames) {
@@ -93,16 +116,23 @@ export class DecoderStepper implements StepModel {
         if (produced) outputs.push(present);
         if (session.input(name) === undefined) continue;
         if (cached) {
+          if (resident.has(name)) continue;
           const value = this.cache.get(name)!;
-          // A cache entry the graph replaces can move to the worker; one it does not return is kept.
-          feeds[name] = produced ? value : copyTensor(value);
+          if (produced) {
+            // A cache entry the graph replaces moves to the worker.
+            feeds[name] = value;
+          } else {
+            // One it does not return (a cross-attention cache) stays there from now on.
+            resident.set(name, value);
+            this.cache.delete(name);
+          }
         } else {
           const meta = session.input(name)!;
           feeds[name] = emptyFloatTensor(meta.type, [rows, this.spec.heads ?? 1, 0, this.spec.headDim ?? 1]);
         }
       }
     }
-    const out = await session.run(feeds, { outputs });
+    const out = await session.run(feeds, { outputs, resident });
     const logits = out.logits!;
     if (logits.dims.length !== 3 || logits.dims[0] !== rows || logits.dims[1] !== steps) {
       throw new ConfigError(`Expected logits of ${session.path} to have dims [${rows}, ${steps}, vocab], got [${logits.dims.join(', ')}]`);
@@ -111,7 +141,7 @@ export class DecoderStepper implements StepModel {
       for (const name of this.spec.pastNames) {
         const present = out[presentName(name)];
         if (present !== undefined) this.cache.set(name, present);
-        else if (!this.cache.has(name)) {
+        else if (!this.cache.has(name) && !resident.has(name)) {
           throw new ConfigError(`ONNX model ${session.path} returned no ${presentName(name)} at the first step, so "${name}" has no value`);
         }
       }
@@ -126,7 +156,12 @@ export class DecoderStepper implements StepModel {
   }
 
   select(rows: readonly number[]): void {
-    this.encoder = gatherRows(this.encoder, rows);
+    this.rows = rows.length;
+    for (const set of this.residents.values()) set.gather(rows);
     for (const [name, value] of this.cache) this.cache.set(name, gatherRows(value, rows));
+  }
+
+  release(): void {
+    for (const set of this.residents.values()) set.release();
   }
 }

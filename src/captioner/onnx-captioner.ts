@@ -18,7 +18,7 @@ import path from 'node:path';
 
 import { z } from 'zod';
 
-import { sessionOptionsFor } from '../backends/onnx-session.js';
+import { sessionOptionsFor, type TensorTraffic } from '../backends/onnx-session.js';
 import type { TensorData } from '../backends/onnx-tensor.js';
 import { ConfigError } from '../core/errors.js';
 import { modelRuntimeSchema } from '../core/runtime-settings.js';
@@ -198,6 +198,16 @@ export class OnnxCaptioner {
     return this.run(view.slice(), count, o, setup, imageKeys);
   }
 
+  /** Tensor bytes moved to and from the decoder graphs' workers so far (the encoder's are not counted). */
+  get decoderTraffic(): TensorTraffic {
+    return this.graphs.decoderTraffic;
+  }
+
+  /** Resident tensor sets the decoder workers hold now: 0 whenever no caption() call is running. */
+  residentSets(): Promise<number> {
+    return this.graphs.residentSets();
+  }
+
   /** Stop the sessions' workers. */
   async close(): Promise<void> {
     await this.graphs.close();
@@ -252,15 +262,19 @@ export class OnnxCaptioner {
     const states = await this.graphs.encode(input, true);
     const model = this.graphs.stepper(states);
     let perImage: GeneratedSequence[][];
-    if (o.strategy === 'beam') {
-      perImage = await beamSearch(model, setup, o, count);
-    } else {
-      const flat =
-        o.strategy === 'greedy'
-          ? await greedyDecode(model, setup, o, count)
-          : await nucleusDecode(model, setup, o, keys.map((key) => Array.from({ length: o.k }, (_, s) => createStream(o.seed, key, s))));
-      const k = o.strategy === 'greedy' ? 1 : o.k;
-      perImage = Array.from({ length: count }, (_, i) => flat.slice(i * k, (i + 1) * k));
+    try {
+      if (o.strategy === 'beam') {
+        perImage = await beamSearch(model, setup, o, count);
+      } else {
+        const flat =
+          o.strategy === 'greedy'
+            ? await greedyDecode(model, setup, o, count)
+            : await nucleusDecode(model, setup, o, keys.map((key) => Array.from({ length: o.k }, (_, s) => createStream(o.seed, key, s))));
+        const k = o.strategy === 'greedy' ? 1 : o.k;
+        perImage = Array.from({ length: count }, (_, i) => flat.slice(i * k, (i + 1) * k));
+      }
+    } finally {
+      model.release?.();
     }
     const prompt = setup.prefix.slice(1);
     return perImage.map((seqs) =>

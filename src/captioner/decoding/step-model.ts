@@ -13,6 +13,8 @@ export interface StepModel {
   next(sequences: readonly (readonly number[])[]): Promise<Float32Array>;
   /** Make row i of the batch the current row `rows[i]` (rows may repeat or be left out). */
   select(rows: readonly number[]): void;
+  /** Drop what the model keeps for this batch (tensors held in a worker); called once decoding ends. */
+  release?(): void;
 }
 
 /** Token ids and lengths that every strategy needs. */
