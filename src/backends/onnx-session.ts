@@ -62,6 +62,11 @@ export interface OnnxRunOptions {
    * worker, and the set's tensors feed the declared inputs of the same names that `feeds` does not give.
    */
   resident?: ResidentTensors;
+  /**
+   * Outputs to keep in `resident` instead of returning them, each under the input name given
+   * (`{ 'present.0.key': 'past_key_values.0.key' }`): a value the next run feeds never crosses.
+   */
+  keep?: Record<string, string>;
 }
 
 /** Bytes of tensor data that crossed between the main thread and the workers (`OnnxSession.traffic`). */
@@ -178,7 +183,7 @@ class SessionWorker {
     feeds: Record<string, TensorData>,
     outputs: string[],
     transfer: ArrayBuffer[],
-    resident: { resident?: number; residentNames?: string[] } = {},
+    resident: { resident?: number; residentNames?: string[]; keep?: Record<string, string> } = {},
   ): Promise<Record<string, TensorData>> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new VlcurateError('onnx_closed', `ONNX session ${this.modelPath} was closed`));
@@ -354,7 +359,12 @@ export class OnnxSession {
   async run(feeds: Record<string, TensorData>, options: OnnxRunOptions = {}): Promise<Record<string, TensorData>> {
     if (this.closed) throw new VlcurateError('onnx_closed', `ONNX session ${this.path} was closed`);
     const outputs = this.checkOutputs(options.outputs);
+    const keep = options.keep ?? {};
+    this.checkOutputs(Object.keys(keep));
     const resident = options.resident;
+    if (Object.keys(keep).length > 0 && resident === undefined) {
+      throw new VlcurateError('onnx_run', `Outputs of ${this.path} can be kept only in a resident tensor set`);
+    }
     if (resident !== undefined && (resident.session !== this || resident.released)) {
       throw new VlcurateError('onnx_run', `A resident tensor set of ${resident.session.path} was ${resident.released ? 'released' : 'given to another session'}`);
     }
@@ -381,7 +391,8 @@ export class OnnxSession {
     const worker = resident?.worker ?? this.leastBusy();
     this.counted.runs++;
     for (const [name, t] of Object.entries(sendable)) this.countSent(name, t.data.byteLength);
-    const message = resident === undefined ? {} : { resident: resident.id, residentNames };
+    for (const input of Object.values(keep)) resident!.keepName(input);
+    const message = resident === undefined ? {} : { resident: resident.id, residentNames, keep };
     const result = await worker.run(this.nextId++, sendable, outputs, [...transfer], message);
     for (const t of Object.values(result)) this.counted.receivedBytes += t.data.byteLength;
     return result;
@@ -527,6 +538,11 @@ export class ResidentTensors {
     this.countSent(name, value.data.byteLength);
     // Structured clone: the worker gets its own copy; the caller keeps `t`.
     this.worker.post({ kind: 'resident-set', set: this.id, name, tensor: value });
+  }
+
+  /** @internal a run keeps an output under `name` (OnnxRunOptions.keep). */
+  keepName(name: string): void {
+    this.shapes.set(name, this.session.input(name)?.type ?? 'float32');
   }
 
   /** Make row i of every tensor of the set its current row `rows[i]` (dim 0), in the worker. */

@@ -15,6 +15,8 @@
 //   main -> worker                  { kind: 'resident-count', id }  -> { kind: 'resident-count', id, sets }
 // A run may name a resident set (`resident`, `residentNames`): those tensors are fed from this thread, so
 // values that do not change between runs (a captioner's encoder states) cross the thread boundary once.
+// `keep` ({ [output]: input }) stores those outputs in the set under the input's name instead of sending
+// them back (a decoder's key/value cache, fed to its next step).
 // Tensor buffers move both ways in transfer lists, so no tensor is copied between threads.
 
 import { createRequire } from 'node:module';
@@ -142,7 +144,8 @@ async function handle(session, msg) {
       if (set === undefined) throw new Error(`resident tensor set ${msg.resident} was released`);
       for (const name of msg.residentNames) feeds[name] = set.get(name);
     }
-    const results = await session.run(feeds, msg.outputs);
+    const results = await session.run(feeds, [...msg.outputs, ...Object.keys(msg.keep ?? {})]);
+    for (const [output, input] of Object.entries(msg.keep ?? {})) residents.get(msg.resident).set(input, results[output]);
     const outputs = {};
     const transfer = [];
     for (const name of msg.outputs) {

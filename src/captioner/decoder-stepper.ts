@@ -12,10 +12,10 @@
  * exports) keeps the value from step 0.
  *
  * Values that do not change between steps stay in the decoder's worker (`OnnxSession.resident`): the
- * encoder states and `encoder_attention_mask` are sent once per batch, a cross-attention cache once after
- * step 0; `select()` reorders them there. Each step sends the new tokens (and the self-attention cache)
- * and receives the logits (and the new cache). `release()` drops them; the captioner calls it when a
- * batch ends, however it ends.
+ * encoder states and `encoder_attention_mask` are sent once per batch; the key/value cache stays where
+ * the graph that produced it runs next (the `pair` layout's step-0 cache crosses once, to the
+ * with-past graph); `select()` reorders them there. Each step sends the new tokens and receives the
+ * logits. `release()` drops them; the captioner calls it when a batch ends, however it ends.
  */
 import type { OnnxSession, ResidentTensors } from '../backends/onnx-session.js';
 import { toFloat32, type TensorData } from '../backends/onnx-tensor.js';
@@ -109,30 +109,29 @@ export class DecoderStepper implements StepModel {
     }
     const resident = this.residents.get(session)!;
     const outputs = ['logits'];
+    const keep: Record<string, string> = {};
+    // The graph of the next step: where a cache this step produces is fed.
+    const nextSession = g.layout === 'pair' ? g.withPast : session;
     if (this.spec !== undefined) {
       for (const name of this.spec.pastNames) {
         const present = presentName(name);
-        const produced = session.output(present) !== undefined;
-        if (produced) outputs.push(present);
+        if (session.output(present) !== undefined) {
+          if (nextSession === session && session.input(name) !== undefined) keep[present] = name;
+          else outputs.push(present);
+        }
         if (session.input(name) === undefined) continue;
         if (cached) {
           if (resident.has(name)) continue;
-          const value = this.cache.get(name)!;
-          if (produced) {
-            // A cache entry the graph replaces moves to the worker.
-            feeds[name] = value;
-          } else {
-            // One it does not return (a cross-attention cache) stays there from now on.
-            resident.set(name, value);
-            this.cache.delete(name);
-          }
+          // A cache that came back to this thread (the pair layout's step 0) moves to the worker, once.
+          resident.set(name, this.cache.get(name)!);
+          this.cache.delete(name);
         } else {
           const meta = session.input(name)!;
           feeds[name] = emptyFloatTensor(meta.type, [rows, this.spec.heads ?? 1, 0, this.spec.headDim ?? 1]);
         }
       }
     }
-    const out = await session.run(feeds, { outputs, resident });
+    const out = await session.run(feeds, { outputs, resident, keep });
     const logits = out.logits!;
     if (logits.dims.length !== 3 || logits.dims[0] !== rows || logits.dims[1] !== steps) {
       throw new ConfigError(`Expected logits of ${session.path} to have dims [${rows}, ${steps}, vocab], got [${logits.dims.join(', ')}]`);

@@ -5,8 +5,8 @@ import type { TensorData } from '../../src/backends/onnx-tensor.js';
 import { OnnxCaptioner } from '../../src/captioner/onnx-captioner.js';
 import { LAYOUT_DIRS, readImage } from './fixtures.js';
 
-// Issue 15 item 3: the encoder states (and encoder_attention_mask, and a cross-attention cache) stay in
-// the decoder's worker for the whole batch instead of being copied to it at every decoding step. The
+// Issue 15 item 3: the encoder states, encoder_attention_mask and the key/value cache stay in the
+// decoder's worker for the whole batch instead of being copied to it (and back) at every decoding step. The
 // sessions count the bytes they send per input name, so the tests can see what crossed.
 const images = ['square-a.png', 'square-b.png', 'rotated.png'].map(readImage);
 const layouts = Object.keys(LAYOUT_DIRS) as Array<keyof typeof LAYOUT_DIRS>;
@@ -36,6 +36,22 @@ describe.each(layouts)('%s layout: encoder states cross to the decoder worker on
     expect(long.encoder_attention_mask ?? 0).toBe(short.encoder_attention_mask ?? 0);
     // The token ids do grow with the steps: the counter sees every step.
     expect(long.input_ids).toBeGreaterThan(short.input_ids!);
+  });
+
+  it('the key/value cache stays in the worker: its bytes sent do not grow with the steps, bytes received grow linearly (logits only)', async () => {
+    const one = { strategy: 'greedy' as const };
+    const received = async (n: number): Promise<{ received: number; past: number }> => {
+      const before = captioner.decoderTraffic;
+      const sent = await sentDuring(captioner, () => captioner.caption(images.slice(0, 1), { ...one, minLength: n, maxLength: n }));
+      const past = Object.entries(sent).filter(([name]) => name.startsWith('past_key_values.')).reduce((a, [, b]) => a + b, 0);
+      return { received: captioner.decoderTraffic.receivedBytes - before.receivedBytes, past };
+    };
+    const [r5, r10, r20] = [await received(5), await received(10), await received(20)];
+    expect(r20.past).toBe(r5.past);
+    if (layout !== 'no-cache') {
+      // Before, the cache came back at every step: received bytes grew with the square of the length.
+      expect(r20.received - r5.received).toBe(3 * (r10.received - r5.received));
+    }
   });
 
   it('K = 5 captions of 3 images send the encoder bytes of 3 images, not 15', async () => {
