@@ -25,7 +25,7 @@ let server: FakeLlmServer;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vlc-refilter-build-'));
   server = await FakeLlmServer.start({ latencyMs: 5 });
-  await generateShapes({ out: join(dir, 'data'), count: 60, noise: 0.4, seed: 3, shardSize: 60 });
+  await generateShapes({ out: join(dir, 'data'), count: 60, noise: 0.4, seed: 4, shardSize: 60 });
 });
 
 afterAll(async () => {
