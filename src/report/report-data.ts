@@ -5,12 +5,11 @@
  */
 import type { Db } from '../store/database.js';
 import { runStats, type RunStats } from '../store/queries.js';
-import { ReportQueries, type PlacedCaption, type StoredInstruction, type StoredSample } from '../store/report-queries.js';
+import { ReportQueries, type PlacedCaption, type ScoreColumn, type StoredInstruction, type StoredSample } from '../store/report-queries.js';
 import type { ResolvedPolicy } from '../filter/policy.js';
 import { policyInForce } from '../filter/policy-in-force.js';
 import { describeFlags } from '../store/refilter-log.js';
 
-export type ScoreName = 'itc' | 'itm';
 
 export interface HistogramBin {
   /** Lower edge; the bin holds scores in [lo, lo + width). The last bin includes its upper edge. */
@@ -22,7 +21,7 @@ export interface HistogramBin {
 }
 
 export interface ScoreHistogram {
-  score: ScoreName;
+  score: ScoreColumn;
   lo: number;
   hi: number;
   width: number;
@@ -42,7 +41,7 @@ export interface SweepRow {
 }
 
 export interface ScoreSweep {
-  score: ScoreName;
+  score: ScoreColumn;
   /** Usable, non-empty captions with this score; the denominators. */
   captions: number;
   images: number;
@@ -179,7 +178,7 @@ function decisionsInForce(db: Db): Decisions | null {
 }
 
 /** The cut a score has under a policy: none when the policy does not look at that score. */
-export function cutOf(policy: ResolvedPolicy, score: ScoreName): number | null {
+export function cutOf(policy: ResolvedPolicy, score: ScoreColumn): number | null {
   const cut = score === 'itc' ? (policy.policy === 'itm' ? null : policy.itcThreshold) : policy.policy === 'itc' ? null : policy.itmThreshold;
   // An infinite cut (a percentile over a run without scores) keeps nothing and has no place on an axis.
   return cut !== null && Number.isFinite(cut) ? cut : null;
@@ -189,7 +188,7 @@ export function cutOf(policy: ResolvedPolicy, score: ScoreName): number | null {
 const floorTo = (x: number, step: number) => Math.floor(x / step + 1e-9) * step;
 const ceilTo = (x: number, step: number) => Math.ceil(x / step - 1e-9) * step;
 
-function histogram(q: ReportQueries, score: ScoreName, bins: number, threshold: number | null): ScoreHistogram | null {
+function histogram(q: ReportQueries, score: ScoreColumn, bins: number, threshold: number | null): ScoreHistogram | null {
   const range = q.scoreRange(score);
   if (!range) return null;
   // ITM is a probability: always [0, 1]. ITC (a cosine) spans whatever the model gives: round the range out.

@@ -14,6 +14,7 @@ import { OPEN, type Box, type DecodedPair } from '../core/sample.js';
 import { groupBy } from '../iter/group-by.js';
 import { CAPTION_COLUMNS, captionFromRow, type CaptionRow } from './caption-row.js';
 import { openDatabase, type Db } from './database.js';
+import type { ImageColumns } from './image-columns.js';
 import { decodeInstructionRow, INSTRUCTION_COLUMNS, type StoredInstructionRow } from './instruction-store.js';
 import { unfinishedSynthesis } from './unfinished-synthesis.js';
 
@@ -33,16 +34,9 @@ export interface ExportReaderOptions {
   wanted?: readonly { task: string; variants: number }[];
 }
 
-interface SampleRow {
+interface SampleRow extends ImageColumns {
   key: string;
   source: string;
-  image_ref: string;
-  width: number | null;
-  height: number | null;
-  format: string | null;
-  byte_length: number | null;
-  sha256: string | null;
-  orientation: number | null;
   meta_json: string;
 }
 

@@ -8,6 +8,7 @@ import type { Turn } from '../core/conversation.js';
 import type { Box } from '../core/sample.js';
 import { CAPTION_COLUMNS, captionFromRow, type CaptionRow, type StoredCaption } from './caption-row.js';
 import type { Db } from './database.js';
+import type { ImageColumns } from './image-columns.js';
 import { decodeInstructionRow, INSTRUCTION_COLUMNS, instructionReasonText, type StoredInstructionRow } from './instruction-store.js';
 import { registerSampleHash, SAMPLE_HASH } from './sample-hash.js';
 
@@ -81,20 +82,13 @@ export interface FailureCount {
   count: number;
 }
 
-interface SampleRow {
+interface SampleRow extends ImageColumns {
   key: string;
   source: string;
   status: string;
   error_code: string | null;
   error_message: string | null;
   drop_reason: string | null;
-  image_ref: string;
-  width: number | null;
-  height: number | null;
-  format: string | null;
-  byte_length: number | null;
-  sha256: string | null;
-  orientation: number | null;
 }
 
 /** Usable, non-empty captions with the score: those a filter can keep on it. */
