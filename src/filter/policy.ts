@@ -1,3 +1,4 @@
+import type { Caption } from '../core/sample.js';
 import type { FilterPolicy } from './filter-options.js';
 
 /** A caption as the policy sees it. */
@@ -7,6 +8,11 @@ export interface ScoredCaption {
   usable: boolean;
   itc: number | null;
   itm: number | null;
+}
+
+/** A sample's caption as the policy sees it: a score not computed yet is null. */
+export function asScored(c: Caption): ScoredCaption {
+  return { origin: c.origin, text: c.text, usable: c.usable, itc: c.itc ?? null, itm: c.itm ?? null };
 }
 
 export interface Verdict {

@@ -1,6 +1,6 @@
 import { dropSample, isOpen, type DecodedPair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
-import { decideCaptions, NO_CAPTION_PASSED, type ResolvedPolicy } from './policy.js';
+import { asScored, decideCaptions, NO_CAPTION_PASSED, type ResolvedPolicy } from './policy.js';
 
 /**
  * Applies the filter policy to each sample's scored captions: every caption gets `kept` and a reason;
@@ -18,10 +18,7 @@ export function createSelectStage(policy: ResolvedPolicy, name = 'select', note?
           yield sample;
           continue;
         }
-        const verdicts = decideCaptions(
-          sample.captions.map((c) => ({ origin: c.origin, text: c.text, usable: c.usable, itc: c.itc ?? null, itm: c.itm ?? null })),
-          policy,
-        );
+        const verdicts = decideCaptions(sample.captions.map(asScored), policy);
         const captions = sample.captions.map((c, i) => ({ ...c, kept: verdicts[i]!.kept, reason: verdicts[i]!.reason }));
         const anyKept = verdicts.some((v) => v.kept);
         const selected = { ...sample, captions };

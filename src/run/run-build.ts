@@ -34,12 +34,12 @@ import { loadItcModel } from '../models/itc-model.js';
 import { loadItmModel } from '../models/itm-model.js';
 import { ConfigError, inField } from '../core/errors.js';
 import { createSynthStage } from '../synth/synth-stage.js';
-import { decideCaptions, type ResolvedPolicy, type ScoredCaption } from '../filter/policy.js';
+import { asScored, decideCaptions, type ResolvedPolicy } from '../filter/policy.js';
 import { policyInForce } from '../filter/policy-in-force.js';
 import { describeFlags, type RefilterEntry } from '../store/refilter-log.js';
 import { wantedInstructions } from '../synth/wanted-instructions.js';
 import type { DoneRule } from '../store/done-rule.js';
-import type { Caption, DecodedPair, DedupedPair } from '../core/sample.js';
+import type { DecodedPair, DedupedPair } from '../core/sample.js';
 import type { Recipe } from '../config/recipe.js';
 import { createCaptionerStage } from '../captioner/captioner-stage.js';
 import type { LoadedCaptioner } from '../captioner/captioner-type.js';
@@ -279,10 +279,6 @@ function describeRefilterInForce(r: RefilterEntry): string {
     `filter: the decisions of \`vlcurate refilter ${describeFlags(r.flags)}\` (${r.at}) are in force, since the recipe's filter ` +
     'decisions are unchanged since; new and resumed samples are decided by them (change the filter in the recipe to decide by it again)'
   );
-}
-
-function asScored(c: Caption): ScoredCaption {
-  return { origin: c.origin, text: c.text, usable: c.usable, itc: c.itc ?? null, itm: c.itm ?? null };
 }
 
 /** Load the filter's models once per build; paths resolve against the recipe's folder. */
