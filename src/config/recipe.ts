@@ -12,6 +12,7 @@ import { synthOptionsSchema } from '../synth/synth-options.js';
 import { captionerOptionsSchema } from '../captioner/registry.js';
 import { formatIssues } from '../core/format-issues.js';
 import { runtimeSchema } from '../core/runtime-settings.js';
+import { storageSchema } from '../storage/storage-settings.js';
 
 /**
  * The recipe schema, composed from each stage's own options schema: every option and its default is
@@ -42,6 +43,11 @@ export const recipeSchema = z
      * when read: `auto` is resolved again on the machine that runs the build.
      */
     resolvedRuntime: z.unknown().optional(),
+    /**
+     * How to reach S3-compatible storage for s3:// paths (endpoint, region, path style, profile, part size;
+     * `storage/storage-settings.ts`). Optional without a default, so recipes without it hash as before.
+     */
+    storage: storageSchema.optional(),
     sources: z.array(sourceSchema).min(1),
     decode: decodeOptionsSchema.default(() => decodeOptionsSchema.parse({})),
     /** CapFilt filter: score captions with ITC and/or ITM and keep those that pass. Off when absent. */
