@@ -22,9 +22,11 @@
  * cut to that length and marked `too_long`, unusable (`sources/caption-text.ts`).
  */
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import sharp, { type Metadata } from 'sharp';
 import { z } from 'zod';
 import { formatIssues } from '../core/format-issues.js';
+import { countField, decodeConcurrencyFor } from '../core/runtime-settings.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { failSample, type DecodedPair, type ImageFacts, type Pair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
@@ -48,8 +50,11 @@ export const decodeOptionsSchema = z
      * `too_long` and unusable: never scored, published or sent to an LLM. Default 16,384.
      */
     maxCaptionChars: z.number().int().positive().default(DEFAULT_MAX_CAPTION_CHARS),
-    /** Images decoded at once (sharp runs them on libuv's thread pool, 4 threads unless UV_THREADPOOL_SIZE says otherwise). */
-    concurrency: z.number().int().min(1).default(4),
+    /**
+     * Images decoded at once (sharp runs them on libuv's thread pool, 4 threads unless UV_THREADPOOL_SIZE
+     * says otherwise), or `auto` (default): the decode share of the cores (`core/runtime-settings.ts`, rule 5).
+     */
+    concurrency: countField.default('auto'),
     /**
      * `exact`: an image with the same bytes (sha256) as an earlier sample that was not dropped as a
      * duplicate itself is dropped (`duplicate_image`, its `duplicateOf` names the first, stored in its metadata), before any
@@ -84,7 +89,9 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
   if (!parsed.success) {
     throw new ConfigError(`decode: ${formatIssues(parsed.error, options).join('; ')}`);
   }
-  const { maxPixels, maxBytes, maxCaptionChars, concurrency } = parsed.data;
+  const { maxPixels, maxBytes, maxCaptionChars } = parsed.data;
+  // A build passes the concurrency its runtime resolved; elsewhere `auto` is resolved for this machine.
+  const concurrency = parsed.data.concurrency === 'auto' ? decodeConcurrencyFor(availableParallelism()) : parsed.data.concurrency;
   return {
     name: DECODE_STAGE,
     run(input) {

@@ -152,7 +152,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     // refilter nor drops again what it revived (`filter/policy-in-force.ts`; this run's recipe counts).
     const inForce = recipe.filter ? policyInForce(db) : null;
     const refiltered = inForce?.source.kind === 'refilter' ? { policy: inForce.policy, note: describeRefilterInForce(inForce.source.refilter) } : null;
-    const decoded = StageChain.from<Pair>().then(createResumeStage(store, doneRule)).then(createDecodeStage(recipe.decode));
+    const decoded = StageChain.from<Pair>().then(createResumeStage(store, doneRule)).then(createDecodeStage({ ...recipe.decode, concurrency: runtime.decodeConcurrency }));
     const deduped: StageChain<Pair, DedupedPair> = recipe.decode.dedup === 'exact' ? decoded.then(createDedupStage(store)) : decoded;
     const recorded = deduped
       .thenAll(reuseRuns.length > 0 ? [createReuseStage(store, reuseRuns)] : [])

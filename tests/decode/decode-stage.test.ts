@@ -252,7 +252,7 @@ describe('decode stage', () => {
   });
 
   it('has its defaults and rejects bad options with a ConfigError naming the option', () => {
-    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, maxBytes: 64 * 1024 * 1024, maxCaptionChars: 16_384, concurrency: 4, dedup: 'off' });
+    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, maxBytes: 64 * 1024 * 1024, maxCaptionChars: 16_384, concurrency: 'auto', dedup: 'off' });
     expect(() => createDecodeStage({ concurrency: 0 })).toThrow(ConfigError);
     expect(() => createDecodeStage({ concurrency: 0 })).toThrow(/concurrency/);
     expect(() => createDecodeStage({ maxPixel: 5 } as never)).toThrow(/maxPixel/);
