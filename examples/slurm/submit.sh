@@ -18,7 +18,8 @@ shift 2
 
 # Every part must run the same vlcurate (the split and the decisions depend on it): pin the version once.
 if [ -z "${VLCURATE:-}" ] && [ -z "${VLCURATE_VERSION:-}" ]; then
-  VLCURATE_VERSION="$(npm view vlcurate version)"
+  VLCURATE_VERSION="$(npm view vlcurate version)" ||
+    { echo "$0: could not look up vlcurate's version on npm; set VLCURATE_VERSION (or VLCURATE to a command)" >&2; exit 2; }
 fi
 export VLCURATE_RECIPE="$recipe" VLCURATE_PARTS="$parts" VLCURATE_VERSION="${VLCURATE_VERSION:-}"
 

@@ -38,12 +38,13 @@ chmod 0400 "$dir/munge/munge.key"
 munged --force --socket="$dir/munge/munge.sock" --key-file="$dir/munge/munge.key" \
   --pid-file="$dir/munge/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munged.seed"
 
+# The node and controller talk over 127.0.0.1, so the host name need not resolve.
 host="$(hostname -s)"
 # `slurmd -C` prints this node as slurm.conf wants it: NodeName=... CPUs=... RealMemory=...
 node_line="$(slurmd -C | head -n 1)"
 cat >"$dir/slurm.conf" <<CONF
 ClusterName=vlclocal
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=root
@@ -71,7 +72,7 @@ SlurmdTimeout=30
 InactiveLimit=0
 MinJobAge=300
 KillWait=5
-${node_line% UpTime=*} State=UNKNOWN
+${node_line% UpTime=*} NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$dir/slurm.conf"
