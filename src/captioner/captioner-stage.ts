@@ -5,6 +5,7 @@ import { describeError } from '../core/errors.js';
 import type { Caption, DecodedPair } from '../core/sample.js';
 import { failSample } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
+import type { PreparedPixels } from '../core/decoded-pixels.js';
 
 /**
  * An image's new captions, or why it must wait for a later run (`heldBack`: a failure code a later run can
@@ -16,7 +17,15 @@ export interface CaptionedImage {
 }
 
 /** Writes K captions for each of a batch of images; one result per image, in order. */
-export type CaptionBatch = (images: { key: string; bytes: Buffer; format: string }[]) => Promise<CaptionedImage[]>;
+export type CaptionBatch = (images: CaptionImage[]) => Promise<CaptionedImage[]>;
+
+/** One image to caption: its encoded bytes, and the pixels the decode stage prepared when the captioner asked (`LoadedCaptioner.preparer`). */
+export interface CaptionImage {
+  key: string;
+  bytes: Buffer;
+  format: string;
+  pixels?: PreparedPixels | undefined;
+}
 
 export interface CaptionerStageOptions {
   /** Recorded as each synthetic caption's `model`. */
@@ -66,7 +75,7 @@ export function createCaptionerStage(captionBatch: CaptionBatch, options: Captio
         ...(options.inFlight === undefined ? {} : { inFlight: options.inFlight }),
         wants: (sample) => Boolean(sample.image && sample.imageBytes) && !captioned(sample) && options.wants(sample),
         process: async (samples) => {
-          const captions = await captionBatch(samples.map((s) => ({ key: s.key, bytes: s.imageBytes!, format: s.image!.format })));
+          const captions = await captionBatch(samples.map((s) => ({ key: s.key, bytes: s.imageBytes!, format: s.image!.format, pixels: s.pixels })));
           return samples.map((sample, k) => withCaptions(sample, captions[k]));
         },
         fail: (sample, error) => failSample(sample, name, 'caption_failed', `the captioner failed on this image: ${describeError(error)}`),

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { LlmResponseStore } from '../backends/llm-client.js';
 import type { ResolvedModelRuntime } from '../core/runtime-settings.js';
 import type { CaptionBatch } from './captioner-stage.js';
+import type { PixelPreparer } from '../core/decoded-pixels.js';
 
 /** What loading a captioner needs from the build. */
 export interface CaptionerContext {
@@ -24,6 +25,8 @@ export interface LoadedCaptioner {
   /** Batches the captioner stage keeps in flight (default 2). */
   readonly inFlight?: number;
   readonly captionBatch: CaptionBatch;
+  /** The captioner's resize step, when it preprocesses pixels itself: the decode stage then prepares them once per image. */
+  readonly preparer?: PixelPreparer;
   close(): Promise<void>;
 }
 

@@ -24,7 +24,8 @@ import { ConfigError } from '../core/errors.js';
 import { modelRuntimeSchema } from '../core/runtime-settings.js';
 import { checkVariant, MODEL_VARIANTS, type ModelVariant } from '../models/model-files.js';
 import { loadFolderBasics, preprocessOrThrow, sessionOptions, type ModelLoadOptions } from '../models/model-folder.js';
-import type { ImagePreprocessor } from '../models/preprocess.js';
+import type { ImageInput, ImagePreprocessor } from '../models/preprocess.js';
+import { isPrepared } from '../core/decoded-pixels.js';
 import type { TextTokenizer } from '../models/tokenizer.js';
 import { readCaptionerConfig, type GenerationIds } from './captioner-config.js';
 import { CAPTIONER_LAYOUTS, CaptionerGraphs, type CaptionerLayout } from './captioner-graphs.js';
@@ -169,15 +170,22 @@ export class OnnxCaptioner {
    * order for nucleus sampling and best first for beam search. A corrupt image throws a SampleError
    * naming its index; bad options throw a ConfigError naming the option.
    */
-  async caption(images: readonly Uint8Array[], options: CaptionOptions = {}): Promise<GeneratedCaption[][]> {
+  async caption(images: readonly ImageInput[], options: CaptionOptions = {}): Promise<GeneratedCaption[][]> {
     const { keys, ...decoding } = options;
     const resolved = resolveDecoding(decoding);
     checkKeys(keys, images.length);
     if (images.length === 0) return [];
     const { setup, options: o } = this.setup(resolved);
     const pixels = await preprocessOrThrow(this.preprocessor, images, this.concurrency);
-    const imageKeys = keys ?? images.map((img) => createHash('sha256').update(img).digest('hex'));
+    const imageKeys = keys ?? images.map((img) => createHash('sha256').update(isPrepared(img) ? this.preprocessedSource(img) : img).digest('hex'));
     return this.run(pixels, images.length, o, setup, imageKeys);
+  }
+
+  /** Prepared pixels' bytes for this captioner, keying an image without a key given. */
+  private preprocessedSource(image: ReadonlyMap<string, { data: Buffer }>): Buffer {
+    const pixels = image.get(this.preprocessor.key);
+    if (pixels === undefined) throw new Error(`the decode stage prepared no pixels for the captioner (resize ${this.preprocessor.key})`);
+    return pixels.data;
   }
 
   /**
@@ -323,8 +331,9 @@ export const onnxCaptionerType: CaptionerType<typeof onnxCaptionerOptionsSchema>
       batchSize: options.batchSize,
       // One batch more than workers: each worker busy while the next batch is prepared.
       inFlight: Math.max(2, (runtime.workers ?? 1) + 1),
+      preparer: captioner.preprocessor,
       captionBatch: async (images) =>
-        (await captioner.caption(images.map((i) => i.bytes), { ...decoding, keys: images.map((i) => i.key) })).map((list) => ({ captions: list.map((c) => c.text) })),
+        (await captioner.caption(images.map((i) => i.pixels ?? i.bytes), { ...decoding, keys: images.map((i) => i.key) })).map((list) => ({ captions: list.map((c) => c.text) })),
       close: () => captioner.close(),
     };
   },

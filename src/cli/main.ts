@@ -15,6 +15,7 @@ import { registerEstimate } from './commands/estimate.js';
 import { registerExport } from './commands/export.js';
 import { registerScore } from './commands/score.js';
 import { registerCaption } from './commands/caption.js';
+import { registerMerge } from './commands/merge.js';
 
 export function createProgram(setExit: (code: number) => void): Command {
   const program = new Command('vlcurate')
@@ -33,6 +34,7 @@ export function createProgram(setExit: (code: number) => void): Command {
   registerExport(program, setExit);
   registerScore(program);
   registerCaption(program);
+  registerMerge(program, setExit);
   return program;
 }
 

@@ -15,7 +15,7 @@ export function recipeOnnxModels(recipe: Recipe): { name: string; runtime?: Mode
   return models;
 }
 
-/** Every ONNX model's device, threads and workers on this machine (`cores` injected by tests). */
+/** Every ONNX model's device, threads and workers, and the decode concurrency, on this machine (`cores` injected by tests). */
 export function resolveRecipeRuntime(recipe: Recipe, cores: number = availableParallelism()): ResolvedRuntime {
-  return resolveRuntime(recipe.runtime, recipeOnnxModels(recipe), cores);
+  return resolveRuntime(recipe.runtime, recipeOnnxModels(recipe), cores, recipe.decode.concurrency);
 }

@@ -17,6 +17,14 @@
  *    gives `workers = floor(share / threads)`; a set `workers` gives `threads = floor(share / workers)`.
  * 4. A model on CUDA needs the CPU only to feed the GPU: `auto` there is 1 thread and 1 worker, and it
  *    takes no share.
+ * 5. `decode.concurrency: auto` (images decoded at once, each on one of libuv's threads) is the decode
+ *    share, at least 2: below 8 cores decoding has no cores of its own and shares the models', and one
+ *    image in flight would leave the decoder idle while its result is handed on. (libuv runs 4 threads
+ *    unless `UV_THREADPOOL_SIZE` says more, so past 32 cores set that too.)
+ *
+ * Commands that run one image (`vlcurate score`, `vlcurate caption`) resolve each model alone, as the only
+ * model on the machine, and run one session of the rule's threads: more sessions would only copy the
+ * weights (`resolveSingleImageRuntime`).
  */
 import { z } from 'zod';
 
@@ -27,7 +35,8 @@ const DEVICE_EXPECTED = 'expected "cpu", "cuda" or "cuda:N" (N a CUDA device num
 const COUNT_EXPECTED = 'expected "auto" or an integer from 1 and up';
 
 const deviceField = z.string({ error: DEVICE_EXPECTED }).regex(/^(cpu|cuda(:(0|[1-9]\d{0,3}))?)$/, { error: DEVICE_EXPECTED });
-const countField = z.union(
+/** `auto` or a count from 1 (threads, workers, decode.concurrency). */
+export const countField = z.union(
   [z.literal('auto'), z.number({ error: COUNT_EXPECTED }).int({ error: COUNT_EXPECTED }).min(1, { error: COUNT_EXPECTED })],
   { error: COUNT_EXPECTED },
 );
@@ -78,6 +87,8 @@ export interface ResolvedRuntime {
   cores: number;
   /** Cores left to decoding by the `auto` rule. */
   decodeCores: number;
+  /** Images the decode stage decodes at once (`decode.concurrency`, `auto` resolved by rule 5). */
+  decodeConcurrency: number;
   /** Per model, by its recipe field (`filter.itc`, `filter.itm`, `captioner`), in the order given. */
   models: Record<string, ResolvedModelRuntime>;
 }
@@ -90,14 +101,21 @@ export function decodeCoresFor(cores: number): number {
   return Math.floor(cores / 8);
 }
 
+/** Images decoded at once for `decode.concurrency: auto` on a machine with `cores` cores (rule 5). */
+export function decodeConcurrencyFor(cores: number): number {
+  return Math.max(2, decodeCoresFor(Math.max(1, Math.floor(cores))));
+}
+
 /**
  * Resolve every model's runtime: its own settings over the shared ones, `auto` by the rule in this file's
- * header. `models` in recipe order (leftover cores go to the first ones); `cores` is injected for tests.
+ * header. `models` in recipe order (leftover cores go to the first ones); `cores` is injected for tests;
+ * `decodeConcurrency` is the recipe's `decode.concurrency`.
  */
 export function resolveRuntime(
   shared: RuntimeSettings,
   models: readonly { name: string; runtime?: ModelRuntimeSettings | undefined }[],
   cores: number,
+  decodeConcurrency: 'auto' | number = 'auto',
 ): ResolvedRuntime {
   const machineCores = Math.max(1, Math.floor(cores));
   const decodeCores = decodeCoresFor(machineCores);
@@ -144,5 +162,19 @@ export function resolveRuntime(
     }
     out[m.name] = { device: formatDevice(m.device), threads, workers, fromAuto };
   }
-  return { cores: machineCores, decodeCores, models: out };
+  return {
+    cores: machineCores,
+    decodeCores,
+    decodeConcurrency: decodeConcurrency === 'auto' ? decodeConcurrencyFor(machineCores) : decodeConcurrency,
+    models: out,
+  };
+}
+
+/**
+ * The runtime of a model that a command runs on one image at a time (`vlcurate score`, `caption`): the
+ * rule for that model alone on the machine, in one session (a set `workers` is kept as given).
+ */
+export function resolveSingleImageRuntime(settings: RuntimeSettings, cores: number): ResolvedModelRuntime {
+  const alone = resolveRuntime(settings, [{ name: 'model' }], cores).models['model']!;
+  return settings.workers === 'auto' ? { ...alone, workers: 1 } : alone;
 }

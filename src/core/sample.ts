@@ -4,6 +4,7 @@
  * keeps flowing with its `fate` set so the store records it; stages pass such samples through untouched.
  */
 
+import type { PreparedPixels } from './decoded-pixels.js';
 import type { Turn } from './conversation.js';
 import type { FailureCode } from './failure-codes.js';
 
@@ -125,6 +126,11 @@ export interface ImageFacts {
 export interface DecodedPair extends Pair {
   /** Null when the sample failed before or in decode, or when a source dropped the pair before reading an image (a text-only record). */
   image: ImageFacts | null;
+  /**
+   * The image decoded once by the decode stage and prepared for each model that follows (`decoded-pixels.ts`),
+   * so the model stages do not decode it again; absent without model stages, released after the last one.
+   */
+  pixels?: PreparedPixels;
 }
 
 /**

@@ -14,6 +14,9 @@
  *    Large images are decoded with a 1/8 shrink, which JPEG and WebP do while decoding (every
  *    entropy-coded byte is still read, so truncation is still caught) and which keeps memory flat.
  *    Not below 1 MP: the shrink saves no CPU on web-size JPEGs and made 128 px ingest 1.6x slower.
+ *    When model stages follow (`preparers`), the decode is the models' own (`decodeRgb`, full size, any
+ *    size) and each model's resize step runs on its result here: the sample carries the prepared pixels
+ *    to the model stages, which then decode nothing (one decode per image for the check and every model).
  *
  * Pairs that already failed, or that a source dropped without image bytes, pass through with
  * `image: null`.
@@ -22,15 +25,18 @@
  * cut to that length and marked `too_long`, unusable (`sources/caption-text.ts`).
  */
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import sharp, { type Metadata } from 'sharp';
 import { z } from 'zod';
 import { formatIssues } from '../core/format-issues.js';
+import { countField, decodeConcurrencyFor } from '../core/runtime-settings.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { failSample, type DecodedPair, type ImageFacts, type Pair } from '../core/sample.js';
 import type { Stage } from '../core/stage.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
 import { DEFAULT_MAX_CAPTION_CHARS, limitCaptionLength } from '../sources/caption-text.js';
 import { claimedSize } from './claimed-size.js';
+import { decodeRgb, type PixelPreparer, type PreparedPixels, type RgbPixels } from '../core/decoded-pixels.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../images/local-file.js';
 
 export const decodeOptionsSchema = z
@@ -48,8 +54,11 @@ export const decodeOptionsSchema = z
      * `too_long` and unusable: never scored, published or sent to an LLM. Default 16,384.
      */
     maxCaptionChars: z.number().int().positive().default(DEFAULT_MAX_CAPTION_CHARS),
-    /** Images decoded at once (sharp runs them on libuv's thread pool, 4 threads unless UV_THREADPOOL_SIZE says otherwise). */
-    concurrency: z.number().int().min(1).default(4),
+    /**
+     * Images decoded at once (sharp runs them on libuv's thread pool, 4 threads unless UV_THREADPOOL_SIZE
+     * says otherwise), or `auto` (default): the decode share of the cores (`core/runtime-settings.ts`, rule 5).
+     */
+    concurrency: countField.default('auto'),
     /**
      * `exact`: an image with the same bytes (sha256) as an earlier sample that was not dropped as a
      * duplicate itself is dropped (`duplicate_image`, its `duplicateOf` names the first, stored in its metadata), before any
@@ -69,7 +78,7 @@ const RASTER_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'a
 /** Above this many pixels the check decodes with a 1/8 shrink instead of to full-size raw pixels. */
 const SHRINK_ABOVE_PIXELS = 1_000_000;
 
-export type DecodeResult = { ok: true; image: ImageFacts } | { ok: false; code: DecodeFailureCode; message: string };
+export type DecodeResult = { ok: true; image: ImageFacts; pixels?: PreparedPixels } | { ok: false; code: DecodeFailureCode; message: string };
 
 export type DecodeFailureCode =
   | 'image_missing'
@@ -79,12 +88,23 @@ export type DecodeFailureCode =
   | 'image_too_large'
   | 'image_corrupt';
 
-export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> = {}): Stage<Pair, DecodedPair> {
+export interface DecodeStageModels {
+  /**
+   * The resize steps of the models that follow (filter, captioner): each image is decoded once and
+   * prepared for each of them, and carried on the sample as `pixels`. None (ingest only): no pixels are kept.
+   */
+  preparers?: readonly PixelPreparer[];
+}
+
+export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> = {}, models: DecodeStageModels = {}): Stage<Pair, DecodedPair> {
   const parsed = decodeOptionsSchema.safeParse(options);
   if (!parsed.success) {
     throw new ConfigError(`decode: ${formatIssues(parsed.error, options).join('; ')}`);
   }
-  const { maxPixels, maxBytes, maxCaptionChars, concurrency } = parsed.data;
+  const { maxPixels, maxBytes, maxCaptionChars } = parsed.data;
+  // A build passes the concurrency its runtime resolved; elsewhere `auto` is resolved for this machine.
+  const concurrency = parsed.data.concurrency === 'auto' ? decodeConcurrencyFor(availableParallelism()) : parsed.data.concurrency;
+  const preparers = models.preparers ?? [];
   return {
     name: DECODE_STAGE,
     run(input) {
@@ -95,8 +115,8 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
           const pair = withCaptionsLimited(input, maxCaptionChars);
           // Failed pairs, and pairs a source dropped before reading an image (text-only records), pass through.
           if (pair.fate.kind === 'failed' || (pair.fate.kind === 'dropped' && pair.imageBytes === null)) return { ...pair, image: null };
-          const result = await decodeImage(pair.imageBytes, maxPixels, maxBytes);
-          if (result.ok) return { ...pair, image: result.image };
+          const result = await decodeImage(pair.imageBytes, maxPixels, maxBytes, preparers);
+          if (result.ok) return result.pixels ? { ...pair, image: result.image, pixels: result.pixels } : { ...pair, image: result.image };
           return { ...failSample(pair, DECODE_STAGE, result.code, result.message), image: null };
         },
         { concurrency },
@@ -110,8 +130,13 @@ function withCaptionsLimited(pair: Pair, maxChars: number): Pair {
   return { ...pair, captions: pair.captions.map((caption) => limitCaptionLength(caption, maxChars)) };
 }
 
-/** Check one image; never throws. */
-export async function decodeImage(bytes: Buffer | null, maxPixels: number, maxBytes = DEFAULT_MAX_FILE_BYTES): Promise<DecodeResult> {
+/** Check one image, and prepare its pixels for `preparers` (the models that follow) when there are any; never throws. */
+export async function decodeImage(
+  bytes: Buffer | null,
+  maxPixels: number,
+  maxBytes = DEFAULT_MAX_FILE_BYTES,
+  preparers: readonly PixelPreparer[] = [],
+): Promise<DecodeResult> {
   if (bytes === null) return { ok: false, code: 'image_missing', message: 'the source gave no image bytes' };
   if (bytes.length === 0) return { ok: false, code: 'image_empty', message: 'the image is empty (0 bytes)' };
   // Sources read no more than this; bytes from elsewhere (a Parquet cell, a download) are held to it too.
@@ -148,12 +173,17 @@ export async function decodeImage(bytes: Buffer | null, maxPixels: number, maxBy
   }
   if (width * height > maxPixels) return tooLarge(format, width, height, maxPixels);
 
+  let rgb: RgbPixels | null = null;
   try {
-    let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, sequentialRead: true });
-    if (width * height > SHRINK_ABOVE_PIXELS) {
-      pipeline = pipeline.resize(Math.ceil(width / 8), Math.ceil(height / 8), { fit: 'fill', kernel: 'nearest' });
+    if (preparers.length > 0) {
+      rgb = await decodeRgb(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' });
+    } else {
+      let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, sequentialRead: true });
+      if (width * height > SHRINK_ABOVE_PIXELS) {
+        pipeline = pipeline.resize(Math.ceil(width / 8), Math.ceil(height / 8), { fit: 'fill', kernel: 'nearest' });
+      }
+      await pipeline.raw().toBuffer();
     }
-    await pipeline.raw().toBuffer();
   } catch (err) {
     return classifyFailure(bytes, format, err, 'its pixel data cannot be decoded');
   }
@@ -162,6 +192,16 @@ export async function decodeImage(bytes: Buffer | null, maxPixels: number, maxBy
   const cut = missingEnd(bytes, format);
   if (cut !== null) {
     return { ok: false, code: 'image_truncated', message: `${format} data is cut off (${bytes.length} bytes, ${cut}) though its pixels decoded` };
+  }
+
+  let pixels: Map<string, RgbPixels> | undefined;
+  if (rgb !== null) {
+    pixels = new Map();
+    try {
+      for (const preparer of preparers) if (!pixels.has(preparer.key)) pixels.set(preparer.key, await preparer.prepare(rgb));
+    } catch (err) {
+      return { ok: false, code: 'image_corrupt', message: `${format} decoded but its pixels could not be prepared for the models: ${firstLine(describeError(err))}` };
+    }
   }
 
   const orientation = metadata.orientation !== undefined && metadata.orientation >= 1 && metadata.orientation <= 8 ? metadata.orientation : 1;
@@ -176,6 +216,7 @@ export async function decodeImage(bytes: Buffer | null, maxPixels: number, maxBy
       sha256,
       orientation,
     },
+    ...(pixels ? { pixels } : {}),
   };
 }
 

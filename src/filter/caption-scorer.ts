@@ -1,9 +1,12 @@
 import type { ItcModel } from '../models/itc-model.js';
 import type { ItmModel } from '../models/itm-model.js';
+import type { ImageInput } from '../models/preprocess.js';
+import type { PixelPreparer } from '../core/decoded-pixels.js';
 
 /** One image and the texts to score against it. */
 export interface ScoreRequest {
-  image: Uint8Array;
+  /** Encoded bytes, or the pixels the decode stage prepared for these models (`preparers`). */
+  image: ImageInput;
   texts: readonly string[];
 }
 
@@ -22,6 +25,11 @@ export class CaptionScorer {
     readonly itm: ItmModel | null,
   ) {}
 
+  /** The models' resize steps, for the decode stage to prepare each image's pixels once for both. */
+  get preparers(): PixelPreparer[] {
+    return [this.itc?.preprocessor, this.itm?.preprocessor].filter((p) => p !== undefined);
+  }
+
   async score(requests: readonly ScoreRequest[]): Promise<ScoreResult[]> {
     const results: ScoreResult[] = requests.map((r) => ({ itc: r.texts.map(() => null), itm: r.texts.map(() => null) }));
     const texts: string[] = [];
@@ -38,7 +46,7 @@ export class CaptionScorer {
     return results;
   }
 
-  private async scoreItc(images: Uint8Array[], texts: string[], owner: { request: number; index: number }[], results: ScoreResult[]): Promise<void> {
+  private async scoreItc(images: ImageInput[], texts: string[], owner: { request: number; index: number }[], results: ScoreResult[]): Promise<void> {
     if (!this.itc) return;
     const [imageEmbeds, textEmbeds] = await Promise.all([this.itc.encodeImages(images), this.itc.encodeTexts(texts)]);
     owner.forEach(({ request, index }, t) => {
@@ -46,7 +54,7 @@ export class CaptionScorer {
     });
   }
 
-  private async scoreItm(images: Uint8Array[], texts: string[], owner: { request: number; index: number }[], results: ScoreResult[]): Promise<void> {
+  private async scoreItm(images: ImageInput[], texts: string[], owner: { request: number; index: number }[], results: ScoreResult[]): Promise<void> {
     if (!this.itm) return;
     const encoded = await this.itm.encodeImages(images);
     const { pMatch } = await this.itm.scoreIndexed(encoded, owner.map((o) => o.request), texts);

@@ -30,7 +30,7 @@ export function createFilterStage(
 ): Stage<DecodedPair, DecodedPair> {
   const score = async (samples: DecodedPair[]): Promise<DecodedPair[]> => {
     const todo = samples.map((sample) => sample.captions.flatMap((c, j) => (needsScore(c) ? [j] : [])));
-    const results = await scorer.score(samples.map((sample, i) => ({ image: sample.imageBytes!, texts: todo[i]!.map((j) => sample.captions[j]!.text) })));
+    const results = await scorer.score(samples.map((sample, i) => ({ image: sample.pixels ?? sample.imageBytes!, texts: todo[i]!.map((j) => sample.captions[j]!.text) })));
     return samples.map((sample, i) => {
       const captions = sample.captions.slice();
       todo[i]!.forEach((j, t) => {

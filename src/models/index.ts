@@ -1,5 +1,5 @@
 export { ImagePreprocessor, loadPreprocessor, preprocessorConfigSchema } from './preprocess.js';
-export type { PixelBatch, PreprocessBatchOptions, PreprocessorConfig, ImagePreprocessorOptions } from './preprocess.js';
+export type { ImageInput, PixelBatch, PreprocessBatchOptions, PreprocessorConfig, ImagePreprocessorOptions } from './preprocess.js';
 export { TextTokenizer } from './tokenizer.js';
 export type { EncodeBatchOptions, Padding, TokenBatch, TextTokenizerOptions } from './tokenizer.js';
 export { ItcModel, loadItcModel } from './itc-model.js';

@@ -28,7 +28,7 @@ import {
   type FolderBasics,
   type ModelLoadOptions,
 } from './model-folder.js';
-import type { ImagePreprocessor } from './preprocess.js';
+import type { ImageInput, ImagePreprocessor } from './preprocess.js';
 import type { Padding, TextTokenizer } from './tokenizer.js';
 
 const IMAGE_OUTPUTS = ['image_embeds', 'pooler_output'] as const;
@@ -95,7 +95,7 @@ export class ItcModel {
   }
 
   /** Preprocess and embed images. A corrupt image throws a SampleError naming its index. */
-  async encodeImages(images: readonly Uint8Array[]): Promise<Embeddings> {
+  async encodeImages(images: readonly ImageInput[]): Promise<Embeddings> {
     const pixels = await preprocessOrThrow(this.preprocessor, images, this.concurrency);
     return this.runImages(pixels, images.length, true);
   }

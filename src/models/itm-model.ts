@@ -30,7 +30,7 @@ import {
   type FolderBasics,
   type ModelLoadOptions,
 } from './model-folder.js';
-import type { ImagePreprocessor } from './preprocess.js';
+import type { ImageInput, ImagePreprocessor } from './preprocess.js';
 import type { TextTokenizer } from './tokenizer.js';
 
 /** BERT's usual limit when neither the tokenizer nor config.json gives one. */
@@ -96,7 +96,7 @@ export class ItmModel {
   }
 
   /** Preprocess images (and, for the split layout, run the vision encoder once for each). */
-  async encodeImages(images: readonly Uint8Array[]): Promise<ItmImages> {
+  async encodeImages(images: readonly ImageInput[]): Promise<ItmImages> {
     const pixels = await preprocessOrThrow(this.preprocessor, images, this.concurrency);
     return this.fromPixels(pixels, images.length, true);
   }

@@ -10,7 +10,7 @@ import type { OnnxSession, OnnxSessionOptions } from '../backends/onnx-session.j
 import type { TensorData, ValueInfo } from '../backends/onnx-tensor.js';
 import { ConfigError, SampleError } from '../core/errors.js';
 import { parseConfig, readJsonFile, type ModelVariant } from './model-files.js';
-import { ImagePreprocessor } from './preprocess.js';
+import { ImagePreprocessor, type ImageInput } from './preprocess.js';
 import type { TokenBatch } from './tokenizer.js';
 import { TextTokenizer } from './tokenizer.js';
 
@@ -121,7 +121,7 @@ export function pickInput(session: OnnxSession, names: readonly string[], role: 
 /** Preprocess images into one batch; the first image that fails throws, naming its index. */
 export async function preprocessOrThrow(
   preprocessor: ImagePreprocessor,
-  images: readonly Uint8Array[],
+  images: readonly ImageInput[],
   concurrency: number | undefined,
 ): Promise<Float32Array> {
   const batch = await preprocessor.preprocessBatch(images, concurrency === undefined ? {} : { concurrency });

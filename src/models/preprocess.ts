@@ -27,6 +27,7 @@
 import sharp from 'sharp';
 import { z } from 'zod';
 
+import { decodeRgb, isPrepared, type PixelPreparer, type PreparedPixels, type RgbPixels } from '../core/decoded-pixels.js';
 import { ConfigError, SampleError, describeError } from '../core/errors.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
 import { parseConfig, readJsonFile } from './model-files.js';
@@ -107,8 +108,18 @@ export interface ImagePreprocessorOptions {
   limitInputPixels?: number;
 }
 
-/** Turns encoded images into normalised float32 CHW pixels, as one model folder's config says. */
-export class ImagePreprocessor {
+/**
+ * What a model takes as an image: its encoded bytes, or the pixels the decode stage already decoded and
+ * prepared (`core/decoded-pixels.ts`), which skips the decode here.
+ */
+export type ImageInput = Uint8Array | PreparedPixels;
+
+/**
+ * Turns encoded images into normalised float32 CHW pixels, as one model folder's config says. As a
+ * {@link PixelPreparer} it does its resize step for the decode stage, which decodes each image once for
+ * the check and every model.
+ */
+export class ImagePreprocessor implements PixelPreparer {
   /** Output height and width (every image comes out this size). */
   readonly height: number;
   readonly width: number;
@@ -118,6 +129,8 @@ export class ImagePreprocessor {
   /** Per channel: 8-bit value -> float32 after rescale and normalize. */
   private readonly lut: [Float32Array, Float32Array, Float32Array];
   private readonly limitInputPixels: number;
+  /** Preprocessors with the same resize rule and kernel prepare the same pixels (`PixelPreparer.key`). */
+  readonly key: string;
 
   constructor(
     readonly config: PreprocessorConfig,
@@ -168,6 +181,7 @@ export class ImagePreprocessor {
       );
     }
     this.lut = buildLookupTables(config, source);
+    this.key = JSON.stringify({ resize: this.resize, kernel: this.kernel });
   }
 
   /** Read and validate `preprocessor_config.json` (a ConfigError names the file, the field and the value). */
@@ -187,41 +201,43 @@ export class ImagePreprocessor {
   }
 
   /**
-   * Preprocess one encoded image into `out` at `offset` (in floats). A corrupt, unsupported or oversized
-   * image throws a {@link SampleError} with code `image_decode`.
+   * Preprocess one image into `out` at `offset` (in floats): encoded bytes are decoded here; pixels the
+   * decode stage prepared start after the decode. A corrupt, unsupported or oversized image throws a
+   * {@link SampleError} with code `image_decode`.
    */
-  async preprocessInto(image: Uint8Array, out: Float32Array, offset = 0): Promise<void> {
+  async preprocessInto(image: ImageInput, out: Float32Array, offset = 0): Promise<void> {
     if (out.length < offset + this.imageSize) {
       throw new RangeError(`Expected room for ${this.imageSize} values at offset ${offset}, the array holds ${out.length}`);
     }
-    let rgb: Buffer;
-    let width: number;
-    let height: number;
-    try {
-      const decoded = await sharp(image, { limitInputPixels: this.limitInputPixels })
-        .autoOrient()
-        .removeAlpha()
-        .toColourspace('srgb')
-        .raw({ depth: 'uchar' })
-        .toBuffer({ resolveWithObject: true });
-      ({ width, height } = decoded.info);
-      rgb = toThreeChannels(decoded.data, decoded.info.channels, width * height);
-      const target = this.resizeTarget(width, height);
-      if (target.width !== width || target.height !== height) {
-        rgb = await sharp(rgb, { raw: { width, height, channels: 3 } })
-          .resize(target.width, target.height, { kernel: this.kernel, fit: 'fill', fastShrinkOnLoad: false })
-          .raw({ depth: 'uchar' })
-          .toBuffer();
-        ({ width, height } = target);
+    let rgb: RgbPixels;
+    if (isPrepared(image)) {
+      const prepared = image.get(this.key);
+      if (prepared === undefined) throw new Error(`the decode stage prepared no pixels for ${this.source} (resize ${this.key})`);
+      rgb = prepared;
+    } else {
+      try {
+        rgb = await this.prepare(await decodeRgb(image, { limitInputPixels: this.limitInputPixels }));
+      } catch (err) {
+        throw new SampleError('image_decode', `Could not decode image: ${describeError(err)}`, { cause: err });
       }
-    } catch (err) {
-      throw new SampleError('image_decode', `Could not decode image: ${describeError(err)}`, { cause: err });
     }
-    this.writeChw(rgb, width, height, out, offset);
+    this.writeChw(rgb.data, rgb.width, rgb.height, out, offset);
+  }
+
+  /** The resize step on decoded pixels (`PixelPreparer`): the pixels themselves when no resize is needed. */
+  async prepare(pixels: RgbPixels): Promise<RgbPixels> {
+    const { width, height } = pixels;
+    const target = this.resizeTarget(width, height);
+    if (target.width === width && target.height === height) return pixels;
+    const data = await sharp(pixels.data, { raw: { width, height, channels: 3 } })
+      .resize(target.width, target.height, { kernel: this.kernel, fit: 'fill', fastShrinkOnLoad: false })
+      .raw({ depth: 'uchar' })
+      .toBuffer();
+    return { data, width: target.width, height: target.height };
   }
 
   /** Preprocess one image into a new `[1, 3, H, W]` array. */
-  async preprocess(image: Uint8Array): Promise<Float32Array> {
+  async preprocess(image: ImageInput): Promise<Float32Array> {
     const out = new Float32Array(this.imageSize);
     await this.preprocessInto(image, out, 0);
     return out;
@@ -231,7 +247,7 @@ export class ImagePreprocessor {
    * Preprocess a batch into one float32 `[B, 3, H, W]` array, at most `concurrency` images at a time.
    * An image that fails is recorded in `errors` (its slot is zeros) and the others go on.
    */
-  async preprocessBatch(images: readonly Uint8Array[], options: PreprocessBatchOptions = {}): Promise<PixelBatch> {
+  async preprocessBatch(images: readonly ImageInput[], options: PreprocessBatchOptions = {}): Promise<PixelBatch> {
     const size = this.imageSize;
     const needed = images.length * size;
     const out = options.out ?? new Float32Array(needed);
@@ -312,19 +328,6 @@ export class ImagePreprocessor {
 export async function loadPreprocessor(dirOrFile: string, options: ImagePreprocessorOptions = {}): Promise<ImagePreprocessor> {
   const file = dirOrFile.endsWith('.json') ? dirOrFile : `${dirOrFile.replace(/\/+$/, '')}/preprocessor_config.json`;
   return ImagePreprocessor.fromFile(file, options);
-}
-
-function toThreeChannels(data: Buffer, channels: number, pixels: number): Buffer {
-  if (channels === 3) return data;
-  const out = Buffer.allocUnsafe(pixels * 3);
-  for (let p = 0; p < pixels; p++) {
-    const s = p * channels;
-    const grey = channels < 3;
-    out[p * 3] = data[s]!;
-    out[p * 3 + 1] = data[grey ? s : s + 1]!;
-    out[p * 3 + 2] = data[grey ? s : s + 2]!;
-  }
-  return out;
 }
 
 function triple(value: number | number[], field: string, source: string): [number, number, number] {

@@ -21,6 +21,7 @@ import { createSource } from '../sources/registry.js';
 import type { SourceContext } from '../sources/source.js';
 import { createDecodeStage } from '../decode/decode-stage.js';
 import { createDedupStage } from '../decode/dedup-stage.js';
+import { releasingPixels } from '../decode/release-pixels.js';
 import { createReuseStage } from './reuse-stage.js';
 import { folderFingerprint } from '../store/folder-fingerprint.js';
 import { apiKeyOf } from '../backends/llm-client.js';
@@ -152,7 +153,10 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     // refilter nor drops again what it revived (`filter/policy-in-force.ts`; this run's recipe counts).
     const inForce = recipe.filter ? policyInForce(db) : null;
     const refiltered = inForce?.source.kind === 'refilter' ? { policy: inForce.policy, note: describeRefilterInForce(inForce.source.refilter) } : null;
-    const decoded = StageChain.from<Pair>().then(createResumeStage(store, doneRule)).then(createDecodeStage(recipe.decode));
+    // One decode per image serves the check and every model: the decode stage prepares each image's
+    // pixels for the models' resize steps; the last model stage releases them.
+    const preparers = [...(scorer?.preparers ?? []), ...(captioner?.preparer ? [captioner.preparer] : [])];
+    const decoded = StageChain.from<Pair>().then(createResumeStage(store, doneRule)).then(createDecodeStage({ ...recipe.decode, concurrency: runtime.decodeConcurrency }, { preparers }));
     const deduped: StageChain<Pair, DedupedPair> = recipe.decode.dedup === 'exact' ? decoded.then(createDedupStage(store)) : decoded;
     const recorded = deduped
       .thenAll(reuseRuns.length > 0 ? [createReuseStage(store, reuseRuns)] : [])
@@ -270,6 +274,8 @@ function capfiltStages(
     stages.push(createCaptionerStage(captioner.captionBatch, { model: captioner.model, batchSize: captioner.batchSize, wants, ...captionerInFlight }));
     if (filter && scorer) stages.push(createFilterStage(scorer, { name: 'filter:synthetic', batchSize: filter.batchSize, inFlight }));
   }
+  // The decode stage's prepared pixels are used up after the last model stage.
+  if (stages.length > 0) stages.push(releasingPixels(stages.pop()!));
   if (policy) stages.push(createSelectStage(policy, 'select', refiltered?.note));
   return stages;
 }

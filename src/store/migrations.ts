@@ -208,6 +208,21 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE instructions DROP COLUMN reason;
   ALTER TABLE instructions ADD COLUMN reason TEXT GENERATED ALWAYS AS (${REASON_OF_CODE_MESSAGE}) VIRTUAL;
   `,
+  // 8: `vlcurate merge` (store/part-merge.ts): the parts a merged database was made of, and which part each
+  // of its runs came from (null in a build's own database).
+  `
+  CREATE TABLE IF NOT EXISTS merged_parts (
+    id INTEGER PRIMARY KEY,
+    shard TEXT NOT NULL,             -- the part's --shard I/N
+    first_run_at TEXT NOT NULL,      -- when the part's first run started: with shard, which part this is
+    fingerprint TEXT NOT NULL,       -- its runs and counts when merged: a part that changed since merges again
+    path TEXT NOT NULL,              -- the file it was read from
+    samples INTEGER NOT NULL,
+    merged_at TEXT NOT NULL,
+    UNIQUE (shard, first_run_at)
+  );
+  ALTER TABLE runs ADD COLUMN part_id INTEGER REFERENCES merged_parts(id);
+  `,
 ];
 
 /**

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OnnxCaptioner } from '../../src/captioner/onnx-captioner.js';
 import { captionOptionsFromFlags, type CaptionFlags } from '../../src/cli/commands/caption.js';
 import { ConfigError } from '../../src/core/errors.js';
+import { sessionOptionsFromFlags } from '../../src/cli/runtime-flags.js';
 import { runCli } from '../e2e/helpers.js';
 
 const models = path.resolve(import.meta.dirname, '../fixtures/models');
@@ -157,5 +158,50 @@ describe('vlcurate caption', () => {
       expect(r.stderr).toMatch(cases[i]![1]);
       expect(r.stdout).toBe('');
     });
+  });
+});
+
+describe('runtime flags of score and caption (--device, --threads, --workers)', () => {
+  const device = 'expected "cpu", "cuda" or "cuda:N" (N a CUDA device number from 0, e.g. "cuda:1")';
+  const count = 'expected "auto" or an integer from 1 and up';
+
+  it('are accepted by both commands and change no score or caption', async () => {
+    const scored = await runCli(['score', '--itc', clip, '--itm', itm, '--image', image, '--text', texts[0]!, '--json', '--threads', '2', '--workers', '2', '--device', 'cpu']);
+    expect(scored.code, scored.stderr).toBe(0);
+    const out = JSON.parse(scored.stdout) as Record<string, number>;
+    expect(out.itc).toBeCloseTo(clipRef.variants.fp32.cosine[0]![0]!, 4);
+    expect(out.itm).toBeCloseTo(itmRef.variants.fp32.p_match[0]![0]!, 4);
+
+    const args = ['caption', '--model', captionerDir, '--image', image, '--json', '--strategy', 'greedy', '--min-length', '0', '--max-length', '8'];
+    const [plain, wide] = await Promise.all([runCli(args), runCli([...args, '--threads', 'auto', '--workers', '1', '--device', 'cpu'])]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(wide.code, wide.stderr).toBe(0);
+    expect(JSON.parse(wide.stdout)).toEqual(JSON.parse(plain.stdout));
+  });
+
+  it('exit 2 naming the flag, the value and what the recipe field expects', async () => {
+    const score = ['score', '--itc', clip, '--image', image, '--text', 'a'];
+    const caption = ['caption', '--model', captionerDir, '--image', image];
+    const cases: Array<[string[], string]> = [
+      [[...score, '--threads', '0'], `--threads: ${count}, got "0"`],
+      [[...score, '--threads', '1.5'], `--threads: ${count}, got "1.5"`],
+      [[...score, '--workers', 'many'], `--workers: ${count}, got "many"`],
+      [[...score, '--device', 'gpu'], `--device: ${device}, got "gpu"`],
+      [[...caption, '--workers', '-2'], `--workers: ${count}, got "-2"`],
+      [[...caption, '--device', 'cuda:x'], `--device: ${device}, got "cuda:x"`],
+    ];
+    const results = await Promise.all(cases.map(([args]) => runCli(args)));
+    results.forEach((r, i) => {
+      expect(r.code, `${cases[i]![0].join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(cases[i]![1]);
+      expect(r.stdout).toBe('');
+    });
+  });
+
+  it('resolve auto as one model alone on the machine, in one session; set values are kept', () => {
+    expect(sessionOptionsFromFlags({}, 2)).toEqual({ executionProvider: 'cpu', intraOpThreads: 2, workers: 1 });
+    expect(sessionOptionsFromFlags({}, 64)).toEqual({ executionProvider: 'cpu', intraOpThreads: 8, workers: 1 });
+    expect(sessionOptionsFromFlags({ threads: ' 3 ', workers: '2' }, 64)).toEqual({ executionProvider: 'cpu', intraOpThreads: 3, workers: 2 });
+    expect(sessionOptionsFromFlags({ device: 'cuda:1' }, 64)).toEqual({ executionProvider: 'cuda', deviceId: 1, intraOpThreads: 1, workers: 1 });
   });
 });

@@ -76,6 +76,7 @@ describe('runtime settings in the recipe', () => {
     expect(resolveRecipeRuntime(recipe, 16)).toEqual({
       cores: 16,
       decodeCores: 2,
+      decodeConcurrency: 2,
       models: {
         'filter.itc': { device: 'cpu', threads: 2, workers: 1, fromAuto: [] },
         'filter.itm': { device: 'cpu', threads: 12, workers: 1, fromAuto: ['threads'] },
@@ -114,6 +115,7 @@ describe('runtime settings in the recipe', () => {
     const share = Math.max(1, cores - Math.floor(cores / 8));
     expect(printed.resolvedRuntime.cores).toBe(cores);
     expect(printed.resolvedRuntime.decodeCores).toBe(Math.floor(cores / 8));
+    expect(printed.resolvedRuntime.decodeConcurrency).toBe(Math.max(2, Math.floor(cores / 8)));
     expect(printed.resolvedRuntime.models['filter.itc']).toEqual({
       device: 'cpu',
       threads: Math.max(1, Math.floor(Math.ceil(share / 2) / 2)),

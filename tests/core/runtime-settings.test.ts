@@ -3,7 +3,7 @@
  * model combinations; explicit settings, inheritance from the shared default and CUDA models.
  */
 import { describe, expect, it } from 'vitest';
-import { decodeCoresFor, parseDevice, resolveRuntime, runtimeSchema } from '../../src/core/runtime-settings.js';
+import { decodeConcurrencyFor, decodeCoresFor, parseDevice, resolveRuntime, resolveSingleImageRuntime, runtimeSchema } from '../../src/core/runtime-settings.js';
 
 const AUTO = runtimeSchema.parse({});
 const models = (...names: string[]) => names.map((name) => ({ name }));
@@ -13,6 +13,24 @@ const shape = (r: ReturnType<typeof resolveRuntime>) => Object.values(r.models).
 describe('resolving auto runtime settings', () => {
   it('leaves decoding floor(cores / 8) cores: none below 8 cores', () => {
     expect([1, 2, 4, 7, 8, 16, 32, 64, 96].map(decodeCoresFor)).toEqual([0, 0, 0, 0, 1, 2, 4, 8, 12]);
+  });
+
+  it('decode.concurrency auto is the decode share, at least 2; a set one is kept', () => {
+    expect([1, 2, 4, 8, 16, 32, 64, 96].map(decodeConcurrencyFor)).toEqual([2, 2, 2, 2, 2, 4, 8, 12]);
+    expect(resolveRuntime(AUTO, models('filter.itc'), 48).decodeConcurrency).toBe(6);
+    expect(resolveRuntime(AUTO, models('filter.itc'), 48, 3).decodeConcurrency).toBe(3);
+  });
+
+  it('a one-image command runs one session of the rule\'s threads; a set workers is kept', () => {
+    const one = (settings: Record<string, unknown>, cores: number) => {
+      const r = resolveSingleImageRuntime(runtimeSchema.parse(settings), cores);
+      return `${r.threads}x${r.workers}`;
+    };
+    expect([2, 8, 16, 64].map((cores) => one({}, cores))).toEqual(['2x1', '7x1', '7x1', '8x1']);
+    expect(one({ threads: 3 }, 64)).toBe('3x1');
+    expect(one({ workers: 2 }, 16)).toBe('7x2');
+    expect(one({ threads: 2, workers: 3 }, 2)).toBe('2x3');
+    expect(resolveSingleImageRuntime(runtimeSchema.parse({ device: 'cuda:1' }), 64)).toMatchObject({ device: 'cuda:1', threads: 1, workers: 1 });
   });
 
   it('one model gets every core not left to decoding, in sessions of at most 8 threads', () => {

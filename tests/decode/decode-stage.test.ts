@@ -6,6 +6,9 @@ import type { StageEvent } from '../../src/core/events.js';
 import { failureOf, OPEN, type DecodedPair, type Pair, type SampleFate } from '../../src/core/sample.js';
 import { createDecodeStage, decodeImage, decodeOptionsSchema } from '../../src/decode/decode-stage.js';
 import { makeImage, makeOrientedJpeg, makePngClaiming } from '../fixtures/make-webdataset.js';
+import type { Stage } from '../../src/core/stage.js';
+import { releasingPixels } from '../../src/decode/release-pixels.js';
+import { ImagePreprocessor } from '../../src/models/preprocess.js';
 
 const LIMIT = 89_478_485;
 
@@ -252,7 +255,7 @@ describe('decode stage', () => {
   });
 
   it('has its defaults and rejects bad options with a ConfigError naming the option', () => {
-    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, maxBytes: 64 * 1024 * 1024, maxCaptionChars: 16_384, concurrency: 4, dedup: 'off' });
+    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, maxBytes: 64 * 1024 * 1024, maxCaptionChars: 16_384, concurrency: 'auto', dedup: 'off' });
     expect(() => createDecodeStage({ concurrency: 0 })).toThrow(ConfigError);
     expect(() => createDecodeStage({ concurrency: 0 })).toThrow(/concurrency/);
     expect(() => createDecodeStage({ maxPixel: 5 } as never)).toThrow(/maxPixel/);
@@ -268,5 +271,114 @@ describe('fixture sanity', () => {
   it('the crafted PNG really claims 30000x30000 with a valid header CRC', async () => {
     const meta = await sharp(await makePngClaiming(30_000, 30_000), { limitInputPixels: false }).metadata();
     expect([meta.width, meta.height]).toEqual([30_000, 30_000]);
+  });
+});
+
+describe('decode once: pixels prepared for the models (issue 15)', () => {
+  const clip = ImagePreprocessor.fromConfig(
+    {
+      image_processor_type: 'CLIPImageProcessor',
+      size: { shortest_edge: 32 },
+      crop_size: 32,
+      do_center_crop: true,
+      resample: 3,
+      image_mean: [0.48145466, 0.4578275, 0.40821073],
+      image_std: [0.26862954, 0.26130258, 0.27577711],
+    },
+    'clip-like',
+  );
+  const blip = ImagePreprocessor.fromConfig({ image_processor_type: 'BlipImageProcessor', size: { height: 24, width: 24 }, resample: 2, image_mean: 0.5, image_std: 0.5 }, 'blip-like');
+  const twinOfClip = ImagePreprocessor.fromConfig({ ...clip.config, image_mean: 0.5, image_std: 0.5 }, 'clip-resize, other normalisation');
+
+  it('each model preprocesses the prepared pixels to exactly what it makes of the bytes (orientation, alpha, grey, sizes)', async () => {
+    const grey = await sharp({ create: { width: 50, height: 30, channels: 3, background: { r: 90, g: 90, b: 90 } } }).greyscale().png().toBuffer();
+    const alpha = await sharp(await makeImage(40, 60, 'png', 3)).ensureAlpha(0.5).png().toBuffer();
+    const images = [
+      await makeImage(64, 48, 'jpeg', 1),
+      await makeImage(1400, 900, 'jpeg', 2), // above 1 MP: without models the check would shrink
+      await makeOrientedJpeg(40, 24, 6),
+      await makeOrientedJpeg(40, 24, 3),
+      await makeImage(30, 20, 'webp', 4),
+      grey,
+      alpha,
+    ];
+    for (const [i, bytes] of images.entries()) {
+      const result = await decodeImage(bytes, LIMIT, undefined, [clip, blip, twinOfClip]);
+      if (!result.ok) throw new Error(`image ${i}: ${result.message}`);
+      // CLIP and its twin share a resize: one prepared copy for both.
+      expect([...result.pixels!.keys()].sort()).toEqual([blip.key, clip.key].sort());
+      for (const model of [clip, blip, twinOfClip]) {
+        expect(Buffer.from((await model.preprocess(result.pixels!)).buffer), `image ${i}, ${model.source}`).toEqual(Buffer.from((await model.preprocess(bytes)).buffer));
+      }
+    }
+  });
+
+  it('the check refuses the same images with the same codes when it decodes for the models', async () => {
+    const jpeg = await makeImage(640, 480, 'jpeg', 9);
+    const png = await makeImage(200, 100, 'png', 4);
+    const webp = await makeImage(200, 100, 'webp', 5);
+    const damagedPng = Buffer.from(await makeImage(64, 64, 'png', 6));
+    const idat = damagedPng.indexOf('IDAT');
+    for (let i = idat + 8; i < idat + 200; i++) damagedPng[i] = damagedPng[i]! ^ 0x5a;
+    const bad = [
+      ...[0.05, 0.5, 0.99].map((keep) => jpeg.subarray(0, Math.floor(jpeg.length * keep))),
+      jpeg.subarray(0, jpeg.length - 2),
+      largeJpeg.subarray(0, largeJpeg.length - 500),
+      smallJpeg.subarray(0, 200),
+      png.subarray(0, Math.floor(png.length / 2)),
+      webp.subarray(0, Math.floor(webp.length / 2)),
+      damagedPng,
+      await makePngClaiming(30000, 30000),
+      Buffer.from('<html>not an image</html>'),
+    ];
+    expect(bad).toHaveLength(11);
+    for (const [i, bytes] of bad.entries()) {
+      const plain = await decodeImage(bytes, LIMIT);
+      const forModels = await decodeImage(bytes, LIMIT, undefined, [clip]);
+      expect(plain.ok, `case ${i}`).toBe(false);
+      expect(forModels.ok, `case ${i}`).toBe(false);
+      if (!plain.ok && !forModels.ok) expect(forModels.code, `case ${i}: ${forModels.message}`).toBe(plain.code);
+    }
+  });
+
+  it('without models the stage keeps no pixels; with them each sample carries its prepared pixels until released', async () => {
+    const plain = await runStage([pair('a', smallJpeg)]);
+    expect(plain.out).toHaveLength(1);
+    expect('pixels' in plain.out[0]!).toBe(false);
+
+    const stage = createDecodeStage({}, { preparers: [clip] });
+    async function* feed() {
+      yield pair('a', smallJpeg);
+      yield pair('b', Buffer.from('not an image'));
+    }
+    const ctx = { signal: new AbortController().signal, emit: () => {} };
+    const out: DecodedPair[] = [];
+    for await (const sample of stage.run(feed(), ctx)) out.push(sample);
+    expect(out).toHaveLength(2);
+    expect(out[0]!.pixels?.get(clip.key)).toMatchObject({ width: 42, height: 32 }) // 64x48, shortest edge to 32: int(32 * 64 / 48);
+    expect(out[1]!.pixels).toBeUndefined();
+
+    // The last model stage, wrapped: what it passes on holds no pixels, and it saw them itself.
+    const seen: boolean[] = [];
+    const model: Stage<DecodedPair, DecodedPair> = {
+      name: 'filter',
+      async *run(input) {
+        for await (const sample of input) {
+          seen.push(sample.pixels !== undefined);
+          yield sample;
+        }
+      },
+    };
+    const released: DecodedPair[] = [];
+    async function* again() {
+      yield* out;
+    }
+    const wrapped = releasingPixels(model);
+    expect(wrapped.name).toBe('filter');
+    for await (const sample of wrapped.run(again(), ctx)) released.push(sample);
+    expect(seen).toEqual([true, false]);
+    expect(released).toHaveLength(2);
+    expect(released.map((s) => 'pixels' in s)).toEqual([false, false]);
+    expect(released[0]!.image).toEqual(out[0]!.image);
   });
 });

@@ -76,6 +76,7 @@ describe('runtime settings in a build', () => {
       expect(JSON.parse(row.recipe_json).resolvedRuntime).toEqual({
         cores: 8,
         decodeCores: 1,
+        decodeConcurrency: 2,
         models: {
           'filter.itc': { device: 'cpu', threads: 2, workers: 1, fromAuto: [] },
           'filter.itm': { device: 'cpu', threads: 4, workers: 1, fromAuto: ['threads'] },

@@ -42,7 +42,7 @@ describe('run database', () => {
     expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((t) => t.name);
-    expect(tables).toEqual(['boxes', 'captions', 'export_configs', 'export_left_out', 'export_records', 'export_shards', 'exports', 'instructions', 'llm_cache', 'refilters', 'runs', 'samples']);
+    expect(tables).toEqual(['boxes', 'captions', 'export_configs', 'export_left_out', 'export_records', 'export_shards', 'exports', 'instructions', 'llm_cache', 'merged_parts', 'refilters', 'runs', 'samples']);
   });
 
   it('reopening does not re-run migrations and keeps data', () => {

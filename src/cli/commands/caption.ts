@@ -12,9 +12,10 @@ import { crossFieldProblems, decodingFields, decodingOptionsSchema, type Strateg
 import { ConfigError } from '../../core/errors.js';
 import { MODEL_VARIANTS } from '../../models/model-files.js';
 import { parseVariantFlag, readImageFlag, withImageFlag } from './score.js';
+import { addRuntimeFlags, sessionOptionsFromFlags, type RuntimeFlags } from '../runtime-flags.js';
 
 /** The flags of `vlcurate caption`, as commander gives them. */
-export interface CaptionFlags {
+export interface CaptionFlags extends RuntimeFlags {
   model?: string;
   image?: string;
   n?: string;
@@ -97,7 +98,7 @@ export function captionOptionsFromFlags(flags: CaptionFlags): CaptionOptions {
 }
 
 export function registerCaption(program: Command): void {
-  program
+  const command = program
     .command('caption')
     .description('write captions for an image with an ONNX captioner (vision encoder-decoder) folder')
     .option('--model <dir>', 'captioner model folder (required)')
@@ -116,13 +117,14 @@ export function registerCaption(program: Command): void {
     .option('--max-length <n>', 'most tokens after the prompt (default 30)')
     .option('--min-length <n>', 'fewest caption tokens before the end (default 10)')
     .option('--variant <variant>', `model weights: ${MODEL_VARIANTS.join(' | ')}`, 'fp32')
-    .option('--json', 'print {"captions": [...]}')
-    .action(async (flags: CaptionFlags) => {
+    .option('--json', 'print {"captions": [...]}');
+  addRuntimeFlags(command).action(async (flags: CaptionFlags) => {
       if (flags.model === undefined || flags.model === '') throw new ConfigError('--model: expected a captioner model folder, got nothing');
       const options = captionOptionsFromFlags(flags);
       const variant = parseVariantFlag(flags.variant);
+      const session = sessionOptionsFromFlags(flags);
       const image = await readImageFlag(flags.image);
-      const captioner = await OnnxCaptioner.load(flags.model, { variant });
+      const captioner = await OnnxCaptioner.load(flags.model, { ...session, variant });
       try {
         const [captions = []] = await withImageFlag(flags.image!, () => captioner.caption([image], options)).catch((err: unknown) => {
           // Name flags, not option fields, in what the captioner says about its options.

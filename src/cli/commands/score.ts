@@ -16,8 +16,10 @@ import { loadItcModel } from '../../models/itc-model.js';
 import { loadItmModel } from '../../models/itm-model.js';
 import { renderTable } from '../table.js';
 import { DEFAULT_MAX_FILE_BYTES, readLocalFile } from '../../images/local-file.js';
+import type { OnnxSessionOptions } from '../../backends/onnx-session.js';
+import { addRuntimeFlags, sessionOptionsFromFlags, type RuntimeFlags } from '../runtime-flags.js';
 
-interface ScoreFlags {
+interface ScoreFlags extends RuntimeFlags {
   itc?: string;
   itm?: string;
   image?: string;
@@ -67,12 +69,14 @@ export function parseVariantFlag(value: string): ModelVariant {
 export async function scoreImageTexts(
   image: Uint8Array,
   texts: readonly string[],
-  models: { itc?: string; itm?: string; variant?: ModelVariant },
+  models: { itc?: string; itm?: string; variant?: ModelVariant; session?: OnnxSessionOptions },
 ): Promise<TextScores[]> {
   const out: TextScores[] = texts.map(() => ({}));
   const variant = models.variant ?? 'fp32';
+  // The models run one after the other, each with the whole session settings.
+  const options = { ...models.session, variant };
   if (models.itc !== undefined) {
-    const itc = await loadItcModel(models.itc, { variant });
+    const itc = await loadItcModel(models.itc, options);
     try {
       const imageEmbeds = await itc.encodeImages([image]);
       const textEmbeds = await itc.encodeTexts(texts);
@@ -86,7 +90,7 @@ export async function scoreImageTexts(
     }
   }
   if (models.itm !== undefined) {
-    const itm = await loadItmModel(models.itm, { variant });
+    const itm = await loadItmModel(models.itm, options);
     try {
       const pMatch = await itm.scorePairs(image, texts);
       texts.forEach((_, j) => (out[j]!.itm = pMatch[j]!));
@@ -108,7 +112,7 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 export function registerScore(program: Command): void {
-  program
+  const command = program
     .command('score')
     .description('score an image against captions with an ITC model (cosine) and/or an ITM model (p(match))')
     .option('--itc <dir>', 'ITC (dual encoder) model folder')
@@ -116,15 +120,16 @@ export function registerScore(program: Command): void {
     .option('--image <path>', 'image file (required)')
     .option('--text <text>', 'caption to score; repeat for several', collect, [])
     .option('--variant <variant>', `model weights: ${MODEL_VARIANTS.join(' | ')}`, 'fp32')
-    .option('--json', 'print {"itc": cosine, "itm": p_match} (an array of such objects, with "text", for several texts)')
-    .action(async (flags: ScoreFlags) => {
+    .option('--json', 'print {"itc": cosine, "itm": p_match} (an array of such objects, with "text", for several texts)');
+  addRuntimeFlags(command).action(async (flags: ScoreFlags) => {
       if (flags.itc === undefined && flags.itm === undefined) {
         throw new ConfigError('score: expected --itc DIR, --itm DIR or both, got neither');
       }
       if (flags.text.length === 0) throw new ConfigError('--text: expected at least one caption to score, got none');
       const variant = parseVariantFlag(flags.variant);
+      const session = sessionOptionsFromFlags(flags);
       const image = await readImageFlag(flags.image);
-      const models: { itc?: string; itm?: string; variant: ModelVariant } = { variant };
+      const models: { itc?: string; itm?: string; variant: ModelVariant; session: OnnxSessionOptions } = { variant, session };
       if (flags.itc !== undefined) models.itc = flags.itc;
       if (flags.itm !== undefined) models.itm = flags.itm;
       const scores = await withImageFlag(flags.image!, () => scoreImageTexts(image, flags.text, models));
