@@ -1,0 +1,180 @@
+/**
+ * examples/slurm/ for real: a one-node Slurm (Debian's slurm-wlm and munge, started by
+ * tools/slurm/start-local-slurm.sh with its own munge key, ports and state in a temporary folder, stopped in
+ * afterAll) runs submit.sh's job array of N `vlcurate build --shard $SLURM_ARRAY_TASK_ID/N` parts and the
+ * merge job that depends on it; the merged run database must hold every sample exactly once and equal a
+ * single-process build of the same recipe (same samples, statuses, captions and scores), and the merged
+ * export the same kept samples. The jobs run this checkout's dist/ (VLCURATE overrides the npm install,
+ * so nothing is downloaded). Needs root (slurmd), and `npm test` (or tsc -p tsconfig.build.json) first.
+ * Skips only where sbatch is not installed; under CI (.ci/run installs it) a missing sbatch is an error.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { generateShapes, SPLIT_SEEDS } from '../../datasets/shapes/index.js';
+import { inShard } from '../../src/core/shard.js';
+import { openDatabase } from '../../src/store/database.js';
+import { CLI, keysOf, readShardMembers, runCli } from '../e2e/helpers.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const MODELS = join(ROOT, 'models');
+const PARTS = 3;
+const hasSbatch = spawnSync('sh', ['-c', 'command -v sbatch && command -v slurmctld && command -v munged']).status === 0;
+if (!hasSbatch && process.env.CI) throw new Error('sbatch is missing: .ci/run installs slurm-wlm and munge for this test');
+
+let dir: string;
+let clusterDir: string | undefined;
+let env: NodeJS.ProcessEnv;
+let jobs: { array: string; merge: string };
+let single: { code: number | null; stderr: string };
+
+/** `scontrol show job -o ID` as records (one per array task), e.g. { JobState: 'COMPLETED', ArrayTaskId: '2' }. */
+function showJob(id: string): Record<string, string>[] {
+  const out = spawnSync('scontrol', ['show', 'job', '-o', id], { env, encoding: 'utf8', timeout: 10_000 });
+  if (out.status !== 0) throw new Error(`scontrol show job ${id}: ${out.stderr}`);
+  return out.stdout.trim().split('\n').filter(Boolean).map((line) =>
+    Object.fromEntries(line.split(/ (?=[A-Za-z:]+=)/).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)])),
+  );
+}
+
+const FINAL = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'OUT_OF_MEMORY', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE']);
+
+/** Polls until every record of the job is in a final state; throws with the job's logs after `ms`. */
+async function waitForJob(id: string, ms: number): Promise<Record<string, string>[]> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const records = showJob(id);
+    if (records.length > 0 && records.every((r) => FINAL.has(r['JobState']!))) return records;
+    if (Date.now() > until) throw new Error(`job ${id} not finished after ${ms / 1000} s: ${records.map((r) => r['JobState']).join(', ')}\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function logs(): string {
+  const folder = join(dir, 'cluster', 'slurm-logs');
+  try {
+    return readdirSync(folder).map((f) => `--- ${f}\n${readFileSync(join(folder, f), 'utf8')}`).join('\n');
+  } catch {
+    return '(no slurm-logs)';
+  }
+}
+
+function rows(db: string, sql: string): Record<string, unknown>[] {
+  const handle = openDatabase(db, { readonly: true });
+  try {
+    return handle.prepare(sql).all() as Record<string, unknown>[];
+  } finally {
+    handle.close();
+  }
+}
+
+const SAMPLES = 'SELECT key, source, image_ref, sha256, status, error_code, drop_reason FROM samples ORDER BY key';
+const CAPTIONS = 'SELECT sample_key, idx, origin, text, usable, round(itc, 4) AS itc, round(itm, 4) AS itm, kept FROM captions ORDER BY sample_key, idx';
+
+describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)`, () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vlc-slurm-test-'));
+    // 2 WebDataset shards of 30 scenes, 40% noisy captions; the strict ITM cut makes some samples drop.
+    const data = await generateShapes({ out: join(dir, 'data'), count: 60, noise: 0.4, seed: SPLIT_SEEDS.demo, shardSize: 30 });
+    const recipe = {
+      run: { db: 'state/run.db', commitEvery: 8 },
+      sources: [{ type: 'webdataset', name: 'shapes', paths: data.shards }],
+      filter: {
+        itc: { model: join(MODELS, 'shapes-clip'), threshold: 0.3 },
+        itm: { model: join(MODELS, 'shapes-itm'), threshold: 0.995 },
+        policy: 'both',
+      },
+      captioner: { type: 'onnx', model: join(MODELS, 'shapes-captioner'), samples: 1, strategy: 'nucleus', topP: 0.9, minLength: 3, maxLength: 24, seed: 0 },
+      export: [{ type: 'webdataset', name: 'wds', out: 'wds', maxCount: 8 }],
+    };
+    for (const name of ['single', 'cluster']) {
+      mkdirSync(join(dir, name));
+      writeFileSync(join(dir, name, 'recipe.yaml'), stringify(recipe));
+    }
+
+    clusterDir = join(dir, 'slurm');
+    const start = spawnSync('bash', [join(ROOT, 'tools/slurm/start-local-slurm.sh'), clusterDir], { encoding: 'utf8', timeout: 90_000 });
+    if (start.status !== 0) throw new Error(`start-local-slurm.sh failed (${start.status ?? start.signal}): ${start.stderr}`);
+    const conf = /^SLURM_CONF=(.+)$/m.exec(start.stdout)![1]!;
+    env = {
+      ...process.env,
+      SLURM_CONF: conf,
+      // This checkout instead of `npm install -g vlcurate@VERSION`: nothing is downloaded.
+      VLCURATE: `${process.execPath} ${CLI}`,
+      VLCURATE_EXPORT_OUT: join(dir, 'cluster', 'merged-wds'),
+    };
+    const submit = spawnSync('bash', [join(ROOT, 'examples/slurm/submit.sh'), join(dir, 'cluster', 'recipe.yaml'), String(PARTS), '--cpus-per-task=1'], { env, encoding: 'utf8', timeout: 30_000 });
+    if (submit.status !== 0) throw new Error(`submit.sh failed (${submit.status ?? submit.signal}): ${submit.stderr}`);
+    const ids = /^array=(\d+) merge=(\d+)$/m.exec(submit.stdout);
+    if (!ids) throw new Error(`submit.sh printed no job ids: ${submit.stdout}`);
+    jobs = { array: ids[1]!, merge: ids[2]! };
+
+    // The same recipe in one process, while Slurm runs the parts.
+    single = await runCli(['build', join(dir, 'single', 'recipe.yaml'), '--progress', 'plain']);
+  }, 300_000);
+
+  afterAll(() => {
+    if (clusterDir) spawnSync('bash', [join(ROOT, 'tools/slurm/stop-local-slurm.sh'), clusterDir], { timeout: 60_000 });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 90_000);
+
+  it('runs every array task and then the merge job to completion', async () => {
+    const merge = await waitForJob(jobs.merge, 240_000);
+    const array = await waitForJob(jobs.array, 10_000);
+    expect(array.map((r) => r['ArrayTaskId']).sort()).toEqual(Array.from({ length: PARTS }, (_, i) => String(i)));
+    expect(array.map((r) => r['JobState']), logs()).toEqual(Array(PARTS).fill('COMPLETED'));
+    expect(merge.map((r) => r['JobState']), logs()).toEqual(['COMPLETED']);
+    // The merge waited for the array: it depended on it and started after every part ended.
+    expect(merge[0]!['Dependency']).toBe('(null)'); // satisfied dependencies are cleared
+    const ended = Math.max(...array.map((r) => Date.parse(r['EndTime']!)));
+    expect(Date.parse(merge[0]!['StartTime']!)).toBeGreaterThanOrEqual(ended);
+    expect(single.code, single.stderr).toBe(0);
+  }, 300_000);
+
+  it('a part that fails (exit 2: a configuration error) cancels the merge instead of leaving it pending', async () => {
+    mkdirSync(join(dir, 'broken'));
+    writeFileSync(join(dir, 'broken', 'recipe.yaml'), stringify({ sources: [{ type: 'webdataset', paths: 'missing-*.tar' }], export: [{ type: 'nonsense' }] }));
+    const submit = spawnSync('bash', [join(ROOT, 'examples/slurm/submit.sh'), join(dir, 'broken', 'recipe.yaml'), '2', '--cpus-per-task=1'], { env, encoding: 'utf8', timeout: 30_000 });
+    expect(submit.status, submit.stderr).toBe(0);
+    const [, array, merge] = /^array=(\d+) merge=(\d+)$/m.exec(submit.stdout)!;
+    const parts = await waitForJob(array!, 120_000);
+    expect(parts.map((r) => [r['JobState'], r['ExitCode']])).toEqual([['FAILED', '2:0'], ['FAILED', '2:0']]);
+    const [m] = await waitForJob(merge!, 60_000);
+    expect(m!['JobState']).toBe('CANCELLED');
+    expect(readdirSync(join(dir, 'broken', 'slurm-logs')).filter((f) => f.startsWith('merge-'))).toEqual([]);
+  }, 200_000);
+
+  it('array task I built part I/N: its database holds only the samples of part I', () => {
+    let total = 0;
+    for (let i = 0; i < PARTS; i++) {
+      const keys = rows(join(dir, 'cluster', 'state', `run-s${i}of${PARTS}.db`), SAMPLES).map((r) => String(r['key']));
+      expect(keys.length).toBeGreaterThan(0);
+      expect(keys.filter((k) => !inShard(k, { index: i, count: PARTS }))).toEqual([]);
+      total += keys.length;
+    }
+    expect(total).toBe(60);
+  });
+
+  it('the merged database holds every sample exactly once and equals the single-process run', () => {
+    const merged = join(dir, 'cluster', 'state', 'run-merged.db');
+    const one = rows(join(dir, 'single', 'state', 'run.db'), SAMPLES);
+    const all = rows(merged, SAMPLES);
+    expect(one).toHaveLength(60);
+    expect(new Set(all.map((r) => r['key'])).size).toBe(all.length);
+    expect(all).toEqual(one);
+    const kept = one.filter((r) => r['status'] === 'ok');
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.length).toBeLessThan(60); // some dropped: the comparison covers both decisions
+    expect(rows(merged, CAPTIONS)).toEqual(rows(join(dir, 'single', 'state', 'run.db'), CAPTIONS));
+  });
+
+  it('the merge job exported the merged run: every kept sample once', async () => {
+    const keys = keysOf(await readShardMembers(join(dir, 'cluster', 'merged-wds')));
+    const kept = rows(join(dir, 'single', 'state', 'run.db'), SAMPLES).filter((r) => r['status'] === 'ok').map((r) => r['key']);
+    expect([...keys].sort()).toEqual(kept);
+    expect(keys).toHaveLength(new Set(keys).size);
+  });
+});
