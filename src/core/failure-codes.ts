@@ -72,6 +72,20 @@ export const FAILURE_CODES = [
     resumable: false,
     description: "a path that leads out of the source's folders (see [Security defaults and limits](#security-defaults-and-limits))",
   },
+  // Remote inputs (s3://, https://): shards, manifests' images, LLaVA and COCO images.
+  {
+    code: 'storage_denied',
+    stages: ['source', 'image-ref'],
+    resumable: false,
+    description: 'an `s3://` or `https://` shard or image the credentials may not read (HTTP 401/403, no credentials found)',
+  },
+  {
+    code: 'storage_interrupted',
+    stages: ['source', 'image-ref'],
+    resumable: false,
+    description:
+      'an `s3://` or `https://` shard or image whose connection kept dropping after every resumed read, or that was replaced while it was read (new ETag): the samples before are kept, a later run reads the rest of the shard',
+  },
   // URL downloads.
   { code: 'url_invalid', stages: ['source'], resumable: false, description: 'not a URL, or a scheme other than `http:` / `https:` (nothing is requested)' },
   { code: 'timeout', stages: ['source'], resumable: false, description: 'a download gave no complete answer within `download.timeoutMs` (connect, headers and body), after every retry' },

@@ -7,6 +7,8 @@
  * - `parquet:ABS_PATH#row=N&column=NAME`: image bytes embedded in a Parquet cell (binary, or the `bytes`
  *   of a `{bytes, path}` struct).
  *
+ * ABS_PATH may be a remote input (`s3://bucket/key`, `https://...`), read through the AWS SDK's own settings.
+ *
  * {@link loadImages} fills `imageBytes` for a stream of samples. Consecutive samples of the same tar or
  * Parquet file are read in one pass over it (sort the stream by reference, as the export reader does,
  * and each file is scanned once); samples of a tar come out in the tar's member order. A member or file that is missing, unreadable, or
@@ -18,7 +20,8 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { describeError } from '../core/errors.js';
-import { DEFAULT_MAX_FILE_BYTES, imageFileCode, openRegularStream, readLocalFile } from './local-file.js';
+import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
+import { inputFailureCode, openInputStream, readInputBytes } from './input-file.js';
 import { readParquetCells } from './parquet-file.js';
 import { failSample, isOpen, OPEN, type ImageFacts, type SampleFate } from '../core/sample.js';
 
@@ -138,9 +141,9 @@ async function* readTarGroup<T extends ImageRefSample>(
     if (list) list.push(sample);
     else wanted.set(member, [sample]);
   }
-  const opened = await openRegularStream(path, 'shard');
+  const opened = await openInputStream(path, 'shard');
   if (!opened.ok) {
-    const code = opened.problem === 'missing' ? 'shard_missing' : 'shard_unreadable';
+    const code = opened.problem === 'missing' ? 'shard_missing' : opened.problem === 'denied' || opened.problem === 'interrupted' ? inputFailureCode(opened.problem) : 'shard_unreadable';
     for (const { sample } of group) yield failed(sample, code, opened.message);
     return;
   }
@@ -188,8 +191,8 @@ async function* readTarGroup<T extends ImageRefSample>(
 }
 
 async function readFileSample<T extends ImageRefSample>(sample: T, path: string, verify: boolean, maxBytes: number): Promise<T> {
-  const read = await readLocalFile(path, { maxBytes: limitFor(sample, maxBytes), what: 'image file' });
-  return read.ok ? withBytes(sample, read.bytes, verify) : failed(sample, imageFileCode(read.problem), read.message);
+  const read = await readInputBytes(path, { maxBytes: limitFor(sample, maxBytes), what: 'image file' });
+  return read.ok ? withBytes(sample, read.bytes, verify) : failed(sample, inputFailureCode(read.problem), read.message);
 }
 
 /**
@@ -271,7 +274,7 @@ export async function readImageRef(ref: string, maxBytes = DEFAULT_MAX_FILE_BYTE
   const parsed = parseImageRef(ref);
   if (!parsed) throw new Error(`cannot read the image back from reference ${JSON.stringify(ref)}`);
   if (parsed.kind === 'file') {
-    const read = await readLocalFile(parsed.path, { maxBytes, what: 'image file' });
+    const read = await readInputBytes(parsed.path, { maxBytes, what: 'image file' });
     if (!read.ok) throw new Error(read.message);
     return read.bytes;
   }

@@ -5,11 +5,19 @@
  *
  * Compression: SNAPPY and uncompressed (hyparquet's own), GZIP and BROTLI (through node:zlib), ZSTD when
  * this Node has it (22.15+). LZ4 and LZO row groups cannot be decoded.
+ *
+ * A remote file (`s3://`, `https://`) is never downloaded whole: hyparquet asks for byte ranges (the
+ * footer, then the wanted column chunks of each row group) and each becomes one ranged GET pinned to the
+ * ETag seen when the file was opened (`remoteAsyncBuffer`).
  */
 import { stat } from 'node:fs/promises';
 import zlib from 'node:zlib';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type Compressors, type FileMetaData } from 'hyparquet';
 import { ConfigError, describeError } from '../core/errors.js';
+import { StorageError, type ObjectStore } from '../core/object-store.js';
+import { isRemote, parseLocation } from '../storage/location.js';
+import { openLocation } from '../storage/open-store.js';
+import { DEFAULT_STORAGE, type StorageSettings } from '../storage/storage-settings.js';
 
 type ZstdZlib = typeof zlib & { zstdDecompressSync?: (input: Uint8Array) => Buffer };
 
@@ -21,21 +29,67 @@ export const PARQUET_COMPRESSORS: Compressors = {
 };
 
 /** Open a Parquet file and read its footer; configuration errors name the file. */
-export async function openParquet(absPath: string): Promise<{ file: AsyncBuffer; metadata: FileMetaData }> {
-  let file: AsyncBuffer;
-  try {
-    if (!(await stat(absPath)).isFile()) throw new ConfigError(`parquet path: "${absPath}" is not a regular file`);
-    file = await asyncBufferFromFile(absPath);
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new ConfigError(`parquet path: ${missing ? `file "${absPath}" does not exist` : `cannot read "${absPath}": ${describeError(err)}`}`, { cause: err });
-  }
+export async function openParquet(absPath: string, storage: StorageSettings = DEFAULT_STORAGE): Promise<{ file: AsyncBuffer; metadata: FileMetaData }> {
+  const file = isRemote(absPath) ? await remoteAsyncBuffer(absPath, storage) : await localAsyncBuffer(absPath);
   try {
     return { file, metadata: await parquetMetadataAsync(file) };
   } catch (err) {
     throw new ConfigError(`parquet path: "${absPath}" is not a readable Parquet file: ${describeError(err)}`, { cause: err });
   }
+}
+
+async function localAsyncBuffer(absPath: string): Promise<AsyncBuffer> {
+  try {
+    if (!(await stat(absPath)).isFile()) throw new ConfigError(`parquet path: "${absPath}" is not a regular file`);
+    return await asyncBufferFromFile(absPath);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ConfigError(`parquet path: ${missing ? `file "${absPath}" does not exist` : `cannot read "${absPath}": ${describeError(err)}`}`, { cause: err });
+  }
+}
+
+/** A remote Parquet file as hyparquet's AsyncBuffer: each `slice` is one ranged read, never the whole file. */
+async function remoteAsyncBuffer(name: string, storage: StorageSettings): Promise<AsyncBuffer> {
+  const { store, key } = openLocation(parseLocation(name, 'parquet path'), storage);
+  let info;
+  try {
+    info = await store.stat(key);
+  } catch (err) {
+    throw new ConfigError(`parquet path: cannot read "${name}": ${describeError(err)}`, { cause: err });
+  }
+  if (info === undefined) {
+    const why = await store.read(key).then(
+      (body) => (body.destroy(), 'it does not exist'),
+      (err: unknown) => describeError(err),
+    );
+    throw new ConfigError(`parquet path: file "${name}" does not exist (${why})`);
+  }
+  if (!Number.isFinite(info.size)) throw new ConfigError(`parquet path: "${name}": the server does not say the file's size, which reading Parquet by ranges needs`);
+  return rangedBuffer(store, key, info.size, info.etag, name);
+}
+
+function rangedBuffer(store: ObjectStore, key: string, size: number, etag: string | undefined, name: string): AsyncBuffer {
+  return {
+    byteLength: size,
+    async slice(start: number, end?: number): Promise<ArrayBuffer> {
+      const last = Math.min(end ?? size, size) - 1;
+      if (last < start) return new ArrayBuffer(0);
+      let bytes: Buffer | undefined;
+      // A dropped connection is tried again a few times (a range read is cheap to repeat).
+      for (let attempt = 0; bytes === undefined; attempt++) {
+        try {
+          bytes = await store.readBytes(key, { start, end: last, ...(etag !== undefined ? { ifMatch: etag } : {}) });
+        } catch (err) {
+          const retry = attempt < 3 && (!(err instanceof StorageError) || err.kind === 'network');
+          if (!retry) throw new Error(`reading bytes ${start}-${last} of ${name}: ${describeError(err)}`, { cause: err });
+          await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+        }
+      }
+      if (bytes.length !== last - start + 1) throw new Error(`reading bytes ${start}-${last} of ${name}: got ${bytes.length} bytes`);
+      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+    },
+  };
 }
 
 /** Top-level column names of the file. */
@@ -87,8 +141,8 @@ export async function readRowGroup(file: AsyncBuffer, metadata: FileMetaData, co
  * The values of the given cells (0-based row, column), keyed `row\0column`: each row group that holds one
  * is decoded once, with only the columns asked for. Rows past the end are left out.
  */
-export async function readParquetCells(absPath: string, cells: readonly { row: number; column: string }[]): Promise<Map<string, unknown>> {
-  const { file, metadata } = await openParquet(absPath);
+export async function readParquetCells(absPath: string, cells: readonly { row: number; column: string }[], storage?: StorageSettings): Promise<Map<string, unknown>> {
+  const { file, metadata } = await openParquet(absPath, storage);
   const values = new Map<string, unknown>();
   let groupStart = 0;
   for (const rowGroup of metadata.row_groups) {

@@ -84,7 +84,7 @@ export async function estimateSynthesis(loaded: LoadedRecipe, synth: SynthOption
   }
   const promptsDir = synth.promptsDir ? resolve(loaded.baseDir, synth.promptsDir) : defaultPromptsDir();
   const prompts = new Map(llmTasks.map((task) => [task, loadTaskPrompt(task, promptsDir)]));
-  const ctx = { signal: options.signal ?? new AbortController().signal, shard: WHOLE, baseDir: loaded.baseDir };
+  const ctx = { signal: options.signal ?? new AbortController().signal, shard: WHOLE, baseDir: loaded.baseDir, ...(loaded.recipe.storage ? { storage: loaded.recipe.storage } : {}) };
   const sources = loaded.recipe.sources.map((entry, i) => createSource(entry, i));
 
   const sums = new Map<LlmTaskName, { requests: number; promptTokens: number }>(llmTasks.map((t) => [t, { requests: 0, promptTokens: 0 }]));

@@ -19,6 +19,7 @@ import { LlmCache } from '../store/llm-cache.js';
 import { createResumeStage } from './resume-stage.js';
 import { createSource } from '../sources/registry.js';
 import type { SourceContext } from '../sources/source.js';
+import { DEFAULT_STORAGE } from '../storage/storage-settings.js';
 import { createDecodeStage } from '../decode/decode-stage.js';
 import { createDedupStage } from '../decode/dedup-stage.js';
 import { releasingPixels } from '../decode/release-pixels.js';
@@ -114,6 +115,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       baseDir,
       downloadCacheDir: join(dirname(dbPath), 'downloads'),
       maxFileBytes: recipe.decode.maxBytes,
+      storage: recipe.storage ?? DEFAULT_STORAGE,
     };
     // Sources that know keys before reading images skip finished ones without reading or downloading.
     const contextOf = (source: { name: string }): SourceContext => ({

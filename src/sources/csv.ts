@@ -13,6 +13,7 @@ import { parseDelimited } from './delimited.js';
 import { manifestSource, type RowItem, type RowReader } from './manifest.js';
 import { manifestColumns, manifestFields, type ManifestOptions } from './manifest-options.js';
 import type { Source, SourceType } from './source.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 import { openInput, stripBom } from './text-input.js';
 
 const delimitedFields = {
@@ -40,8 +41,8 @@ export function delimitedRows(options: DelimitedOptions): RowReader {
   const delimiter = (options.delimiter ?? (options.type === 'csv' ? ',' : '\t')).charCodeAt(0);
   const quote = options.quoting ? 0x22 : null;
   return {
-    async *rows(absPath: string): AsyncGenerator<RowItem> {
-      const stream = await openInput(absPath, `${options.type} path`);
+    async *rows(absPath: string, _signal?: AbortSignal, storage?: StorageSettings): AsyncGenerator<RowItem> {
+      const stream = await openInput(absPath, `${options.type} path`, storage);
       let header: string[] | null = options.columns ?? null;
       let columnIndex: Map<string, number> | null = header === null ? null : indexColumns(header, absPath, options);
       let index = 0;

@@ -9,6 +9,7 @@ import { parseJsonBytes } from './json-records.js';
 import { manifestSource, type ManifestRow, type RowItem, type RowReader } from './manifest.js';
 import { manifestFields } from './manifest-options.js';
 import type { Source, SourceType } from './source.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 import { openInput, readLines, stripBom } from './text-input.js';
 
 export const jsonlOptionsSchema = z.object({ type: z.literal('jsonl'), ...manifestFields }).strict();
@@ -16,8 +17,8 @@ export const jsonlOptionsSchema = z.object({ type: z.literal('jsonl'), ...manife
 export type JsonlOptions = z.infer<typeof jsonlOptionsSchema>;
 
 export const jsonlRows: RowReader = {
-  async *rows(absPath: string): AsyncGenerator<RowItem> {
-    const stream = await openInput(absPath, 'jsonl path');
+  async *rows(absPath: string, _signal?: AbortSignal, storage?: StorageSettings): AsyncGenerator<RowItem> {
+    const stream = await openInput(absPath, 'jsonl path', storage);
     let index = 0;
     let lastLine = 0;
     try {

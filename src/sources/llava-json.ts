@@ -8,8 +8,9 @@
  *   `meta.originalId`); a record without an id gets `<source name>_<index:09d>`. An id seen again gets
  *   `__dup2`, `__dup3` (LLaVA mixes reuse ids across their parts; each record is kept); so does an id that
  *   cleans to an earlier id's key (`a b`, `a_b`), with `meta.keyCollision` saying which two collided.
- * - Image: `image` resolved against `images`; a one-element list is accepted, more than one image is
- *   `row_invalid` (one image per sample).
+ * - Image: `image` resolved against `images` (default the file's folder, which may be `s3://` or
+ *   `https://`: the images are then read from there); a one-element list is accepted, more than one image
+ *   is `row_invalid` (one image per sample).
  * - meta: the whole record, so `meta.conversations` keeps the conversation as it was.
  * - Conversations: a record's conversation is recorded as an instruction sample of task `imported` (turns
  *   as they are; exports check them like any other), except a brief-description record's, which becomes
@@ -34,7 +35,6 @@
  */
 import type { FailureCode } from '../core/failure-codes.js';
 import { collisionReason, KeyClaims } from './key-claims.js';
-import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, describeError } from '../core/errors.js';
 import { IMAGE_TOKEN, type Turn } from '../core/conversation.js';
@@ -50,18 +50,20 @@ import { resolvePending, type Pending } from './pending-pairs.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 import { openInput, stripBom } from './text-input.js';
 import type { Downloader } from '../images/download-cache.js';
+import { inputDir, inputPathSchema, resolveInput } from '../storage/input-path.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 
 export const llavaOptionsSchema = z
   .object({
     type: z.literal('llava'),
     name: sourceNameSchema.optional(),
-    /** The LLaVA JSON (or JSONL) file, relative to the recipe's folder; may be gzipped. */
-    path: z.string().min(1),
+    /** The LLaVA JSON (or JSONL) file, relative to the recipe's folder, or an `s3://` / `https://` URL; may be gzipped. */
+    path: inputPathSchema,
     /**
      * Folder the records' `image` paths are relative to (relative to the recipe's folder). Default: the
      * file's folder. Image paths must stay in it (or in `imageRoots`) unless `allowAbsolutePaths` is set.
      */
-    images: z.string().min(1).optional(),
+    images: inputPathSchema.optional(),
     ...localPathFields,
     /** Prepended to every key (default none: ids are the keys). */
     keyPrefix: keyPrefixSchema.optional(),
@@ -85,7 +87,7 @@ export const llavaSource = {
       read: (ctx) => readLlava(options, name, ctx),
       // Called before the run starts: a missing file, or one that holds no LLaVA records, stops the build there.
       count: async (ctx) => {
-        await checkLlavaFile(path.resolve(ctx.baseDir, options.path));
+        await checkLlavaFile(resolveInput(options.path, ctx.baseDir), ctx.storage);
         return null;
       },
     };
@@ -136,13 +138,18 @@ function normalise(text: string): string {
 }
 
 async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContext): AsyncGenerator<Pair> {
-  const file = path.resolve(ctx.baseDir, options.path);
-  const imagesDir = options.images === undefined ? path.dirname(file) : path.resolve(ctx.baseDir, options.images);
-  const stream = await openInput(file, 'llava path');
+  const file = resolveInput(options.path, ctx.baseDir);
+  const imagesDir = options.images === undefined ? inputDir(file) : resolveInput(options.images, ctx.baseDir, 'images');
+  const stream = await openInput(file, 'llava path', ctx.storage);
   const prefix = options.keyPrefix ?? '';
   const fallbackPrefix = `${options.keyPrefix ?? `${toKey(name)}_`}`;
   const used = new KeyClaims();
-  const images: LocalImages = { dir: imagesDir, roots: await imageRootsFor(imagesDir, options, ctx.baseDir), maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
+  const images: LocalImages = {
+    dir: imagesDir,
+    roots: await imageRootsFor(imagesDir, options, ctx.baseDir),
+    maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    storage: ctx.storage,
+  };
   const noDownloads = (): Downloader => {
     throw new Error('llava sources read local files only');
   };
@@ -271,8 +278,8 @@ async function* readLlava(options: LlavaOptions, name: string, ctx: SourceContex
 }
 
 /** Throw the configuration error reading `file` would meet at its start (see `checkDocument`); reads two records at most. */
-async function checkLlavaFile(file: string): Promise<void> {
-  const stream = await openInput(file, 'llava path');
+async function checkLlavaFile(file: string, storage: StorageSettings | undefined): Promise<void> {
+  const stream = await openInput(file, 'llava path', storage);
   let layout: JsonLayout = 'lines';
   const lead: JsonRecord[] = [];
   try {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
 import { fetchOptionsSchema } from '../images/url-fetcher.js';
+import { inputPathSchema } from '../storage/input-path.js';
 
 const columnSchema = z.string().min(1, 'expected a column name');
 
@@ -26,8 +27,11 @@ export type DownloadOptions = z.infer<typeof downloadOptionsSchema>;
 
 export const manifestFields = {
   name: sourceNameSchema.optional(),
-  /** The manifest file, relative to the recipe's folder. Text formats may be gzip-compressed (`.gz`). */
-  path: z.string().min(1),
+  /**
+   * The manifest file, relative to the recipe's folder, or an `s3://` / `https://` URL (streamed; Parquet is
+   * read by byte ranges). Text formats may be gzip-compressed (`.gz`).
+   */
+  path: inputPathSchema,
   /**
    * Column holding the image: a path (relative to `imagesDir`), an `http(s)://` URL, or a `file:` URL; in
    * Parquet also the image bytes, or a `{bytes, path}` struct (see `image-cell.ts`).
@@ -57,7 +61,7 @@ export const manifestFields = {
    * Folder relative image paths resolve against (relative to the recipe's folder). Default: the manifest's
    * folder. Local image paths must stay in it (or in `imageRoots`) unless `allowAbsolutePaths` is set.
    */
-  imagesDir: z.string().min(1).optional(),
+  imagesDir: inputPathSchema.optional(),
   ...localPathFields,
   /**
    * Order pairs come out in. `completion` (default): as their images arrive, so one slow download never

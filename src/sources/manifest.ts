@@ -5,7 +5,8 @@
  * - key: the `key` column (made a valid key by `toKey`, the original kept as `meta.originalKey`), or
  *   `<keyPrefix><row:09d>` from the 0-based row number; `keyPrefix` defaults to `<source name>_`
  * - image: the `image` column, a path (relative to `imagesDir`, default the manifest's folder), a `file:`
- *   URL or an `http(s)://` URL, downloaded through the cache (`download` options); in Parquet also the
+ *   URL or an `http(s)://` URL, downloaded through the cache (`download` options), or an `s3://` object; a
+ *   manifest read from `s3://` or `https://` has its relative paths read from the same place; in Parquet also the
  *   image bytes themselves, or a Hugging Face `{bytes, path}` struct (`image-cell.ts`)
  * - captions: the `caption` column, a string or a list of strings; an empty caption is kept (empty, not an
  *   error); absent or null means no caption
@@ -41,6 +42,8 @@ import { parseBoxes } from './manifest-boxes.js';
 import type { ManifestOptions } from './manifest-options.js';
 import { resolvePending, type Pending } from './pending-pairs.js';
 import type { Source, SourceContext } from './source.js';
+import { inputDir, resolveInput } from '../storage/input-path.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 import { UrlFetcher } from '../images/url-fetcher.js';
 
 /** One row as a format reader gives it. */
@@ -63,14 +66,14 @@ export type RowItem = ManifestRow | { unreadable: string };
 /** What a format reader provides. */
 export interface RowReader {
   /** Rows in file order. Throws `ConfigError` when the file cannot be opened or lacks a configured column. */
-  rows(absPath: string, signal: AbortSignal): AsyncIterable<RowItem>;
+  rows(absPath: string, signal: AbortSignal, storage?: StorageSettings): AsyncIterable<RowItem>;
   /** Number of rows when cheaply known (Parquet metadata); null otherwise. */
-  count?(absPath: string): Promise<number | null>;
+  count?(absPath: string, storage?: StorageSettings): Promise<number | null>;
   /**
    * Throws the `ConfigError` that `rows` would (no file, no such column) without reading rows. Without it,
    * the first row is read to find out.
    */
-  check?(absPath: string): Promise<void>;
+  check?(absPath: string, storage?: StorageSettings): Promise<void>;
 }
 
 /** Loads in flight per download slot: room for requests waiting on a busy host not to idle the others. */
@@ -99,10 +102,10 @@ export function manifestSource(options: ManifestOptions, name: string, reader: R
     read: (ctx) => readManifest(options, name, reader, ctx),
     count: async (ctx) => {
       // Called before the run starts: a missing file or column stops the build there, not midway.
-      const absPath = path.resolve(ctx.baseDir, options.path);
-      await (reader.check ? reader.check(absPath) : readFirstRow(reader, absPath));
+      const absPath = resolveInput(options.path, ctx.baseDir);
+      await (reader.check ? reader.check(absPath, ctx.storage) : readFirstRow(reader, absPath, ctx.storage));
       if (options.key !== undefined || reader.count === undefined) return null;
-      const rows = await reader.count(absPath);
+      const rows = await reader.count(absPath, ctx.storage);
       if (rows === null) return null;
       if (ctx.shard.count === 1) return rows;
       const prefix = keyPrefixFor(options, name);
@@ -113,8 +116,8 @@ export function manifestSource(options: ManifestOptions, name: string, reader: R
   };
 }
 
-async function readFirstRow(reader: RowReader, absPath: string): Promise<void> {
-  const rows = reader.rows(absPath, new AbortController().signal)[Symbol.asyncIterator]();
+async function readFirstRow(reader: RowReader, absPath: string, storage: StorageSettings | undefined): Promise<void> {
+  const rows = reader.rows(absPath, new AbortController().signal, storage)[Symbol.asyncIterator]();
   try {
     await rows.next();
   } finally {
@@ -123,8 +126,8 @@ async function readFirstRow(reader: RowReader, absPath: string): Promise<void> {
 }
 
 export async function* readManifest(options: ManifestOptions, name: string, reader: RowReader, ctx: SourceContext): AsyncGenerator<Pair> {
-  const manifestPath = path.resolve(ctx.baseDir, options.path);
-  const imagesDir = options.imagesDir === undefined ? path.dirname(manifestPath) : path.resolve(ctx.baseDir, options.imagesDir);
+  const manifestPath = resolveInput(options.path, ctx.baseDir);
+  const imagesDir = options.imagesDir === undefined ? inputDir(manifestPath) : resolveInput(options.imagesDir, ctx.baseDir, 'imagesDir');
   const prefix = keyPrefixFor(options, name);
   const origin: CaptionOrigin = options.captionOrigin;
   let downloader: Downloader | null = null;
@@ -135,12 +138,17 @@ export async function* readManifest(options: ManifestOptions, name: string, read
     }
     return downloader;
   };
-  const images: LocalImages = { dir: imagesDir, roots: await imageRootsFor(imagesDir, options, ctx.baseDir), maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
+  const images: LocalImages = {
+    dir: imagesDir,
+    roots: await imageRootsFor(imagesDir, options, ctx.baseDir),
+    maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    storage: ctx.storage,
+  };
   const seenKeys = options.key === undefined ? null : new KeyClaims();
   let unreadable = 0;
 
   async function* pending(): AsyncGenerator<Pending> {
-    for await (const item of reader.rows(manifestPath, ctx.signal)) {
+    for await (const item of reader.rows(manifestPath, ctx.signal, ctx.storage)) {
       if (ctx.signal.aborted) return;
       if ('unreadable' in item) {
         const key = `${prefix}_unreadable_${unreadable++}`;

@@ -19,6 +19,7 @@ import { openParquet, parquetColumns, readRowGroup, type ColumnCursor } from '..
 import { manifestSource, type RowItem, type RowReader } from './manifest.js';
 import { manifestColumns, manifestFields, type ManifestOptions } from './manifest-options.js';
 import type { Source, SourceType } from './source.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 
 export const parquetOptionsSchema = z.object({ type: z.literal('parquet'), ...manifestFields }).strict();
 
@@ -36,8 +37,8 @@ export function parquetRows(options: ManifestOptions): RowReader {
     }
   };
   return {
-    async *rows(absPath: string, signal: AbortSignal): AsyncGenerator<RowItem> {
-      const { file, metadata } = await openParquet(absPath);
+    async *rows(absPath: string, signal: AbortSignal, storage?: StorageSettings): AsyncGenerator<RowItem> {
+      const { file, metadata } = await openParquet(absPath, storage);
       checkColumns(metadata, absPath);
       let groupStart = 0;
       for (const [group, rowGroup] of metadata.row_groups.entries()) {
@@ -65,11 +66,11 @@ export function parquetRows(options: ManifestOptions): RowReader {
         groupStart = groupEnd;
       }
     },
-    async check(absPath: string): Promise<void> {
-      checkColumns((await openParquet(absPath)).metadata, absPath);
+    async check(absPath: string, storage?: StorageSettings): Promise<void> {
+      checkColumns((await openParquet(absPath, storage)).metadata, absPath);
     },
-    async count(absPath: string): Promise<number | null> {
-      const { metadata } = await openParquet(absPath);
+    async count(absPath: string, storage?: StorageSettings): Promise<number | null> {
+      const { metadata } = await openParquet(absPath, storage);
       return Number(metadata.num_rows);
     },
   };

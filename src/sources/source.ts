@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Pair } from '../core/sample.js';
 import type { ShardSpec } from '../core/shard.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 
 export interface SourceContext {
   readonly signal: AbortSignal;
@@ -20,6 +21,8 @@ export interface SourceContext {
    * memory. Default `DEFAULT_MAX_FILE_BYTES` (64 MiB).
    */
   readonly maxFileBytes?: number;
+  /** How `s3://` inputs are reached (the recipe's `storage` section). Default: the AWS SDK's own settings. */
+  readonly storage?: StorageSettings;
 }
 
 /** A configured source: yields pairs, each with a unique key, failures as data. */

@@ -5,18 +5,21 @@
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { ConfigError } from '../core/errors.js';
-import { openRegularStream } from '../images/local-file.js';
+import { openInputStream } from '../images/input-file.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
+import { isRemote } from '../storage/location.js';
 
 /**
- * Open `absPath` as a stream of bytes, gunzipped when it is gzip. A file that does not exist or cannot be
- * opened is a configuration error naming `option` (e.g. `csv path`).
+ * Open `absPath` (a local path, or an `s3://` / `https://` input, streamed) as a stream of bytes, gunzipped
+ * when it is gzip. A file that does not exist or cannot be opened is a configuration error naming `option`
+ * (e.g. `csv path`).
  */
-export async function openInput(absPath: string, option: string): Promise<Readable> {
-  const opened = await openRegularStream(absPath, 'file');
+export async function openInput(absPath: string, option: string, storage?: StorageSettings): Promise<Readable> {
+  const opened = await openInputStream(absPath, 'file', storage);
   if (!opened.ok) {
     const why =
       opened.problem === 'missing'
-        ? `file "${absPath}" does not exist`
+        ? `file "${absPath}" does not exist${isRemote(absPath) ? ` (${opened.message})` : ''}`
         : opened.problem === 'folder' || opened.problem === 'not_a_file'
           ? `expected a file, got "${absPath}", which is not a regular file`
           : opened.message;

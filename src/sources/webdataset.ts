@@ -7,7 +7,12 @@
  * (`a b.jpg`, `a_b.jpg`) are `key_collision`: the later sample is recorded, failed, as `KEY__dupN`.
  *
  * Shards are read as streams (tar-stream over a file stream, gunzipped when the file is gzip), one
- * sample in memory at a time. Problems are data, never exceptions: a missing or unreadable shard, a
+ * sample in memory at a time. A shard may be an `s3://` object or an `https://` URL (`shard-listing.ts`
+ * for listings): it is streamed, never downloaded first, and a dropped connection resumes with a range
+ * request pinned to the object's ETag (`storage/resumable-read.ts`); when the resumes run out, or the
+ * object changes meanwhile, the sample being read is `storage_interrupted` and the shard's reading stops
+ * there, as for a shard cut off on disk. A missing object is `shard_missing`, refused credentials
+ * `storage_denied`. Problems are data, never exceptions: a missing or unreadable shard, a
  * shard cut off mid-member, a sample without an image, an empty image member, bad JSON, a member larger
  * than `decode.maxBytes` (`image_too_large` for the image, `member_too_large` for another member: read
  * past from the size in its header, never buffered) — each becomes a failed `Pair` with a specific code,
@@ -22,11 +27,15 @@ import { z } from 'zod';
 import { describeError } from '../core/errors.js';
 import { inShard } from '../core/shard.js';
 import { fateOf, isValidKey, toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
-import { expandPatterns } from './brace.js';
+import { StorageError } from '../core/object-store.js';
+import { inputPathProblem } from '../storage/input-path.js';
+import { splitPatterns } from './brace.js';
+import { resolveShards } from './shard-listing.js';
 import { collisionReason, KeyClaims } from './key-claims.js';
 import { captionFromBytes, captionFromString } from './caption-text.js';
 import { keyPrefixSchema, sourceNameSchema } from './common-options.js';
-import { DEFAULT_MAX_FILE_BYTES, openRegularStream } from '../images/local-file.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../images/local-file.js';
+import { inputFailureCode, openInputStream } from '../images/input-file.js';
 import type { Source, SourceContext, SourceType } from './source.js';
 
 export const webdatasetOptionsSchema = z
@@ -34,16 +43,36 @@ export const webdatasetOptionsSchema = z
     type: z.literal('webdataset'),
     name: sourceNameSchema.optional(),
     /**
-     * Shard paths, relative to the recipe's folder: brace patterns (`data/shard-{000000..000009}.tar`),
-     * several joined with `::`, or a list of them.
+     * Shard paths, relative to the recipe's folder, or `s3://` / `https://` URLs: brace patterns
+     * (`data/shard-{000000..000009}.tar`), several joined with `::`, or a list of them. On S3 also a
+     * prefix ending in `/` or a key with `*` (listed: `shard-listing.ts`).
      */
-    paths: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    paths: z.union([shardPatternSchema(), z.array(shardPatternSchema()).min(1)]),
     /** Prepended to every key (default none). */
     keyPrefix: keyPrefixSchema.optional(),
   })
   .strict();
 
 export type WebdatasetOptions = z.infer<typeof webdatasetOptionsSchema>;
+
+/** A shard pattern whose scheme vlcurate reads (`gs://` and `pipe:` fail the recipe, naming the field). */
+function shardPatternSchema() {
+  return z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      let parts: string[];
+      try {
+        parts = splitPatterns(value);
+      } catch {
+        return; // a malformed pattern is reported, naming it, when the shards are expanded
+      }
+      for (const part of parts) {
+        const problem = inputPathProblem(part);
+        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+      }
+    });
+}
 
 /** Stage name recorded on failures this reader produces. */
 const STAGE = 'source';
@@ -60,18 +89,17 @@ export const webdatasetSource = {
     return {
       name,
       read: (ctx) => readWebdataset(options, name, ctx),
-      count: async () => null,
+      // Called before the run starts: a listing that fails or finds nothing stops the build there.
+      count: async (ctx) => {
+        await resolveShards(options.paths, ctx.baseDir, ctx.storage);
+        return null;
+      },
     };
   },
 } satisfies SourceType<WebdatasetOptions>;
 
-/** Absolute shard paths for the options, in order. */
-export function shardPaths(options: Pick<WebdatasetOptions, 'paths'>, baseDir: string): string[] {
-  return expandPatterns(options.paths).map((p) => path.resolve(baseDir, p));
-}
-
 async function* readWebdataset(options: WebdatasetOptions, name: string, ctx: SourceContext): AsyncGenerator<Pair> {
-  for (const shard of shardPaths(options, ctx.baseDir)) {
+  for (const shard of await resolveShards(options.paths, ctx.baseDir, ctx.storage)) {
     if (ctx.signal.aborted) return;
     yield* readShard(shard, { source: name, keyPrefix: options.keyPrefix ?? '', ctx });
   }
@@ -113,9 +141,10 @@ export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator
     };
   };
 
-  const opened = await openRegularStream(absPath, 'shard');
+  const opened = await openInputStream(absPath, 'shard', env.ctx.storage);
   if (!opened.ok) {
-    const failed = shardFailure(opened.problem === 'missing' ? 'shard_missing' : 'shard_unreadable', opened.message);
+    const code = opened.problem === 'missing' ? 'shard_missing' : opened.problem === 'denied' || opened.problem === 'interrupted' ? inputFailureCode(opened.problem) : 'shard_unreadable';
+    const failed = shardFailure(code, opened.message);
     if (failed) yield failed;
     return;
   }
@@ -324,6 +353,11 @@ function describeReadError(
   lastMember: string | null,
 ): { code: FailureCode; message: string } {
   const text = describeError(err);
+  if (err instanceof StorageError) {
+    // A remote shard whose connection kept dropping, or that changed: the samples before stay.
+    const where = reading !== null ? `inside member ${reading}` : lastMember !== null ? `after member ${lastMember}` : 'at its start';
+    return { code: err.kind === 'denied' ? 'storage_denied' : 'storage_interrupted', message: `shard ${absPath} stopped ${where}: ${text}` };
+  }
   if (entries === 0) {
     return { code: 'shard_unreadable', message: `shard ${absPath} is not a readable tar file: ${text}` };
   }
