@@ -45,6 +45,13 @@ export const llmOptionsSchema = z
     tpm: z.number().positive().default(200_000),
     /** Requests in flight at once. Default 16. */
     concurrency: z.number().int().min(1).default(16),
+    /**
+     * What `rpm`, `tpm` and `concurrency` describe when a build is split with `--shard I/N` (see
+     * `llm-part-share.ts`): `account` (default), the whole account, which the N parts share: each part
+     * takes rpm/N, tpm/N and concurrency floor(c/N) (at least 1); `part`, each part's own limits, used as
+     * given (N parts together then send up to N times as much).
+     */
+    limitsPer: z.enum(['account', 'part']).default('account'),
     /** Retries of one request after a retryable error (408, 409, 429, 5xx, timeout, connection, malformed body). Default 6. */
     maxRetries: z.number().int().min(0).default(6),
     /** Time limit of one request in milliseconds. Default 60,000. */

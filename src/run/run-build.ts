@@ -49,6 +49,7 @@ import { captionerModelFolder, loadCaptioner } from '../captioner/registry.js';
 import { resolveRecipeRuntime } from '../config/recipe-runtime.js';
 import type { ResolvedRuntime } from '../core/runtime-settings.js';
 import { sessionOptionsFor } from '../backends/onnx-session.js';
+import { describePartShare, partShare } from '../backends/llm-part-share.js';
 
 export interface BuildOptions {
   shard: ShardSpec;
@@ -134,8 +135,10 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
     const scorer = recipe.filter ? await loadScorer(recipe.filter, baseDir, runtime) : null;
     cleanups.push(() => scorer?.close());
     const captionerContext = { baseDir, llmCache: new LlmCache(db), maxCostUsd: options.maxCostUsd ?? null, onnxRuntime: runtime.models['captioner'] };
-    const captioner = recipe.captioner
-      ? await inField('captioner.model', () => loadCaptioner(recipe.captioner!, captionerContext))
+    // Under --shard I/N each part takes its share of the LLM limits (`backends/llm-part-share.ts`).
+    const shared = withPartShares(recipe, options.shard);
+    const captioner = shared.captioner
+      ? await inField('captioner.model', () => loadCaptioner(shared.captioner!, captionerContext))
       : null;
     cleanups.push(() => captioner?.close());
     // Stored with the run: a retrained model in place of the old one must not count as the same settings.
@@ -165,9 +168,9 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       .thenAll(capfiltStages(recipe, scorer, captioner, refiltered, filterInFlight(runtime)))
       .then(createRecordStage<DedupedPair>(store, runId, recipe.run.commitEvery));
     // After record: instruction rows reference the samples table.
-    const synthesized: StageChain<Pair, DedupedPair & Partial<WithInstructions>> = recipe.synth
+    const synthesized: StageChain<Pair, DedupedPair & Partial<WithInstructions>> = shared.synth
       ? recorded.then(
-          createSynthStage(recipe.synth, {
+          createSynthStage(shared.synth, {
             instructions: new InstructionStore(db),
             llmCache: new LlmCache(db),
             runFolder: dirname(dbPath),
@@ -180,7 +183,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       : recorded;
     const stages = synthesized.thenAll(recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })));
     started = true;
-    yield* runPipeline({
+    const events = runPipeline({
       runId,
       source: concat<Pair>(sources.map((s, i) => inFieldStream(`sources[${i}]`, s.read(contextOf(s))))),
       stages,
@@ -190,6 +193,10 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       tickMs: options.tickMs,
       summarize: () => runSummary(db, exportNames),
     });
+    for await (const event of events) {
+      yield event;
+      if (event.type === 'run-start') for (const note of shared.notes) yield { type: 'log', level: 'info', message: note };
+    }
     endRun(options.signal.aborted ? 'aborted' : 'finished');
   } catch (err) {
     // A build that dies of an error says so; it must not stay 'running' until another build starts.
@@ -207,6 +214,24 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       lock.release();
     }
   }
+}
+
+/** The recipe's LLM sections with this part's share of their limits, and a line saying what each part takes. */
+function withPartShares(recipe: Recipe, shard: ShardSpec): { captioner: Recipe['captioner']; synth: Recipe['synth']; notes: string[] } {
+  const notes: string[] = [];
+  let captioner = recipe.captioner;
+  if (captioner?.type === 'openai') {
+    const note = describePartShare('captioner', captioner, shard);
+    if (note) notes.push(note);
+    captioner = partShare(captioner, shard);
+  }
+  let synth = recipe.synth;
+  if (synth?.llm) {
+    const note = describePartShare('synth.llm', synth.llm, shard);
+    if (note) notes.push(note);
+    synth = { ...synth, llm: partShare(synth.llm, shard) };
+  }
+  return { captioner, synth, notes };
 }
 
 /**
