@@ -5,7 +5,9 @@
 #   examples/slurm/submit.sh RECIPE N [sbatch options for the parts, e.g. --partition=gpu --gres=gpu:1]
 #
 # The recipe and its inputs/outputs must be on storage every node reaches (a shared file system, or s3://
-# URLs). Logs go to slurm-logs/ next to the recipe. SBATCH_PARTITION, SBATCH_ACCOUNT etc. apply to both jobs.
+# URLs). Logs go to slurm-logs/ next to the recipe. SBATCH_PARTITION, SBATCH_ACCOUNT etc. apply to both jobs;
+# VLCURATE_MAX_RUNNING=K runs at most K parts at a time (--array=0-(N-1)%K). N is limited by the
+# cluster's MaxArraySize (`scontrol show config | grep MaxArraySize`, 1001 by default).
 # Prints the two job ids (`array=ID merge=ID`) on its last line.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,7 +27,7 @@ export VLCURATE_RECIPE="$recipe" VLCURATE_PARTS="$parts" VLCURATE_VERSION="${VLC
 
 logs="$(dirname "$recipe")/slurm-logs"
 mkdir -p "$logs"
-array_job="$(sbatch --parsable --export=ALL --chdir="$(dirname "$recipe")" --array="0-$((parts - 1))" \
+array_job="$(sbatch --parsable --export=ALL --chdir="$(dirname "$recipe")" --array="0-$((parts - 1))${VLCURATE_MAX_RUNNING:+%$VLCURATE_MAX_RUNNING}" \
   --output="$logs/part-%A_%a.out" "$@" "$here/build-part.sbatch")"
 array_job="${array_job%%;*}" # "ID;cluster" on multi-cluster setups
 # afterok: only when every array task exited 0; --kill-on-invalid-dep: a failed part cancels the merge

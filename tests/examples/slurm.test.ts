@@ -105,6 +105,7 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
       // This checkout instead of `npm install -g vlcurate@VERSION`: nothing is downloaded.
       VLCURATE: `${process.execPath} ${CLI}`,
       VLCURATE_EXPORT_OUT: join(dir, 'cluster', 'merged-wds'),
+      VLCURATE_MAX_RUNNING: '2',
     };
     const submit = spawnSync('bash', [join(ROOT, 'examples/slurm/submit.sh'), join(dir, 'cluster', 'recipe.yaml'), String(PARTS), '--cpus-per-task=1'], { env, encoding: 'utf8', timeout: 30_000 });
     if (submit.status !== 0) throw new Error(`submit.sh failed (${submit.status ?? submit.signal}): ${submit.stderr}`);
@@ -126,6 +127,7 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
     const array = await waitForJob(jobs.array, 10_000);
     expect(array.map((r) => r['ArrayTaskId']).sort()).toEqual(Array.from({ length: PARTS }, (_, i) => String(i)));
     expect(array.map((r) => r['JobState']), logs()).toEqual(Array(PARTS).fill('COMPLETED'));
+    expect(array.map((r) => r['ArrayTaskThrottle'])).toContain('2'); // VLCURATE_MAX_RUNNING=2
     expect(merge.map((r) => r['JobState']), logs()).toEqual(['COMPLETED']);
     // The merge waited for the array: it depended on it and started after every part ended.
     expect(merge[0]!['Dependency']).toBe('(null)'); // satisfied dependencies are cleared
