@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { parseRecipe } from '../../src/config/recipe.js';
 
 const EXAMPLE = resolve(import.meta.dirname, '../../examples/kubernetes');
 
@@ -143,6 +144,8 @@ describe('examples/kubernetes', () => {
   it('the merge Job merges exactly the N part databases the recipe makes, then exports', () => {
     const recipeMap = manifests.find((m) => m.kind === 'ConfigMap' && m.data?.['recipe.yaml'])!;
     const recipe = parse(recipeMap.data!['recipe.yaml']!) as { run: { db: string } };
+    // A recipe vlcurate accepts (fields, values; the files it names live in the cluster).
+    expect(parseRecipe(recipe, 'recipe-configmap.yaml', '/config').recipe.sources[0]!.type).toBe('webdataset');
     const db = recipe.run.db;
     expect(db).toMatch(/^\/.*\.db$/);
     const n: number = partsJob.spec.completions;
