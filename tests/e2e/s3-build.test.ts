@@ -62,7 +62,7 @@ describe('vlcurate build over s3://', () => {
       }),
     );
     // The child gets the endpoint and credentials from its environment only.
-    const result = await runCli(['build', join(dir, 'recipe.yaml'), '--progress', 'plain'], { env: { ...savedEnv, ...s3.env }, cwd: dir });
+    const result = await runCli(['build', join(dir, 'recipe.yaml'), '--progress', 'plain'], { env: s3.env, cwd: dir });
     expect(result.code, result.stderr).toBe(1);
 
     const failed = JSON.parse((await runCli(['inspect', join(dir, 'out/run.db'), 'samples', '--status', 'failed', '--json'])).stdout) as { key: string; error_code: string }[];
