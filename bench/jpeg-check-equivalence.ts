@@ -8,6 +8,7 @@
  */
 import sharp from 'sharp';
 import { webLikeJpeg } from './web-images.js';
+import { jpegStructure } from '../src/decode/jpeg-structure.js';
 
 const JPEG_SOS = Buffer.from([0xff, 0xda]);
 const JPEG_EOI = Buffer.from([0xff, 0xd9]);
@@ -33,6 +34,8 @@ const shrink = (b: Buffer) =>
       ),
   );
 const header = (b: Buffer) => accepts(sharp(b).metadata());
+// `decode.validate: structure`: header read, then the structure check; what it does not call whole is decoded.
+const structure = async (b: Buffer) => (await header(b)) && (jpegStructure(b).whole || (await full(b)));
 
 let state = 5;
 const next = () => {
@@ -42,7 +45,9 @@ const next = () => {
 
 const baseline = await Promise.all(Array.from({ length: 20 }, (_, i) => webLikeJpeg(i, 7)));
 const progressive = await Promise.all(baseline.slice(0, 10).map((b) => sharp(b).jpeg({ quality: 88, progressive: true }).toBuffer()));
-const counts = { variants: 0, fullRefused: 0, shrinkMismatches: 0, headerOnlyMismatches: 0 };
+const counts = { variants: 0, fullRefused: 0, shrinkMismatches: 0, headerOnlyMismatches: 0, structureMismatches: 0, structureWholeIntact: 0 };
+const missed: string[] = [];
+for (const image of [...baseline, ...progressive]) if (jpegStructure(image).whole) counts.structureWholeIntact++;
 for (const image of [...baseline, ...progressive]) {
   for (let k = 0; k < 40; k++) {
     const b = Buffer.from(image);
@@ -59,6 +64,10 @@ for (const image of [...baseline, ...progressive]) {
     if (!byFull) counts.fullRefused++;
     if (((await shrink(b)) && intact) !== byFull) counts.shrinkMismatches++;
     if (((await header(b)) && intact) !== byFull) counts.headerOnlyMismatches++;
+    if (((await structure(b)) && intact) !== byFull) {
+      counts.structureMismatches++;
+      if (missed.length < 10) missed.push(`k=${k} at=${at}/${b.length} progressive=${progressive.some((p) => p === image)}`);
+    }
   }
 }
-process.stdout.write(`${JSON.stringify(counts)}\n`);
+process.stdout.write(`${JSON.stringify({ ...counts, missed })}\n`);

@@ -10,7 +10,10 @@
  *    `image_truncated` / `image_corrupt`
  * 3. claimed width x height over `maxPixels` -> `image_too_large`, before any pixel is decoded
  *    (decompression bombs); sharp's `limitInputPixels` guards the decode too
- * 4. a full decode of the pixel data (`failOn: 'truncated'`) -> `image_truncated` / `image_corrupt`.
+ * 4. a JPEG whose structure walk (`jpeg-structure.ts`, `validate: structure`) calls it whole is accepted
+ *    without a pixel decode when no model needs its pixels; on 1,200 damaged web-size JPEGs this refused
+ *    exactly what the decode refuses (bench/jpeg-check-equivalence.ts).
+ * 5. otherwise a decode of the pixel data (`failOn: 'truncated'`) -> `image_truncated` / `image_corrupt`.
  *    Large images are decoded with a 1/8 shrink, which JPEG and WebP do while decoding (every
  *    entropy-coded byte is still read, so truncation is still caught) and which keeps memory flat.
  *    Not below 1 MP: the shrink saves no CPU on web-size JPEGs and made 128 px ingest 1.6x slower.
@@ -36,6 +39,7 @@ import type { Stage } from '../core/stage.js';
 import { mapConcurrent } from '../iter/map-concurrent.js';
 import { DEFAULT_MAX_CAPTION_CHARS, limitCaptionLength } from '../sources/caption-text.js';
 import { claimedSize } from './claimed-size.js';
+import { jpegStructure } from './jpeg-structure.js';
 import { decodeRgb, type PixelPreparer, type PreparedPixels, type RgbPixels } from '../core/decoded-pixels.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../images/local-file.js';
 
@@ -59,6 +63,14 @@ export const decodeOptionsSchema = z
      * says otherwise), or `auto` (default): the decode share of the cores (`core/runtime-settings.ts`, rule 5).
      */
     concurrency: countField.default('auto'),
+    /**
+     * How a JPEG is checked when no model needs its pixels: `structure` (default) walks its markers,
+     * tables and scans and their restart markers to the end-of-image marker without decoding a pixel
+     * (`jpeg-structure.ts`) and decodes only what that walk cannot call whole, so cut and damaged files
+     * get the full decode's verdict and code; `decode` decodes every JPEG. Other formats are always
+     * decoded, and so is every image when a model follows (that decode serves the model too).
+     */
+    validate: z.enum(['structure', 'decode']).default('structure'),
     /**
      * `exact`: an image with the same bytes (sha256) as an earlier sample that was not dropped as a
      * duplicate itself is dropped (`duplicate_image`, its `duplicateOf` names the first, stored in its metadata), before any
@@ -96,6 +108,11 @@ export interface DecodeStageModels {
   preparers?: readonly PixelPreparer[];
 }
 
+/** How `decodeImage` checks pixels: the stage's `validate` option, and the models' resize steps. */
+export interface DecodeImageOptions extends DecodeStageModels {
+  validate?: DecodeOptions['validate'];
+}
+
 export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> = {}, models: DecodeStageModels = {}): Stage<Pair, DecodedPair> {
   const parsed = decodeOptionsSchema.safeParse(options);
   if (!parsed.success) {
@@ -104,7 +121,7 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
   const { maxPixels, maxBytes, maxCaptionChars } = parsed.data;
   // A build passes the concurrency its runtime resolved; elsewhere `auto` is resolved for this machine.
   const concurrency = parsed.data.concurrency === 'auto' ? decodeConcurrencyFor(availableParallelism()) : parsed.data.concurrency;
-  const preparers = models.preparers ?? [];
+  const imageOptions: DecodeImageOptions = { preparers: models.preparers ?? [], validate: parsed.data.validate };
   return {
     name: DECODE_STAGE,
     run(input) {
@@ -115,7 +132,7 @@ export function createDecodeStage(options: z.input<typeof decodeOptionsSchema> =
           const pair = withCaptionsLimited(input, maxCaptionChars);
           // Failed pairs, and pairs a source dropped before reading an image (text-only records), pass through.
           if (pair.fate.kind === 'failed' || (pair.fate.kind === 'dropped' && pair.imageBytes === null)) return { ...pair, image: null };
-          const result = await decodeImage(pair.imageBytes, maxPixels, maxBytes, preparers);
+          const result = await decodeImage(pair.imageBytes, maxPixels, maxBytes, imageOptions);
           if (result.ok) return result.pixels ? { ...pair, image: result.image, pixels: result.pixels } : { ...pair, image: result.image };
           return { ...failSample(pair, DECODE_STAGE, result.code, result.message), image: null };
         },
@@ -135,8 +152,9 @@ export async function decodeImage(
   bytes: Buffer | null,
   maxPixels: number,
   maxBytes = DEFAULT_MAX_FILE_BYTES,
-  preparers: readonly PixelPreparer[] = [],
+  options: DecodeImageOptions = {},
 ): Promise<DecodeResult> {
+  const preparers = options.preparers ?? [];
   if (bytes === null) return { ok: false, code: 'image_missing', message: 'the source gave no image bytes' };
   if (bytes.length === 0) return { ok: false, code: 'image_empty', message: 'the image is empty (0 bytes)' };
   // Sources read no more than this; bytes from elsewhere (a Parquet cell, a download) are held to it too.
@@ -173,19 +191,15 @@ export async function decodeImage(
   }
   if (width * height > maxPixels) return tooLarge(format, width, height, maxPixels);
 
+  // A whole JPEG structure needs no pixel decode when nothing needs the pixels; anything else is decoded.
+  const structureWhole = preparers.length === 0 && (options.validate ?? 'structure') === 'structure' && format === 'jpeg' && jpegStructure(bytes).whole;
   let rgb: RgbPixels | null = null;
-  try {
-    if (preparers.length > 0) {
-      rgb = await decodeRgb(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' });
-    } else {
-      let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, sequentialRead: true });
-      if (width * height > SHRINK_ABOVE_PIXELS) {
-        pipeline = pipeline.resize(Math.ceil(width / 8), Math.ceil(height / 8), { fit: 'fill', kernel: 'nearest' });
-      }
-      await pipeline.raw().toBuffer();
+  if (!structureWhole) {
+    try {
+      rgb = await decodePixels(bytes, width, height, maxPixels, preparers.length > 0);
+    } catch (err) {
+      return classifyFailure(bytes, format, err, 'its pixel data cannot be decoded');
     }
-  } catch (err) {
-    return classifyFailure(bytes, format, err, 'its pixel data cannot be decoded');
   }
   // libjpeg quietly invents an end marker when only the last bytes are missing, so the decode can succeed
   // on a cut file (seen with shrink-on-load); check the container's own end too.
@@ -218,6 +232,18 @@ export async function decodeImage(
     },
     ...(pixels ? { pixels } : {}),
   };
+}
+
+/**
+ * The check's pixel decode (`failOn: 'truncated'`): for the models, their own decode at full size, kept;
+ * otherwise to raw pixels that are dropped, with a 1/8 shrink above 1 MP.
+ */
+async function decodePixels(bytes: Buffer, width: number, height: number, maxPixels: number, forModels: boolean): Promise<RgbPixels | null> {
+  if (forModels) return decodeRgb(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' });
+  let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: maxPixels, sequentialRead: true });
+  if (width * height > SHRINK_ABOVE_PIXELS) pipeline = pipeline.resize(Math.ceil(width / 8), Math.ceil(height / 8), { fit: 'fill', kernel: 'nearest' });
+  await pipeline.raw().toBuffer();
+  return null;
 }
 
 function tooLarge(what: string, width: number, height: number, maxPixels: number, more = ''): { ok: false; code: 'image_too_large'; message: string } {

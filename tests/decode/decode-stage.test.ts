@@ -255,7 +255,8 @@ describe('decode stage', () => {
   });
 
   it('has its defaults and rejects bad options with a ConfigError naming the option', () => {
-    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, maxBytes: 64 * 1024 * 1024, maxCaptionChars: 16_384, concurrency: 'auto', dedup: 'off' });
+    expect(decodeOptionsSchema.parse({})).toEqual({ maxPixels: 89_478_485, maxBytes: 64 * 1024 * 1024, maxCaptionChars: 16_384, concurrency: 'auto', validate: 'structure', dedup: 'off' });
+    expect(() => createDecodeStage({ validate: 'headers' } as never)).toThrow(/validate.*"structure" \| "decode"|validate.*structure.*decode/);
     expect(() => createDecodeStage({ concurrency: 0 })).toThrow(ConfigError);
     expect(() => createDecodeStage({ concurrency: 0 })).toThrow(/concurrency/);
     expect(() => createDecodeStage({ maxPixel: 5 } as never)).toThrow(/maxPixel/);
@@ -303,7 +304,7 @@ describe('decode once: pixels prepared for the models (issue 15)', () => {
       alpha,
     ];
     for (const [i, bytes] of images.entries()) {
-      const result = await decodeImage(bytes, LIMIT, undefined, [clip, blip, twinOfClip]);
+      const result = await decodeImage(bytes, LIMIT, undefined, { preparers: [clip, blip, twinOfClip] });
       if (!result.ok) throw new Error(`image ${i}: ${result.message}`);
       // CLIP and its twin share a resize: one prepared copy for both.
       expect([...result.pixels!.keys()].sort()).toEqual([blip.key, clip.key].sort());
@@ -334,7 +335,7 @@ describe('decode once: pixels prepared for the models (issue 15)', () => {
     expect(bad).toHaveLength(11);
     for (const [i, bytes] of bad.entries()) {
       const plain = await decodeImage(bytes, LIMIT);
-      const forModels = await decodeImage(bytes, LIMIT, undefined, [clip]);
+      const forModels = await decodeImage(bytes, LIMIT, undefined, { preparers: [clip] });
       expect(plain.ok, `case ${i}`).toBe(false);
       expect(forModels.ok, `case ${i}`).toBe(false);
       if (!plain.ok && !forModels.ok) expect(forModels.code, `case ${i}: ${forModels.message}`).toBe(plain.code);

@@ -49,9 +49,10 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function recipe(db: string, filter: boolean): Record<string, unknown> {
+function recipe(db: string, filter: boolean, decode: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     run: { db },
+    decode,
     sources: [{ type: 'webdataset', paths: 'data/webdataset/shapes-000000.tar' }],
     ...(filter
       ? {
@@ -114,9 +115,11 @@ describe('decode once', () => {
     expect(captions('bytes.db')).toEqual(rows);
   });
 
-  it('an ingest without models decodes each image once and keeps no pixels', async () => {
+  it('an ingest without models decodes no whole JPEG (decode.validate: structure, the default), each once with validate: decode', async () => {
     decodes.clear();
     await build(recipe('ingest.db', false));
+    expect(decodes.size).toBe(0);
+    await build(recipe('ingest-decode.db', false, { validate: 'decode' }));
     expect(decodes.size).toBe(8);
     expect([...decodes.values()]).toEqual(Array(8).fill(1));
   });
