@@ -105,6 +105,24 @@ export function ownExportFiles(claim: ExportFolderClaim, part: string): string[]
   return entries.filter((entry) => (summary.test(entry) ? exportNamedIn(join(claim.dir, entry)) === claim.exportName : files.test(entry)));
 }
 
+/**
+ * Files of export `exportName` in `dir` written by the parts of a `--shard I/N` build (`NAME-sIofN-...`,
+ * `manifest-sIofN.json`): each part's run database's, never a whole run's (a merged database's, say), which
+ * exporting there would put every sample in the folder a second time.
+ */
+export function partExportFiles(claim: ExportFolderClaim): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(claim.dir).sort();
+  } catch {
+    return [];
+  }
+  const part = String.raw`-s\d+of\d+`;
+  const summary = new RegExp(`^(manifest|stats)${part}\\.json$`);
+  const files = new RegExp(`^${escapeRegExp(claim.prefix)}(?:${part}-\\d{6,}\\.tar(?:\\.tmp)?|-(?:${PART_NAMES})${part}\\.json)$`);
+  return entries.filter((entry) => (summary.test(entry) ? exportNamedIn(join(claim.dir, entry)) === claim.exportName : files.test(entry)));
+}
+
 /** The first three names, and how many more: `a, b, c, and 4 more`. */
 function someOf(files: readonly string[]): string {
   return `${files.slice(0, 3).join(', ')}${files.length > 3 ? `, and ${files.length - 3} more` : ''}`;
@@ -118,6 +136,17 @@ export function strangersError(exportName: string, dir: string, what: string, st
   return new ConfigError(
     `export "${exportName}": ${dir} holds ${what} of an export "${exportName}" that this run database did not write ` +
       `(${someOf(strangers)}): another run database's, or one that was removed. Give this export a folder of its own, or remove those files first`,
+  );
+}
+
+/** Refuse to write a whole run's export `exportName` into a folder that holds its `--shard` parts' files. */
+export function assertNoPartFiles(claim: ExportFolderClaim): void {
+  const parts = partExportFiles(claim);
+  if (parts.length === 0) return;
+  throw new ConfigError(
+    `export "${claim.exportName}": ${claim.dir} holds the files of export "${claim.exportName}" written by the parts of a --shard build ` +
+      `(${someOf(parts)}); this database's export there would put each sample in that folder a second time. ` +
+      `Give it a folder of its own (--name NAME --out DIR, e.g. ${claim.dir}-merged), or remove the parts' files first`,
   );
 }
 

@@ -20,7 +20,7 @@ import { WHOLE } from '../core/shard.js';
 import type { StageContext } from '../core/stage.js';
 import { createExport, type ExportOptions } from '../export/registry.js';
 import { knownExports, recordedExport } from '../export/recorded-export.js';
-import { assertOwnFolder, ownExportFiles } from '../export/export-folder.js';
+import { assertNoPartFiles, assertOwnFolder, ownExportFiles } from '../export/export-folder.js';
 import type { ExportStats } from '../export/export-stats.js';
 import type { InstructionExportable } from '../export/instruction-records.js';
 import { loadImages } from '../images/image-ref.js';
@@ -102,6 +102,8 @@ export async function exportRun(
     const { options, baseDir } = 'options' in request.target ? request.target : recorded(db, dbPath, request.target.name, emit);
     // Before anything is changed (fresh included): this folder must not hold another export's files.
     assertOwnFolder({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: true });
+    // `vlcurate export` writes as a whole run (a merged database, say): never beside the parts' own files.
+    assertNoPartFiles({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name });
     if (request.fresh) emit({ type: 'log', level: 'info', message: startOver(db, store, options) });
     // Samples an export holds are skipped: continuing one into another folder would write nothing there.
     const elsewhere = store.shards(options.name).find((s) => dirname(s.path) !== options.out);

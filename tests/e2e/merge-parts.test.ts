@@ -7,7 +7,7 @@
  * shards read back with node-tar.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -153,6 +153,17 @@ describe('vlcurate merge', () => {
     const sql = await runCli(['inspect', merged, 'sql', 'SELECT COUNT(*) AS n FROM captions', '--json']);
     expect(sql.code, sql.stderr).toBe(0);
     expect(JSON.parse(sql.stdout)).toEqual([{ n: wholeBefore.captions.length }]);
+
+    // The recipe's export continued from the merged database would write every sample a second time
+    // beside the parts' own shards (wds-sIof4-*.tar): refused, the parts' files untouched.
+    const partFolder = join(dir, 'parts', 'wds');
+    const partFiles = () => readdirSync(partFolder).sort().map((f) => [f, createHash('sha256').update(readFileSync(join(partFolder, f))).digest('hex')]);
+    const before = partFiles();
+    expect(before.filter(([f]) => /^wds-s\dof4-\d{6}\.tar$/.test(f!)).length).toBeGreaterThanOrEqual(PARTS);
+    const beside = await runCli(['export', merged, '--name', 'wds']);
+    expect(beside.code).toBe(2);
+    expect(beside.stderr).toContain(`${partFolder} holds the files of export "wds" written by the parts of a --shard build`);
+    expect(partFiles()).toEqual(before);
 
     // One export across parts, the same samples and members as the single run's export of its database.
     const outMerged = join(dir, 'merged', 'wds');
