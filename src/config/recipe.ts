@@ -27,6 +27,18 @@ export const runOptionsSchema = z
     out: z.string().min(1).default('out'),
     /** Samples committed to the run database per transaction. */
     commitEvery: z.number().int().min(1).default(64),
+    /**
+     * Where this part's state lives on shared storage (`s3://bucket/parts/` or a shared folder), so that
+     * it can resume on another machine (`run/part-state.ts`); `--state` overrides it. Off when absent.
+     */
+    state: z.string().min(1).optional(),
+    /** How often the run database is snapshotted to `state`: whichever comes first. */
+    snapshot: z
+      .strictObject({
+        seconds: z.number().positive().default(300),
+        samples: z.number().int().min(1).default(10_000),
+      })
+      .optional(),
   })
   .strict();
 

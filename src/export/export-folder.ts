@@ -99,9 +99,7 @@ export function ownExportFiles(claim: ExportFolderClaim, part: string): string[]
   } catch {
     return [];
   }
-  const p = escapeRegExp(part);
-  const summary = new RegExp(`^(manifest|stats)${p}\\.json$`);
-  const files = new RegExp(`^${escapeRegExp(claim.prefix)}(?:${p}-\\d{6,}\\.tar|-(?:${PART_NAMES})${p}\\.json)$`);
+  const { summary, files } = ownFilePatterns(claim.prefix, part);
   return entries.filter((entry) => (summary.test(entry) ? exportNamedIn(join(claim.dir, entry)) === claim.exportName : files.test(entry)));
 }
 
@@ -121,6 +119,15 @@ export function partExportFiles(claim: ExportFolderClaim): string[] {
   const summary = new RegExp(`^(manifest|stats)${part}\\.json$`);
   const files = new RegExp(`^${escapeRegExp(claim.prefix)}(?:${part}-\\d{6,}\\.tar(?:\\.tmp)?|-(?:${PART_NAMES})${part}\\.json)$`);
   return entries.filter((entry) => (summary.test(entry) ? exportNamedIn(join(claim.dir, entry)) === claim.exportName : files.test(entry)));
+}
+
+/** The names of one `--shard` part's manifest or stats file (`summary`) and of its shard or JSON part files. */
+export function ownFilePatterns(prefix: string, part: string): { summary: RegExp; files: RegExp } {
+  const p = escapeRegExp(part);
+  return {
+    summary: new RegExp(`^(manifest|stats)${p}\\.json$`),
+    files: new RegExp(`^${escapeRegExp(prefix)}(?:${p}-\\d{6,}\\.tar|-(?:${PART_NAMES})${p}\\.json)$`),
+  };
 }
 
 /** The first three names, and how many more: `a, b, c, and 4 more`. */

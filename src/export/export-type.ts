@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { ShardSpec } from '../core/shard.js';
 import type { Stage } from '../core/stage.js';
 import type { ExportLedger } from '../store/stage-ports.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 import type { ExportableSample } from './webdataset-sample.js';
 
 /** What every export needs from the run. */
@@ -12,6 +13,14 @@ export interface ExportContext {
   readonly baseDir: string;
   /** This process's `--shard I/N`; with N > 1 file names carry it so processes never collide. */
   readonly shard: ShardSpec;
+  /** How to reach object storage for an `out` of `s3://...` (the recipe's `storage`; default: the SDK's own settings). */
+  readonly storage?: StorageSettings;
+  /**
+   * Save the part's state now (`run/part-state.ts`: a snapshot of the run database to shared storage).
+   * An export to object storage calls it once it has claimed its prefix in the run database and before
+   * its first object, so a database restored from a snapshot knows every object of its prefix is its own.
+   */
+  readonly checkpoint?: () => Promise<void>;
 }
 
 /**

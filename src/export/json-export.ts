@@ -21,8 +21,7 @@
  * the files with old and new records. A crash before the commit leaves at most an image file that the next
  * run writes again.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { z } from 'zod';
 import type { InstructionTask } from '../core/conversation.js';
 import { describeError } from '../core/errors.js';
@@ -32,15 +31,16 @@ import { batch } from '../iter/batch.js';
 import type { ExportRecords, RecordRow } from '../store/export-records.js';
 import { ConversationEncoder } from './conversation-encoder.js';
 import { conversationFields, resolveConversationOptions, type ConversationDefaults } from './conversation-options.js';
-import { writeFileAtomically } from './durable-fs.js';
 import { fileStem } from './file-name.js';
 import { describeStats, exportStats } from './export-stats.js';
 import type { ExportContext, ExportType } from './export-type.js';
 import { exportImage } from './export-image.js';
 import { ALL_TASKS, collectRecords, type InstructionExportable } from './instruction-records.js';
-import { writeJsonArrayFile, type JsonArrayFileInfo } from './json-array-file.js';
+import type { JsonArrayFileInfo } from './json-array-file.js';
+import { openJsonExportOutput, type JsonExportOutput } from './json-export-output.js';
+import { exportTarget } from './export-target.js';
 import { manifestName } from './webdataset-export.js';
-import { assertOwnFolder, ownExportFiles, strangersError } from './export-folder.js';
+import { assertOwnFolder, ownExportFiles, ownFilePatterns, strangersError } from './export-folder.js';
 import { imageExtension } from './webdataset-sample.js';
 
 export const JSON_EXPORT_TYPES = ['llava', 'qwen2vl', 'qwen25vl'] as const;
@@ -114,14 +114,6 @@ interface ImageWrite {
   done: Promise<void>;
 }
 
-/** Errors that every other file in the folder would meet too: they stop the export. */
-const FOLDER_PROBLEMS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EIO', 'EACCES', 'EPERM', 'EMFILE', 'ENFILE', 'ENOMEM', 'ENOENT']);
-
-function isFolderProblem(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return code === undefined || FOLDER_PROBLEMS.has(code);
-}
-
 /** Still open (not failed, dropped or deferred) and decoded. */
 function isExportable(sample: InstructionExportable): boolean {
   return isOpen(sample) && sample.image !== null;
@@ -140,176 +132,187 @@ async function* storedRecords(records: ExportRecords, exportName: string, part: 
 
 export function createJsonExport<T extends InstructionExportable>(options: JsonExportOptions, ctx: ExportContext): Stage<T, T> {
   const exportName = options.name;
-  const dir = resolve(ctx.baseDir, options.out);
-  const imagesDir = join(dir, 'images');
+  const target = exportTarget(options.out, ctx.baseDir, ctx.storage, `export ${exportName}: out`);
+  const dir = target.kind === 'local' ? target.dir : target.url;
   const prefix = options.prefix ?? options.name;
   const defaults = JSON_EXPORT_DEFAULTS[options.type];
   const partOf = (task: InstructionTask) => (options.split === 'task' ? task : task === 'stage1' ? 'stage1' : 'mixed');
 
+  async function* write(input: AsyncIterable<T>, stageCtx: StageContext, output: JsonExportOutput): AsyncGenerator<T> {
+    const resolved = await resolveConversationOptions(options, defaults, ctx.baseDir);
+    const encoder = new ConversationEncoder(resolved.encoder);
+    const records = ctx.store.exportRecords();
+    if (!records.claimed(exportName)) {
+      // A first start, yet the folder holds this export's files: another run database wrote them, and
+      // rewriting the parts, manifest and images/ from this one would replace its records.
+      const { summary, files } = ownFilePatterns(prefix, shardSuffix(ctx));
+      const strangers =
+        target.kind === 'local' ? ownExportFiles({ dir, exportName, prefix }, shardSuffix(ctx)) : (await output.names()).filter((n) => summary.test(n) || files.test(n));
+      if (strangers.length > 0) throw strangersError(exportName, dir, 'files', strangers);
+    }
+    const { type, name: _name, out: _out, prefix: _prefix, ...rest } = options;
+    records.claim(exportName, type, { ...rest, out: dir, prefix, tokenizer: resolved.tokenizerPath, template: resolved.templateName, stage1Template: resolved.stage1TemplateName });
+    // Saved with the claim, before the first object: a run database restored from it owns this prefix.
+    if (target.kind === 'remote') await ctx.checkpoint?.();
+    await output.prepare();
+    // Samples no longer kept (a refilter dropped them) leave the export: their images first, then their
+    // records (a kill in between finds them again); the files are rewritten from the store at the end.
+    const images = records.imagesNotKept(exportName);
+    for (const image of images) if (basename(image) === image) await output.deleteImage(image);
+    const forgotten = records.forgetNotKept(exportName);
+    if (forgotten > 0) {
+      stageCtx.emit({ type: 'log', level: 'info', message: `export ${exportName}: ${forgotten} sample(s) no longer kept (refilter) taken out, with ${images.length} image(s)` });
+    }
+    let seq = records.nextSeq(exportName);
+
+    let rows: RecordRow[] = [];
+    let exported: { key: string; position: number }[] = [];
+    // Image copies of the batch being prepared, written concurrently; all are in place before the commit.
+    let imageWrites: ImageWrite[] = [];
+    const commit = async () => {
+      const writes = imageWrites;
+      const pendingRows = rows;
+      let pendingExported = exported;
+      imageWrites = [];
+      rows = [];
+      exported = [];
+      const outcomes = await Promise.allSettled(writes.map((w) => w.done));
+      for (const [i, outcome] of outcomes.entries()) {
+        if (outcome.status === 'fulfilled') continue;
+        // A problem of the disk or the folder (full, read-only, no permission) stops the export, and the
+        // batch is not committed (the next run redoes it); one of this file (its name refused, a folder
+        // in its place) fails that sample's records.
+        if (output.stopsTheExport(outcome.reason)) throw outcome.reason;
+        const write = writes[i]!;
+        for (const row of write.rows) {
+          row.status = 'failed';
+          row.code = 'image_write_failed';
+          row.message = `cannot write ${write.path}: ${describeError(outcome.reason)}`;
+          row.recordJson = null;
+        }
+        const left = pendingRows.filter((row) => row.sampleKey === write.key && row.status === 'ok');
+        pendingExported = pendingExported.flatMap((e) => (e.key !== write.key ? [e] : left.length > 0 ? [{ key: e.key, position: left[0]!.seq }] : []));
+      }
+      records.commit(exportName, pendingRows, pendingExported);
+    };
+
+    const exportSample = (sample: T) => {
+      const image = sample.image!;
+      const imageName = `${fileStem(sample.key)}.${imageExtension(image.format)}`;
+      let first: number | null = null;
+      const imageRows: RecordRow[] = [];
+      for (const source of collectRecords(sample, resolved.tasks)) {
+        const result = encoder.encodeRecord(source, { width: image.width, height: image.height });
+        const row: RecordRow = {
+          recordId: source.id,
+          sampleKey: sample.key,
+          part: partOf(source.task),
+          seq: seq++,
+          status: result.status,
+          code: null,
+          message: null,
+          recordJson: null,
+          tokens: null,
+          truncated: false,
+        };
+        if (result.status === 'ok') {
+          if (result.hasImage && !sample.imageBytes) {
+            row.status = 'failed';
+            row.code = 'image_missing';
+            row.message = 'the sample has no image bytes to copy';
+          } else {
+            const record = result.hasImage
+              ? { id: source.id, image: imageName, conversations: result.conversations }
+              : { id: source.id, conversations: result.conversations };
+            row.recordJson = JSON.stringify(record);
+            row.tokens = result.tokens?.length ?? null;
+            row.truncated = result.tokens?.truncated ?? false;
+            if (result.hasImage) imageRows.push(row);
+            first ??= row.seq;
+          }
+        } else {
+          row.code = result.code;
+          row.message = result.message;
+          row.tokens = result.length;
+        }
+        rows.push(row);
+      }
+      if (imageRows.length > 0) {
+        imageWrites.push({ key: sample.key, path: `${output.where}/images/${imageName}`, rows: imageRows, done: output.putImage(imageName, sample.imageBytes!) });
+      }
+      if (first !== null) exported.push({ key: sample.key, position: first });
+    };
+
+    let failed = false;
+    try {
+      for await (const group of batch(input, COMMIT_BATCH)) {
+        const done = ctx.store.handledKeys(
+          exportName,
+          group.filter(isExportable).map((s) => s.key),
+        );
+        for (const sample of group) {
+          if (isExportable(sample) && !done.has(sample.key)) {
+            done.add(sample.key);
+            exportSample(await exportImage(sample));
+          }
+        }
+        await commit();
+        for (const sample of group) yield sample;
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      if (failed) {
+        // Let image writes in flight finish; commit nothing more (the next run redoes the batch).
+        await Promise.allSettled(imageWrites.map((w) => w.done));
+      } else {
+        await commit();
+      }
+      if (!failed) {
+        // Input ended, or the consumer stopped early: rewrite every file from the store.
+        const files: JsonArrayFileInfo[] = [];
+        const parts = records.parts(exportName);
+        for (const part of parts) files.push(await output.writeArray(jsonPartFile(prefix, part, ctx), storedRecords(records, exportName, part)));
+        // A part with no records any more (an export started over with other tasks) must not linger.
+        for (const stale of ['mixed', ...ALL_TASKS].filter((p) => !parts.includes(p))) {
+          await output.delete(jsonPartFile(prefix, stale, ctx));
+        }
+        const manifest: JsonManifest = {
+          export: exportName,
+          format: options.type,
+          images: 'images',
+          files: files.map((f, i) => ({ path: jsonPartFile(prefix, parts[i]!, ctx), part: parts[i]!, records: f.items, bytes: f.bytes, sha256: f.sha256 })),
+          total: files.reduce((sum, f) => sum + f.items, 0),
+        };
+        await output.writeText(manifestName(ctx.shard), `${JSON.stringify(manifest, null, 2)}\n`);
+        const stats = exportStats(records, {
+          exportName,
+          format: options.type,
+          tokenizer: resolved.tokenizerPath,
+          template: resolved.templateName,
+          stage1Template: resolved.stage1TemplateName,
+          maxLength: options.maxLength ?? null,
+          visionPixels: resolved.visionPixels,
+          regions: resolved.regions,
+          legacy: resolved.legacy,
+          qwenImageText: resolved.qwen?.imageText ?? null,
+        });
+        await output.writeText(statsName(ctx), `${JSON.stringify(stats, null, 2)}\n`);
+        stageCtx.emit({ type: 'log', level: stats.failed > 0 ? 'warn' : 'info', message: describeStats(stats) });
+      }
+    }
+  }
+
   return {
     name: `export:${exportName}`,
     async *run(input: AsyncIterable<T>, stageCtx: StageContext): AsyncGenerator<T> {
-      assertOwnFolder({ dir, exportName, prefix, store: ctx.store }, { flags: false });
-      const resolved = await resolveConversationOptions(options, defaults, ctx.baseDir);
-      const encoder = new ConversationEncoder(resolved.encoder);
-      const records = ctx.store.exportRecords();
-      if (!records.claimed(exportName)) {
-        // A first start, yet the folder holds this export's files: another run database wrote them, and
-        // rewriting the parts, manifest and images/ from this one would replace its records.
-        const strangers = ownExportFiles({ dir, exportName, prefix }, shardSuffix(ctx));
-        if (strangers.length > 0) throw strangersError(exportName, dir, 'files', strangers);
-      }
-      const { type, name: _name, out: _out, prefix: _prefix, ...rest } = options;
-      records.claim(exportName, type, { ...rest, out: dir, prefix, tokenizer: resolved.tokenizerPath, template: resolved.templateName, stage1Template: resolved.stage1TemplateName });
-      await mkdir(imagesDir, { recursive: true });
-      // Samples no longer kept (a refilter dropped them) leave the export: their images first, then their
-      // records (a kill in between finds them again); the files are rewritten from the store at the end.
-      const images = records.imagesNotKept(exportName);
-      for (const image of images) if (basename(image) === image) await rm(join(imagesDir, image), { force: true });
-      const forgotten = records.forgetNotKept(exportName);
-      if (forgotten > 0) {
-        stageCtx.emit({ type: 'log', level: 'info', message: `export ${exportName}: ${forgotten} sample(s) no longer kept (refilter) taken out, with ${images.length} image(s)` });
-      }
-      let seq = records.nextSeq(exportName);
-
-      let rows: RecordRow[] = [];
-      let exported: { key: string; position: number }[] = [];
-      // Image copies of the batch being prepared, written concurrently; all are in place before the commit.
-      let imageWrites: ImageWrite[] = [];
-      const commit = async () => {
-        const writes = imageWrites;
-        const pendingRows = rows;
-        let pendingExported = exported;
-        imageWrites = [];
-        rows = [];
-        exported = [];
-        const outcomes = await Promise.allSettled(writes.map((w) => w.done));
-        for (const [i, outcome] of outcomes.entries()) {
-          if (outcome.status === 'fulfilled') continue;
-          // A problem of the disk or the folder (full, read-only, no permission) stops the export, and the
-          // batch is not committed (the next run redoes it); one of this file (its name refused, a folder
-          // in its place) fails that sample's records.
-          if (isFolderProblem(outcome.reason)) throw outcome.reason;
-          const write = writes[i]!;
-          for (const row of write.rows) {
-            row.status = 'failed';
-            row.code = 'image_write_failed';
-            row.message = `cannot write ${write.path}: ${describeError(outcome.reason)}`;
-            row.recordJson = null;
-          }
-          const left = pendingRows.filter((row) => row.sampleKey === write.key && row.status === 'ok');
-          pendingExported = pendingExported.flatMap((e) => (e.key !== write.key ? [e] : left.length > 0 ? [{ key: e.key, position: left[0]!.seq }] : []));
-        }
-        records.commit(exportName, pendingRows, pendingExported);
-      };
-
-      const exportSample = (sample: T) => {
-        const image = sample.image!;
-        const imageName = `${fileStem(sample.key)}.${imageExtension(image.format)}`;
-        let first: number | null = null;
-        const imageRows: RecordRow[] = [];
-        for (const source of collectRecords(sample, resolved.tasks)) {
-          const result = encoder.encodeRecord(source, { width: image.width, height: image.height });
-          const row: RecordRow = {
-            recordId: source.id,
-            sampleKey: sample.key,
-            part: partOf(source.task),
-            seq: seq++,
-            status: result.status,
-            code: null,
-            message: null,
-            recordJson: null,
-            tokens: null,
-            truncated: false,
-          };
-          if (result.status === 'ok') {
-            if (result.hasImage && !sample.imageBytes) {
-              row.status = 'failed';
-              row.code = 'image_missing';
-              row.message = 'the sample has no image bytes to copy';
-            } else {
-              const record = result.hasImage
-                ? { id: source.id, image: imageName, conversations: result.conversations }
-                : { id: source.id, conversations: result.conversations };
-              row.recordJson = JSON.stringify(record);
-              row.tokens = result.tokens?.length ?? null;
-              row.truncated = result.tokens?.truncated ?? false;
-              if (result.hasImage) imageRows.push(row);
-              first ??= row.seq;
-            }
-          } else {
-            row.code = result.code;
-            row.message = result.message;
-            row.tokens = result.length;
-          }
-          rows.push(row);
-        }
-        if (imageRows.length > 0) {
-          const path = join(imagesDir, imageName);
-          const bytes = sample.imageBytes!;
-          imageWrites.push({ key: sample.key, path, rows: imageRows, done: writeFile(`${path}.tmp`, bytes).then(() => rename(`${path}.tmp`, path)) });
-        }
-        if (first !== null) exported.push({ key: sample.key, position: first });
-      };
-
-      let failed = false;
+      if (target.kind === 'local') assertOwnFolder({ dir, exportName, prefix, store: ctx.store }, { flags: false });
+      const output = await openJsonExportOutput(target);
       try {
-        for await (const group of batch(input, COMMIT_BATCH)) {
-          const done = ctx.store.handledKeys(
-            exportName,
-            group.filter(isExportable).map((s) => s.key),
-          );
-          for (const sample of group) {
-            if (isExportable(sample) && !done.has(sample.key)) {
-              done.add(sample.key);
-              exportSample(await exportImage(sample));
-            }
-          }
-          await commit();
-          for (const sample of group) yield sample;
-        }
-      } catch (err) {
-        failed = true;
-        throw err;
+        yield* write(input, stageCtx, output);
       } finally {
-        if (failed) {
-          // Let image writes in flight finish; commit nothing more (the next run redoes the batch).
-          await Promise.allSettled(imageWrites.map((w) => w.done));
-        } else {
-          await commit();
-        }
-        if (!failed) {
-          // Input ended, or the consumer stopped early: rewrite every file from the store.
-          const files: JsonArrayFileInfo[] = [];
-          const parts = records.parts(exportName);
-          for (const part of parts) files.push(await writeJsonArrayFile(join(dir, jsonPartFile(prefix, part, ctx)), storedRecords(records, exportName, part)));
-          // A part with no records any more (an export started over with other tasks) must not linger.
-          for (const stale of ['mixed', ...ALL_TASKS].filter((p) => !parts.includes(p))) {
-            await rm(join(dir, jsonPartFile(prefix, stale, ctx)), { force: true });
-          }
-          const manifest: JsonManifest = {
-            export: exportName,
-            format: options.type,
-            images: 'images',
-            files: files.map((f, i) => ({ path: jsonPartFile(prefix, parts[i]!, ctx), part: parts[i]!, records: f.items, bytes: f.bytes, sha256: f.sha256 })),
-            total: files.reduce((sum, f) => sum + f.items, 0),
-          };
-          await writeFileAtomically(join(dir, manifestName(ctx.shard)), `${JSON.stringify(manifest, null, 2)}\n`);
-          const stats = exportStats(records, {
-            exportName,
-            format: options.type,
-            tokenizer: resolved.tokenizerPath,
-            template: resolved.templateName,
-            stage1Template: resolved.stage1TemplateName,
-            maxLength: options.maxLength ?? null,
-            visionPixels: resolved.visionPixels,
-            regions: resolved.regions,
-            legacy: resolved.legacy,
-            qwenImageText: resolved.qwen?.imageText ?? null,
-          });
-          await writeFileAtomically(join(dir, statsName(ctx)), `${JSON.stringify(stats, null, 2)}\n`);
-          stageCtx.emit({ type: 'log', level: stats.failed > 0 ? 'warn' : 'info', message: describeStats(stats) });
-        }
+        await output.close();
       }
     },
   };

@@ -10,6 +10,7 @@ import { ALL_TASKS } from './instruction-records.js';
 import { assertOwnFolder } from './export-folder.js';
 import type { ExportLedger } from '../store/stage-ports.js';
 import { resolve } from 'node:path';
+import { isRemote } from '../storage/location.js';
 
 /**
  * Export formats by recipe `type`. Adding a format is one entry here: its `ExportType` (schema + factory);
@@ -39,7 +40,8 @@ export const exportTypeNames: readonly string[] = EXPORT_TYPES.map((t) => t.type
  * another export's files (`export-folder.ts`).
  */
 export async function checkExport(options: ExportOptions, baseDir: string, store?: ExportLedger): Promise<void> {
-  if (store) assertOwnFolder({ dir: resolve(baseDir, options.out), exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: false });
+  // An object-storage prefix is checked when the export starts (`remote-shards.ts`, `json-export-output.ts`).
+  if (store && !isRemote(options.out)) assertOwnFolder({ dir: resolve(baseDir, options.out), exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: false });
   const defaults = options.type === 'webdataset' ? { tasks: ALL_TASKS, regionFormat: 'llava' as const, template: null, stage1Template: null } : JSON_EXPORT_DEFAULTS[options.type];
   await resolveConversationOptions(options, defaults, baseDir);
 }

@@ -209,8 +209,7 @@ export class WebDatasetConversations {
       legacy: this.resolved.legacy,
       qwenImageText: this.resolved.qwen?.imageText ?? null,
     });
-    const name = shard.count > 1 ? `stats-s${shard.index}of${shard.count}.json` : 'stats.json';
-    await writeFileAtomically(`${dir}/${name}`, `${JSON.stringify(stats, null, 2)}\n`);
+    await writeFileAtomically(`${dir}/${statsFileName(shard)}`, `${JSON.stringify(stats, null, 2)}\n`);
     return stats;
   }
 
@@ -225,4 +224,9 @@ export class WebDatasetConversations {
     const total = entries.reduce((n, [, k]) => n + k, 0);
     return `export ${this.exportName}: ${total} sample(s) left out (${entries.map(([code, n]) => `${code} ${n}`).join(', ')}): a caption export writes only samples with a caption to train on, each with key.txt`;
   }
+}
+
+/** `stats.json`, or `stats-s{I}of{N}.json` under `--shard I/N` with N > 1. */
+export function statsFileName(shard: ShardSpec): string {
+  return shard.count > 1 ? `stats-s${shard.index}of${shard.count}.json` : 'stats.json';
 }

@@ -15,12 +15,14 @@ import { exportImage } from './export-image.js';
 import { toWebDatasetSample, type ExportableSample } from './webdataset-sample.js';
 import { isOpen } from '../core/sample.js';
 import { conversationFields } from './conversation-options.js';
-import { WebDatasetConversations } from './webdataset-conversations.js';
+import { statsFileName, WebDatasetConversations } from './webdataset-conversations.js';
 import { shardFileName, WebDatasetWriter, type ShardInfo } from './webdataset-writer.js';
 import { isBeingWritten, parseTmpName } from '../core/temp-file.js';
 import { escapeRegExp } from '../core/escape-regexp.js';
 import { assertOwnFolder, strangersError } from './export-folder.js';
 import { isRemoved, pruneShards, type PruneHooks, type PruneReport } from './webdataset-prune.js';
+import { exportTarget, remoteKey, remoteNames, remoteUrl, stagingFolder, uploadFile, type RemoteTarget } from './export-target.js';
+import { pruneRemoteShards, recoverRemoteShards } from './remote-shards.js';
 
 /**
  * WebDataset export stage with exactly-once output across crashes and re-runs.
@@ -305,63 +307,84 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
 ): Stage<T, T> {
   const { store, baseDir, shard } = ctx;
   const exportName = options.name;
-  const dir = resolve(baseDir, options.out);
   const prefix = shardPrefix(options.prefix ?? options.name, shard);
   const maxSize = parseSize(options.maxSize, 'maxSize');
   const maxCount = options.maxCount;
 
+  const target = exportTarget(options.out, baseDir, ctx.storage, `export ${exportName}: out`);
+
+  /** Make the local folder agree with the store; returns the first free shard index. */
+  const prepareLocal = async (dir: string, stageCtx: StageContext): Promise<number> => {
+    assertOwnFolder({ dir, exportName, prefix: options.prefix ?? options.name, store }, { flags: false });
+    await mkdir(dir, { recursive: true });
+    const recovery = await recoverShards({ dir, prefix, exportName, store });
+    if (recovery.renamed.length > 0 || recovery.deleted.length > 0) {
+      stageCtx.emit({
+        type: 'log',
+        level: 'info',
+        message:
+          `export ${exportName}: recovered ${recovery.renamed.length} recorded shard(s) left as .tmp, ` +
+          `removed ${recovery.deleted.length} unrecorded file(s) of an interrupted run`,
+      });
+    }
+    if (recovery.inUse.length > 0) {
+      stageCtx.emit({
+        type: 'log',
+        level: 'warn',
+        message:
+          `export ${exportName}: ${recovery.inUse.length} temporary shard file(s) in ${dir} belong to another live process ` +
+          `(${recovery.inUse.slice(0, 3).join(', ')}${recovery.inUse.length > 3 ? ', …' : ''}); left alone. Does another run write this folder?`,
+      });
+    }
+    if (recovery.missing.length > 0) {
+      stageCtx.emit({
+        type: 'log',
+        level: 'warn',
+        message:
+          `export ${exportName}: ${recovery.missing.length} recorded shard(s) are missing from ${dir} ` +
+          `(${recovery.missing.slice(0, 3).join(', ')}${recovery.missing.length > 3 ? ', …' : ''}); their samples count as exported`,
+      });
+    }
+
+    // Shards holding samples no longer kept (a refilter dropped them) are rewritten without them.
+    const pruned = await pruneShards({ dir, prefix, exportName, store, own: ownShards(store, exportName, prefix), nextIndex: recovery.nextIndex, hooks: hooks.prune });
+    // Outcomes recorded for samples no longer kept (a sample left out with a reason) no longer count.
+    store.exportRecords().forgetNotKept(exportName);
+    const note = describePrune(exportName, pruned);
+    if (note) stageCtx.emit({ type: 'log', level: pruned.missing.length > 0 ? 'warn' : 'info', message: note });
+    return pruned.nextIndex;
+  };
+
   return {
     name: `export:${exportName}`,
     async *run(input: AsyncIterable<T>, stageCtx: StageContext): AsyncGenerator<T> {
-      assertOwnFolder({ dir, exportName, prefix: options.prefix ?? options.name, store }, { flags: false });
-      await mkdir(dir, { recursive: true });
-      const recovery = await recoverShards({ dir, prefix, exportName, store });
-      if (recovery.renamed.length > 0 || recovery.deleted.length > 0) {
-        stageCtx.emit({
-          type: 'log',
-          level: 'info',
-          message:
-            `export ${exportName}: recovered ${recovery.renamed.length} recorded shard(s) left as .tmp, ` +
-            `removed ${recovery.deleted.length} unrecorded file(s) of an interrupted run`,
-        });
+      let startIndex: number;
+      let remote: RemoteWriting | null = null;
+      let conversations: WebDatasetConversations;
+      if (target.kind === 'local') {
+        startIndex = await prepareLocal(target.dir, stageCtx);
+        conversations = await WebDatasetConversations.create(exportName, options, ctx);
+      } else {
+        // Asked before the conversations claim the export: objects of a prefix this database never claimed are not its own.
+        const claimed = store.exportRecords().claimed(exportName);
+        conversations = await WebDatasetConversations.create(exportName, options, ctx);
+        remote = await prepareRemote(target, { exportName, prefix, claimed, store, ctx, stageCtx });
+        startIndex = remote.startIndex;
       }
-      if (recovery.inUse.length > 0) {
-        stageCtx.emit({
-          type: 'log',
-          level: 'warn',
-          message:
-            `export ${exportName}: ${recovery.inUse.length} temporary shard file(s) in ${dir} belong to another live process ` +
-            `(${recovery.inUse.slice(0, 3).join(', ')}${recovery.inUse.length > 3 ? ', …' : ''}); left alone. Does another run write this folder?`,
-        });
-      }
-      if (recovery.missing.length > 0) {
-        stageCtx.emit({
-          type: 'log',
-          level: 'warn',
-          message:
-            `export ${exportName}: ${recovery.missing.length} recorded shard(s) are missing from ${dir} ` +
-            `(${recovery.missing.slice(0, 3).join(', ')}${recovery.missing.length > 3 ? ', …' : ''}); their samples count as exported`,
-        });
-      }
-
-      // Shards holding samples no longer kept (a refilter dropped them) are rewritten without them.
-      const pruned = await pruneShards({ dir, prefix, exportName, store, own: ownShards(store, exportName, prefix), nextIndex: recovery.nextIndex, hooks: hooks.prune });
-      // Outcomes recorded for samples no longer kept (a sample left out with a reason) no longer count.
-      store.exportRecords().forgetNotKept(exportName);
-      const note = describePrune(exportName, pruned);
-      if (note) stageCtx.emit({ type: 'log', level: pruned.missing.length > 0 ? 'warn' : 'info', message: note });
-
-      const conversations = await WebDatasetConversations.create(exportName, options, ctx);
+      const dir = target.kind === 'local' ? target.dir : remote!.staging.dir;
       const writer = new WebDatasetWriter({
         dir,
         prefix,
-        startIndex: pruned.nextIndex,
+        startIndex,
         maxCount,
         maxSize,
+        discardFinished: remote !== null,
         onShardComplete: async (info, keys) => {
+          // Uploaded before anything is recorded: a recorded remote shard always has its object.
+          if (remote) await remote.upload(info);
           // Record outcomes (token counts) first: they count once the shard record marks the samples exported.
           conversations.flush();
-          const index = recordShard(store, exportName, prefix, info, keys);
+          const index = remote ? remote.record(info, keys) : recordShard(store, exportName, prefix, info, keys);
           await hooks.afterRecord?.(info);
           return index;
         },
@@ -397,17 +420,103 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
       } finally {
         if (failed) {
           await writer.abort();
+          await remote?.staging.dispose();
         } else {
           // Input ended, or the consumer stopped early: what is in the open shard is complete, so keep it.
           await writer.close();
-          await writeFileAtomically(join(dir, manifestName(shard)), `${JSON.stringify(buildManifest(store, exportName, prefix), null, 2)}\n`);
+          const manifest = `${JSON.stringify(buildManifest(store, exportName, prefix), null, 2)}\n`;
+          if (remote) await remote.target.store.put(remoteKey(remote.target, manifestName(shard)), Buffer.from(manifest), { contentType: 'application/json' });
+          else await writeFileAtomically(join(dir, manifestName(shard)), manifest);
           const stats = await conversations.finish(dir, shard);
+          if (remote && stats) await uploadFile(remote.target, statsFileName(shard), join(dir, statsFileName(shard)), 'application/json');
+          if (remote) await remote.finish();
           if (stats) stageCtx.emit({ type: 'log', level: stats.failed > 0 ? 'warn' : 'info', message: conversations.describe(stats) });
           const leftOut = conversations.describeLeftOut();
           if (leftOut) stageCtx.emit({ type: 'log', level: 'warn', message: leftOut });
         }
       }
     },
+  };
+}
+
+/** A WebDataset export writing to object storage: where shards are staged, how each is uploaded and recorded. */
+interface RemoteWriting {
+  target: RemoteTarget;
+  staging: { dir: string; dispose: () => Promise<void> };
+  startIndex: number;
+  upload(info: ShardInfo): Promise<void>;
+  record(info: ShardInfo, keys: readonly string[]): number;
+  /** Remove the staging folder. */
+  finish(): Promise<void>;
+}
+
+/**
+ * Start a WebDataset export into object storage (`remote-shards.ts`): claim the prefix in the run database,
+ * save the part's state, make the objects agree with the database, take samples no longer kept out.
+ */
+async function prepareRemote(
+  target: RemoteTarget,
+  params: { exportName: string; prefix: string; claimed: boolean; store: ExportLedger; ctx: ExportContext; stageCtx: StageContext },
+): Promise<RemoteWriting> {
+  const { exportName, prefix, store, ctx, stageCtx } = params;
+  const records = store.exportRecords();
+  // The conversations claim an export they write; a plain one is claimed here, with where it writes.
+  if (!records.claimed(exportName)) records.claim(exportName, 'webdataset', { out: target.url, prefix: prefix.replace(/-s\d+of\d+$/, '') });
+  const own = ownShards(store, exportName, prefix);
+  const pattern = shardPattern(prefix);
+  const recovery = await recoverRemoteShards({
+    target,
+    prefix,
+    exportName,
+    store,
+    own,
+    claimed: params.claimed,
+    indexOf: (name) => {
+      const match = pattern.exec(name);
+      return match ? Number(match[1]) : null;
+    },
+  });
+  await ctx.checkpoint?.();
+  if (recovery.deleted.length > 0 || recovery.forgotten.length > 0) {
+    stageCtx.emit({
+      type: 'log',
+      level: recovery.forgotten.length > 0 ? 'warn' : 'info',
+      message:
+        `export ${exportName}: removed ${recovery.deleted.length} object(s) of ${target.url} the run database does not hold (an interrupted run's)` +
+        (recovery.forgotten.length > 0 ? `; ${recovery.forgotten.length} recorded shard(s) had no object (${recovery.forgotten.slice(0, 3).join(', ')}): their samples are written again` : ''),
+    });
+  }
+  const pruned = await pruneRemoteShards({ target, prefix, exportName, store, own: ownShards(store, exportName, prefix) });
+  store.exportRecords().forgetNotKept(exportName);
+  if (pruned.removed.length > 0) {
+    stageCtx.emit({
+      type: 'log',
+      level: 'info',
+      message: `export ${exportName}: ${pruned.dropped} sample(s) no longer kept (refilter): removed ${pruned.removed.length} shard(s); their ${pruned.rewritten} kept sample(s) are written again`,
+    });
+  }
+  const staging = await stagingFolder('wds');
+  const known = await remoteNames(target, `${prefix}-`);
+  return {
+    target,
+    staging,
+    startIndex: recovery.nextIndex,
+    async upload(info) {
+      await uploadFile(target, info.name, info.tmpPath, 'application/x-tar');
+      known.add(info.name);
+    },
+    record(info, keys) {
+      const url = remoteUrl(target, info.name);
+      const index = store.recordNextShard(
+        { exportName, sampleCount: info.count, byteLength: info.bytes, sha256: info.sha256 },
+        { from: info.index, pathOf: (i) => remoteUrl(target, shardFileName(prefix, i)), taken: (path) => path !== url && known.has(basename(path)) },
+        keys,
+      );
+      // The object is in place under its name already: the database must not give the shard another.
+      if (index !== info.index) throw new Error(`export ${exportName}: ${url} was uploaded, but the run database holds a shard of that name already`);
+      return index;
+    },
+    finish: () => staging.dispose(),
   };
 }
 

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import tarStream from 'tar-stream';
 import { isValidKey, KEY_CHARACTERS } from '../core/sample.js';
@@ -85,6 +85,11 @@ export interface WebDatasetWriterOptions {
    * stays where it is, the writer stops, and the error propagates to the caller.
    */
   onShardComplete?: (info: ShardInfo, keys: readonly string[]) => Promise<number | void> | number | void;
+  /**
+   * Delete each finished shard's `.tmp` file after `onShardComplete` instead of renaming it: the hook put
+   * the shard somewhere else (object storage), and this folder is only where it was staged.
+   */
+  discardFinished?: boolean;
 }
 
 /** Shard file name for a prefix and index. */
@@ -360,6 +365,11 @@ export class WebDatasetWriter {
         const name = shardFileName(this.options.prefix, index);
         info = { ...info, index, name, path: join(this.options.dir, name) };
         this.nextIndex = Math.max(this.nextIndex, index + 1);
+      }
+      if (this.options.discardFinished) {
+        await rm(info.tmpPath, { force: true });
+        this.finished.push(info);
+        return;
       }
       try {
         await renameNoReplace(info.tmpPath, info.path);

@@ -50,6 +50,7 @@ import { resolveRecipeRuntime } from '../config/recipe-runtime.js';
 import type { ResolvedRuntime } from '../core/runtime-settings.js';
 import { sessionOptionsFor } from '../backends/onnx-session.js';
 import { describePartShare, partShare } from '../backends/llm-part-share.js';
+import { DEFAULT_SNAPSHOT_POLICY, PartState } from './part-state.js';
 
 export interface BuildOptions {
   shard: ShardSpec;
@@ -59,6 +60,8 @@ export interface BuildOptions {
   maxCostUsd?: number | null;
   /** Cores `auto` runtime settings divide (default: this machine's, `os.availableParallelism()`). */
   cores?: number;
+  /** `--state`: where the part's state lives (overrides the recipe's `run.state`). */
+  state?: string;
 }
 
 /** Resolve a recipe path against the recipe's folder. */
@@ -87,8 +90,17 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   // One writer per run database, from before it is opened (migrations write) to after it is closed
   // (`store/run-lock.ts`): a second build stops here. Released, its files removed, on any error.
   const lock = lockRunDatabase(dbPath);
+  const stateUrl = options.state ?? recipe.run.state;
+  let partState: PartState | null = null;
   let db: Db;
+  let restored: 'local' | 'restored' | 'none' = 'local';
   try {
+    if (stateUrl !== undefined) {
+      const field = options.state !== undefined ? '--state' : 'run.state';
+      partState = PartState.open(stateUrl, field, options.state !== undefined ? process.cwd() : baseDir, dbPath, recipe.storage, { ...DEFAULT_SNAPSHOT_POLICY, ...recipe.run.snapshot });
+      // On a fresh machine the part's database comes from its last snapshot.
+      restored = await partState.restore();
+    }
     db = openDatabase(dbPath);
   } catch (err) {
     created.remove();
@@ -102,6 +114,10 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
   let ended = false;
   try {
     const store = new RunStore(db);
+    if (partState) {
+      if (restored === 'restored') yield { type: 'log', level: 'info', message: `run database restored from the snapshot ${partState.url}` };
+      partState.start(db);
+    }
     const sources = recipe.sources.map((entry, i) => createSource(entry, i));
     const exportNames = recipe.export.map((e) => e.name);
     // What a recorded sample still needs (`store/done-rule.ts`): every export, and every instruction row
@@ -181,7 +197,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
           }),
         )
       : recorded;
-    const stages = synthesized.thenAll(recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard })));
+    const stages = synthesized.thenAll(recipe.export.map((entry) => createExport(entry, { store, baseDir, shard: options.shard, storage: recipe.storage, checkpoint: partState ? () => partState!.snapshot() : undefined })));
     started = true;
     const events = runPipeline({
       runId,
@@ -194,6 +210,7 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       summarize: () => runSummary(db, exportNames),
     });
     for await (const event of events) {
+      partState?.observe(event);
       yield event;
       if (event.type === 'run-start') for (const note of shared.notes) yield { type: 'log', level: 'info', message: note };
     }
@@ -208,6 +225,8 @@ export async function* runBuild(loaded: LoadedRecipe, options: BuildOptions): As
       // Stopped early by its consumer, without an error: the run did not finish.
       else if (!ended) endRun?.('aborted');
       for (const cleanup of cleanups) await cleanup();
+      // The last snapshot, of the run as it ended (finished, failed, or stopped by a signal).
+      if (partState && started) await partState.stop();
       db.close();
       if (!started) created.remove();
     } finally {

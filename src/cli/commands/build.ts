@@ -15,6 +15,7 @@ export interface BuildCliOptions {
   progressInterval?: string;
   maxCost?: string;
   printRecipe?: boolean;
+  state?: string;
 }
 
 /** Run a recipe with a progress reporter; returns the exit code. */
@@ -44,7 +45,7 @@ export async function buildCommand(recipePath: string, opts: BuildCliOptions): P
   let summary: RunSummary | null = null;
   let aborted = false;
   try {
-    for await (const event of runBuild(loaded, { shard, signal: controller.signal, tickMs, maxCostUsd })) {
+    for await (const event of runBuild(loaded, { shard, signal: controller.signal, tickMs, maxCostUsd, state: opts.state })) {
       reporter.onEvent(event);
       if (event.type === 'run-end') {
         summary = event.summary;
@@ -67,6 +68,7 @@ export function registerBuild(program: Command, setExit: (code: number) => void)
     .option('--shard <I/N>', 'this process handles part I of N (0-based); N processes together cover every input once', '0/1')
     .option('--progress <mode>', 'auto | tty | plain | json', 'auto')
     .option('--progress-interval <ms>', 'how often progress events are emitted', '500')
+    .option('--state <url>', "where this part's state lives (s3://bucket/parts/ or a shared folder): its run database is snapshotted there and restored on a fresh machine; overrides run.state")
     .option('--max-cost <usd>', 'stop starting LLM requests once this many US dollars are spent (resumable)')
     .option('--print-recipe', 'print the resolved recipe with every default filled in (and what runtime `auto` resolved to on this machine), and exit')
     .action(async (recipe: string, opts: BuildCliOptions) => setExit(await buildCommand(recipe, opts)));
