@@ -21,6 +21,8 @@
  *   id, keyed `coco_orphan_<id>`; annotations with no usable image_id: one `row_invalid` record listing
  *   them, keyed `coco_orphan_invalid_image_id`;
  * - a missing image file: `image_missing`.
+ * The annotation files and the images folder may be `s3://` or `https://` locations (the images are then
+ * objects under that prefix; `storage_denied` / `storage_interrupted` as for other remote inputs).
  * The first failure of an image is the one recorded.
  */
 import type { FailureCode } from '../core/failure-codes.js';
@@ -31,7 +33,11 @@ import { formatIssues } from '../core/format-issues.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { fateOf, toKey, type Box, type Caption, type Pair, type SampleFailure } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
-import { DEFAULT_MAX_FILE_BYTES, imageFileCode, readLocalFile } from '../images/local-file.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../images/local-file.js';
+import { inputFailureCode, readInputBytes } from '../images/input-file.js';
+import { isRemote } from '../storage/location.js';
+import { inputPathSchema, resolveAgainst, resolveInput } from '../storage/input-path.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 import { captionFromString } from './caption-text.js';
 import { annotationName, annotationWhere, checkImage, clipBox, ID_EXPECTED, idProblems, isBbox, isId, isRecord, readCategories } from './coco-entries.js';
 import { keyPrefixSchema, localPathFields, sourceNameSchema } from './common-options.js';
@@ -43,12 +49,12 @@ export const cocoOptionsSchema = z
   .object({
     type: z.literal('coco'),
     name: sourceNameSchema.optional(),
-    /** Captions file (`captions_train2017.json`), relative to the recipe's folder. */
-    captions: z.string().min(1).optional(),
-    /** Instances file (`instances_train2017.json`), relative to the recipe's folder. */
-    instances: z.string().min(1).optional(),
-    /** Folder the images' `file_name`s are relative to; they must stay in it (or in `imageRoots`). */
-    images: z.string().min(1),
+    /** Captions file (`captions_train2017.json`), relative to the recipe's folder, or an `s3://` / `https://` URL. */
+    captions: inputPathSchema.optional(),
+    /** Instances file (`instances_train2017.json`), relative to the recipe's folder, or an `s3://` / `https://` URL. */
+    instances: inputPathSchema.optional(),
+    /** Folder the images' `file_name`s are relative to (or an `s3://` prefix); they must stay in it (or in `imageRoots`). */
+    images: inputPathSchema,
     ...localPathFields,
     /** Prepended to every key (default none). */
     keyPrefix: keyPrefixSchema.optional(),
@@ -131,19 +137,19 @@ export const cocoSource = {
   create(options: CocoOptions, name: string): Source {
     // Parsed once per recipe folder: `count()` and `read()` share it.
     const loaded = new Map<string, Promise<CocoIndex>>();
-    const load = (baseDir: string): Promise<CocoIndex> => {
+    const load = (baseDir: string, storage?: StorageSettings): Promise<CocoIndex> => {
       let index = loaded.get(baseDir);
       if (index === undefined) {
-        index = loadCocoIndex(options, baseDir);
+        index = loadCocoIndex(options, baseDir, storage);
         loaded.set(baseDir, index);
       }
       return index;
     };
     return {
       name,
-      read: (ctx) => readCoco(load(ctx.baseDir), name, ctx, options),
+      read: (ctx) => readCoco(load(ctx.baseDir, ctx.storage), name, ctx, options),
       async count(ctx) {
-        const index = await load(ctx.baseDir);
+        const index = await load(ctx.baseDir, ctx.storage);
         await requireFolder(index.imagesDir);
         let n = 0;
         for (const entry of index.entries) if (inShard(entry.key, ctx.shard)) n++;
@@ -158,7 +164,7 @@ export const cocoSource = {
 async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: SourceContext, options: CocoOptions): AsyncGenerator<Pair> {
   const index = await indexPromise;
   await requireFolder(index.imagesDir);
-  const images = { roots: await imageRootsFor(index.imagesDir, options, ctx.baseDir), maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES };
+  const images = { roots: await imageRootsFor(index.imagesDir, options, ctx.baseDir), maxBytes: ctx.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, storage: ctx.storage };
 
   const mine = index.entries.filter((entry) => inShard(entry.key, ctx.shard));
   const CHUNK = 256;
@@ -220,8 +226,13 @@ async function* readCoco(indexPromise: Promise<CocoIndex>, source: string, ctx: 
   };
 }
 
-async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, images: { roots: ImageRoots | null; maxBytes: number }): Promise<Pair> {
-  const imagePath = entry.fileName === null ? null : path.resolve(imagesDir, entry.fileName);
+async function entryToPair(
+  entry: CocoEntry,
+  imagesDir: string,
+  source: string,
+  images: { roots: ImageRoots | null; maxBytes: number; storage: StorageSettings | undefined },
+): Promise<Pair> {
+  const imagePath = entry.fileName === null ? null : resolveAgainst(imagesDir, entry.fileName);
   const pair: Pair = {
     key: entry.key,
     source,
@@ -236,8 +247,8 @@ async function entryToPair(entry: CocoEntry, imagesDir: string, source: string, 
   if (pair.fate.kind === 'failed' || imagePath === null) return pair;
   const outside = outsideRoots(imagePath, images.roots, entry.fileName!);
   if (outside !== null) return fail(pair, 'image_path_invalid', `file_name: ${outside}`);
-  const read = await readLocalFile(imagePath, { maxBytes: images.maxBytes, roots: images.roots?.real ?? null, what: 'image file' });
-  if (!read.ok) return fail(pair, imageFileCode(read.problem), read.message);
+  const read = await readInputBytes(imagePath, { maxBytes: images.maxBytes, roots: images.roots?.real ?? null, what: 'image file', storage: images.storage });
+  if (!read.ok) return fail(pair, inputFailureCode(read.problem), read.message);
   return { ...pair, imageBytes: read.bytes };
 }
 
@@ -251,6 +262,8 @@ function listIds(ids: string[]): string {
 }
 
 async function requireFolder(folder: string): Promise<void> {
+  // An object store has prefixes, not folders: a missing image is found per sample.
+  if (isRemote(folder)) return;
   try {
     if ((await stat(folder)).isDirectory()) return;
   } catch {
@@ -260,14 +273,14 @@ async function requireFolder(folder: string): Promise<void> {
 }
 
 /** Read and check the annotation files and group them per image. */
-export async function loadCocoIndex(options: CocoOptions, baseDir: string): Promise<CocoIndex> {
+export async function loadCocoIndex(options: CocoOptions, baseDir: string, storage?: StorageSettings): Promise<CocoIndex> {
   const keyPrefix = options.keyPrefix ?? '';
-  const imagesDir = path.resolve(baseDir, options.images);
-  const captionsPath = options.captions === undefined ? null : path.resolve(baseDir, options.captions);
-  const instancesPath = options.instances === undefined ? null : path.resolve(baseDir, options.instances);
-  const captionsFile = captionsPath === null ? null : await readCocoJson(captionsPath, 'captions', captionsFileSchema);
+  const imagesDir = resolveInput(options.images, baseDir, 'coco images');
+  const captionsPath = options.captions === undefined ? null : resolveInput(options.captions, baseDir, 'coco captions');
+  const instancesPath = options.instances === undefined ? null : resolveInput(options.instances, baseDir, 'coco instances');
+  const captionsFile = captionsPath === null ? null : await readCocoJson(captionsPath, 'captions', captionsFileSchema, storage);
   const instancesFile =
-    instancesPath === null ? null : await readCocoJson(instancesPath, 'instances', instancesFileSchema);
+    instancesPath === null ? null : await readCocoJson(instancesPath, 'instances', instancesFileSchema, storage);
   const captionsLabel = `captions file "${captionsPath}"`;
   const instancesLabel = `instances file "${instancesPath}"`;
 
@@ -456,17 +469,8 @@ function failure(code: FailureCode, message: string): SampleFailure {
   return { code, message, stage: STAGE };
 }
 
-async function readCocoJson<T>(file: string, option: string, schema: z.ZodType<T>): Promise<T> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new ConfigError(
-      `coco ${option}: ${missing ? `file "${file}" does not exist` : `cannot read "${file}": ${describeError(err)}`}`,
-      { cause: err },
-    );
-  }
+async function readCocoJson<T>(file: string, option: string, schema: z.ZodType<T>, storage: StorageSettings | undefined): Promise<T> {
+  const text = await readAnnotationText(file, option, storage);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -481,6 +485,23 @@ async function readCocoJson<T>(file: string, option: string, schema: z.ZodType<T
     throw new ConfigError(`coco ${option} file "${file}" is not in COCO format: ${shown}${more}`);
   }
   return parsed.data;
+}
+
+async function readAnnotationText(file: string, option: string, storage: StorageSettings | undefined): Promise<string> {
+  if (isRemote(file)) {
+    const read = await readInputBytes(file, { maxBytes: Number.MAX_SAFE_INTEGER, what: 'file', storage });
+    if (!read.ok) throw new ConfigError(`coco ${option}: ${read.problem === 'missing' ? `file "${file}" does not exist (${read.message})` : read.message}`);
+    return read.bytes.toString('utf8');
+  }
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ConfigError(
+      `coco ${option}: ${missing ? `file "${file}" does not exist` : `cannot read "${file}": ${describeError(err)}`}`,
+      { cause: err },
+    );
+  }
 }
 
 function stripExtension(fileName: string): string {

@@ -1,6 +1,7 @@
 /** Option schemas every source type shares. */
 import { z } from 'zod';
 import { isValidKey, KEY_CHARACTERS } from '../core/sample.js';
+import { inputPathSchema } from '../storage/input-path.js';
 
 /** `name`: what samples record as their source; default `<type>-<position in the recipe>`. */
 export const sourceNameSchema = z.string().min(1, 'expected a non-empty name');
@@ -20,8 +21,11 @@ export const keyPrefixSchema = z
  * a dataset row naming `/home/me/.ssh/id_rsa` or a link out of the folder is `image_path_invalid`.
  */
 export const localPathFields = {
-  /** More folders local image references may point into, relative to the recipe's folder. Default none. */
-  imageRoots: z.array(z.string().min(1)).default([]),
+  /**
+   * More folders image references may point into, relative to the recipe's folder, or `s3://bucket/prefix`
+   * for `s3://` references elsewhere in a bucket. Default none.
+   */
+  imageRoots: z.array(inputPathSchema).default([]),
   /**
    * Read local images wherever the dataset says: absolute paths, `file:` URLs, `..` and symbolic links
    * that leave the source's folders. Default false.

@@ -26,6 +26,7 @@ import type { FailureCode } from '../core/failure-codes.js';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { localPathSchema } from '../storage/input-path.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { OPEN, toKey, type Caption, type Pair } from '../core/sample.js';
 import { inShard } from '../core/shard.js';
@@ -43,8 +44,8 @@ export const folderOptionsSchema = z
   .object({
     type: z.literal('folder'),
     name: sourceNameSchema.optional(),
-    /** The folder, relative to the recipe's folder. */
-    path: z.string().min(1),
+    /** The folder, relative to the recipe's folder (local only: object stores have prefixes, not folders). */
+    path: localPathSchema('a folder source reads a local folder; for images in object storage write a manifest (jsonl, csv, parquet) that lists them, or use WebDataset shards'),
     /** Descend into sub-folders. Default true. */
     recursive: z.boolean().default(true),
     /** Image file extensions, without the dot, case-insensitive. Default jpg jpeg png webp gif tif tiff avif heic heif jxl jp2. */

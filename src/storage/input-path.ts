@@ -18,6 +18,18 @@ export const inputPathSchema = z
     if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
   });
 
+/** A recipe value that must be a local path; `remoteHint` says what to do instead for `s3://` or `https://`. */
+export function localPathSchema(remoteHint: string) {
+  return z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      const problem = inputPathProblem(value);
+      if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+      else if (isRemote(value)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a local path; ${remoteHint}` });
+    });
+}
+
 /** What is wrong with `value` as an input path, or null (the field name is added by whoever reports it). */
 export function inputPathProblem(value: string): string | null {
   try {

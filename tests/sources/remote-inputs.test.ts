@@ -133,10 +133,13 @@ describe('WebDataset shards on S3', () => {
     expect(() => parseRecipe({ ...recipe('a.tar'), sources: [{ type: 'jsonl', path: 'gs://b/m.jsonl', image: 'image' }] }, 'r.yaml', dir)).toThrow(
       /sources\[0\]\.path.*storage\.googleapis\.com/s,
     );
+    expect(() => parseRecipe({ ...recipe('a.tar'), sources: [{ type: 'folder', path: 's3://bucket/images/' }] }, 'r.yaml', dir)).toThrow(
+      /sources\[0\]\.path.*not a local path; a folder source reads a local folder/s,
+    );
   });
 });
 
-describe('manifests, LLaVA files and Parquet on S3', () => {
+describe('manifests, LLaVA files, COCO and Parquet on S3', () => {
   let jpeg: Buffer;
   let png: Buffer;
   beforeAll(async () => {
@@ -200,6 +203,28 @@ describe('manifests, LLaVA files and Parquet on S3', () => {
     ]);
     expect(Buffer.compare(pairs[0]!.imageBytes!, jpeg)).toBe(0);
     expect(pairs[0]!.conversations).toHaveLength(2);
+  });
+
+  it('reads COCO annotation files and their images from S3; a missing image fails that sample', async () => {
+    const captions = {
+      images: [
+        { id: 1, file_name: 'a.jpg', width: 40, height: 30 },
+        { id: 2, file_name: 'missing.jpg', width: 10, height: 10 },
+      ],
+      annotations: [
+        { id: 10, image_id: 1, caption: 'a picture on s3' },
+        { id: 11, image_id: 2, caption: 'gone' },
+      ],
+    };
+    await store.put('coco/annotations/captions_val.json', Buffer.from(JSON.stringify(captions)));
+    const pairs = await collect(
+      sourceFrom({ type: 'coco', captions: 's3://vlc-data/coco/annotations/captions_val.json', images: 's3://vlc-data/sets/one/images' }).read(context(dir, { storage: direct })),
+    );
+    expect(pairs.map((p) => [p.key, p.captions[0]?.text, failureOf(p)?.code ?? 'ok'])).toEqual([
+      ['a', 'a picture on s3', 'ok'],
+      ['missing', 'gone', 'image_missing'],
+    ]);
+    expect(Buffer.compare(pairs[0]!.imageBytes!, jpeg)).toBe(0);
   });
 
   it('reads a Parquet manifest by byte ranges: far fewer bytes than the file holds', async () => {
