@@ -56,6 +56,11 @@ export interface MergeResult {
   /** Shards `I/N` missing for each N the merged parts were split into. */
   missingShards: string[];
   samples: Record<string, number>;
+  /**
+   * With `decode.dedup: exact`: images held by samples of different parts (each part dedups only within
+   * itself), how many and the keys of a few. Null without dedup.
+   */
+  crossPartDuplicates: { total: number; examples: string[][] } | null;
 }
 
 /** How many conflicting keys an error lists. */
@@ -114,6 +119,7 @@ export function mergeParts(options: MergeOptions): MergeResult {
       merged: merged.map((m) => ({ shard: m.shard, path: m.path, samples: m.samples, mergedAt: m.mergedAt })),
       missingShards: missingShards(merged.map((m) => m.shard)),
       samples: target.sampleCounts(),
+      crossPartDuplicates: dedupsExactly(target.latestRecipeJson()) ? target.crossPartDuplicates(3) : null,
     };
   } finally {
     db?.close();
@@ -254,6 +260,14 @@ function conflictError(path: string, other: string, keys: readonly string[], tot
       `with different contents (${total} shared key(s) in all); the parts of one --shard I/N build never share a key: were they built over overlapping ` +
       'inputs, or with different N? Nothing was merged',
   );
+}
+
+function dedupsExactly(recipeJson: string | null): boolean {
+  try {
+    return (JSON.parse(recipeJson ?? '{}') as { decode?: { dedup?: unknown } }).decode?.dedup === 'exact';
+  } catch {
+    return false;
+  }
 }
 
 /** N of a shard `I/N` (1 for an unsplit run). */

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Db } from './database.js';
 import { nowIso } from './database.js';
+import { DUPLICATE_IMAGE } from '../core/stage-names.js';
 
 /** Tables whose rows a merge carries, parents first (foreign keys are on). */
 const CARRIED = ['samples', 'captions', 'boxes', 'instructions'] as const;
@@ -253,6 +254,20 @@ export class MergeTarget {
       return { samples: taken, sameSamples: part.samples - taken, instructions, llmAnswers: answers, runs: oldRuns.length };
     });
     return merge.immediate();
+  }
+
+  /**
+   * Images (sha256) that samples of more than one part hold, neither failed nor dropped as duplicates:
+   * copies `decode.dedup: exact` would have dropped in one process, but each part dedups only within
+   * itself. How many, and the keys of the first `limit`.
+   */
+  crossPartDuplicates(limit: number): { total: number; examples: string[][] } {
+    const groups = `SELECT s.sha256, group_concat(s.key, ' ') AS keys FROM samples s JOIN runs r ON r.id = s.run_id
+      WHERE s.sha256 IS NOT NULL AND s.status != 'failed' AND s.drop_reason IS NOT '${DUPLICATE_IMAGE}'
+      GROUP BY s.sha256 HAVING COUNT(DISTINCT r.part_id) > 1`;
+    const total = this.db.prepare(`SELECT COUNT(*) FROM (${groups})`).pluck().get() as number;
+    const rows = this.db.prepare(`${groups} ORDER BY s.sha256 LIMIT ?`).all(limit) as { keys: string }[];
+    return { total, examples: rows.map((r) => r.keys.split(' ').sort()) };
   }
 
   /** The samples of each status the merged database holds. */

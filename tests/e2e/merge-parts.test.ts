@@ -16,6 +16,8 @@ import { stringify } from 'yaml';
 import * as tar from 'tar';
 import { generateShapes } from '../../datasets/shapes/index.js';
 import { runCli } from './helpers.js';
+import { makeImage } from '../fixtures/make-webdataset.js';
+import { inShard } from '../../src/core/shard.js';
 
 const MODELS = join(import.meta.dirname, '../../models');
 const PARTS = 4;
@@ -205,6 +207,29 @@ describe('vlcurate merge', () => {
     expect(query<{ n: number }>(merged, `SELECT COUNT(*) AS n FROM runs WHERE shard = '2/4'`)[0]!.n).toBe(2);
     expect(query<{ n: number }>(merged, 'SELECT COUNT(*) AS n FROM merged_parts')[0]!.n).toBe(4);
   }, 120_000);
+});
+
+describe('vlcurate merge and dedup', () => {
+  it('says which images samples of different parts share (decode.dedup works within a part)', async () => {
+    // Two files with the same bytes whose keys fall into different parts of 2, and one more of each part.
+    const folder = join(dir, 'dups', 'images');
+    mkdirSync(folder, { recursive: true });
+    const names = Array.from({ length: 40 }, (_, i) => `img${i}`);
+    const a = names.find((n) => inShard(n, { index: 0, count: 2 }))!;
+    const b = names.find((n) => inShard(n, { index: 1, count: 2 }))!;
+    const same = await makeImage(32, 32, 'png', 1);
+    writeFileSync(join(folder, `${a}.png`), same);
+    writeFileSync(join(folder, `${b}.png`), same);
+    for (const [i, n] of names.filter((n) => n !== a && n !== b).slice(0, 4).entries()) writeFileSync(join(folder, `${n}.png`), await makeImage(32, 32, 'png', 10 + i));
+    const recipePath = join(dir, 'dups', 'recipe.yaml');
+    writeFileSync(recipePath, stringify({ run: { db: 'out/run.db' }, sources: [{ type: 'folder', path: 'images' }], decode: { dedup: 'exact' } }));
+    for (const i of [0, 1]) expect((await runCli(['build', recipePath, '--shard', `${i}/2`, '--progress', 'plain'])).code).toBe(0);
+    const result = await runCli(['merge', '--out', join(dir, 'dups', 'merged.db'), join(dir, 'dups', 'out', 'run-s0of2.db'), join(dir, 'dups', 'out', 'run-s1of2.db'), '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout).crossPartDuplicates).toEqual({ total: 1, examples: [[a, b].sort()] });
+    const plain = await runCli(['merge', '--out', join(dir, 'dups', 'merged2.db'), join(dir, 'dups', 'out', 'run-s0of2.db'), join(dir, 'dups', 'out', 'run-s1of2.db')]);
+    expect(plain.stdout).toContain(`1 image(s) are held by samples of different parts (decode.dedup works within a part), e.g. ${[a, b].sort().join(' = ')}; all are kept`);
+  }, 60_000);
 });
 
 describe('vlcurate merge refuses', () => {

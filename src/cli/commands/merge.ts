@@ -29,6 +29,13 @@ function describe(result: MergeResult): string {
   const lines = result.parts.map(describePart);
   lines.push(`${result.out}: ${result.merged.length} part(s), ${total} samples${samples ? ` (${samples})` : ''}`);
   if (result.missingShards.length > 0) lines.push(`not merged yet: shard(s) ${result.missingShards.join(', ')}`);
+  const copies = result.crossPartDuplicates;
+  if (copies && copies.total > 0) {
+    lines.push(
+      `${copies.total} image(s) are held by samples of different parts (decode.dedup works within a part), e.g. ` +
+        `${copies.examples.map((keys) => keys.join(' = ')).join('; ')}; all are kept`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
