@@ -14,6 +14,7 @@ import { benchSources } from './sources.js';
 import { benchExport } from './export.js';
 import { benchInspect } from './inspect.js';
 import { benchCapfilt } from './capfilt.js';
+import { benchRealSize } from './realsize.js';
 import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -25,6 +26,7 @@ const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   export: benchExport,
   inspect: () => benchInspect(),
   capfilt: benchCapfilt,
+  realsize: benchRealSize,
 };
 
 const wanted = process.argv.slice(2);
