@@ -55,6 +55,8 @@ const COUNTS = {
   itc: envNumber('VLCURATE_BENCH_ITC_IMAGES', 128),
   itm: envNumber('VLCURATE_BENCH_ITM_IMAGES', 16),
   captioner: envNumber('VLCURATE_BENCH_CAPTION_IMAGES', 16),
+  /** K = 5 decodes 5 rows per image: half the images, one captioner batch. */
+  captionerK5: envNumber('VLCURATE_BENCH_CAPTION_K5_IMAGES', 8),
 };
 /** Tokens of every caption (minLength = maxLength). */
 const CAPTION_TOKENS = 20;
@@ -218,7 +220,7 @@ function captionerCase(dir: string, k: number): Case {
   const startId = 30522; // [DEC], the folder's decoder_start_token_id
   return {
     name: `captioner-blip-base-k${k}`,
-    images: COUNTS.captioner,
+    images: k === 1 ? COUNTS.captioner : COUNTS.captionerK5,
     recipe: {
       captioner: { type: 'onnx', model: dir, samples: k, strategy: k === 1 ? 'greedy' : 'nucleus', minLength: CAPTION_TOKENS, maxLength: CAPTION_TOKENS },
     },
@@ -348,6 +350,7 @@ export async function benchRealSize(): Promise<Record<string, unknown>> {
     const started = performance.now();
     try {
       results[c.name] = { ...(await measureCase(c)), seconds: round((performance.now() - started) / 1000, 1) };
+      process.stderr.write(`  ${c.name}: ${JSON.stringify(results[c.name])}\n`);
     } catch (err) {
       results[c.name] = { failed: (err as Error).message };
     }
