@@ -127,7 +127,8 @@ interface Group {
 /** Read one shard, yielding its samples in order; never throws for bad data. */
 export async function* readShard(absPath: string, env: ShardEnv): AsyncGenerator<Pair> {
   const shardFailure = (code: FailureCode, message: string): Pair | null => {
-    const key = `${env.keyPrefix}${toKey(path.basename(absPath))}__shard`;
+    // A URL's query (a presigned signature) is no part of the shard's name.
+    const key = `${env.keyPrefix}${toKey(path.basename(absPath.replace(/[?#].*$/, '')))}__shard`;
     if (!inShard(key, env.ctx.shard)) return null;
     return {
       key,

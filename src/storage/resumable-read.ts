@@ -2,8 +2,12 @@
  * Reading one remote object from start to end as a stream of chunks that survives dropped connections: when
  * the body breaks off (a reset, a timeout, a body shorter than the object), the read goes on with a range
  * request from the byte reached, pinned to the ETag seen when it started (`ifMatch`), so a resumed read
- * never splices two versions of an object. After `maxResumes` resumes the read fails with a StorageError
- * of kind `network`; an object replaced meanwhile fails with kind `changed`.
+ * never splices two versions of an object. A body that sends nothing for `idleTimeoutMs` counts as
+ * dropped too (a stalled connection never ends by itself). After `maxResumes` resumes the read fails with
+ * a StorageError of kind `network`; an object replaced meanwhile fails with kind `changed`.
+ *
+ * An HTTP server that refuses HEAD (a presigned URL is signed for GET only) is read with one plain GET:
+ * without a size or an ETag, such a read cannot be resumed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../core/errors.js';
@@ -14,7 +18,11 @@ export interface ResumableReadOptions {
   maxResumes?: number;
   /** Wait before the first resume, doubled for each next one (at most 5 s). Default 100 ms. */
   firstDelayMs?: number;
+  /** A body silent this long is dropped and resumed. Default 60 s. */
+  idleTimeoutMs?: number;
 }
+
+class StalledError extends Error {}
 
 export const DEFAULT_MAX_RESUMES = 5;
 
@@ -23,7 +31,14 @@ export const DEFAULT_MAX_RESUMES = 5;
  * bytes as chunks. `where` names it in messages (`s3://b/shard-000.tar`).
  */
 export async function openResumable(store: ObjectStore, key: string, where: string, options: ResumableReadOptions = {}): Promise<{ info: ObjectInfo; chunks: AsyncGenerator<Buffer> }> {
-  const info = await store.stat(key);
+  let info: ObjectInfo | undefined;
+  try {
+    info = await store.stat(key);
+  } catch (err) {
+    if (!(err instanceof StorageError) || store.writable || (err.kind !== 'denied' && err.kind !== 'other')) throw err;
+    // A read-only (HTTP) store whose server refuses HEAD: a GET may still be allowed.
+    info = { key, size: NaN, etag: undefined };
+  }
   if (info === undefined) {
     // A HEAD answer cannot say whether the object or the bucket is missing; a GET's error can.
     const body = await store.read(key);
@@ -43,12 +58,19 @@ async function* resumableChunks(store: ObjectStore, key: string, where: string, 
     let failure: StorageError;
     try {
       const body = await store.read(key, { ...(offset > 0 ? { start: offset } : {}), ...(info.etag !== undefined ? { ifMatch: info.etag } : {}) });
+      const idleMs = options.idleTimeoutMs ?? 60_000;
+      const arm = () => setTimeout(() => body.destroy(new StalledError(`no data for ${idleMs / 1000} s`)), idleMs);
+      let timer = arm();
       try {
         for await (const chunk of body) {
+          clearTimeout(timer);
           offset += (chunk as Buffer).length;
           yield chunk as Buffer;
+          // The time the reader spends between chunks is not the connection's.
+          timer = arm();
         }
       } finally {
+        clearTimeout(timer);
         body.destroy();
       }
       if (!known || offset >= info.size) return;

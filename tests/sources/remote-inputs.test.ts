@@ -13,6 +13,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../src/backends/s3-store.js';
 import { parseRecipe } from '../../src/config/recipe.js';
+import { HttpStore } from '../../src/storage/http-store.js';
+import { openResumable } from '../../src/storage/resumable-read.js';
 import { failureOf, type Pair } from '../../src/core/sample.js';
 import { storageSchema, s3Connection, type StorageSettings } from '../../src/storage/storage-settings.js';
 import { makeGoodSamples, makeImage, makeTempDir, sampleMembers, writeTar, type GoodSample } from '../fixtures/make-webdataset.js';
@@ -291,5 +293,57 @@ describe('https:// shards', () => {
       ['part-002_tar__shard', 'shard_missing'],
       ['part-000_tar__shard', 'storage_denied'],
     ]);
+  });
+});
+
+describe('remote reads that stall or refuse HEAD', () => {
+  let server: Server;
+  let base: string;
+  let body: Buffer;
+  let requests: string[] = [];
+  beforeAll(async () => {
+    const file = path.join(dir, 'stall-shard.tar');
+    await writeTar(file, big.slice(0, 20).flatMap(sampleMembers));
+    body = await readFile(file);
+    let stalled = false;
+    server = createServer((req, res) => {
+      requests.push(`${req.method} ${req.headers.range ?? ''}`);
+      const url = new URL(req.url ?? '/', 'http://x');
+      // A presigned-URL-like server: GET only, HEAD is refused.
+      if (url.pathname === '/signed/shard.tar') {
+        if (req.method !== 'GET' || url.searchParams.get('sig') !== 'ok') return void res.writeHead(403).end();
+        res.writeHead(200, { 'content-length': body.length });
+        return void res.end(body);
+      }
+      res.setHeader('etag', '"e1"');
+      const start = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+      res.writeHead(start > 0 ? 206 : 200, { 'content-length': body.length - start, ...(start > 0 ? { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}) });
+      if (req.method === 'HEAD') return void res.end();
+      if (!stalled) {
+        // The first GET sends a third of the shard, then nothing, and never closes.
+        stalled = true;
+        res.write(body.subarray(0, Math.floor(body.length / 3)));
+        return;
+      }
+      res.end(body.subarray(start));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('drops a body that stalls and resumes it from the byte reached', async () => {
+    requests = [];
+    const { chunks } = await openResumable(new HttpStore(base), 'stall/shard.tar', 'shard', { idleTimeoutMs: 300 });
+    const parts: Buffer[] = [];
+    for await (const chunk of chunks) parts.push(chunk);
+    expect(Buffer.compare(Buffer.concat(parts), body)).toBe(0);
+    expect(requests).toEqual(['HEAD ', 'GET ', `GET bytes=${Math.floor(body.length / 3)}-`]);
+  });
+
+  it('reads a shard whose server refuses HEAD (a presigned URL) with one GET', async () => {
+    const pairs = await webdataset([`${base}/signed/shard.tar?sig=ok`, `${base}/signed/shard.tar?sig=bad`]);
+    expectSamples(pairs.filter((p) => failureOf(p) === null), big.slice(0, 20));
+    expect(pairs.filter((p) => failureOf(p) !== null).map((p) => [p.key, failureOf(p)!.code])).toEqual([['shard_tar__shard', 'storage_denied']]);
   });
 });
