@@ -2,9 +2,9 @@
  * examples/slurm/ for real: a one-node Slurm (Debian's slurm-wlm and munge, started by
  * tools/slurm/start-local-slurm.sh with its own munge key, ports and state in a temporary folder, stopped in
  * afterAll) runs submit.sh's job array of N `vlcurate build --shard $SLURM_ARRAY_TASK_ID/N` parts and the
- * merge job that depends on it; the merged run database must hold every sample exactly once and equal a
- * single-process build of the same recipe (same samples, statuses, captions and scores), and the merged
- * export the same kept samples. The jobs run this checkout's dist/ (VLCURATE overrides the npm install,
+ * merge job that depends on it, with part 0 requeued mid-run (as a preemption does); the merged run
+ * database must hold every sample exactly once and equal a single-process build of the same recipe (same
+ * samples, statuses, captions and scores), and the merged export the same kept samples. The jobs run this checkout's dist/ (VLCURATE overrides the npm install,
  * so nothing is downloaded). Needs root (slurmd), and `npm test` (or tsc -p tsconfig.build.json) first.
  * Skips only where sbatch is not installed; under CI (.ci/run installs it) a missing sbatch is an error.
  */
@@ -17,11 +17,13 @@ import { stringify } from 'yaml';
 import { generateShapes, SPLIT_SEEDS } from '../../datasets/shapes/index.js';
 import { inShard } from '../../src/core/shard.js';
 import { openDatabase } from '../../src/store/database.js';
+import { readHolder } from '../../src/store/run-lock.js';
 import { CLI, keysOf, readShardMembers, runCli } from '../e2e/helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const MODELS = join(ROOT, 'models');
 const PARTS = 3;
+const COUNT = 240;
 const hasSbatch = spawnSync('sh', ['-c', 'command -v sbatch && command -v slurmctld && command -v munged']).status === 0;
 if (!hasSbatch && process.env.CI) throw new Error('sbatch is missing: .ci/run installs slurm-wlm and munge for this test');
 
@@ -30,6 +32,8 @@ let clusterDir: string | undefined;
 let env: NodeJS.ProcessEnv;
 let jobs: { array: string; merge: string };
 let single: { code: number | null; stderr: string };
+/** Samples part 0 had committed when Slurm requeued it. */
+let requeuedAt: number;
 
 /** `scontrol show job -o ID` as records (one per array task), e.g. { JobState: 'COMPLETED', ArrayTaskId: '2' }. */
 function showJob(id: string): Record<string, string>[] {
@@ -53,13 +57,66 @@ async function waitForJob(id: string, ms: number): Promise<Record<string, string
   }
 }
 
+/**
+ * What a preemption or a lost node does to a part: once the task has committed samples (commitEvery 8),
+ * `scontrol requeue` kills it (SIGTERM, then SIGKILL after KillWait) and queues it again; Slurm holds a
+ * requeued job for 2 minutes, so the test lets it start at once (StartTime=now).
+ */
+async function requeueMidRun(task: string, db: string): Promise<number> {
+  const until = Date.now() + 180_000;
+  let committed = 0;
+  while (committed < 8) {
+    if (Date.now() > until) throw new Error(`${task} committed no samples within 180 s\n${logs()}`);
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      committed = Number(rows(db, 'SELECT count(*) AS n FROM samples')[0]!['n']);
+    } catch {
+      // Not created yet.
+    }
+  }
+  const requeue = spawnSync('scontrol', ['requeue', task], { env, encoding: 'utf8', timeout: 10_000 });
+  if (requeue.status !== 0) throw new Error(`scontrol requeue ${task} (${committed} samples committed): ${requeue.stderr}`);
+  const requeued = Date.now();
+  // The killed build finishes its samples in flight and exits. Started again before it is gone, the part
+  // would meet its lock (exit 2), and slurmd refuses a launch in the same second as the revocation of the
+  // old one's credential ("Job credential revoked"): what Slurm's own 2-minute hold avoids.
+  const alive = () => {
+    const holder = readHolder(`${db}.lock.json`);
+    if (!holder) return false;
+    try {
+      process.kill(holder.pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while (Date.now() - requeued < 2_500 || alive() || showJob(task)[0]!['JobState'] !== 'PENDING') {
+    if (Date.now() - requeued > 60_000) throw new Error(`${task} not pending, or its build still running, 60 s after the requeue: ${showJob(task)[0]!['JobState']}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const start = spawnSync('scontrol', ['update', `JobId=${task}`, 'StartTime=now'], { env, encoding: 'utf8', timeout: 10_000 });
+  if (start.status !== 0) throw new Error(`scontrol update ${task} StartTime=now: ${start.stderr}`);
+  return committed;
+}
+
+/** The jobs' output and the controller's log, for failure messages. */
 function logs(): string {
   const folder = join(dir, 'cluster', 'slurm-logs');
-  try {
-    return readdirSync(folder).map((f) => `--- ${f}\n${readFileSync(join(folder, f), 'utf8')}`).join('\n');
-  } catch {
-    return '(no slurm-logs)';
-  }
+  const read = (file: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      return '(none)';
+    }
+  };
+  const jobLogs = (() => {
+    try {
+      return readdirSync(folder).map((f) => `--- ${f}\n${read(join(folder, f))}`);
+    } catch {
+      return ['(no slurm-logs)'];
+    }
+  })();
+  return [...jobLogs, `--- slurmctld.log (end)\n${read(join(clusterDir!, 'log', 'slurmctld.log')).split('\n').slice(-60).join('\n')}`].join('\n');
 }
 
 function rows(db: string, sql: string): Record<string, unknown>[] {
@@ -77,8 +134,8 @@ const CAPTIONS = 'SELECT sample_key, idx, origin, text, usable, round(itc, 4) AS
 describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)`, () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vlc-slurm-test-'));
-    // 2 WebDataset shards of 30 scenes, 40% noisy captions; the strict ITM cut makes some samples drop.
-    const data = await generateShapes({ out: join(dir, 'data'), count: 60, noise: 0.4, seed: SPLIT_SEEDS.demo, shardSize: 30 });
+    // 3 WebDataset shards of 80 scenes, 40% noisy captions; the strict ITM cut makes some samples drop.
+    const data = await generateShapes({ out: join(dir, 'data'), count: COUNT, noise: 0.4, seed: SPLIT_SEEDS.demo, shardSize: 80 });
     const recipe = {
       run: { db: 'state/run.db', commitEvery: 8 },
       sources: [{ type: 'webdataset', name: 'shapes', paths: data.shards }],
@@ -112,6 +169,7 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
     const ids = /^array=(\d+) merge=(\d+)$/m.exec(submit.stdout);
     if (!ids) throw new Error(`submit.sh printed no job ids: ${submit.stdout}`);
     jobs = { array: ids[1]!, merge: ids[2]! };
+    requeuedAt = await requeueMidRun(`${jobs.array}_0`, join(dir, 'cluster', 'state', `run-s0of${PARTS}.db`));
 
     // The same recipe in one process, while Slurm runs the parts.
     single = await runCli(['build', join(dir, 'single', 'recipe.yaml'), '--progress', 'plain']);
@@ -149,6 +207,26 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
     expect(readdirSync(join(dir, 'broken', 'slurm-logs')).filter((f) => f.startsWith('merge-'))).toEqual([]);
   }, 200_000);
 
+  it('the part requeued mid-run (as on preemption) ran again and resumed: no sample processed or exported twice', async () => {
+    const task = showJob(`${jobs.array}_0`)[0]!;
+    expect(task['Restarts']).toBe('1');
+    expect(requeuedAt).toBeGreaterThanOrEqual(8);
+    const log = readFileSync(join(dir, 'cluster', 'slurm-logs', `part-${jobs.array}_0.out`), 'utf8');
+    expect(log).toMatch(/restart 0\)/);
+    expect(log).toMatch(/restart 1\)/);
+    const db = join(dir, 'cluster', 'state', `run-s0of${PARTS}.db`);
+    const runs = rows(db, 'SELECT status FROM runs ORDER BY id').map((r) => r['status']);
+    expect(runs).toHaveLength(2);
+    expect(runs[1]).toBe('finished');
+    expect(runs[0]).not.toBe('finished');
+    // Part 0's shards hold each of its kept samples exactly once, across the kill.
+    const members = (await readShardMembers(join(dir, 'cluster', 'wds'))).filter((m) => m.shard.includes(`-s0of${PARTS}-`));
+    const shardKeys = members.filter((m) => m.member.endsWith('.json')).map((m) => m.member.split('.')[0]!);
+    const kept = rows(db, "SELECT key FROM samples WHERE status = 'ok' ORDER BY key").map((r) => String(r['key']));
+    expect(kept.length).toBeGreaterThan(0);
+    expect([...shardKeys].sort()).toEqual(kept);
+  });
+
   it('array task I built part I/N: its database holds only the samples of part I', () => {
     let total = 0;
     for (let i = 0; i < PARTS; i++) {
@@ -157,19 +235,19 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
       expect(keys.filter((k) => !inShard(k, { index: i, count: PARTS }))).toEqual([]);
       total += keys.length;
     }
-    expect(total).toBe(60);
+    expect(total).toBe(COUNT);
   });
 
   it('the merged database holds every sample exactly once and equals the single-process run', () => {
     const merged = join(dir, 'cluster', 'state', 'run-merged.db');
     const one = rows(join(dir, 'single', 'state', 'run.db'), SAMPLES);
     const all = rows(merged, SAMPLES);
-    expect(one).toHaveLength(60);
+    expect(one).toHaveLength(COUNT);
     expect(new Set(all.map((r) => r['key'])).size).toBe(all.length);
     expect(all).toEqual(one);
     const kept = one.filter((r) => r['status'] === 'ok');
     expect(kept.length).toBeGreaterThan(0);
-    expect(kept.length).toBeLessThan(60); // some dropped: the comparison covers both decisions
+    expect(kept.length).toBeLessThan(COUNT); // some dropped: the comparison covers both decisions
     expect(rows(merged, CAPTIONS)).toEqual(rows(join(dir, 'single', 'state', 'run.db'), CAPTIONS));
   });
 
