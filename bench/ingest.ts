@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { stringify } from 'yaml';
 import { cachedShapes, CACHE, ROOT, round, runChild } from './util.js';
 import { cachedWebImages, describeJpegs, readJpegs } from './web-images.js';
@@ -30,23 +31,26 @@ const DECODE_CONCURRENCY = 4;
 /**
  * Issue 15: ingest (read + decode + record + WebDataset export, no models) of web-like JPEGs
  * (`web-images.ts`, default 1500, `VLCURATE_BENCH_WEB_COUNT`) against, in the same run and on the same
- * images: bare sharp full decode + sha256 at the decode stage's concurrency, the decode stage's check
- * alone (`decodeImage`), and one Python process decoding with Pillow + sha256 (`bench/pillow_decode.py`
- * with `VLCURATE_PYTHON` or `/usr/bin/python3`; skipped with a note when Pillow is not there). The three
- * alternate for `VLCURATE_BENCH_ROUNDS` rounds (default 2); each figure is its best round.
+ * images: the same ingest with `decode.validate: decode` (every JPEG decoded, the check before issue
+ * 15's structure walk), bare sharp full decode + sha256 at the decode stage's concurrency, the decode
+ * stage's check alone (`decodeImage`), and one Python process decoding with Pillow + sha256
+ * (`bench/pillow_decode.py` with `VLCURATE_PYTHON` or `/usr/bin/python3`; skipped with a note when Pillow
+ * is not there). They alternate for `VLCURATE_BENCH_ROUNDS` rounds (default 3); each figure is the median
+ * over the rounds, each ratio the median of the per-round ratios; every round's figures and the load
+ * average at its start are in `rounds`.
  */
 async function benchWebIngest(): Promise<Record<string, unknown>> {
   const count = Number(process.env.VLCURATE_BENCH_WEB_COUNT ?? 1500);
-  const rounds = Number(process.env.VLCURATE_BENCH_ROUNDS ?? 2);
+  const rounds = Number(process.env.VLCURATE_BENCH_ROUNDS ?? 3);
   const { shards } = await cachedWebImages(count);
   const images = describeJpegs(await readJpegs(shards));
   const python = process.env.VLCURATE_PYTHON ?? '/usr/bin/python3';
   const probe = spawnSync(python, ['-c', 'import PIL'], { encoding: 'utf8' });
   const pillowSkip = probe.status === 0 ? null : `${python} with Pillow not found (${(probe.error?.message ?? probe.stderr ?? '').trim().split('\n').at(-1)}); install Debian python3-pil or set VLCURATE_PYTHON`;
-  const best = { ingest: 0, sharp: 0, validate: 0, pillow: 0 };
-  const perRound: unknown[] = [];
+  type Figures = { ingest: number; ingestDecode: number; sharp: number; validate: number; pillow: number; loadAverage: number };
+  const perRound: (Figures & { peakRssMb: number; peakRssDecodeMb: number })[] = [];
   let pillowVersion: string | undefined;
-  for (let i = 0; i < rounds; i++) {
+  const build = (validate: 'structure' | 'decode'): ChildResult => {
     const work = join(CACHE, 'ingest-web');
     rmSync(work, { recursive: true, force: true });
     mkdirSync(work, { recursive: true });
@@ -56,13 +60,19 @@ async function benchWebIngest(): Promise<Record<string, unknown>> {
       stringify({
         run: { db: join(work, 'run.db') },
         sources: [{ type: 'webdataset', name: 'web', paths: shards }],
-        decode: { concurrency: DECODE_CONCURRENCY },
+        decode: { concurrency: DECODE_CONCURRENCY, validate },
         export: [{ type: 'webdataset', name: 'wds', out: join(work, 'wds'), maxCount: 5000 }],
       }),
     );
-    const build = runChild<ChildResult>('build-child.js', [recipe]);
+    const result = runChild<ChildResult>('build-child.js', [recipe]);
     rmSync(work, { recursive: true, force: true });
-    const ingest = (build.summary.samples.total * 1000) / build.elapsedMs;
+    return result;
+  };
+  for (let i = 0; i < rounds; i++) {
+    const loadAverage = loadavg()[0]!;
+    // The default JPEG check (structure walk) and, in the same round, every JPEG decoded (the check before).
+    const structure = build('structure');
+    const decoded = build('decode');
     const bare = runChild<{ sharp: number; validate: number }>('decode-child.js', [String(DECODE_CONCURRENCY), ...shards]);
     let pillow = 0;
     if (pillowSkip === null) {
@@ -72,22 +82,38 @@ async function benchWebIngest(): Promise<Record<string, unknown>> {
       pillow = parsed.pillow;
       pillowVersion = parsed.version;
     }
-    perRound.push({ ingest: round(ingest), sharp: round(bare.sharp), validate: round(bare.validate), pillow: pillowSkip === null ? round(pillow) : null, peakRssMb: round(build.maxRssMb) });
-    best.ingest = Math.max(best.ingest, ingest);
-    best.sharp = Math.max(best.sharp, bare.sharp);
-    best.validate = Math.max(best.validate, bare.validate);
-    best.pillow = Math.max(best.pillow, pillow);
+    perRound.push({
+      ingest: round((structure.summary.samples.total * 1000) / structure.elapsedMs),
+      ingestDecode: round((decoded.summary.samples.total * 1000) / decoded.elapsedMs),
+      sharp: round(bare.sharp),
+      validate: round(bare.validate),
+      pillow: round(pillow),
+      loadAverage: round(loadAverage, 1),
+      peakRssMb: round(structure.maxRssMb),
+      peakRssDecodeMb: round(decoded.maxRssMb),
+    });
   }
+  // Each figure's median over the rounds, and the median of the per-round ratios (both runs of a ratio
+  // from the same round, so under the same load).
+  const median = (values: number[]) => {
+    const sorted = values.slice().sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const of = (pick: (r: Figures) => number) => round(median(perRound.map(pick)), 2);
   return {
     images,
     decodeConcurrency: DECODE_CONCURRENCY,
-    ingestSamplesPerSecond: round(best.ingest),
-    sharpDecodeSha256PerSecond: round(best.sharp),
-    decodeStageCheckPerSecond: round(best.validate),
-    pillow: pillowSkip ?? { imagesPerSecond: round(best.pillow), version: pillowVersion },
-    ingestToSharp: round(best.ingest / best.sharp, 2),
-    ingestToPillow: pillowSkip === null ? round(best.ingest / best.pillow, 2) : null,
-    checkToSharp: round(best.validate / best.sharp, 2),
+    medianOf: `${rounds} rounds`,
+    ingestSamplesPerSecond: of((r) => r.ingest),
+    ingestValidateDecodeSamplesPerSecond: of((r) => r.ingestDecode),
+    sharpDecodeSha256PerSecond: of((r) => r.sharp),
+    decodeStageCheckPerSecond: of((r) => r.validate),
+    pillow: pillowSkip ?? { imagesPerSecond: of((r) => r.pillow), version: pillowVersion },
+    ingestToSharp: of((r) => r.ingest / r.sharp),
+    ingestToPillow: pillowSkip === null ? of((r) => r.ingest / r.pillow) : null,
+    ingestValidateDecodeToPillow: pillowSkip === null ? of((r) => r.ingestDecode / r.pillow) : null,
+    checkToSharp: of((r) => r.validate / r.sharp),
     rounds: perRound,
   };
 }

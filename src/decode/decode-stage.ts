@@ -163,6 +163,14 @@ export async function decodeImage(
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
 
+  // A JPEG whose structure walks whole needs neither sharp's header read nor a pixel decode when nothing
+  // needs its pixels: the walk knows its size and orientation (when it cannot read the EXIF, sharp does).
+  const walk = preparers.length === 0 && (options.validate ?? 'structure') === 'structure' && sniffFormat(bytes) === 'jpeg' ? jpegStructure(bytes) : null;
+  if (walk?.whole && walk.orientation !== null) {
+    if (walk.width * walk.height > maxPixels) return tooLarge('jpeg', walk.width, walk.height, maxPixels);
+    return { ok: true, image: imageFacts('jpeg', walk.width, walk.height, walk.orientation, bytes.length, sha256) };
+  }
+
   let metadata: Metadata;
   try {
     // Header only: no pixel limit here, so an oversized image reports its claimed size for the check below.
@@ -192,7 +200,7 @@ export async function decodeImage(
   if (width * height > maxPixels) return tooLarge(format, width, height, maxPixels);
 
   // A whole JPEG structure needs no pixel decode when nothing needs the pixels; anything else is decoded.
-  const structureWhole = preparers.length === 0 && (options.validate ?? 'structure') === 'structure' && format === 'jpeg' && jpegStructure(bytes).whole;
+  const structureWhole = format === 'jpeg' && walk?.whole === true;
   let rgb: RgbPixels | null = null;
   if (!structureWhole) {
     try {
@@ -218,20 +226,15 @@ export async function decodeImage(
     }
   }
 
-  const orientation = metadata.orientation !== undefined && metadata.orientation >= 1 && metadata.orientation <= 8 ? metadata.orientation : 1;
+  const image = imageFacts(format, width, height, metadata.orientation ?? 1, bytes.length, sha256);
+  return pixels ? { ok: true, image, pixels } : { ok: true, image };
+}
+
+/** What the decode stage records of an image; an orientation outside 1-8 counts as 1 (none). */
+function imageFacts(format: string, width: number, height: number, tag: number, byteLength: number, sha256: string): ImageFacts {
+  const orientation = tag >= 1 && tag <= 8 ? tag : 1;
   const swap = orientation >= 5;
-  return {
-    ok: true,
-    image: {
-      width: swap ? height : width,
-      height: swap ? width : height,
-      format,
-      byteLength: bytes.length,
-      sha256,
-      orientation,
-    },
-    ...(pixels ? { pixels } : {}),
-  };
+  return { width: swap ? height : width, height: swap ? width : height, format, byteLength, sha256, orientation };
 }
 
 /**

@@ -17,7 +17,13 @@
  * Markers and segment layouts from ITU-T T.81 (Annex B); the table checks mirror libjpeg's
  * (jdhuff.c `jpeg_make_d_derived_tbl`, jdmarker.c `get_dqt`/`get_sos`, jdphuff.c progression checks).
  */
-export type JpegStructure = { whole: true } | { whole: false; why: string };
+import { exifOrientation } from './exif-orientation.js';
+
+/**
+ * `whole`: the walk found nothing wrong; then the frame's size and the EXIF orientation are known from it
+ * (`orientation` null when the walk could not read the EXIF plainly: then ask sharp).
+ */
+export type JpegStructure = { whole: true; width: number; height: number; orientation: number | null } | { whole: false; why: string };
 
 const SOI = 0xd8;
 const EOI = 0xd9;
@@ -25,9 +31,12 @@ const SOS = 0xda;
 const DQT = 0xdb;
 const DRI = 0xdd;
 const DHT = 0xc4;
+const APP1 = 0xe1;
 
 interface Frame {
   progressive: boolean;
+  width: number;
+  height: number;
   components: Map<number, { h: number; v: number; quant: number }>;
 }
 
@@ -42,6 +51,8 @@ export function jpegStructure(bytes: Buffer): JpegStructure {
   let frame: Frame | null = null;
   const scanned = new Set<number>();
   let scans = 0;
+  let orientation: number | null = 1;
+  let exifSegments = 0;
   let at = 2;
   for (;;) {
     // A marker: 0xFF, any fill 0xFF bytes, then its code.
@@ -50,7 +61,10 @@ export function jpegStructure(bytes: Buffer): JpegStructure {
     if (at >= bytes.length) return unsure('ends inside a marker');
     const marker = bytes[at]!;
     at++;
-    if (marker === EOI) return scans > 0 ? { whole: true } : unsure('end-of-image before any scan');
+    if (marker === EOI) {
+      if (scans === 0 || frame === null) return unsure('end-of-image before any scan');
+      return { whole: true, width: frame.width, height: frame.height, orientation: exifSegments > 1 ? null : orientation };
+    }
     if (marker === SOI || marker === 0x00 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) return unsure(`marker 0x${marker.toString(16)} outside a scan`);
     if (at + 2 > bytes.length) return unsure('ends inside a segment length');
     const length = bytes.readUInt16BE(at);
@@ -58,6 +72,11 @@ export function jpegStructure(bytes: Buffer): JpegStructure {
     if (length < 2 || end > bytes.length) return unsure(`segment 0x${marker.toString(16)} runs past the end`);
     const body = bytes.subarray(at + 2, end);
     at = end;
+    if (marker === APP1 && body.toString('latin1', 0, 4) === 'Exif') {
+      exifSegments++;
+      orientation = exifOrientation(body);
+      continue;
+    }
     if ((marker >= 0xe0 && marker <= 0xef) || marker === 0xfe) continue; // APPn, COM
     if (marker === DQT) {
       if (!quantTables(body, quant)) return unsure('bad quantisation table');
@@ -150,7 +169,7 @@ function frameHeader(body: Buffer, progressive: boolean): Frame | null {
     if (components.has(id) || h < 1 || h > 4 || v < 1 || v > 4 || quant > 3) return null;
     components.set(id, { h, v, quant });
   }
-  return { progressive, components };
+  return { progressive, width, height, components };
 }
 
 function scanHeader(body: Buffer, frame: Frame, quant: Set<number>, huffman: Set<number>): { ids: number[] } | string {

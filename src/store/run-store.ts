@@ -1,4 +1,5 @@
 import type { Db } from './database.js';
+import type { Statement } from 'better-sqlite3';
 import { nowIso } from './database.js';
 import { failureOf, sampleStatus, type Caption, type DedupedPair } from '../core/sample.js';
 import { CAPTION_COLUMNS_OF_C, captionFromRow, captionToRow, type CaptionRow } from './caption-row.js';
@@ -45,6 +46,8 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
   private readonly insertExport;
   private readonly instructions: InstructionStore;
   private records: ExportRecords | undefined;
+  /** Resume lookups by their SQL: a source asks one key at a time, and preparing is most of a lookup's cost. */
+  private readonly resumeLookups = new Map<string, Statement<unknown[]>>();
 
   constructor(readonly db: Db) {
     this.upsertSample = db.prepare(`
@@ -178,9 +181,14 @@ export class RunStore implements DoneKeys, ContentIndex, RecordedWorkLookup, Sam
     if (keys.length === 0) return { done, owners, reopened };
     const condition = doneCondition(rule);
     const exported = exportedCondition(rule.exports);
-    const rows = this.db
-      .prepare(`SELECT s.key, s.source, ${condition.sql} AS done, ${exported.sql} AS exported FROM samples s WHERE s.key IN (${keys.map(() => '?').join(',')})`)
-      .all(...condition.params, ...exported.params, ...keys) as SampleProgress[];
+    const sql = `SELECT s.key, s.source, ${condition.sql} AS done, ${exported.sql} AS exported FROM samples s WHERE s.key IN (${keys.map(() => '?').join(',')})`;
+    let lookup = this.resumeLookups.get(sql);
+    if (lookup === undefined) {
+      if (this.resumeLookups.size >= 64) this.resumeLookups.clear();
+      lookup = this.db.prepare(sql);
+      this.resumeLookups.set(sql, lookup);
+    }
+    const rows = lookup.all(...condition.params, ...exported.params, ...keys) as SampleProgress[];
     for (const row of rows) {
       if (source !== undefined && row.source !== source) owners.set(row.key, row.source);
       else if (row.done) done.add(row.key);

@@ -34,8 +34,27 @@ describe('jpegStructure', () => {
     const withMeta = await sharp(baseline).withIccProfile('p3').withMetadata({ orientation: 6 }).jpeg().toBuffer();
     const trailer = Buffer.concat([baseline, Buffer.from('camera trailer data')]);
     for (const [name, jpeg] of Object.entries({ baseline, progressive, grey, full, withMeta, trailer, small: await makeOrientedJpeg(9, 7, 3) })) {
-      expect(jpegStructure(jpeg), name).toEqual({ whole: true });
+      expect(jpegStructure(jpeg), name).toMatchObject({ whole: true });
     }
+  });
+
+  it('the facts of a whole JPEG from the walk (size, EXIF orientation 1-8) are those sharp reads', async () => {
+    const oriented = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((o) => makeOrientedJpeg(40, 24, o)));
+    // The orientation tag as a LONG: not read plainly, so sharp is asked (same facts either way).
+    const long = Buffer.from(oriented[5]!);
+    const tag = long.indexOf(Buffer.from([0x01, 0x12, 0x00, 0x03])) >= 0 ? long.indexOf(Buffer.from([0x01, 0x12, 0x00, 0x03])) : long.indexOf(Buffer.from([0x12, 0x01, 0x03, 0x00]));
+    expect(tag).toBeGreaterThan(0);
+    long[tag + (long[tag] === 0x01 ? 3 : 2)] = 4;
+    expect(jpegStructure(long)).toMatchObject({ whole: true, orientation: null });
+    for (const [i, jpeg] of [...oriented, long, baseline, progressive].entries()) {
+      const walked = await decodeImage(jpeg, LIMIT, undefined, { validate: 'structure' });
+      const decoded = await decodeImage(jpeg, LIMIT, undefined, { validate: 'decode' });
+      expect(walked, `image ${i}`).toEqual(decoded);
+      if (i < 8) expect(jpegStructure(jpeg), `orientation ${i + 1}`).toMatchObject({ whole: true, width: 40, height: 24, orientation: i + 1 });
+    }
+    // The pixel limit holds on the walk's size too.
+    const tooBig = await decodeImage(baseline, 640 * 480 - 1, undefined, { validate: 'structure' });
+    expect(tooBig.ok ? 'ok' : tooBig.code).toBe('image_too_large');
   });
 
   it('a JPEG cut anywhere is not whole', () => {
@@ -72,7 +91,7 @@ describe('jpegStructure', () => {
 
   it('an end-of-image marker inside scan data ends the image there, for the walk as for libjpeg (the rest is a trailer)', async () => {
     const early = splice(baseline, baseline.indexOf(SOS) + 400, [0xff, 0xd9]);
-    expect(jpegStructure(early)).toEqual({ whole: true });
+    expect(jpegStructure(early)).toMatchObject({ whole: true });
     // libjpeg decodes what came before it and fills the rest: the full decode accepts it too.
     expect((await decodeImage(early, LIMIT, undefined, { validate: 'decode' })).ok).toBe(true);
   });
