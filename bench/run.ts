@@ -15,6 +15,7 @@ import { benchExport } from './export.js';
 import { benchInspect } from './inspect.js';
 import { benchCapfilt } from './capfilt.js';
 import { benchRealSize } from './realsize.js';
+import { benchS3 } from './s3.js';
 import { ROOT } from './util.js';
 
 const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
@@ -27,6 +28,7 @@ const SECTIONS: Record<string, () => Promise<Record<string, unknown>>> = {
   inspect: () => benchInspect(),
   capfilt: benchCapfilt,
   realsize: benchRealSize,
+  s3: benchS3,
 };
 
 const wanted = process.argv.slice(2);
