@@ -94,6 +94,8 @@ async function requeueMidRun(task: string, db: string): Promise<number> {
     if (Date.now() - requeued > 60_000) throw new Error(`${task} not pending, or its build still running, 60 s after the requeue: ${showJob(task)[0]!['JobState']}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+  // It comes back on a "fresh node": no local database; its state snapshot is all it has.
+  for (const suffix of ['', '-wal', '-shm', '.lock', '.lock.json']) rmSync(`${db}${suffix}`, { force: true });
   const start = spawnSync('scontrol', ['update', `JobId=${task}`, 'StartTime=now'], { env, encoding: 'utf8', timeout: 10_000 });
   if (start.status !== 0) throw new Error(`scontrol update ${task} StartTime=now: ${start.stderr}`);
   return committed;
@@ -147,10 +149,12 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
       captioner: { type: 'onnx', model: join(MODELS, 'shapes-captioner'), samples: 1, strategy: 'nucleus', topP: 0.9, minLength: 3, maxLength: 24, seed: 0 },
       export: [{ type: 'webdataset', name: 'wds', out: 'wds', maxCount: 8 }],
     };
-    for (const name of ['single', 'cluster']) {
-      mkdirSync(join(dir, name));
-      writeFileSync(join(dir, name, 'recipe.yaml'), stringify(recipe));
-    }
+    mkdirSync(join(dir, 'single'));
+    writeFileSync(join(dir, 'single', 'recipe.yaml'), stringify(recipe));
+    // The parts keep their run databases on the "node's" local disk and their state (snapshots) in the
+    // shared folder cluster/state/, where the merge job reads them.
+    mkdirSync(join(dir, 'cluster'));
+    writeFileSync(join(dir, 'cluster', 'recipe.yaml'), stringify({ ...recipe, run: { db: join(dir, 'node-local', 'run.db'), commitEvery: 8, state: `${join(dir, 'cluster', 'state')}/` } }));
 
     clusterDir = join(dir, 'slurm');
     const start = spawnSync('bash', [join(ROOT, 'tools/slurm/start-local-slurm.sh'), clusterDir], { encoding: 'utf8', timeout: 90_000 });
@@ -169,7 +173,7 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
     const ids = /^array=(\d+) merge=(\d+)$/m.exec(submit.stdout);
     if (!ids) throw new Error(`submit.sh printed no job ids: ${submit.stdout}`);
     jobs = { array: ids[1]!, merge: ids[2]! };
-    requeuedAt = await requeueMidRun(`${jobs.array}_0`, join(dir, 'cluster', 'state', `run-s0of${PARTS}.db`));
+    requeuedAt = await requeueMidRun(`${jobs.array}_0`, join(dir, 'node-local', `run-s0of${PARTS}.db`));
 
     // The same recipe in one process, while Slurm runs the parts.
     single = await runCli(['build', join(dir, 'single', 'recipe.yaml'), '--progress', 'plain']);
@@ -207,13 +211,14 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
     expect(readdirSync(join(dir, 'broken', 'slurm-logs')).filter((f) => f.startsWith('merge-'))).toEqual([]);
   }, 200_000);
 
-  it('the part requeued mid-run (as on preemption) ran again and resumed: no sample processed or exported twice', async () => {
+  it('the part requeued mid-run (as on preemption) came back without its local database, resumed from its snapshot, and exported no sample twice', async () => {
     const task = showJob(`${jobs.array}_0`)[0]!;
     expect(task['Restarts']).toBe('1');
     expect(requeuedAt).toBeGreaterThanOrEqual(8);
     const log = readFileSync(join(dir, 'cluster', 'slurm-logs', `part-${jobs.array}_0.out`), 'utf8');
     expect(log).toMatch(/restart 0\)/);
     expect(log).toMatch(/restart 1\)/);
+    expect(log).toContain(`run database restored from the snapshot ${join(dir, 'cluster', 'state')}`);
     const db = join(dir, 'cluster', 'state', `run-s0of${PARTS}.db`);
     const runs = rows(db, 'SELECT status FROM runs ORDER BY id').map((r) => r['status']);
     expect(runs).toHaveLength(2);
