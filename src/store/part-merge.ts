@@ -104,6 +104,15 @@ export function partFacts(db: Db): PartFacts | null {
   };
 }
 
+/** Whether `vlcurate merge` wrote this database (it holds parts, not a build's own runs). */
+export function isMergedDatabase(db: Db): boolean {
+  try {
+    return (db.prepare('SELECT COUNT(*) FROM merged_parts').pluck().get() as number) > 0;
+  } catch {
+    return false; // a database of a schema before merges (read-only, not migrated)
+  }
+}
+
 export interface MergedPart extends PartIdentity {
   id: number;
   fingerprint: string;

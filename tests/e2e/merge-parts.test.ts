@@ -35,9 +35,10 @@ function recipe(name: string, overrides: Record<string, unknown> = {}): string {
       run: { db: `${name}/run.db`, commitEvery: 8 },
       sources: [{ type: 'webdataset', name: 'web', paths: 'data/webdataset/shapes-000000.tar' }],
       filter: {
-        itc: { model: join(MODELS, 'shapes-clip'), threshold: 0.3 },
+        // High for the shapes CLIP (best caption per image 0.86-0.97): about half the samples dropped.
+        itc: { model: join(MODELS, 'shapes-clip'), threshold: 0.92 },
         itm: { model: join(MODELS, 'shapes-itm'), threshold: 0.5 },
-        policy: 'either',
+        policy: 'both',
       },
       captioner: { type: 'onnx', model: join(MODELS, 'shapes-captioner'), samples: 2, strategy: 'nucleus', topP: 0.9, minLength: 3, maxLength: 24, seed: 0 },
       synth: { tasks: ['stage1'] },
@@ -269,19 +270,19 @@ describe('vlcurate merge refuses', () => {
   }, 60_000);
 
   it('parts of different recipes name the fields that differ (--force merges them); unfinished parts; a merged database as a part', async () => {
-    const other = recipe('other', { filter: { itc: { model: join(MODELS, 'shapes-clip'), threshold: 0.25 }, itm: { model: join(MODELS, 'shapes-itm'), threshold: 0.5 }, policy: 'either' } });
+    const other = recipe('other', { filter: { itc: { model: join(MODELS, 'shapes-clip'), threshold: 0.9 }, itm: { model: join(MODELS, 'shapes-itm'), threshold: 0.5 }, policy: 'both' } });
     const built = await runCli(['build', other, '--shard', `3/${PARTS}`, '--progress', 'plain']);
     expect(built.code, built.stderr).toBe(0);
     const otherPart = join(dir, 'other', `run-s3of${PARTS}.db`);
     const merged = join(dir, 'recipes', 'merged.db');
     const refused = await runCli(['merge', '--out', merged, parts[0]!, otherPart]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('filter.itc.threshold: 0.3 vs 0.25');
+    expect(refused.stderr).toContain('filter.itc.threshold: 0.92 vs 0.9');
     expect(refused.stderr).toContain('--force');
     expect(existsSync(merged) ? query<{ n: number }>(merged, 'SELECT COUNT(*) AS n FROM samples')[0]!.n : 0).toBe(0);
     const forced = await runCli(['merge', '--out', merged, parts[0]!, otherPart, '--force']);
     expect(forced.code, forced.stderr).toBe(0);
-    expect(forced.stdout).toContain('recipe differs (--force): filter.itc.threshold: 0.3 vs 0.25');
+    expect(forced.stdout).toContain('recipe differs (--force): filter.itc.threshold: 0.92 vs 0.9');
 
     // A part whose latest run did not finish.
     const unfinished = join(dir, 'recipes', 'unfinished.db');
@@ -316,4 +317,48 @@ describe('vlcurate merge refuses', () => {
     expect(missing.stderr).toContain('no such file');
     expect(statSync(whole).isFile()).toBe(true);
   }, 120_000);
+});
+
+describe('a run-level cut that revives samples, carried back to the parts', () => {
+  // Last in this file: it refilters and rebuilds the parts.
+  it('the global threshold laid on each part, the parts rebuilt and merged again, equal a single run refiltered and rebuilt', async () => {
+    const merged = join(dir, 'revive', 'merged.db');
+    expect((await runCli(['merge', '--out', merged, ...parts])).code).toBe(0);
+    // A looser cut than the recipe's: samples the parts dropped are kept now, without their stage-1 samples.
+    const cut = ['--policy', 'itc', '--itc-percentile', '5'];
+    const refiltered = await runCli(['refilter', merged, ...cut, '--json']);
+    expect(refiltered.code, refiltered.stderr).toBe(0);
+    const { policy, revived, apply } = JSON.parse(refiltered.stdout) as { policy: { itcThreshold: number }; revived: number; apply: string[] };
+    expect(revived).toBeGreaterThan(0);
+    // What refilter says to do on a merged database: the cut as thresholds on each part, their builds, the merge again.
+    const advice = apply.join('\n');
+    expect(advice).toContain(`vlcurate refilter PART.db --policy itc --itc-threshold ${policy.itcThreshold}`);
+    expect(advice).toContain('--shard I/N');
+    expect(advice).not.toMatch(/`vlcurate build [^`]*` synthesizes them/);
+    const flags = advice.match(/`vlcurate refilter PART\.db ([^`]*)`/)![1]!.split(' ');
+    const partRecipe = recipe('parts');
+    for (const [i, part] of parts.entries()) {
+      const r = await runCli(['refilter', part, ...flags]);
+      expect(r.code, r.stderr).toBe(0);
+      const b = await runCli(['build', partRecipe, '--shard', `${i}/${PARTS}`, '--progress', 'plain']);
+      expect(b.code, b.stderr).toBe(0);
+    }
+    const again = await runCli(['merge', '--out', merged, ...parts, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).parts.map((p: { action: string }) => p.action)).toEqual(['replaced', 'replaced', 'replaced', 'replaced']);
+
+    // The single process: build, the same cut, build again (it synthesizes what revived samples lack).
+    const single = recipe('whole2');
+    expect((await runCli(['build', single, '--progress', 'plain'])).code).toBe(0);
+    const db = join(dir, 'whole2', 'run.db');
+    expect((await runCli(['refilter', db, ...cut])).code).toBe(0);
+    expect((await runCli(['build', single, '--progress', 'plain'])).code).toBe(0);
+    const [m, w] = [content(merged), content(db)];
+    expect(m).toEqual(w);
+    // Every kept sample has its stage-1 sample in both.
+    const keptKeys = m.samples.filter((s) => (s as { status: string }).status === 'ok').map((s) => (s as { key: string }).key);
+    const withStage1 = new Set(m.instructions.filter((r) => (r as { status: string }).status === 'ok').map((r) => (r as { sample_key: string }).sample_key));
+    expect(keptKeys.length).toBeGreaterThan(0);
+    expect(keptKeys.filter((k) => !withStage1.has(k))).toEqual([]);
+  }, 240_000);
 });

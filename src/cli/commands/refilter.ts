@@ -12,6 +12,7 @@ import { wantedInstructionsOfStored } from '../../synth/wanted-instructions.js';
 import type { RefilterEntry } from '../../store/refilter-log.js';
 import { scorePercentile } from '../../store/caption-verdicts.js';
 import { latestRun } from '../../store/run-history.js';
+import { isMergedDatabase } from '../../store/part-merge.js';
 import type { Db } from '../../store/database.js';
 import { EXIT_OK } from '../exit.js';
 
@@ -79,7 +80,7 @@ export function policyFromFlags(db: Db, flags: RefilterFlags): ResolvedPolicy {
  * its recorded settings (its shards holding dropped samples are rewritten, new ones appended), and the
  * build when revived samples still lack the instruction samples the recipe asks for.
  */
-function applyAdvice(db: Db, dbPath: string, summary: RefilterSummary): string[] {
+function applyAdvice(db: Db, dbPath: string, summary: RefilterSummary, policy: ResolvedPolicy): string[] {
   if (summary.changed === 0) return ['no sample changed between kept and dropped: the exports already hold the kept samples'];
   const latest = latestRun(db)?.recipeJson;
   let recipeFile = 'RECIPE';
@@ -97,7 +98,14 @@ function applyAdvice(db: Db, dbPath: string, summary: RefilterSummary): string[]
     lines.push(`the exports still hold the earlier decisions; to make each hold exactly the kept samples, run:`);
     for (const name of exports) lines.push(`  vlcurate export ${dbPath} --name ${name}`);
   }
-  if (summary.revived > 0 && wantedInstructionsOfStored(latest).length > 0) {
+  if (summary.revived > 0 && wantedInstructionsOfStored(latest).length > 0 && isMergedDatabase(db)) {
+    // A merged database is not built: its parts are, and the merge is made again from them.
+    lines.push(
+      `${summary.revived} revived sample(s) lack the instruction samples the recipe asks for (exports hold them back); to synthesize them, ` +
+        `lay this refilter's cuts on each part as thresholds (\`vlcurate refilter PART.db${thresholdFlags(policy)}\`), ` +
+        `run \`vlcurate build ${recipeFile} --shard I/N\` for each part, then \`vlcurate merge\` the parts into ${dbPath} again`,
+    );
+  } else if (summary.revived > 0 && wantedInstructionsOfStored(latest).length > 0) {
     lines.push(
       `${summary.revived} revived sample(s) lack the instruction samples the recipe asks for: \`vlcurate build ${recipeFile}\` ` +
         'synthesizes them and updates every export (until then exports hold them back)',
@@ -106,6 +114,17 @@ function applyAdvice(db: Db, dbPath: string, summary: RefilterSummary): string[]
     lines.push(`(or \`vlcurate build ${recipeFile}\`, which updates the recipe's exports)`);
   }
   return lines;
+}
+
+/** The flags that decide as `policy` does with absolute thresholds (run-level cuts as the numbers they resolved to). */
+function thresholdFlags(policy: ResolvedPolicy): string {
+  const flags = [` --policy ${policy.policy}`];
+  if (policy.itcThreshold !== null) flags.push(` --itc-threshold ${policy.itcThreshold}`);
+  if (policy.itmThreshold !== null) flags.push(` --itm-threshold ${policy.itmThreshold}`);
+  flags.push(` --top-k ${policy.topK ?? 0}`);
+  if (policy.topK !== null) flags.push(` --top-k-by ${policy.topKBy}`);
+  flags.push(policy.preferWeb ? ' --prefer-web' : ' --no-prefer-web');
+  return flags.join('');
 }
 
 /** The decision flags as given, for the record (`--itm-threshold 0.7`): output flags left out. */
@@ -154,7 +173,7 @@ export function registerRefilter(program: Command, setExit: (code: number) => vo
         const summary = refilterRun(db, policy, { dryRun: flags.dryRun ?? false, flags: givenFlags(flags) });
         const seconds = (performance.now() - started) / 1000;
         if (flags.json) {
-          const apply = flags.dryRun ? [] : applyAdvice(db, dbPath, summary);
+          const apply = flags.dryRun ? [] : applyAdvice(db, dbPath, summary, policy);
           process.stdout.write(`${JSON.stringify({ policy, ...summary, dryRun: flags.dryRun ?? false, seconds, apply }, null, 2)}\n`);
         } else {
           const cut = (name: string, t: number | null) => (t === null ? '' : ` ${name} >= ${Math.round(t * 1000) / 1000}`);
@@ -163,7 +182,7 @@ export function registerRefilter(program: Command, setExit: (code: number) => vo
               `${policy.topK ? `, top ${policy.topK} by ${policy.topKBy}` : ''}${policy.preferWeb ? ', prefer web' : ''}\n` +
               `${summary.samples} samples: ${summary.kept} kept, ${summary.dropped} dropped (${summary.changed} changed); ` +
               `captions ${summary.captionsKept} kept, ${summary.captionsRejected} rejected${flags.dryRun ? ' [dry run: nothing written]' : ''} in ${seconds.toFixed(2)}s\n` +
-              (flags.dryRun ? '' : applyAdvice(db, dbPath, summary).map((line) => `${line}\n`).join('')),
+              (flags.dryRun ? '' : applyAdvice(db, dbPath, summary, policy).map((line) => `${line}\n`).join('')),
           );
         }
       } finally {
