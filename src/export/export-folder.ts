@@ -108,17 +108,18 @@ export function ownExportFiles(claim: ExportFolderClaim, part: string): string[]
  * `manifest-sIofN.json`): each part's run database's, never a whole run's (a merged database's, say), which
  * exporting there would put every sample in the folder a second time.
  */
-export function partExportFiles(claim: ExportFolderClaim): string[] {
+export function partExportFiles(claim: ExportFolderClaim, names?: readonly string[]): string[] {
   let entries: string[];
   try {
-    entries = readdirSync(claim.dir).sort();
+    entries = names ? [...names].sort() : readdirSync(claim.dir).sort();
   } catch {
     return [];
   }
   const part = String.raw`-s\d+of\d+`;
   const summary = new RegExp(`^(manifest|stats)${part}\\.json$`);
   const files = new RegExp(`^${escapeRegExp(claim.prefix)}(?:${part}-\\d{6,}\\.tar(?:\\.tmp)?|-(?:${PART_NAMES})${part}\\.json)$`);
-  return entries.filter((entry) => (summary.test(entry) ? exportNamedIn(join(claim.dir, entry)) === claim.exportName : files.test(entry)));
+  // Listed names (object storage): a part's manifest is counted without reading which export it names.
+  return entries.filter((entry) => (summary.test(entry) ? names !== undefined || exportNamedIn(join(claim.dir, entry)) === claim.exportName : files.test(entry)));
 }
 
 /** The names of one `--shard` part's manifest or stats file (`summary`) and of its shard or JSON part files. */
@@ -147,8 +148,8 @@ export function strangersError(exportName: string, dir: string, what: string, st
 }
 
 /** Refuse to write a whole run's export `exportName` into a folder that holds its `--shard` parts' files. */
-export function assertNoPartFiles(claim: ExportFolderClaim): void {
-  const parts = partExportFiles(claim);
+export function assertNoPartFiles(claim: ExportFolderClaim, names?: readonly string[]): void {
+  const parts = partExportFiles(claim, names);
   if (parts.length === 0) return;
   throw new ConfigError(
     `export "${claim.exportName}": ${claim.dir} holds the files of export "${claim.exportName}" written by the parts of a --shard build ` +

@@ -15,6 +15,7 @@ import type { Db } from '../store/database.js';
 import { firstShardPath, lastShardPath, recordedExportNames, recordedSettings } from '../store/export-catalog.js';
 import { latestRun, recordedRuns } from '../store/run-history.js';
 import { exportSchema, type ExportOptions } from './registry.js';
+import { resolveOut } from './export-target.js';
 
 export interface RecordedExport {
   options: ExportOptions;
@@ -58,7 +59,7 @@ function fromRecipes(db: Db, name: string): RecordedExport | null {
     if (baseDir === null) return null;
     const parsed = exportSchema.safeParse(entry);
     if (!parsed.success) return null;
-    return { options: { ...parsed.data, out: resolve(baseDir, parsed.data.out) }, baseDir, from: `the recipe of run ${run.id}` };
+    return { options: { ...parsed.data, out: resolveOut(baseDir, parsed.data.out) }, baseDir, from: `the recipe of run ${run.id}` };
   }
   return null;
 }

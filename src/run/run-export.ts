@@ -20,7 +20,9 @@ import { WHOLE } from '../core/shard.js';
 import type { StageContext } from '../core/stage.js';
 import { createExport, type ExportOptions } from '../export/registry.js';
 import { knownExports, recordedExport } from '../export/recorded-export.js';
-import { assertNoPartFiles, assertOwnFolder, ownExportFiles } from '../export/export-folder.js';
+import { assertNoPartFiles, assertOwnFolder, ownExportFiles, ownFilePatterns } from '../export/export-folder.js';
+import { exportTarget, remoteKey, remoteNames, type RemoteTarget } from '../export/export-target.js';
+import { DEFAULT_STORAGE } from '../storage/storage-settings.js';
 import type { ExportStats } from '../export/export-stats.js';
 import type { InstructionExportable } from '../export/instruction-records.js';
 import { loadImages } from '../images/image-ref.js';
@@ -101,10 +103,16 @@ export async function exportRun(
     const store = new RunStore(db);
     const { options, baseDir } = 'options' in request.target ? request.target : recorded(db, dbPath, request.target.name, emit);
     // Before anything is changed (fresh included): this folder must not hold another export's files.
-    assertOwnFolder({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name, store }, { flags: true });
-    // `vlcurate export` writes as a whole run (a merged database, say): never beside the parts' own files.
-    assertNoPartFiles({ dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name });
-    if (request.fresh) emit({ type: 'log', level: 'info', message: startOver(db, store, options) });
+    const target = exportTarget(options.out, baseDir, DEFAULT_STORAGE, '--out');
+    const claim = { dir: options.out, exportName: options.name, prefix: options.prefix ?? options.name };
+    if (target.kind === 'local') {
+      assertOwnFolder({ ...claim, store }, { flags: true });
+      // `vlcurate export` writes as a whole run (a merged database, say): never beside the parts' own files.
+      assertNoPartFiles(claim);
+    } else {
+      assertNoPartFiles(claim, [...(await remoteNames(target))]);
+    }
+    if (request.fresh) emit({ type: 'log', level: 'info', message: target.kind === 'local' ? startOver(db, store, options) : await startOverRemote(db, store, options, target) });
     // Samples an export holds are skipped: continuing one into another folder would write nothing there.
     const elsewhere = store.shards(options.name).find((s) => dirname(s.path) !== options.out);
     if (elsewhere) {
@@ -146,13 +154,39 @@ export async function exportRun(
       samplesExported: exportedSampleCount(db, options.name),
       imageFailures,
       deferred,
-      stats: readStats(options, emit),
+      stats: target.kind === 'local' ? readStats(options, emit) : await readRemoteStats(options, target),
       problems: exportProblems(db, [options.name]).map((p) => p.message),
       aborted: signal.aborted,
     };
   } finally {
     db.close();
     lock.release();
+  }
+}
+
+/** `--fresh` on object storage: forget the export, then delete its objects (shards, JSON parts, images/, manifest, stats). */
+async function startOverRemote(db: Db, store: RunStore, options: ExportOptions, target: RemoteTarget): Promise<string> {
+  const exported = exportedSampleCount(db, options.name);
+  new ExportRecords(db).reset(options.name);
+  const { summary, files } = ownFilePatterns(options.prefix ?? options.name, '');
+  let removed = 0;
+  for await (const object of target.store.list(target.prefix)) {
+    const name = object.key.slice(target.prefix.length);
+    if (files.test(name) || summary.test(name) || (options.type !== 'webdataset' && name.startsWith('images/'))) {
+      await target.store.delete(object.key);
+      removed++;
+    }
+  }
+  return `export ${options.name}: --fresh: forgot its ${exported} exported sample(s) and removed ${removed} object(s) from ${target.url}`;
+}
+
+/** The export's stats.json on object storage, when it wrote one for this export name. */
+async function readRemoteStats(options: ExportOptions, target: RemoteTarget): Promise<ExportStats | null> {
+  try {
+    const parsed = JSON.parse((await target.store.readBytes(remoteKey(target, 'stats.json'))).toString('utf8')) as ExportStats;
+    return parsed.export === options.name ? parsed : null;
+  } catch {
+    return null;
   }
 }
 

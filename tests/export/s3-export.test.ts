@@ -199,4 +199,37 @@ describe('exports to s3://', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('vlcurate export writes a run database to s3://, continues a recipe export there, and refuses a prefix holding --shard parts files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vlc-s3-run-'));
+    try {
+      const recipe = writeRecipe(dir, 's3://vlc-out/cli');
+      expect((await runCli(['build', recipe, '--progress', 'plain'], { env: s3.env })).stderr).toContain('finished');
+      const db = join(dir, 'out/run.db');
+      const { captioned } = dbRows(dir);
+      const again = await runCli(['export', db, '--format', 'webdataset', '--name', 'again', '--out', 's3://vlc-out/cli/again'], { env: s3.env });
+      expect(again.code, again.stderr).toBe(0);
+      expect(existsSync(join(dir, 's3:'))).toBe(false);
+      const wds = await readWds('cli/again/');
+      expect(new Set(wds.keys).size).toBe(wds.keys.length);
+      expect([...wds.keys].sort()).toEqual(captioned);
+      expect(wds.manifest.shards.map((s) => s.path)).toEqual(wds.tars);
+
+      // Continuing the recipe's export by name finds it complete and writes nothing.
+      const store = bucketStore(s3, 'vlc-out');
+      const before = await keysUnder(store, 'cli/wds/');
+      const continued = await runCli(['export', db, '--name', 'wds'], { env: s3.env });
+      expect(continued.code, continued.stderr).toBe(0);
+      expect(continued.stderr).toContain('s3://vlc-out/cli/wds');
+      expect(await keysUnder(store, 'cli/wds/')).toEqual(before);
+
+      // A prefix holding a --shard part's shards: this database's export there would duplicate them.
+      await store.put('cli/parts/wds-s0of2-000000.tar', Buffer.from('a part shard'));
+      const refused = await runCli(['export', db, '--format', 'webdataset', '--name', 'wds', '--out', 's3://vlc-out/cli/parts'], { env: s3.env });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('written by the parts of a --shard build (wds-s0of2-000000.tar)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -10,6 +10,7 @@
  */
 import { escapeControlChars } from '../../core/control-chars.js';
 import { resolve } from 'node:path';
+import { resolveOut } from '../../export/export-target.js';
 import type { Command } from 'commander';
 import { formatIssues } from '../../core/format-issues.js';
 import { ConfigError } from '../../core/errors.js';
@@ -90,7 +91,7 @@ export function exportOptionsFromFlags(opts: ExportCliOptions): ReturnType<typeo
     throw new ConfigError(`--format: expected one of ${exportTypeNames.join(' | ')}, got "${opts.format}"`);
   }
   // The name defaults to the format (not the recipe default `wds`, which a build's export may hold).
-  const raw: Record<string, unknown> = { type: opts.format, name: opts.name ?? opts.format, out: resolve(opts.out) };
+  const raw: Record<string, unknown> = { type: opts.format, name: opts.name ?? opts.format, out: resolveOut(process.cwd(), opts.out) };
   if (opts.tokenizer !== undefined) raw.tokenizer = resolve(opts.tokenizer);
   if (opts.template !== undefined) raw.template = opts.template;
   if (opts.stage1Template !== undefined) raw.stage1Template = opts.stage1Template;
