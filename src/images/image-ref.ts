@@ -21,6 +21,7 @@ import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { describeError } from '../core/errors.js';
 import { DEFAULT_MAX_FILE_BYTES } from './local-file.js';
+import type { StorageSettings } from '../storage/storage-settings.js';
 import { inputFailureCode, openInputStream, readInputBytes } from './input-file.js';
 import { readParquetCells } from './parquet-file.js';
 import { failSample, isOpen, OPEN, type ImageFacts, type SampleFate } from '../core/sample.js';
@@ -86,6 +87,8 @@ export interface LoadImagesOptions {
    */
   maxBytes?: number;
   signal?: AbortSignal;
+  /** How `s3://` references are reached (the run's recipe `storage`); default: the AWS SDK's own settings. */
+  storage?: StorageSettings;
 }
 
 /** Stage name on failures recorded here. */
@@ -134,6 +137,7 @@ async function* readTarGroup<T extends ImageRefSample>(
   group: readonly { sample: T; member: string }[],
   verify: boolean,
   maxBytes: number,
+  storage?: StorageSettings,
 ): AsyncGenerator<T> {
   const wanted = new Map<string, T[]>();
   for (const { sample, member } of group) {
@@ -141,7 +145,7 @@ async function* readTarGroup<T extends ImageRefSample>(
     if (list) list.push(sample);
     else wanted.set(member, [sample]);
   }
-  const opened = await openInputStream(path, 'shard');
+  const opened = await openInputStream(path, 'shard', storage);
   if (!opened.ok) {
     const code = opened.problem === 'missing' ? 'shard_missing' : opened.problem === 'denied' || opened.problem === 'interrupted' ? inputFailureCode(opened.problem) : 'shard_unreadable';
     for (const { sample } of group) yield failed(sample, code, opened.message);
@@ -190,8 +194,8 @@ async function* readTarGroup<T extends ImageRefSample>(
   }
 }
 
-async function readFileSample<T extends ImageRefSample>(sample: T, path: string, verify: boolean, maxBytes: number): Promise<T> {
-  const read = await readInputBytes(path, { maxBytes: limitFor(sample, maxBytes), what: 'image file' });
+async function readFileSample<T extends ImageRefSample>(sample: T, path: string, verify: boolean, maxBytes: number, storage?: StorageSettings): Promise<T> {
+  const read = await readInputBytes(path, { maxBytes: limitFor(sample, maxBytes), what: 'image file', storage });
   return read.ok ? withBytes(sample, read.bytes, verify) : failed(sample, inputFailureCode(read.problem), read.message);
 }
 
@@ -217,8 +221,8 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
     if (group === null) return;
     const { kind, path, items } = group;
     group = null;
-    if (kind === 'tar') yield* readTarGroup(path, items.map(({ sample, ref }) => ({ sample, member: (ref as { member: string }).member })), verify, maxBytes);
-    else yield* readParquetGroup(path, items.map(({ sample, ref }) => ({ sample, cell: ref as { row: number; column: string } })), verify);
+    if (kind === 'tar') yield* readTarGroup(path, items.map(({ sample, ref }) => ({ sample, member: (ref as { member: string }).member })), verify, maxBytes, options.storage);
+    else yield* readParquetGroup(path, items.map(({ sample, ref }) => ({ sample, cell: ref as { row: number; column: string } })), verify, options.storage);
   }
 
   for await (const sample of samples) {
@@ -238,7 +242,7 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
     }
     if (ref.kind === 'file') {
       yield* flushGroup();
-      files.push(readFileSample(sample, ref.path, verify, maxBytes));
+      files.push(readFileSample(sample, ref.path, verify, maxBytes, options.storage));
       if (files.length >= concurrency) yield* flushFiles();
       continue;
     }
@@ -252,10 +256,15 @@ export async function* loadImages<T extends ImageRefSample>(samples: AsyncIterab
 }
 
 /** Read the cells of one Parquet file the group needs, one row group at a time; samples keep their order. */
-async function* readParquetGroup<T extends ImageRefSample>(path: string, group: readonly { sample: T; cell: { row: number; column: string } }[], verify: boolean): AsyncGenerator<T> {
+async function* readParquetGroup<T extends ImageRefSample>(
+  path: string,
+  group: readonly { sample: T; cell: { row: number; column: string } }[],
+  verify: boolean,
+  storage?: StorageSettings,
+): AsyncGenerator<T> {
   let cells: Map<string, unknown>;
   try {
-    cells = await readParquetCells(path, group.map((g) => g.cell));
+    cells = await readParquetCells(path, group.map((g) => g.cell), storage);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code === 'ENOENT' || /does not exist/.test(describeError(err)) ? 'image_missing' : 'image_unreadable';
     for (const { sample } of group) yield failed(sample, code, `cannot read ${path}: ${describeError(err)}`);

@@ -28,6 +28,7 @@ import type { InstructionExportable } from '../export/instruction-records.js';
 import { loadImages } from '../images/image-ref.js';
 import { takeUntilAborted } from '../iter/take.js';
 import { wantedInstructionsOfStored } from '../synth/wanted-instructions.js';
+import { storageOfStored } from '../storage/storage-settings.js';
 import { openDatabase, type Db } from '../store/database.js';
 import { countExportSamples, readExportSamples } from '../store/export-reader.js';
 import { ExportRecords } from '../store/export-records.js';
@@ -135,7 +136,9 @@ export async function exportRun(
     let read = 0;
     // Samples still lacking instruction samples the run's recipe asks for are held back, as the build does.
     const wanted = wantedInstructionsOfStored(latestRun(db)?.recipeJson);
-    const source = loadImages(takeUntilAborted(readExportSamples(dbPath, { wanted }), signal), { signal });
+    // Images are read back as the run read them: `s3://` through the recipe's `storage` section.
+    const storage = storageOfStored(latestRun(db)?.recipeJson);
+    const source = loadImages(takeUntilAborted(readExportSamples(dbPath, { wanted }), signal), { signal, storage });
     for await (const sample of stage.run(source, ctx)) {
       read++;
       const { fate } = sample;

@@ -43,3 +43,14 @@ export function s3Connection(settings: StorageSettings): S3Connection {
     partSize: s3.partSizeMb * MIB,
   };
 }
+
+/** The `storage` section of a recipe stored in a run database (JSON), for reading its inputs back later; default when absent or unreadable. */
+export function storageOfStored(recipeJson: string | null | undefined): StorageSettings {
+  if (!recipeJson) return DEFAULT_STORAGE;
+  try {
+    const parsed = storageSchema.safeParse((JSON.parse(recipeJson) as { storage?: unknown }).storage);
+    return parsed.success ? parsed.data : DEFAULT_STORAGE;
+  } catch {
+    return DEFAULT_STORAGE;
+  }
+}

@@ -22,7 +22,9 @@ const goodKeys: string[] = [];
 
 beforeAll(async () => {
   s3 = await startLocalS3(['vlc-e2e']);
-  Object.assign(process.env, s3.env);
+  // Credentials and region for every process; the endpoint only where a test gives it.
+  const { AWS_ENDPOINT_URL: _endpoint, ...rest } = s3.env;
+  Object.assign(process.env, rest);
   dir = mkdtempSync(join(tmpdir(), 'vlc-s3-build-'));
   const store = new S3Store('vlc-e2e', s3Connection(storageSchema.parse({ s3: { endpoint: s3.endpoint } })));
   const samples = await makeGoodSamples(12);
@@ -71,9 +73,28 @@ describe('vlcurate build over s3://', () => {
     expect(exported).toEqual([...goodKeys, 'm-a', 'm-b'].sort());
 
     // A later export reads each image back from its recorded reference: tar:s3://... members and s3 objects.
-    const again = await runCli(['export', join(dir, 'out/run.db'), '--format', 'webdataset', '--out', join(dir, 'out/again'), '--name', 'again'], { cwd: dir });
+    const again = await runCli(['export', join(dir, 'out/run.db'), '--format', 'webdataset', '--out', join(dir, 'out/again'), '--name', 'again'], { env: s3.env, cwd: dir });
     expect(again.code, again.stderr).toBe(0);
     expect(keysOf(await readShardMembers(join(dir, 'out/again'))).sort()).toEqual(exported);
+  }, 120_000);
+
+  it('reaches the store through the recipe storage.s3.endpoint alone, in the build and in a later export', async () => {
+    writeFileSync(
+      join(dir, 'override.yaml'),
+      stringify({
+        run: { db: 'over/run.db' },
+        storage: { s3: { endpoint: s3.endpoint } },
+        sources: [{ type: 'webdataset', name: 'laion', paths: 's3://vlc-e2e/laion/' }],
+        export: [{ type: 'webdataset', out: 'over/wds' }],
+      }),
+    );
+    expect(process.env['AWS_ENDPOINT_URL']).toBeUndefined();
+    const result = await runCli(['build', join(dir, 'override.yaml'), '--progress', 'plain'], { cwd: dir });
+    expect(result.code, result.stderr).toBe(0);
+    expect(keysOf(await readShardMembers(join(dir, 'over/wds'))).sort()).toEqual([...goodKeys].sort());
+    const again = await runCli(['export', join(dir, 'over/run.db'), '--format', 'webdataset', '--out', join(dir, 'over/again'), '--name', 'again'], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    expect(keysOf(await readShardMembers(join(dir, 'over/again'))).sort()).toEqual([...goodKeys].sort());
   }, 120_000);
 
   it('refuses a gs:// path at its field with exit 2 and the interoperability hint', async () => {
