@@ -23,6 +23,7 @@ interface Container {
   env?: EnvVar[];
   envFrom?: { secretRef?: { name: string }; configMapRef?: { name: string } }[];
   resources?: Record<string, Record<string, unknown>>;
+  volumeMounts?: { name: string; mountPath: string }[];
 }
 interface Manifest {
   apiVersion: string;
@@ -86,6 +87,8 @@ beforeAll(() => {
   calls = join(bin, 'calls.txt');
   stub('npm');
   stub('vlcurate');
+  stub('cp');
+  stub('mv');
 });
 afterAll(() => rmSync(bin, { recursive: true, force: true }));
 
@@ -141,23 +144,32 @@ describe('examples/kubernetes', () => {
     expect(partsJob.spec.backoffLimitPerIndex).toBeGreaterThanOrEqual(1);
   });
 
-  it('the merge Job merges exactly the N part databases the recipe makes, then exports', () => {
+  it('the merge Job copies exactly the N snapshots the parts write to its own disk, merges and exports there', () => {
     const recipeMap = manifests.find((m) => m.kind === 'ConfigMap' && m.data?.['recipe.yaml'])!;
-    const recipe = parse(recipeMap.data!['recipe.yaml']!) as { run: { db: string } };
+    const recipe = parse(recipeMap.data!['recipe.yaml']!) as { run: { db: string; state: string } };
     // A recipe vlcurate accepts (fields, values; the files it names live in the cluster).
     expect(parseRecipe(recipe, 'recipe-configmap.yaml', '/config').recipe.sources[0]!.type).toBe('webdataset');
-    const db = recipe.run.db;
-    expect(db).toMatch(/^\/.*\.db$/);
     const n: number = partsJob.spec.completions;
+    // Part I snapshots its database (run-sIofN.db, after run.db's name) into run.state.
+    const name = (i: number) => `${recipe.run.db.split('/').pop()!.replace(/\.db$/, '')}-s${i}of${n}.db`;
+    const snapshots = Array.from({ length: n }, (_, i) => `${recipe.run.state.replace(/\/$/, '')}/${name(i)}`);
     const run = runContainer(containerOf(mergeJob), {});
     expect(run.code, run.stderr).toBe(0);
-    const parts = Array.from({ length: n }, (_, i) => db.replace(/\.db$/, `-s${i}of${n}.db`));
-    const merged = db.replace(/\.db$/, '-merged.db');
+    expect(run.calls.filter((l) => l.startsWith('cp ') && l.endsWith(' /scratch/'))).toEqual(snapshots.map((p) => `cp ${p} /scratch/`));
+    const local = Array.from({ length: n }, (_, i) => `/scratch/${name(i)}`);
     expect(run.calls.filter((l) => l.startsWith('vlcurate '))).toEqual([
-      `vlcurate merge --out ${merged} ${parts.join(' ')}`,
-      `vlcurate inspect ${merged} stats`,
-      expect.stringMatching(new RegExp(`^vlcurate export ${merged} --format webdataset --out s3://`)),
+      `vlcurate merge --out /scratch/merged.db ${local.join(' ')}`,
+      'vlcurate inspect /scratch/merged.db stats',
+      expect.stringMatching(/^vlcurate export \/scratch\/merged\.db --format webdataset --out s3:\/\//),
     ]);
+    // The merged database reaches the shared volume whole, after the export wrote its ledger.
+    expect(run.calls.slice(-2)).toEqual(['cp /scratch/merged.db /work/state/run-merged.db.tmp', 'mv /work/state/run-merged.db.tmp /work/state/run-merged.db']);
+    // SQLite stays on the pods' own disks: run.db (parts) and the merge's database are on the emptyDir.
+    const mountOf = (job: Manifest, path: string) => containerOf(job).volumeMounts!.find((m) => path.startsWith(`${m.mountPath}/`))!.name;
+    const volumeOf = (job: Manifest, name: string) => (job.spec.template.spec.volumes as { name: string; emptyDir?: object }[]).find((v) => v.name === name)!;
+    expect(volumeOf(partsJob, mountOf(partsJob, recipe.run.db)).emptyDir).toBeDefined();
+    expect(volumeOf(mergeJob, mountOf(mergeJob, '/scratch/merged.db')).emptyDir).toBeDefined();
+    expect(volumeOf(partsJob, mountOf(partsJob, recipe.run.state)).emptyDir).toBeUndefined();
     // The recipe is mounted where the parts read it, and both Jobs mount the volume holding the databases.
     const volumes = (job: Manifest) => job.spec.template.spec.volumes as { name: string; configMap?: { name: string }; persistentVolumeClaim?: { claimName: string } }[];
     expect(volumes(partsJob).some((v) => v.configMap?.name === recipeMap.metadata.name)).toBe(true);
