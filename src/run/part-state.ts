@@ -18,6 +18,7 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { ConfigError } from '../core/errors.js';
 import type { ObjectStore } from '../core/object-store.js';
 import { fetchObjectToFile } from '../storage/fetch-to-file.js';
 import { formatLocation, joinKey, parseLocation } from '../storage/location.js';
@@ -69,6 +70,7 @@ export class PartState {
    */
   static open(location: string, field: string, baseDir: string, dbPath: string, storage: StorageSettings | undefined, policy: SnapshotPolicy): PartState {
     const parsed = parseLocation(location, field, baseDir);
+    if (parsed.kind === 'http') throw new ConfigError(`${field}: ${JSON.stringify(location)} is read-only; a part's state goes to s3://BUCKET/PREFIX or a shared folder`);
     const { store, key } = openLocation(parsed, storage);
     const objectKey = joinKey(key, basename(dbPath));
     const url = parsed.kind === 'local' ? join(parsed.path, basename(dbPath)) : formatLocation({ ...parsed, key: objectKey } as typeof parsed);

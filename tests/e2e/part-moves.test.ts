@@ -5,7 +5,7 @@
  * was never interrupted. Shards the killed part uploaded after its last snapshot are not in the restored
  * database: they are deleted and their samples written again, so none is exported twice.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -164,4 +164,38 @@ describe('a part moves to another machine', () => {
     expect(await llava('moved')).toBe(await llava('reference'));
     expect((await keysUnder(store, 'moved/llava/images/')).length).toBe((await keysUnder(store, 'reference/llava/images/')).length);
   }, 240_000);
+
+  it('SIGTERM (a scheduler preempting the part) ends the run gracefully and leaves a last snapshot of it; an https:// state is refused', async () => {
+    const store = bucketStore(s3, 'vlc-parts');
+    const dir = machine();
+    const recipe = writeRecipe(dir, 'termed');
+    // Periodic snapshots off: what the bucket holds after the exit is the one taken on the way out.
+    writeFileSync(recipe, readFileSync(recipe, 'utf8').replace(/seconds: 1\b/, 'seconds: 3600'));
+    let sent = false;
+    const termed = await runCli(['build', recipe, '--state', 's3://vlc-parts/state/termed/', '--progress', 'json', '--progress-interval', '20'], {
+      env: s3.env,
+      onStdoutLine: (line, child) => {
+        const event = line.startsWith('{') ? JSON.parse(line) : null;
+        const exported = event?.type === 'progress' ? (event.stages.find((s: { stage: string }) => s.stage === 'export:wds')?.out ?? 0) : 0;
+        if (!sent && exported >= 40) {
+          sent = true;
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    expect(sent).toBe(true);
+    expect(termed.code, termed.stderr).toBe(130);
+    const snapshot = join(machine(), 'snapshot.db');
+    writeFileSync(snapshot, await store.readBytes('state/termed/run.db'));
+    const local = contents(join(dir, 'out/run.db'));
+    expect(contents(snapshot)).toEqual(local);
+    expect(local.wds.length).toBeLessThan(COUNT);
+    const db = new Database(snapshot, { readonly: true });
+    expect(db.prepare('SELECT status FROM runs ORDER BY id DESC LIMIT 1').pluck().get()).toBe('aborted');
+    db.close();
+
+    const https = await runCli(['build', recipe, '--state', 'https://example.org/parts/', '--progress', 'plain'], { env: s3.env });
+    expect(https.code).toBe(2);
+    expect(https.stderr).toContain('--state: "https://example.org/parts/" is read-only');
+  }, 120_000);
 });
