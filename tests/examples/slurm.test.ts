@@ -256,6 +256,20 @@ describe.skipIf(!hasSbatch)(`examples/slurm on a one-node Slurm (${PARTS} parts)
     expect(rows(merged, CAPTIONS)).toEqual(rows(join(dir, 'single', 'state', 'run.db'), CAPTIONS));
   });
 
+  it('merge.sbatch submitted again (as after rerunning failed parts) continues the merged database and its export', async () => {
+    const before = readFileSync(join(dir, 'cluster', 'merged-wds', 'manifest.json'), 'utf8');
+    const again = spawnSync('sbatch', ['--parsable', `--chdir=${join(dir, 'cluster')}`, `--output=${join(dir, 'cluster', 'slurm-logs', 'merge-again.out')}`, join(ROOT, 'examples/slurm/merge.sbatch')], {
+      env: { ...env, VLCURATE_RECIPE: join(dir, 'cluster', 'recipe.yaml'), VLCURATE_PARTS: String(PARTS) },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(again.status, again.stderr).toBe(0);
+    const [job] = await waitForJob(again.stdout.trim(), 120_000);
+    expect(job!['JobState'], logs()).toBe('COMPLETED');
+    expect(readFileSync(join(dir, 'cluster', 'slurm-logs', 'merge-again.out'), 'utf8')).toMatch(/unchanged since merged/);
+    expect(readFileSync(join(dir, 'cluster', 'merged-wds', 'manifest.json'), 'utf8')).toBe(before);
+  }, 150_000);
+
   it('the merge job exported the merged run: every kept sample once', async () => {
     const keys = keysOf(await readShardMembers(join(dir, 'cluster', 'merged-wds')));
     const kept = rows(join(dir, 'single', 'state', 'run.db'), SAMPLES).filter((r) => r['status'] === 'ok').map((r) => r['key']);
