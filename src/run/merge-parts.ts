@@ -13,7 +13,7 @@
  *   since (resumed, finished) replaces what it brought before; each part is merged in one transaction, so a
  *   merge killed midway leaves whole parts only, and running it again completes it.
  */
-import { existsSync, mkdtempSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, VlcurateError } from '../core/errors.js';
 import { openDatabase, type Db } from '../store/database.js';
@@ -88,6 +88,8 @@ export function mergeParts(options: MergeOptions): MergeResult {
   }
   const lock = lockRunDatabase(out);
   let db: Db | null = null;
+  // Copies a merge killed midway left behind: no merge into `out` runs but this one (it holds the lock).
+  for (const stale of readdirSync(dirname(out)).filter((f) => f.startsWith(`.${basename(out)}.merge-`))) rmSync(join(dirname(out), stale), { recursive: true, force: true });
   const scratch = mkdtempSync(join(dirname(out), `.${basename(out)}.merge-`));
   try {
     db = openDatabase(out);

@@ -5,7 +5,7 @@
  * The CLI and the equality with a single-process run are tested in tests/e2e/merge-parts.test.ts.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -27,6 +27,9 @@ describe('mergeParts', () => {
     const siblings = readdirSync(dirname(part)).sort();
 
     const out = tempDatabasePath('merged.db');
+    // What a merge killed midway leaves: its copies of the parts, removed by the next merge.
+    mkdirSync(join(dirname(out), '.merged.db.merge-Ab12Cd', 'sub'), { recursive: true });
+    writeFileSync(join(dirname(out), '.merged.db.merge-Ab12Cd', 'part-0.db'), 'a copy');
     const result = mergeParts({ out, parts: [part] });
     expect(result.parts).toMatchObject([{ shard: '1/2', action: 'added', counts: { samples: 2, instructions: 1 } }]);
     expect(result.missingShards).toEqual(['0/2']);
