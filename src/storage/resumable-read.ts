@@ -6,8 +6,8 @@
  * dropped too (a stalled connection never ends by itself). After `maxResumes` resumes the read fails with
  * a StorageError of kind `network`; an object replaced meanwhile fails with kind `changed`.
  *
- * An HTTP server that refuses HEAD (a presigned URL is signed for GET only) is read with one plain GET:
- * without a size or an ETag, such a read cannot be resumed.
+ * A server that refuses HEAD (a presigned URL is signed for GET only) is read with one plain GET: without
+ * a size or an ETag, such a read cannot be resumed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../core/errors.js';
@@ -35,8 +35,9 @@ export async function openResumable(store: ObjectStore, key: string, where: stri
   try {
     info = await store.stat(key);
   } catch (err) {
-    if (!(err instanceof StorageError) || store.writable || (err.kind !== 'denied' && err.kind !== 'other')) throw err;
-    // A read-only (HTTP) store whose server refuses HEAD: a GET may still be allowed.
+    if (!(err instanceof StorageError) || (err.kind !== 'denied' && err.kind !== 'other')) throw err;
+    // A server that refuses HEAD may allow GET (a presigned URL); and where it refuses both, the GET's
+    // answer has a body that says why (a HEAD answer has none).
     info = { key, size: NaN, etag: undefined };
   }
   if (info === undefined) {

@@ -96,6 +96,25 @@ describe('WebDataset shards on S3', () => {
     expect(failureOf(failed[1]!)!.message).toMatch(/no such bucket/i);
   });
 
+  it('records refused credentials as storage_denied per shard, with the reason the service gives, and reads on', async () => {
+    // Another endpoint spelling gets its own client, which picks up these (wrong) credentials.
+    const saved = { id: process.env['AWS_ACCESS_KEY_ID'], secret: process.env['AWS_SECRET_ACCESS_KEY'] };
+    process.env['AWS_ACCESS_KEY_ID'] = 'WRONGKEY';
+    process.env['AWS_SECRET_ACCESS_KEY'] = 'WRONGSECRET';
+    try {
+      const wrong = storageSchema.parse({ s3: { endpoint: s3.endpoint.replace('127.0.0.1', 'localhost') } });
+      const pairs = await webdataset(['s3://vlc-data/wds/shard-000.tar', 's3://vlc-data/wds/shard-001.tar'], wrong);
+      expect(pairs.map((p) => [p.key, failureOf(p)?.code])).toEqual([
+        ['shard-000_tar__shard', 'storage_denied'],
+        ['shard-001_tar__shard', 'storage_denied'],
+      ]);
+      expect(failureOf(pairs[0]!)!.message).toMatch(/s3:\/\/vlc-data\/wds\/shard-000\.tar.*(InvalidAccessKeyId|AccessDenied|SignatureDoesNotMatch)/);
+    } finally {
+      process.env['AWS_ACCESS_KEY_ID'] = saved.id;
+      process.env['AWS_SECRET_ACCESS_KEY'] = saved.secret;
+    }
+  });
+
   it('lists a prefix ending in / and a * pattern; a listing that finds nothing stops the build before it starts', async () => {
     expectSamples(await webdataset('s3://vlc-data/wds/'), small);
     expectSamples(await webdataset('s3://vlc-data/wds/shard-*.tar'), small);
