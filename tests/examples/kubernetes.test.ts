@@ -162,6 +162,8 @@ describe('examples/kubernetes', () => {
       'vlcurate inspect /scratch/merged.db stats',
       expect.stringMatching(/^vlcurate export \/scratch\/merged\.db --format webdataset --out s3:\/\//),
     ]);
+    // A merged database from an earlier run is continued (merge is incremental; its export goes on).
+    expect(containerOf(mergeJob).args!.join('\n')).toContain('if [ -f /work/state/run-merged.db ]; then cp /work/state/run-merged.db /scratch/merged.db; fi');
     // The merged database reaches the shared volume whole, after the export wrote its ledger.
     expect(run.calls.slice(-2)).toEqual(['cp /scratch/merged.db /work/state/run-merged.db.tmp', 'mv /work/state/run-merged.db.tmp /work/state/run-merged.db']);
     // SQLite stays on the pods' own disks: run.db (parts) and the merge's database are on the emptyDir.
