@@ -64,9 +64,13 @@ export function locateImage(raw: string, images: LocalImages): ImageLocation {
   if (scheme === 's3') {
     const problem = inputPathProblem(value);
     if (problem !== null) return { kind: 'invalid', code: 'url_invalid', message: problem, ref: `url:${value}` };
-    const outside = outsideRoots(value, images.roots, value);
-    if (outside !== null) return { kind: 'invalid', code: 'image_path_invalid', message: outside, ref: `url:${value}` };
-    return { kind: 'object', name: value };
+    // `..` is applied before the check (`s3://b/images/../secret` is `s3://b/secret`), as for local paths:
+    // some S3-compatible servers would apply it themselves.
+    const bucket = /^s3:\/\/([^/]*)/i.exec(value)![1]!;
+    const name = resolveAgainst(`s3://${bucket}`, value.slice(`s3://${bucket}`.length).replace(/^\/+/, ''));
+    const outside = outsideRoots(name, images.roots, value);
+    if (outside !== null) return { kind: 'invalid', code: 'image_path_invalid', message: outside, ref: `url:${name}` };
+    return { kind: 'object', name };
   }
   let file: string;
   if (scheme === 'file') {

@@ -175,6 +175,7 @@ describe('manifests, LLaVA files, COCO and Parquet on S3', () => {
       { image: 'images/none.jpg', caption: 'missing' },
       { image: '../../elsewhere/c.jpg', caption: 'leaves the folder' },
       { image: 's3://vlc-data/elsewhere/c.jpg', caption: 'another prefix' },
+      { image: 's3://vlc-data/sets/one/images/../../../elsewhere/c.jpg', caption: 'dot-dot' },
     ];
     await store.put('sets/one/m.jsonl', Buffer.from(lines.map((l) => JSON.stringify(l)).join('\n')));
     await store.put('sets/one/m.csv', Buffer.from('image,caption\nimages/a.jpg,from csv\n'));
@@ -193,6 +194,7 @@ describe('manifests, LLaVA files, COCO and Parquet on S3', () => {
       ['missing', 'image_missing'],
       ['leaves the folder', 'image_path_invalid'],
       ['another prefix', 'image_path_invalid'],
+      ['dot-dot', 'image_path_invalid'],
     ]);
     expect(Buffer.compare(pairs[0]!.imageBytes!, jpeg)).toBe(0);
     expect(Buffer.compare(pairs[1]!.imageBytes!, png)).toBe(0);
@@ -206,7 +208,8 @@ describe('manifests, LLaVA files, COCO and Parquet on S3', () => {
         context(dir, { storage: direct }),
       ),
     );
-    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'ok', 'image_missing', 'ok', 'ok']);
+    expect(pairs.map((p) => failureOf(p)?.code ?? 'ok')).toEqual(['ok', 'ok', 'image_missing', 'ok', 'ok', 'ok']);
+    expect(pairs[5]!.imageRef).toBe('file:s3://vlc-data/elsewhere/c.jpg');
     const csv = await collect(sourceFrom({ type: 'csv', path: 's3://vlc-data/sets/one/m.csv', image: 'image', caption: 'caption' }).read(context(dir, { storage: direct })));
     expect(csv.map((p) => [p.captions[0]?.text, failureOf(p)?.code ?? 'ok'])).toEqual([['from csv', 'ok']]);
   });
