@@ -11,6 +11,7 @@ import type { PipelineEvent } from '../src/core/events.js';
 const recipePath = process.argv[2];
 if (!recipePath) throw new Error('usage: build-child.js RECIPE');
 const started = performance.now();
+const cpu = process.cpuUsage();
 let end: Extract<PipelineEvent, { type: 'run-end' }> | null = null;
 let runStartMs: number | null = null;
 let runStartCpuMs: number | null = null;
@@ -29,6 +30,8 @@ for await (const event of runBuild(loadRecipe(recipePath), { shard: { index: 0, 
 process.stdout.write(
   `${JSON.stringify({
     elapsedMs: performance.now() - started,
+    // This process's CPU time, all threads (the decode thread pool included).
+    cpuMs: ((u) => (u.user + u.system) / 1000)(process.cpuUsage(cpu)),
     runStartMs,
     // CPU time of the run itself (after run-start): on a loaded machine much steadier than wall time.
     runCpuMs: runStartCpuMs === null ? null : cpuMs() - runStartCpuMs,

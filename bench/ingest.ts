@@ -9,6 +9,7 @@ import type { RunSummary, StageCounts } from '../src/core/events.js';
 
 interface ChildResult {
   elapsedMs: number;
+  cpuMs: number;
   maxRssMb: number;
   summary: RunSummary;
   stages: StageCounts[];
@@ -47,7 +48,7 @@ async function benchWebIngest(): Promise<Record<string, unknown>> {
   const python = process.env.VLCURATE_PYTHON ?? '/usr/bin/python3';
   const probe = spawnSync(python, ['-c', 'import PIL'], { encoding: 'utf8' });
   const pillowSkip = probe.status === 0 ? null : `${python} with Pillow not found (${(probe.error?.message ?? probe.stderr ?? '').trim().split('\n').at(-1)}); install Debian python3-pil or set VLCURATE_PYTHON`;
-  type Figures = { ingest: number; ingestDecode: number; sharp: number; validate: number; pillow: number; loadAverage: number };
+  type Figures = { ingest: number; ingestDecode: number; sharp: number; validate: number; pillow: number; loadAverage: number; ingestCpuMs: number; ingestDecodeCpuMs: number; pillowCpuMs: number };
   const perRound: (Figures & { peakRssMb: number; peakRssDecodeMb: number })[] = [];
   let pillowVersion: string | undefined;
   const build = (validate: 'structure' | 'decode'): ChildResult => {
@@ -75,11 +76,13 @@ async function benchWebIngest(): Promise<Record<string, unknown>> {
     const decoded = build('decode');
     const bare = runChild<{ sharp: number; validate: number }>('decode-child.js', [String(DECODE_CONCURRENCY), ...shards]);
     let pillow = 0;
+    let pillowCpuMs = 0;
     if (pillowSkip === null) {
       const out = spawnSync(python, [join(ROOT, 'bench', 'pillow_decode.py'), ...shards], { encoding: 'utf8', maxBuffer: 1 << 20 });
       if (out.status !== 0) throw new Error(`pillow_decode.py failed: ${out.stderr}`);
-      const parsed = JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { pillow: number; version: string };
+      const parsed = JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { pillow: number; cpuMsPerImage: number; version: string };
       pillow = parsed.pillow;
+      pillowCpuMs = parsed.cpuMsPerImage;
       pillowVersion = parsed.version;
     }
     perRound.push({
@@ -89,6 +92,10 @@ async function benchWebIngest(): Promise<Record<string, unknown>> {
       validate: round(bare.validate),
       pillow: round(pillow),
       loadAverage: round(loadAverage, 1),
+      // CPU per image (all threads): moves much less with other processes' load than the rates do.
+      ingestCpuMs: round(structure.cpuMs / structure.summary.samples.total, 3),
+      ingestDecodeCpuMs: round(decoded.cpuMs / decoded.summary.samples.total, 3),
+      pillowCpuMs: round(pillowCpuMs, 3),
       peakRssMb: round(structure.maxRssMb),
       peakRssDecodeMb: round(decoded.maxRssMb),
     });
@@ -114,6 +121,7 @@ async function benchWebIngest(): Promise<Record<string, unknown>> {
     ingestToPillow: pillowSkip === null ? of((r) => r.ingest / r.pillow) : null,
     ingestValidateDecodeToPillow: pillowSkip === null ? of((r) => r.ingestDecode / r.pillow) : null,
     checkToSharp: of((r) => r.validate / r.sharp),
+    cpuMsPerImage: { ingest: of((r) => r.ingestCpuMs), ingestValidateDecode: of((r) => r.ingestDecodeCpuMs), pillow: of((r) => r.pillowCpuMs) },
     rounds: perRound,
   };
 }
