@@ -154,17 +154,14 @@ describe('many machines', () => {
     expect(moved.code, moved.stderr).toBe(0);
     expect(moved.stderr).toContain(`run database restored from the snapshot s3://vlc-sim/state/run-s${KILLED}of${PARTS}.db`);
 
-    // The merge runs where the parts' snapshots are downloaded to.
+    // The merge, on yet another machine, reads the parts' state snapshots from the bucket.
     const merging = machine();
-    const partDbs: string[] = [];
-    for (let i = 0; i < PARTS; i++) {
-      const file = join(merging, `run-s${i}of${PARTS}.db`);
-      writeFileSync(file, await store.readBytes(`state/run-s${i}of${PARTS}.db`));
-      partDbs.push(file);
-    }
     const merged = join(merging, 'merged.db');
-    const merge = await runCli(['merge', '--out', merged, ...partDbs]);
+    const merge = await runCli(['merge', '--out', merged, ...Array.from({ length: PARTS }, (_, i) => `${state}run-s${i}of${PARTS}.db`)], { env: s3.env });
     expect(merge.code, merge.stderr).toBe(0);
+    const missing = await runCli(['merge', '--out', join(merging, 'other.db'), `${state}run-s9of${PARTS}.db`], { env: s3.env });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`merge: ${state}run-s9of${PARTS}.db`);
 
     const single = machine();
     const whole = await runCli(['build', writeRecipe(single, 'single'), '--progress', 'plain'], { env: s3.env });

@@ -1,4 +1,9 @@
+import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { fetchToFile } from '../../storage/fetch-to-file.js';
+import { isRemote } from '../../storage/location.js';
+import { ConfigError } from '../../core/errors.js';
+import { StorageError } from '../../core/object-store.js';
 import { escapeControlChars } from '../../core/control-chars.js';
 import { MergeRefusedError, mergeParts, type MergeResult, type PartResult } from '../../run/merge-parts.js';
 import { EXIT_OK, EXIT_SAMPLES_FAILED } from '../exit.js';
@@ -39,18 +44,48 @@ function describe(result: MergeResult): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The parts as local files: an s3:// or https:// part (a part's state snapshot, `run.state`) is downloaded
+ * whole to `OUT.parts/` beside the merged database, since SQLite reads local files only; that copy is the
+ * part's path in the merged database.
+ */
+async function localParts(parts: readonly string[], out: string): Promise<string[]> {
+  const folder = `${resolve(out)}.parts`;
+  const local: string[] = [];
+  for (const part of parts) {
+    if (!isRemote(part)) {
+      local.push(part);
+      continue;
+    }
+    const file = join(folder, basename(new URL(part).pathname));
+    const earlier = parts.slice(0, parts.indexOf(part)).find((p) => p !== part && isRemote(p) && basename(new URL(p).pathname) === basename(file));
+    if (earlier) throw new ConfigError(`merge: ${part} and ${earlier} would both be downloaded to ${file}; merge them in two runs`);
+    try {
+      await fetchToFile(part, file, 'merge: <parts>');
+    } catch (err) {
+      if (!(err instanceof StorageError)) throw err;
+      // A part that is not there or not readable is a usage error; a network failure, worth another try.
+      if (err.kind === 'missing' || err.kind === 'denied') throw new ConfigError(`merge: ${part}: ${err.message}`, { cause: err });
+      throw new MergeRefusedError(`cannot download the part ${part}: ${err.message}`);
+    }
+    local.push(file);
+  }
+  return local;
+}
+
 export function registerMerge(program: Command, setExit: (code: number) => void): void {
   program
     .command('merge')
     .description('combine the part run databases of a --shard I/N build into one (parts are only read)')
     .requiredOption('-o, --out <db>', 'the merged database (new, or one an earlier merge wrote: parts are added to it)')
-    .argument('<parts...>', 'part run databases (run-s0of4.db ...)')
+    .argument('<parts...>', 'part run databases (run-s0of4.db ..., or s3:// URLs of part state snapshots, downloaded to OUT.parts/ first)')
     .option('--force', 'merge parts whose recipes differ in what decides samples')
     .option('--allow-unfinished', 'merge parts whose latest run did not finish (merged again once finished, they replace that)')
     .option('--json', 'machine-readable output')
-    .action((parts: string[], flags: MergeFlags) => {
+    .action(async (given: string[], flags: MergeFlags) => {
       let result: MergeResult;
       try {
+        const parts = await localParts(given, flags.out);
         result = mergeParts({ out: flags.out, parts, force: flags.force ?? false, allowUnfinished: flags.allowUnfinished ?? false });
       } catch (err) {
         if (!(err instanceof MergeRefusedError)) throw err;
