@@ -2,6 +2,8 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { openDatabase } from '../store/database.js';
+import { latestRun } from '../store/run-history.js';
+import { storageOfStored } from '../storage/storage-settings.js';
 import { collectReportData, type ReportDataOptions } from './report-data.js';
 import { renderReport } from './render-report.js';
 import { makeThumbnails, type ThumbnailOptions, type ThumbnailRequest } from './thumbnails.js';
@@ -26,8 +28,11 @@ export async function buildReport(dbPath: string, outPath: string, options: Repo
   const started = performance.now();
   const db = openDatabase(dbPath, { readonly: true });
   let data;
+  let storage;
   try {
     data = collectReportData(db, options);
+    // Thumbnails read s3:// images the way the build did (the recipe's `storage` section).
+    storage = storageOfStored(latestRun(db)?.recipeJson);
   } finally {
     db.close();
   }
@@ -36,7 +41,7 @@ export async function buildReport(dbPath: string, outPath: string, options: Repo
     ...data.galleries.flatMap((g) => g.samples),
     ...data.instructions.examples.map((e) => e.sample),
   ].map((s) => ({ key: s.key, imageRef: s.imageRef, sha256: s.sha256 }));
-  const thumbnails = await makeThumbnails(requests, options.thumbnails);
+  const thumbnails = await makeThumbnails(requests, options.thumbnails, storage);
   const thumbsDone = performance.now();
   const text = renderReport({
     data,

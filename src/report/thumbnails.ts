@@ -4,6 +4,7 @@
  * tar is scanned once for all of its wanted members.
  */
 import sharp from 'sharp';
+import type { StorageSettings } from '../storage/storage-settings.js';
 import { OPEN, type ImageFacts } from '../core/sample.js';
 import { loadImages, type ImageRefSample } from '../images/image-ref.js';
 
@@ -51,10 +52,10 @@ async function* sorted(requests: readonly ThumbnailRequest[]): AsyncGenerator<Im
 }
 
 /** Thumbnails by sample key; an image that cannot be read or decoded gets the reason instead. */
-export async function makeThumbnails(requests: readonly ThumbnailRequest[], options: ThumbnailOptions = {}): Promise<Map<string, Thumbnail>> {
+export async function makeThumbnails(requests: readonly ThumbnailRequest[], options: ThumbnailOptions = {}, storage?: StorageSettings): Promise<Map<string, Thumbnail>> {
   const resolved: Required<ThumbnailOptions> = { size: options.size ?? 256, quality: options.quality ?? 70, maxPixels: options.maxPixels ?? 89_478_485 };
   const out = new Map<string, Thumbnail>();
-  for await (const sample of loadImages(sorted(requests), { concurrency: 4 })) {
+  for await (const sample of loadImages(sorted(requests), { concurrency: 4, ...(storage ? { storage } : {}) })) {
     if (sample.fate.kind === 'failed' || !sample.imageBytes) {
       out.set(sample.key, { ok: false, error: sample.fate.kind === 'failed' ? sample.fate.message : 'no image bytes' });
       continue;

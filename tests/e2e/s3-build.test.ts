@@ -95,6 +95,12 @@ describe('vlcurate build over s3://', () => {
     const again = await runCli(['export', join(dir, 'over/run.db'), '--format', 'webdataset', '--out', join(dir, 'over/again'), '--name', 'again'], { cwd: dir });
     expect(again.code, again.stderr).toBe(0);
     expect(keysOf(await readShardMembers(join(dir, 'over/again'))).sort()).toEqual([...goodKeys].sort());
+    // The report's thumbnails read the images the same way.
+    const report = await runCli(['report', join(dir, 'over/run.db'), '--out', join(dir, 'over/report.html'), '--json'], { cwd: dir });
+    expect(report.code, report.stderr).toBe(0);
+    const thumbnails = (JSON.parse(report.stdout) as { thumbnails: { made: number; failed: number } }).thumbnails;
+    expect(thumbnails.made).toBeGreaterThan(0);
+    expect(thumbnails.failed).toBe(0);
   }, 120_000);
 
   it('refuses a gs:// path at its field with exit 2 and the interoperability hint', async () => {
