@@ -62,25 +62,26 @@ describe('LLM limits across parts', () => {
   });
 
   it('4 parts with their shares stay within the account rpm together (server arrival times); with limitsPer: part they do not', async () => {
-    // 60 requests per 2-second "minute" for the account (slow enough for a loaded machine to send more):
-    // each part 15, one request per 133 ms.
-    const rpm = 60;
+    // 30 requests per 2-second "minute" for the account (slow enough for a loaded machine to send far
+    // more): each part 7.5, one request per 267 ms.
+    const rpm = 30;
     const minuteMs = 2000;
     const shared = await server();
     const started = performance.now();
-    await burst(shared, options(shared.baseURL, { rpm, concurrency: 16 }), 4, 30, minuteMs);
+    await burst(shared, options(shared.baseURL, { rpm, concurrency: 16 }), 4, 15, minuteMs);
     const elapsed = performance.now() - started;
     const times = shared.requests.map((r) => r.at);
-    expect(times).toHaveLength(120);
+    expect(times).toHaveLength(60);
     // One client's window lets a minute hold its rpm plus one window's cap (llm-client.ts: here 1 a part),
-    // so 4 parts hold at most rpm + 4; as in the one-client test (llm-client.test.ts), arrival lags the start
-    // by a few milliseconds, which moves requests across the window's edges: 5% on top.
-    expect(maxInWindow(times, minuteMs)).toBeLessThanOrEqual(Math.ceil((rpm + 4) * 1.05));
-    expect(elapsed).toBeGreaterThan(((120 - rpm - 4) / rpm) * minuteMs);
+    // so 4 parts hold at most rpm + 4; arrival lags the start by a few milliseconds (more on a loaded
+    // machine, the server sharing the clients' event loop), which moves requests across the window's
+    // edges: 10% on top. Unpaced, the 60 requests arrive within a fraction of a second.
+    expect(maxInWindow(times, minuteMs)).toBeLessThanOrEqual(Math.ceil((rpm + 4) * 1.1));
+    expect(elapsed).toBeGreaterThan(((60 - rpm - 4) / rpm) * minuteMs);
 
     // The same burst with the limits taken as each part's: well over the account's rate.
     const unshared = await server();
-    await burst(unshared, options(unshared.baseURL, { rpm, concurrency: 16, limitsPer: 'part' }), 4, 30, minuteMs);
+    await burst(unshared, options(unshared.baseURL, { rpm, concurrency: 16, limitsPer: 'part' }), 4, 15, minuteMs);
     expect(maxInWindow(unshared.requests.map((r) => r.at), minuteMs)).toBeGreaterThan(rpm * 1.5);
   }, 30_000);
 
