@@ -2,8 +2,8 @@
  * Bare decode baselines over the JPEGs of the given shards, in their own process, all images read into
  * memory first (not timed). Prints one JSON line with images/s for each mode:
  * - `sharp`: `sharp(bytes).raw().toBuffer()` (full decode to pixels) + sha256, `concurrency` at a time;
- * - `validate`: the decode stage's own check (`decodeImage`: header, validation decode, end-marker check,
- *   sha256), same concurrency.
+ * - `validate`: the decode stage's own check with its defaults (`decodeImage`: sha256, and for a JPEG
+ *   the structure walk, which decodes nothing when it calls the file whole), same concurrency.
  * Usage: decode-child.js CONCURRENCY SHARD...
  */
 import { createHash } from 'node:crypto';

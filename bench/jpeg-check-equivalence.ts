@@ -1,8 +1,11 @@
 /**
  * Does the decode stage's JPEG check (1/8 shrink-on-load decode) refuse exactly what a full decode
  * refuses? Damages 40 copies each of 20 web-like JPEGs and 10 progressive re-encodings of them (a bit
- * flip, 8 random bytes, a stray marker, a run of 0xFF at a random offset) and checks each copy three
- * ways, all with the stage's end-marker check: full decode, shrink decode, header only.
+ * flip, 8 random bytes, a stray marker, a run of 0xFF at a random offset) and checks each copy four
+ * ways, all with the stage's end-marker check: full decode, shrink decode, header only, and the
+ * structure walk (`decode.validate: structure`: header read, then `jpegStructure`; what it does not call
+ * whole is decoded). `structureMismatches` counts the variants where that walk's verdict differs from
+ * the full decode's; `missed` lists the first few.
  * Run after `npm run build`: `node dist/bench/jpeg-check-equivalence.js` (prints one JSON line;
  * the figures in BENCHMARKS.md, "Ingest at web size", come from it).
  */
