@@ -63,6 +63,7 @@ export function jpegStructure(bytes: Buffer): JpegStructure {
     at++;
     if (marker === EOI) {
       if (scans === 0 || frame === null) return unsure('end-of-image before any scan');
+      if (!frame.progressive && scanned.size !== frame.components.size) return unsure('end-of-image before every component was scanned');
       return { whole: true, width: frame.width, height: frame.height, orientation: exifSegments > 1 ? null : orientation };
     }
     if (marker === SOI || marker === 0x00 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) return unsure(`marker 0x${marker.toString(16)} outside a scan`);

@@ -133,3 +133,17 @@ describe('decode.validate: structure against decode', () => {
     expect(walked).toBeGreaterThan(40);
   });
 });
+
+describe('jpegStructure on sequential scans', () => {
+  it('a sequential JPEG whose only scan covers part of its frame is left to the decode', () => {
+    // Rewrite the frame to claim a fourth component no scan covers (length + 3, count + 1).
+    const sof = baseline.indexOf(Buffer.from([0xff, 0xc0]));
+    const length = baseline.readUInt16BE(sof + 2);
+    const count = baseline[sof + 9]!;
+    const frame = Buffer.from(baseline.subarray(sof, sof + 2 + length));
+    frame.writeUInt16BE(length + 3, 2);
+    frame[9] = count + 1;
+    const widened = Buffer.concat([baseline.subarray(0, sof), frame, Buffer.from([9, 0x11, 0]), baseline.subarray(sof + 2 + length)]);
+    expect(jpegStructure(widened)).toEqual({ whole: false, why: 'end-of-image before every component was scanned' });
+  });
+});
