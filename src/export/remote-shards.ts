@@ -14,7 +14,7 @@
  */
 import type { ExportLedger, ShardRecord } from '../store/stage-ports.js';
 import { strangersError } from './export-folder.js';
-import { remoteKey, remoteNames, type RemoteTarget } from './export-target.js';
+import { remoteKey, type RemoteTarget } from './export-target.js';
 import { isRemoved } from './webdataset-prune.js';
 import { shardFileName } from './webdataset-writer.js';
 
@@ -45,15 +45,28 @@ export async function recoverRemoteShards(params: {
   const { target, prefix, exportName, store, own, indexOf } = params;
   const report: RemoteRecovery = { deleted: [], forgotten: [], nextIndex: 0 };
   const objects = new Map<number, string>();
-  for (const name of await remoteNames(target, `${prefix}-`)) {
-    const index = indexOf(name);
-    if (index !== null) objects.set(index, name);
+  const sizes = new Map<string, number>();
+  for await (const object of target.store.list(remoteKey(target, `${prefix}-`))) {
+    const name = object.key.slice(target.prefix.length);
+    const index = name.includes('/') ? null : indexOf(name);
+    if (index === null) continue;
+    objects.set(index, name);
+    sizes.set(name, object.size);
   }
   if (!params.claimed && objects.size > 0) throw strangersError(exportName, target.url, 'shards', [...objects.values()].sort());
   for (const [index, name] of objects) {
     const record = own.get(index);
     report.nextIndex = Math.max(report.nextIndex, index + 1);
-    if (record && !isRemoved(record)) continue;
+    if (record && !isRemoved(record)) {
+      // A recorded shard replaced by other bytes is not this export's any more: stop rather than list it.
+      if (sizes.get(name) !== record.byteLength) {
+        throw new Error(
+          `export ${exportName}: ${target.url}/${name} is ${sizes.get(name)} bytes, recorded as ${record.byteLength}; it was changed after it was written. ` +
+            'Restore it, or start the export over (vlcurate export ... --fresh)',
+        );
+      }
+      continue;
+    }
     await target.store.delete(remoteKey(target, name));
     report.deleted.push(name);
   }

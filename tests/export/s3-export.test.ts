@@ -150,6 +150,12 @@ describe('exports to s3://', () => {
       expect([...wds.keys].sort()).toEqual(captioned);
       expect(exported).toEqual(captioned);
       expect(wds.manifest.shards.map((s) => s.path)).toEqual(wds.tars);
+
+      // A recorded shard overwritten with other bytes is refused, not listed.
+      await store.put(`stray/wds/${wds.tars[0]}`, Buffer.from('other bytes'));
+      const changed = await runCli(['build', recipe, '--progress', 'plain'], { env: s3.env });
+      expect(changed.code).not.toBe(0);
+      expect(changed.stderr).toContain(`s3://vlc-out/stray/wds/${wds.tars[0]} is 11 bytes, recorded as`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
