@@ -21,6 +21,10 @@ What it does:
    tokenizer and reference.json files, writes models/README.md with the figures;
 4. runs tools/verify_shapes_onnx.mjs (onnxruntime-node) to check the graphs against PyTorch.
 
+`--reuse-trunk` skips step 2's trunk and ITC training (the trunk is read back from the committed
+shapes-clip graph, which stays as it is); `--weights CHECKPOINTS` exports the ITM and captioner of an
+earlier run instead of training them again. See DEVELOPERS.md.
+
 Deterministic: fixed seeds for Python, NumPy and torch, deterministic algorithms, a fixed thread count
 (--threads). The same machine and thread count give the same weights; other BLAS builds or thread counts
 can change the last bits and so the exported files, not the quality.
@@ -49,7 +53,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from shapes_models import data, export, readme, train  # noqa: E402
+from shapes_models import data, export, nets, readme, reuse, train  # noqa: E402
+from shapes_models import tokenizer as tok  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,6 +70,24 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--clip-epochs', type=int, default=10)
     p.add_argument('--itm-epochs', type=int, default=6)
     p.add_argument('--captioner-epochs', type=int, default=8)
+    p.add_argument('--itm-layers', type=int, default=2, help='ITM fusion blocks (default: %(default)s)')
+    p.add_argument('--captioner-layers', type=int, default=3, help='captioner decoder blocks (default: %(default)s)')
+    p.add_argument('--captioner-relation-weight', type=float, default=3.0,
+                   help='loss weight of the words that choose a spatial relation (default: %(default)s)')
+    p.add_argument('--reuse-trunk', action='store_true',
+                   help='take the vision trunk from the committed models/shapes-clip graph instead of training it, '
+                        'and leave shapes-clip as it is (retrains only shapes-itm and shapes-captioner)')
+    p.add_argument('--warm-start', action='store_true',
+                   help='start the ITM and captioner from the committed models\' weights (needs --reuse-trunk); '
+                        'blocks they lack start as identities')
+    p.add_argument('--warm-start-lr', type=float, default=1e-3,
+                   help='peak learning rate of a warm-started training (default: %(default)s)')
+    p.add_argument('--keep-itm', action='store_true',
+                   help='keep the committed shapes-itm weights (needs --reuse-trunk): measured and exported again, '
+                        'not retrained')
+    p.add_argument('--weights', type=Path,
+                   help='a checkpoints.pt of an earlier run with the same settings: export its ITM and captioner '
+                        'weights instead of training them again (measurement, export and README are redone)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--skip-verify', action='store_true', help='do not run tools/verify_shapes_onnx.mjs')
     return p.parse_args()
@@ -87,6 +110,8 @@ def folder_size(folder: Path) -> int:
 
 def main() -> None:
     args = parse_args()
+    if (args.warm_start or args.keep_itm) and not args.reuse_trunk:
+        raise SystemExit('--warm-start and --keep-itm need --reuse-trunk: the committed weights go with the committed trunk')
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     t0 = time.time()
@@ -99,54 +124,106 @@ def main() -> None:
     test_split = data.load(args.data / 'test')
     timings['data'] = time.time() - t0
 
-    seed_everything(0)
-    t = time.time()
-    trunk, dense_head = train.pretrain_trunk(train_split, args.trunk_epochs)
-    feats = train.trunk_features(trunk, train_split)
-    timings['trunk'] = time.time() - t
-    trunk_q = train.eval_trunk(trunk, dense_head, test_split)
-    train.log(f'trunk test: {json.dumps(trunk_q)}')
+    clip_folder = args.out / 'shapes-clip'
+    if args.reuse_trunk:
+        # The committed trunk (and so the committed shapes-clip, which is trained on it) stays; its figures
+        # are the ones measured when it was trained.
+        trunk = reuse.trunk_from_onnx(clip_folder / 'onnx' / 'vision_model.onnx')
+        dense_head = clip = None
+        feats = train.trunk_features(trunk, train_split)
+        clip_q = json.loads((clip_folder / 'quality.json').read_text())
+        trunk_q = clip_q['trunk']
+        timings['trunk'] = clip_q['trunk_train_seconds']
+        timings['clip'] = clip_q['train_seconds']
+        args.trunk_epochs, args.clip_epochs = clip_q['trunk_epochs'], clip_q['epochs']
+        train.log('vision trunk and shapes-clip reused from the committed models')
+    else:
+        seed_everything(0)
+        t = time.time()
+        trunk, dense_head = train.pretrain_trunk(train_split, args.trunk_epochs)
+        feats = train.trunk_features(trunk, train_split)
+        timings['trunk'] = time.time() - t
+        trunk_q = train.eval_trunk(trunk, dense_head, test_split)
+        train.log(f'trunk test: {json.dumps(trunk_q)}')
 
-    seed_everything(0)
-    t = time.time()
-    clip = train.train_clip(train_split, trunk, feats, args.clip_epochs)
-    timings['clip'] = time.time() - t
-    clip_q = train.eval_clip(clip, test_split)
-    clip_q['logit_scale_exp'] = float(clip.logit_scale.detach().exp())
-    train.log(f'clip test: {json.dumps(clip_q)}')
+        seed_everything(0)
+        t = time.time()
+        clip = train.train_clip(train_split, trunk, feats, args.clip_epochs)
+        timings['clip'] = time.time() - t
+        clip_q = train.eval_clip(clip, test_split)
+        clip_q['logit_scale_exp'] = float(clip.logit_scale.detach().exp())
+        train.log(f'clip test: {json.dumps(clip_q)}')
 
+    saved = torch.load(args.weights) if args.weights else None
     seed_everything(1)
     t = time.time()
-    itm = train.train_itm(train_split, trunk, feats, args.itm_epochs)
-    timings['itm'] = time.time() - t
+    if args.keep_itm:
+        committed = reuse.committed_itm(args.out / 'shapes-itm')
+        args.itm_layers = 1 + max(int(k.split('.')[1]) for k in committed if k.startswith('blocks.'))
+        itm = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.itm_layers)
+        itm.load_state_dict(committed, strict=False)  # as committed, its image position embedding included
+        itm.eval()
+        train.frozen_copy(trunk, itm.trunk)
+        kept_q = json.loads((args.out / 'shapes-itm' / 'quality.json').read_text())
+        timings['itm'], args.itm_epochs = kept_q['train_seconds'], kept_q['epochs']
+    elif saved:
+        itm = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.itm_layers)
+        itm.load_state_dict(saved['itm'])
+        itm.eval()
+        train.frozen_copy(trunk, itm.trunk)
+        timings['itm'] = saved['train_seconds']['itm']
+    else:
+        warm = {'init': reuse.committed_itm(args.out / 'shapes-itm'), 'lr': args.warm_start_lr} if args.warm_start else {}
+        seed_everything(1)
+        itm = train.train_itm(train_split, trunk, feats, args.itm_epochs, layers=args.itm_layers, **warm)
+        timings['itm'] = time.time() - t
     itm_q = train.eval_itm(itm, test_split)
     train.log(f'itm test: {json.dumps(itm_q)}')
 
     seed_everything(2)
     t = time.time()
-    cap = train.train_captioner(train_split, trunk, feats, args.captioner_epochs)
-    timings['captioner'] = time.time() - t
+    if saved:
+        cap = nets.Captioner(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.captioner_layers)
+        cap.load_state_dict(saved['captioner'])
+        cap.eval()
+        train.frozen_copy(trunk, cap.trunk)
+        timings['captioner'] = saved['train_seconds']['captioner']
+    else:
+        warm = {'init': reuse.committed_captioner(args.out / 'shapes-captioner'), 'lr': args.warm_start_lr} \
+            if args.warm_start else {}
+        seed_everything(2)
+        cap = train.train_captioner(train_split, trunk, feats, args.captioner_epochs, layers=args.captioner_layers,
+                                    relation_weight=args.captioner_relation_weight, **warm)
+        timings['captioner'] = time.time() - t
     cap_q = train.eval_captioner(cap, test_split)
     train.log(f'captioner test: {json.dumps(cap_q)}')
 
     # PyTorch weights, for looking into the models later (not committed).
-    torch.save({'trunk': trunk.state_dict(), 'dense_head': dense_head.state_dict(), 'clip': clip.state_dict(),
-                'itm': itm.state_dict(), 'captioner': cap.state_dict()}, args.data / 'checkpoints.pt')
+    torch.save({'trunk': trunk.state_dict(), 'dense_head': dense_head and dense_head.state_dict(),
+                'clip': clip and clip.state_dict(), 'itm': itm.state_dict(), 'captioner': cap.state_dict(),
+                'train_seconds': {'itm': timings['itm'], 'captioner': timings['captioner']}},
+               args.data / 'checkpoints.pt')
 
     t = time.time()
     picks = reference_picks(test_split)
     setup = {'train_images': args.train_count, 'test_images': args.test_count, 'threads': args.threads,
              'torch': torch.__version__, 'trunk_epochs': args.trunk_epochs, 'trunk_train_seconds': round(timings['trunk']),
              'trunk': trunk_q}
-    export.export_clip(clip, args.out / 'shapes-clip', test_split, picks,
-                       {**clip_q, 'train_seconds': round(timings['clip']), 'epochs': args.clip_epochs, **setup})
+    if clip is not None:
+        export.export_clip(clip, clip_folder, test_split, picks,
+                           {**clip_q, 'train_seconds': round(timings['clip']), 'epochs': args.clip_epochs, **setup})
     export.export_itm(itm, args.out / 'shapes-itm', test_split, picks,
                       {**itm_q, 'train_seconds': round(timings['itm']), 'epochs': args.itm_epochs, **setup})
     export.export_captioner(cap, args.out / 'shapes-captioner', test_split, picks,
                             {**cap_q, 'train_seconds': round(timings['captioner']), 'epochs': args.captioner_epochs,
                              **setup})
     timings['export'] = time.time() - t
-    timings['total'] = time.time() - t0
+    # Total as if every part were trained in this run: a reused part counts with its own training time, and
+    # the rest of this run's wall time is measurement and export.
+    trained_here = sum(timings[k] for k in ('trunk', 'clip') if not args.reuse_trunk) + \
+        sum(timings[k] for k in ('itm', 'captioner') if not saved and not (k == 'itm' and args.keep_itm))
+    timings['total'] = timings['trunk'] + timings['clip'] + timings['itm'] + timings['captioner'] + \
+        (time.time() - t0 - trained_here)
     sizes = {name: folder_size(args.out / name) for name in ('shapes-clip', 'shapes-itm', 'shapes-captioner')}
     dims = {'itm_dim': itm.tok.embedding_dim, 'itm_layers': len(itm.blocks), 'cap_dim': cap.dim,
             'cap_heads': cap.heads, 'cap_layers': cap.layers, 'image_tokens': 16}

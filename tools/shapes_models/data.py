@@ -17,8 +17,8 @@ SIZES = ['small', 'large']
 RELATION_SWAPS = {
     'to the left of': ['to the right of', 'above', 'below'],
     'to the right of': ['to the left of', 'above', 'below'],
-    'above': ['below', 'to the left of', 'to the right of'],
-    'below': ['above', 'to the left of', 'to the right of'],
+    'above': ['below', 'to the left of', 'to the right of', 'next to'],
+    'below': ['above', 'to the left of', 'to the right of', 'next to'],
     'next to': ['above', 'below'],
 }
 # Model input side. Images are rendered at 128 px and resized (bicubic) to this, as preprocessor_config says.
@@ -278,3 +278,80 @@ def true_captions(objects: list[dict]) -> set[str]:
                            for i in range(len(objs)) for j in range(len(objs)) if i != j})
             out.update(t.format(**fields) for t in _TEMPLATES[len(objs)])
     return out
+
+
+# ---- the relations a caption states (mirrors datasets/shapes/relation-judge.ts) -------------------------
+
+RELATIONS = ['to the left of', 'to the right of', 'above', 'below', 'next to']
+_RELATION_WORDS = [(r, r.split(' ')) for r in RELATIONS]
+
+
+def relation_holds(relation: str, a: dict, b: dict) -> bool:
+    return _relation(a, b, relation == 'next to') == relation
+
+
+def stated_relations(words: list[str], objects: list[dict]) -> list[tuple[int, bool]]:
+    """The relations `words` (the tokenizer's words, punctuation included) state: per relation phrase,
+    the index of its last word and whether it holds for the scene, by the generator's rule ("it" is the
+    object a "with" clause hangs on, else the previous relation's object). Unresolvable = False."""
+    items: list[tuple[str, int, object]] = []  # (kind, last word index, object index or relation)
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in COLORS and i + 1 < len(words) and words[i + 1] in SHAPES:
+            at = next((k for k, o in enumerate(objects) if o['color'] == w and o['shape'] == words[i + 1]), -1)
+            items.append(('object', i + 1, at))
+            i += 2
+            continue
+        phrase = next((r for r, rw in _RELATION_WORDS if words[i:i + len(rw)] == rw), None)
+        if phrase is not None:
+            n = len(phrase.split(' '))
+            items.append(('relation', i + n - 1, phrase))
+            i += n
+            continue
+        if w in ('it', 'with'):
+            items.append((w, i, None))
+        i += 1
+    with_at = next((k for k, it in enumerate(items) if it[0] == 'with'), -1)
+    host = items[with_at - 1] if with_at > 0 else None
+    last_object = None
+    out = []
+    for k, (kind, pos, rel) in enumerate(items):
+        if kind != 'relation':
+            continue
+        subject = items[k - 1] if k > 0 else None
+        obj = items[k + 1] if k + 1 < len(items) else None
+        if obj is not None and obj[0] == 'it':
+            obj = host if 0 <= with_at < k else last_object
+        last_object = obj
+        if (subject is None or obj is None or subject[0] != 'object' or obj[0] != 'object' or subject[2] < 0
+                or obj[2] < 0 or subject[2] == obj[2]):
+            out.append((pos, False))
+            continue
+        out.append((pos, relation_holds(rel, objects[subject[2]], objects[obj[2]])))
+    return out
+
+
+def caption_is_correct(text: str, objects: list[dict]) -> bool:
+    """The right objects, each once, nothing else; sizes, where given, right (datasets/shapes/judge.ts)."""
+    words = re.findall(r'[a-z]+', text.lower())
+    named = [(words[i - 1] if i > 0 and words[i - 1] in SIZES else None, words[i], words[i + 1])
+             for i in range(len(words) - 1) if words[i] in COLORS and words[i + 1] in SHAPES]
+    if len(named) != len(objects):
+        return False
+    remaining = list(objects)
+    for size, color, shape in named:
+        at = next((k for k, o in enumerate(remaining)
+                   if o['color'] == color and o['shape'] == shape and (size is None or o['size'] == size)), -1)
+        if at < 0:
+            return False
+        remaining.pop(at)
+    return True
+
+
+def relations_correct(text: str, objects: list[dict]) -> bool | None:
+    """None when the caption states no relation; else every relation right and the objects right."""
+    stated = stated_relations(re.findall(r'[a-z]+', text.lower()), objects)
+    if not stated:
+        return None
+    return all(ok for _, ok in stated) and caption_is_correct(text, objects)

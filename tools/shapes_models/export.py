@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import shutil
 from pathlib import Path
 
@@ -228,6 +229,9 @@ def export_itm(model: nets.ItmModel, folder: Path, test: data.Split, picks: list
     for k, i in enumerate(picks):
         pairs += [(k, test.captions[i][0], 'true'), (k, swap_text(test, i), 'colour swap')]
     pairs += [(0, test.captions[picks[1]][0], 'mismatch'), (1, 'IMG_0042.JPG', 'boilerplate'), (2, '', 'empty')]
+    for k, i in list(enumerate(picks))[1:]:  # the scenes with two and three objects: one relation swapped
+        stating = next(c for c in test.captions[i] if data.relations_correct(c, test.objects[i]) is not None)
+        pairs += [(k, stating, 'true'), (k, data.relation_swap(random.Random(k), stating, test.objects[i]), 'relation swap')]
     ids, mask = text_batch([p[1] for p in pairs])
     rows = torch.tensor([p[0] for p in pairs])
     with torch.no_grad():

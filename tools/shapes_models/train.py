@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, nets
+from . import data, nets, reuse
 from . import tokenizer as tok
 
 
@@ -330,7 +330,8 @@ def phrase_targets(ids: torch.Tensor, objects: list[list[dict]]) -> torch.Tensor
 
 
 def train_itm(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, batch: int = 64,
-              per_image: int = 4, positives: int = 1, lr: float = 2e-3, seed: int = 1) -> nets.ItmModel:
+              per_image: int = 4, positives: int = 1, lr: float = 2e-3, seed: int = 1,
+              layers: int = 2, init: dict[str, torch.Tensor] | None = None) -> nets.ItmModel:
     """Binary match / no-match over pairs, true and false weighted equally; per image 1 true caption and
     3 negatives drawn from
     mismatches, colour/shape/size swaps, colour exchanges between objects, relation swaps, boilerplate and
@@ -338,7 +339,9 @@ def train_itm(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, e
     head also learns, at the shape word of each object phrase, whether that object is in the image."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    model = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH)
+    model = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=layers)
+    if init is not None:
+        log(f'itm: warm start, fresh: {", ".join(reuse.warm_start(model, init)) or "nothing"}')
     frozen_copy(trunk, model.trunk)
     opt = make_optimizer(model.parameters(), lr)
     n = len(train.keys)
@@ -452,12 +455,20 @@ def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
 
 # ---- captioner -----------------------------------------------------------------------------------------
 
+RELATION_TOKENS = torch.tensor([tok.TOKEN_ID[w] for w in ('left', 'right', 'above', 'below', 'next', 'to')])
+
+
 def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, batch: int = 64,
-                    lr: float = 2e-3, seed: int = 2) -> nets.Captioner:
-    """Teacher forcing on all five captions of each image: [BOS] words [EOS], loss on every next token."""
+                    lr: float = 2e-3, seed: int = 2, layers: int = 2, relation_weight: float = 1.0,
+                    init: dict[str, torch.Tensor] | None = None) -> nets.Captioner:
+    """Teacher forcing on all five captions of each image: [BOS] words [EOS], loss on every next token;
+    the words that choose a spatial relation ("to"/"above"/"below"/"next", then "left"/"right") weigh
+    `relation_weight` times the others, as they are few and decide whether a caption is right."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    model = nets.Captioner(tok.VOCAB_SIZE, tok.MAX_LENGTH)
+    model = nets.Captioner(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=layers)
+    if init is not None:
+        log(f'captioner: warm start, fresh: {", ".join(reuse.warm_start(model, init)) or "nothing"}')
     frozen_copy(trunk, model.trunk)
     opt = make_optimizer(model.parameters(), lr)
     n = len(train.keys)
@@ -481,8 +492,10 @@ def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Ten
             for part, ids, mask in length_chunks(texts, 80):
                 logits, _ = model.decode(ids[:, :-1], image, None, rows[part])
                 target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-                loss = loss + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                              ignore_index=-100, reduction='sum')
+                weight = torch.where(torch.isin(target, RELATION_TOKENS), relation_weight, 1.0)
+                token_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                             ignore_index=-100, reduction='none')
+                loss = loss + (token_loss * weight.reshape(-1)).sum()
                 count += int((target != -100).sum())
             loss = loss / count
             schedule(opt, lr, step, total, warmup=100)
@@ -517,6 +530,60 @@ def greedy(model: nets.Captioner, enc: torch.Tensor, max_length: int = tok.MAX_L
 
 
 @torch.no_grad()
+def nucleus(model: nets.Captioner, enc: torch.Tensor, gen: torch.Generator, top_p: float = 0.9,
+            repetition_penalty: float = 1.1, min_length: int = 3, max_length: int = 24) -> list[list[int]]:
+    """Nucleus sampling as the demo recipe runs it (vlcurate's captioner: top-p 0.9, the CTRL repetition
+    penalty over every token so far, the start token included, no EOS before `min_length` tokens)."""
+    b = enc.shape[0]
+    ids = torch.full((b, 1), tok.BOS_ID, dtype=torch.int64)
+    out = ids.clone()
+    past = [(torch.zeros(b, model.heads, 0, model.dim // model.heads),) * 2 for _ in range(model.layers)]
+    done = torch.zeros(b, dtype=torch.bool)
+    for step in range(max_length):
+        logits, past = model.decode(ids, enc, past)
+        logits = logits[:, -1].clone()
+        seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, out, True)
+        penalised = torch.where(logits > 0, logits / repetition_penalty, logits * repetition_penalty)
+        logits = torch.where(seen, penalised, logits)
+        if step < min_length:
+            logits[:, tok.EOS_ID] = -float('inf')
+        probs = torch.softmax(logits, -1)
+        sorted_p, order = probs.sort(-1, descending=True)
+        before = sorted_p.cumsum(-1) - sorted_p
+        sorted_p = torch.where(before < top_p, sorted_p, torch.zeros_like(sorted_p))
+        pick = torch.multinomial(sorted_p / sorted_p.sum(-1, keepdim=True), 1, generator=gen)[:, 0]
+        nxt = order.gather(1, pick[:, None])[:, 0]
+        nxt = torch.where(done, torch.full_like(nxt, tok.PAD_ID), nxt)
+        out = torch.cat([out, nxt[:, None]], dim=1)
+        done |= nxt == tok.EOS_ID
+        ids = nxt[:, None]
+        if bool(done.all()):
+            break
+    return [[int(t) for t in row if t != tok.PAD_ID] for row in out]
+
+
+def relation_accuracy(captions: list[str], objects: list[list[dict]]) -> dict:
+    """Of the captions that state a spatial relation, the share that state every one right (and name the
+    right objects), judged as datasets/shapes/relation-judge.ts judges them."""
+    judged = [data.relations_correct(c, o) for c, o in zip(captions, objects)]
+    stating = [j for j in judged if j is not None]
+    return {'stating_a_relation': len(stating), 'correct': sum(stating),
+            'accuracy': sum(stating) / len(stating) if stating else 0.0}
+
+
+def sample_captions(model: nets.Captioner, feats: torch.Tensor, samples: int, seed: int = 0) -> list[list[str]]:
+    """`samples` nucleus captions per image."""
+    gen = torch.Generator().manual_seed(seed)
+    out: list[list[str]] = [[] for _ in range(feats.shape[0])]
+    for s in range(0, feats.shape[0], 250):
+        enc = model.image(feats[s:s + 250])
+        for _ in range(samples):
+            for r, ids in enumerate(nucleus(model, enc, gen)):
+                out[s + r].append(tok.decode(ids))
+    return out
+
+
+@torch.no_grad()
 def eval_captioner(model: nets.Captioner, test: data.Split) -> dict:
     """Share of greedy captions that name exactly the image's objects: the set of (colour, shape) pairs
     parsed from the caption equals the ground truth's, each named once. Also with sizes; fully correct
@@ -535,5 +602,9 @@ def eval_captioner(model: nets.Captioner, test: data.Split) -> dict:
         exact_sizes += sorted(named) == sorted((o['size'], o['color'], o['shape']) for o in objects)
         verbatim += caption in refs
     n = len(captions)
+    sampled = sample_captions(model, feats, 3)
     return {'objects_exact': exact / n, 'objects_exact_with_size': exact_sizes / n, 'fully_correct': correct / n,
-            'verbatim_reference': verbatim / n, 'examples': captions[:5]}
+            'verbatim_reference': verbatim / n, 'relations_greedy': relation_accuracy(captions, test.objects),
+            'relations_nucleus': relation_accuracy([c for caps in sampled for c in caps],
+                                                   [o for o, caps in zip(test.objects, sampled) for _ in caps]),
+            'examples': captions[:5]}
