@@ -1,5 +1,5 @@
 /**
- * Runs one build in its own process and prints `{elapsedMs, runStartMs, maxRssMb, summary, stages}` as
+ * Runs one build in its own process and prints `{elapsedMs, cpuMs, runStartMs, runCpuMs, maxRssMb, summary, stages}` as
  * JSON, so the benchmark measures peak memory of the build alone. `runStartMs` is when the run started
  * (models loaded, stages built): `elapsedMs - runStartMs` is the pipeline's own time, and `runCpuMs` the
  * CPU time the process spent in it.
