@@ -423,13 +423,18 @@ export function createWebDatasetExport<T extends ExportableSample = ExportableSa
           await remote?.staging.dispose();
         } else {
           // Input ended, or the consumer stopped early: what is in the open shard is complete, so keep it.
-          await writer.close();
-          const manifest = `${JSON.stringify(buildManifest(store, exportName, prefix), null, 2)}\n`;
-          if (remote) await remote.target.store.put(remoteKey(remote.target, manifestName(shard)), Buffer.from(manifest), { contentType: 'application/json' });
-          else await writeFileAtomically(join(dir, manifestName(shard)), manifest);
-          const stats = await conversations.finish(dir, shard);
-          if (remote && stats) await uploadFile(remote.target, statsFileName(shard), join(dir, statsFileName(shard)), 'application/json');
-          if (remote) await remote.finish();
+          let stats: Awaited<ReturnType<typeof conversations.finish>>;
+          try {
+            await writer.close();
+            const manifest = `${JSON.stringify(buildManifest(store, exportName, prefix), null, 2)}\n`;
+            if (remote) await remote.target.store.put(remoteKey(remote.target, manifestName(shard)), Buffer.from(manifest), { contentType: 'application/json' });
+            else await writeFileAtomically(join(dir, manifestName(shard)), manifest);
+            stats = await conversations.finish(dir, shard);
+            if (remote && stats) await uploadFile(remote.target, statsFileName(shard), join(dir, statsFileName(shard)), 'application/json');
+          } finally {
+            // The staged files go whether the last upload worked or not (a failed shard is written again on resume).
+            await remote?.finish();
+          }
           if (stats) stageCtx.emit({ type: 'log', level: stats.failed > 0 ? 'warn' : 'info', message: conversations.describe(stats) });
           const leftOut = conversations.describeLeftOut();
           if (leftOut) stageCtx.emit({ type: 'log', level: 'warn', message: leftOut });
