@@ -1,15 +1,16 @@
 /**
  * `decode.concurrency` follows the resolved runtime (issue 15): `auto` (the default) decodes the decode
  * share of the cores at once, at least 2 (`core/runtime-settings.ts`, rule 5), instead of a fixed 4 whatever
- * the machine. Measured in a real build: sharp's header read is slowed down by a spy, so that the images the
- * decode stage has in flight pile up to its limit, and the most seen at once is the concurrency.
+ * the machine. Measured in a real build over a shard of PNGs (JPEGs are checked by a structure walk that
+ * never calls sharp): sharp's header read is slowed down by a spy, so that the images the decode stage has
+ * in flight pile up to its limit, and the most seen at once is the concurrency.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { generateShapes } from '../../datasets/shapes/index.js';
+import { ShardWriter } from '../../datasets/shapes/shard-writer.js';
 import { parseRecipe } from '../../src/config/recipe.js';
 import type { PipelineEvent } from '../../src/core/events.js';
 import { runBuild } from '../../src/run/run-build.js';
@@ -20,7 +21,13 @@ let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'vlc-decode-concurrency-'));
-  await generateShapes({ out: join(dir, 'data'), count: IMAGES, noise: 0.4, seed: 5 });
+  mkdirSync(join(dir, 'data'));
+  const writer = new ShardWriter(join(dir, 'data'), 'png', 1000);
+  for (let i = 0; i < IMAGES; i++) {
+    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: i * 10, g: 40, b: 90 } } }).png().toBuffer();
+    await writer.add(`k${String(i).padStart(3, '0')}`, [{ ext: 'png', data: png }, { ext: 'txt', data: Buffer.from(`image ${i}`) }]);
+  }
+  await writer.close();
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
@@ -42,7 +49,7 @@ async function build(db: string, cores: number, decode: Record<string, unknown> 
       inFlight--;
     }
   } as never);
-  const recipe = parseRecipe({ run: { db }, decode, sources: [{ type: 'webdataset', paths: 'data/webdataset/shapes-000000.tar' }] }, 'test', dir);
+  const recipe = parseRecipe({ run: { db }, decode, sources: [{ type: 'webdataset', paths: 'data/png-000000.tar' }] }, 'test', dir);
   const events: PipelineEvent[] = [];
   for await (const event of runBuild(recipe, { shard: { index: 0, count: 1 }, signal: new AbortController().signal, cores })) events.push(event);
   const end = events.find((e) => e.type === 'run-end');
