@@ -11,7 +11,6 @@ import type { PipelineEvent } from '../src/core/events.js';
 const recipePath = process.argv[2];
 if (!recipePath) throw new Error('usage: build-child.js RECIPE');
 const started = performance.now();
-const cpu = process.cpuUsage();
 let end: Extract<PipelineEvent, { type: 'run-end' }> | null = null;
 let runStartMs: number | null = null;
 let runStartCpuMs: number | null = null;
@@ -20,6 +19,7 @@ const cpuMs = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
+const startedCpuMs = cpuMs();
 for await (const event of runBuild(loadRecipe(recipePath), { shard: { index: 0, count: 1 }, signal: new AbortController().signal })) {
   if (event.type === 'run-start') {
     runStartMs = performance.now() - started;
@@ -30,8 +30,8 @@ for await (const event of runBuild(loadRecipe(recipePath), { shard: { index: 0, 
 process.stdout.write(
   `${JSON.stringify({
     elapsedMs: performance.now() - started,
-    // This process's CPU time, all threads (the decode thread pool included).
-    cpuMs: ((u) => (u.user + u.system) / 1000)(process.cpuUsage(cpu)),
+    // CPU time of the whole build (recipe load and setup too), every thread.
+    cpuMs: cpuMs() - startedCpuMs,
     runStartMs,
     // CPU time of the run itself (after run-start): on a loaded machine much steadier than wall time.
     runCpuMs: runStartCpuMs === null ? null : cpuMs() - runStartCpuMs,
