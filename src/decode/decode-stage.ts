@@ -12,7 +12,9 @@
  *    (decompression bombs); sharp's `limitInputPixels` guards the decode too
  * 4. a JPEG whose structure walk (`jpeg-structure.ts`, `validate: structure`) calls it whole is accepted
  *    without a pixel decode when no model needs its pixels; on 1,200 damaged web-size JPEGs this refused
- *    exactly what the decode refuses (bench/jpeg-check-equivalence.ts).
+ *    exactly what the decode refuses (bench/jpeg-check-equivalence.ts). The walk runs right after 1: when
+ *    it also reads the EXIF orientation plainly, its size and orientation stand for sharp's header read
+ *    (2 and 3 are done on the walk's size), so a whole JPEG costs no sharp call at all.
  * 5. otherwise a decode of the pixel data (`failOn: 'truncated'`) -> `image_truncated` / `image_corrupt`.
  *    Large images are decoded with a 1/8 shrink, which JPEG and WebP do while decoding (every
  *    entropy-coded byte is still read, so truncation is still caught) and which keeps memory flat.
