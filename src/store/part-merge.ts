@@ -226,6 +226,9 @@ export class MergeTarget {
    */
   mergeAttached(part: { identity: PartIdentity; fingerprint: string; path: string; samples: number }, replacing: number | null): PartCounts {
     const merge = this.db.transaction((): PartCounts => {
+      // Refilters of the merged database laid over the replaced part's runs: over its new runs instead, so
+      // they stay in force while the part's recipe decides as before (filter/policy-in-force.ts).
+      const refiltersOver = replacing === null ? [] : (this.db.prepare('SELECT f.id FROM main.refilters f JOIN main.runs r ON r.id = f.run_id WHERE r.part_id = ?').pluck().all(replacing) as number[]);
       if (replacing !== null) this.forgetPart(replacing);
       const partId = Number(
         this.db
@@ -237,7 +240,10 @@ export class MergeTarget {
       const insertRun = this.db.prepare(`INSERT INTO main.runs (${runColumns.join(', ')}, part_id) SELECT ${runColumns.join(', ')}, ? FROM part.runs WHERE id = ?`);
       const mapRun = this.db.prepare('INSERT INTO temp.merge_runs (old, new) VALUES (?, ?)');
       const oldRuns = this.db.prepare('SELECT id FROM part.runs ORDER BY id').pluck().all() as number[];
-      for (const old of oldRuns) mapRun.run(old, Number(insertRun.run(partId, old).lastInsertRowid));
+      let latestRun: number | null = null;
+      for (const old of oldRuns) mapRun.run(old, (latestRun = Number(insertRun.run(partId, old).lastInsertRowid)));
+      const moveRefilter = this.db.prepare('UPDATE main.refilters SET run_id = ? WHERE id = ?');
+      for (const id of refiltersOver) moveRefilter.run(latestRun, id);
       // Keys this part brings: those the merged database does not hold (the others were found identical).
       this.db.exec('DROP TABLE IF EXISTS temp.merge_take; CREATE TEMP TABLE merge_take (key TEXT PRIMARY KEY) WITHOUT ROWID');
       this.db.exec('INSERT INTO temp.merge_take (key) SELECT key FROM part.samples WHERE key NOT IN (SELECT key FROM main.samples)');
@@ -290,7 +296,6 @@ export class MergeTarget {
   private forgetPart(partId: number): void {
     // Captions, boxes, instructions and export rows of these samples go with them (ON DELETE CASCADE).
     this.db.prepare('DELETE FROM main.samples WHERE run_id IN (SELECT id FROM main.runs WHERE part_id = ?)').run(partId);
-    this.db.prepare('UPDATE main.refilters SET run_id = NULL WHERE run_id IN (SELECT id FROM main.runs WHERE part_id = ?)').run(partId);
     this.db.prepare('DELETE FROM main.runs WHERE part_id = ?').run(partId);
     this.db.prepare('DELETE FROM main.merged_parts WHERE id = ?').run(partId);
   }

@@ -346,6 +346,9 @@ describe('a run-level cut that revives samples, carried back to the parts', () =
     const again = await runCli(['merge', '--out', merged, ...parts, '--json']);
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout).parts.map((p: { action: string }) => p.action)).toEqual(['replaced', 'replaced', 'replaced', 'replaced']);
+    // The merged database's refilter is still the decision in force (its parts' recipe decides as before).
+    const inForce = await runCli(['refilter', merged, '--dry-run', '--json']);
+    expect(JSON.parse(inForce.stdout)).toMatchObject({ policy: { policy: 'itc', itcThreshold: policy.itcThreshold }, changed: 0 });
 
     // The single process: build, the same cut, build again (it synthesizes what revived samples lack).
     const single = recipe('whole2');
