@@ -464,9 +464,6 @@ async function prepareRemote(
   params: { exportName: string; prefix: string; claimed: boolean; store: ExportLedger; ctx: ExportContext; stageCtx: StageContext },
 ): Promise<RemoteWriting> {
   const { exportName, prefix, store, ctx, stageCtx } = params;
-  const records = store.exportRecords();
-  // The conversations claim an export they write; a plain one is claimed here, with where it writes.
-  if (!records.claimed(exportName)) records.claim(exportName, 'webdataset', { out: target.url, prefix: prefix.replace(/-s\d+of\d+$/, '') });
   const own = ownShards(store, exportName, prefix);
   const pattern = shardPattern(prefix);
   const recovery = await recoverRemoteShards({
@@ -481,6 +478,10 @@ async function prepareRemote(
       return match ? Number(match[1]) : null;
     },
   });
+  // Claimed only once recovery found no stranger's objects (refused, it must stay unclaimed): the
+  // conversations claim an export they write; a plain one is claimed here, with where it writes.
+  const records = store.exportRecords();
+  if (!records.claimed(exportName)) records.claim(exportName, 'webdataset', { out: target.url, prefix: prefix.replace(/-s\d+of\d+$/, '') });
   await ctx.checkpoint?.();
   if (recovery.deleted.length > 0 || recovery.forgotten.length > 0) {
     stageCtx.emit({

@@ -238,4 +238,33 @@ describe('exports to s3://', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it('never cleans a prefix another run database wrote: a first start finding this export\'s objects there is refused and leaves them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vlc-s3-run-'));
+    try {
+      const store = bucketStore(s3, 'vlc-out');
+      await store.put('foreign/wds/wds-000000.tar', Buffer.from('another database wrote this'));
+      await store.put('foreign/llava/llava-stage1.json', Buffer.from('[]'));
+      const recipe = writeRecipe(dir, 's3://vlc-out/foreign');
+      const refused = await runCli(['build', recipe, '--progress', 'plain'], { env: s3.env });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/s3:\/\/vlc-out\/foreign\/(wds holds shards|llava holds files) of an export "(wds|llava)" that this run database did not write/);
+      expect(await keysUnder(store, 'foreign/')).toEqual(['foreign/llava/llava-stage1.json', 'foreign/wds/wds-000000.tar']);
+      // Refused, the export stays unclaimed: a second start is refused the same way, never cleans.
+      const again = await runCli(['build', recipe, '--progress', 'plain'], { env: s3.env });
+      expect(again.code).toBe(2);
+      expect(await keysUnder(store, 'foreign/')).toEqual(['foreign/llava/llava-stage1.json', 'foreign/wds/wds-000000.tar']);
+      // Without the JSON export's file, the WebDataset export's own refusal is what stops it.
+      await store.delete('foreign/llava/llava-stage1.json');
+      const third = await runCli(['build', recipe, '--progress', 'plain'], { env: s3.env });
+      expect(third.code).toBe(2);
+      expect(third.stderr).toContain('s3://vlc-out/foreign/wds holds shards of an export "wds" that this run database did not write (wds-000000.tar)');
+      expect(await keysUnder(store, 'foreign/wds/')).toEqual(['foreign/wds/wds-000000.tar']);
+      const fourth = await runCli(['build', recipe, '--progress', 'plain'], { env: s3.env });
+      expect(fourth.code).toBe(2);
+      expect(await keysUnder(store, 'foreign/wds/')).toEqual(['foreign/wds/wds-000000.tar']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
