@@ -35,7 +35,9 @@ def render(trunk: dict, clip: dict, itm: dict, cap: dict, timings: dict, sizes: 
             'cannot tell the subject of a relation from its object, although its text position embeddings are '
             'about as large as its token embeddings (mean norm 0.29 and 0.39). A warm-started retrain with sine-cosine '
             'text and image positions, a third block and 15% order swaps among the negatives (3 epochs) left '
-            'that at 0.51; teaching this ITM word order is the open part of issue 17.' if args.keep_itm else '')
+            'that at 0.51, and with causal self-attention read at the last token besides, 0.48: the order swaps, '
+            'trained on, stayed at chance, so the cause may lie beyond the text side. Teaching this ITM relations '
+            'is the open part of issue 17.' if args.keep_itm else '')
     warm_cap = (' Warm-started from the previous shapes-captioner (2 decoder blocks, 8 epochs from scratch, '
                 'every token weighted alike): the block it lacked started as an identity, and its image position '
                 'embedding started afresh as 2-D sine-cosine codes as large as the content (the old one, trained from '
