@@ -25,6 +25,7 @@ import { formatLocation, joinKey, parseLocation } from '../storage/location.js';
 import { openLocation } from '../storage/open-store.js';
 import type { StorageSettings } from '../storage/storage-settings.js';
 import type { Db } from '../store/database.js';
+import { backupDatabase, changesSinceOpen } from '../store/database-snapshot.js';
 import type { PipelineEvent } from '../core/events.js';
 
 export interface SnapshotPolicy {
@@ -144,7 +145,7 @@ export class PartState {
 
   private totalChanges(): number {
     if (!this.db?.open) return 0;
-    return this.db.prepare('SELECT total_changes()').pluck().get() as number;
+    return changesSinceOpen(this.db);
   }
 
   private async upload(db: Db): Promise<void> {
@@ -153,7 +154,7 @@ export class PartState {
     const tmp = join(dirname(this.dbPath), `.${basename(this.dbPath)}.snapshot.tmp`);
     try {
       // The online backup copies a consistent state of the database while the build goes on writing.
-      await db.backup(tmp);
+      await backupDatabase(db, tmp);
       await this.store.put(this.key, createReadStream(tmp, { highWaterMark: 1 << 20 }), { contentType: 'application/vnd.sqlite3' });
     } finally {
       await rm(tmp, { force: true });

@@ -22,8 +22,6 @@ export interface ResumableReadOptions {
   idleTimeoutMs?: number;
 }
 
-class StalledError extends Error {}
-
 export const DEFAULT_MAX_RESUMES = 5;
 
 /**
@@ -60,7 +58,7 @@ async function* resumableChunks(store: ObjectStore, key: string, where: string, 
     try {
       const body = await store.read(key, { ...(offset > 0 ? { start: offset } : {}), ...(info.etag !== undefined ? { ifMatch: info.etag } : {}) });
       const idleMs = options.idleTimeoutMs ?? 60_000;
-      const arm = () => setTimeout(() => body.destroy(new StalledError(`no data for ${idleMs / 1000} s`)), idleMs);
+      const arm = () => setTimeout(() => body.destroy(new StorageError('network', `${where}: no data for ${idleMs / 1000} s after ${offset.toLocaleString('en-US')} bytes`)), idleMs);
       let timer = arm();
       try {
         for await (const chunk of body) {
