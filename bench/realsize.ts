@@ -52,7 +52,7 @@ const envNumber = (name: string, fallback: number): number => {
 const ROUNDS = envNumber('VLCURATE_BENCH_ROUNDS', 3);
 /** Images per measurement: enough for several batches of ITC; BLIP-base runs ~1 image/s on 2 cores. */
 const COUNTS = {
-  itc: envNumber('VLCURATE_BENCH_ITC_IMAGES', 128),
+  itc: envNumber('VLCURATE_BENCH_ITC_IMAGES', 512),
   itm: envNumber('VLCURATE_BENCH_ITM_IMAGES', 16),
   captioner: envNumber('VLCURATE_BENCH_CAPTION_IMAGES', 16),
   /** K = 5 decodes 5 rows per image: half the images, one captioner batch. */
