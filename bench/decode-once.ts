@@ -7,11 +7,10 @@
  * `VLCURATE_BENCH_ROUNDS` rounds (default 3). Reports medians of wall time, process CPU (all threads)
  * and peak RSS. `node dist/bench/decode-once.js` after `npm run build` (not part of `npm run bench`).
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { CACHE, ROOT, round, runChild } from './util.js';
+import { freshRecipe, ROOT, round, runChild } from './util.js';
 import { cachedWebImages } from './web-images.js';
 
 interface Child {
@@ -26,20 +25,12 @@ const rounds = Number(process.env.VLCURATE_BENCH_ROUNDS ?? 3);
 const { shards } = await cachedWebImages(count);
 const models = join(ROOT, 'models');
 const run = (mode: 'once' | 'bytes'): Child => {
-  const work = join(CACHE, 'decode-once');
-  rmSync(work, { recursive: true, force: true });
-  mkdirSync(work, { recursive: true });
-  const recipe = join(work, 'recipe.yaml');
-  writeFileSync(
-    recipe,
-    stringify({
-      run: { db: join(work, 'run.db') },
-      sources: [{ type: 'webdataset', name: 'web', paths: shards }],
-      decode: { concurrency: 4 },
-      filter: { itc: { model: join(models, 'shapes-clip'), threshold: 0.3 }, itm: { model: join(models, 'shapes-itm') }, batchSize: 16 },
-      captioner: { type: 'onnx', model: join(models, 'shapes-captioner'), samples: 1, minLength: 3, maxLength: 12, batchSize: 8 },
-    }),
-  );
+  const { work, recipe } = freshRecipe('decode-once', () => ({
+    sources: [{ type: 'webdataset', name: 'web', paths: shards }],
+    decode: { concurrency: 4 },
+    filter: { itc: { model: join(models, 'shapes-clip'), threshold: 0.3 }, itm: { model: join(models, 'shapes-itm') }, batchSize: 16 },
+    captioner: { type: 'onnx', model: join(models, 'shapes-captioner'), samples: 1, minLength: 3, maxLength: 12, batchSize: 8 },
+  }));
   const result = runChild<Child>('decode-once-child.js', mode === 'bytes' ? [recipe, 'bytes'] : [recipe]);
   rmSync(work, { recursive: true, force: true });
   if (result.samples.total !== count || result.samples.failed !== 0) throw new Error(`unexpected samples: ${JSON.stringify(result.samples)}`);

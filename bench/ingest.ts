@@ -1,9 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync, statSync, readdirSync } from 'node:fs';
+import { rmSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { stringify } from 'yaml';
-import { cachedShapes, CACHE, ROOT, round, runChild } from './util.js';
+import { cachedShapes, freshRecipe, ROOT, round, runChild } from './util.js';
 import { cachedWebImages, describeJpegs, readJpegs } from './web-images.js';
 import type { RunSummary, StageCounts } from '../src/core/events.js';
 
@@ -52,19 +51,11 @@ async function benchWebIngest(): Promise<Record<string, unknown>> {
   const perRound: (Figures & { peakRssMb: number; peakRssDecodeMb: number })[] = [];
   let pillowVersion: string | undefined;
   const build = (validate: 'structure' | 'decode'): ChildResult => {
-    const work = join(CACHE, 'ingest-web');
-    rmSync(work, { recursive: true, force: true });
-    mkdirSync(work, { recursive: true });
-    const recipe = join(work, 'recipe.yaml');
-    writeFileSync(
-      recipe,
-      stringify({
-        run: { db: join(work, 'run.db') },
-        sources: [{ type: 'webdataset', name: 'web', paths: shards }],
-        decode: { concurrency: DECODE_CONCURRENCY, validate },
-        export: [{ type: 'webdataset', name: 'wds', out: join(work, 'wds'), maxCount: 5000 }],
-      }),
-    );
+    const { work, recipe } = freshRecipe('ingest-web', (work) => ({
+      sources: [{ type: 'webdataset', name: 'web', paths: shards }],
+      decode: { concurrency: DECODE_CONCURRENCY, validate },
+      export: [{ type: 'webdataset', name: 'wds', out: join(work, 'wds'), maxCount: 5000 }],
+    }));
     const result = runChild<ChildResult>('build-child.js', [recipe]);
     rmSync(work, { recursive: true, force: true });
     return result;
@@ -146,19 +137,11 @@ async function benchShapesIngest(): Promise<Record<string, unknown>> {
     ...(process.env.VLCURATE_BENCH_INGEST_1M === '1' ? [{ label: '1000000', copies: 100, dedup: false }] : []),
   ];
   for (const { label, copies, dedup } of runs) {
-    const work = join(CACHE, `ingest-${label}`);
-    rmSync(work, { recursive: true, force: true });
-    mkdirSync(work, { recursive: true });
-    const recipe = join(work, 'recipe.yaml');
-    writeFileSync(
-      recipe,
-      stringify({
-        run: { db: join(work, 'run.db') },
-        sources: Array.from({ length: copies }, (_, i) => ({ type: 'webdataset', name: `copy${i}`, paths: shards, keyPrefix: copies > 1 ? `c${i}_` : undefined })),
-        decode: { dedup: dedup ? 'exact' : 'off' },
-        export: [{ type: 'webdataset', name: 'wds', out: join(work, 'wds'), maxCount: 5000 }],
-      }),
-    );
+    const { work, recipe } = freshRecipe(`ingest-${label}`, (work) => ({
+      sources: Array.from({ length: copies }, (_, i) => ({ type: 'webdataset', name: `copy${i}`, paths: shards, keyPrefix: copies > 1 ? `c${i}_` : undefined })),
+      decode: { dedup: dedup ? 'exact' : 'off' },
+      export: [{ type: 'webdataset', name: 'wds', out: join(work, 'wds'), maxCount: 5000 }],
+    }));
     const r = runChild<ChildResult>('build-child.js', [recipe]);
     const samples = r.summary.samples.total;
     const bytes = readdirSync(join(work, 'wds')).reduce((sum, f) => sum + statSync(join(work, 'wds', f)).size, 0);

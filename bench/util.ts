@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { join, resolve } from 'node:path';
 import { generateShapes } from '../datasets/shapes/index.js';
 
@@ -25,4 +26,17 @@ export function runChild<T>(script: string, args: string[]): T {
 export function round(value: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
+}
+
+/**
+ * A fresh work folder `CACHE/name` (what an earlier run left is removed) holding `recipe.yaml`: `body`
+ * with the run database in that folder. `body` may use the folder (outputs) through the callback.
+ */
+export function freshRecipe(name: string, body: (work: string) => Record<string, unknown>): { work: string; recipe: string } {
+  const work = join(CACHE, name);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const recipe = join(work, 'recipe.yaml');
+  writeFileSync(recipe, stringify({ run: { db: join(work, 'run.db') }, ...body(work) }));
+  return { work, recipe };
 }
