@@ -110,8 +110,8 @@ describe('decode once', () => {
       loadSpy.mockRestore();
     }
     // The bytes path decodes in every model: the count this test guards against.
-    expect([...decodes.values()].every((n) => n > 1)).toBe(true);
     expect(decodes.size).toBe(8);
+    expect([...decodes.values()].filter((n) => n > 1)).toHaveLength(8);
     expect(captions('bytes.db')).toEqual(rows);
   });
 
