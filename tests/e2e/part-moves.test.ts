@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { generateShapes } from '../../datasets/shapes/index.js';
 import { readShardMembers, runCli } from './helpers.js';
 import { startLocalS3, type LocalS3 } from '../s3-server/s3-server.js';
-import { bucketStore, download, keysUnder } from '../s3-server/s3-helpers.js';
+import { bucketStore, download, keysUnder, startSlowProxy } from '../s3-server/s3-helpers.js';
 
 let s3: LocalS3;
 let data: string;
@@ -95,8 +95,11 @@ describe('a part moves to another machine', () => {
     // Kill once the bucket holds shards uploaded after the latest snapshot (they must not survive the move).
     let kill: NodeJS.Timeout | null = null;
     let checking = false;
+    // The part uploads through a slow link, so its run outlasts the polling below on an idle machine too
+    // (at full speed it could finish before a shard landed after a snapshot, and was never killed).
+    const link = await startSlowProxy(s3.endpoint, 1_000_000);
     const killed = await runCli(['build', writeRecipe(first, 'moved'), '--state', state, '--progress', 'plain'], {
-      env: s3.env,
+      env: { ...s3.env, AWS_ENDPOINT_URL: link.endpoint },
       onStart: (child) => {
         kill = setInterval(() => {
           if (checking || child.exitCode !== null) return;
@@ -116,6 +119,7 @@ describe('a part moves to another machine', () => {
       },
     });
     clearInterval(kill!);
+    await link.close();
     expect(killed.signal, killed.stderr).toBe('SIGKILL');
     // What the move must undo: objects the last snapshot does not know of.
     const last = join(machine(), 'last.db');
