@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { describeError } from '../core/errors.js';
-import { collect, StorageError, type ObjectInfo, type ObjectStore, type ReadOptions } from '../core/object-store.js';
+import { collect, STORAGE_KIND_NOTE, StorageError, storageErrorKindOf, type ObjectInfo, type ObjectStore, type ReadOptions } from '../core/object-store.js';
 
 // vlcurate supports Node 20 and pins an SDK release that does; its warning about later releases is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -82,7 +82,7 @@ export class S3Store implements ObjectStore {
       // Some S3-compatible stores ignore If-Match; the answer's own ETag says which version came.
       if (options.ifMatch !== undefined && response.ETag !== undefined && response.ETag !== options.ifMatch) {
         (response.Body as Readable).destroy();
-        throw new StorageError('changed', `s3://${this.bucket}/${key}: the object changed while it was read`);
+        throw new StorageError('changed', `s3://${this.bucket}/${key}${STORAGE_KIND_NOTE.changed}`);
       }
       return response.Body as Readable;
     } catch (err) {
@@ -159,11 +159,9 @@ export class S3Store implements ObjectStore {
       const status = err.$metadata.httpStatusCode;
       const what = `${where}: ${err.name}${err.message && err.message !== err.name ? ` (${err.message})` : ''}`;
       if (isMissingBucket(err)) return new StorageError('missing', `${what}: no such bucket`, { cause: err });
-      if (status === 404 || err.name === 'NoSuchKey' || err.name === 'NotFound') return new StorageError('missing', `${what}: no such object`, { cause: err });
-      if (status === 401 || status === 403) return new StorageError('denied', `${what}: check the credentials and the bucket policy`, { cause: err });
-      if (status === 412) return new StorageError('changed', `${what}: the object changed while it was read`, { cause: err });
-      if (status !== undefined && (status >= 500 || status === 429)) return new StorageError('network', what, { cause: err });
-      return new StorageError('other', what, { cause: err });
+      const kind = err.name === 'NoSuchKey' || err.name === 'NotFound' ? 'missing' : storageErrorKindOf(status);
+      const note = kind === 'denied' ? ': check the credentials and the bucket policy' : (STORAGE_KIND_NOTE[kind] ?? '');
+      return new StorageError(kind, `${what}${note}`, { cause: err });
     }
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     const name = (err as Error | undefined)?.name;

@@ -59,6 +59,24 @@ export class StorageError extends VlcurateError {
   }
 }
 
+/**
+ * What an HTTP status of a storage request means (S3 and plain HTTP servers alike): 404/410 missing,
+ * 401/403 denied, 412 changed (an `If-Match` failed), 408/429/5xx network (worth retrying), else other.
+ */
+export function storageErrorKindOf(status: number | undefined): StorageErrorKind {
+  if (status === 404 || status === 410) return 'missing';
+  if (status === 401 || status === 403) return 'denied';
+  if (status === 412) return 'changed';
+  if (status !== undefined && (status === 408 || status === 429 || status >= 500)) return 'network';
+  return 'other';
+}
+
+/** What a message adds after the object's name for a kind whose cause is always the same. */
+export const STORAGE_KIND_NOTE: Partial<Record<StorageErrorKind, string>> = {
+  missing: ': no such object',
+  changed: ': the object changed while it was read',
+};
+
 /** Collect a stream into one buffer. */
 export async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -5,7 +5,7 @@
  */
 import { Readable, Transform } from 'node:stream';
 import { describeError } from '../core/errors.js';
-import { collect, StorageError, type ObjectInfo, type ObjectStore, type ReadOptions } from '../core/object-store.js';
+import { collect, STORAGE_KIND_NOTE, StorageError, storageErrorKindOf, type ObjectInfo, type ObjectStore, type ReadOptions } from '../core/object-store.js';
 
 export class HttpStore implements ObjectStore {
   readonly writable = false;
@@ -75,11 +75,8 @@ export class HttpStore implements ObjectStore {
     if (response.ok) return response;
     await response.body?.cancel();
     const what = `${url}: HTTP ${response.status}`;
-    if (response.status === 404 || response.status === 410) throw new StorageError('missing', `${what}: no such object`);
-    if (response.status === 401 || response.status === 403) throw new StorageError('denied', what);
-    if (response.status === 412) throw new StorageError('changed', `${what}: the object changed while it was read`);
-    if (response.status === 429 || response.status >= 500 || response.status === 408) throw new StorageError('network', what);
-    throw new StorageError('other', what);
+    const kind = storageErrorKindOf(response.status);
+    throw new StorageError(kind, `${what}${STORAGE_KIND_NOTE[kind] ?? ''}`);
   }
 }
 
