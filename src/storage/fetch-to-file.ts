@@ -1,33 +1,19 @@
 /**
  * Copy one object (s3://, https://, or a local path) to a local file, whole or not at all: the bytes go to
- * a temporary file of this process, which is renamed into place once complete. For what must be a local
+ * a temporary file of this process, fsynced and renamed into place (`LocalStore.put`). For what must be a local
  * file to be used: a run database snapshot (SQLite opens only local files safely), a part database that
  * `vlcurate merge` reads.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { markWriting, uniqueTmpPath } from '../core/temp-file.js';
+import { basename, dirname } from 'node:path';
+import { LocalStore } from './local-store.js';
 import { parseLocation } from './location.js';
 import { openLocation } from './open-store.js';
 import { DEFAULT_STORAGE, type StorageSettings } from './storage-settings.js';
 import type { ObjectStore } from '../core/object-store.js';
 
-/** Download `key` of `store` to `file`. Throws StorageError `missing` when there is no such object. */
+/** Download `key` of `store` to `file` (a local put: temporary file, fsync, rename). Throws StorageError `missing` when there is no such object. */
 export async function fetchObjectToFile(store: ObjectStore, key: string, file: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = uniqueTmpPath(file);
-  const done = markWriting(tmp);
-  try {
-    await pipeline(await store.read(key), createWriteStream(tmp));
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  } finally {
-    done();
-  }
+  await new LocalStore(dirname(file)).put(basename(file), await store.read(key));
 }
 
 /**

@@ -61,6 +61,8 @@ export class LocalStore implements ObjectStore {
       await rename(tmp, file);
     } catch (err) {
       await rm(tmp, { force: true });
+      // A failure of the body's own source (a download that broke) keeps its kind.
+      if (err instanceof StorageError) throw err;
       throw new StorageError('other', `cannot write ${file}: ${describeError(err)}`, { cause: err });
     } finally {
       done();
