@@ -12,12 +12,12 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { generateShapes } from '../../datasets/shapes/index.js';
 import { runCli } from './helpers.js';
+import { queryRows as query, runContent as content } from './run-content.js';
 import { startLocalS3, type LocalS3 } from '../s3-server/s3-server.js';
 import { bucketStore, download, keysUnder } from '../s3-server/s3-helpers.js';
 
@@ -67,24 +67,6 @@ function writeRecipe(dir: string, out: string): string {
     }),
   );
   return path;
-}
-
-function query<T>(db: string, sql: string): T[] {
-  const handle = new Database(db, { readonly: true });
-  try {
-    return handle.prepare(sql).all() as T[];
-  } finally {
-    handle.close();
-  }
-}
-
-/** What a run decided, without row ids and times. */
-function content(db: string) {
-  return {
-    samples: query(db, 'SELECT key, source, status, error_code, drop_reason, sha256, width, height, meta_json FROM samples ORDER BY key'),
-    captions: query(db, 'SELECT sample_key, idx, origin, text, model, itc, itm, kept, reason FROM captions ORDER BY sample_key, idx'),
-    instructions: query(db, 'SELECT sample_key, task, variant, status, code, conversations_json FROM instructions ORDER BY sample_key, task, variant'),
-  };
 }
 
 /** Per sample key, its members' sha256 across every tar under `prefix`; fails on a key in two shards. */

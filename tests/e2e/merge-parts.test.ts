@@ -16,6 +16,7 @@ import { stringify } from 'yaml';
 import * as tar from 'tar';
 import { generateShapes } from '../../datasets/shapes/index.js';
 import { runCli } from './helpers.js';
+import { queryRows as query, runContent as content } from './run-content.js';
 import { makeImage } from '../fixtures/make-webdataset.js';
 import { inShard } from '../../src/core/shard.js';
 
@@ -47,25 +48,6 @@ function recipe(name: string, overrides: Record<string, unknown> = {}): string {
     }),
   );
   return path;
-}
-
-function query<T>(db: string, sql: string, ...params: unknown[]): T[] {
-  const handle = new Database(db, { readonly: true });
-  try {
-    return handle.prepare(sql).all(...params) as T[];
-  } finally {
-    handle.close();
-  }
-}
-
-/** What a run decided, independent of row ids and times: samples, captions with scores, instruction samples. */
-function content(db: string) {
-  return {
-    samples: query(db, 'SELECT key, source, status, error_code, drop_reason, sha256, width, height, meta_json FROM samples ORDER BY key'),
-    captions: query(db, 'SELECT sample_key, idx, origin, text, model, itc, itm, kept, reason FROM captions ORDER BY sample_key, idx'),
-    boxes: query(db, 'SELECT sample_key, idx, label, x1, y1, x2, y2 FROM boxes ORDER BY sample_key, idx'),
-    instructions: query(db, 'SELECT sample_key, task, variant, status, code, conversations_json FROM instructions ORDER BY sample_key, task, variant'),
-  };
 }
 
 /** Per sample key, its shard members' bytes hashed (name -> sha256), across every shard of a folder. */
