@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from blip2_graphs import export_blip2_graphs
-from check_images import load_pixels, write_check_images
-from folder_files import preprocessor_config, write_json, write_tokenizer
+from checked_folder import finish_folder
+from folder_files import write_json
 from self_check import check_itm_folder
 
 
@@ -63,14 +63,7 @@ def export_blip2_folder(model: Any, folder: Path, *, image_size: int, source: di
         "text_config": {"max_position_embeddings": cfg.max_position_embeddings},
         "exported_by": source,
     })
-    write_json(folder / "preprocessor_config.json", preprocessor_config(image_size))
-    write_tokenizer(folder, model.tokenizer, model.max_txt_len)
-    images = write_check_images(folder, image_size, drawn_images, user_images)
-    pixels = load_pixels(folder, images)
-    ref = {"images": images, "texts": texts, **blip2_reference(model, pixels, texts), "exported_by": source}
-    write_json(folder / "reference.json", ref)
-    if check is not None:
-        failures = check_itm_folder(folder, ref, check["cmd"], check["tolerance"])
-        if failures:
-            raise SystemExit("self-check FAILED:\n  " + "\n  ".join(failures))
-    return ref
+    return finish_folder(
+        folder, image_size=image_size, tokenizer=model.tokenizer, max_length=model.max_txt_len, user_images=user_images,
+        drawn_images=drawn_images, source=source, outputs=lambda pixels: {"texts": texts, **blip2_reference(model, pixels, texts)},
+        self_check=None if check is None else lambda ref: check_itm_folder(folder, ref, check["cmd"], check["tolerance"]))

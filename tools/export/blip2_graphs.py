@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from onnx_io import export_graph
+from itc_itm_graphs import export_itc_itm_graphs
 
 
 class QueryEmbedding(nn.Module):
@@ -71,20 +71,5 @@ class ItmFusion(nn.Module):
 
 
 def export_blip2_graphs(model: nn.Module, image_size: int, folder: Path) -> None:
-    onnx_dir = folder / "onnx"
-    pixels = torch.randn(2, 3, image_size, image_size)
-    vocab = model.Qformer.config.vocab_size
-    ids = torch.tensor([[101, 2, 3, 102], [101, 4, 102, 0]]) % vocab
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
-    batch = {0: "batch_size"}
-    text_axes = {"input_ids": {0: "batch_size", 1: "sequence_length"}, "attention_mask": {0: "batch_size", 1: "sequence_length"}}
-    export_graph(QueryEmbedding(model), (pixels,), onnx_dir / "vision_model.onnx", ["pixel_values"], ["image_embeds"],
-                 {"pixel_values": batch, "image_embeds": batch})
-    export_graph(TextEmbedding(model), (ids, mask), onnx_dir / "text_model.onnx", ["input_ids", "attention_mask"], ["text_embeds"],
-                 {**text_axes, "text_embeds": batch})
-    export_graph(ItmVision(model), (pixels,), onnx_dir / "itm_vision.onnx", ["pixel_values"], ["image_embeds"],
-                 {"pixel_values": batch, "image_embeds": batch})
-    with torch.no_grad():
-        states = model.ln_vision(model.visual_encoder(pixels))
-    export_graph(ItmFusion(model), (states, ids, mask), onnx_dir / "itm_fusion.onnx", ["image_embeds", "input_ids", "attention_mask"],
-                 ["itm_logits"], {"image_embeds": batch, **text_axes, "itm_logits": batch})
+    export_itc_itm_graphs(folder, image_size, model.Qformer.config.vocab_size, vision=QueryEmbedding(model),
+                          text=TextEmbedding(model), itm_vision=ItmVision(model), itm_fusion=ItmFusion(model))

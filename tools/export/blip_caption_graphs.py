@@ -25,16 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from blip_itm_graphs import VisionStates
 from onnx_io import export_graph
-
-
-class CaptionEncoder(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.visual_encoder = model.visual_encoder
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.visual_encoder(pixel_values)
 
 
 class _Given(nn.Module):
@@ -116,7 +108,7 @@ def export_caption_graphs(model: nn.Module, image_size: int, folder: Path) -> No
     layers, heads = config.num_hidden_layers, config.num_attention_heads
     head_dim = config.hidden_size // heads
     pixels = torch.randn(2, 3, image_size, image_size)
-    export_graph(CaptionEncoder(model), (pixels,), onnx_dir / "encoder_model.onnx", ["pixel_values"], ["last_hidden_state"],
+    export_graph(VisionStates(model), (pixels,), onnx_dir / "encoder_model.onnx", ["pixel_values"], ["last_hidden_state"],
                  {"pixel_values": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}})
     with torch.no_grad():
         states = model.visual_encoder(pixels)

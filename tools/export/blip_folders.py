@@ -8,8 +8,8 @@ from typing import Any
 
 from blip_caption_graphs import export_caption_graphs
 from blip_itm_graphs import export_itm_graphs
-from check_images import load_pixels, write_check_images
-from folder_files import preprocessor_config, write_json, write_tokenizer
+from checked_folder import finish_folder
+from folder_files import write_json
 from references import TEXT_LENGTH, greedy_captions, itm_reference
 from self_check import check_caption_folder, check_itm_folder
 
@@ -56,17 +56,10 @@ def export_itm_folder(model: Any, folder: Path, *, image_size: int, source: dict
         "enc_token_id": tok.enc_token_id,
         "exported_by": source,
     })
-    write_json(folder / "preprocessor_config.json", preprocessor_config(image_size))
-    write_tokenizer(folder, tok, TEXT_LENGTH)
-    images = write_check_images(folder, image_size, drawn_images, user_images)
-    pixels = load_pixels(folder, images)
-    ref = {"images": images, "texts": texts, **itm_reference(model, pixels, texts), "exported_by": source}
-    write_json(folder / "reference.json", ref)
-    if check is not None:
-        failures = check_itm_folder(folder, ref, check["cmd"], check["tolerance"])
-        if failures:
-            raise SystemExit("self-check FAILED:\n  " + "\n  ".join(failures))
-    return ref
+    return finish_folder(
+        folder, image_size=image_size, tokenizer=tok, max_length=TEXT_LENGTH, user_images=user_images, drawn_images=drawn_images,
+        source=source, outputs=lambda pixels: {"texts": texts, **itm_reference(model, pixels, texts)},
+        self_check=None if check is None else lambda ref: check_itm_folder(folder, ref, check["cmd"], check["tolerance"]))
 
 
 def export_caption_folder(model: Any, folder: Path, *, image_size: int, source: dict[str, Any], prompt: str, max_new_tokens: int,
@@ -87,14 +80,7 @@ def export_caption_folder(model: Any, folder: Path, *, image_size: int, source: 
     })
     # BLIP's generate defaults; its max_length / min_length count [DEC] and the prompt too.
     write_json(folder / "generation_config.json", {**ids, "max_length": 30, "min_length": 10})
-    write_json(folder / "preprocessor_config.json", preprocessor_config(image_size))
-    write_tokenizer(folder, tok, CAPTION_TEXT_LENGTH)
-    images = write_check_images(folder, image_size, drawn_images, user_images)
-    pixels = load_pixels(folder, images)
-    ref = {"images": images, **greedy_captions(model, pixels, prompt, max_new_tokens), "exported_by": source}
-    write_json(folder / "reference.json", ref)
-    if check is not None:
-        failures = check_caption_folder(folder, ref, check["cmd"])
-        if failures:
-            raise SystemExit("self-check FAILED:\n  " + "\n  ".join(failures))
-    return ref
+    return finish_folder(
+        folder, image_size=image_size, tokenizer=tok, max_length=CAPTION_TEXT_LENGTH, user_images=user_images,
+        drawn_images=drawn_images, source=source, outputs=lambda pixels: greedy_captions(model, pixels, prompt, max_new_tokens),
+        self_check=None if check is None else lambda ref: check_caption_folder(folder, ref, check["cmd"]))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from onnx_io import export_graph
+from itc_itm_graphs import export_itc_itm_graphs
 
 
 class VisionEmbedding(nn.Module):
@@ -43,7 +43,10 @@ class TextEmbedding(nn.Module):
         return self.text_proj(out.last_hidden_state[:, 0, :])
 
 
-class ItmVision(nn.Module):
+class VisionStates(nn.Module):
+    """pixel_values -> the ViT's token states [B,N,C]: `itm_vision.onnx` here, the captioner's
+    `encoder_model.onnx` (blip_caption_graphs.py)."""
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.visual_encoder = model.visual_encoder
@@ -69,24 +72,6 @@ class ItmFusion(nn.Module):
         return self.itm_head(out.last_hidden_state[:, 0, :])
 
 
-GRAPHS = ["vision_model", "text_model", "itm_vision", "itm_fusion"]
-
-
 def export_itm_graphs(model: nn.Module, enc_token_id: int, image_size: int, folder: Path) -> None:
-    onnx_dir = folder / "onnx"
-    pixels = torch.randn(2, 3, image_size, image_size)
-    ids = torch.tensor([[101, 2, 3, 102], [101, 4, 102, 0]]) % model.text_encoder.config.vocab_size
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
-    batch = {0: "batch_size"}
-    text_axes = {"input_ids": {0: "batch_size", 1: "sequence_length"}, "attention_mask": {0: "batch_size", 1: "sequence_length"}}
-    export_graph(VisionEmbedding(model), (pixels,), onnx_dir / "vision_model.onnx", ["pixel_values"], ["image_embeds"],
-                 {"pixel_values": batch, "image_embeds": batch})
-    export_graph(TextEmbedding(model), (ids, mask), onnx_dir / "text_model.onnx", ["input_ids", "attention_mask"], ["text_embeds"],
-                 {**text_axes, "text_embeds": batch})
-    export_graph(ItmVision(model), (pixels,), onnx_dir / "itm_vision.onnx", ["pixel_values"], ["image_embeds"],
-                 {"pixel_values": batch, "image_embeds": batch})
-    with torch.no_grad():
-        states = model.visual_encoder(pixels)
-    export_graph(ItmFusion(model, enc_token_id), (states, ids, mask), onnx_dir / "itm_fusion.onnx",
-                 ["image_embeds", "input_ids", "attention_mask"], ["itm_logits"],
-                 {"image_embeds": batch, **text_axes, "itm_logits": batch})
+    export_itc_itm_graphs(folder, image_size, model.text_encoder.config.vocab_size, vision=VisionEmbedding(model),
+                          text=TextEmbedding(model), itm_vision=VisionStates(model), itm_fusion=ItmFusion(model, enc_token_id))

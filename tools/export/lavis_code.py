@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from blip_code import checkout_commit
-from shims import shimmed_imports
+from shims import modules_restored, shimmed_imports
 
 CHECKED_COMMIT = "506965b9c4a18c1e565bd32acaccabe0198433f7"
 REPOSITORY = "https://github.com/salesforce/LAVIS"
@@ -118,25 +118,16 @@ def load_lavis_code(root: str | Path) -> LavisCode:
     if commit != CHECKED_COMMIT:
         print(f"warning: LAVIS checkout {root} is at {commit or 'an unknown commit'}; these tools were checked against {CHECKED_COMMIT}", file=sys.stderr)
     stubs = _stub_modules()
-    names = list(stubs) + list(FILES)
-    saved = {n: sys.modules.get(n) for n in names}
     loaded: dict[str, types.ModuleType] = {}
-    try:
-        with shimmed_imports():
-            sys.modules.update(stubs)
-            for name, rel in FILES.items():
-                spec = importlib.util.spec_from_file_location(name, root / rel)
-                assert spec is not None and spec.loader is not None
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module
-                spec.loader.exec_module(module)
-                loaded[name] = module
-    finally:
-        for n, m in saved.items():
-            if m is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = m
+    with modules_restored([*stubs, *FILES]), shimmed_imports():
+        sys.modules.update(stubs)
+        for name, rel in FILES.items():
+            spec = importlib.util.spec_from_file_location(name, root / rel)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            loaded[name] = module
     return LavisCode(
         root=root, commit=commit,
         eva_vit=loaded["lavis.models.eva_vit"], qformer=loaded["lavis.models.blip2_models.Qformer"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import types
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from . import bert_config, bert_tokenizer, checkpointing, hf_modeling, hf_outputs, timm_parts
 
@@ -74,15 +74,9 @@ def shim_modules() -> dict[str, types.ModuleType]:
 
 
 @contextlib.contextmanager
-def shimmed_imports() -> Iterator[None]:
-    """Within the block, `import transformers` (and timm, fairscale) gives the shims; restored after."""
-    mods = shim_modules()
-    saved = {name: sys.modules.get(name) for name in mods}
-    # Submodules of a real package that are not shimmed must not leak into the shim namespace either.
-    hidden = {n: m for n, m in sys.modules.items() if n.split(".")[0] in ("transformers", "timm", "fairscale") and n not in mods}
-    for n in hidden:
-        del sys.modules[n]
-    sys.modules.update(mods)
+def modules_restored(names: Iterable[str]) -> Iterator[None]:
+    """After the block, `sys.modules` holds for each of `names` what it held before (or nothing)."""
+    saved = {name: sys.modules.get(name) for name in names}
     try:
         yield
     finally:
@@ -91,4 +85,19 @@ def shimmed_imports() -> Iterator[None]:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = mod
-        sys.modules.update(hidden)
+
+
+@contextlib.contextmanager
+def shimmed_imports() -> Iterator[None]:
+    """Within the block, `import transformers` (and timm, fairscale) gives the shims; restored after."""
+    mods = shim_modules()
+    with modules_restored(mods):
+        # Submodules of a real package that are not shimmed must not leak into the shim namespace either.
+        hidden = {n: m for n, m in sys.modules.items() if n.split(".")[0] in ("transformers", "timm", "fairscale") and n not in mods}
+        for n in hidden:
+            del sys.modules[n]
+        sys.modules.update(mods)
+        try:
+            yield
+        finally:
+            sys.modules.update(hidden)
