@@ -68,19 +68,23 @@ def parse_args() -> argparse.Namespace:
     p.add_argument('--test-count', type=int, default=1000)
     p.add_argument('--trunk-epochs', type=int, default=8)
     p.add_argument('--clip-epochs', type=int, default=10)
-    p.add_argument('--itm-epochs', type=int, default=6)
-    p.add_argument('--captioner-epochs', type=int, default=8)
-    p.add_argument('--itm-layers', type=int, default=2, help='ITM fusion blocks (default: %(default)s)')
+    p.add_argument('--itm-object-epochs', type=int, default=6,
+                   help='ITM stage 1 (objects; skipped with --warm-start itm) (default: %(default)s)')
+    p.add_argument('--itm-epochs', type=int, default=12, help='ITM stage 2 (relations) (default: %(default)s)')
+    p.add_argument('--captioner-epochs', type=int, default=16)
+    p.add_argument('--itm-layers', type=int, default=3, help='ITM fusion blocks (default: %(default)s)')
     p.add_argument('--captioner-layers', type=int, default=3, help='captioner decoder blocks (default: %(default)s)')
     p.add_argument('--captioner-relation-weight', type=float, default=3.0,
                    help='loss weight of the words that choose a spatial relation (default: %(default)s)')
+    p.add_argument('--captioner-position-weight', type=float, default=1.0,
+                   help='weight of the captioner\'s training-only object and relation position losses (default: %(default)s)')
     p.add_argument('--reuse-trunk', action='store_true',
                    help='take the vision trunk from the committed models/shapes-clip graph instead of training it, '
                         'and leave shapes-clip as it is (retrains only shapes-itm and shapes-captioner)')
-    p.add_argument('--warm-start', action='store_true',
-                   help='start the ITM and captioner from the committed models\' weights (needs --reuse-trunk); '
-                        'blocks they lack start as identities')
-    p.add_argument('--warm-start-lr', type=float, default=1e-3,
+    p.add_argument('--warm-start', type=lambda v: set(v.split(',')), default=set(), metavar='itm,captioner',
+                   help='start these models from the committed weights (needs --reuse-trunk): the ITM skips its stage 1, '
+                        'blocks a model lacks start as identities')
+    p.add_argument('--warm-start-lr', type=float, default=2e-3,
                    help='peak learning rate of a warm-started training (default: %(default)s)')
     p.add_argument('--keep-itm', action='store_true',
                    help='keep the committed shapes-itm weights (needs --reuse-trunk): measured and exported again, '
@@ -110,6 +114,8 @@ def folder_size(folder: Path) -> int:
 
 def main() -> None:
     args = parse_args()
+    if args.warm_start - {'itm', 'captioner'}:
+        raise SystemExit(f'--warm-start: {",".join(sorted(args.warm_start))}: expected itm, captioner or itm,captioner')
     if (args.warm_start or args.keep_itm) and not args.reuse_trunk:
         raise SystemExit('--warm-start and --keep-itm need --reuse-trunk: the committed weights go with the committed trunk')
     torch.set_num_threads(args.threads)
@@ -173,9 +179,11 @@ def main() -> None:
         train.frozen_copy(trunk, itm.trunk)
         timings['itm'] = saved['train_seconds']['itm']
     else:
-        warm = {'init': reuse.committed_itm(args.out / 'shapes-itm'), 'lr': args.warm_start_lr} if args.warm_start else {}
+        warm = {'init': reuse.committed_itm(args.out / 'shapes-itm'), 'lr': args.warm_start_lr} \
+            if 'itm' in args.warm_start else {}
         seed_everything(1)
-        itm = train.train_itm(train_split, trunk, feats, args.itm_epochs, layers=args.itm_layers, **warm)
+        itm = train.train_itm(train_split, trunk, feats, args.itm_epochs, object_epochs=args.itm_object_epochs,
+                              layers=args.itm_layers, **warm)
         timings['itm'] = time.time() - t
     itm_q = train.eval_itm(itm, test_split)
     train.log(f'itm test: {json.dumps(itm_q)}')
@@ -190,10 +198,11 @@ def main() -> None:
         timings['captioner'] = saved['train_seconds']['captioner']
     else:
         warm = {'init': reuse.committed_captioner(args.out / 'shapes-captioner'), 'lr': args.warm_start_lr} \
-            if args.warm_start else {}
+            if 'captioner' in args.warm_start else {}
         seed_everything(2)
         cap = train.train_captioner(train_split, trunk, feats, args.captioner_epochs, layers=args.captioner_layers,
-                                    relation_weight=args.captioner_relation_weight, **warm)
+                                    relation_weight=args.captioner_relation_weight,
+                                    position_weight=args.captioner_position_weight, **warm)
         timings['captioner'] = time.time() - t
     cap_q = train.eval_captioner(cap, test_split)
     train.log(f'captioner test: {json.dumps(cap_q)}')

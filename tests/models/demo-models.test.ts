@@ -118,14 +118,27 @@ describe('quality on the shapes test split (held with a margin)', () => {
     expect(auc(positives, negatives)).toBeGreaterThanOrEqual(0.98);
   });
 
-  it('captioner: >= 58% of the greedy captions that state a relation state it right (58.8% at training)', async () => {
-    // Issue 17: on these 200 images 44 of 71 (62%); the earlier 2-block captioner, whose image position
-    // embedding was too small to carry where objects are, 32 of 58 (55%). Greedy decoding is deterministic.
+  it('ITM: ROC-AUC >= 0.9 for true captions that state a relation vs relation swaps (issue 17; 0.978 at training)', async () => {
+    // The dataset's relation noise: the right objects, one relation false. The first shapes-itm scored these
+    // at 0.54 in the demo (it read captions as bags of words: "A above B" = "B above A").
+    const sample = truth.filter((r) => r.noise === 'relation');
+    const encoded = await itm.encodeImages(sample.map((r) => images.get(r.key)!));
+    expect(sample.length).toBeGreaterThan(20);
+    const texts = sample.flatMap((r) => [r.captions.find((c) => relationsAreCorrect(c, r) !== null), r.web_caption]);
+    expect(texts.filter((t) => typeof t !== 'string')).toEqual([]);
+    const { pMatch } = await itm.scoreIndexed(encoded, sample.flatMap((_, i) => [i, i]), texts as string[]);
+    expect(auc(sample.map((_, i) => pMatch[2 * i]!), sample.map((_, i) => pMatch[2 * i + 1]!))).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('captioner: >= 75% of the greedy captions that state a relation state it right (84.8% at training)', async () => {
+    // Issue 17: on these 200 images, the first captioner (image position embedding too small to carry where
+    // objects are) 32 of 58 (55%); with sine-cosine position codes, 44 of 71 (62%); with the position
+    // targets, 86 of 102 (84%). Greedy decoding is deterministic.
     const sample = truth;
     const out = await captioner.caption(sample.map((r) => images.get(r.key)!), { strategy: 'greedy', k: 1, minLength: 0, maxLength: 30, repetitionPenalty: 1 });
     const judged = out.map((c, i) => relationsAreCorrect(c[0]!.text, sample[i]!)).filter((v) => v !== null);
     expect(judged.length).toBeGreaterThan(40);
-    expect(judged.filter(Boolean).length / judged.length).toBeGreaterThanOrEqual(0.58);
+    expect(judged.filter(Boolean).length / judged.length).toBeGreaterThanOrEqual(0.75);
   });
 
   it('captioner: >= 90% of greedy captions name exactly the right objects (97.8% at training)', async () => {

@@ -191,12 +191,36 @@ def relation_swap(rng: random.Random, caption: str, objects: list[dict]) -> str 
     return out.strip()
 
 
+def order_swap(rng: random.Random, caption: str, objects: list[dict]) -> str | None:
+    """Two named objects trade places in the sentence ("A above B" -> "B above A"): the same words, a false
+    relation. None when the result is still true (e.g. "next to" both ways)."""
+    named = [o for o in objects if caption.count(_phrase(o)) == 1]
+    if len(named) < 2:
+        return None
+    a, b = rng.sample(named, 2)
+    marker = '\u0000'
+    out = caption.replace(_phrase(a), marker).replace(_phrase(b), _phrase(a)).replace(marker, _phrase(b))
+    return out if relations_correct(out, objects) is False else None
+
+
+def duplicate_swap(rng: random.Random, caption: str, objects: list[dict]) -> str | None:
+    """One named object replaced by another object of the scene, which is then named twice (a captioner's
+    repetition: "a green hexagon next to a green square and a green hexagon next to it")."""
+    named = [o for o in objects if caption.count(_phrase(o)) == 1]
+    if len(named) < 2:
+        return None
+    a, b = rng.sample(named, 2)
+    return caption.replace(_phrase(a), _phrase(b))
+
+
 SWAPS = {
     'colour': colour_swap,
     'shape': shape_swap,
     'size': size_swap,
     'exchange': exchange_swap,
     'relation': relation_swap,
+    'order': order_swap,
+    'duplicate': duplicate_swap,
 }
 
 BOILERPLATE = [
@@ -290,10 +314,11 @@ def relation_holds(relation: str, a: dict, b: dict) -> bool:
     return _relation(a, b, relation == 'next to') == relation
 
 
-def stated_relations(words: list[str], objects: list[dict]) -> list[tuple[int, bool]]:
-    """The relations `words` (the tokenizer's words, punctuation included) state: per relation phrase,
-    the index of its last word and whether it holds for the scene, by the generator's rule ("it" is the
-    object a "with" clause hangs on, else the previous relation's object). Unresolvable = False."""
+def relation_parts(words: list[str], objects: list[dict]) -> list[tuple[int, str, int, int]]:
+    """The relations `words` (the tokenizer's words, punctuation included) state, as
+    `(index of the phrase's last word, relation, subject object, object object)`; an object is an index
+    into `objects`, -1 when the caption's phrase names no object of the scene or none can be found ("it" is
+    the object a "with" clause hangs on, else the previous relation's object)."""
     items: list[tuple[str, int, object]] = []  # (kind, last word index, object index or relation)
     i = 0
     while i < len(words):
@@ -324,12 +349,16 @@ def stated_relations(words: list[str], objects: list[dict]) -> list[tuple[int, b
         if obj is not None and obj[0] == 'it':
             obj = host if 0 <= with_at < k else last_object
         last_object = obj
-        if (subject is None or obj is None or subject[0] != 'object' or obj[0] != 'object' or subject[2] < 0
-                or obj[2] < 0 or subject[2] == obj[2]):
-            out.append((pos, False))
-            continue
-        out.append((pos, relation_holds(rel, objects[subject[2]], objects[obj[2]])))
+        out.append((pos, rel, subject[2] if subject is not None and subject[0] == 'object' else -1,
+                    obj[2] if obj is not None and obj[0] == 'object' else -1))
     return out
+
+
+def stated_relations(words: list[str], objects: list[dict]) -> list[tuple[int, bool]]:
+    """Per relation phrase `words` state, the index of its last word and whether it holds for the scene, by
+    the generator's rule. Unresolvable (an object missing or the same on both sides) = False."""
+    return [(pos, subject >= 0 and obj >= 0 and subject != obj and relation_holds(rel, objects[subject], objects[obj]))
+            for pos, rel, subject, obj in relation_parts(words, objects)]
 
 
 def caption_is_correct(text: str, objects: list[dict]) -> bool:

@@ -169,7 +169,7 @@ class ImageTokens(nn.Module):
     small random start (std 0.02; the ITM still has it) left the position a few percent of a content of
     norm ~8 in the first trained models, which kept the captioner near chance on relations. Tried in an
     ITM trained from scratch, the large start left it near chance after 2 of 4 epochs (content drowned), so
-    the ITM keeps the small one."""
+    the ITM keeps the small one; its position targets (targets.py) grow it as far as it needs."""
 
     def __init__(self, dim: int, heads: int, channels: int = VisionTrunk.channels, grid_start: bool = False):
         super().__init__()
@@ -266,7 +266,7 @@ class ClipText(nn.Module):
 # ---- ITM -----------------------------------------------------------------------------------------------
 
 class ItmModel(nn.Module):
-    def __init__(self, vocab: int, max_len: int, dim: int = 96, heads: int = 4, layers: int = 2):
+    def __init__(self, vocab: int, max_len: int, dim: int = 96, heads: int = 4, layers: int = 3):
         super().__init__()
         self.trunk = VisionTrunk()
         self.image = ImageTokens(dim, heads)
@@ -275,9 +275,13 @@ class ItmModel(nn.Module):
         self.blocks = nn.ModuleList([Block(dim, heads, 2 * dim, cross=True) for _ in range(layers)])
         self.ln = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, 2)
-        # Training only (not in the exported graphs): at the shape word of each "<size> <colour> <shape>"
-        # phrase, is that object in the image? Dense supervision that teaches the lookup quickly.
+        # Training only (not in the exported graphs), per token of the final states (targets.py): at the shape
+        # word of each "<size> <colour> <shape>" phrase, is that object in the image, and where; at the last
+        # word of each relation phrase, does it hold, and where are its subject and object.
         self.phrase_head = nn.Linear(dim, 2)
+        self.centre_head = nn.Linear(dim, 2)
+        self.holds_head = nn.Linear(dim, 2)
+        self.route_head = nn.Linear(dim, 4)
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos, std=0.01)
 
@@ -331,15 +335,21 @@ class Captioner(nn.Module):
         self.blocks = nn.ModuleList([Block(dim, heads, 2 * dim, cross=True) for _ in range(layers)])
         self.ln = nn.LayerNorm(dim)
         self.lm_head = nn.Linear(dim, vocab, bias=False)
+        # Training only (not in the exported graphs): at the shape word of each object it has named, where
+        # that object is; at the last word of a relation, where its subject and the object it is about to
+        # name are (targets.py). Without them it chose relations at near chance (issue 17).
+        self.centre_head = nn.Linear(dim, 2)
+        self.route_head = nn.Linear(dim, 4)
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos, std=0.01)
 
     def encode(self, pixel_values):
         return self.image(self.trunk(pixel_values))
 
-    def decode(self, input_ids, encoder_hidden_states, past: list[tuple[torch.Tensor, torch.Tensor]] | None,
-               encoder_rows=None):
-        """logits [B,T,V] and the new cache (one (key, value) per layer, [B,heads,P+T,hd])."""
+    def decode_states(self, input_ids, encoder_hidden_states, past: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                      encoder_rows=None):
+        """The final (layer-normed) states [B,T,D] and the new cache (one (key, value) per layer,
+        [B,heads,P+T,hd])."""
         t = input_ids.shape[1]
         p = past[0][0].shape[2] if past is not None else 0
         x = self.tok(input_ids) + self.pos[p:p + t]
@@ -348,7 +358,13 @@ class Captioner(nn.Module):
         for i, blk in enumerate(self.blocks):
             x, present = blk(x, bias, encoder_hidden_states, past[i] if past is not None else None, encoder_rows)
             presents.append(present)
-        return self.lm_head(self.ln(x)), presents
+        return self.ln(x), presents
+
+    def decode(self, input_ids, encoder_hidden_states, past: list[tuple[torch.Tensor, torch.Tensor]] | None,
+               encoder_rows=None):
+        """logits [B,T,V] and the new cache."""
+        states, presents = self.decode_states(input_ids, encoder_hidden_states, past, encoder_rows)
+        return self.lm_head(states), presents
 
 
 class CaptionEncoder(nn.Module):

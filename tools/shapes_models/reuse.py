@@ -45,8 +45,10 @@ def weights_from_onnx(wrapper: torch.nn.Module, args: tuple, graph: Path, inputs
     nets.CaptionDecoder around a model of the same architecture). The exporter folds transposes into
     weights and names those `onnx::MatMul_<n>`; exporting a copy of the wrapper whose every parameter
     holds distinct random values gives, name by name, which parameter (transposed or not) each
-    initializer of the committed graph is. Parameters the graph does not hold as one initializer (the
-    trunk's convolutions, whose batch norm is folded in) are left out: see `trunk_from_onnx`."""
+    initializer of the committed graph is. The two graphs are matched by the order of their initializers,
+    not by name: the numbers in `onnx::MatMul_<n>` count every parameter of the wrapped model, so a
+    training-only head added since the commit shifts them. Parameters the graph does not hold as one
+    initializer (the trunk's convolutions, whose batch norm is folded in) are left out: see `trunk_from_onnx`."""
     import tempfile
 
     from .export import onnx_export
@@ -56,18 +58,20 @@ def weights_from_onnx(wrapper: torch.nn.Module, args: tuple, graph: Path, inputs
     wrapper.load_state_dict({**saved, **probe})
     with tempfile.TemporaryDirectory() as tmp:
         onnx_export(wrapper, args, Path(tmp) / 'probe.onnx', inputs, outputs, axes)
-        fresh = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
-                 for i in onnx.load(str(Path(tmp) / 'probe.onnx')).graph.initializer}
+        fresh = [torch.from_numpy(numpy_helper.to_array(i).copy())
+                 for i in onnx.load(str(Path(tmp) / 'probe.onnx')).graph.initializer]
     wrapper.load_state_dict(saved)
-    committed = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
-                 for i in onnx.load(str(graph)).graph.initializer}
+    committed = [torch.from_numpy(numpy_helper.to_array(i).copy()) for i in onnx.load(str(graph)).graph.initializer]
+    if [t.shape for t in fresh] != [t.shape for t in committed]:
+        raise SystemExit(f'{graph}: its weights do not have the shapes of this architecture; was it exported by '
+                         'another version of tools/shapes_models/nets.py?')
     out: dict[str, torch.Tensor] = {}
-    for init_name, value in fresh.items():
+    for value, stored in zip(fresh, committed):
         for name, p in probe.items():
             if p.shape == value.shape and torch.equal(p, value):
-                out[name] = committed[init_name]
+                out[name] = stored
             elif p.dim() == 2 and p.t().shape == value.shape and torch.equal(p.t(), value):
-                out[name] = committed[init_name].t().contiguous()
+                out[name] = stored.t().contiguous()
     return out
 
 
@@ -116,10 +120,6 @@ def warm_start(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list
     """Load `weights` into `model` where they fit; transformer blocks the weights do not have start as
     identities (the output projections of their attention and MLP zeroed, so the residual stream passes
     through unchanged until training moves them). Returns the parameter names that start fresh."""
-    # A grid-started image position embedding starts afresh (nets.ImageTokens: the committed one was too
-    # small to carry where objects are).
-    if model.image.grid_start:
-        weights = {k: v for k, v in weights.items() if k != 'image.pos'}
     model.load_state_dict(weights, strict=False)
     fresh = [k for k in model.state_dict() if k not in weights and not k.startswith('trunk.')]
     with torch.no_grad():

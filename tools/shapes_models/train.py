@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, nets, reuse
+from . import data, nets, reuse, targets
 from . import tokenizer as tok
 
 
@@ -296,14 +296,23 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 # ---- ITM -----------------------------------------------------------------------------------------------
 
-ITM_NEGATIVES = {  # kind: weight
+# Stage 1 ("objects", the first shapes-itm's recipe) and stage 2 ("relations") negatives. kind: weight
+ITM_OBJECT_NEGATIVES = {
     'mismatch': 0.1, 'colour': 0.2, 'shape': 0.2, 'size': 0.1, 'exchange': 0.1, 'relation': 0.25,
     'boilerplate': 0.03, 'empty': 0.02,
 }
+ITM_NEGATIVES = {
+    'mismatch': 0.1, 'colour': 0.15, 'shape': 0.15, 'size': 0.1, 'exchange': 0.1, 'relation': 0.25, 'order': 0.15,
+    'duplicate': 0.05, 'boilerplate': 0.03, 'empty': 0.02,
+}
+# Weights of the training-only losses (targets.py) beside the match loss in stage 2 (stage 1: presence only).
+# Coordinates are in 0..1, so their squared errors are small and weigh more.
+ITM_AUX_WEIGHTS = {'presence': 1.0, 'centre': 20.0, 'holds': 1.0, 'route': 10.0}
+ITM_OBJECT_STAGE_LAYERS = 2
 
 
-def itm_negative(rng: random.Random, split: data.Split, i: int) -> str:
-    kinds, weights = zip(*ITM_NEGATIVES.items())
+def itm_negative(rng: random.Random, split: data.Split, i: int, negatives: dict[str, float]) -> str:
+    kinds, weights = zip(*negatives.items())
     for _ in range(8):
         text = data.negative(rng, split, i, rng.choices(kinds, weights)[0])
         if text is not None:
@@ -311,37 +320,39 @@ def itm_negative(rng: random.Random, split: data.Split, i: int) -> str:
     return data.negative(rng, split, i, 'mismatch') or ''
 
 
-_SIZE_IDS = {tok.TOKEN_ID[w]: w for w in data.SIZES}
-_COLOR_IDS = {tok.TOKEN_ID[w]: w for w in data.COLORS}
-_SHAPE_IDS = {tok.TOKEN_ID[w]: w for w in data.SHAPES}
+def train_itm(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, object_epochs: int = 6,
+              batch: int = 64, lr: float = 2e-3, seed: int = 1, layers: int = 3,
+              init: dict[str, torch.Tensor] | None = None) -> nets.ItmModel:
+    """Two stages, each binary match / no-match over pairs, true and false weighted equally, per image 1 true
+    caption and 3 negatives, on cached trunk features (the trunk is frozen).
+
+    1. Objects (`object_epochs`, skipped when `init` gives the weights to start from): a 2-block model learns
+       which objects a caption names, with negatives from ITM_OBJECT_NEGATIVES and a training-only head that
+       says, at each object phrase, whether the object is in the image.
+    2. Relations (`epochs`): the model grows to `layers` blocks (the new ones start as identities) and
+       learns where things are and whether relations hold: ITM_NEGATIVES adds objects trading places around
+       a relation, and training-only heads learn, per token, each named object's position and each
+       relation's verdict, subject and object positions (targets.py).
+    Trained from scratch with every loss at once, the ITM learned relations but lost colour (a colour swap
+    scored as the true caption); learning objects first keeps them (issue 17)."""
+    if init is None:
+        log(f'itm stage 1 (objects): {object_epochs} epochs, {ITM_OBJECT_STAGE_LAYERS} blocks')
+        first = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=ITM_OBJECT_STAGE_LAYERS)
+        _train_itm_stage(first, train, trunk, feats, object_epochs, batch, lr, seed, ITM_OBJECT_NEGATIVES,
+                         {'presence': 1.0})
+        init = {k: v for k, v in first.state_dict().items() if not k.startswith('trunk.')}
+    model = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=layers)
+    log(f'itm stage 2 (relations): {epochs} epochs, {layers} blocks; fresh: '
+        f'{", ".join(reuse.warm_start(model, init)) or "nothing"}')
+    _train_itm_stage(model, train, trunk, feats, epochs, batch, lr, seed, ITM_NEGATIVES, ITM_AUX_WEIGHTS)
+    return model
 
 
-def phrase_targets(ids: torch.Tensor, objects: list[list[dict]]) -> torch.Tensor:
-    """[B,T] labels at the shape word of every "<size> <colour> <shape>" phrase: 1 when the image has
-    that object, 0 when not; -100 elsewhere."""
-    out = torch.full(ids.shape, -100, dtype=torch.int64)
-    rows = ids.tolist()
-    for b, row in enumerate(rows):
-        present = {(o['size'], o['color'], o['shape']) for o in objects[b]}
-        for t in range(2, len(row)):
-            if row[t] in _SHAPE_IDS and row[t - 1] in _COLOR_IDS and row[t - 2] in _SIZE_IDS:
-                out[b, t] = int((_SIZE_IDS[row[t - 2]], _COLOR_IDS[row[t - 1]], _SHAPE_IDS[row[t]]) in present)
-    return out
-
-
-def train_itm(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, batch: int = 64,
-              per_image: int = 4, positives: int = 1, lr: float = 2e-3, seed: int = 1,
-              layers: int = 2, init: dict[str, torch.Tensor] | None = None) -> nets.ItmModel:
-    """Binary match / no-match over pairs, true and false weighted equally; per image 1 true caption and
-    3 negatives drawn from
-    mismatches, colour/shape/size swaps, colour exchanges between objects, relation swaps, boilerplate and
-    empty text. The vision trunk is frozen (its features `feats` are computed once); a training-only
-    head also learns, at the shape word of each object phrase, whether that object is in the image."""
+def _train_itm_stage(model: nets.ItmModel, train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor,
+                     epochs: int, batch: int, lr: float, seed: int, negatives: dict[str, float],
+                     aux_weights: dict[str, float], per_image: int = 4) -> None:
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    model = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=layers)
-    if init is not None:
-        log(f'itm: warm start, fresh: {", ".join(reuse.warm_start(model, init)) or "nothing"}')
     frozen_copy(trunk, model.trunk)
     opt = make_optimizer(model.parameters(), lr)
     n = len(train.keys)
@@ -350,18 +361,22 @@ def train_itm(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, e
     step = 0
     model.train()
     model.trunk.eval()
+    heads = {'presence': (model.phrase_head, 'presence', targets.class_loss),
+             'centre': (model.centre_head, 'centre', targets.coordinate_loss),
+             'holds': (model.holds_head, 'holds', targets.class_loss),
+             'route': (model.route_head, 'route', targets.coordinate_loss)}
     start = time.time()
     for epoch in range(epochs):
         order = list(range(n))
         rng.shuffle(order)
-        loss_sum = acc_sum = 0.0
+        sums = {'loss': 0.0, 'acc': 0.0, **{k: 0.0 for k in aux_weights}}
         for s in range(steps_per_epoch):
             idx = order[s * batch:(s + 1) * batch]
             texts, labels, rows = [], [], []
             for r, i in enumerate(idx):
                 for k in range(per_image):
-                    match = k < positives
-                    texts.append(rng.choice(train.captions[i]) if match else itm_negative(rng, train, i))
+                    match = k == 0
+                    texts.append(rng.choice(train.captions[i]) if match else itm_negative(rng, train, i, negatives))
                     labels.append(1 if match else 0)
                     rows.append(r)
             image = model.image(feats[idx])
@@ -370,29 +385,33 @@ def train_itm(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, e
             weight = torch.where(y == 1, 0.5 * len(y) / max(1, int(y.sum())), 0.5 * len(y) / max(1, int((1 - y).sum())))
             loss = torch.zeros(())
             correct = 0
-            phrase_loss = torch.zeros(())
-            phrases = 0
+            aux = {k: [torch.zeros(()), 0] for k in aux_weights}
             for part, ids, mask in length_chunks(texts):
                 states = model.fuse_states(image, ids, mask, rows_t[part])
                 logits = model.head(states[:, 0])
                 loss = loss + (F.cross_entropy(logits, y[part], reduction='none') * weight[part]).sum()
                 correct += int((logits.argmax(1) == y[part]).sum())
-                target = phrase_targets(ids, [train.objects[idx[rows[k]]] for k in part.tolist()])
-                phrase_loss = phrase_loss + F.cross_entropy(model.phrase_head(states).reshape(-1, 2), target.reshape(-1),
-                                                            ignore_index=-100, reduction='sum')
-                phrases += int((target != -100).sum())
-            loss = loss / len(texts) + phrase_loss / max(1, phrases)
+                want = targets.token_targets([texts[k] for k in part.tolist()],
+                                             [train.objects[idx[rows[k]]] for k in part.tolist()], ids.shape[1])
+                for key in aux_weights:
+                    head, field, loss_fn = heads[key]
+                    value, count = loss_fn(head(states), getattr(want, field))
+                    aux[key][0] = aux[key][0] + value
+                    aux[key][1] += count
+            aux_mean = {k: v / max(1, c) for k, (v, c) in aux.items()}
+            loss = loss / len(texts) + sum(aux_weights[k] * v for k, v in aux_mean.items())
             schedule(opt, lr, step, total, warmup=100)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
-            loss_sum += loss.item()
-            acc_sum += correct / len(texts)
-        log(f'itm epoch {epoch + 1}/{epochs}: loss {loss_sum / steps_per_epoch:.4f} '
-            f'acc {acc_sum / steps_per_epoch:.4f} ({time.time() - start:.0f} s)')
+            sums['loss'] += loss.item()
+            sums['acc'] += correct / len(texts)
+            for k, v in aux_mean.items():
+                sums[k] += float(v)
+        log(f'itm epoch {epoch + 1}/{epochs}: ' + ' '.join(f'{k} {v / steps_per_epoch:.4f}' for k, v in sums.items())
+            + f' ({time.time() - start:.0f} s)')
     model.eval()
-    return model
 
 
 @torch.no_grad()
@@ -421,7 +440,7 @@ def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
               'accuracy_true_at_0.5': float((p_pos >= 0.5).mean())}
     all_neg = []
     per_kind = {}
-    for kind in ['mismatch', 'colour', 'shape', 'size', 'exchange', 'relation', 'boilerplate', 'empty']:
+    for kind in ['mismatch', 'colour', 'shape', 'size', 'exchange', 'relation', 'order', 'duplicate', 'boilerplate', 'empty']:
         rows, texts = [], []
         for i in range(len(test.keys)):
             t = data.negative(rng, test, i, kind)
@@ -432,6 +451,14 @@ def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
         all_neg.append(p)
         per_kind[kind] = {'count': len(texts), 'auc': auc(np.r_[p_pos, p], np.r_[np.ones(len(p_pos)), np.zeros(len(p))]),
                           'rejected_at_0.5': float((p < 0.5).mean())}
+    # Relations: the true captions that state one against the relation and order swaps (the same sentence
+    # forms, so the score cannot tell them apart by length or template).
+    stating = np.array([data.relations_correct(t, test.objects[r]) is not None for r, t in zip(pos_rows, pos_texts)])
+    p_rel = p_pos[stating]
+    result['relation_positives'] = int(stating.sum())
+    for kind, p in zip(['relation', 'order'], [all_neg[5], all_neg[6]]):
+        per_kind[kind]['auc_vs_true_with_relation'] = auc(np.r_[p_rel, p], np.r_[np.ones(len(p_rel)), np.zeros(len(p))])
+    result['accuracy_true_with_relation_at_0.5'] = float((p_rel >= 0.5).mean())
     neg = np.concatenate(all_neg)
     result['auc_all_negatives'] = auc(np.r_[p_pos, neg], np.r_[np.ones(len(p_pos)), np.zeros(len(neg))])
     core = np.concatenate([all_neg[0], all_neg[1], all_neg[2]])
@@ -446,6 +473,7 @@ def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
         if len(p):
             web_result[kind] = {'count': int(len(p)),
                                 'auc': auc(np.r_[p_pos, p], np.r_[np.ones(len(p_pos)), np.zeros(len(p))]),
+                                'auc_vs_true_with_relation': auc(np.r_[p_rel, p], np.r_[np.ones(len(p_rel)), np.zeros(len(p))]),
                                 'rejected_at_0.5': float((p < 0.5).mean())}
     ms = web[np.isin(web_kinds, ['mismatch', 'swap'])]
     web_result['auc_mismatch_and_swap'] = auc(np.r_[p_pos, ms], np.r_[np.ones(len(p_pos)), np.zeros(len(ms))])
@@ -460,10 +488,12 @@ RELATION_TOKENS = torch.tensor([tok.TOKEN_ID[w] for w in ('left', 'right', 'abov
 
 def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Tensor, epochs: int, batch: int = 64,
                     lr: float = 2e-3, seed: int = 2, layers: int = 2, relation_weight: float = 1.0,
-                    init: dict[str, torch.Tensor] | None = None) -> nets.Captioner:
+                    position_weight: float = 1.0, init: dict[str, torch.Tensor] | None = None) -> nets.Captioner:
     """Teacher forcing on all five captions of each image: [BOS] words [EOS], loss on every next token;
     the words that choose a spatial relation ("to"/"above"/"below"/"next", then "left"/"right") weigh
-    `relation_weight` times the others, as they are few and decide whether a caption is right."""
+    `relation_weight` times the others, as they are few and decide whether a caption is right. Training-only
+    heads learn where each object it has named is and, at a relation, where its subject and the object it is
+    about to name are (targets.py; `position_weight` times their squared errors, x20 and x10)."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     model = nets.Captioner(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=layers)
@@ -481,7 +511,7 @@ def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Ten
     for epoch in range(epochs):
         order = list(range(n))
         rng.shuffle(order)
-        loss_sum = 0.0
+        loss_sum = position_sum = 0.0
         for s in range(steps_per_epoch):
             idx = order[s * batch:(s + 1) * batch]
             texts = [c for i in idx for c in train.captions[i]]
@@ -489,22 +519,35 @@ def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Ten
             image = model.image(feats[idx])
             loss = torch.zeros(())
             count = 0
+            position = torch.zeros(())
+            positions = 0
             for part, ids, mask in length_chunks(texts, 80):
-                logits, _ = model.decode(ids[:, :-1], image, None, rows[part])
+                states, _ = model.decode_states(ids[:, :-1], image, None, rows[part])
+                logits = model.lm_head(states)
                 target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
                 weight = torch.where(torch.isin(target, RELATION_TOKENS), relation_weight, 1.0)
                 token_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                                              ignore_index=-100, reduction='none')
                 loss = loss + (token_loss * weight.reshape(-1)).sum()
                 count += int((target != -100).sum())
-            loss = loss / count
+                # State t has read token t (the input is the caption without its last token).
+                want = targets.token_targets([texts[k] for k in part.tolist()],
+                                             [train.objects[idx[int(rows[k])]] for k in part.tolist()], ids.shape[1] - 1)
+                centre, centres = targets.coordinate_loss(model.centre_head(states), want.centre)
+                route, _ = targets.coordinate_loss(model.route_head(states), want.route)
+                position = position + 20 * centre + 10 * route
+                positions += centres
+            position = position / max(1, positions)
+            loss = loss / count + position_weight * position
             schedule(opt, lr, step, total, warmup=100)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
             loss_sum += loss.item()
-        log(f'captioner epoch {epoch + 1}/{epochs}: loss {loss_sum / steps_per_epoch:.4f} ({time.time() - start:.0f} s)')
+            position_sum += float(position)
+        log(f'captioner epoch {epoch + 1}/{epochs}: loss {loss_sum / steps_per_epoch:.4f} '
+            f'position {position_sum / steps_per_epoch:.4f} ({time.time() - start:.0f} s)')
     model.eval()
     return model
 
