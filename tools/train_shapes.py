@@ -5,10 +5,9 @@
     /usr/bin/python3 tools/train_shapes.py            # Debian's python3-torch, python3-onnx
 
 Run time on the 2-core development machine (no GPU, torch 1.13 with OpenBLAS, 2 threads), defaults,
-machine otherwise idle: about 9.5 minutes — data 30 s (generate 8000 + 1000 scenes, decode, resize; kept
-for later runs), vision trunk 1.7 min, ITC 1.5 min, ITM 2.2 min, captioner 3.3 min, measurement, export
-and checks 20 s. Other jobs on the same cores slow it down a lot (17 minutes measured under load). See
-DEVELOPERS.md.
+machine otherwise idle: about 20 minutes — data 30 s (generate 8000 + 1000 scenes, decode, resize; kept
+for later runs), vision trunk 1.7 min, ITC 1.5 min, ITM 2.2 + 5.5 min (two stages), captioner 8.2 min,
+measurement, export and checks 20 s. Other jobs on the same cores slow it down a lot. See DEVELOPERS.md.
 
 What it does:
 1. generates the shapes train split (seed 1, 8000 images, --noise 0) and test split (seed 3, 1000 images,
