@@ -151,8 +151,9 @@ caps it near 0.9 for any model.
 
 Row *i* of the image input is paired with row *i* of the text inputs. p(match) = softmax(itm_logits)[1].
 The split form has the same weights and gives the same logits as `itm_model.onnx`. Image tokens: the
-frozen trunk, 2 x 2 grid cells per token ({n_tok} tokens), a linear map to {d_itm - 32} channels joined by 32
-channels of fixed 2-D sine-cosine codes of the token's place in the grid, and one self-attention layer. Fusion: token + position embeddings, {dims['itm_layers']} pre-LN blocks (bidirectional
+frozen trunk, 2 x 2 grid cells per token ({n_tok} tokens), a linear map to {d_itm}, a learned position embedding
+(started small, std 0.02; the position targets below make it carry where objects are) and one
+self-attention layer. Fusion: token + position embeddings, {dims['itm_layers']} pre-LN blocks (bidirectional
 self-attention with the padding mask, cross-attention to the image tokens, MLP), read at position 0
 (`<|startoftext|>`), linear head to 2 logits.
 
