@@ -102,6 +102,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def loaded(model: torch.nn.Module, weights: dict[str, torch.Tensor], trunk: nets.VisionTrunk,
+           strict: bool = True) -> torch.nn.Module:
+    """`model` with `weights` and a frozen copy of `trunk`, ready to measure and export."""
+    model.load_state_dict(weights, strict=strict)
+    model.eval()
+    train.frozen_copy(trunk, model.trunk)
+    return model
+
+
 def reference_picks(test: data.Split) -> list[int]:
     """The first test images with one, two and three objects."""
     return [next(i for i, o in enumerate(test.objects) if len(o) == k) for k in (1, 2, 3)]
@@ -160,45 +169,35 @@ def main() -> None:
         train.log(f'clip test: {json.dumps(clip_q)}')
 
     saved = torch.load(args.weights) if args.weights else None
-    seed_everything(1)
     t = time.time()
     if args.keep_itm:
         committed = reuse.committed_itm(args.out / 'shapes-itm')
         args.itm_layers = 1 + max(int(k.split('.')[1]) for k in committed if k.startswith('blocks.'))
-        itm = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.itm_layers)
-        itm.load_state_dict(committed, strict=False)  # as committed, its image position embedding included
-        itm.eval()
-        train.frozen_copy(trunk, itm.trunk)
+        # strict=False: the training-only heads are not in the graphs.
+        itm = loaded(nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.itm_layers), committed, trunk, strict=False)
         kept_q = json.loads((args.out / 'shapes-itm' / 'quality.json').read_text())
         timings['itm'], args.itm_epochs = kept_q['train_seconds'], kept_q['epochs']
     elif saved:
-        itm = nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.itm_layers)
-        itm.load_state_dict(saved['itm'])
-        itm.eval()
-        train.frozen_copy(trunk, itm.trunk)
+        itm = loaded(nets.ItmModel(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.itm_layers), saved['itm'], trunk)
         timings['itm'] = saved['train_seconds']['itm']
     else:
         warm = {'init': reuse.committed_itm(args.out / 'shapes-itm'), 'lr': args.warm_start_lr} \
             if 'itm' in args.warm_start else {}
-        seed_everything(1)
+        seed_everything(1)  # after reading committed weights, which draws random probes
         itm = train.train_itm(train_split, trunk, feats, args.itm_epochs, object_epochs=args.itm_object_epochs,
                               layers=args.itm_layers, **warm)
         timings['itm'] = time.time() - t
     itm_q = train.eval_itm(itm, test_split)
     train.log(f'itm test: {json.dumps(itm_q)}')
 
-    seed_everything(2)
     t = time.time()
     if saved:
-        cap = nets.Captioner(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.captioner_layers)
-        cap.load_state_dict(saved['captioner'])
-        cap.eval()
-        train.frozen_copy(trunk, cap.trunk)
+        cap = loaded(nets.Captioner(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=args.captioner_layers), saved['captioner'], trunk)
         timings['captioner'] = saved['train_seconds']['captioner']
     else:
         warm = {'init': reuse.committed_captioner(args.out / 'shapes-captioner'), 'lr': args.warm_start_lr} \
             if 'captioner' in args.warm_start else {}
-        seed_everything(2)
+        seed_everything(2)  # after reading committed weights, which draws random probes
         cap = train.train_captioner(train_split, trunk, feats, args.captioner_epochs, layers=args.captioner_layers,
                                     relation_weight=args.captioner_relation_weight,
                                     position_weight=args.captioner_position_weight, **warm)

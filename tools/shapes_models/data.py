@@ -191,13 +191,19 @@ def relation_swap(rng: random.Random, caption: str, objects: list[dict]) -> str 
     return out.strip()
 
 
+def _two_named_once(rng: random.Random, caption: str, objects: list[dict]) -> tuple[dict, dict] | None:
+    """Two objects of the scene that the caption names exactly once each, or None."""
+    named = [o for o in objects if caption.count(_phrase(o)) == 1]
+    return tuple(rng.sample(named, 2)) if len(named) >= 2 else None
+
+
 def order_swap(rng: random.Random, caption: str, objects: list[dict]) -> str | None:
     """Two named objects trade places in the sentence ("A above B" -> "B above A"): the same words, a false
     relation. None when the result is still true (e.g. "next to" both ways)."""
-    named = [o for o in objects if caption.count(_phrase(o)) == 1]
-    if len(named) < 2:
+    pair = _two_named_once(rng, caption, objects)
+    if pair is None:
         return None
-    a, b = rng.sample(named, 2)
+    a, b = pair
     marker = '\u0000'
     out = caption.replace(_phrase(a), marker).replace(_phrase(b), _phrase(a)).replace(marker, _phrase(b))
     return out if relations_correct(out, objects) is False else None
@@ -206,10 +212,10 @@ def order_swap(rng: random.Random, caption: str, objects: list[dict]) -> str | N
 def duplicate_swap(rng: random.Random, caption: str, objects: list[dict]) -> str | None:
     """One named object replaced by another object of the scene, which is then named twice (a captioner's
     repetition: "a green hexagon next to a green square and a green hexagon next to it")."""
-    named = [o for o in objects if caption.count(_phrase(o)) == 1]
-    if len(named) < 2:
+    pair = _two_named_once(rng, caption, objects)
+    if pair is None:
         return None
-    a, b = rng.sample(named, 2)
+    a, b = pair
     return caption.replace(_phrase(a), _phrase(b))
 
 

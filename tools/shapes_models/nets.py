@@ -174,7 +174,6 @@ class ImageTokens(nn.Module):
     def __init__(self, dim: int, heads: int, channels: int = VisionTrunk.channels, grid_start: bool = False):
         super().__init__()
         self.proj = nn.Linear(4 * channels, dim)
-        self.grid_start = grid_start
         if grid_start:
             self.pos = nn.Parameter(grid_positions(dim))
         else:

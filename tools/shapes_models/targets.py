@@ -19,6 +19,11 @@ from . import data
 from . import tokenizer as tok
 
 
+# Loss weights of the coordinate targets: coordinates are in 0..1, so their squared errors are small beside a
+# cross-entropy. The ITM and the captioner use the same ones.
+COORDINATE_WEIGHTS = {'centre': 20.0, 'route': 10.0}
+
+
 @dataclass
 class TokenTargets:
     presence: torch.Tensor  # int64 [B,T]

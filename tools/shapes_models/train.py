@@ -306,8 +306,8 @@ ITM_NEGATIVES = {
     'duplicate': 0.05, 'boilerplate': 0.03, 'empty': 0.02,
 }
 # Weights of the training-only losses (targets.py) beside the match loss in stage 2 (stage 1: presence only).
-# Coordinates are in 0..1, so their squared errors are small and weigh more.
-ITM_AUX_WEIGHTS = {'presence': 1.0, 'centre': 20.0, 'holds': 1.0, 'route': 10.0}
+ITM_AUX_WEIGHTS = {'presence': 1.0, 'centre': targets.COORDINATE_WEIGHTS['centre'], 'holds': 1.0,
+                   'route': targets.COORDINATE_WEIGHTS['route']}
 ITM_OBJECT_STAGE_LAYERS = 2
 
 
@@ -361,10 +361,9 @@ def _train_itm_stage(model: nets.ItmModel, train: data.Split, trunk: nets.Vision
     step = 0
     model.train()
     model.trunk.eval()
-    heads = {'presence': (model.phrase_head, 'presence', targets.class_loss),
-             'centre': (model.centre_head, 'centre', targets.coordinate_loss),
-             'holds': (model.holds_head, 'holds', targets.class_loss),
-             'route': (model.route_head, 'route', targets.coordinate_loss)}
+    # Per TokenTargets field: the head that predicts it and its loss.
+    heads = {'presence': (model.phrase_head, targets.class_loss), 'centre': (model.centre_head, targets.coordinate_loss),
+             'holds': (model.holds_head, targets.class_loss), 'route': (model.route_head, targets.coordinate_loss)}
     start = time.time()
     for epoch in range(epochs):
         order = list(range(n))
@@ -394,8 +393,8 @@ def _train_itm_stage(model: nets.ItmModel, train: data.Split, trunk: nets.Vision
                 want = targets.token_targets([texts[k] for k in part.tolist()],
                                              [train.objects[idx[rows[k]]] for k in part.tolist()], ids.shape[1])
                 for key in aux_weights:
-                    head, field, loss_fn = heads[key]
-                    value, count = loss_fn(head(states), getattr(want, field))
+                    head, loss_fn = heads[key]
+                    value, count = loss_fn(head(states), getattr(want, key))
                     aux[key][0] = aux[key][0] + value
                     aux[key][1] += count
             aux_mean = {k: v / max(1, c) for k, (v, c) in aux.items()}
@@ -438,7 +437,7 @@ def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
     p_pos = itm_scores(model, feats, pos_rows, pos_texts)
     result = {'positives': len(pos_texts), 'mean_p_true': float(p_pos.mean()),
               'accuracy_true_at_0.5': float((p_pos >= 0.5).mean())}
-    all_neg = []
+    negatives: dict[str, np.ndarray] = {}
     per_kind = {}
     for kind in ['mismatch', 'colour', 'shape', 'size', 'exchange', 'relation', 'order', 'duplicate', 'boilerplate', 'empty']:
         rows, texts = [], []
@@ -448,7 +447,7 @@ def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
                 rows.append(i)
                 texts.append(t)
         p = itm_scores(model, feats, rows, texts)
-        all_neg.append(p)
+        negatives[kind] = p
         per_kind[kind] = {'count': len(texts), 'auc': auc(np.r_[p_pos, p], np.r_[np.ones(len(p_pos)), np.zeros(len(p))]),
                           'rejected_at_0.5': float((p < 0.5).mean())}
     # Relations: the true captions that state one against the relation and order swaps (the same sentence
@@ -456,12 +455,13 @@ def eval_itm(model: nets.ItmModel, test: data.Split) -> dict:
     stating = np.array([data.relations_correct(t, test.objects[r]) is not None for r, t in zip(pos_rows, pos_texts)])
     p_rel = p_pos[stating]
     result['relation_positives'] = int(stating.sum())
-    for kind, p in zip(['relation', 'order'], [all_neg[5], all_neg[6]]):
+    for kind in ('relation', 'order'):
+        p = negatives[kind]
         per_kind[kind]['auc_vs_true_with_relation'] = auc(np.r_[p_rel, p], np.r_[np.ones(len(p_rel)), np.zeros(len(p))])
     result['accuracy_true_with_relation_at_0.5'] = float((p_rel >= 0.5).mean())
-    neg = np.concatenate(all_neg)
+    neg = np.concatenate(list(negatives.values()))
     result['auc_all_negatives'] = auc(np.r_[p_pos, neg], np.r_[np.ones(len(p_pos)), np.zeros(len(neg))])
-    core = np.concatenate([all_neg[0], all_neg[1], all_neg[2]])
+    core = np.concatenate([negatives['mismatch'], negatives['colour'], negatives['shape']])
     result['auc_mismatch_colour_shape'] = auc(np.r_[p_pos, core], np.r_[np.ones(len(p_pos)), np.zeros(len(core))])
     result['per_kind'] = per_kind
     web_rows = [i for i, k in enumerate(test.noise) if k is not None]
@@ -493,7 +493,7 @@ def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Ten
     the words that choose a spatial relation ("to"/"above"/"below"/"next", then "left"/"right") weigh
     `relation_weight` times the others, as they are few and decide whether a caption is right. Training-only
     heads learn where each object it has named is and, at a relation, where its subject and the object it is
-    about to name are (targets.py; `position_weight` times their squared errors, x20 and x10)."""
+    about to name are (targets.py; `position_weight` times their weighted squared errors)."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     model = nets.Captioner(tok.VOCAB_SIZE, tok.MAX_LENGTH, layers=layers)
@@ -535,7 +535,7 @@ def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Ten
                                              [train.objects[idx[int(rows[k])]] for k in part.tolist()], ids.shape[1] - 1)
                 centre, centres = targets.coordinate_loss(model.centre_head(states), want.centre)
                 route, _ = targets.coordinate_loss(model.route_head(states), want.route)
-                position = position + 20 * centre + 10 * route
+                position = position + targets.COORDINATE_WEIGHTS['centre'] * centre + targets.COORDINATE_WEIGHTS['route'] * route
                 positions += centres
             position = position / max(1, positions)
             loss = loss / count + position_weight * position
@@ -552,17 +552,17 @@ def train_captioner(train: data.Split, trunk: nets.VisionTrunk, feats: torch.Ten
     return model
 
 
-@torch.no_grad()
-def greedy(model: nets.Captioner, enc: torch.Tensor, max_length: int = tok.MAX_LENGTH) -> list[list[int]]:
-    """Greedy decoding with the key/value cache; ids start with BOS and end with EOS (if produced)."""
+def _decode(model: nets.Captioner, enc: torch.Tensor, steps: int, choose) -> list[list[int]]:
+    """Decoding with the key/value cache, all rows in lockstep: `choose(last_logits, ids_so_far, step)` gives
+    each row's next token; ids start with BOS and end with EOS (if produced)."""
     b = enc.shape[0]
     ids = torch.full((b, 1), tok.BOS_ID, dtype=torch.int64)
     out = ids.clone()
     past = [(torch.zeros(b, model.heads, 0, model.dim // model.heads),) * 2 for _ in range(model.layers)]
     done = torch.zeros(b, dtype=torch.bool)
-    for _ in range(max_length - 1):
+    for step in range(steps):
         logits, past = model.decode(ids, enc, past)
-        nxt = logits[:, -1].argmax(-1)
+        nxt = choose(logits[:, -1], out, step)
         nxt = torch.where(done, torch.full_like(nxt, tok.PAD_ID), nxt)
         out = torch.cat([out, nxt[:, None]], dim=1)
         done |= nxt == tok.EOS_ID
@@ -573,18 +573,19 @@ def greedy(model: nets.Captioner, enc: torch.Tensor, max_length: int = tok.MAX_L
 
 
 @torch.no_grad()
+def greedy(model: nets.Captioner, enc: torch.Tensor, max_length: int = tok.MAX_LENGTH) -> list[list[int]]:
+    """Greedy decoding, at most `max_length` tokens with BOS."""
+    return _decode(model, enc, max_length - 1, lambda logits, out, step: logits.argmax(-1))
+
+
+@torch.no_grad()
 def nucleus(model: nets.Captioner, enc: torch.Tensor, gen: torch.Generator, top_p: float = 0.9,
             repetition_penalty: float = 1.1, min_length: int = 3, max_length: int = 24) -> list[list[int]]:
     """Nucleus sampling as the demo recipe runs it (vlcurate's captioner: top-p 0.9, the CTRL repetition
     penalty over every token so far, the start token included, no EOS before `min_length` tokens)."""
-    b = enc.shape[0]
-    ids = torch.full((b, 1), tok.BOS_ID, dtype=torch.int64)
-    out = ids.clone()
-    past = [(torch.zeros(b, model.heads, 0, model.dim // model.heads),) * 2 for _ in range(model.layers)]
-    done = torch.zeros(b, dtype=torch.bool)
-    for step in range(max_length):
-        logits, past = model.decode(ids, enc, past)
-        logits = logits[:, -1].clone()
+
+    def choose(logits: torch.Tensor, out: torch.Tensor, step: int) -> torch.Tensor:
+        logits = logits.clone()
         seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, out, True)
         penalised = torch.where(logits > 0, logits / repetition_penalty, logits * repetition_penalty)
         logits = torch.where(seen, penalised, logits)
@@ -595,14 +596,9 @@ def nucleus(model: nets.Captioner, enc: torch.Tensor, gen: torch.Generator, top_
         before = sorted_p.cumsum(-1) - sorted_p
         sorted_p = torch.where(before < top_p, sorted_p, torch.zeros_like(sorted_p))
         pick = torch.multinomial(sorted_p / sorted_p.sum(-1, keepdim=True), 1, generator=gen)[:, 0]
-        nxt = order.gather(1, pick[:, None])[:, 0]
-        nxt = torch.where(done, torch.full_like(nxt, tok.PAD_ID), nxt)
-        out = torch.cat([out, nxt[:, None]], dim=1)
-        done |= nxt == tok.EOS_ID
-        ids = nxt[:, None]
-        if bool(done.all()):
-            break
-    return [[int(t) for t in row if t != tok.PAD_ID] for row in out]
+        return order.gather(1, pick[:, None])[:, 0]
+
+    return _decode(model, enc, max_length, choose)
 
 
 def relation_accuracy(captions: list[str], objects: list[list[dict]]) -> dict:
