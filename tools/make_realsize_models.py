@@ -49,6 +49,7 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parent / "export"))
 
 from folder_files import preprocessor_config, tokenizer_json, tokenizer_config, write_json  # noqa: E402
+from blip_caption_graphs import export_merged_decoder  # noqa: E402
 from onnx_io import export_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,12 +241,6 @@ class MergedDecoder(nn.Module):
         return (self.lm_head(self.transform(x)), *present_self, *present_cross)
 
 
-def cache_names(layers: int) -> tuple[list[str], list[str]]:
-    """Self-attention caches of every layer, then the cross-attention ones (optimum's `.encoder.` names)."""
-    past = [f"past_key_values.{i}.{k}" for ks in (("key", "value"), ("encoder.key", "encoder.value")) for i in range(layers) for k in ks]
-    return past, [n.replace("past_key_values.", "present.") for n in past]
-
-
 # ----------------------------------------------------------------------------------------------
 # Tokenizer: BERT's WordPiece structure over a stand-in vocabulary of bert-base-uncased's size.
 # ----------------------------------------------------------------------------------------------
@@ -349,20 +344,8 @@ def write_captioner(tmp: Path, seed: int) -> None:
                  {"pixel_values": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}})
     with torch.no_grad():
         states = vit(pixels)
-    layers, heads, head_dim = BERT["layers"], BERT["heads"], BERT["width"] // BERT["heads"]
-    # Traced with a non-empty past and two new tokens, so that neither length is special-cased.
-    past = tuple(torch.randn(2, heads, 3, head_dim) for _ in range(2 * layers)) + tuple(torch.randn(2, heads, states.shape[1], head_dim) for _ in range(2 * layers))
-    past_names, present_names = cache_names(layers)
-    axes = {
-        "input_ids": {0: "batch_size", 1: "decoder_sequence_length"},
-        "encoder_hidden_states": {0: "batch_size", 1: "encoder_sequence_length"},
-        "logits": {0: "batch_size", 1: "decoder_sequence_length"},
-        **{n: {0: "batch_size", 2: "past_encoder_sequence_length" if ".encoder." in n else "past_decoder_sequence_length"} for n in past_names},
-        **{n: {0: "batch_size", 2: "encoder_sequence_length" if ".encoder." in n else "past_decoder_sequence_length + decoder_sequence_length"}
-           for n in present_names},
-    }
-    export_graph(decoder, (torch.tensor([[5, 6], [7, 8]]), states, *past, torch.tensor([True])), tmp / "onnx" / "decoder_model_merged.onnx",
-                 ["input_ids", "encoder_hidden_states", *past_names, "use_cache_branch"], ["logits", *present_names], axes)
+    export_merged_decoder(decoder, torch.tensor([[5, 6], [7, 8]]), states, BERT["layers"], BERT["heads"],
+                          BERT["width"] // BERT["heads"], tmp / "onnx" / "decoder_model_merged.onnx")
     ids = {"decoder_start_token_id": DEC_ID, "bos_token_id": DEC_ID, "eos_token_id": SEP_ID, "pad_token_id": PAD_ID}
     write_json(tmp / "config.json", {
         "model_type": "blip", "architectures": ["BlipForConditionalGeneration"], **ids, "decoder": text_config(),

@@ -112,9 +112,16 @@ def export_caption_graphs(model: nn.Module, image_size: int, folder: Path) -> No
                  {"pixel_values": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}})
     with torch.no_grad():
         states = model.visual_encoder(pixels)
-    # Traced with a non-empty past and two new tokens, so that neither length is special-cased; the
-    # cross-attention caches hold the image's N tokens.
-    ids = torch.tensor([[5, 6], [7, 8]]) % config.vocab_size
+    export_merged_decoder(MergedDecoder(model), torch.tensor([[5, 6], [7, 8]]) % config.vocab_size, states, layers, heads,
+                          head_dim, onnx_dir / "decoder_model_merged.onnx")
+
+
+def export_merged_decoder(decoder: nn.Module, ids: torch.Tensor, states: torch.Tensor, layers: int, heads: int,
+                          head_dim: int, path: Path) -> None:
+    """Write `decoder` (inputs `input_ids`, `encoder_hidden_states`, the caches of `cache_names`,
+    `use_cache_branch`) as decoder_model_merged.onnx with optimum's axis names. Traced with a non-empty past
+    and two new tokens (`ids`, two rows), so that neither length is special-cased; the cross-attention caches
+    hold the image's N tokens (`states`' second axis)."""
     tokens = states.shape[1]
     past = tuple(torch.randn(2, heads, 3, head_dim) for _ in range(2 * layers)) + tuple(torch.randn(2, heads, tokens, head_dim) for _ in range(2 * layers))
     past_names, present_names = cache_names(layers)
@@ -126,5 +133,5 @@ def export_caption_graphs(model: nn.Module, image_size: int, folder: Path) -> No
         **{n: {0: "batch_size", 2: "encoder_sequence_length" if ".encoder." in n else "past_decoder_sequence_length + decoder_sequence_length"}
            for n in present_names},
     }
-    export_graph(MergedDecoder(model), (ids, states, *past, torch.tensor([True])), onnx_dir / "decoder_model_merged.onnx",
+    export_graph(decoder, (ids, states, *past, torch.tensor([True])), path,
                  ["input_ids", "encoder_hidden_states", *past_names, "use_cache_branch"], ["logits", *present_names], axes)
