@@ -151,6 +151,14 @@ async function timed(sessions: OnnxSession[], work: () => Promise<void>): Promis
   }
 }
 
+/** Pixel batches and the matching caption batches (padded to the longest), as the filter stage feeds them. */
+async function pairBatches(dir: string, jpegs: Buffer[], captions: string[], batchSize: number, maxLength: number) {
+  const basics = await loadFolderBasics(dir, {});
+  const pixels = await pixelBatches(basics, jpegs, batchSize);
+  const texts = pixels.map((_, b) => textFeeds(basics.tokenizer.encodeBatch(captions.slice(b * batchSize, (b + 1) * batchSize), { maxLength, padding: 'longest' })));
+  return { pixels, texts };
+}
+
 function itcCase(dir: string): Case {
   const batchSize = 32; // filter.batchSize's default
   return {
@@ -158,12 +166,7 @@ function itcCase(dir: string): Case {
     images: COUNTS.itc,
     recipe: { filter: { itc: { model: dir, threshold: 0.0 } } },
     runtimeOf: 'filter.itc',
-    async prepare(jpegs, captions) {
-      const basics = await loadFolderBasics(dir, {});
-      const pixels = await pixelBatches(basics, jpegs, batchSize);
-      const texts = pixels.map((_, b) => textFeeds(basics.tokenizer.encodeBatch(captions.slice(b * batchSize, (b + 1) * batchSize), { maxLength: 77, padding: 'longest' })));
-      return { pixels, texts };
-    },
+    prepare: (jpegs, captions) => pairBatches(dir, jpegs, captions, batchSize, 77),
     async bare(ready, session) {
       const { pixels, texts } = ready as { pixels: TensorData[]; texts: Record<string, TensorData>[] };
       const [vision, text] = await openAll([join(dir, 'onnx', 'vision_model.onnx'), join(dir, 'onnx', 'text_model.onnx')], session);
@@ -184,12 +187,7 @@ function itmCase(dir: string): Case {
     images: COUNTS.itm,
     recipe: { filter: { itm: { model: dir, threshold: 0.0 } } },
     runtimeOf: 'filter.itm',
-    async prepare(jpegs, captions) {
-      const basics = await loadFolderBasics(dir, {});
-      const pixels = await pixelBatches(basics, jpegs, batchSize);
-      const texts = pixels.map((_, b) => textFeeds(basics.tokenizer.encodeBatch(captions.slice(b * batchSize, (b + 1) * batchSize), { maxLength: 35, padding: 'longest' })));
-      return { pixels, texts };
-    },
+    prepare: (jpegs, captions) => pairBatches(dir, jpegs, captions, batchSize, 35),
     async bare(ready, session) {
       const { pixels, texts } = ready as { pixels: TensorData[]; texts: Record<string, TensorData>[] };
       const [vision, fusion] = await openAll([join(dir, 'onnx', 'itm_vision.onnx'), join(dir, 'onnx', 'itm_fusion.onnx')], session);
