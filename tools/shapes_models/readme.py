@@ -29,8 +29,8 @@ def render(trunk: dict, clip: dict, itm: dict, cap: dict, timings: dict, sizes: 
     if args.keep_itm:
         warm = ' These are the weights of an earlier training, kept as they were (`--keep-itm`).'
     elif 'itm' in args.warm_start:
-        warm = (' Stage 1 was not run again: stage 2 started from the committed shapes-itm of the time (`--warm-start '
-                'itm`), which was the first shapes-itm: this recipe\'s stage 1, 6 epochs.')
+        warm = (' Stage 1 was not run again: stage 2 started from the shapes-itm committed at the time (`--warm-start '
+                'itm`; DEVELOPERS.md says which weights the committed models started from).')
     else:
         warm = ''
     warm_cap = (' Warm-started from the previous shapes-captioner (`--warm-start captioner`): blocks it lacked '
